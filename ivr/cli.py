@@ -1,0 +1,22 @@
+"""The ``ivr`` command. Each area registers its sub-commands from a module in ``ivr/commands/``."""
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# Modules under ivr/commands/ that define ``register(cli)``.
+COMMAND_MODULES = ("core", "speech", "console", "billing")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Meter-reading voice robot."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"ivr.commands.{_name}").register(cli)
+
+
+def main() -> None:
+    cli()
