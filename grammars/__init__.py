@@ -1,0 +1,24 @@
+"""Per-language words for the phone robot's speech steps (ro, ru, uk, en).
+
+Word lists live in ``grammars/data/<lang>.json``; this package turns them into Vosk grammars,
+Twilio hints, and parsers for what callers say. It imports nothing else of the project.
+"""
+from ._lexicon import LANGUAGES, UnknownLanguage
+from .numbers import NumberParse, parse_number
+from .replies import classify_reply, match_register, match_utility
+from .vosk_grammar import KINDS, build_grammar, grammar_json, hints, vocabulary
+
+__all__ = [
+    "KINDS",
+    "LANGUAGES",
+    "NumberParse",
+    "UnknownLanguage",
+    "build_grammar",
+    "classify_reply",
+    "grammar_json",
+    "hints",
+    "match_register",
+    "match_utility",
+    "parse_number",
+    "vocabulary",
+]

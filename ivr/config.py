@@ -123,8 +123,23 @@ class Config:
         return out
 
 
+DEV_TOKEN_FILE = "dev-twilio-auth-token"
+
+
+def ensure_dev_auth_token(data_dir: Path) -> str:
+    """A random local stand-in for the Twilio auth token, so ``ivr serve`` and ``ivr call`` work on
+    a fresh machine. Real Twilio requests fail its check until IVR_TWILIO_AUTH_TOKEN is set."""
+    path = data_dir / DEV_TOKEN_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(16))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def load_config(**overrides) -> Config:
     data_dir = Path(_env("DATA_DIR", "var")).resolve()
+    dev_token = data_dir / DEV_TOKEN_FILE
     default_db = f"sqlite:///{data_dir / 'ivr.sqlite3'}"
     secret_key = _env("SECRET_KEY")
     if not secret_key:
@@ -137,7 +152,7 @@ def load_config(**overrides) -> Config:
         data_dir=data_dir,
         public_url=(_env("PUBLIC_URL") or None),
         twilio_account_sid=_env("TWILIO_ACCOUNT_SID"),
-        twilio_auth_token=_env("TWILIO_AUTH_TOKEN"),
+        twilio_auth_token=_env("TWILIO_AUTH_TOKEN") or (dev_token.read_text().strip() if dev_token.exists() else None),
         validate_signatures=_env_bool("VALIDATE_SIGNATURES", True),
         secret_key=secret_key,
         operator_number=_env("OPERATOR_NUMBER") or None,

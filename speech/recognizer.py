@@ -81,10 +81,10 @@ def prepare_grammar(model: vosk.Model, grammar: list[str] | None) -> str | None:
         raise TypeError("grammar must be a list of phrases, not a string")
     token = unk_token(model)
     phrases = [p.strip() for p in grammar if p.strip() and p.strip() not in UNK_TOKENS]
+    if not phrases:
+        raise ValueError("empty grammar: no phrases besides [unk]")
     if token is not None:
         phrases.append(token)
-    if not phrases:
-        raise ValueError("empty grammar")
     return json.dumps(list(dict.fromkeys(phrases)), ensure_ascii=False)
 
 

@@ -1,5 +1,166 @@
-"""CLI commands of this area (filled in by its issue)."""
+"""Core commands: database, records import, demo data, the web server and a simulated call."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..config import ensure_dev_auth_token, load_config
 
 
-def register(cli):
-    """Add this module's commands to the ``ivr`` group."""
+def _sessions(config):
+    from readings_store.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(config.database_url))
+
+
+def _require_schema(config) -> None:
+    from readings_store.db import is_current, make_engine
+
+    if not is_current(make_engine(config.database_url)):
+        raise click.ClickException("the database has no schema yet: run `ivr db upgrade` first")
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema to the latest version."""
+    from readings_store.db import upgrade
+
+    config = load_config()
+    upgrade(config.database_url, revision)
+    click.echo(f"database at {_safe_url(config.database_url)} is at revision {revision}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@click.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--skip-bad", is_flag=True, help="Apply the good rows even if some rows are bad.")
+def import_cmd(csv_file: Path, skip_bad: bool) -> None:
+    """Import accounts and meters from CSV (one row per meter)."""
+    from readings_store.db import transaction
+    from readings_store.importer import import_rows, read_csv
+
+    config = load_config()
+    _require_schema(config)
+    try:
+        text = csv_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{csv_file} is not UTF-8 text: {exc}") from None
+    with transaction(_sessions(config)) as session:
+        try:
+            report = import_rows(session, read_csv(text), skip_bad=skip_bad)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        for error in report.errors:
+            click.echo(f"error: {error}", err=True)
+        if report.errors and not skip_bad:
+            session.rollback()
+            raise click.ClickException(
+                f"{len(report.errors)} bad row(s) of {report.rows}; nothing was imported (use --skip-bad to apply the good rows)"
+            )
+    click.echo(
+        f"imported {report.applied} of {report.rows} rows: accounts {report.accounts_created} new, "
+        f"{report.accounts_updated} updated; meters {report.meters_created} new, {report.meters_updated} updated"
+        + (f"; skipped {len(report.errors)} bad rows" if report.errors else "")
+    )
+
+
+@click.command("demo-data")
+@click.option("--accounts", default=750, show_default=True, help="Accounts per region.")
+def demo_data(accounts: int) -> None:
+    """Load demo regions, accounts, meters and previous readings, and print some to try."""
+    from readings_store.db import transaction
+    from readings_store.demo import load_demo
+
+    config = load_config()
+    _require_schema(config)
+    with transaction(_sessions(config)) as session:
+        samples = load_demo(session, accounts_per_region=accounts)
+    click.echo("Accounts to try (region, keys to type, meters):")
+    for region, number, meters in samples:
+        click.echo(f"  {region:<14} {number:<14} {meters}")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the web server (development server; use gunicorn in production, see README)."""
+    from ..app import create_app
+
+    config = load_config()
+    _require_schema(config)
+    if not config.twilio_auth_token:
+        ensure_dev_auth_token(config.data_dir)
+        config = load_config()
+        click.echo("warning: IVR_TWILIO_AUTH_TOKEN is not set; a local development token was created in "
+                   f"{config.data_dir}. Real Twilio requests are rejected until you set it.", err=True)
+    base = (config.public_url or f"http://{host}:{port}").rstrip("/")
+    click.echo(f"Voice webhook (A call comes in, HTTP POST): {base}/voice/incoming")
+    click.echo(f"Status callback URL:                        {base}/voice/status")
+    click.echo(f"Primary handler fails (fallback):           {base}/voice/fallback")
+    click.echo(f"Try a call:                                 ivr call --url http://{host}:{port}")
+    sys.stdout.flush()
+    create_app(config).run(host=host, port=port, debug=False, threaded=True)
+
+
+@click.command("call")
+@click.option("--url", default=None, help="Base URL of a running server; in process if omitted.")
+@click.option("--from", "caller", default="+37360000000", show_default=True, help="Caller ID (or 'anonymous').")
+@click.option("--keys", default=None,
+              help="Scripted answers separated by spaces, e.g. '4 1000001# 1 12345# 1 3'; '-' is silence.")
+def call(url: str | None, caller: str, keys: str | None) -> None:
+    """Play a phone call, signed like Twilio, printing each prompt."""
+    from ..simulator import CallError, SimulatedCall, flask_transport, http_transport
+
+    config = load_config()
+    token = config.twilio_auth_token or ensure_dev_auth_token(config.data_dir)
+    if url:
+        transport, base = http_transport(), url
+    else:
+        from ..app import create_app
+
+        _require_schema(config)
+        config.twilio_auth_token = token
+        transport, base = flask_transport(create_app(config).test_client()), "http://localhost"
+    sim = SimulatedCall(base, token, transport, caller=caller)
+    script = keys.split() if keys is not None else None
+    try:
+        prompt = sim.start()
+        while True:
+            for text in prompt.texts:
+                click.echo(f"robot: {text}")
+            if prompt.gather is None:
+                click.echo(f"[call ended: {prompt.ended}]")
+                break
+            if script is not None:
+                if not script:
+                    click.echo("[script finished; hanging up]")
+                    break
+                answer = script.pop(0)
+                click.echo(f"you:   {answer}")
+            else:
+                answer = click.prompt("you (keys, empty for silence)", default="", show_default=False)
+            prompt = sim.press("" if answer == "-" else answer)
+        sim.hang_up()
+    except CallError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def register(cli) -> None:
+    for command in (db_group, import_cmd, demo_data, serve, call):
+        cli.add_command(command)

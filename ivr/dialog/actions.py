@@ -1,0 +1,50 @@
+"""What the engine asks a transport to do. Prompts are keys into ``audio_prompts/<lang>/prompts.json``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Digits:
+    """A number read back digit by digit ("1 2 3 point 4")."""
+
+    value: str
+
+
+@dataclass(frozen=True)
+class Term:
+    """A word from the prompt file, e.g. ``utility_gas``, spoken in the call's language."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Say:
+    key: str
+    params: dict = field(default_factory=dict)
+    lang: str | None = None  # speak in another language than the call's (language menu)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """Say the prompts while listening; the answer comes back as an event for ``step``.
+
+    ``expect`` is "choice" (one key), "number" (keys until #) or "yes_no" (1/2); ``speech`` names
+    the grammar kind to listen with when the call's language has a speech engine, or None.
+    """
+
+    step: str
+    prompts: tuple[Say, ...]
+    expect: str = "choice"
+    max_digits: int = 1
+    speech: str | None = None
+
+
+@dataclass(frozen=True)
+class Transfer:
+    number: str
+
+
+@dataclass(frozen=True)
+class Hangup:
+    pass

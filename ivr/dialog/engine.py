@@ -1,0 +1,455 @@
+"""The call flow: language → region → account → meter → register → value → confirm → next.
+
+``start`` opens a call, ``handle`` takes one event for the step the caller was last asked and
+returns a ``Turn``: the new state (a JSON-able dict, stored by the transport between webhooks)
+and the actions to perform, always ending with an ``Ask``, a ``Transfer`` or a ``Hangup``.
+Every step allows ``max_tries`` attempts; then the caller is put through to an operator in the
+region's working hours, or told politely what was saved and the call ends. Nothing confirmed
+is lost: a doubtful reading is stored as pending review rather than dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .actions import Ask, Digits, Hangup, Say, Term, Transfer
+from .ports import AccountInfo, Records
+
+LANGUAGE_KEYS = {"1": "ro", "2": "ru", "3": "uk", "4": "en"}
+STEPS = ("language", "region", "offer_account", "account", "meter", "register", "value", "confirm", "next")
+MAX_ACCOUNT_KEYS = 20
+MAX_VALUE_KEYS = 16
+
+
+@dataclass(frozen=True)
+class SpeechInput:
+    """What a speech step understood: already parsed and judged by the confidence policy."""
+
+    text: str
+    value: str | None = None  # digit string (may hold one ".")
+    intent: str | None = None  # yes | no | repeat | operator
+    decision: str = "accept"  # accept | confirm | retry | review
+    utterance_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str  # digits | speech | timeout
+    digits: str = ""
+    speech: SpeechInput | None = None
+
+
+@dataclass
+class Turn:
+    state: dict
+    actions: list = field(default_factory=list)
+
+
+def start(records: Records, *, call_sid: str, caller: str | None, language: str, max_tries: int = 3) -> Turn:
+    state = {
+        "call_sid": call_sid,
+        "caller": caller,
+        "lang": language,
+        "max_tries": max_tries,
+        "step": "language",
+        "tries": 0,
+        "region_id": None,
+        "account": None,
+        "meters": [],
+        "meter": None,
+        "register": None,
+        "value": None,
+        "status": "accepted",
+        "reason": None,
+        "utterance_id": None,
+        "saved": [],
+        "done": [],
+        "attempts": [],
+        "seq": 0,
+    }
+    return Turn(state, [_ask_language(state)])
+
+
+def handle(records: Records, state: dict, event: Event) -> Turn:
+    state = dict(state)
+    state["seq"] = state.get("seq", 0) + 1
+    if event.speech and event.speech.intent == "operator":
+        return _give_up(records, state, reason="asked_operator")
+    handler = _HANDLERS[state["step"]]
+    return handler(records, state, event)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def _key(state: dict) -> str:
+    """Idempotency key for a write made in this turn."""
+    return f"{state['call_sid']}:{state['seq']}"
+
+
+def _goto(state: dict, step: str) -> dict:
+    state["step"] = step
+    state["tries"] = 0
+    return state
+
+
+def _choice(event: Event) -> str | None:
+    """A single menu key, pressed or said (a spoken digit or yes=1 / no=2)."""
+    if event.kind == "digits":
+        return event.digits.rstrip("#") or None
+    if event.kind == "speech" and event.speech:
+        if event.speech.intent == "yes":
+            return "1"
+        if event.speech.intent == "no":
+            return "2"
+        return event.speech.value
+    return None
+
+
+def _retry(records: Records, state: dict, ask, reason: str) -> Turn:
+    """Count a failed try: explain and ask again, or give up after the last one."""
+    state["tries"] += 1
+    if state["tries"] >= state["max_tries"]:
+        return _give_up(records, state, reason=f"{state['step']}_{reason}")
+    return Turn(state, [Say(f"reason_{reason}"), ask(state)])
+
+
+def _give_up(records: Records, state: dict, *, reason: str) -> Turn:
+    if state["step"] in ("account", "offer_account") and state["attempts"]:
+        records.report_failed_identification(state["region_id"], state["attempts"], state.get("utterance_id"))
+    state["outcome"] = reason
+    number = records.operator_number(state["region_id"])
+    if number:
+        state["step"] = "transferred"
+        return Turn(state, [Say("transfer"), Transfer(number)])
+    state["step"] = "ended"
+    return Turn(state, [Say("after_hours"), *_summary(state), Say("goodbye"), Hangup()])
+
+
+def _summary(state: dict) -> list[Say]:
+    if not state["saved"]:
+        return [Say("nothing_saved")]
+    return [Say("saved_count", {"count": len(state["saved"])})]
+
+
+def _finish(state: dict) -> Turn:
+    state["step"] = "ended"
+    state["outcome"] = "completed" if state["saved"] else "no_reading"
+    return Turn(state, [*_summary(state), Say("goodbye"), Hangup()])
+
+
+# --- language ----------------------------------------------------------------------------------
+
+def _ask_language(state: dict) -> Ask:
+    options = tuple(Say("language_option", {"key": k}, lang=lang) for k, lang in LANGUAGE_KEYS.items())
+    return Ask("language", (Say("welcome"), *options), expect="choice")
+
+
+def _on_language(records: Records, state: dict, event: Event) -> Turn:
+    key = _choice(event)
+    if event.kind == "timeout":
+        pass  # keep the language guessed from the caller ID
+    elif key in LANGUAGE_KEYS:
+        state["lang"] = LANGUAGE_KEYS[key]
+    else:
+        state["tries"] += 1
+        if state["tries"] < state["max_tries"]:
+            return Turn(state, [Say("reason_invalid_choice"), _ask_language(state)])
+    return _after_language(records, state)
+
+
+def _after_language(records: Records, state: dict) -> Turn:
+    offered = records.accounts_for_phone(state["caller"])
+    if offered:
+        state["offered"] = _account_dict(offered[0])
+        return _enter(records, state, "offer_account")
+    return _to_region_or_account(records, state)
+
+
+def _to_region_or_account(records: Records, state: dict) -> Turn:
+    regions = records.regions()
+    if state["region_id"] is None and len(regions) == 1:
+        state["region_id"] = regions[0].id
+    return _enter(records, state, "account" if state["region_id"] is not None else "region")
+
+
+# --- region ------------------------------------------------------------------------------------
+
+def _ask_region(records: Records, state: dict) -> Ask:
+    regions = sorted(records.regions(), key=lambda r: r.menu_key)
+    options = tuple(Say("region_option", {"name": r.name, "key": r.menu_key}) for r in regions)
+    wide = any(r.menu_key > 9 for r in regions)
+    return Ask("region", (Say("ask_region"), *options), expect="number" if wide else "choice",
+               max_digits=2 if wide else 1, speech="menu")
+
+
+def _on_region(records: Records, state: dict, event: Event) -> Turn:
+    key = _choice(event)
+    match = [r for r in records.regions() if key and key.isdigit() and r.menu_key == int(key)]
+    if not match:
+        return _retry(records, state, lambda s: _ask_region(records, s),
+                      "no_input" if event.kind == "timeout" else "invalid_choice")
+    state["region_id"] = match[0].id
+    return _enter(records, state, "account")
+
+
+# --- account -----------------------------------------------------------------------------------
+
+def _account_dict(account: AccountInfo) -> dict:
+    return {"id": account.id, "region_id": account.region_id, "tail": account.number_tail}
+
+
+def _ask_offer(state: dict) -> Ask:
+    return Ask("offer_account", (Say("offer_account", {"tail": Digits(state["offered"]["tail"])}),),
+               expect="choice", speech="yes_no")
+
+
+def _on_offer(records: Records, state: dict, event: Event) -> Turn:
+    key = _choice(event)
+    if key == "1":
+        account = state.pop("offered")
+        state["region_id"] = account["region_id"]
+        return _use_account(records, state, account)
+    if key == "2":
+        state.pop("offered", None)
+        return _to_region_or_account(records, state)
+    return _retry(records, state, _ask_offer, "no_input" if event.kind == "timeout" else "invalid_choice")
+
+
+def _ask_account(state: dict) -> Ask:
+    return Ask("account", (Say("ask_account"),), expect="number", max_digits=MAX_ACCOUNT_KEYS, speech="digits")
+
+
+def _typed_number(event: Event, limit: int) -> str | None:
+    """Keys up to #, or the digits a speech step understood; None if it is not a number."""
+    if event.kind == "digits":
+        text = event.digits.rstrip("#")
+    elif event.kind == "speech" and event.speech and event.speech.value:
+        text = event.speech.value
+    else:
+        return None
+    if not text or len(text) > limit or not all(c.isdigit() or c in "*." for c in text):
+        return None
+    return text
+
+
+def _on_account(records: Records, state: dict, event: Event) -> Turn:
+    typed = _typed_number(event, MAX_ACCOUNT_KEYS)
+    if typed is None:
+        return _retry(records, state, _ask_account, "no_input" if event.kind == "timeout" else "not_a_number")
+    typed = typed.replace(".", "*")
+    if event.speech:
+        state["utterance_id"] = event.speech.utterance_id
+    state["attempts"] = [*state["attempts"], typed]
+    account = records.find_account(state["region_id"], typed)
+    if account is None:
+        return _retry(records, state, _ask_account, "account_not_found")
+    if not account.active:
+        return _retry(records, state, _ask_account, "account_inactive")
+    state["attempts"] = []
+    return _use_account(records, state, _account_dict(account))
+
+
+def _use_account(records: Records, state: dict, account: dict) -> Turn:
+    state["account"] = account
+    state["meters"] = [
+        {"id": m.id, "utility": m.utility, "tail": m.serial_tail, "registers": list(m.registers)}
+        for m in records.meters(account["id"])
+    ]
+    state["done"] = []
+    if not state["meters"]:
+        return _give_up(records, _goto(state, "meter"), reason="no_meters")
+    if len(state["meters"]) == 1:
+        return _use_meter(records, state, 0)
+    return _enter(records, state, "meter")
+
+
+# --- meter and register ------------------------------------------------------------------------
+
+def _ask_meter(state: dict) -> Ask:
+    options = tuple(
+        Say("meter_option", {"key": i + 1, "utility": Term(f"utility_{m['utility']}"), "tail": Digits(m["tail"])})
+        for i, m in enumerate(state["meters"][:9])
+    )
+    return Ask("meter", (Say("ask_meter"), *options), expect="choice", speech="menu")
+
+
+def _on_meter(records: Records, state: dict, event: Event) -> Turn:
+    key = _choice(event)
+    if not (key and key.isdigit() and 1 <= int(key) <= min(9, len(state["meters"]))):
+        return _retry(records, state, _ask_meter, "no_input" if event.kind == "timeout" else "invalid_choice")
+    return _use_meter(records, state, int(key) - 1)
+
+
+def _use_meter(records: Records, state: dict, index: int) -> Turn:
+    state["meter"] = index
+    registers = state["meters"][index]["registers"]
+    if len(registers) == 1:
+        state["register"] = registers[0]
+        return _enter(records, state, "value")
+    return _enter(records, state, "register")
+
+
+def _ask_register(state: dict) -> Ask:
+    return Ask("register", (Say("ask_register"),), expect="choice", speech="menu")
+
+
+def _on_register(records: Records, state: dict, event: Event) -> Turn:
+    key = _choice(event)
+    if key not in ("1", "2"):
+        return _retry(records, state, _ask_register, "no_input" if event.kind == "timeout" else "invalid_choice")
+    state["register"] = "day" if key == "1" else "night"
+    return _enter(records, state, "value")
+
+
+# --- value and confirmation --------------------------------------------------------------------
+
+def _meter(state: dict) -> dict:
+    return state["meters"][state["meter"]]
+
+
+def _ask_value(state: dict) -> Ask:
+    meter = _meter(state)
+    params = {"utility": Term(f"utility_{meter['utility']}")}
+    key = "ask_value"
+    if state["register"] in ("day", "night"):
+        key, params["register"] = "ask_value_register", Term(f"register_{state['register']}")
+    return Ask("value", (Say(key, params),), expect="number", max_digits=MAX_VALUE_KEYS, speech="number")
+
+
+def _on_value(records: Records, state: dict, event: Event) -> Turn:
+    typed = _typed_number(event, MAX_VALUE_KEYS)
+    if typed is not None:
+        typed = typed.replace("*", ".")
+        if typed.count(".") > 1 or typed.strip(".") == "":
+            typed = None
+        elif typed.startswith("."):
+            typed = "0" + typed
+        elif typed.endswith("."):
+            typed = typed[:-1]
+    if typed is None:
+        if event.speech and event.speech.utterance_id:
+            state["utterance_id"] = event.speech.utterance_id
+        return _retry_value(records, state, "no_input" if event.kind == "timeout" else "not_a_number")
+    speech = event.speech
+    if speech and speech.decision == "retry":
+        state["utterance_id"] = speech.utterance_id
+        return _retry_value(records, state, "not_understood")
+    state["status"], state["reason"] = "accepted", None
+    state["utterance_id"] = speech.utterance_id if speech else None
+    if speech and speech.decision == "review":
+        state["status"], state["reason"] = "pending_review", "low_confidence"
+    meter = _meter(state)
+    problem = records.check_value(meter["id"], state["register"], typed)
+    if problem:
+        if state["tries"] + 1 < state["max_tries"]:
+            return _retry(records, state, _ask_value, problem)
+        # Last try and still failing: keep it for an operator rather than lose it.
+        state["status"], state["reason"] = "pending_review", problem
+    state["value"] = typed
+    return _enter(records, state, "confirm", keep_tries=True)
+
+
+def _retry_value(records: Records, state: dict, reason: str) -> Turn:
+    return _retry(records, state, _ask_value, reason)
+
+
+def _ask_confirm(state: dict) -> Ask:
+    return Ask("confirm", (Say("read_back", {"value": Digits(state["value"])}), Say("ask_confirm")),
+               expect="choice", speech="yes_no")
+
+
+def _on_confirm(records: Records, state: dict, event: Event) -> Turn:
+    key = _choice(event)
+    if key == "2":
+        state["tries"] += 1
+        if state["tries"] >= state["max_tries"]:
+            return _give_up(records, state, reason="confirm_declined")
+        state["step"] = "value"
+        return Turn(state, [_ask_value(state)])
+    if key != "1":
+        return _retry(records, state, _ask_confirm, "no_input" if event.kind == "timeout" else "invalid_choice")
+    meter = _meter(state)
+    records.save_reading(meter["id"], state["register"], state["value"], status=state["status"],
+                         reason=state["reason"], key=_key(state), utterance_id=state["utterance_id"])
+    state["saved"] = [*state["saved"], {"meter_id": meter["id"], "register": state["register"],
+                                        "value": state["value"], "status": state["status"]}]
+    state["done"] = [*state["done"], [meter["id"], state["register"]]]
+    said = Say("saved" if state["status"] == "accepted" else "saved_for_review")
+    remaining = [r for r in meter["registers"] if [meter["id"], r] not in state["done"]]
+    if remaining:
+        # Two-tariff meter: go straight on to the other register.
+        state["register"] = remaining[0]
+        turn = _enter(records, state, "value")
+        return Turn(turn.state, [said, *turn.actions])
+    turn = _enter(records, state, "next")
+    return Turn(turn.state, [said, *turn.actions])
+
+
+# --- next --------------------------------------------------------------------------------------
+
+def _ask_next(state: dict) -> Ask:
+    prompts = [Say("next_meter")] if len(state["meters"]) > 1 else []
+    return Ask("next", (*prompts, Say("next_account"), Say("next_finish")), expect="choice", speech="menu")
+
+
+def _on_next(records: Records, state: dict, event: Event) -> Turn:
+    key = _choice(event)
+    if key == "1" and len(state["meters"]) > 1:
+        return _enter(records, state, "meter")
+    if key == "2":
+        state["account"], state["meters"], state["meter"] = None, [], None
+        return _enter(records, state, "account")
+    if key == "3" or event.kind == "timeout":
+        return _finish(state)
+    return _retry(records, state, _ask_next, "invalid_choice")
+
+
+def _ended(records: Records, state: dict, event: Event) -> Turn:
+    """A late webhook for a finished call: say goodbye again, change nothing."""
+    return Turn(state, [Say("goodbye"), Hangup()])
+
+
+_ASKERS = {
+    "region": None,  # needs records, see _enter
+    "offer_account": _ask_offer,
+    "account": _ask_account,
+    "meter": _ask_meter,
+    "register": _ask_register,
+    "value": _ask_value,
+    "confirm": _ask_confirm,
+    "next": _ask_next,
+}
+
+
+def _enter(records: Records, state: dict, step: str, *, keep_tries: bool = False) -> Turn:
+    tries = state["tries"]
+    _goto(state, step)
+    if keep_tries:
+        state["tries"] = tries
+    ask = _ask_region(records, state) if step == "region" else _ASKERS[step](state)
+    return Turn(state, [ask])
+
+
+_HANDLERS = {
+    "language": _on_language,
+    "region": _on_region,
+    "offer_account": _on_offer,
+    "account": _on_account,
+    "meter": _on_meter,
+    "register": _on_register,
+    "value": _on_value,
+    "confirm": _on_confirm,
+    "next": _on_next,
+    "ended": _ended,
+    "transferred": _ended,
+}
+
+
+def reask(records: Records, state: dict) -> Ask | None:
+    """The question for the current step again (used by a transport's fallback URL)."""
+    step = state.get("step")
+    if step == "language":
+        return _ask_language(state)
+    if step == "region":
+        return _ask_region(records, state)
+    asker = _ASKERS.get(step)
+    return asker(state) if asker else None

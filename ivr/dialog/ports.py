@@ -1,0 +1,51 @@
+"""What the engine needs from the records, as a protocol the transport implements."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class RegionInfo:
+    id: int
+    menu_key: int
+    name: str
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    id: int
+    region_id: int
+    number_tail: str  # last digits only: the holder's name and address are never read out
+    active: bool
+
+
+@dataclass(frozen=True)
+class MeterInfo:
+    id: int
+    utility: str
+    serial_tail: str
+    registers: tuple[str, ...]
+
+
+class Records(Protocol):
+    def regions(self) -> list[RegionInfo]: ...
+
+    def accounts_for_phone(self, phone: str | None) -> list[AccountInfo]: ...
+
+    def find_account(self, region_id: int, typed: str) -> AccountInfo | None: ...
+
+    def meters(self, account_id: int) -> list[MeterInfo]: ...
+
+    def check_value(self, meter_id: int, register: str, value: str) -> str | None:
+        """None if the value passes every rule, else the rejection code to tell the caller."""
+
+    def save_reading(self, meter_id: int, register: str, value: str, *, status: str, reason: str | None,
+                     key: str, utterance_id: int | None) -> None: ...
+
+    def operator_number(self, region_id: int | None) -> str | None:
+        """The number to transfer to if an operator is on duty now, else None."""
+
+    def report_failed_identification(self, region_id: int | None, attempts: list[str],
+                                     utterance_id: int | None) -> None: ...
+

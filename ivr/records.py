@@ -1,0 +1,83 @@
+"""The dialog's ``Records`` port over the SQLAlchemy store, for one call inside one transaction."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from readings_store import rules, service
+from readings_store.models import DEFAULT_TIMEZONE, DEFAULT_WORK_HOURS, Account, Call, Meter, Region, ReviewTask, utcnow
+
+from .config import Config
+from .dialog.ports import AccountInfo, MeterInfo, RegionInfo
+
+TAIL = 4
+
+
+def _account_info(account: Account) -> AccountInfo:
+    return AccountInfo(id=account.id, region_id=account.region_id,
+                       number_tail=account.keypad_key.replace("*", "")[-TAIL:], active=account.active)
+
+
+class SqlRecords:
+    def __init__(self, session: Session, config: Config, call: Call):
+        self.session = session
+        self.config = config
+        self.call = call
+
+    def regions(self) -> list[RegionInfo]:
+        rows = self.session.scalars(select(Region).where(Region.menu_key.is_not(None)).order_by(Region.menu_key))
+        return [RegionInfo(id=r.id, menu_key=r.menu_key, name=r.name) for r in rows]
+
+    def accounts_for_phone(self, phone: str | None) -> list[AccountInfo]:
+        return [_account_info(a) for a in service.accounts_for_phone(self.session, phone)]
+
+    def find_account(self, region_id: int, typed: str) -> AccountInfo | None:
+        account = service.find_account(self.session, region_id, typed)
+        if account is None:
+            return None
+        self.call.account_id, self.call.region_id = account.id, account.region_id
+        return _account_info(account)
+
+    def meters(self, account_id: int) -> list[MeterInfo]:
+        account = self.session.get(Account, account_id)
+        self.call.account_id, self.call.region_id = account.id, account.region_id
+        return [MeterInfo(id=m.id, utility=m.utility, serial_tail=m.serial[-TAIL:], registers=m.register_names)
+                for m in account.meters if m.active]
+
+    def _meter(self, meter_id: int) -> Meter:
+        meter = self.session.get(Meter, meter_id)
+        if meter is None or meter.account_id != self.call.account_id:
+            raise LookupError(f"meter {meter_id} is not on the call's account")
+        return meter
+
+    def check_value(self, meter_id: int, register: str, value: str) -> str | None:
+        parsed = rules.parse_value(value)
+        if isinstance(parsed, rules.Rejection):
+            return parsed.code
+        meter = self._meter(meter_id)
+        problem = service.validate_reading(self.session, meter, register, parsed,
+                                           daily_limit=self.config.daily_limit(meter.utility), now=utcnow())
+        return problem.code if problem else None
+
+    def save_reading(self, meter_id: int, register: str, value: str, *, status: str, reason: str | None,
+                     key: str, utterance_id: int | None) -> None:
+        meter = self._meter(meter_id)
+        service.store_reading(
+            self.session, meter, register, Decimal(value), channel="phone_speech" if utterance_id else "phone_keypad",
+            status=status, reason=reason, call_id=self.call.id, utterance_id=utterance_id, idempotency_key=key,
+        )
+
+    def operator_number(self, region_id: int | None) -> str | None:
+        region = self.session.get(Region, region_id) if region_id else None
+        start, end, days = DEFAULT_WORK_HOURS
+        hours = region or Region(timezone=DEFAULT_TIMEZONE, work_start=start, work_end=end, work_days=days)
+        number = (region.operator_number if region else None) or self.config.operator_number
+        return number if number and service.in_working_hours(hours) else None
+
+    def report_failed_identification(self, region_id: int | None, attempts: list[str],
+                                     utterance_id: int | None) -> None:
+        self.session.add(ReviewTask(kind="identification", reason="account_not_found", region_id=region_id,
+                                    call_id=self.call.id, utterance_id=utterance_id,
+                                    details={"attempts": attempts, "caller": self.call.from_number}))

@@ -1,0 +1,136 @@
+"""Plays a phone call against the voice webhooks exactly as Twilio does.
+
+Requests are form posts signed with the auth token (``X-Twilio-Signature``); the TwiML answer is
+parsed, its ``<Say>`` texts collected, and its ``<Gather>``/``<Redirect>`` followed. Used by
+``ivr call`` and by the integration tests (through Flask's test client).
+"""
+from __future__ import annotations
+
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from typing import Callable
+from urllib.parse import urlsplit
+
+from twilio.request_validator import RequestValidator
+
+
+@dataclass
+class Prompt:
+    """What the caller hears before answering one question."""
+
+    texts: list[str]
+    gather: dict | None  # the <Gather> attributes, None when the call ends
+    ended: str | None = None  # "hangup" | "dial:<number>" | None
+
+
+@dataclass
+class Transport:
+    """Sends one signed POST; returns (status, body)."""
+
+    post: Callable[[str, dict, dict], tuple[int, str]]
+
+
+def flask_transport(client) -> Transport:
+    def post(url: str, params: dict, headers: dict) -> tuple[int, str]:
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        response = client.post(path, data=params, headers=headers, base_url=f"{parts.scheme}://{parts.netloc}")
+        return response.status_code, response.get_data(as_text=True)
+
+    return Transport(post)
+
+
+def http_transport() -> Transport:
+    import requests
+
+    session = requests.Session()
+
+    def post(url: str, params: dict, headers: dict) -> tuple[int, str]:
+        response = session.post(url, data=params, headers=headers, timeout=30, allow_redirects=False)
+        return response.status_code, response.text
+
+    return Transport(post)
+
+
+class CallError(RuntimeError):
+    pass
+
+
+@dataclass
+class SimulatedCall:
+    base_url: str
+    auth_token: str
+    transport: Transport
+    caller: str = "+37360000000"
+    call_sid: str = field(default_factory=lambda: "CA" + uuid.uuid4().hex)
+    heard: list[str] = field(default_factory=list)
+    last: Prompt | None = None
+
+    def _params(self, extra: dict | None = None) -> dict:
+        params = {"CallSid": self.call_sid, "AccountSid": "AC" + "0" * 32, "From": self.caller,
+                  "To": "+37322000000", "Direction": "inbound", "CallStatus": "in-progress"}
+        params.update(extra or {})
+        return params
+
+    def post(self, url: str, extra: dict | None = None) -> tuple[int, str]:
+        params = self._params(extra)
+        signature = RequestValidator(self.auth_token).compute_signature(url, params)
+        return self.transport.post(url, params, {"X-Twilio-Signature": signature})
+
+    def _follow(self, url: str, extra: dict | None = None) -> Prompt:
+        texts: list[str] = []
+        for _hop in range(20):
+            status, body = self.post(url, extra)
+            if status != 200:
+                raise CallError(f"{url} answered HTTP {status}: {body[:200]}")
+            root = ET.fromstring(body)
+            if root.tag != "Response":
+                raise CallError(f"not TwiML: {body[:200]}")
+            redirect = None
+            for verb in root:
+                if verb.tag == "Say":
+                    texts.append(verb.text or "")
+                elif verb.tag == "Play":
+                    texts.append(f"[audio {verb.text}]")
+                elif verb.tag == "Gather":
+                    texts.extend((c.text or "") if c.tag == "Say" else f"[audio {c.text}]" for c in verb)
+                    self.last = Prompt(texts, dict(verb.attrib))
+                    self.heard.extend(texts)
+                    return self.last
+                elif verb.tag == "Dial":
+                    self.last = Prompt(texts, None, ended=f"dial:{(verb.text or '').strip()}")
+                    self.heard.extend(texts)
+                    return self.last
+                elif verb.tag == "Hangup":
+                    self.last = Prompt(texts, None, ended="hangup")
+                    self.heard.extend(texts)
+                    return self.last
+                elif verb.tag == "Redirect":
+                    redirect = verb.text
+                    break
+            if redirect is None:
+                self.last = Prompt(texts, None, ended="hangup")  # end of TwiML ends the call
+                self.heard.extend(texts)
+                return self.last
+            url, extra = redirect, None
+        raise CallError("too many redirects")
+
+    def start(self) -> Prompt:
+        return self._follow(self.base_url.rstrip("/") + "/voice/incoming")
+
+    def press(self, keys: str) -> Prompt:
+        """Answer the current <Gather> with keys ("" for silence: Twilio posts empty Digits)."""
+        if self.last is None or self.last.gather is None:
+            raise CallError("the call is not waiting for input")
+        gather = self.last.gather
+        finish = gather.get("finishOnKey", "#")
+        digits = keys
+        if finish and digits.endswith(finish):
+            digits = digits[: -len(finish)]  # Twilio leaves out the finishing key
+        return self._follow(gather["action"], {"Digits": digits} if keys else {"Digits": ""})
+
+    def hang_up(self, status: str = "completed", duration: int = 42) -> int:
+        code, _ = self.post(self.base_url.rstrip("/") + "/voice/status",
+                            {"CallStatus": status, "CallDuration": str(duration)})
+        return code

@@ -1,0 +1,68 @@
+"""Turns dialog actions into TwiML, only through ``twilio.twiml.voice_response``."""
+from __future__ import annotations
+
+from typing import Callable
+
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from .config import Config
+from .dialog.actions import Ask, Hangup, Say, Transfer
+from .prompts import Prompts
+
+# Seconds of silence before a Gather gives up: a menu answer comes quickly, a long number less so.
+CHOICE_TIMEOUT = 6
+NUMBER_TIMEOUT = 10
+
+
+class TwimlRenderer:
+    def __init__(self, config: Config, prompts: Prompts, url_for_step: Callable[[str, int], str],
+                 url_for_prompt: Callable[[str, str], str]):
+        self.config = config
+        self.prompts = prompts
+        self.url_for_step = url_for_step
+        self.url_for_prompt = url_for_prompt
+
+    def _speak(self, target, say: Say, call_lang: str) -> None:
+        lang = say.lang or call_lang
+        if not say.params and self.prompts.recording(lang, say.key):
+            target.play(self.url_for_prompt(lang, say.key))
+            return
+        lang, text = self.prompts.render(say, call_lang)
+        target.say(text, voice=self.config.voices.get(lang), language=self.config.say_languages.get(lang))
+
+    def render(self, actions: list, lang: str, seq: int) -> str:
+        response = VoiceResponse()
+        for action in actions:
+            if isinstance(action, Say):
+                self._speak(response, action, lang)
+            elif isinstance(action, Ask):
+                self._ask(response, action, lang, seq)
+            elif isinstance(action, Transfer):
+                response.dial(action.number)
+                response.hangup()
+            elif isinstance(action, Hangup):
+                response.hangup()
+            else:  # pragma: no cover - programming error
+                raise TypeError(f"unknown action {action!r}")
+        return str(response)
+
+    def _ask(self, response: VoiceResponse, ask: Ask, lang: str, seq: int) -> None:
+        action = self.url_for_step(ask.step, seq)
+        options = dict(input="dtmf", action=action, method="POST", action_on_empty_result=True)
+        if ask.expect == "number":
+            options.update(finish_on_key="#", timeout=NUMBER_TIMEOUT)
+        else:
+            options.update(num_digits=ask.max_digits, timeout=CHOICE_TIMEOUT)
+        gather = Gather(**options)
+        for say in ask.prompts:
+            self._speak(gather, say, lang)
+        response.append(gather)
+        # Only reached if Twilio ignores actionOnEmptyResult: report the silence ourselves.
+        response.redirect(action + "&timeout=1", method="POST")
+
+    def apology(self, lang: str = "en") -> str:
+        response = VoiceResponse()
+        self._speak(response, Say("after_hours"), lang)
+        self._speak(response, Say("goodbye"), lang)
+        response.hangup()
+        return str(response)

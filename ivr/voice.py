@@ -1,0 +1,247 @@
+"""Twilio voice webhooks: signed requests in, TwiML out, call state in the database.
+
+Each step's ``<Gather>`` posts to ``/voice/step/<step>?seq=N``. ``seq`` is the turn number the
+call expects next: the first request for it claims the turn with a conditional UPDATE (so two
+workers racing on a retried webhook cannot both act), and a repeated request gets the TwiML that
+was answered the first time, so a reading is never stored twice.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+import phonenumbers
+from flask import Blueprint, Response, abort, current_app, g, request, send_file, url_for
+from sqlalchemy import select, update
+from twilio.request_validator import RequestValidator
+
+from readings_store.models import Call, utcnow
+
+from . import dialog
+from .records import SqlRecords
+
+log = logging.getLogger(__name__)
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+
+TWIML = "application/xml"
+_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+MAX_DIGITS_PARAM = 64
+# Twilio's placeholders for a withheld caller ID.
+WITHHELD = {"", "anonymous", "restricted", "unknown", "private", "+266696687", "+86282452253", "+7378742833", "+2562533"}
+
+
+def ivr():
+    return current_app.extensions["ivr"]
+
+
+@bp.before_request
+def check_signature():
+    """Reject anything not signed by Twilio with our auth token, before it can touch the database."""
+    if request.endpoint == "voice.prompt_audio":
+        return None  # prompt audio is public: Twilio fetches it unsigned
+    token = ivr().config.twilio_auth_token
+    if not ivr().config.validate_signatures:
+        return None
+    if not token:
+        log.error("IVR_TWILIO_AUTH_TOKEN is not set: rejecting Twilio request")
+        abort(403)
+    signature = request.headers.get("X-Twilio-Signature", "")
+    params = request.form.to_dict(flat=True) if request.method == "POST" else {}
+    if not signature or not RequestValidator(token).validate(public_url(), params, signature):
+        log.warning("rejected request with a bad or missing Twilio signature: %s", request.path)
+        abort(403)
+    return None
+
+
+def public_url() -> str:
+    """The URL Twilio requested, as it signed it (the public URL, not the one behind the proxy)."""
+    base = ivr().config.public_url
+    query = request.query_string.decode()
+    if base:
+        return base.rstrip("/") + request.path + (f"?{query}" if query else "")
+    return request.url
+
+
+def twiml(body: str, status: int = 200) -> Response:
+    return Response(body, status=status, mimetype=TWIML)
+
+
+def caller_number(raw: str | None) -> tuple[str | None, str | None]:
+    """(E.164 number, ISO country) of the caller, or (None, None) when withheld or invalid."""
+    raw = (raw or "").strip()
+    if raw.lower() in WITHHELD or len(raw) > 32:
+        return None, None
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        return None, None
+    if not phonenumbers.is_possible_number(number):
+        return None, None
+    return (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+            phonenumbers.region_code_for_number(number))
+
+
+def default_language(e164: str | None) -> str:
+    table = ivr().config.country_languages
+    if e164:
+        code = str(phonenumbers.parse(e164, None).country_code)
+        if code in table:
+            return table[code]
+    return table.get("*", "en")
+
+
+def required(name: str) -> str:
+    value = request.form.get(name, "")
+    if not value:
+        abort(Response(f"missing parameter {name}\n", status=400, mimetype="text/plain"))
+    return value
+
+
+def call_sid() -> str:
+    sid = required("CallSid")
+    if not _SID.match(sid):
+        abort(Response("CallSid is malformed\n", status=400, mimetype="text/plain"))
+    return sid
+
+
+def absolute(path: str) -> str:
+    """A URL Twilio can reach: under the configured public URL, else the one it called us on."""
+    base = ivr().config.public_url or request.host_url
+    return base.rstrip("/") + path
+
+
+def _step_url(step: str, seq: int) -> str:
+    return absolute(url_for("voice.step", step=step, seq=seq))
+
+
+def _prompt_url(lang: str, key: str) -> str:
+    return absolute(url_for("voice.prompt_audio", lang=lang, key=key))
+
+
+def renderer():
+    from .twiml import TwimlRenderer
+
+    return TwimlRenderer(ivr().config, ivr().prompts, _step_url, _prompt_url)
+
+
+def log_step(call: Call, step: str, event: dict, actions: list) -> None:
+    asked = [a.step for a in actions if isinstance(a, dialog.Ask)]
+    call.steps = [*call.steps, {"at": utcnow().isoformat(), "step": step, "event": event,
+                                "next": asked[0] if asked else type(actions[-1]).__name__.lower()}]
+
+
+@bp.post("/incoming")
+def incoming():
+    sid = call_sid()
+    session = g.db
+    existing = session.scalars(select(Call).where(Call.call_sid == sid)).first()
+    if existing is not None:
+        return twiml(existing.last_twiml or renderer().apology(existing.language or "en"))
+    number, country = caller_number(request.form.get("From"))
+    lang = default_language(number)
+    call = Call(call_sid=sid, from_number=number, caller_country=country, language=lang, seq=1, steps=[])
+    session.add(call)
+    session.flush()
+    records = SqlRecords(session, ivr().config, call)
+    turn = dialog.start(records, call_sid=sid, caller=number, language=lang, max_tries=ivr().config.max_tries)
+    body = renderer().render(turn.actions, turn.state["lang"], call.seq)
+    call.state, call.last_twiml = turn.state, body
+    log_step(call, "incoming", {"from": "known" if number else "withheld"}, turn.actions)
+    session.commit()
+    return twiml(body)
+
+
+def _event() -> dialog.Event:
+    if request.args.get("timeout") == "1":
+        return dialog.Event("timeout")
+    digits = request.form.get("Digits")
+    if digits is None or digits == "":
+        return dialog.Event("timeout")
+    if len(digits) > MAX_DIGITS_PARAM or not re.fullmatch(r"[0-9*#]+", digits):
+        return dialog.Event("digits", digits="x")  # not a key sequence: the step will ask again
+    return dialog.Event("digits", digits=digits)
+
+
+@bp.post("/step/<step>")
+def step(step: str):
+    sid = call_sid()
+    try:
+        seq = int(request.args.get("seq", ""))
+    except ValueError:
+        abort(Response("seq is missing or not a number\n", status=400, mimetype="text/plain"))
+    session = g.db
+    call = session.scalars(select(Call).where(Call.call_sid == sid)).first()
+    if call is None:
+        log.warning("webhook for unknown call %s", sid)
+        return twiml(renderer().apology())
+    claimed = session.execute(
+        update(Call).where(Call.id == call.id, Call.seq == seq).values(seq=seq + 1)
+    ).rowcount
+    if not claimed or call.state.get("step") != step:
+        # A repeated or out-of-date request: answer what we answered before, change nothing.
+        session.rollback()
+        session.refresh(call)
+        return twiml(call.last_twiml or renderer().apology(call.language or "en"))
+    event = _event()
+    return _advance(call, step, event, seq)
+
+
+def _advance(call: Call, step: str, event: dialog.Event, seq: int) -> Response:
+    session = g.db
+    records = SqlRecords(session, ivr().config, call)
+    turn = dialog.handle(records, call.state, event)
+    call.seq = seq + 1
+    body = renderer().render(turn.actions, turn.state["lang"], call.seq)
+    call.state, call.last_twiml, call.language = turn.state, body, turn.state["lang"]
+    if turn.state.get("region_id"):
+        call.region_id = turn.state["region_id"]
+    if turn.state.get("outcome"):
+        call.outcome = turn.state["outcome"]
+    log_step(call, step, {"kind": event.kind, "keys": len(event.digits)}, turn.actions)
+    # Commit before answering: the caller hears "saved" only for a reading that is stored.
+    session.commit()
+    return twiml(body)
+
+
+@bp.post("/status")
+def status():
+    sid = call_sid()
+    session = g.db
+    call = session.scalars(select(Call).where(Call.call_sid == sid)).first()
+    if call is None:
+        log.warning("status callback for unknown call %s", sid)
+        return Response(status=204)
+    call.twilio_status = required("CallStatus")[:32]
+    if call.twilio_status in ("completed", "busy", "failed", "no-answer", "canceled"):
+        call.ended_at = call.ended_at or utcnow()
+        duration = request.form.get("CallDuration", "")
+        call.duration_seconds = int(duration) if duration.isdigit() else call.duration_seconds
+        if not call.outcome:
+            step_name = (call.state or {}).get("step", "start")
+            call.outcome = "completed" if step_name == "ended" else f"hung_up_at_{step_name}"
+    session.commit()
+    return Response(status=204)
+
+
+@bp.post("/fallback")
+def fallback():
+    """Twilio calls this when the primary URL failed: ask the current question again, change nothing."""
+    sid = call_sid()
+    log.error("Twilio fallback for %s: error %s at %s", sid, request.form.get("ErrorCode"), request.form.get("ErrorUrl"))
+    call = g.db.scalars(select(Call).where(Call.call_sid == sid)).first()
+    if call is None or not call.state:
+        return twiml(renderer().apology())
+    ask = dialog.engine.reask(SqlRecords(g.db, ivr().config, call), call.state)
+    if ask is None:
+        return twiml(call.last_twiml or renderer().apology(call.language or "en"))
+    return twiml(renderer().render([ask], call.state["lang"], call.seq))
+
+
+@bp.get("/prompts/<lang>/<key>")
+def prompt_audio(lang: str, key: str):
+    if lang not in ivr().config.say_languages or not re.fullmatch(r"[a-z_]+", key):
+        abort(404)
+    path = ivr().prompts.recording(lang, key)
+    if path is None:
+        abort(404)
+    return send_file(path, conditional=True)

@@ -1,0 +1,345 @@
+"""SQLAlchemy 2 models: the records the phone line, the operator console and billing share.
+
+Times are stored in UTC (timezone-aware on PostgreSQL, naive-UTC on SQLite; see ``utcnow``);
+readings are ``Decimal``. Call state is a JSON column so any worker can serve any webhook.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from decimal import Decimal
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Always hands back aware UTC datetimes, whatever the backend stores."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use UTC-aware datetimes")
+        return value.astimezone(dt.timezone.utc)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class DecimalText(TypeDecorator):
+    """Exact decimals everywhere: NUMERIC on PostgreSQL, text on SQLite (which has no decimal type)."""
+
+    impl = Numeric(18, 4)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(Numeric(18, 4))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        value = Decimal(value)
+        return format(value, "f") if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return Decimal(value).normalize() if not isinstance(value, Decimal) else value.normalize()
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Utility(str, enum.Enum):
+    electricity = "electricity"
+    cold_water = "cold_water"
+    hot_water = "hot_water"
+    gas = "gas"
+    heat = "heat"
+
+
+UTILITIES = tuple(u.value for u in Utility)
+ACCOUNT_KINDS = ("person", "company")
+# Register names: single-register meters use "total"; two-tariff electricity uses day/night.
+REGISTERS = {1: ("total",), 2: ("day", "night")}
+DEFAULT_TIMEZONE = "Europe/Chisinau"
+DEFAULT_WORK_HOURS = (dt.time(8, 0), dt.time(17, 0), "12345")
+CHANNELS = ("phone_keypad", "phone_speech", "operator", "api", "import")
+READING_STATUSES = ("accepted", "pending_review", "rejected", "superseded")
+
+
+class Region(Base):
+    __tablename__ = "regions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default=DEFAULT_TIMEZONE)
+    # Operators answer transfers only inside working hours, on working days (ISO weekdays, "12345").
+    work_start: Mapped[dt.time] = mapped_column(Time, default=DEFAULT_WORK_HOURS[0])
+    work_end: Mapped[dt.time] = mapped_column(Time, default=DEFAULT_WORK_HOURS[1])
+    work_days: Mapped[str] = mapped_column(String(7), default=DEFAULT_WORK_HOURS[2])
+    operator_number: Mapped[str | None] = mapped_column(String(32))
+    # Key the caller presses in the region menu.
+    menu_key: Mapped[int | None] = mapped_column(Integer, unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    accounts: Mapped[list[Account]] = relationship(back_populates="region")
+    windows: Mapped[list[SubmissionWindow]] = relationship(back_populates="region")
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        UniqueConstraint("region_id", "number", name="uq_accounts_region_number"),
+        Index("ix_accounts_keypad", "region_id", "keypad_key"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"))
+    number: Mapped[str] = mapped_column(String(64))
+    # The number as typed on a phone keypad: digits, with "*" for any separator.
+    keypad_key: Mapped[str] = mapped_column(String(64))
+    holder_name: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(16), default="person")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    region: Mapped[Region] = relationship(back_populates="accounts")
+    phones: Mapped[list[AccountPhone]] = relationship(back_populates="account", cascade="all, delete-orphan")
+    meters: Mapped[list[Meter]] = relationship(back_populates="account", order_by="Meter.id")
+
+
+class AccountPhone(Base):
+    __tablename__ = "account_phones"
+    __table_args__ = (UniqueConstraint("account_id", "phone", name="uq_account_phones_account_phone"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(32), index=True)  # E.164
+    account: Mapped[Account] = relationship(back_populates="phones")
+
+
+class Meter(Base):
+    __tablename__ = "meters"
+    __table_args__ = (UniqueConstraint("account_id", "serial", name="uq_meters_account_serial"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    serial: Mapped[str] = mapped_column(String(64))
+    utility: Mapped[str] = mapped_column(String(20))
+    registers: Mapped[int] = mapped_column(Integer, default=1)
+    digits: Mapped[int] = mapped_column(Integer, default=6)  # integer digits on the dial
+    decimals: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Overrides the per-utility daily limit from configuration when set.
+    max_daily: Mapped[Decimal | None] = mapped_column(DecimalText)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    account: Mapped[Account] = relationship(back_populates="meters")
+    readings: Mapped[list[Reading]] = relationship(back_populates="meter", order_by="Reading.id")
+
+    @property
+    def register_names(self) -> tuple[str, ...]:
+        return REGISTERS[self.registers]
+
+
+class SubmissionWindow(Base):
+    """Days of the month when readings are taken for a period; end < start wraps into next month."""
+
+    __tablename__ = "submission_windows"
+    __table_args__ = (UniqueConstraint("region_id", "utility", name="uq_submission_windows_region_utility"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"))
+    utility: Mapped[str | None] = mapped_column(String(20))  # None: every utility
+    start_day: Mapped[int] = mapped_column(Integer)
+    end_day: Mapped[int] = mapped_column(Integer)
+    region: Mapped[Region] = relationship(back_populates="windows")
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    from_number: Mapped[str | None] = mapped_column(String(32), index=True)  # E.164 or None if withheld
+    caller_country: Mapped[str | None] = mapped_column(String(2))
+    language: Mapped[str | None] = mapped_column(String(8))
+    region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    state: Mapped[dict] = mapped_column(JSON, default=dict)
+    steps: Mapped[list] = mapped_column(JSON, default=list)
+    # Sequence number of the webhook expected next; a repeated request replays last_twiml.
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_twiml: Mapped[str | None] = mapped_column(Text)
+    twilio_status: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    region: Mapped[Region | None] = relationship()
+    account: Mapped[Account | None] = relationship()
+    utterances: Mapped[list[Utterance]] = relationship(back_populates="call", order_by="Utterance.id")
+
+
+class Utterance(Base):
+    """One answer of a caller at a speech step: the audio, what was recognised, what was parsed."""
+
+    __tablename__ = "utterances"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
+    step: Mapped[str] = mapped_column(String(32))
+    engine: Mapped[str] = mapped_column(String(16))  # vosk, twilio, keypad
+    recording_sid: Mapped[str | None] = mapped_column(String(64))
+    audio_path: Mapped[str | None] = mapped_column(String(500))
+    transcript: Mapped[str | None] = mapped_column(Text)
+    words: Mapped[list] = mapped_column(JSON, default=list)  # [{"text","confidence","start","end"}]
+    alternatives: Mapped[list] = mapped_column(JSON, default=list)  # [{"text","confidence"}]
+    parsed_value: Mapped[str | None] = mapped_column(String(64))
+    candidates: Mapped[list] = mapped_column(JSON, default=list)
+    confidence: Mapped[float | None] = mapped_column()
+    decision: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    call: Mapped[Call] = relationship(back_populates="utterances")
+
+
+class ExportBatch(Base):
+    __tablename__ = "export_batches"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"))
+    region_code: Mapped[str | None] = mapped_column(String(32))
+    period: Mapped[str | None] = mapped_column(String(7))
+    reading_count: Mapped[int] = mapped_column(Integer, default=0)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Reading(Base):
+    __tablename__ = "readings"
+    __table_args__ = (
+        Index("ix_readings_meter_register", "meter_id", "register", "period"),
+        Index("ix_readings_status_id", "status", "id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
+    register: Mapped[str] = mapped_column(String(8), default="total")
+    value: Mapped[Decimal] = mapped_column(DecimalText)
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM billing period
+    out_of_window: Mapped[bool] = mapped_column(Boolean, default=False)
+    taken_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(String(64))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), index=True)
+    utterance_id: Mapped[int | None] = mapped_column(ForeignKey("utterances.id"))
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("readings.id"))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
+    export_batch_id: Mapped[int | None] = mapped_column(ForeignKey("export_batches.id"), index=True)
+    # Set by the phone line (CallSid + step sequence) so a repeated webhook never stores twice.
+    idempotency_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+
+    meter: Mapped[Meter] = relationship(back_populates="readings")
+    call: Mapped[Call | None] = relationship()
+    utterance: Mapped[Utterance | None] = relationship()
+
+
+class ReviewTask(Base):
+    """Something the robot was unsure of, waiting for an operator: a reading or an identification."""
+
+    __tablename__ = "review_tasks"
+    __table_args__ = (Index("ix_review_tasks_status_created", "status", "created_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # reading | identification
+    reason: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | done
+    region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"))
+    utility: Mapped[str | None] = mapped_column(String(20))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"))
+    reading_id: Mapped[int | None] = mapped_column(ForeignKey("readings.id"))
+    utterance_id: Mapped[int | None] = mapped_column(ForeignKey("utterances.id"))
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("operators.id"))
+    resolution: Mapped[str | None] = mapped_column(String(16))  # accepted | corrected | rejected
+
+    region: Mapped[Region | None] = relationship()
+    call: Mapped[Call | None] = relationship()
+    reading: Mapped[Reading | None] = relationship()
+    utterance: Mapped[Utterance | None] = relationship()
+
+
+class Operator(Base):
+    __tablename__ = "operators"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default="operator")  # operator | admin
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiClient(Base):
+    __tablename__ = "api_clients"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(8))  # read | write
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_kind: Mapped[str] = mapped_column(String(16))  # operator | api | system | caller
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_name: Mapped[str | None] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[int | None] = mapped_column(Integer)
+    before: Mapped[dict | None] = mapped_column(JSON)
+    after: Mapped[dict | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)

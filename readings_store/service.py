@@ -1,0 +1,181 @@
+"""Queries and writes shared by the phone line, the operator console and the billing API."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import rules
+from .models import Account, AccountPhone, AuditEvent, Meter, Reading, Region, ReviewTask, SubmissionWindow, utcnow
+
+_SEPARATORS = re.compile(r"[^0-9]+")
+
+
+def keypad_key(account_number: str) -> str:
+    """How an account number is typed on a keypad: its digits, ``*`` for each separator run."""
+    return _SEPARATORS.sub("*", account_number.strip()).strip("*")
+
+
+def find_account(session: Session, region_id: int, typed: str) -> Account | None:
+    matches = session.scalars(
+        select(Account).where(Account.region_id == region_id, Account.keypad_key == keypad_key(typed)).limit(2)
+    ).all()
+    # Two accounts typed alike cannot be told apart on a keypad: treat as not found (operator review).
+    return matches[0] if len(matches) == 1 else None
+
+
+def accounts_for_phone(session: Session, phone: str | None) -> list[Account]:
+    if not phone:
+        return []
+    return list(
+        session.scalars(
+            select(Account)
+            .join(AccountPhone)
+            .where(AccountPhone.phone == phone, Account.active.is_(True))
+            .order_by(Account.id)
+            .limit(5)
+        )
+    )
+
+
+def last_accepted(session: Session, meter_id: int, register: str, before_id: int | None = None) -> Reading | None:
+    query = select(Reading).where(
+        Reading.meter_id == meter_id, Reading.register == register, Reading.status == "accepted"
+    )
+    if before_id is not None:
+        query = query.where(Reading.id != before_id)
+    return session.scalars(query.order_by(Reading.taken_at.desc(), Reading.id.desc()).limit(1)).first()
+
+
+def region_now(region: Region, now: dt.datetime | None = None) -> dt.datetime:
+    return (now or utcnow()).astimezone(ZoneInfo(region.timezone))
+
+
+def in_working_hours(region: Region, now: dt.datetime | None = None) -> bool:
+    local = region_now(region, now)
+    return str(local.isoweekday()) in region.work_days and region.work_start <= local.time() < region.work_end
+
+
+def window_for(session: Session, region_id: int, utility: str) -> tuple[int, int] | None:
+    windows = session.scalars(select(SubmissionWindow).where(SubmissionWindow.region_id == region_id)).all()
+    specific = [w for w in windows if w.utility == utility]
+    chosen = specific or [w for w in windows if w.utility is None]
+    return (chosen[0].start_day, chosen[0].end_day) if chosen else None
+
+
+def validate_reading(
+    session: Session, meter: Meter, register: str, value: Decimal, *, daily_limit: Decimal, now: dt.datetime
+) -> rules.Rejection | None:
+    """Every rule a reading must pass, in the order a caller is best told about them."""
+    if register not in meter.register_names:
+        return rules.Rejection("unknown_register", f"meter {meter.serial} has no register {register}")
+    problem = rules.check_fits_meter(value, meter.digits, meter.decimals)
+    if problem:
+        return problem
+    previous = last_accepted(session, meter.id, register)
+    prev_value = previous.value if previous else None
+    prev_at = previous.taken_at if previous else None
+    limit = meter.max_daily if meter.max_daily is not None else daily_limit
+    return rules.check_not_below_previous(value, prev_value, meter.digits) or rules.check_daily_consumption(
+        value, prev_value, prev_at, now, meter.digits, limit
+    )
+
+
+def store_reading(
+    session: Session,
+    meter: Meter,
+    register: str,
+    value: Decimal,
+    *,
+    channel: str,
+    status: str = "accepted",
+    reason: str | None = None,
+    now: dt.datetime | None = None,
+    call_id: int | None = None,
+    utterance_id: int | None = None,
+    operator_id: int | None = None,
+    idempotency_key: str | None = None,
+) -> Reading:
+    """Store a reading in its billing period; a newer one supersedes the older in that period.
+
+    Idempotent on ``idempotency_key``: a repeated webhook gets the reading stored the first time.
+    The caller commits (the phone line commits before it says "saved").
+    """
+    if idempotency_key:
+        existing = session.scalars(select(Reading).where(Reading.idempotency_key == idempotency_key)).first()
+        if existing:
+            return existing
+    now = now or utcnow()
+    region = meter.account.region
+    decision = rules.billing_period(region_now(region, now).date(), window_for(session, region.id, meter.utility))
+    reading = Reading(
+        meter_id=meter.id,
+        register=register,
+        value=value,
+        period=decision.period,
+        out_of_window=not decision.in_window,
+        taken_at=now,
+        received_at=now,
+        channel=channel,
+        status=status,
+        status_reason=reason,
+        call_id=call_id,
+        utterance_id=utterance_id,
+        operator_id=operator_id,
+        idempotency_key=idempotency_key,
+    )
+    session.add(reading)
+    session.flush()
+    supersede_previous(session, reading)
+    if status == "pending_review":
+        session.add(
+            ReviewTask(
+                kind="reading",
+                reason=reason or "unsure",
+                region_id=region.id,
+                utility=meter.utility,
+                call_id=call_id,
+                reading_id=reading.id,
+                utterance_id=utterance_id,
+                created_at=now,
+            )
+        )
+    return reading
+
+
+def supersede_previous(session: Session, reading: Reading) -> None:
+    """An accepted reading replaces earlier accepted/pending ones of its meter, register and period;
+    a pending one replaces only earlier pending ones (an operator has not vouched for it yet)."""
+    replaceable = ("accepted", "pending_review") if reading.status == "accepted" else ("pending_review",)
+    older = session.scalars(
+        select(Reading).where(
+            Reading.meter_id == reading.meter_id,
+            Reading.register == reading.register,
+            Reading.period == reading.period,
+            Reading.status.in_(replaceable),
+            Reading.id != reading.id,
+        )
+    ).all()
+    for old in older:
+        old.status = "superseded"
+        if reading.supersedes_id is None or old.id > reading.supersedes_id:
+            reading.supersedes_id = old.id
+        for task in session.scalars(
+            select(ReviewTask).where(ReviewTask.reading_id == old.id, ReviewTask.status == "open")
+        ):
+            task.status = "done"
+            task.resolution = "superseded"
+            task.resolved_at = reading.received_at
+
+
+def audit(session: Session, *, actor_kind: str, action: str, entity: str, entity_id: int | None,
+          actor_id: int | None = None, actor_name: str | None = None, before=None, after=None,
+          reason: str | None = None) -> AuditEvent:
+    event = AuditEvent(actor_kind=actor_kind, actor_id=actor_id, actor_name=actor_name, action=action,
+                       entity=entity, entity_id=entity_id, before=before, after=after, reason=reason)
+    session.add(event)
+    return event
