@@ -1,0 +1,105 @@
+"""Shared fixtures: a migrated database (SQLite by default, PostgreSQL when IVR_TEST_DATABASE_URL
+is set), the Flask app on it, and a simulator that calls the app exactly as Twilio does."""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from ivr.app import create_app
+from ivr.config import load_config
+from ivr.simulator import SimulatedCall, flask_transport
+from readings_store.db import make_engine, make_session_factory, upgrade
+from readings_store.models import Base
+
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+PG_URL = os.environ.get("IVR_TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def database_template(tmp_path_factory):
+    """Migrate once per test session: a SQLite file to copy, or a fresh PostgreSQL database."""
+    if PG_URL:
+        name = f"ivr_test_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = PG_URL.rsplit("/", 1)[0] + "/" + name
+        upgrade(url)
+        yield url
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    else:
+        path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+        upgrade(f"sqlite:///{path}")
+        yield path
+
+
+@pytest.fixture
+def database_url(database_template, tmp_path):
+    """A migrated, empty database for one test."""
+    if PG_URL:
+        engine = make_engine(database_template)
+        with engine.begin() as conn:
+            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+        return database_template
+    path = tmp_path / "ivr.sqlite3"
+    shutil.copy(database_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def config(database_url, tmp_path, monkeypatch):
+    for key in list(os.environ):
+        if key.startswith("IVR_") and key != "IVR_TEST_DATABASE_URL":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path / "data"))
+    return load_config(database_url=database_url, twilio_auth_token=AUTH_TOKEN, secret_key="test-secret",
+                       operator_number="+37322999999")
+
+
+@pytest.fixture
+def engine(config):
+    engine = make_engine(config.database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine):
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def db(sessions):
+    session = sessions()
+    yield session
+    session.close()
+
+
+@pytest.fixture
+def app(config, engine):
+    app = create_app(config, engine=engine)
+    app.config.update(TESTING=True)
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def phone(client):
+    """Start simulated calls: ``phone(caller="+373...")`` returns a SimulatedCall on the app."""
+
+    def make(caller: str = "+37360000000", **kwargs) -> SimulatedCall:
+        return SimulatedCall("http://localhost", AUTH_TOKEN, flask_transport(client), caller=caller, **kwargs)
+
+    return make
