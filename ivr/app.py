@@ -47,9 +47,13 @@ def create_app(config: Config | None = None, engine: Engine | None = None) -> Fl
                 db.rollback()
             db.close()
 
+    from .api import bp as api_bp
+    from .console import bp as console_bp
     from .voice import bp as voice_bp
 
     app.register_blueprint(voice_bp)
+    app.register_blueprint(console_bp)
+    app.register_blueprint(api_bp)
 
     @app.get("/healthz")
     def healthz():
