@@ -229,3 +229,32 @@ def missing_words(model_path: Path, words) -> set[str]:
         elif word not in vocab:
             missing.add(word)
     return missing
+
+
+def deterministic_view(model_path: Path, dest: Path) -> Path:
+    """A folder at *dest* that is the model at *model_path* with feature dithering off.
+
+    Kaldi's feature extraction adds random dither (``--dither`` defaults to 1.0) and Vosk
+    models do not turn it off, so the same audio can give slightly different confidences, and
+    on borderline audio different words, run to run and thread to thread. This builds a view
+    (symlinks to the big files, a copied ``conf/`` with ``--dither=0.0`` appended) whose results
+    are reproducible: used by tests and benchmarks. Whether production should run without
+    dither is an open question (it affects how digital silence is featurised).
+    """
+    src, dest = Path(model_path).resolve(), Path(dest)
+    if not looks_like_model(src):
+        raise ModelNotInstalled(src.name, src)
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in src.iterdir():
+        if entry.name == "conf":
+            continue
+        link = dest / entry.name
+        if not link.exists():
+            link.symlink_to(entry)
+    (dest / "conf").mkdir(exist_ok=True)
+    for conf in (src / "conf").iterdir():
+        text = conf.read_text(encoding="utf-8")
+        if conf.name == "mfcc.conf" and "--dither" not in text:
+            text = text.rstrip("\n") + "\n--dither=0.0\n"
+        (dest / "conf" / conf.name).write_text(text, encoding="utf-8")
+    return dest

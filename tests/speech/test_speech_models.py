@@ -119,3 +119,12 @@ def test_check_vocabulary_logs_one_warning(pool, ko_grammar, caplog):
     caplog.clear()
     assert pool.check_vocabulary("ko", ko_grammar) == set()
     assert not caplog.records
+
+
+def test_deterministic_view(ko_model_path, tmp_path):
+    from speech.models import deterministic_view
+    view = deterministic_view(ko_model_path, tmp_path / "v")
+    assert "--dither=0.0" in (view / "conf" / "mfcc.conf").read_text()
+    assert (view / "am" / "final.mdl").resolve() == (ko_model_path / "am" / "final.mdl").resolve()
+    assert "--dither" not in (ko_model_path / "conf" / "mfcc.conf").read_text()  # source untouched
+    deterministic_view(ko_model_path, tmp_path / "v")  # idempotent
