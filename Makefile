@@ -1,0 +1,43 @@
+# Two entry points: `make run` (install, migrate, load demo data, serve) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run test install install-test system-packages clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: $(VENV)/.installed
+	$(BIN)/ivr db upgrade
+	$(BIN)/ivr demo-data
+	$(BIN)/ivr serve --host $(HOST) --port $(PORT)
+
+system-packages:
+	bash scripts/install-system-packages
+
+# The whole suite on the embedded SQLite default; then the database tests again on PostgreSQL
+# when IVR_TEST_DATABASE_URL points at one (CI sets it).
+test: $(VENV)/.installed-test system-packages
+	$(BIN)/pytest
+	@if [ -n "$$IVR_TEST_DATABASE_URL" ]; then \
+		echo "== again on PostgreSQL ($$IVR_TEST_DATABASE_URL): database tests =="; \
+		$(BIN)/pytest -m "not speech and not browser"; \
+	fi
+
+clean:
+	rm -rf $(VENV) var .pytest_cache test-artifacts

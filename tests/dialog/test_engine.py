@@ -1,0 +1,365 @@
+"""The pure dialog engine, step by step, with a fake ``Records`` (no Flask, Twilio, Vosk or database)."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pytest
+
+from ivr import dialog
+from ivr.dialog import Ask, Event, Hangup, Say, SpeechInput, Transfer
+from ivr.dialog.ports import AccountInfo, MeterInfo, RegionInfo
+
+
+@dataclass
+class FakeRecords:
+    """A fake of the records port: two regions, a few accounts, an in-memory list of saved readings."""
+
+    operator: str | None = None
+    phones: dict = field(default_factory=dict)
+    saved: list = field(default_factory=list)
+    failed_ids: list = field(default_factory=list)
+    regions_list: list = field(default_factory=lambda: [RegionInfo(1, 1, "North"), RegionInfo(2, 2, "South")])
+    accounts: dict = field(default_factory=lambda: {
+        (1, "1001"): AccountInfo(10, 1, "1001", True),
+        (1, "12*34"): AccountInfo(11, 1, "1234", True),
+        (2, "2002"): AccountInfo(20, 2, "2002", True),
+        (1, "9999"): AccountInfo(99, 1, "9999", False),
+    })
+    meter_table: dict = field(default_factory=lambda: {
+        10: [MeterInfo(100, "electricity", "0001", ("total",))],
+        11: [MeterInfo(110, "electricity", "0002", ("day", "night")), MeterInfo(111, "gas", "0003", ("total",))],
+        20: [MeterInfo(200, "cold_water", "0004", ("total",))],
+    })
+    limits: dict = field(default_factory=lambda: {"previous": Decimal("500")})
+
+    def regions(self):
+        return list(self.regions_list)
+
+    def accounts_for_phone(self, phone):
+        return self.phones.get(phone, [])
+
+    def find_account(self, region_id, typed):
+        return self.accounts.get((region_id, typed))
+
+    def meters(self, account_id):
+        return self.meter_table.get(account_id, [])
+
+    def check_value(self, meter_id, register, value):
+        return "below_previous" if Decimal(value) < self.limits["previous"] else None
+
+    def save_reading(self, meter_id, register, value, *, status, reason, key, utterance_id):
+        self.saved.append((meter_id, register, value, status, reason, key))
+
+    def operator_number(self, region_id):
+        return self.operator
+
+    def report_failed_identification(self, region_id, attempts, utterance_id):
+        self.failed_ids.append((region_id, list(attempts)))
+
+
+def keys(k):
+    return Event("digits", digits=k)
+
+
+SILENCE = Event("timeout")
+
+
+def asked(turn) -> str | None:
+    last = turn.actions[-1]
+    return last.step if isinstance(last, Ask) else None
+
+
+def said(turn) -> list[str]:
+    out = []
+    for a in turn.actions:
+        if isinstance(a, Say):
+            out.append(a.key)
+        elif isinstance(a, Ask):
+            out.extend(p.key for p in a.prompts)
+    return out
+
+
+class Caller:
+    """Drives the engine like a transport: keeps the state between turns."""
+
+    def __init__(self, records, caller="+37360000001", lang="ro"):
+        self.records = records
+        self.turn = dialog.start(records, call_sid="CA1", caller=caller, language=lang)
+
+    def __call__(self, event):
+        self.turn = dialog.handle(self.records, self.turn.state, event)
+        return self.turn
+
+    @property
+    def state(self):
+        return self.turn.state
+
+
+def test_start_asks_language_in_every_language():
+    turn = dialog.start(FakeRecords(), call_sid="CA1", caller=None, language="ru")
+    ask = turn.actions[-1]
+    assert ask.step == "language"
+    assert [p.lang for p in ask.prompts if p.key == "language_option"] == ["ro", "ru", "uk", "en"]
+    assert turn.state["lang"] == "ru"
+
+
+def test_language_key_changes_language_and_silence_keeps_default():
+    c = Caller(FakeRecords(), lang="ru")
+    assert asked(c(keys("4"))) == "region"
+    assert c.state["lang"] == "en"
+    c = Caller(FakeRecords(), lang="uk")
+    c(SILENCE)
+    assert c.state["lang"] == "uk" and c.state["step"] == "region"
+
+
+def test_language_invalid_key_reasks_then_keeps_default():
+    c = Caller(FakeRecords(), lang="ru")
+    t = c(keys("7"))
+    assert asked(t) == "language" and "reason_invalid_choice" in said(t)
+    c(keys("8"))
+    t = c(keys("9"))
+    assert asked(t) == "region" and c.state["lang"] == "ru"
+
+
+def test_region_skipped_when_only_one_region():
+    records = FakeRecords(regions_list=[RegionInfo(1, 1, "Only")])
+    c = Caller(records)
+    assert asked(c(keys("1"))) == "account"
+    assert c.state["region_id"] == 1
+
+
+def test_region_menu_and_invalid_choice():
+    c = Caller(FakeRecords())
+    c(keys("1"))
+    t = c(keys("5"))
+    assert asked(t) == "region" and "reason_invalid_choice" in said(t)
+    assert asked(c(keys("2"))) == "account"
+    assert c.state["region_id"] == 2
+
+
+def test_single_meter_single_register_full_path():
+    r = FakeRecords()
+    c = Caller(r)
+    c(keys("1")); c(keys("1"))
+    t = c(keys("1001#"))
+    assert asked(t) == "value"
+    t = c(keys("1234*5#"))
+    assert asked(t) == "confirm"
+    read_back = t.actions[-1].prompts[0]
+    assert read_back.key == "read_back" and read_back.params["value"].value == "1234.5"
+    t = c(keys("1"))
+    assert "saved" in said(t) and asked(t) == "next"
+    assert r.saved == [(100, "total", "1234.5", "accepted", None, r.saved[0][5])]
+    t = c(keys("3"))
+    assert isinstance(t.actions[-1], Hangup) and "saved_count" in said(t)
+    assert c.state["outcome"] == "completed"
+
+
+def test_separator_account_two_meters_and_two_registers():
+    r = FakeRecords()
+    c = Caller(r)
+    c(keys("1")); c(keys("1"))
+    t = c(keys("12*34#"))
+    assert asked(t) == "meter"
+    meter_options = [p for p in t.actions[-1].prompts if p.key == "meter_option"]
+    assert [p.params["key"] for p in meter_options] == [1, 2]
+    assert asked(c(keys("1"))) == "register"
+    t = c(keys("2"))
+    assert asked(t) == "value" and c.state["register"] == "night"
+    c(keys("700#"))
+    t = c(keys("1"))
+    # the other register follows at once
+    assert asked(t) == "value" and c.state["register"] == "day"
+    c(keys("800#"))
+    t = c(keys("1"))
+    assert asked(t) == "next" and "next_meter" in said(t)
+    assert asked(c(keys("1"))) == "meter"
+    c(keys("2"))
+    c(keys("900#"))
+    c(keys("1"))
+    assert [(m, reg, v) for m, reg, v, *_ in r.saved] == [(110, "night", "700"), (110, "day", "800"), (111, "total", "900")]
+    assert len({s[5] for s in r.saved}) == 3  # a distinct idempotency key per write
+
+
+def test_another_account_from_next_menu():
+    r = FakeRecords()
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#")); c(keys("600#")); c(keys("1"))
+    assert asked(c(keys("2"))) == "account"
+    assert asked(c(keys("1001#"))) == "value"
+
+
+def test_account_not_found_three_times_after_hours_ends_politely():
+    r = FakeRecords(operator=None)
+    c = Caller(r)
+    c(keys("1")); c(keys("1"))
+    t = c(keys("5555#"))
+    assert asked(t) == "account" and "reason_account_not_found" in said(t)
+    c(keys("5556#"))
+    t = c(keys("5557#"))
+    assert isinstance(t.actions[-1], Hangup)
+    assert "after_hours" in said(t) and "nothing_saved" in said(t)
+    assert r.failed_ids == [(1, ["5555", "5556", "5557"])]
+    assert c.state["outcome"] == "account_account_not_found"
+
+
+def test_give_up_in_working_hours_transfers():
+    r = FakeRecords(operator="+37322000111")
+    c = Caller(r)
+    c(keys("1"))
+    c(SILENCE); c(SILENCE)
+    t = c(SILENCE)
+    assert t.actions[-1] == Transfer("+37322000111")
+    assert c.state["step"] == "transferred"
+
+
+def test_inactive_account_is_refused():
+    c = Caller(FakeRecords())
+    c(keys("1")); c(keys("1"))
+    t = c(keys("9999#"))
+    assert "reason_account_inactive" in said(t) and asked(t) == "account"
+
+
+def test_non_digit_and_too_long_input_reasks():
+    c = Caller(FakeRecords())
+    c(keys("1")); c(keys("1"))
+    t = c(keys("x"))
+    assert "reason_not_a_number" in said(t)
+    t = c(keys("1" * 500 + "#"))
+    assert "reason_not_a_number" in said(t) and asked(t) == "account"
+
+
+def test_value_failing_rules_is_explained_then_kept_for_review_on_last_try():
+    r = FakeRecords()
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#"))
+    t = c(keys("100#"))
+    assert "reason_below_previous" in said(t) and asked(t) == "value"
+    c(keys("101#"))
+    t = c(keys("102#"))
+    assert asked(t) == "confirm"
+    t = c(keys("1"))
+    assert "saved_for_review" in said(t)
+    assert r.saved[0][3:5] == ("pending_review", "below_previous")
+
+
+def test_confirm_no_reenters_and_counts_tries():
+    r = FakeRecords(operator=None)
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#"))
+    c(keys("600#"))
+    assert asked(c(keys("2"))) == "value"
+    c(keys("601#"))
+    assert asked(c(keys("2"))) == "value"
+    c(keys("602#"))
+    t = c(keys("2"))
+    assert isinstance(t.actions[-1], Hangup) and r.saved == []
+
+
+def test_decimal_forms_on_keypad():
+    for typed, expected in (("12*5#", "12.5"), ("*5#", "0.5"), ("12*#", "12")):
+        c = Caller(FakeRecords(limits={"previous": Decimal(0)}))
+        c(keys("1")); c(keys("1")); c(keys("1001#"))
+        t = c(keys(typed))
+        assert asked(t) == "confirm", typed
+        assert c.state["value"] == expected
+    c = Caller(FakeRecords())
+    c(keys("1")); c(keys("1")); c(keys("1001#"))
+    assert "reason_not_a_number" in said(c(keys("1*2*3#")))
+
+
+def test_known_caller_is_offered_account_without_name():
+    r = FakeRecords(phones={"+37360000001": [AccountInfo(20, 2, "2002", True)]})
+    c = Caller(r)
+    t = c(keys("1"))
+    assert asked(t) == "offer_account"
+    offer = t.actions[-1].prompts[0]
+    assert offer.params == {"tail": dialog.Digits("2002")}
+    t = c(keys("1"))
+    assert asked(t) == "value" and c.state["region_id"] == 2
+
+
+def test_known_caller_may_choose_another_account():
+    r = FakeRecords(phones={"+37360000001": [AccountInfo(20, 2, "2002", True)]})
+    c = Caller(r)
+    c(keys("1"))
+    assert asked(c(keys("2"))) == "region"
+
+
+def test_withheld_caller_works():
+    c = Caller(FakeRecords(), caller=None)
+    assert asked(c(keys("1"))) == "region"
+
+
+def test_next_menu_silence_finishes():
+    c = Caller(FakeRecords())
+    c(keys("1")); c(keys("1")); c(keys("1001#")); c(keys("600#")); c(keys("1"))
+    t = c(SILENCE)
+    assert isinstance(t.actions[-1], Hangup) and c.state["outcome"] == "completed"
+
+
+def test_late_event_after_end_changes_nothing():
+    r = FakeRecords()
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#")); c(keys("600#")); c(keys("1")); c(keys("3"))
+    before = list(r.saved)
+    t = c(keys("1"))
+    assert isinstance(t.actions[-1], Hangup) and r.saved == before
+
+
+def test_speech_events_drive_the_same_steps():
+    r = FakeRecords()
+    c = Caller(r)
+    c(keys("1")); c(keys("1"))
+    t = c(Event("speech", speech=SpeechInput("one zero zero one", value="1001", utterance_id=5)))
+    assert asked(t) == "value"
+    t = c(Event("speech", speech=SpeechInput("seven hundred", value="700", decision="confirm", utterance_id=6)))
+    assert asked(t) == "confirm"
+    t = c(Event("speech", speech=SpeechInput("yes", intent="yes", utterance_id=7)))
+    assert r.saved[0][:4] == (100, "total", "700", "accepted")
+
+
+def test_speech_review_decision_stores_pending_review():
+    r = FakeRecords()
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#"))
+    c(Event("speech", speech=SpeechInput("seven hundred", value="700", decision="review", utterance_id=6)))
+    t = c(keys("1"))
+    assert "saved_for_review" in said(t)
+    assert r.saved[0][3:5] == ("pending_review", "low_confidence")
+
+
+def test_speech_retry_and_unknown_reasks():
+    c = Caller(FakeRecords())
+    c(keys("1")); c(keys("1")); c(keys("1001#"))
+    t = c(Event("speech", speech=SpeechInput("[unk]", value="7", decision="retry", utterance_id=1)))
+    assert "reason_not_understood" in said(t) and asked(t) == "value"
+    t = c(Event("speech", speech=SpeechInput("[unk]", value=None, decision="retry", utterance_id=2)))
+    assert "reason_not_a_number" in said(t)
+
+
+def test_asking_for_operator_transfers():
+    c = Caller(FakeRecords(operator="+1555"))
+    t = c(Event("speech", speech=SpeechInput("operator", intent="operator")))
+    assert t.actions[-1] == Transfer("+1555")
+
+
+def test_state_is_json_serialisable():
+    import json
+
+    c = Caller(FakeRecords())
+    for e in (keys("1"), keys("1"), keys("12*34#"), keys("1"), keys("1"), keys("700#")):
+        c(e)
+        json.dumps(c.state)
+
+
+def test_engine_imports_no_transport_or_storage():
+    import importlib
+
+    for name in [m for m in list(sys.modules) if m.startswith("ivr.dialog")]:
+        module = importlib.import_module(name)
+        source = open(module.__file__, encoding="utf-8").read()
+        for banned in ("flask", "twilio", "vosk", "sqlalchemy", "readings_store"):
+            assert f"import {banned}" not in source and f"from {banned}" not in source, (name, banned)
