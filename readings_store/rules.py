@@ -9,7 +9,11 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from dataclasses import dataclass
+import re
 from decimal import Decimal, InvalidOperation
+
+# ASCII digits only: str.isdigit() would let other scripts' digits through.
+_VALUE = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class Rejection:
 def parse_value(text: str) -> Decimal | Rejection:
     """A meter value typed or spoken: digits with an optional single decimal point."""
     text = (text or "").strip().replace(",", ".")
-    if not text or text.count(".") > 1 or not text.replace(".", "").isdigit() or text in (".",):
+    if not _VALUE.fullmatch(text):
         return Rejection("not_a_number", f"{text!r} is not a meter value")
     try:
         return Decimal(text)

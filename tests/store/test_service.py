@@ -1,0 +1,90 @@
+"""Storing readings: periods, superseding, idempotency, review tasks, validation against history."""
+import datetime as dt
+from decimal import Decimal as D
+
+from sqlalchemy import select
+
+from readings_store import service
+from readings_store.models import Reading, ReviewTask, utcnow
+from tests import factories as f
+
+
+def _setup(db, **meter):
+    r = f.region(db, window=None)
+    a = f.account(db, r)
+    m = f.meter(db, a, **meter)
+    db.commit()
+    return r, a, m
+
+
+def test_second_reading_in_period_supersedes_first_keeping_history(db):
+    _, _, m = _setup(db)
+    now = utcnow()
+    first = service.store_reading(db, m, "total", D("100"), channel="phone_keypad", now=now)
+    second = service.store_reading(db, m, "total", D("110"), channel="phone_keypad", now=now)
+    db.commit()
+    assert first.status == "superseded" and second.status == "accepted"
+    assert second.supersedes_id == first.id
+    assert len(db.scalars(select(Reading)).all()) == 2
+
+
+def test_pending_reading_does_not_replace_accepted(db):
+    _, _, m = _setup(db)
+    accepted = service.store_reading(db, m, "total", D("100"), channel="phone_keypad")
+    pending = service.store_reading(db, m, "total", D("5"), channel="phone_speech", status="pending_review",
+                                    reason="low_confidence")
+    db.commit()
+    assert accepted.status == "accepted" and pending.status == "pending_review"
+    task = db.scalars(select(ReviewTask)).one()
+    assert (task.kind, task.reason, task.reading_id) == ("reading", "low_confidence", pending.id)
+
+
+def test_idempotency_key_stores_once(db):
+    _, _, m = _setup(db)
+    a = service.store_reading(db, m, "total", D("100"), channel="phone_keypad", idempotency_key="CA1:5")
+    b = service.store_reading(db, m, "total", D("100"), channel="phone_keypad", idempotency_key="CA1:5")
+    db.commit()
+    assert a.id == b.id and len(db.scalars(select(Reading)).all()) == 1
+
+
+def test_outside_window_is_kept_for_next_period(db):
+    r = f.region(db, window=(1, 1))
+    a = f.account(db, r)
+    m = f.meter(db, a)
+    db.commit()
+    when = dt.datetime(2026, 11, 15, 12, tzinfo=dt.timezone.utc)
+    reading = service.store_reading(db, m, "total", D("100"), channel="api", now=when)
+    assert (reading.period, reading.out_of_window, reading.status) == ("2026-12", True, "accepted")
+
+
+def test_validate_reading_uses_last_accepted(db):
+    _, _, m = _setup(db, previous=1000, previous_days_ago=10, digits=6, decimals=1)
+    now = utcnow()
+    assert service.validate_reading(db, m, "total", D("1500"), daily_limit=D("100"), now=now) is None
+    assert service.validate_reading(db, m, "total", D("999"), daily_limit=D("100"), now=now).code == "below_previous"
+    assert service.validate_reading(db, m, "total", D("2500"), daily_limit=D("100"), now=now).code == "implausible_consumption"
+    assert service.validate_reading(db, m, "night", D("1500"), daily_limit=D("100"), now=now).code == "unknown_register"
+    assert service.validate_reading(db, m, "total", D("1500.25"), daily_limit=D("100"), now=now).code == "too_many_decimals"
+
+
+def test_keypad_key_and_find_account(db):
+    r = f.region(db)
+    f.account(db, r, number="123-456")
+    f.account(db, r, number="123/457")
+    db.commit()
+    assert service.keypad_key("123-456") == "123*456"
+    assert service.keypad_key(" 12 / 34 ") == "12*34"
+    assert service.find_account(db, r.id, "123*456").number == "123-456"
+    assert service.find_account(db, r.id, "123*457").number == "123/457"
+    assert service.find_account(db, r.id, "123456") is None
+
+
+def test_working_hours_in_region_timezone():
+    from readings_store.models import Region
+
+    region = Region(timezone="Asia/Novosibirsk", work_start=dt.time(8), work_end=dt.time(17), work_days="12345")
+    # Monday 2026-11-23 02:00 UTC is 09:00 in Novosibirsk (UTC+7)
+    assert service.in_working_hours(region, dt.datetime(2026, 11, 23, 2, tzinfo=dt.timezone.utc))
+    assert not service.in_working_hours(region, dt.datetime(2026, 11, 23, 10, tzinfo=dt.timezone.utc))
+    # Saturday
+    assert not service.in_working_hours(region, dt.datetime(2026, 11, 21, 2, tzinfo=dt.timezone.utc))
