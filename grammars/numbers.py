@@ -30,6 +30,7 @@ from ._lexicon import UNK, Pack, Word, check_language, key, load, tokenize
 _COST_TENS_DIGIT = 1.0
 _COST_UNNATURAL = 3.0
 _COST_GLUED = 5.0
+_TIE_EARLY = 0.001  # far below any real cost difference; orders otherwise equal readings
 _REASONABLE = 1.5
 _MAX_CANDIDATES = 5
 _KBEST = 8  # partial segmentations kept per DP state; only the top few can end up reported
@@ -267,7 +268,9 @@ def _segment(toks: list[_Tok]) -> list[tuple[float, str]]:
         if tt[i].glued:
             return _COST_GLUED
         if i - k == 1 and j - i == 1 and tt[k].kind == "X" and tt[i].kind == "D":
-            return _COST_TENS_DIGIT
+            # Among equal readings prefer the split nearer the end: grouping a long number by
+            # two leaves the odd lone digit last ("…twenty one" = "…20 1").
+            return _COST_TENS_DIGIT + _TIE_EARLY * (n - i)
         return _COST_UNNATURAL
 
     # states[(i, j)]: best partial results for toks[:j] whose last chunk is toks[i:j]

@@ -1,0 +1,121 @@
+"""Property tests with num2words as an independent oracle of how numbers are spoken."""
+from functools import lru_cache
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from num2words import num2words
+
+from grammars import LANGUAGES, parse_number
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+# our codes and num2words' happen to coincide; kept explicit in case one side changes
+N2W = {"ro": "ro", "ru": "ru", "uk": "uk", "en": "en"}
+
+
+@lru_cache(maxsize=None)
+def spoken(n: int, lang: str) -> str:
+    # num2words writes "twenty-one", "and", commas: callers say none of the punctuation
+    text = num2words(n, lang=N2W[lang])
+    return " ".join(text.replace("-", " ").replace(",", " ").split())
+
+
+def grouped(digits: str, lang: str) -> str:
+    """How a caller reads a long number in 2-digit groups: "19 84" / "20 03" → "twenty oh three"."""
+    groups = [digits[i:i + 2] for i in range(0, len(digits), 2)]
+    words = []
+    for g in groups:
+        if g.startswith("0"):
+            words.extend(spoken(int(d), lang) for d in g)  # a leading zero is said as a digit
+        else:
+            words.append(spoken(int(g), lang))
+    return " ".join(words)
+
+
+def digit_by_digit(digits: str, lang: str) -> str:
+    return " ".join(spoken(int(d), lang) for d in digits)
+
+
+def _tens_then_lone_digit(digits: str) -> bool:
+    # "…twenty | three" at the end: grouping makes "23" the natural reading, "203" the runner-up
+    return len(digits) % 2 == 1 and len(digits) >= 3 and digits[-3] in "23456789" \
+        and digits[-2] == "0" and digits[-1] != "0"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_number_below_ten_thousand(lang):
+    wrong = []
+    for n in range(10_000):
+        r = parse_number(spoken(n, lang), lang)
+        if r.best != str(n):
+            wrong.append((n, spoken(n, lang), r.candidates))
+    assert not wrong, wrong[:10]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_raw_num2words_output_with_punctuation(lang):
+    for n in (21, 101, 1001, 123_400, 2_000_001, 999_999_999):
+        assert parse_number(num2words(n, lang=N2W[lang]), lang).best == str(n)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(min_value=0, max_value=999_999_999))
+def test_whole_numbers_up_to_a_billion(lang, n):
+    r = parse_number(spoken(n, lang), lang)
+    assert r.best == str(n), (spoken(n, lang), r)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@settings(max_examples=300, deadline=None)
+@given(digits=st.text(alphabet="0123456789", min_size=1, max_size=12))
+def test_digit_by_digit(lang, digits):
+    r = parse_number(digit_by_digit(digits, lang), lang)
+    assert r.best == digits
+    assert not r.ambiguous
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@settings(max_examples=300, deadline=None)
+@given(digits=st.text(alphabet="0123456789", min_size=1, max_size=12))
+def test_grouped_by_two(lang, digits):
+    text = grouped(digits, lang)
+    r = parse_number(text, lang)
+    assert digits in r.candidates, (text, r)
+    if not _tens_then_lone_digit(digits):
+        assert r.best == digits, (text, r)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_grouped_by_two_systematic(lang):
+    # every 4- and 3-digit account tail once, in the style of "nineteen eighty four"
+    wrong = []
+    for n in range(0, 10_000, 7):
+        for digits in (f"{n:04d}", f"{n % 1000:03d}"):
+            r = parse_number(grouped(digits, lang), lang)
+            ok = digits in r.candidates and (r.best == digits or _tens_then_lone_digit(digits))
+            if not ok:
+                wrong.append((digits, grouped(digits, lang), r.candidates))
+    assert not wrong, wrong[:10]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@settings(max_examples=200, deadline=None)
+@given(
+    whole=st.integers(min_value=0, max_value=999_999),
+    frac=st.text(alphabet="0123456789", min_size=1, max_size=3),
+)
+def test_decimal_with_point_word(lang, whole, frac):
+    point = {"ro": "virgulă", "ru": "запятая", "uk": "кома", "en": "point"}[lang]
+    text = f"{spoken(whole, lang)} {point} {digit_by_digit(frac, lang)}"
+    assert parse_number(text, lang).best == f"{whole}.{frac}"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(st.integers(min_value=0, max_value=999_999), min_size=1, max_size=4))
+def test_numerals_as_twilio_writes_them(lang, parts):
+    # Twilio may return "42 317" or "4 2 3": plain numerals are concatenated as written
+    text = " ".join(str(p) for p in parts)
+    assert parse_number(text, lang).best == "".join(str(p) for p in parts)
