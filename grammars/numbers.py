@@ -138,7 +138,8 @@ def _resolve_articles_and_connectors(toks: list[_Tok], weak: frozenset[str], lan
         if t.kind == "CONN":
             if prev is not None and prev.kind == "INT":
                 continue  # "întregi și cinci zecimi": "și" only links the parts
-            is_weak = key(t.text, lang) in weak and not has_strong_decimal
+            # one number has one decimal mark: only the first weak "și" may become it
+            is_weak = key(t.text, lang) in weak and not has_strong_decimal and len(variants) == 1
             tens_and_digit = prev is not None and prev.kind == "X" and nxt is not None and nxt.kind == "D"
             if is_weak and not tens_and_digit and prev is not None and nxt is not None \
                     and prev.kind in _NUMERIC and nxt.kind in _NUMERIC:
