@@ -60,6 +60,12 @@ class UTCDateTime(TypeDecorator):
         return value.astimezone(dt.timezone.utc)
 
 
+def plain_decimal(value: Decimal) -> Decimal:
+    """Without trailing zeros and never in exponent form: 5100.0000 -> 5100, 12.500 -> 12.5."""
+    normal = value.normalize()
+    return normal.quantize(Decimal(1)) if normal.as_tuple().exponent > 0 else normal
+
+
 class DecimalText(TypeDecorator):
     """Exact decimals everywhere: NUMERIC on PostgreSQL, text on SQLite (which has no decimal type)."""
 
@@ -80,7 +86,7 @@ class DecimalText(TypeDecorator):
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        return Decimal(value).normalize() if not isinstance(value, Decimal) else value.normalize()
+        return plain_decimal(Decimal(value))
 
 
 class Base(DeclarativeBase):
