@@ -13,6 +13,7 @@ from readings_store.db import make_engine, make_session_factory
 
 from .config import Config, load_config
 from .prompts import Prompts
+from .speech_steps import SpeechSteps
 
 
 @dataclass
@@ -23,9 +24,10 @@ class Services:
     engine: Engine
     sessions: sessionmaker
     prompts: Prompts
+    speech: SpeechSteps
 
 
-def create_app(config: Config | None = None, engine: Engine | None = None) -> Flask:
+def create_app(config: Config | None = None, engine: Engine | None = None, speech: SpeechSteps | None = None) -> Flask:
     config = config or load_config()
     app = Flask(__name__)
     app.config.update(SECRET_KEY=config.secret_key, MAX_CONTENT_LENGTH=16 * 1024 * 1024)
@@ -33,7 +35,9 @@ def create_app(config: Config | None = None, engine: Engine | None = None) -> Fl
         # Behind a load balancer: take scheme and host from X-Forwarded-* so signatures validate.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
     engine = engine or make_engine(config.database_url)
-    app.extensions["ivr"] = Services(config, engine, make_session_factory(engine), Prompts(config.prompts_dir))
+    speech = speech or SpeechSteps(config)
+    speech.check_models()  # warns, naming grammar words an installed model cannot recognise
+    app.extensions["ivr"] = Services(config, engine, make_session_factory(engine), Prompts(config.prompts_dir), speech)
 
     @app.before_request
     def open_session():

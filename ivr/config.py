@@ -107,6 +107,8 @@ class Config:
     confidence_accept: float = 0.85
     confidence_review: float = 0.5
     recording_fetch_budget: float = 8.0
+    # Recordings are fetched only from URLs under these prefixes (Twilio's API), never elsewhere.
+    recording_url_prefixes: tuple = ("https://api.twilio.com/",)
     session_minutes: int = 30
 
     def daily_limit(self, utility: str) -> Decimal:
@@ -169,6 +171,9 @@ def load_config(**overrides) -> Config:
         confidence_accept=_env_float("CONFIDENCE_ACCEPT", 0.85),
         confidence_review=_env_float("CONFIDENCE_REVIEW", 0.5),
         recording_fetch_budget=_env_float("RECORDING_FETCH_BUDGET", 8.0),
+        recording_url_prefixes=tuple(
+            p.strip() for p in (_env("RECORDING_URL_PREFIXES") or "https://api.twilio.com/").split(",") if p.strip()
+        ),
         session_minutes=_env_int("SESSION_MINUTES", 30),
     )
     for key, value in overrides.items():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import grammars
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from .config import Config
@@ -12,15 +13,22 @@ from .prompts import Prompts
 # Seconds of silence before a Gather gives up: a menu answer comes quickly, a long number less so.
 CHOICE_TIMEOUT = 6
 NUMBER_TIMEOUT = 10
+# Speech steps recorded for Vosk: the keypad Gather gives way to <Record> almost at once.
+SPEECH_GATHER_TIMEOUT = 1
+RECORD_MAX_SECONDS = 20
+RECORD_SILENCE_SECONDS = 2
 
 
 class TwimlRenderer:
     def __init__(self, config: Config, prompts: Prompts, url_for_step: Callable[[str, int], str],
-                 url_for_prompt: Callable[[str, str], str]):
+                 url_for_prompt: Callable[[str, str], str], engine_for: Callable[[str], str] = lambda lang: "off",
+                 recording_callback: str | None = None):
         self.config = config
         self.prompts = prompts
         self.url_for_step = url_for_step
         self.url_for_prompt = url_for_prompt
+        self.engine_for = engine_for
+        self.recording_callback = recording_callback
 
     def _speak(self, target, say: Say, call_lang: str) -> None:
         lang = say.lang or call_lang
@@ -48,16 +56,30 @@ class TwimlRenderer:
 
     def _ask(self, response: VoiceResponse, ask: Ask, lang: str, seq: int) -> None:
         action = self.url_for_step(ask.step, seq)
-        options = dict(input="dtmf", action=action, method="POST", action_on_empty_result=True)
+        engine = self.engine_for(lang) if ask.speech else "off"
+        options = dict(input="dtmf", action=action, method="POST")
         if ask.expect == "number":
             options.update(finish_on_key="#", timeout=NUMBER_TIMEOUT)
         else:
             options.update(num_digits=ask.max_digits, timeout=CHOICE_TIMEOUT)
+        if engine == "vosk":
+            # Keys still work and interrupt the prompt; if none come, <Record> takes the answer.
+            options.update(timeout=SPEECH_GATHER_TIMEOUT)
+        else:
+            options.update(action_on_empty_result=True)
+        if engine == "twilio":
+            options.update(input="dtmf speech", language=self.config.say_languages.get(lang),
+                           hints=grammars.hints(lang, ask.speech), speech_timeout="auto")
         gather = Gather(**options)
         for say in ask.prompts:
             self._speak(gather, say, lang)
         response.append(gather)
-        # Only reached if Twilio ignores actionOnEmptyResult: report the silence ourselves.
+        if engine == "vosk":
+            response.record(action=action, method="POST", max_length=RECORD_MAX_SECONDS,
+                            timeout=RECORD_SILENCE_SECONDS, play_beep=False, trim="trim-silence",
+                            finish_on_key="#", recording_status_callback=self.recording_callback,
+                            recording_status_callback_method="POST")
+        # Reached only when nothing came back (no keys, no speech): report the silence ourselves.
         response.redirect(action + "&timeout=1", method="POST")
 
     def apology(self, lang: str = "en") -> str:

@@ -7,15 +7,17 @@ was answered the first time, so a reading is never stored twice.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
+from pathlib import Path
 
 import phonenumbers
 from flask import Blueprint, Response, abort, current_app, g, request, send_file, url_for
 from sqlalchemy import select, update
 from twilio.request_validator import RequestValidator
 
-from readings_store.models import Call, utcnow
+from readings_store.models import Call, Utterance, utcnow
 
 from . import dialog
 from .records import SqlRecords
@@ -121,7 +123,8 @@ def _prompt_url(lang: str, key: str) -> str:
 def renderer():
     from .twiml import TwimlRenderer
 
-    return TwimlRenderer(ivr().config, ivr().prompts, _step_url, _prompt_url)
+    return TwimlRenderer(ivr().config, ivr().prompts, _step_url, _prompt_url, ivr().speech.engine_for,
+                         absolute(url_for("voice.recording_status")))
 
 
 def log_step(call: Call, step: str, event: dict, actions: list) -> None:
@@ -151,15 +154,48 @@ def incoming():
     return twiml(body)
 
 
-def _event() -> dialog.Event:
+def _keypad_event() -> dialog.Event:
     if request.args.get("timeout") == "1":
         return dialog.Event("timeout")
     digits = request.form.get("Digits")
-    if digits is None or digits == "":
+    if digits is None or digits in ("", "hangup"):
         return dialog.Event("timeout")
     if len(digits) > MAX_DIGITS_PARAM or not re.fullmatch(r"[0-9*#]+", digits):
         return dialog.Event("digits", digits="x")  # not a key sequence: the step will ask again
     return dialog.Event("digits", digits=digits)
+
+
+def _hear(call: Call, step: str):
+    """A speech answer to this request, if it carries one: (Heard, error) — recognised before the
+    turn is claimed, so a slow recognition holds no database lock."""
+    from .speech_steps import RecordingUnavailable
+
+    state = call.state or {}
+    kind = SPEECH_KINDS.get(step)
+    if kind is None or request.args.get("timeout") == "1":
+        return None
+    attempt = state.get("tries", 0) + 1
+    speech = ivr().speech
+    lang = state.get("lang", "en")
+    if request.form.get("SpeechResult") is not None and not request.form.get("Digits"):
+        return speech.from_twilio(lang, kind, request.form["SpeechResult"], request.form.get("Confidence"), attempt)
+    url = request.form.get("RecordingUrl")
+    if url and request.form.get("Digits", "#") in ("", "#", "hangup"):
+        try:
+            return speech.from_recording(lang, kind, url, attempt)
+        except (RecordingUnavailable, ValueError) as exc:
+            # Audio errors (speech.audio.AudioError) are ValueErrors: ask again, keep the utterance.
+            log.warning("call %s step %s: speech not usable: %s", call.call_sid, step, exc)
+            from .speech_steps import Heard
+
+            return Heard(speech=dialog.SpeechInput(text="", decision="retry"), engine="vosk", transcript="",
+                         confidence=0.0)
+    return None
+
+
+# The grammar each step listens with (mirrors the engine's Ask.speech).
+SPEECH_KINDS = {"region": "menu", "offer_account": "yes_no", "account": "digits", "meter": "menu",
+                "register": "menu", "value": "number", "confirm": "yes_no", "next": "menu"}
 
 
 @bp.post("/step/<step>")
@@ -174,6 +210,7 @@ def step(step: str):
     if call is None:
         log.warning("webhook for unknown call %s", sid)
         return twiml(renderer().apology())
+    heard = _hear(call, step) if call.seq == seq and call.state.get("step") == step else None
     claimed = session.execute(
         update(Call).where(Call.id == call.id, Call.seq == seq).values(seq=seq + 1)
     ).rowcount
@@ -182,8 +219,31 @@ def step(step: str):
         session.rollback()
         session.refresh(call)
         return twiml(call.last_twiml or renderer().apology(call.language or "en"))
-    event = _event()
+    if heard is not None:
+        event = dialog.Event("speech", speech=_keep_utterance(call, step, seq, heard))
+    else:
+        event = _keypad_event()
     return _advance(call, step, event, seq)
+
+
+def _keep_utterance(call: Call, step: str, seq: int, heard) -> dialog.SpeechInput:
+    """Store the caller's audio and what was made of it; the operator console shows both."""
+    audio_path = None
+    if heard.audio:
+        relative = Path(call.call_sid) / f"{seq:03d}-{step}.wav"
+        target = ivr().config.recordings_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(heard.audio)
+        audio_path = str(relative)
+    utterance = Utterance(call_id=call.id, step=step, engine=heard.engine,
+                          recording_sid=(request.form.get("RecordingSid") or None),
+                          audio_path=audio_path, transcript=heard.transcript, words=heard.words,
+                          alternatives=heard.alternatives, parsed_value=heard.speech.value,
+                          candidates=heard.candidates, confidence=heard.confidence,
+                          decision=heard.speech.decision)
+    g.db.add(utterance)
+    g.db.flush()
+    return dataclasses.replace(heard.speech, utterance_id=utterance.id)
 
 
 def _advance(call: Call, step: str, event: dialog.Event, seq: int) -> Response:
@@ -197,10 +257,36 @@ def _advance(call: Call, step: str, event: dialog.Event, seq: int) -> Response:
         call.region_id = turn.state["region_id"]
     if turn.state.get("outcome"):
         call.outcome = turn.state["outcome"]
-    log_step(call, step, {"kind": event.kind, "keys": len(event.digits)}, turn.actions)
+    log_step(call, step, {"kind": event.kind, "keys": len(event.digits),
+                          "decision": event.speech.decision if event.speech else None}, turn.actions)
     # Commit before answering: the caller hears "saved" only for a reading that is stored.
     session.commit()
     return twiml(body)
+
+
+@bp.post("/recording-status")
+def recording_status():
+    """Twilio says a recording is ready. If the step's answer went out before the audio could be
+    fetched, attach it now so an operator can still listen to it."""
+    sid = call_sid()
+    recording_sid = required("RecordingSid")
+    utterance = g.db.scalars(select(Utterance).where(Utterance.recording_sid == recording_sid)).first()
+    if utterance is None or utterance.audio_path or request.form.get("RecordingStatus") != "completed":
+        return Response(status=204)
+    url = required("RecordingUrl")
+    speech = ivr().speech
+    try:
+        audio = speech.fetch(url)
+    except Exception as exc:  # noqa: BLE001 - logged; Twilio keeps the recording for a later fetch
+        log.warning("call %s: recording %s still not fetched: %s", sid, recording_sid, exc)
+        return Response(status=204)
+    relative = Path(sid) / f"late-{recording_sid}.wav"
+    target = ivr().config.recordings_dir / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(audio)
+    utterance.audio_path = str(relative)
+    g.db.commit()
+    return Response(status=204)
 
 
 @bp.post("/status")

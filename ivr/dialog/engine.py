@@ -27,6 +27,8 @@ class SpeechInput:
     text: str
     value: str | None = None  # digit string (may hold one ".")
     intent: str | None = None  # yes | no | repeat | operator
+    utility: str | None = None  # a utility named in a menu answer ("gas")
+    register: str | None = None  # day | night, named in a menu answer
     decision: str = "accept"  # accept | confirm | retry | review
     utterance_id: int | None = None
 
@@ -238,6 +240,8 @@ def _on_account(records: Records, state: dict, event: Event) -> Turn:
     typed = typed.replace(".", "*")
     if event.speech:
         state["utterance_id"] = event.speech.utterance_id
+        if event.speech.decision == "retry":
+            return _retry(records, state, _ask_account, "not_understood")
     state["attempts"] = [*state["attempts"], typed]
     account = records.find_account(state["region_id"], typed)
     if account is None:
@@ -274,6 +278,10 @@ def _ask_meter(state: dict) -> Ask:
 
 def _on_meter(records: Records, state: dict, event: Event) -> Turn:
     key = _choice(event)
+    named = event.speech.utility if event.speech else None
+    if named:
+        matching = [i for i, m in enumerate(state["meters"][:9]) if m["utility"] == named]
+        key = str(matching[0] + 1) if len(matching) == 1 else key
     if not (key and key.isdigit() and 1 <= int(key) <= min(9, len(state["meters"]))):
         return _retry(records, state, _ask_meter, "no_input" if event.kind == "timeout" else "invalid_choice")
     return _use_meter(records, state, int(key) - 1)
@@ -294,6 +302,8 @@ def _ask_register(state: dict) -> Ask:
 
 def _on_register(records: Records, state: dict, event: Event) -> Turn:
     key = _choice(event)
+    if event.speech and event.speech.register:
+        key = "1" if event.speech.register == "day" else "2"
     if key not in ("1", "2"):
         return _retry(records, state, _ask_register, "no_input" if event.kind == "timeout" else "invalid_choice")
     state["register"] = "day" if key == "1" else "night"

@@ -1,0 +1,176 @@
+"""Speech answers in calls: fetch the caller's recording, recognise it with the step's grammar,
+parse it, and judge it with the confidence policy, ready for the dialog engine.
+
+Two engines, chosen per language in configuration (``IVR_SPEECH_ENGINES``):
+- ``vosk``: ``<Gather input="dtmf">`` around the prompt, then ``<Record>``; the recording is
+  fetched from Twilio and recognised offline here.
+- ``twilio``: ``<Gather input="speech dtmf">``; Twilio's recogniser returns ``SpeechResult``
+  (Romanian by default: Vosk has no Romanian model). The same parser reads both.
+A language whose Vosk model is not installed falls back to the keypad, with one warning.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import requests
+
+import grammars
+from speech import confidence
+
+from .config import Config
+from .dialog import SpeechInput
+
+log = logging.getLogger(__name__)
+MENU_KINDS = ("menu", "yes_no")
+
+
+class RecordingUnavailable(RuntimeError):
+    """The recording could not be fetched within the time Twilio allows for an answer."""
+
+
+def fetch_recording(url: str, *, account_sid: str | None, auth_token: str | None, budget: float,
+                    session: requests.Session | None = None) -> bytes:
+    """GET a Twilio recording as WAV, retrying while it is not yet available (404) within ``budget`` s."""
+    session = session or requests.Session()
+    auth = (account_sid, auth_token) if account_sid and auth_token else None
+    deadline = time.monotonic() + budget
+    delay = 0.2
+    last = "no attempt"
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RecordingUnavailable(f"recording not available within {budget:.1f} s ({last})")
+        try:
+            response = session.get(url, auth=auth, timeout=min(5.0, max(0.5, remaining)))
+        except requests.RequestException as exc:
+            last = f"{type(exc).__name__}"
+        else:
+            if response.status_code == 200 and response.content:
+                return response.content
+            if response.status_code in (401, 403):
+                raise RecordingUnavailable(f"Twilio refused the credentials (HTTP {response.status_code}); "
+                                           "check IVR_TWILIO_ACCOUNT_SID and IVR_TWILIO_AUTH_TOKEN")
+            last = f"HTTP {response.status_code}"
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 1.0)
+
+
+@dataclass
+class Heard:
+    """One speech answer: what the dialog gets, and what is kept in the Utterance row."""
+
+    speech: SpeechInput
+    engine: str
+    transcript: str
+    words: list = field(default_factory=list)
+    alternatives: list = field(default_factory=list)
+    candidates: list = field(default_factory=list)
+    confidence: float | None = None
+    audio: bytes | None = None
+
+
+class SpeechSteps:
+    def __init__(self, config: Config, *, recognizer: Callable | None = None, fetcher: Callable | None = None):
+        """``recognizer(lang, grammar_words, audio_bytes) -> speech.recognizer.Recognition``;
+        defaults to Vosk with the model pool. ``fetcher(url) -> bytes`` defaults to Twilio."""
+        self.config = config
+        self.thresholds = confidence.Thresholds.from_config(config)
+        self._recognizer = recognizer
+        self._fetcher = fetcher
+        self._pool = None
+        self._warned: set[str] = set()
+
+    # --- engines -------------------------------------------------------------------------------
+
+    @property
+    def pool(self):
+        if self._pool is None:
+            from speech.models import ModelPool
+
+            self._pool = ModelPool(self.config.models_dir)
+        return self._pool
+
+    def engine_for(self, lang: str) -> str:
+        engine = self.config.speech_engines.get(lang, "off")
+        if engine == "vosk" and self._recognizer is None and lang not in self.pool.available():
+            if lang not in self._warned:
+                self._warned.add(lang)
+                log.warning("no Vosk model for %r under %s: speech steps use the keypad only "
+                            "(install one with `ivr models download %s`)", lang, self.config.models_dir, lang)
+            return "off"
+        return engine
+
+    def check_models(self) -> dict[str, set[str]]:
+        """At start-up: for each installed Vosk model, the grammar words its vocabulary lacks."""
+        missing = {}
+        for lang, engine in self.config.speech_engines.items():
+            if engine == "vosk" and lang in self.pool.available():
+                missing[lang] = self.pool.check_vocabulary(lang, grammars.vocabulary(lang))
+        return missing
+
+    # --- answers -------------------------------------------------------------------------------
+
+    def fetch(self, url: str) -> bytes:
+        if not any(url.startswith(prefix) for prefix in self.config.recording_url_prefixes):
+            raise RecordingUnavailable(f"recording URL outside the allowed prefixes: {url[:80]}")
+        if self._fetcher is not None:
+            return self._fetcher(url)
+        return fetch_recording(url, account_sid=self.config.twilio_account_sid,
+                               auth_token=self.config.twilio_auth_token, budget=self.config.recording_fetch_budget)
+
+    def from_recording(self, lang: str, kind: str, url: str, attempt: int) -> Heard:
+        audio = self.fetch(url)
+        recognition = self._recognize(lang, kind, audio)
+        heard = self._interpret(lang, kind, recognition.text, recognition.min_confidence, attempt,
+                                has_unk=recognition.has_unk,
+                                disagree=confidence.alternatives_disagree(
+                                    recognition, lambda t: grammars.parse_number(t, lang).best))
+        heard.engine, heard.audio = "vosk", audio
+        heard.words = [{"text": w.text, "confidence": w.confidence, "start": w.start, "end": w.end}
+                       for w in recognition.words]
+        heard.alternatives = [{"text": t, "confidence": c} for t, c in recognition.alternatives]
+        return heard
+
+    def from_twilio(self, lang: str, kind: str, text: str, reported_confidence: str | None, attempt: int) -> Heard:
+        try:
+            conf = float(reported_confidence) if reported_confidence not in (None, "") else 0.0
+        except ValueError:
+            conf = 0.0
+        conf = min(max(conf, 0.0), 1.0)
+        heard = self._interpret(lang, kind, text[:500], conf if text else 0.0, attempt, has_unk=False, disagree=False)
+        heard.engine = "twilio"
+        return heard
+
+    def _recognize(self, lang: str, kind: str, audio: bytes):
+        words = grammars.build_grammar(lang, kind)
+        if self._recognizer is not None:
+            return self._recognizer(lang, words, audio)
+        from speech.audio import decode_audio
+        from speech.recognizer import recognize
+
+        pcm = decode_audio(audio, 16000, max_seconds=60)
+        return recognize(self.pool.get(lang), pcm, grammar=words, sample_rate=16000)
+
+    def _interpret(self, lang: str, kind: str, text: str, min_conf: float, attempt: int, *,
+                   has_unk: bool, disagree: bool) -> Heard:
+        parsed = grammars.parse_number(text, lang)
+        intent = grammars.classify_reply(text, lang) if kind in MENU_KINDS else None
+        utility = grammars.match_utility(text, lang) if kind == "menu" else None
+        register = grammars.match_register(text, lang) if kind == "menu" else None
+        understood = parsed.best is not None or intent or utility or register
+        decision = confidence.decide(
+            min_word_confidence=min_conf if understood else 0.0,
+            alternatives_disagree=disagree,
+            has_unk=has_unk or bool(parsed.unknown and kind not in MENU_KINDS),
+            parse_ambiguous=parsed.ambiguous and kind not in MENU_KINDS,
+            validation_failed=False,
+            attempt=attempt,
+            thresholds=self.thresholds,
+        ).value
+        speech = SpeechInput(text=text, value=parsed.best, intent=intent, utility=utility, register=register,
+                             decision=decision)
+        return Heard(speech=speech, engine="", transcript=text, candidates=list(parsed.candidates),
+                     confidence=min_conf)
