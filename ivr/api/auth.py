@@ -1,0 +1,58 @@
+"""Bearer-token authentication and scopes for the API views."""
+from __future__ import annotations
+
+import datetime as dt
+from functools import wraps
+
+from flask import g, request
+
+from readings_store.models import utcnow
+
+from . import tokens
+from .problems import Problem
+
+TOUCH_EVERY = dt.timedelta(minutes=1)  # last_used_at is written at most this often per token
+
+
+def _unauthorized(detail: str, error: str | None = None) -> Problem:
+    challenge = 'Bearer realm="ivr-api"' + (f', error="{error}"' if error else "")
+    return Problem(401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
+
+
+def authenticate():
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if not header:
+        raise _unauthorized("send the API token as 'Authorization: Bearer <token>'")
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("the Authorization header must be 'Bearer <token>'", "invalid_request")
+    client = tokens.find(g.db, token)
+    if client is None:
+        raise _unauthorized("the API token is not valid", "invalid_token")
+    if client.revoked_at is not None:
+        raise _unauthorized("the API token has been revoked", "invalid_token")
+    now = utcnow()
+    if client.last_used_at is None or now - client.last_used_at > TOUCH_EVERY:
+        client.last_used_at = now
+        g.db.commit()
+    return client
+
+
+def require(scope: str):
+    """Decorator: the view needs a valid token with ``scope`` (write implies read)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            client = authenticate()
+            if not tokens.scope_allows(client.scope, scope):
+                raise Problem(403, "forbidden", "Forbidden",
+                              f"this token has scope {client.scope!r}; the operation needs {scope!r}")
+            g.api_client_id, g.api_client_name = client.id, client.name
+            return view(*args, **kwargs)
+
+        wrapper.required_scope = scope
+        return wrapper
+
+    return decorate

@@ -1,0 +1,374 @@
+"""Queries and writes behind the billing integration, free of Flask (the API and the CLI share them).
+
+* ``list_readings``: readings in a stable id order, keyset-paginated (``after_id``).
+* ``create_batch`` / ``batch_readings`` / ``acknowledge``: export batches for exactly-once
+  delivery. A reading is put into at most one batch by one conditional UPDATE
+  (``... WHERE export_batch_id IS NULL AND status = 'accepted'``); on PostgreSQL the candidate
+  rows are locked ``FOR UPDATE SKIP LOCKED`` first, so concurrent exporters never wait on each
+  other (no deadlock) and never take the same row.
+* ``missing_meters``: active meters without an accepted or pending reading in a period, with how
+  many periods in a row they have gone without (billing: averages up to 3, norms after that).
+* CSV rendering with spreadsheet-formula neutralisation.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Iterable, Iterator, Sequence
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session
+
+from .models import READING_STATUSES, UTILITIES, Account, ExportBatch, Meter, Reading, Region, utcnow
+
+PERIOD_RE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+REGION_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+# Periods in a row without a reading after which billing switches from averages to norms.
+AVERAGE_PERIODS = 3
+STREAM_CHUNK = 5000
+MAX_ID = 2**31 - 1
+
+READING_FIELDS = (
+    "id", "account_number", "region_code", "meter_serial", "utility", "register", "value", "period",
+    "taken_at", "received_at", "channel", "status", "supersedes", "export_batch",
+)
+MISSING_FIELDS = (
+    "meter_id", "account_number", "region_code", "meter_serial", "utility", "period",
+    "last_reading_period", "periods_without", "billing_basis",
+)
+# Text columns a spreadsheet could take for a formula; numbers and timestamps are left alone.
+_CSV_TEXT_FIELDS = {"account_number", "region_code", "meter_serial", "utility", "register", "period",
+                    "channel", "status", "billing_basis", "last_reading_period"}
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers (shared by the API and the CLI)
+
+
+def check_period(period: str) -> str:
+    if not isinstance(period, str) or not PERIOD_RE.match(period):
+        raise ValueError(f"period must be YYYY-MM, got {period!r}")
+    return period
+
+
+def check_region(code: str) -> str:
+    if not isinstance(code, str) or not REGION_RE.match(code):
+        raise ValueError(f"region must be a region code (letters, digits, - and _; max 32), got {code!r}")
+    return code
+
+
+def check_utility(utility: str) -> str:
+    if utility not in UTILITIES:
+        raise ValueError(f"utility must be one of {', '.join(UTILITIES)}, got {utility!r}")
+    return utility
+
+
+def check_statuses(statuses: Iterable[str]) -> tuple[str, ...]:
+    out = tuple(sorted(set(statuses)))
+    bad = [s for s in out if s not in READING_STATUSES]
+    if bad or not out:
+        raise ValueError(f"status must be one or more of {', '.join(READING_STATUSES)}, got {','.join(bad) or 'nothing'}")
+    return out
+
+
+def period_add(period: str, months: int) -> str:
+    year, month = int(period[:4]), int(period[5:7])
+    index = year * 12 + (month - 1) + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def periods_between(first: str, last: str) -> int:
+    """How many months ``last`` is after ``first`` (0 when equal)."""
+    return (int(last[:4]) * 12 + int(last[5:7])) - (int(first[:4]) * 12 + int(first[5:7]))
+
+
+def period_start(period: str) -> dt.datetime:
+    return dt.datetime(int(period[:4]), int(period[5:7]), 1, tzinfo=dt.timezone.utc)
+
+
+# --------------------------------------------------------------------------------------------
+# rendering
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def decimal_text(value: Decimal) -> str:
+    """A reading as exact text, never a float: ``Decimal('1250.50')`` -> ``"1250.5"``."""
+    return format(value.normalize(), "f")
+
+
+def _reading_columns():
+    return (
+        Reading.id, Account.number, Region.code, Meter.serial, Meter.utility, Reading.register, Reading.value,
+        Reading.period, Reading.taken_at, Reading.received_at, Reading.channel, Reading.status,
+        Reading.supersedes_id, Reading.export_batch_id,
+    )
+
+
+def _reading_select():
+    return (
+        select(*_reading_columns())
+        .join(Meter, Reading.meter_id == Meter.id)
+        .join(Account, Meter.account_id == Account.id)
+        .join(Region, Account.region_id == Region.id)
+    )
+
+
+def _item(row, status: str | None = None) -> dict:
+    return {
+        "id": row[0],
+        "account_number": row[1],
+        "region_code": row[2],
+        "meter_serial": row[3],
+        "utility": row[4],
+        "register": row[5],
+        "value": decimal_text(row[6]),
+        "period": row[7],
+        "taken_at": iso(row[8]),
+        "received_at": iso(row[9]),
+        "channel": row[10],
+        "status": status or row[11],
+        "supersedes": row[12],
+        "export_batch": row[13],
+    }
+
+
+def csv_safe(value) -> str:
+    """Neutralise spreadsheet formula injection: text starting with = + - @ (or tab/CR) gets a quote."""
+    if value is None:
+        return ""
+    text = str(value)
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+def csv_lines(fields: Sequence[str], items: Iterable[dict]) -> Iterator[str]:
+    """CSV text in chunks: the header, then one chunk per 1000 rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(fields)
+    count = 0
+    for item in items:
+        writer.writerow([csv_safe(item[f]) if f in _CSV_TEXT_FIELDS else ("" if item[f] is None else item[f])
+                         for f in fields])
+        count += 1
+        if count % 1000 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# readings
+
+
+@dataclass(frozen=True)
+class ReadingFilter:
+    statuses: tuple[str, ...] = ("accepted",)
+    region: str | None = None
+    utility: str | None = None
+    period: str | None = None
+
+    def key(self) -> dict:
+        return {"status": list(self.statuses), "region": self.region, "utility": self.utility, "period": self.period}
+
+    def apply(self, query, *, statuses: bool = True):
+        if statuses:
+            query = query.where(Reading.status.in_(self.statuses))
+        if self.region is not None:
+            query = query.where(Region.code == self.region)
+        if self.utility is not None:
+            query = query.where(Meter.utility == self.utility)
+        if self.period is not None:
+            query = query.where(Reading.period == self.period)
+        return query
+
+
+def list_readings(session: Session, filters: ReadingFilter, *, after_id: int = 0, limit: int = 500) -> tuple[list[dict], bool]:
+    """One page in id order after ``after_id``; also whether more rows follow."""
+    query = filters.apply(_reading_select()).where(Reading.id > after_id).order_by(Reading.id).limit(limit + 1)
+    rows = session.execute(query).all()
+    return [_item(r) for r in rows[:limit]], len(rows) > limit
+
+
+# --------------------------------------------------------------------------------------------
+# export batches
+
+
+def batch_summary(batch: ExportBatch) -> dict:
+    return {
+        "id": batch.id,
+        "created_at": iso(batch.created_at),
+        "count": batch.reading_count,
+        "region_code": batch.region_code,
+        "period": batch.period,
+        "acknowledged_at": iso(batch.acknowledged_at),
+    }
+
+
+def create_batch(session: Session, *, region: str | None = None, period: str | None = None,
+                 limit: int | None = None, created_by: int | None = None) -> ExportBatch | None:
+    """Take every accepted, not yet exported reading (optionally of one region/period, at most
+    ``limit`` of them, lowest ids first) into a new batch. Returns None, with nothing written,
+    when there is nothing to export. The caller commits."""
+    batch = ExportBatch(created_at=utcnow(), created_by=created_by, region_code=region, period=period,
+                        reading_count=0)
+    session.add(batch)
+    session.flush()
+    filters = ReadingFilter(region=region, period=period)
+    candidates = select(Reading.id).where(Reading.export_batch_id.is_(None), Reading.status == "accepted")
+    if region is not None or period is not None:
+        candidates = candidates.join(Meter, Reading.meter_id == Meter.id).join(Account, Meter.account_id == Account.id)
+        candidates = candidates.join(Region, Account.region_id == Region.id)
+        candidates = filters.apply(candidates, statuses=False)
+    candidates = candidates.order_by(Reading.id)
+    if limit is not None:
+        candidates = candidates.limit(limit)
+    stmt = update(Reading).values(export_batch_id=batch.id).where(
+        Reading.export_batch_id.is_(None), Reading.status == "accepted"
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Lock the candidates once (MATERIALIZED: never re-evaluated) and skip rows another
+        # exporter or writer holds; the outer conditions re-check each row under its lock.
+        picked = candidates.with_for_update(skip_locked=True, of=Reading).cte("picked").prefix_with("MATERIALIZED")
+        stmt = stmt.where(Reading.id == picked.c.id)
+    else:
+        # SQLite runs one writer at a time: the single UPDATE is atomic on its own.
+        stmt = stmt.where(Reading.id.in_(candidates.scalar_subquery()))
+    count = session.execute(stmt.execution_options(synchronize_session=False)).rowcount
+    if not count:
+        session.delete(batch)
+        session.flush()
+        return None
+    assigned = session.scalar(select(func.count()).select_from(Reading).where(Reading.export_batch_id == batch.id))
+    if assigned != count:  # pragma: no cover - would mean the conditional UPDATE misbehaved
+        raise RuntimeError(f"export batch {batch.id}: updated {count} rows but {assigned} are assigned")
+    batch.reading_count = count
+    session.flush()
+    return batch
+
+
+def get_batch(session: Session, batch_id: int) -> ExportBatch | None:
+    if not 0 < batch_id <= MAX_ID:
+        return None
+    return session.get(ExportBatch, batch_id)
+
+
+def batch_readings(session: Session, batch_id: int, *, chunk: int = STREAM_CHUNK) -> Iterator[dict]:
+    """The readings of a batch, in id order, as they were exported. Fields of a reading never
+    change after it is stored, except its status: the batch reports the status it was exported
+    with ("accepted"), so re-reading a batch gives the same content every time."""
+    after = 0
+    while True:
+        rows = session.execute(
+            _reading_select().where(Reading.export_batch_id == batch_id, Reading.id > after)
+            .order_by(Reading.id).limit(chunk)
+        ).all()
+        for row in rows:
+            yield _item(row, status="accepted")
+        if len(rows) < chunk:
+            return
+        after = rows[-1][0]
+
+
+def acknowledge(session: Session, batch_id: int) -> ExportBatch | None:
+    """Mark a batch delivered; acknowledging again keeps the first time. The caller commits."""
+    if not 0 < batch_id <= MAX_ID:
+        return None
+    session.execute(
+        update(ExportBatch).where(ExportBatch.id == batch_id, ExportBatch.acknowledged_at.is_(None))
+        .values(acknowledged_at=utcnow()).execution_options(synchronize_session=False)
+    )
+    batch = session.get(ExportBatch, batch_id)
+    if batch is not None:
+        session.refresh(batch)
+    return batch
+
+
+def list_batches(session: Session, *, acknowledged: bool | None = None, after_id: int = 0,
+                 limit: int = 100) -> tuple[list[ExportBatch], bool]:
+    query = select(ExportBatch).where(ExportBatch.id > after_id)
+    if acknowledged is True:
+        query = query.where(ExportBatch.acknowledged_at.is_not(None))
+    elif acknowledged is False:
+        query = query.where(ExportBatch.acknowledged_at.is_(None))
+    rows = list(session.scalars(query.order_by(ExportBatch.id).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+# --------------------------------------------------------------------------------------------
+# missing readings
+
+
+@dataclass(frozen=True)
+class MissingFilter:
+    period: str
+    region: str | None = None
+    utility: str | None = None
+
+    def key(self) -> dict:
+        return {"period": self.period, "region": self.region, "utility": self.utility}
+
+
+_COUNTED = ("accepted", "pending_review")
+
+
+def missing_meters(session: Session, filters: MissingFilter, *, after_id: int = 0,
+                   limit: int = 500) -> tuple[list[dict], bool]:
+    """Active meters of active accounts, installed before the period ended, with no accepted or
+    pending reading in it; in meter id order after ``after_id``."""
+    period = filters.period
+    has_reading = exists().where(
+        Reading.meter_id == Meter.id, Reading.period == period, Reading.status.in_(_COUNTED)
+    )
+    query = (
+        select(Meter.id, Account.number, Region.code, Meter.serial, Meter.utility, Meter.created_at)
+        .join(Account, Meter.account_id == Account.id)
+        .join(Region, Account.region_id == Region.id)
+        .where(Meter.active.is_(True), Account.active.is_(True), Meter.id > after_id,
+               Meter.created_at < period_start(period_add(period, 1)), ~has_reading)
+    )
+    if filters.region is not None:
+        query = query.where(Region.code == filters.region)
+    if filters.utility is not None:
+        query = query.where(Meter.utility == filters.utility)
+    rows = session.execute(query.order_by(Meter.id).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last: dict[int, str] = {}
+    if rows:
+        last = dict(session.execute(
+            select(Reading.meter_id, func.max(Reading.period))
+            .where(Reading.meter_id.in_([r[0] for r in rows]), Reading.period < period, Reading.status.in_(_COUNTED))
+            .group_by(Reading.meter_id)
+        ).all())
+    items = []
+    for meter_id, number, region, serial, utility, created_at in rows:
+        previous = last.get(meter_id)
+        if previous is not None:
+            without = periods_between(previous, period)
+        else:
+            installed = f"{created_at.astimezone(dt.timezone.utc):%Y-%m}"
+            without = periods_between(installed, period) + 1
+        items.append({
+            "meter_id": meter_id,
+            "account_number": number,
+            "region_code": region,
+            "meter_serial": serial,
+            "utility": utility,
+            "period": period,
+            "last_reading_period": previous,
+            "periods_without": without,
+            "billing_basis": "norm" if without > AVERAGE_PERIODS else "average",
+        })
+    return items, more
