@@ -121,3 +121,17 @@ def test_repeated_incoming_does_not_create_second_call(db, client, north):
     second = signed(client, "/voice/incoming", params)
     assert first.data == second.data
     assert counts(db)[0] == 1
+
+
+def test_proxy_headers_are_trusted_only_when_configured(db, config, engine):
+    from ivr.app import create_app
+
+    params = {"CallSid": SID, "From": "+442079460000"}
+    public = "https://ivr.example.org/voice/incoming"
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "ivr.example.org",
+               "X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(public, params)}
+    plain = create_app(config, engine=engine).test_client()
+    assert plain.post("/voice/incoming", data=params, headers=headers).status_code == 403
+    config.trust_proxy = True
+    proxied = create_app(config, engine=engine).test_client()
+    assert proxied.post("/voice/incoming", data=params, headers=headers).status_code == 200
