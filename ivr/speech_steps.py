@@ -11,7 +11,9 @@ A language whose Vosk model is not installed falls back to the keypad, with one 
 from __future__ import annotations
 
 import logging
+import math
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -139,6 +141,8 @@ class SpeechSteps:
             conf = float(reported_confidence) if reported_confidence not in (None, "") else 0.0
         except ValueError:
             conf = 0.0
+        if not math.isfinite(conf):  # "NaN" would compare False with every threshold: accepted
+            conf = 0.0
         conf = min(max(conf, 0.0), 1.0)
         heard = self._interpret(lang, kind, text[:500], conf if text else 0.0, attempt, has_unk=False, disagree=False)
         heard.engine = "twilio"
@@ -161,6 +165,12 @@ class SpeechSteps:
         utility = grammars.match_utility(text, lang) if kind == "menu" else None
         register = grammars.match_register(text, lang) if kind == "menu" else None
         understood = parsed.best is not None or intent or utility or register
+        if understood and kind in MENU_KINDS and min_conf < self.thresholds.review:
+            # A menu choice barely heard is no choice: the menu steps act on it directly (a
+            # mumbled "yes" would store the reading), so it is asked again instead.
+            parsed = dataclasses.replace(parsed, best=None)
+            intent = utility = register = None
+            understood = False
         decision = confidence.decide(
             min_word_confidence=min_conf if understood else 0.0,
             alternatives_disagree=disagree,

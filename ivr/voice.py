@@ -27,6 +27,7 @@ bp = Blueprint("voice", __name__, url_prefix="/voice")
 
 TWIML = "application/xml"
 _SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+_RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
 MAX_DIGITS_PARAM = 64
 # Twilio's placeholders for a withheld caller ID.
 WITHHELD = {"", "anonymous", "restricted", "unknown", "private", "+266696687", "+86282452253", "+7378742833", "+2562533"}
@@ -226,6 +227,18 @@ def step(step: str):
     return _advance(call, step, event, seq)
 
 
+def _recording_sid() -> str | None:
+    """Twilio's RecordingSid, or None if absent or malformed (it names a file, fits String(64))."""
+    sid = request.form.get("RecordingSid") or ""
+    return sid if _RECORDING_SID.match(sid) else None
+
+
+def _fits(value: str | None, size: int) -> str | None:
+    """A parsed number for a String(size) column: one longer (minutes of "one one one...") is no
+    meter reading, and would fail the INSERT on PostgreSQL; the transcript keeps what was said."""
+    return value if value is None or len(value) <= size else None
+
+
 def _keep_utterance(call: Call, step: str, seq: int, heard) -> dialog.SpeechInput:
     """Store the caller's audio and what was made of it; the operator console shows both."""
     audio_path = None
@@ -236,9 +249,9 @@ def _keep_utterance(call: Call, step: str, seq: int, heard) -> dialog.SpeechInpu
         target.write_bytes(heard.audio)
         audio_path = str(relative)
     utterance = Utterance(call_id=call.id, step=step, engine=heard.engine,
-                          recording_sid=(request.form.get("RecordingSid") or None),
+                          recording_sid=_recording_sid(),
                           audio_path=audio_path, transcript=heard.transcript, words=heard.words,
-                          alternatives=heard.alternatives, parsed_value=heard.speech.value,
+                          alternatives=heard.alternatives, parsed_value=_fits(heard.speech.value, 64),
                           candidates=heard.candidates, confidence=heard.confidence,
                           decision=heard.speech.decision)
     g.db.add(utterance)
@@ -270,6 +283,8 @@ def recording_status():
     fetched, attach it now so an operator can still listen to it."""
     sid = call_sid()
     recording_sid = required("RecordingSid")
+    if not _RECORDING_SID.match(recording_sid):
+        abort(Response("RecordingSid is malformed\n", status=400, mimetype="text/plain"))
     utterance = g.db.scalars(select(Utterance).where(Utterance.recording_sid == recording_sid)).first()
     if utterance is None or utterance.audio_path or request.form.get("RecordingStatus") != "completed":
         return Response(status=204)
