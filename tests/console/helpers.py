@@ -1,0 +1,98 @@
+"""Console test helpers: operators, a pending reading with a real WAV recording, log-in."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import struct
+import wave
+from decimal import Decimal
+from pathlib import Path
+
+from werkzeug.security import generate_password_hash
+
+from readings_store import service
+from readings_store.models import Call, Operator, ReviewTask, Utterance, utcnow
+from tests import factories as f
+
+PASSWORD = "correct-horse-battery"
+# A cheap hash method keeps the suite fast; the CLI and production use werkzeug's default.
+FAST_HASH = "pbkdf2:sha256:1000"
+
+
+def make_operator(db, username="olga", role="operator", password=PASSWORD, active=True) -> Operator:
+    op = Operator(username=username, password_hash=generate_password_hash(password, method=FAST_HASH), role=role,
+                  active=active, failed_logins=0)
+    db.add(op)
+    db.flush()
+    return op
+
+
+def write_wav(path: Path, seconds: float = 1.0, rate: int = 8000) -> Path:
+    """A small real WAV: a 440 Hz tone, 16-bit mono."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+                      for i in range(int(seconds * rate)))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames)
+    return path
+
+
+def seed_pending(db, config, *, value="1300", reason="low_confidence", previous=1000, previous_days_ago=30,
+                 holder="Ion Popescu", transcript="one three zero zero", words=None, audio=True,
+                 region=None, number="100001", serial="EL0001", utility="electricity", created_at=None) -> dict:
+    """Region, account, meter with a previous reading, a call and an utterance with its WAV, and a
+    reading stored by the service as pending review (which opens the ReviewTask)."""
+    region = region or f.region(db)
+    account = f.account(db, region, number=number, holder=holder, phones=("+37369123456",))
+    meter = f.meter(db, account, serial=serial, utility=utility, previous=previous,
+                    previous_days_ago=previous_days_ago)
+    call = Call(call_sid=f"CA{account.id:032x}", from_number="+37369123456", language="en", region_id=region.id,
+                account_id=account.id, outcome="completed",
+                steps=[{"at": utcnow().isoformat(), "step": "value", "event": {"speech": transcript},
+                        "next": "confirm"}])
+    db.add(call)
+    db.flush()
+    audio_rel = f"{call.call_sid}/value.wav"
+    if audio:
+        write_wav(Path(config.recordings_dir) / audio_rel)
+    words = words if words is not None else [
+        {"text": "one", "confidence": 0.97, "start": 0.0, "end": 0.2},
+        {"text": "three", "confidence": 0.41, "start": 0.2, "end": 0.5},
+        {"text": "zero", "confidence": 0.93, "start": 0.5, "end": 0.7},
+        {"text": "zero", "confidence": 0.9, "start": 0.7, "end": 0.9},
+    ]
+    utterance = Utterance(call_id=call.id, step="value", engine="vosk", audio_path=audio_rel if audio else None,
+                          transcript=transcript, words=words,
+                          alternatives=[{"text": "one two zero zero", "confidence": 0.3}], parsed_value=value,
+                          confidence=0.6)
+    db.add(utterance)
+    db.flush()
+    reading = service.store_reading(db, meter, "total", Decimal(value), channel="phone_speech",
+                                    status="pending_review", reason=reason, call_id=call.id,
+                                    utterance_id=utterance.id, now=created_at)
+    db.flush()
+    task = db.query(ReviewTask).filter_by(reading_id=reading.id).one()
+    db.commit()
+    return {"region": region, "account": account, "meter": meter, "call": call, "utterance": utterance,
+            "reading": reading, "task": task}
+
+
+def login(client, username="olga", password=PASSWORD, follow=False):
+    page = client.get("/console/login")
+    token = csrf_from(page.get_data(as_text=True))
+    return client.post("/console/login", data={"username": username, "password": password, "csrf_token": token},
+                       follow_redirects=follow)
+
+
+def csrf_from(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or \
+        re.search(r'name="csrf_token" value="([^"]+)"', html)
+    return match.group(1) if match else ""
+
+
+def days_ago(n: float) -> dt.datetime:
+    return utcnow() - dt.timedelta(days=n)

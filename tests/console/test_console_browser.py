@@ -1,0 +1,101 @@
+"""The console in headless Chromium: log in, open the queue, play the caller's audio, correct the
+reading with a reason, and see the audit entry. Uses the system browser, never a download."""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from readings_store.models import Reading
+
+from .helpers import PASSWORD, make_operator, seed_pending
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no system Chromium at {CHROMIUM}"),
+]
+
+
+@pytest.fixture
+def server(app):
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    thread.join(5)
+
+
+@pytest.fixture
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"],
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def test_operator_corrects_a_reading_after_listening(server, browser, db, config):
+    make_operator(db)
+    db.commit()
+    seeded = seed_pending(db, config)
+    page = browser.new_page()
+    page.set_default_timeout(10_000)
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    recordings = []
+    page.on("response", lambda r: recordings.append(r.status) if "/console/recordings/" in r.url else None)
+
+    page.goto(server + "/console/queue")
+    assert "/console/login" in page.url
+    page.fill("input[name=username]", "olga")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]:has-text('Log in')")
+    page.wait_for_url("**/console/queue")
+    assert page.inner_text("#open-count") == "1"
+
+    page.click("#start")
+    page.wait_for_url(f"**/console/tasks/{seeded['task'].id}*")
+    assert page.inner_text("mark.low") == "three"
+
+    # "p" plays the recording (a key press is a user gesture, so autoplay rules allow it).
+    page.keyboard.press("p")
+    page.wait_for_function(
+        "() => { const a = document.getElementById('player'); return a.readyState >= 2 && a.currentTime > 0; }")
+    assert recordings and all(status in (200, 206) for status in recordings)
+    state = page.evaluate("() => { const a = document.getElementById('player');"
+                          " return {ready: a.readyState, t: a.currentTime, err: a.error}; }")
+    assert state["ready"] >= 2 and state["t"] > 0 and state["err"] is None
+
+    page.fill("#correct-form input[name='correct-value']", "1200")
+    page.fill("#correct-form textarea[name='correct-reason']", "caller said twelve hundred on the recording")
+    page.click("#correct-form button[type=submit]")
+    page.wait_for_url("**/console/queue*")
+    assert "Corrected item" in page.content()
+    audit = page.inner_text("#recent")
+    assert "reading.correct" in audit and "1300" in audit and "1200" in audit
+    assert "caller said twelve hundred" in audit
+
+    # The item page keeps the trail.
+    page.goto(server + f"/console/tasks/{seeded['task'].id}")
+    assert "reading.correct" in page.inner_text("#audit")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
+    assert not errors
+
+    db.expire_all()
+    new = db.scalars(select(Reading).where(Reading.channel == "operator")).one()
+    assert str(new.value) == "1200" and new.supersedes_id == seeded["reading"].id
