@@ -36,7 +36,7 @@ test: $(VENV)/.installed-test system-packages
 	$(BIN)/pytest
 	@if [ -n "$$IVR_TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$IVR_TEST_DATABASE_URL): database tests =="; \
-		$(BIN)/pytest -m "not speech and not browser"; \
+		$(BIN)/pytest -m "db and not speech and not browser"; \
 	fi
 
 clean:

@@ -103,3 +103,10 @@ def phone(client):
         return SimulatedCall("http://localhost", AUTH_TOKEN, flask_transport(client), caller=caller, **kwargs)
 
     return make
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that touches the database, so CI can rerun just those on PostgreSQL (-m db)."""
+    for item in items:
+        if "database_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
