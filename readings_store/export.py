@@ -25,8 +25,11 @@ from sqlalchemy.orm import Session
 
 from .models import READING_STATUSES, UTILITIES, Account, ExportBatch, Meter, Reading, Region, utcnow
 
-PERIOD_RE = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
-REGION_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+# Billing periods YYYY-MM from 1970-01 to 2999-12 (so that period arithmetic stays in range).
+PERIOD_PATTERN = r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$"
+REGION_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+PERIOD_RE = re.compile(PERIOD_PATTERN)
+REGION_RE = re.compile(REGION_PATTERN)
 # Periods in a row without a reading after which billing switches from averages to norms.
 AVERAGE_PERIODS = 3
 STREAM_CHUNK = 5000
@@ -51,7 +54,7 @@ _CSV_TEXT_FIELDS = {"account_number", "region_code", "meter_serial", "utility", 
 
 def check_period(period: str) -> str:
     if not isinstance(period, str) or not PERIOD_RE.match(period):
-        raise ValueError(f"period must be YYYY-MM, got {period!r}")
+        raise ValueError(f"period must be YYYY-MM (1970-01 to 2999-12), got {period!r}")
     return period
 
 

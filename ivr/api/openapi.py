@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import copy
 
-from readings_store.export import AVERAGE_PERIODS
+from readings_store.export import AVERAGE_PERIODS, PERIOD_PATTERN, REGION_PATTERN
 from readings_store.importer import COLUMNS
 from readings_store.models import ACCOUNT_KINDS, CHANNELS, READING_STATUSES, UTILITIES
 
-PERIOD = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
-REGION = r"^[A-Za-z0-9_-]{1,32}$"
+PERIOD = PERIOD_PATTERN
+REGION = REGION_PATTERN
 ACCOUNT_NUMBER = r"^[0-9]+([-/.* ][0-9]+)*$"
 SERIAL = r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$"
 
