@@ -110,6 +110,8 @@ class Config:
     # Recordings are fetched only from URLs under these prefixes (Twilio's API), never elsewhere.
     recording_url_prefixes: tuple = ("https://api.twilio.com/",)
     session_minutes: int = 30
+    # Country (ISO 3166) for phone numbers typed without a country code in the operator console.
+    console_phone_region: str = "MD"
 
     def daily_limit(self, utility: str) -> Decimal:
         return Decimal(str(self.daily_limits[utility]))
@@ -175,6 +177,7 @@ def load_config(**overrides) -> Config:
             p.strip() for p in (_env("RECORDING_URL_PREFIXES") or "https://api.twilio.com/").split(",") if p.strip()
         ),
         session_minutes=_env_int("SESSION_MINUTES", 30),
+        console_phone_region=(_env("CONSOLE_PHONE_REGION") or "MD").upper(),
     )
     for key, value in overrides.items():
         if not hasattr(cfg, key):

@@ -33,7 +33,6 @@ from .forms import AcceptForm, CloseForm, CorrectForm, LinkForm, RejectForm
 PAGE_SIZE = 25
 KINDS = ("reading", "identification")
 UTC = dt.timezone.utc
-DEFAULT_PHONE_REGION = "MD"
 
 
 def ivr():
@@ -164,8 +163,7 @@ def queue():
     reasons = g.db.scalars(select(ReviewTask.reason).where(ReviewTask.status == "open").distinct()
                            .order_by(ReviewTask.reason)).all()
     recent = g.db.scalars(select(AuditEvent).where(AuditEvent.actor_kind == "operator",
-                                                   AuditEvent.actor_id == current_user.operator_id,
-                                                   AuditEvent.action.like("%.%"))
+                                                   AuditEvent.actor_id == current_user.operator_id)
                           .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(5)).all()
     return render_template(
         "console/queue.html", tasks=tasks, total=total, all_open=all_open, filters=filters, page=page,
@@ -397,7 +395,7 @@ def lookup():
                                                             func.replace(Account.keypad_key, "*", "") == digits))
                                   .order_by(Account.id).limit(50)):
                 found[a.id] = a
-        phone = review.normalise_phone(q, getattr(ivr().config, "console_phone_region", DEFAULT_PHONE_REGION))
+        phone = review.normalise_phone(q, ivr().config.console_phone_region)
         if phone:
             for a in g.db.scalars(select(Account).join(AccountPhone).where(AccountPhone.phone == phone)
                                   .order_by(Account.id).limit(50)):

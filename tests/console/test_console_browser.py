@@ -1,16 +1,19 @@
-"""The console in headless Chromium: log in, open the queue, play the caller's audio, correct the
-reading with a reason, and see the audit entry. Uses the system browser, never a download."""
+"""The console in headless Chromium: log in, open the queue, accept an item with the "a" key, play
+the next item's audio, correct its reading with a reason, and see the audit entry.
+Uses the system browser (/usr/bin/chromium), never a download."""
 from __future__ import annotations
 
 import os
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from readings_store.models import Reading
+from readings_store.models import Reading, utcnow
+from tests import factories as f
 
 from .helpers import PASSWORD, make_operator, seed_pending
 
@@ -51,7 +54,10 @@ def browser():
 def test_operator_corrects_a_reading_after_listening(server, browser, db, config):
     make_operator(db)
     db.commit()
-    seeded = seed_pending(db, config)
+    region = f.region(db)
+    older = seed_pending(db, config, region=region, number="100002", serial="EL0002", value="1100",
+                         created_at=utcnow() - timedelta(hours=1))
+    seeded = seed_pending(db, config, region=region)
     page = browser.new_page()
     page.set_default_timeout(10_000)
     errors = []
@@ -65,10 +71,14 @@ def test_operator_corrects_a_reading_after_listening(server, browser, db, config
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]:has-text('Log in')")
     page.wait_for_url("**/console/queue")
-    assert page.inner_text("#open-count") == "1"
+    assert page.inner_text("#open-count") == "2"
 
     page.click("#start")
+    page.wait_for_url(f"**/console/tasks/{older['task'].id}*")
+    # "a" accepts the oldest item, and the next one opens.
+    page.keyboard.press("a")
     page.wait_for_url(f"**/console/tasks/{seeded['task'].id}*")
+    assert f"Accepted 1100 for item #{older['task'].id}." in page.content()
     assert page.inner_text("mark.low") == "three"
 
     # "p" plays the recording (a key press is a user gesture, so autoplay rules allow it).
@@ -99,3 +109,4 @@ def test_operator_corrects_a_reading_after_listening(server, browser, db, config
     db.expire_all()
     new = db.scalars(select(Reading).where(Reading.channel == "operator")).one()
     assert str(new.value) == "1200" and new.supersedes_id == seeded["reading"].id
+    assert db.get(Reading, older["reading"].id).status == "accepted"
