@@ -10,10 +10,10 @@ A language whose Vosk model is not installed falls back to the keypad, with one 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
