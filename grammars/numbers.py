@@ -69,10 +69,12 @@ def _numeral_tokens(tok: str, lang: str) -> list[_Tok]:
     if len(parts) == 1:
         return [_Tok("N", text=tok)]
     digits, seps = parts[0::2], parts[1::2]
-    # "1,234,567" / "12,500" in English are thousands groups; elsewhere "," is the decimal mark
-    # (ro/ru/uk). Several separators that all group by three are thousands in any language.
+    # "1,234,567" / "12,500" in English are thousands groups; in ro/ru/uk "," is the decimal mark
+    # and "." groups thousands ("12.345" from a ro-RO recogniser is 12345). Several separators
+    # that all group by three are thousands in any language.
     grouped = all(len(d) == 3 for d in digits[1:]) and len(set(seps)) == 1
-    if grouped and (len(seps) > 1 or (lang == "en" and seps[0] == ",")):
+    thousands_mark = "," if lang == "en" else "."
+    if grouped and (len(seps) > 1 or seps[0] == thousands_mark):
         return [_Tok("N", text="".join(digits))]
     whole = "".join(digits[:-1])
     return [_Tok("N", text=whole), _Tok("DEC", text=seps[-1]), _Tok("N", text=digits[-1])]

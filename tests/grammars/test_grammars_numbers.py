@@ -207,3 +207,12 @@ def test_result_is_frozen():
     r = parse_number("one", "en")
     with pytest.raises(Exception):
         r.best = "2"
+
+
+@pytest.mark.parametrize("lang,text,best", [
+    ("ro", "12.345", "12345"), ("ru", "1.234.567", "1234567"), ("uk", "12,345", "12.345"),
+    ("ro", "12,5", "12.5"), ("en", "12.345", "12.345"), ("en", "12,345", "12345"),
+])
+def test_locale_separators_in_numerals(lang, text, best):
+    """A recogniser writes numbers the locale's way: "." groups thousands in ro/ru/uk, "," in en."""
+    assert parse_number(text, lang).best == best
