@@ -125,7 +125,12 @@ class SpeechSteps:
 
     def from_recording(self, lang: str, kind: str, url: str, attempt: int) -> Heard:
         audio = self.fetch(url)
-        recognition = self._recognize(lang, kind, audio)
+        try:
+            recognition = self._recognize(lang, kind, audio)
+        except ValueError as exc:  # speech.audio.AudioError: not audio, truncated, too long
+            log.warning("recording %s could not be decoded: %s", url[-40:], exc)
+            return Heard(speech=SpeechInput(text="", decision="retry"), engine="vosk", transcript="",
+                         confidence=0.0, audio=audio)  # kept, so an operator can still listen
         heard = self._interpret(lang, kind, recognition.text, recognition.min_confidence, attempt,
                                 has_unk=recognition.has_unk,
                                 disagree=confidence.alternatives_disagree(

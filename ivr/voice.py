@@ -285,7 +285,9 @@ def recording_status():
     recording_sid = required("RecordingSid")
     if not _RECORDING_SID.match(recording_sid):
         abort(Response("RecordingSid is malformed\n", status=400, mimetype="text/plain"))
-    utterance = g.db.scalars(select(Utterance).where(Utterance.recording_sid == recording_sid)).first()
+    utterance = g.db.scalars(
+        select(Utterance).join(Call).where(Utterance.recording_sid == recording_sid, Call.call_sid == sid)
+    ).first()
     if utterance is None or utterance.audio_path or request.form.get("RecordingStatus") != "completed":
         return Response(status=204)
     url = required("RecordingUrl")

@@ -9,13 +9,14 @@ is lost: a doubtful reading is stored as pending review rather than dropped.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .actions import Ask, Digits, Hangup, Say, Term, Transfer
 from .ports import AccountInfo, Records
 
 LANGUAGE_KEYS = {"1": "ro", "2": "ru", "3": "uk", "4": "en"}
 STEPS = ("language", "region", "offer_account", "account", "meter", "register", "value", "confirm", "next")
+NUMBER_STEPS = ("account", "value")
 MAX_ACCOUNT_KEYS = 20
 MAX_VALUE_KEYS = 16
 
@@ -74,10 +75,17 @@ def start(records: Records, *, call_sid: str, caller: str | None, language: str,
 def handle(records: Records, state: dict, event: Event) -> Turn:
     state = dict(state)
     state["seq"] = state.get("seq", 0) + 1
+    if event.kind == "digits" and state["step"] in NUMBER_STEPS:
+        # A caller who types a number gets the keypad's patient timeouts from now on, without
+        # recording (a speech step's Gather waits only a second between keys before <Record>).
+        state["keypad_only"] = True
     if event.speech and event.speech.intent == "operator":
-        return _give_up(records, state, reason="asked_operator")
-    handler = _HANDLERS[state["step"]]
-    return handler(records, state, event)
+        turn = _give_up(records, state, reason="asked_operator")
+    else:
+        turn = _HANDLERS[state["step"]](records, state, event)
+    if turn.state.get("keypad_only"):
+        turn.actions = [replace(a, speech=None) if isinstance(a, Ask) else a for a in turn.actions]
+    return turn
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -117,6 +125,9 @@ def _retry(records: Records, state: dict, ask, reason: str) -> Turn:
 def _give_up(records: Records, state: dict, *, reason: str) -> Turn:
     if state["step"] in ("account", "offer_account") and state["attempts"]:
         records.report_failed_identification(state["region_id"], state["attempts"], state.get("utterance_id"))
+    if state["step"] == "confirm" and state.get("value"):
+        # The caller gave a value but never confirmed it: an operator decides, nothing is lost.
+        _save(records, state, status="pending_review", reason="not_confirmed")
     state["outcome"] = reason
     number = records.operator_number(state["region_id"])
     if number:
@@ -358,6 +369,15 @@ def _on_value(records: Records, state: dict, event: Event) -> Turn:
     return _enter(records, state, "confirm", keep_tries=True)
 
 
+def _save(records: Records, state: dict, *, status: str, reason: str | None) -> None:
+    meter = _meter(state)
+    records.save_reading(meter["id"], state["register"], state["value"], status=status, reason=reason,
+                         key=_key(state), utterance_id=state["utterance_id"])
+    state["saved"] = [*state["saved"], {"meter_id": meter["id"], "register": state["register"],
+                                        "value": state["value"], "status": status}]
+    state["done"] = [*state["done"], [meter["id"], state["register"]]]
+
+
 def _retry_value(records: Records, state: dict, reason: str) -> Turn:
     return _retry(records, state, _ask_value, reason)
 
@@ -372,17 +392,14 @@ def _on_confirm(records: Records, state: dict, event: Event) -> Turn:
     if key == "2":
         state["tries"] += 1
         if state["tries"] >= state["max_tries"]:
+            state["value"] = None  # the caller said it is wrong: nothing to keep
             return _give_up(records, state, reason="confirm_declined")
         state["step"] = "value"
         return Turn(state, [_ask_value(state)])
     if key != "1":
         return _retry(records, state, _ask_confirm, "no_input" if event.kind == "timeout" else "invalid_choice")
     meter = _meter(state)
-    records.save_reading(meter["id"], state["register"], state["value"], status=state["status"],
-                         reason=state["reason"], key=_key(state), utterance_id=state["utterance_id"])
-    state["saved"] = [*state["saved"], {"meter_id": meter["id"], "register": state["register"],
-                                        "value": state["value"], "status": state["status"]}]
-    state["done"] = [*state["done"], [meter["id"], state["register"]]]
+    _save(records, state, status=state["status"], reason=state["reason"])
     said = Say("saved" if state["status"] == "accepted" else "saved_for_review")
     remaining = [r for r in meter["registers"] if [meter["id"], r] not in state["done"]]
     if remaining:

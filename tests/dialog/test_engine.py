@@ -363,3 +363,25 @@ def test_engine_imports_no_transport_or_storage():
         source = open(module.__file__, encoding="utf-8").read()
         for banned in ("flask", "twilio", "vosk", "sqlalchemy", "readings_store"):
             assert f"import {banned}" not in source and f"from {banned}" not in source, (name, banned)
+
+
+def test_unanswered_confirmation_keeps_value_for_review():
+    r = FakeRecords(operator=None)
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#"))
+    c(keys("600#"))
+    c(SILENCE); c(SILENCE)
+    t = c(SILENCE)
+    assert isinstance(t.actions[-1], Hangup)
+    assert r.saved[0][:5] == (100, "total", "600", "pending_review", "not_confirmed")
+    assert "saved_count" in said(t)
+
+
+def test_typing_at_a_speech_step_switches_to_keypad_only():
+    c = Caller(FakeRecords())
+    c(keys("1"))
+    t = c(keys("1"))  # a menu key does not change how numbers are asked
+    assert t.actions[-1].speech == "digits"
+    t = c(keys("1001#"))
+    assert asked(t) == "value" and t.actions[-1].speech is None
+    assert c.state["keypad_only"] is True

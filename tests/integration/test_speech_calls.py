@@ -480,7 +480,7 @@ def test_fetch_failure_asks_again_and_stores_nothing(db, records, dial, fake, fe
     assert len(fake.script) == 0 and len(fake.calls) == 1  # nothing recognised without audio
 
 
-def test_audio_that_is_not_audio_asks_again(db, records, dial, fake, fetch):
+def test_audio_that_is_not_audio_asks_again(db, records, dial, fake, fetch, config):
     """The real decoder (speech.audio.decode_audio) refuses it; the step asks again."""
     call = dial()
     to_account(call)
@@ -488,7 +488,10 @@ def test_audio_that_is_not_audio_asks_again(db, records, dial, fake, fetch):
     fetch.audio = b"<html>this is not audio</html>"
     p = say(call, fake, None)
     assert "That is not a valid number." in p.texts
-    assert utterances(db)[-1].decision == "retry"
+    utt = utterances(db)[-1]
+    assert utt.decision == "retry"
+    # what Twilio sent is kept for an operator even though it could not be decoded
+    assert (config.recordings_dir / utt.audio_path).read_bytes() == b"<html>this is not audio</html>"
     fetch.audio = b"RIFF\x10\x00\x00\x00WAVEfmt "  # truncated WAV header
     p = say(call, fake, None)
     assert "That is not a valid number." in p.texts
@@ -589,3 +592,24 @@ def test_very_long_spoken_number_is_refused_cleanly(db, records, dial, fake):
     assert stored(db) == []
     assert [u.parsed_value for u in utterances(db)] == ["100001", None, None]
     assert utterances(db)[1].candidates == ["1" * 80]
+
+
+def test_recording_status_ignores_recording_of_another_call(db, records, dial, fake, fetch, config):
+    """A recording id is attached only to an utterance of the call named in the request."""
+    from readings_store.models import Utterance
+
+    call = dial()
+    to_account(call)
+    fetch.fail = RecordingUnavailable("not yet")
+    say(call, fake, None)
+    utt = utterances(db)[-1]
+    assert utt.audio_path is None and utt.recording_sid
+    other = dial()
+    other.start()
+    fetch.fail = None
+    status, _ = other.post("http://localhost/voice/recording-status", {
+        "RecordingSid": utt.recording_sid, "RecordingStatus": "completed",
+        "RecordingUrl": "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/" + utt.recording_sid})
+    assert status == 204
+    db.expire_all()
+    assert db.get(Utterance, utt.id).audio_path is None
