@@ -100,7 +100,9 @@ def period_start(period: str) -> dt.datetime:
 def iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    if value.utcoffset():
+        value = value.astimezone(dt.timezone.utc)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def decimal_text(value: Decimal) -> str:
@@ -200,7 +202,7 @@ class ReadingFilter:
 def list_readings(session: Session, filters: ReadingFilter, *, after_id: int = 0, limit: int = 500) -> tuple[list[dict], bool]:
     """One page in id order after ``after_id``; also whether more rows follow."""
     query = filters.apply(_reading_select()).where(Reading.id > after_id).order_by(Reading.id).limit(limit + 1)
-    rows = session.execute(query).all()
+    rows = session.connection().execute(query).all()  # Core rows: no ORM loading overhead
     return [_item(r) for r in rows[:limit]], len(rows) > limit
 
 
@@ -270,18 +272,20 @@ def get_batch(session: Session, batch_id: int) -> ExportBatch | None:
 def batch_readings(session: Session, batch_id: int, *, chunk: int = STREAM_CHUNK) -> Iterator[dict]:
     """The readings of a batch, in id order, as they were exported. Fields of a reading never
     change after it is stored, except its status: the batch reports the status it was exported
-    with ("accepted"), so re-reading a batch gives the same content every time."""
-    after = 0
-    while True:
-        rows = session.execute(
-            _reading_select().where(Reading.export_batch_id == batch_id, Reading.id > after)
-            .order_by(Reading.id).limit(chunk)
-        ).all()
-        for row in rows:
+    with ("accepted"), so re-reading a batch gives the same content every time.
+
+    One query, streamed (a server-side cursor on PostgreSQL, ``chunk`` rows at a time): paging
+    with ``id > last`` would rescan the batch's index entries for every chunk."""
+    stmt = (
+        _reading_select().where(Reading.export_batch_id == batch_id).order_by(Reading.id)
+        .execution_options(stream_results=True, yield_per=chunk)
+    )
+    result = session.connection().execute(stmt)
+    try:
+        for row in result:
             yield _item(row, status="accepted")
-        if len(rows) < chunk:
-            return
-        after = rows[-1][0]
+    finally:
+        result.close()
 
 
 def acknowledge(session: Session, batch_id: int) -> ExportBatch | None:

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from functools import wraps
 
 from flask import g, request
+from sqlalchemy.exc import OperationalError
 
 from readings_store.models import utcnow
 
 from . import tokens
 from .problems import Problem
 
+log = logging.getLogger("ivr.api")
 TOUCH_EVERY = dt.timedelta(minutes=1)  # last_used_at is written at most this often per token
 
 
@@ -34,8 +37,13 @@ def authenticate():
         raise _unauthorized("the API token has been revoked", "invalid_token")
     now = utcnow()
     if client.last_used_at is None or now - client.last_used_at > TOUCH_EVERY:
-        client.last_used_at = now
-        g.db.commit()
+        # Best effort: a busy database (a long export holding SQLite's write lock) must not fail reads.
+        try:
+            client.last_used_at = now
+            g.db.commit()
+        except OperationalError:
+            g.db.rollback()
+            log.warning("could not record the last use of API client id %s (database busy)", client.id)
     return client
 
 

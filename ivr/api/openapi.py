@@ -306,7 +306,9 @@ PATHS = {
             "summary": "Readings in id order, cursor-paginated",
             "description": "Accepted readings by default. JSON, or CSV with `Accept: text/csv` (the next cursor "
                            "then comes in the X-Next-Cursor and Link headers). Text cells starting with = + - @ "
-                           "are prefixed with a quote. Unknown query parameters are a 400.",
+                           "are prefixed with a quote. Unknown query parameters are a 400. Pages are keyset pages on the id: "
+                           "rows stored while you page appear once, on a later page; for exactly-once delivery "
+                           "use export batches.",
             "parameters": [
                 _param("status", {"type": "array", "minItems": 1, "uniqueItems": True,
                                   "items": {"type": "string", "enum": list(READING_STATUSES)}},

@@ -42,7 +42,6 @@ def test_bad_tokens_are_401(client, store, header):
 def test_revoked_token_is_401(client, store, make_token, db):
     headers = make_token("read", "billing-old")
     assert client.get("/api/v1/readings", headers=headers).status_code == 200
-    runner = CliRunner()
     client_row = db.scalars(select(ApiClient).where(ApiClient.name == "billing-old")).one()
     from ivr.api import tokens
 

@@ -1,0 +1,188 @@
+"""Billing API benchmark: pull every accepted reading through the API, and export them as CSV.
+
+    .venv/bin/python benchmarks/billing_bench.py                       # SQLite (a temporary file)
+    .venv/bin/python benchmarks/billing_bench.py --database-url postgresql://postgres@localhost/postgres
+
+With PostgreSQL a scratch database is created next to the one named in the URL and dropped at
+the end. The store gets ``--readings`` accepted readings (default 330 000, a month of the Moldovan
+billing centres' volume) on 110 000 meters, inserted with Core executemany. Then, ``--runs`` times
+each (median reported):
+
+* pull: every page of ``GET /api/v1/readings?limit=5000`` through the Flask test client;
+* export CSV: ``POST /api/v1/exports`` with ``Accept: text/csv`` (batch creation + the streamed CSV);
+* export JSON: the same with JSON;
+between export runs the batch is undone (export_batch_id set back to NULL).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import create_engine, delete, func, insert, select, text, update  # noqa: E402
+
+from ivr.api import tokens  # noqa: E402
+from ivr.app import create_app  # noqa: E402
+from ivr.config import load_config  # noqa: E402
+from readings_store.db import make_engine, make_session_factory, upgrade  # noqa: E402
+from readings_store.models import Account, ExportBatch, Meter, Reading, Region  # noqa: E402
+
+
+def fill(engine, n_readings: int, per_meter: int = 3) -> None:
+    n_meters = (n_readings + per_meter - 1) // per_meter
+    now = dt.datetime.now(dt.timezone.utc)
+    created = now - dt.timedelta(days=400)
+    with engine.begin() as conn:
+        conn.execute(insert(Region), [{"code": f"R{i}", "name": f"Region {i}", "timezone": "Europe/Chisinau",
+                                       "work_start": dt.time(8), "work_end": dt.time(17), "work_days": "12345",
+                                       "menu_key": i + 1, "created_at": created} for i in range(5)])
+        region_ids = list(conn.scalars(select(Region.id).order_by(Region.id)))
+    chunk = 20_000
+    with engine.begin() as conn:
+        for start in range(0, n_meters, chunk):
+            rows = [{"region_id": region_ids[i % 5], "number": f"{100000 + i}", "keypad_key": f"{100000 + i}",
+                     "holder_name": f"Holder {i}", "kind": "person", "active": True, "created_at": created,
+                     "updated_at": created} for i in range(start, min(n_meters, start + chunk))]
+            conn.execute(insert(Account), rows)
+    with engine.begin() as conn:
+        account_ids = list(conn.scalars(select(Account.id).order_by(Account.id)))
+        for start in range(0, n_meters, chunk):
+            rows = [{"account_id": account_ids[i], "serial": f"EL{i:07d}", "utility": "electricity", "registers": 1,
+                     "digits": 6, "decimals": 1, "active": True, "created_at": created}
+                    for i in range(start, min(n_meters, start + chunk))]
+            conn.execute(insert(Meter), rows)
+    with engine.begin() as conn:
+        meter_ids = list(conn.scalars(select(Meter.id).order_by(Meter.id)))
+        periods = ["2025-01", "2025-02", "2025-03"]
+        made = 0
+        batch = []
+        for p, period in enumerate(periods[:per_meter]):
+            taken = dt.datetime(2025, p + 1, 20, 9, 0, tzinfo=dt.timezone.utc)
+            for k, meter_id in enumerate(meter_ids):
+                if made >= n_readings:
+                    break
+                batch.append({"meter_id": meter_id, "register": "total", "value": f"{1000 + p * 150 + k % 97}.5",
+                              "period": period, "out_of_window": False, "taken_at": taken, "received_at": taken,
+                              "channel": "phone_keypad", "status": "accepted"})
+                made += 1
+                if len(batch) >= chunk:
+                    conn.execute(insert(Reading), batch)
+                    batch = []
+        if batch:
+            conn.execute(insert(Reading), batch)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def pull_all(client, headers) -> int:
+    count, cursor = 0, None
+    while True:
+        query = {"limit": 5000}
+        if cursor:
+            query["cursor"] = cursor
+        resp = client.get("/api/v1/readings", query_string=query, headers=headers)
+        assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
+        body = resp.get_json()
+        count += len(body["items"])
+        cursor = body["next_cursor"]
+        if not cursor:
+            return count
+
+
+def export_once(client, headers, accept: str) -> tuple[int, int]:
+    resp = client.post("/api/v1/exports", headers={**headers, "Accept": accept})
+    assert resp.status_code == 201, resp.status_code
+    data = resp.get_data()  # consumes the streamed body
+    return int(resp.headers["X-Export-Count"]), len(data)
+
+
+def undo_exports(engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(Reading).where(Reading.export_batch_id.is_not(None)).values(export_batch_id=None))
+        conn.execute(delete(ExportBatch))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", help="PostgreSQL server URL (a scratch database is made); default SQLite")
+    parser.add_argument("--readings", type=int, default=330_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    scratch_pg = None
+    tmpdir = tempfile.TemporaryDirectory()
+    if args.database_url:
+        name = f"ivr_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(args.database_url.replace("postgresql://", "postgresql+psycopg://", 1),
+                              isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = args.database_url.rsplit("/", 1)[0] + "/" + name
+        scratch_pg = (admin, name)
+    else:
+        url = f"sqlite:///{Path(tmpdir.name) / 'bench.sqlite3'}"
+    backend = "PostgreSQL" if scratch_pg else "SQLite"
+    try:
+        upgrade(url)
+        engine = make_engine(url)
+        fill_time, _ = timed(lambda: fill(engine, args.readings))
+        if scratch_pg:
+            with engine.connect() as conn:
+                conn.execute(text("ANALYZE"))
+                conn.commit()
+        with engine.connect() as conn:
+            total = conn.scalar(select(func.count()).select_from(Reading).where(Reading.status == "accepted"))
+        print(f"{backend}: {total} accepted readings inserted in {fill_time:.1f} s")
+
+        os.environ.setdefault("IVR_DATA_DIR", tmpdir.name)
+        app = create_app(load_config(database_url=url, secret_key="bench"), engine=engine)
+        session = make_session_factory(engine)()
+        _, token = tokens.create(session, "bench", "write")
+        session.commit()
+        session.close()
+        headers = {"Authorization": f"Bearer {token}"}
+        client = app.test_client()
+
+        results = {}
+        pulls = []
+        for _ in range(args.runs):
+            seconds, count = timed(lambda: pull_all(client, headers))
+            assert count == total, (count, total)
+            pulls.append(seconds)
+        results["pull (GET /readings, 5000/page)"] = pulls
+        for label, accept in (("export CSV (POST /exports)", "text/csv"), ("export JSON (POST /exports)", "application/json")):
+            runs = []
+            for _ in range(args.runs):
+                undo_exports(engine)
+                seconds, (count, size) = timed(lambda: export_once(client, headers, accept))
+                assert count == total, (count, total)
+                runs.append(seconds)
+            results[f"{label}, {size / 1e6:.0f} MB"] = runs
+        print(f"{'operation':<44} {'median s':>9} {'readings/s':>11}   runs (s)")
+        for label, runs in results.items():
+            med = statistics.median(runs)
+            print(f"{label:<44} {med:>9.2f} {total / med:>11,.0f}   {', '.join(f'{r:.2f}' for r in runs)}")
+        engine.dispose()
+    finally:
+        if scratch_pg:
+            admin, name = scratch_pg
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+        tmpdir.cleanup()
+
+
+if __name__ == "__main__":
+    main()
