@@ -52,24 +52,16 @@ def _env_json(name: str, default: dict) -> dict:
     return merged
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_number(name: str, default, kind=int):
+    """An int (or, with kind=float, a number) setting; a malformed value is a clear error."""
     raw = _env(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError as exc:
-        raise ConfigError(f"{PREFIX}{name} must be an integer, got {raw!r}") from exc
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = _env(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{PREFIX}{name} must be a number, got {raw!r}") from exc
+        what = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{PREFIX}{name} must be {what}, got {raw!r}") from exc
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -165,18 +157,18 @@ def load_config(**overrides) -> Config:
         country_languages=_env_json("COUNTRY_LANGUAGES", DEFAULT_COUNTRY_LANGUAGES),
         speech_engines=_env_json("SPEECH_ENGINES", DEFAULT_SPEECH_ENGINES),
         daily_limits=_env_json("DAILY_LIMITS", DEFAULT_DAILY_LIMITS),
-        max_tries=_env_int("MAX_TRIES", 3),
+        max_tries=_env_number("MAX_TRIES", 3),
         models_dir=Path(_env("MODELS_DIR", str(data_dir / "models"))),
         recordings_dir=Path(_env("RECORDINGS_DIR", str(data_dir / "recordings"))),
         prompts_dir=Path(prompts_dir) if prompts_dir else None,
         trust_proxy=_env_bool("TRUST_PROXY", False),
-        confidence_accept=_env_float("CONFIDENCE_ACCEPT", 0.85),
-        confidence_review=_env_float("CONFIDENCE_REVIEW", 0.5),
-        recording_fetch_budget=_env_float("RECORDING_FETCH_BUDGET", 8.0),
+        confidence_accept=_env_number("CONFIDENCE_ACCEPT", 0.85, float),
+        confidence_review=_env_number("CONFIDENCE_REVIEW", 0.5, float),
+        recording_fetch_budget=_env_number("RECORDING_FETCH_BUDGET", 8.0, float),
         recording_url_prefixes=tuple(
             p.strip() for p in (_env("RECORDING_URL_PREFIXES") or "https://api.twilio.com/").split(",") if p.strip()
         ),
-        session_minutes=_env_int("SESSION_MINUTES", 30),
+        session_minutes=_env_number("SESSION_MINUTES", 30),
         console_phone_region=(_env("CONSOLE_PHONE_REGION") or "MD").upper(),
     )
     for key, value in overrides.items():
