@@ -12,44 +12,6 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 
-def _restore_many_more() -> None:
-    """hypothesis 6.170.10 replaced ``conjecture.utils.many``'s ``more()`` loop with a with-block
-    iterator, which hypothesis-jsonschema 0.23.1 (schemathesis 3.x's generator) still calls. Until
-    the test extras pin ``hypothesis<6.170.10``, adapt the old calls to the new class here."""
-    from hypothesis.internal.conjecture import utils as cu
-    from hypothesis_jsonschema import _from_schema
-
-    if hasattr(cu.many, "more"):
-        return
-    new_many = cu.many
-
-    class OldStyleMany:
-        def __init__(self, data, **kwargs):
-            self._many = new_many(data, **kwargs)
-            self._many.__enter__()
-            self._elements = iter(self._many)
-
-        def more(self) -> bool:
-            try:
-                next(self._elements)
-                return True
-            except StopIteration:
-                self._many.__exit__(None, None, None)
-                return False
-
-        def reject(self, why=None) -> None:
-            self._many.reject(why)
-
-    class Shim:
-        def __getattr__(self, name):
-            return OldStyleMany if name == "many" else getattr(cu, name)
-
-    _from_schema.cu = Shim()
-
-
-_restore_many_more()
-
-
 @pytest.fixture
 def api_schema(app, store, db):
     # Something to read: readings of every status, one exported batch, meters with gaps.
