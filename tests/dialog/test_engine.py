@@ -5,7 +5,6 @@ import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-import pytest
 
 from ivr import dialog
 from ivr.dialog import Ask, Event, Hangup, Say, SpeechInput, Transfer

@@ -6,7 +6,7 @@ import datetime as dt
 import xml.etree.ElementTree as ET
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
 from readings_store.models import Call, Reading, ReviewTask
@@ -176,7 +176,7 @@ def test_repeated_webhook_replays_and_stores_once(db, records, phone):
 def test_stale_step_url_changes_nothing(db, records, phone):
     call = phone(caller="+442079460000")
     call.start()
-    p = call.press("4")
+    call.press("4")
     status, body = call.post("http://localhost/voice/step/confirm?seq=2", {"Digits": "1"})
     assert status == 200 and body == db.scalars(select(Call)).one().last_twiml
     assert stored(db) == []
@@ -206,7 +206,6 @@ def test_demo_like_call_via_public_url_signature(db, records, config, app, monke
 
 
 def test_recorded_prompt_is_played(db, records, phone, config, tmp_path):
-    import json
     import shutil
 
     from ivr.prompts import PACKAGE_DIR

@@ -1,7 +1,6 @@
 """The confidence policy, branch by branch (pure: no Vosk needed)."""
 from __future__ import annotations
 
-import sys
 from types import SimpleNamespace
 
 import pytest
