@@ -106,11 +106,18 @@ class SpeechSteps:
         return engine
 
     def check_models(self) -> dict[str, set[str]]:
-        """At start-up: for each installed Vosk model, the grammar words its vocabulary lacks."""
+        """At start-up: for each installed Vosk model, the grammar words its vocabulary lacks,
+        named in a warning. Reads the vocabulary from disk: the model itself loads on first use."""
+        from speech.models import missing_words
+
         missing = {}
         for lang, engine in self.config.speech_engines.items():
             if engine == "vosk" and lang in self.pool.available():
-                missing[lang] = self.pool.check_vocabulary(lang, grammars.vocabulary(lang))
+                missing[lang] = missing_words(self.pool.path(lang), grammars.vocabulary(lang))
+                if missing[lang]:
+                    log.warning("Vosk model %r (%s) lacks %d grammar word(s); phrases with them will never be "
+                                "recognised: %s", lang, self.pool.path(lang), len(missing[lang]),
+                                ", ".join(sorted(missing[lang])))
         return missing
 
     # --- answers -------------------------------------------------------------------------------
