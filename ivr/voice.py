@@ -172,7 +172,7 @@ def _hear(call: Call, step: str):
     from .speech_steps import RecordingUnavailable
 
     state = call.state or {}
-    kind = SPEECH_KINDS.get(step)
+    kind = dialog.engine.SPEECH_KINDS.get(step)
     if kind is None or request.args.get("timeout") == "1":
         return None
     attempt = state.get("tries", 0) + 1
@@ -192,11 +192,6 @@ def _hear(call: Call, step: str):
             return Heard(speech=dialog.SpeechInput(text="", decision="retry"), engine="vosk", transcript="",
                          confidence=0.0)
     return None
-
-
-# The grammar each step listens with (mirrors the engine's Ask.speech).
-SPEECH_KINDS = {"region": "menu", "offer_account": "yes_no", "account": "digits", "meter": "menu",
-                "register": "menu", "value": "number", "confirm": "yes_no", "next": "menu"}
 
 
 @bp.post("/step/<step>")

@@ -17,6 +17,10 @@ from .ports import AccountInfo, Records
 LANGUAGE_KEYS = {"1": "ro", "2": "ru", "3": "uk", "4": "en"}
 STEPS = ("language", "region", "offer_account", "account", "meter", "register", "value", "confirm", "next")
 NUMBER_STEPS = ("account", "value")
+# The grammar each question listens with when the call's language has a speech engine
+# (transports read it too, to know how to recognise an answer to that step).
+SPEECH_KINDS = {"region": "menu", "offer_account": "yes_no", "account": "digits", "meter": "menu",
+                "register": "menu", "value": "number", "confirm": "yes_no", "next": "menu"}
 MAX_ACCOUNT_KEYS = 20
 MAX_VALUE_KEYS = 16
 
@@ -69,7 +73,7 @@ def start(records: Records, *, call_sid: str, caller: str | None, language: str,
         "attempts": [],
         "seq": 0,
     }
-    return Turn(state, [_ask_language(state)])
+    return Turn(state, [_ask_language(records, state)])
 
 
 def handle(records: Records, state: dict, event: Event) -> Turn:
@@ -119,7 +123,7 @@ def _retry(records: Records, state: dict, ask, reason: str) -> Turn:
     state["tries"] += 1
     if state["tries"] >= state["max_tries"]:
         return _give_up(records, state, reason=f"{state['step']}_{reason}")
-    return Turn(state, [Say(f"reason_{reason}"), ask(state)])
+    return Turn(state, [Say(f"reason_{reason}"), ask(records, state)])
 
 
 def _give_up(records: Records, state: dict, *, reason: str) -> Turn:
@@ -151,7 +155,7 @@ def _finish(state: dict) -> Turn:
 
 # --- language ----------------------------------------------------------------------------------
 
-def _ask_language(state: dict) -> Ask:
+def _ask_language(records: Records, state: dict) -> Ask:
     options = tuple(Say("language_option", {"key": k}, lang=lang) for k, lang in LANGUAGE_KEYS.items())
     return Ask("language", (Say("welcome"), *options), expect="choice")
 
@@ -165,7 +169,7 @@ def _on_language(records: Records, state: dict, event: Event) -> Turn:
     else:
         state["tries"] += 1
         if state["tries"] < state["max_tries"]:
-            return Turn(state, [Say("reason_invalid_choice"), _ask_language(state)])
+            return Turn(state, [Say("reason_invalid_choice"), _ask_language(records, state)])
     return _after_language(records, state)
 
 
@@ -191,14 +195,14 @@ def _ask_region(records: Records, state: dict) -> Ask:
     options = tuple(Say("region_option", {"name": r.name, "key": r.menu_key}) for r in regions)
     wide = any(r.menu_key > 9 for r in regions)
     return Ask("region", (Say("ask_region"), *options), expect="number" if wide else "choice",
-               max_digits=2 if wide else 1, speech="menu")
+               max_digits=2 if wide else 1, speech=SPEECH_KINDS["region"])
 
 
 def _on_region(records: Records, state: dict, event: Event) -> Turn:
     key = _choice(event)
     match = [r for r in records.regions() if key and key.isdigit() and r.menu_key == int(key)]
     if not match:
-        return _retry(records, state, lambda s: _ask_region(records, s),
+        return _retry(records, state, _ask_region,
                       "no_input" if event.kind == "timeout" else "invalid_choice")
     state["region_id"] = match[0].id
     return _enter(records, state, "account")
@@ -210,9 +214,9 @@ def _account_dict(account: AccountInfo) -> dict:
     return {"id": account.id, "region_id": account.region_id, "tail": account.number_tail}
 
 
-def _ask_offer(state: dict) -> Ask:
+def _ask_offer(records: Records, state: dict) -> Ask:
     return Ask("offer_account", (Say("offer_account", {"tail": Digits(state["offered"]["tail"])}),),
-               expect="choice", speech="yes_no")
+               expect="choice", speech=SPEECH_KINDS["offer_account"])
 
 
 def _on_offer(records: Records, state: dict, event: Event) -> Turn:
@@ -227,8 +231,9 @@ def _on_offer(records: Records, state: dict, event: Event) -> Turn:
     return _retry(records, state, _ask_offer, "no_input" if event.kind == "timeout" else "invalid_choice")
 
 
-def _ask_account(state: dict) -> Ask:
-    return Ask("account", (Say("ask_account"),), expect="number", max_digits=MAX_ACCOUNT_KEYS, speech="digits")
+def _ask_account(records: Records, state: dict) -> Ask:
+    return Ask("account", (Say("ask_account"),), expect="number", max_digits=MAX_ACCOUNT_KEYS,
+               speech=SPEECH_KINDS["account"])
 
 
 def _typed_number(event: Event, limit: int) -> str | None:
@@ -279,12 +284,12 @@ def _use_account(records: Records, state: dict, account: dict) -> Turn:
 
 # --- meter and register ------------------------------------------------------------------------
 
-def _ask_meter(state: dict) -> Ask:
+def _ask_meter(records: Records, state: dict) -> Ask:
     options = tuple(
         Say("meter_option", {"key": i + 1, "utility": Term(f"utility_{m['utility']}"), "tail": Digits(m["tail"])})
         for i, m in enumerate(state["meters"][:9])
     )
-    return Ask("meter", (Say("ask_meter"), *options), expect="choice", speech="menu")
+    return Ask("meter", (Say("ask_meter"), *options), expect="choice", speech=SPEECH_KINDS["meter"])
 
 
 def _on_meter(records: Records, state: dict, event: Event) -> Turn:
@@ -307,8 +312,8 @@ def _use_meter(records: Records, state: dict, index: int) -> Turn:
     return _enter(records, state, "register")
 
 
-def _ask_register(state: dict) -> Ask:
-    return Ask("register", (Say("ask_register"),), expect="choice", speech="menu")
+def _ask_register(records: Records, state: dict) -> Ask:
+    return Ask("register", (Say("ask_register"),), expect="choice", speech=SPEECH_KINDS["register"])
 
 
 def _on_register(records: Records, state: dict, event: Event) -> Turn:
@@ -327,13 +332,14 @@ def _meter(state: dict) -> dict:
     return state["meters"][state["meter"]]
 
 
-def _ask_value(state: dict) -> Ask:
+def _ask_value(records: Records, state: dict) -> Ask:
     meter = _meter(state)
     params = {"utility": Term(f"utility_{meter['utility']}")}
     key = "ask_value"
     if state["register"] in ("day", "night"):
         key, params["register"] = "ask_value_register", Term(f"register_{state['register']}")
-    return Ask("value", (Say(key, params),), expect="number", max_digits=MAX_VALUE_KEYS, speech="number")
+    return Ask("value", (Say(key, params),), expect="number", max_digits=MAX_VALUE_KEYS,
+               speech=SPEECH_KINDS["value"])
 
 
 def _on_value(records: Records, state: dict, event: Event) -> Turn:
@@ -349,11 +355,11 @@ def _on_value(records: Records, state: dict, event: Event) -> Turn:
     if typed is None:
         if event.speech and event.speech.utterance_id:
             state["utterance_id"] = event.speech.utterance_id
-        return _retry_value(records, state, "no_input" if event.kind == "timeout" else "not_a_number")
+        return _retry(records, state, _ask_value, "no_input" if event.kind == "timeout" else "not_a_number")
     speech = event.speech
     if speech and speech.decision == "retry":
         state["utterance_id"] = speech.utterance_id
-        return _retry_value(records, state, "not_understood")
+        return _retry(records, state, _ask_value, "not_understood")
     state["status"], state["reason"] = "accepted", None
     state["utterance_id"] = speech.utterance_id if speech else None
     if speech and speech.decision == "review":
@@ -378,13 +384,9 @@ def _save(records: Records, state: dict, *, status: str, reason: str | None) -> 
     state["done"] = [*state["done"], [meter["id"], state["register"]]]
 
 
-def _retry_value(records: Records, state: dict, reason: str) -> Turn:
-    return _retry(records, state, _ask_value, reason)
-
-
-def _ask_confirm(state: dict) -> Ask:
+def _ask_confirm(records: Records, state: dict) -> Ask:
     return Ask("confirm", (Say("read_back", {"value": Digits(state["value"])}), Say("ask_confirm")),
-               expect="choice", speech="yes_no")
+               expect="choice", speech=SPEECH_KINDS["confirm"])
 
 
 def _on_confirm(records: Records, state: dict, event: Event) -> Turn:
@@ -395,7 +397,7 @@ def _on_confirm(records: Records, state: dict, event: Event) -> Turn:
             state["value"] = None  # the caller said it is wrong: nothing to keep
             return _give_up(records, state, reason="confirm_declined")
         state["step"] = "value"
-        return Turn(state, [_ask_value(state)])
+        return Turn(state, [_ask_value(records, state)])
     if key != "1":
         return _retry(records, state, _ask_confirm, "no_input" if event.kind == "timeout" else "invalid_choice")
     meter = _meter(state)
@@ -413,9 +415,10 @@ def _on_confirm(records: Records, state: dict, event: Event) -> Turn:
 
 # --- next --------------------------------------------------------------------------------------
 
-def _ask_next(state: dict) -> Ask:
+def _ask_next(records: Records, state: dict) -> Ask:
     prompts = [Say("next_meter")] if len(state["meters"]) > 1 else []
-    return Ask("next", (*prompts, Say("next_account"), Say("next_finish")), expect="choice", speech="menu")
+    return Ask("next", (*prompts, Say("next_account"), Say("next_finish")), expect="choice",
+               speech=SPEECH_KINDS["next"])
 
 
 def _on_next(records: Records, state: dict, event: Event) -> Turn:
@@ -436,7 +439,8 @@ def _ended(records: Records, state: dict, event: Event) -> Turn:
 
 
 _ASKERS = {
-    "region": None,  # needs records, see _enter
+    "language": _ask_language,
+    "region": _ask_region,
     "offer_account": _ask_offer,
     "account": _ask_account,
     "meter": _ask_meter,
@@ -452,8 +456,7 @@ def _enter(records: Records, state: dict, step: str, *, keep_tries: bool = False
     _goto(state, step)
     if keep_tries:
         state["tries"] = tries
-    ask = _ask_region(records, state) if step == "region" else _ASKERS[step](state)
-    return Turn(state, [ask])
+    return Turn(state, [_ASKERS[step](records, state)])
 
 
 _HANDLERS = {
@@ -473,10 +476,5 @@ _HANDLERS = {
 
 def reask(records: Records, state: dict) -> Ask | None:
     """The question for the current step again (used by a transport's fallback URL)."""
-    step = state.get("step")
-    if step == "language":
-        return _ask_language(state)
-    if step == "region":
-        return _ask_region(records, state)
-    asker = _ASKERS.get(step)
-    return asker(state) if asker else None
+    asker = _ASKERS.get(state.get("step"))
+    return asker(records, state) if asker else None
