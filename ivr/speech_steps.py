@@ -74,6 +74,11 @@ class Heard:
     audio: bytes | None = None
 
 
+def _unusable(audio: bytes | None = None) -> Heard:
+    return Heard(speech=SpeechInput(text="", decision="retry"), engine="vosk", transcript="", confidence=0.0,
+                 audio=audio)
+
+
 class SpeechSteps:
     def __init__(self, config: Config, *, recognizer: Callable | None = None, fetcher: Callable | None = None):
         """``recognizer(lang, grammar_words, audio_bytes) -> speech.recognizer.Recognition``;
@@ -131,13 +136,18 @@ class SpeechSteps:
                                auth_token=self.config.twilio_auth_token, budget=self.config.recording_fetch_budget)
 
     def from_recording(self, lang: str, kind: str, url: str, attempt: int) -> Heard:
-        audio = self.fetch(url)
+        """A recorded answer, recognised. One that cannot be used (not fetched in time, not
+        decodable) is heard as not understood: the step asks again, and any audio is kept."""
+        try:
+            audio = self.fetch(url)
+        except RecordingUnavailable as exc:
+            log.warning("recording %s not fetched: %s", url[-40:], exc)
+            return _unusable()
         try:
             recognition = self._recognize(lang, kind, audio)
         except ValueError as exc:  # speech.audio.AudioError: not audio, truncated, too long
             log.warning("recording %s could not be decoded: %s", url[-40:], exc)
-            return Heard(speech=SpeechInput(text="", decision="retry"), engine="vosk", transcript="",
-                         confidence=0.0, audio=audio)  # kept, so an operator can still listen
+            return _unusable(audio)  # kept, so an operator can still listen
         heard = self._interpret(lang, kind, recognition.text, recognition.min_confidence, attempt,
                                 has_unk=recognition.has_unk,
                                 disagree=confidence.alternatives_disagree(

@@ -167,10 +167,8 @@ def _keypad_event() -> dialog.Event:
 
 
 def _hear(call: Call, step: str):
-    """A speech answer to this request, if it carries one: (Heard, error) — recognised before the
-    turn is claimed, so a slow recognition holds no database lock."""
-    from .speech_steps import RecordingUnavailable
-
+    """The speech answer this request carries (a ``Heard``), or None for keys and silence.
+    Recognised before the turn is claimed, so a slow recognition holds no database lock."""
     state = call.state or {}
     kind = dialog.engine.SPEECH_KINDS.get(step)
     if kind is None or request.args.get("timeout") == "1":
@@ -182,15 +180,7 @@ def _hear(call: Call, step: str):
         return speech.from_twilio(lang, kind, request.form["SpeechResult"], request.form.get("Confidence"), attempt)
     url = request.form.get("RecordingUrl")
     if url and request.form.get("Digits", "#") in ("", "#", "hangup"):
-        try:
-            return speech.from_recording(lang, kind, url, attempt)
-        except (RecordingUnavailable, ValueError) as exc:
-            # Audio errors (speech.audio.AudioError) are ValueErrors: ask again, keep the utterance.
-            log.warning("call %s step %s: speech not usable: %s", call.call_sid, step, exc)
-            from .speech_steps import Heard
-
-            return Heard(speech=dialog.SpeechInput(text="", decision="retry"), engine="vosk", transcript="",
-                         confidence=0.0)
+        return speech.from_recording(lang, kind, url, attempt)
     return None
 
 
@@ -234,15 +224,18 @@ def _fits(value: str | None, size: int) -> str | None:
     return value if value is None or len(value) <= size else None
 
 
+def _store_audio(call_sid: str, name: str, audio: bytes) -> str:
+    """Write a caller's audio under the recordings folder; returns its path relative to it."""
+    relative = Path(call_sid) / name
+    target = ivr().config.recordings_dir / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(audio)
+    return str(relative)
+
+
 def _keep_utterance(call: Call, step: str, seq: int, heard) -> dialog.SpeechInput:
     """Store the caller's audio and what was made of it; the operator console shows both."""
-    audio_path = None
-    if heard.audio:
-        relative = Path(call.call_sid) / f"{seq:03d}-{step}.wav"
-        target = ivr().config.recordings_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(heard.audio)
-        audio_path = str(relative)
+    audio_path = _store_audio(call.call_sid, f"{seq:03d}-{step}.wav", heard.audio) if heard.audio else None
     utterance = Utterance(call_id=call.id, step=step, engine=heard.engine,
                           recording_sid=_recording_sid(),
                           audio_path=audio_path, transcript=heard.transcript, words=heard.words,
@@ -292,11 +285,7 @@ def recording_status():
     except Exception as exc:  # noqa: BLE001 - logged; Twilio keeps the recording for a later fetch
         log.warning("call %s: recording %s still not fetched: %s", sid, recording_sid, exc)
         return Response(status=204)
-    relative = Path(sid) / f"late-{recording_sid}.wav"
-    target = ivr().config.recordings_dir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(audio)
-    utterance.audio_path = str(relative)
+    utterance.audio_path = _store_audio(sid, f"late-{recording_sid}.wav", audio)
     g.db.commit()
     return Response(status=204)
 
