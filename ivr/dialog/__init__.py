@@ -4,10 +4,10 @@ Nothing here imports Flask, Twilio, Vosk or the database; records are reached th
 ``Records`` protocol the transport passes in, so the engine is tested with a plain fake.
 """
 from .actions import Ask, Digits, Hangup, Say, Term, Transfer
-from .engine import STEPS, Event, SpeechInput, Turn, handle, start
+from .engine import Event, SpeechInput, Turn, handle, start
 from .ports import AccountInfo, MeterInfo, Records, RegionInfo
 
 __all__ = [
-    "Ask", "Digits", "Hangup", "Say", "Term", "Transfer", "STEPS", "Event", "SpeechInput", "Turn",
+    "Ask", "Digits", "Hangup", "Say", "Term", "Transfer", "Event", "SpeechInput", "Turn",
     "handle", "start", "AccountInfo", "MeterInfo", "Records", "RegionInfo",
 ]

@@ -15,7 +15,6 @@ from .actions import Ask, Digits, Hangup, Say, Term, Transfer
 from .ports import AccountInfo, Records
 
 LANGUAGE_KEYS = {"1": "ro", "2": "ru", "3": "uk", "4": "en"}
-STEPS = ("language", "region", "offer_account", "account", "meter", "register", "value", "confirm", "next")
 NUMBER_STEPS = ("account", "value")
 # The grammar each question listens with when the call's language has a speech engine
 # (transports read it too, to know how to recognise an answer to that step).
