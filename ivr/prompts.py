@@ -22,6 +22,9 @@ from .dialog.actions import Digits, Say, Term
 PACKAGE_DIR = Path(audio_prompts.__file__).parent
 AUDIO_EXTENSIONS = (".wav", ".mp3")
 FORM_SEPARATOR = "."
+# Keys that are words spoken inside other prompts (``Term``s, the decimal point), not sentences.
+WORD_PREFIXES = ("utility_", "register_")
+WORDS = ("point",)
 
 
 class PromptError(KeyError):
@@ -34,6 +37,10 @@ def _load(base: str, lang: str) -> dict[str, str]:
     path = Path(base) / lang / "prompts.json"
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def _is_word(key: str) -> bool:
+    return key in WORDS or key.startswith(WORD_PREFIXES)
 
 
 def _label(value) -> str:
@@ -101,6 +108,19 @@ class Prompts:
     def keys(self, lang: str) -> list[str]:
         """The prompts of a language, in file order (without the grammatical forms of words)."""
         return [k for k in self.texts(lang) if FORM_SEPARATOR not in k]
+
+    def sentences(self, lang: str) -> list[str]:
+        """The prompts spoken as sentences, in file order."""
+        return [k for k in self.keys(lang) if not _is_word(k)]
+
+    def words(self, lang: str) -> dict[str, dict[str, str]]:
+        """Words spoken inside sentences, each with its grammatical forms: {key: {form: text}}."""
+        out: dict[str, dict[str, str]] = {k: {} for k in self.keys(lang) if _is_word(k)}
+        for key, text in self.texts(lang).items():
+            base, _, form = key.partition(FORM_SEPARATOR)
+            if form and base in out:
+                out[base][form] = text
+        return out
 
     def fields(self, lang: str, key: str) -> list[tuple[str, str | None]]:
         """(parameter, form or None) in the order a prompt uses them."""
