@@ -59,13 +59,13 @@ def parameter_samples() -> dict[str, tuple]:
 
     registers = sorted({r for names in REGISTERS.values() if len(names) > 1 for r in names})
     return {
-        "key": (1,),
-        "name": ("Chișinău",),
-        "tail": (Digits("0427"),),
-        "value": (Digits("1234"), Digits("1234.5")),
-        "count": (1, 2, 5),
         "utility": tuple(Term(f"utility_{u}") for u in UTILITIES),
         "register": tuple(Term(f"register_{r}") for r in registers),
+        "value": (Digits("1234"), Digits("1234.5")),
+        "count": (1, 2, 5),
+        "tail": (Digits("0427"),),
+        "name": ("Chișinău",),
+        "key": (1,),
     }
 
 
