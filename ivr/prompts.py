@@ -57,6 +57,7 @@ def parameter_samples() -> dict[str, tuple]:
     and representative numbers. Used to render every prompt for review and in tests."""
     from readings_store.models import REGISTERS, UTILITIES
 
+    # A tariff is named only for meters with several registers (a single register is not spoken).
     registers = sorted({r for names in REGISTERS.values() if len(names) > 1 for r in names})
     return {
         "utility": tuple(Term(f"utility_{u}") for u in UTILITIES),
