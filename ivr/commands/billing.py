@@ -168,7 +168,8 @@ def export_group(ctx, fmt: str, region: str | None, period: str | None, limit: i
                  ack: bool) -> None:
     """Export accepted readings not exported before into a new batch and write it.
 
-    Exits 0 with "nothing to export" on standard error (and writes no file) when there is nothing new.
+    Exits 0 with "nothing to export" on standard error (and writes no file) when there is nothing new;
+    exits 1, writing nothing, when another transaction holds every reading there is to export.
     """
     if ctx.invoked_subcommand is not None:
         return
