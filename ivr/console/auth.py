@@ -326,6 +326,7 @@ def check_login(db, username: str, password: str, ip: str | None = None) -> tupl
         if held:
             minutes = max(minutes, int((operator.locked_until - moment).total_seconds() // 60) + 1)
         log.warning("console log-in refused (throttled): name %s from %s", username, ip)
+        g.login_retry_minutes = minutes
         return None, THROTTLED.format(minutes=minutes)
     usable = operator is not None and operator.active
     if not check_password_hash(operator.password_hash if usable else _DUMMY_HASH, password) or not usable:
@@ -370,7 +371,7 @@ def login():
         error, status = "Enter your name and password.", 401
     response = current_app.make_response((render_template("console/login.html", form=form, error=error), status))
     if status == 429:
-        response.headers["Retry-After"] = str(LOCK_MINUTES * 60)
+        response.headers["Retry-After"] = str(g.get("login_retry_minutes", LOCK_MINUTES) * 60)
     return response
 
 

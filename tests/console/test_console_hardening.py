@@ -71,7 +71,9 @@ def test_failures_from_one_address_do_not_lock_the_name_for_everyone(app, operat
     attacker = _from(app.test_client(), "203.0.113.9")
     for _ in range(auth.MAX_FAILURES):
         login(attacker, password="wrong-password")
-    assert login(attacker).status_code == 429  # paused for that address, even with the right password
+    paused = login(attacker)
+    assert paused.status_code == 429  # paused for that address, even with the right password
+    assert paused.headers["Retry-After"] == "900" and "Try again in 15 minute(s)" in _error(paused)
     owner = _from(app.test_client(), "198.51.100.7")
     assert login(owner).status_code == 302  # the operator, from elsewhere, gets in
     assert owner.get("/console/queue").status_code == 200
