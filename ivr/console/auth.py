@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import logging
 import secrets
 from urllib.parse import urlsplit
 
