@@ -101,6 +101,7 @@ class Config:
     recording_fetch_budget: float = 8.0
     # Recordings are fetched only from URLs under these prefixes (Twilio's API), never elsewhere.
     recording_url_prefixes: tuple = ("https://api.twilio.com/",)
+    recording_max_bytes: int = 5 * 1024 * 1024  # a 20 s <Record> is about 320 KB
     session_minutes: int = 30
     # Country (ISO 3166) for phone numbers typed without a country code in the operator console.
     console_phone_region: str = "MD"
@@ -127,7 +128,7 @@ def ensure_dev_auth_token(data_dir: Path) -> str:
     a fresh machine. Real Twilio requests fail its check until IVR_TWILIO_AUTH_TOKEN is set."""
     path = data_dir / DEV_TOKEN_FILE
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.write_text(secrets.token_hex(16))
         path.chmod(0o600)
     return path.read_text().strip()
@@ -168,6 +169,7 @@ def load_config(**overrides) -> Config:
         recording_url_prefixes=tuple(
             p.strip() for p in (_env("RECORDING_URL_PREFIXES") or "https://api.twilio.com/").split(",") if p.strip()
         ),
+        recording_max_bytes=_env_number("RECORDING_MAX_BYTES", 5 * 1024 * 1024),
         session_minutes=_env_number("SESSION_MINUTES", 30),
         console_phone_region=(_env("CONSOLE_PHONE_REGION") or "MD").upper(),
     )

@@ -11,11 +11,11 @@ A language whose Vosk model is not installed falls back to the keypad, with one 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
+from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 
@@ -24,19 +24,79 @@ from speech import confidence
 
 from .config import Config
 from .dialog import SpeechInput
+from .logsafe import safe_logger
 
-log = logging.getLogger(__name__)
+log = safe_logger(__name__)
 MENU_KINDS = ("menu", "yes_no")
+MAX_REDIRECTS = 3
+# A 20 s <Record> is about 320 KB of 8 kHz WAV; anything far larger is not a caller's answer.
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 
 
 class RecordingUnavailable(RuntimeError):
     """The recording could not be fetched within the time Twilio allows for an answer."""
 
 
+class RecordingRefused(RecordingUnavailable):
+    """The recording URL (or a redirect) leaves the allowed prefixes, or the body is too large."""
+
+
+def _origin(parts) -> tuple[str, str, int | None]:
+    scheme = parts.scheme.lower()
+    port = parts.port or {"https": 443, "http": 80}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def url_allowed(url: str, prefixes: Iterable[str]) -> bool:
+    """Whether *url* lies under one of *prefixes*, compared after parsing: same scheme, host and
+    port, no user name or password in it, and a path under the prefix's path with no ``.``/``..``
+    segment. ``https://api.twilio.com.evil.example/`` and ``https://api.twilio.com@evil/`` are
+    not under ``https://api.twilio.com/``."""
+    try:
+        parts = urlsplit(url)
+        origin = _origin(parts)
+    except ValueError:  # a malformed port, an invalid IPv6 host
+        return False
+    if parts.username is not None or parts.password is not None or "\\" in url or not origin[1]:
+        return False
+    if any(ch <= " " or ch == "\x7f" for ch in url):
+        return False
+    path = unquote(parts.path) or "/"
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return False
+    for prefix in prefixes:
+        allowed = urlsplit(prefix)
+        base = allowed.path or "/"
+        if _origin(allowed) == origin and (path == base.rstrip("/") or path.startswith(base if base.endswith("/")
+                                                                                        else base + "/")):
+            return True
+    return False
+
+
+def _read_capped(response: requests.Response, max_bytes: int) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
+        raise RecordingRefused(f"recording too large: {int(declared)} bytes declared, the limit is {max_bytes}")
+    body = bytearray()
+    for chunk in response.iter_content(64 * 1024):
+        body += chunk
+        if len(body) > max_bytes:
+            raise RecordingRefused(f"recording too large: over {max_bytes} bytes, the limit is {max_bytes}")
+    return bytes(body)
+
+
 def fetch_recording(url: str, *, account_sid: str | None, auth_token: str | None, budget: float,
-                    session: requests.Session | None = None) -> bytes:
-    """GET a Twilio recording as WAV, retrying while it is not yet available (404) within ``budget`` s."""
+                    session: requests.Session | None = None, allowed: Iterable[str] | None = None,
+                    max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """GET a Twilio recording as WAV, retrying while it is not yet available (404) within ``budget`` s.
+
+    Redirects are followed by hand, at most ``MAX_REDIRECTS``, and only to URLs under *allowed*
+    (default: the first URL's own scheme, host and port); the credentials go only to the first
+    URL's host. The body is streamed and refused beyond ``max_bytes``, never held whole first."""
     session = session or requests.Session()
+    allowed = tuple(allowed) if allowed is not None else (url,)
+    if not url_allowed(url, allowed):
+        raise RecordingRefused(f"recording URL outside the allowed prefixes: {url[:80]}")
     auth = (account_sid, auth_token) if account_sid and auth_token else None
     deadline = time.monotonic() + budget
     delay = 0.2
@@ -46,18 +106,40 @@ def fetch_recording(url: str, *, account_sid: str | None, auth_token: str | None
         if remaining <= 0:
             raise RecordingUnavailable(f"recording not available within {budget:.1f} s ({last})")
         try:
-            response = session.get(url, auth=auth, timeout=min(5.0, max(0.5, remaining)))
+            response = _get_following(session, url, auth, allowed, timeout=min(5.0, max(0.5, remaining)))
+        except RecordingRefused:
+            raise
         except requests.RequestException as exc:
             last = f"{type(exc).__name__}"
         else:
-            if response.status_code == 200 and response.content:
-                return response.content
-            if response.status_code in (401, 403):
-                raise RecordingUnavailable(f"Twilio refused the credentials (HTTP {response.status_code}); "
-                                           "check IVR_TWILIO_ACCOUNT_SID and IVR_TWILIO_AUTH_TOKEN")
-            last = f"HTTP {response.status_code}"
+            with response:
+                if response.status_code == 200:
+                    content = _read_capped(response, max_bytes)
+                    if content:
+                        return content
+                if response.status_code in (401, 403):
+                    raise RecordingUnavailable(f"Twilio refused the credentials (HTTP {response.status_code}); "
+                                               "check IVR_TWILIO_ACCOUNT_SID and IVR_TWILIO_AUTH_TOKEN")
+                last = f"HTTP {response.status_code}"
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 1.0)
+
+
+def _get_following(session: requests.Session, url: str, auth, allowed: tuple, *, timeout: float) -> requests.Response:
+    """One GET, following redirects only while every hop stays under *allowed*."""
+    first = _origin(urlsplit(url))
+    for _hop in range(MAX_REDIRECTS + 1):
+        same_host = _origin(urlsplit(url)) == first
+        response = session.get(url, auth=auth if same_host else None, timeout=timeout, stream=True,
+                               allow_redirects=False)
+        if not response.is_redirect:
+            return response
+        target = urljoin(url, response.headers.get("Location", ""))
+        response.close()
+        if not url_allowed(target, allowed):
+            raise RecordingRefused(f"recording URL redirects outside the allowed prefixes: {target[:80]}")
+        url = target
+    raise RecordingRefused(f"recording URL redirects more than {MAX_REDIRECTS} times")
 
 
 @dataclass
@@ -128,12 +210,14 @@ class SpeechSteps:
     # --- answers -------------------------------------------------------------------------------
 
     def fetch(self, url: str) -> bytes:
-        if not any(url.startswith(prefix) for prefix in self.config.recording_url_prefixes):
-            raise RecordingUnavailable(f"recording URL outside the allowed prefixes: {url[:80]}")
+        prefixes = self.config.recording_url_prefixes
+        if not url_allowed(url, prefixes):
+            raise RecordingRefused(f"recording URL outside the allowed prefixes: {url[:80]}")
         if self._fetcher is not None:
             return self._fetcher(url)
         return fetch_recording(url, account_sid=self.config.twilio_account_sid,
-                               auth_token=self.config.twilio_auth_token, budget=self.config.recording_fetch_budget)
+                               auth_token=self.config.twilio_auth_token, budget=self.config.recording_fetch_budget,
+                               allowed=prefixes, max_bytes=self.config.recording_max_bytes)
 
     def from_recording(self, lang: str, kind: str, url: str, attempt: int) -> Heard:
         """A recorded answer, recognised. One that cannot be used (not fetched in time, not
@@ -148,6 +232,12 @@ class SpeechSteps:
         except ValueError as exc:  # speech.audio.AudioError: not audio, truncated, too long
             log.warning("recording %s could not be decoded: %s", url[-40:], exc)
             return _unusable(audio)  # kept, so an operator can still listen
+        except (RuntimeError, OSError) as exc:
+            # This server's fault, not the caller's: the model is missing or broken (ModelError),
+            # ffmpeg is absent (AudioBackendMissing). The caller is asked again (the keypad still
+            # works) and the audio is kept for an operator; the error names the fix.
+            log.error("recording %s could not be recognised on this server: %s", url[-40:], exc)
+            return _unusable(audio)
         heard = self._interpret(lang, kind, recognition.text, recognition.min_confidence, attempt,
                                 has_unk=recognition.has_unk,
                                 disagree=confidence.alternatives_disagree(

@@ -8,7 +8,7 @@ was answered the first time, so a reading is never stored twice.
 from __future__ import annotations
 
 import dataclasses
-import logging
+import os
 import re
 from pathlib import Path
 
@@ -20,15 +20,17 @@ from twilio.request_validator import RequestValidator
 from readings_store.models import Call, Utterance, utcnow
 
 from . import dialog
+from .logsafe import safe_logger
 from .records import SqlRecords
 
-log = logging.getLogger(__name__)
+log = safe_logger(__name__)  # request data in log lines is escaped: no forged lines
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 
 TWIML = "application/xml"
 _SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 _RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
 MAX_DIGITS_PARAM = 64
+MAX_SEQ = 2**31 - 1  # Call.seq is a 32-bit INTEGER column
 # Twilio's placeholders for a withheld caller ID.
 WITHHELD = {"", "anonymous", "restricted", "unknown", "private", "+266696687", "+86282452253", "+7378742833", "+2562533"}
 
@@ -53,6 +55,17 @@ def check_signature():
     if not signature or not RequestValidator(token).validate(public_url(), params, signature):
         log.warning("rejected request with a bad or missing Twilio signature: %s", request.path)
         abort(403)
+    return None
+
+
+@bp.before_request
+def refuse_nul():
+    """A NUL byte is in no Twilio parameter, and PostgreSQL cannot store one: 400, nothing written."""
+    values = [request.path, *request.args.values(), *request.args.keys()]
+    if request.method == "POST":
+        values += [*request.form.keys(), *request.form.values()]
+    if any("\x00" in v for v in values):
+        abort(Response("a parameter contains a NUL byte\n", status=400, mimetype="text/plain"))
     return None
 
 
@@ -102,7 +115,7 @@ def required(name: str) -> str:
 
 def call_sid() -> str:
     sid = required("CallSid")
-    if not _SID.match(sid):
+    if not _SID.fullmatch(sid):
         abort(Response("CallSid is malformed\n", status=400, mimetype="text/plain"))
     return sid
 
@@ -187,10 +200,10 @@ def _hear(call: Call, step: str):
 @bp.post("/step/<step>")
 def step(step: str):
     sid = call_sid()
-    try:
-        seq = int(request.args.get("seq", ""))
-    except ValueError:
+    raw_seq = request.args.get("seq", "")
+    if not re.fullmatch(r"[0-9]{1,10}", raw_seq) or not 0 < int(raw_seq) <= MAX_SEQ:
         abort(Response("seq is missing or not a number\n", status=400, mimetype="text/plain"))
+    seq = int(raw_seq)
     session = g.db
     call = session.scalars(select(Call).where(Call.call_sid == sid)).first()
     if call is None:
@@ -215,7 +228,7 @@ def step(step: str):
 def _recording_sid() -> str | None:
     """Twilio's RecordingSid, or None if absent or malformed (it names a file, fits String(64))."""
     sid = request.form.get("RecordingSid") or ""
-    return sid if _RECORDING_SID.match(sid) else None
+    return sid if _RECORDING_SID.fullmatch(sid) else None
 
 
 def _fits(value: str | None, size: int) -> str | None:
@@ -225,11 +238,16 @@ def _fits(value: str | None, size: int) -> str | None:
 
 
 def _store_audio(call_sid: str, name: str, audio: bytes) -> str:
-    """Write a caller's audio under the recordings folder; returns its path relative to it."""
+    """Write a caller's audio under the recordings folder; returns its path relative to it.
+    Callers' voices are personal data: folders 0700, files 0600, whatever the umask."""
     relative = Path(call_sid) / name
-    target = ivr().config.recordings_dir / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(audio)
+    root = ivr().config.recordings_dir
+    target = root / relative
+    for folder in (root, target.parent):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(audio)
     return str(relative)
 
 
@@ -271,7 +289,7 @@ def recording_status():
     fetched, attach it now so an operator can still listen to it."""
     sid = call_sid()
     recording_sid = required("RecordingSid")
-    if not _RECORDING_SID.match(recording_sid):
+    if not _RECORDING_SID.fullmatch(recording_sid):
         abort(Response("RecordingSid is malformed\n", status=400, mimetype="text/plain"))
     utterance = g.db.scalars(
         select(Utterance).join(Call).where(Utterance.recording_sid == recording_sid, Call.call_sid == sid)
@@ -302,7 +320,9 @@ def status():
     if call.twilio_status in ("completed", "busy", "failed", "no-answer", "canceled"):
         call.ended_at = call.ended_at or utcnow()
         duration = request.form.get("CallDuration", "")
-        call.duration_seconds = int(duration) if duration.isdigit() else call.duration_seconds
+        # ASCII digits that fit the INTEGER column; anything else ("²", 20 digits) is ignored.
+        fits = re.fullmatch(r"[0-9]{1,9}", duration) is not None
+        call.duration_seconds = int(duration) if fits else call.duration_seconds
         if not call.outcome:
             step_name = (call.state or {}).get("step", "start")
             call.outcome = "completed" if step_name == "ended" else f"hung_up_at_{step_name}"

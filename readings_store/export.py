@@ -5,7 +5,8 @@
   delivery. A reading is put into at most one batch by one conditional UPDATE
   (``... WHERE export_batch_id IS NULL AND status = 'accepted'``); on PostgreSQL the candidate
   rows are locked ``FOR UPDATE SKIP LOCKED`` first, so concurrent exporters never wait on each
-  other (no deadlock) and never take the same row.
+  other (no deadlock) and never take the same row. When every candidate is locked by another
+  transaction, ``ExportBusy`` says so instead of "nothing to export".
 * ``missing_meters``: active meters without an accepted or pending reading in a period, with how
   many periods in a row they have gone without (billing: averages up to 3, norms after that).
 * CSV rendering with spreadsheet-formula neutralisation.
@@ -221,11 +222,16 @@ def batch_summary(batch: ExportBatch) -> dict:
     }
 
 
+class ExportBusy(RuntimeError):
+    """Every reading an export would take is locked by another transaction right now."""
+
+
 def create_batch(session: Session, *, region: str | None = None, period: str | None = None,
                  limit: int | None = None, created_by: int | None = None) -> ExportBatch | None:
     """Take every accepted, not yet exported reading (optionally of one region/period, at most
     ``limit`` of them, lowest ids first) into a new batch. Returns None, with nothing written,
-    when there is nothing to export. The caller commits."""
+    when there is nothing to export; raises ExportBusy, with nothing written, when there are such
+    readings but another transaction holds every one of them (PostgreSQL). The caller commits."""
     batch = ExportBatch(created_at=utcnow(), created_by=created_by, region_code=region, period=period,
                         reading_count=0)
     session.add(batch)
@@ -254,6 +260,10 @@ def create_batch(session: Session, *, region: str | None = None, period: str | N
     if not count:
         session.delete(batch)
         session.flush()
+        if session.get_bind().dialect.name == "postgresql" and session.scalar(select(candidates.exists())):
+            # Readings are there but another transaction holds them (an exporter that has not
+            # committed yet, or a writer): "nothing to export" would be untrue.
+            raise ExportBusy("accepted readings not yet exported are locked by another transaction; retry shortly")
         return None
     # The rowcount of the one UPDATE is exactly the rows this batch took (each row re-checked
     # under its lock), so it is the batch's count.

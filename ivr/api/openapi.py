@@ -329,13 +329,18 @@ PATHS = {
             "summary": "Take every accepted, not yet exported reading into a new batch",
             "description": "Atomic: a reading is in at most one batch, even with concurrent requests. Returns the "
                            "batch with its readings (201, JSON or CSV); **204 with no body and no batch when there "
-                           "is nothing to export**. Deliver it, then acknowledge it; after a crash, list "
-                           "unacknowledged batches and re-read them.",
+                           "is nothing to export**; 409 with `Retry-After` when there are readings to export but "
+                           "another transaction holds them all right now (retry after that many seconds). Deliver "
+                           "it, then acknowledge it; after a crash, list unacknowledged batches and re-read them.",
             "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("ExportRequest")}}},
             "responses": {
                 "201": {**_json_or_csv("Batch", "The new batch", {**BATCH_HEADERS, "Location": {
                     "schema": {"type": "string"}, "description": "URL of the batch"}})},
                 "204": {"description": "Nothing to export; no batch was created"},
+                "409": {**_problem("Readings to export exist but another transaction holds them all; nothing was "
+                                   "created. Retry after Retry-After seconds"),
+                        "headers": {"Retry-After": {"schema": {"type": "integer"},
+                                                    "description": "Seconds to wait before retrying"}}},
                 "415": _problem("The body is not application/json"),
                 "422": _problem("Unknown field, bad region/period/limit, or an unknown region"),
                 **_errors("400", "401", "403", "406", "500"),

@@ -26,10 +26,12 @@ from .common import (
     query_params,
     services,
 )
-from .problems import bad_request, not_found, unprocessable
+from .problems import Problem, bad_request, not_found, unprocessable
 
 DEFAULT_LIMIT, MAX_LIMIT = 500, 5000
 MAX_BATCH_LIMIT = 1_000_000
+# Another transaction holding the readings (an exporter mid-commit) is done within a second or two.
+EXPORT_RETRY_SECONDS = 2
 
 
 def _csv_response(fields, items, filename: str, status: int = 200, headers: dict | None = None) -> Response:
@@ -142,7 +144,12 @@ def create_export():
     if errors:
         raise unprocessable("the export request is not valid", errors)
     fmt = negotiate()
-    batch = export.create_batch(g.db, region=region, period=period, limit=limit, created_by=g.api_client_id)
+    try:
+        batch = export.create_batch(g.db, region=region, period=period, limit=limit, created_by=g.api_client_id)
+    except export.ExportBusy as exc:
+        g.db.rollback()
+        raise Problem(409, "export-busy", "Readings are locked", str(exc),
+                      headers={"Retry-After": str(EXPORT_RETRY_SECONDS)}) from None
     if batch is None:
         g.db.rollback()
         return Response(status=204)

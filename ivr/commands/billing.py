@@ -168,7 +168,8 @@ def export_group(ctx, fmt: str, region: str | None, period: str | None, limit: i
                  ack: bool) -> None:
     """Export accepted readings not exported before into a new batch and write it.
 
-    Exits 0 with "nothing to export" on standard error (and writes no file) when there is nothing new.
+    Exits 0 with "nothing to export" on standard error (and writes no file) when there is nothing new;
+    exits 1, writing nothing, when another transaction holds every reading there is to export.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -186,7 +187,10 @@ def export_group(ctx, fmt: str, region: str | None, period: str | None, limit: i
     with transaction(sessions) as session:
         if region is not None and session.query(Region.id).filter(Region.code == region).first() is None:
             raise click.BadParameter(f"no region with code {region!r}", param_hint="--region")
-        batch = export.create_batch(session, region=region, period=period, limit=limit)
+        try:
+            batch = export.create_batch(session, region=region, period=period, limit=limit)
+        except export.ExportBusy as exc:
+            raise click.ClickException(str(exc)) from None
         if batch is not None:
             audit(session, actor_kind="system", action="export.create", entity="export_batch", entity_id=batch.id,
                   after={"count": batch.reading_count, "region": region, "period": period})

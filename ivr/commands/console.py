@@ -134,10 +134,16 @@ def enable(name: str) -> None:
 @click.argument("name")
 def unlock(name: str) -> None:
     """Lift a log-in lock after too many failed attempts."""
+    from sqlalchemy import delete
+
+    from readings_store.models import LoginAttempt
+
     with _transaction() as session:
         operator = _operator(session, name)
         operator.locked_until = None
         operator.failed_logins = 0
+        # Failed log-ins for this name, from every address, no longer count.
+        session.execute(delete(LoginAttempt).where(LoginAttempt.username == operator.username))
         _audit(session, "operator.unlock", operator)
     click.echo(f"operator {name} unlocked")
 

@@ -1,12 +1,20 @@
 """Operators' log-in: Flask-Login sessions, throttling kept in the database, roles, CSRF, expiry.
 
 * Passwords are werkzeug hashes (``Operator.password_hash``); accounts come from ``ivr operators``.
-* Throttling lives in the ``operators`` row (``failed_logins``, ``locked_until``) so every worker
-  on every host sees it: ``MAX_FAILURES`` wrong passwords in a row lock the account for
-  ``LOCK_MINUTES``. The counter is bumped with an atomic UPDATE, so parallel guesses all count.
-* Sessions are permanent cookies living ``config.session_minutes`` (``PERMANENT_SESSION_LIFETIME``,
-  refreshed on each request) and, independently of the cookie's own age, an idle check against
-  ``session["seen"]`` so an idle console logs out even if a browser keeps the cookie.
+* Throttling lives in the database (``login_attempts``) so every worker on every host sees it,
+  and it is kept per user name *and* source address: ``MAX_FAILURES`` failed log-ins for one name
+  from one address within ``LOCK_MINUTES`` pause that name for that address only (a stranger's
+  guesses cannot lock an administrator out everywhere), and ``MAX_FAILURES_PER_ADDRESS`` failures
+  from one address, whatever the names, pause that address. Each attempt is written and committed
+  *before* its password is checked and then counted, so N parallel guesses see counts 1..N and at
+  most ``MAX_FAILURES`` of them ever reach the password check. Unknown names are counted and
+  answered exactly like known ones. The source address is ``request.remote_addr``, which is the
+  proxy's ``X-Forwarded-For`` only when ``IVR_TRUST_PROXY`` is set (ProxyFix in ``ivr.app``).
+* Sessions live on the server (``console_sessions``): the cookie carries a random token naming a
+  row, and logging out or idling ``config.session_minutes`` ends the row, so a copy of an old
+  cookie is refused. The cookie itself is permanent for ``PERMANENT_SESSION_LIFETIME``, HttpOnly,
+  SameSite=Lax, and ``Secure`` whenever the request came over https (also via a trusted proxy's
+  ``X-Forwarded-Proto``) or ``IVR_PUBLIC_URL`` is https.
 * The user id in the session carries a fingerprint of the password hash: changing the password or
   disabling the operator ends all of their sessions.
 * CSRF: every non-GET request to this blueprint must carry a valid Flask-WTF token (form field
@@ -17,23 +25,35 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import secrets
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import abort, current_app, flash, g, has_request_context, redirect, render_template, request, session, \
+    url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import ValidationError
 
 from readings_store import service
-from readings_store.models import Operator, utcnow
+from readings_store.models import ConsoleSession, LoginAttempt, Operator, utcnow
+
+from ..logsafe import safe_logger
 
 from . import bp
 from .forms import LoginForm, LogoutForm
 
-MAX_FAILURES = 5
+log = safe_logger(__name__)
+
+MAX_FAILURES = 5  # per user name and source address
+MAX_FAILURES_PER_ADDRESS = 20  # per source address, whatever the names
 LOCK_MINUTES = 15
+# The server-side session's last activity is written at most this often (one UPDATE a minute,
+# not one per request); idle expiry is exact to within it.
+SEEN_EVERY_SECONDS = 60
+SESSION_KEY = "console_sid"
 ROLES = ("operator", "admin")
 MIN_PASSWORD = 8
 # Endpoints reachable without a session: the login page and the stylesheet/script it uses.
@@ -80,6 +100,21 @@ def _fingerprint(operator: Operator) -> str:
     return hashlib.sha256(operator.password_hash.encode()).hexdigest()[:16]
 
 
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _server_session(operator_id: int) -> ConsoleSession | None:
+    """The live server-side session this cookie names, if it belongs to *operator_id*."""
+    token = session.get(SESSION_KEY)
+    if not isinstance(token, str) or not token:
+        return None
+    row = g.db.scalars(select(ConsoleSession).where(ConsoleSession.token_hash == _token_hash(token))).first()
+    if row is None or row.ended_at is not None or row.operator_id != operator_id:
+        return None
+    return row
+
+
 def _load_user(user_id: str) -> ConsoleUser | None:
     try:
         raw_id, fingerprint = user_id.split(":", 1)
@@ -88,7 +123,40 @@ def _load_user(user_id: str) -> ConsoleUser | None:
         return None
     if operator is None or not operator.active or _fingerprint(operator) != fingerprint:
         return None
+    row = _server_session(operator.id)
+    if row is None:
+        return None  # logged out, expired or never issued here: the cookie alone is not enough
+    g.console_session = row
     return ConsoleUser(operator)
+
+
+def _start_server_session(operator: Operator, moment: dt.datetime) -> str:
+    """A new server-side session for *operator*; returns the token for the cookie. Also sweeps
+    the operator's ended and idle sessions."""
+    idle = moment - dt.timedelta(minutes=session_minutes())
+    g.db.execute(delete(ConsoleSession).where(
+        ConsoleSession.operator_id == operator.id,
+        (ConsoleSession.ended_at.is_not(None)) | (ConsoleSession.last_seen_at < idle)))
+    token = secrets.token_urlsafe(32)
+    g.db.add(ConsoleSession(token_hash=_token_hash(token), operator_id=operator.id, created_at=moment,
+                            last_seen_at=moment))
+    return token
+
+
+def _end_server_session(moment: dt.datetime) -> None:
+    token = session.get(SESSION_KEY)
+    if isinstance(token, str) and token:
+        g.db.execute(update(ConsoleSession).where(ConsoleSession.token_hash == _token_hash(token),
+                                                  ConsoleSession.ended_at.is_(None)).values(ended_at=moment))
+        g.db.commit()
+
+
+class RequestAwareSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, marked ``Secure`` whenever the request itself came over
+    https (with ``IVR_TRUST_PROXY``, ProxyFix has already applied ``X-Forwarded-Proto``)."""
+
+    def get_cookie_secure(self, app) -> bool:
+        return bool(super().get_cookie_secure(app) or (has_request_context() and request.is_secure))
 
 
 @bp.record_once
@@ -102,6 +170,8 @@ def _setup(state) -> None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     if (config.public_url or "").startswith("https://"):
         app.config["SESSION_COOKIE_SECURE"] = True
+    if type(app.session_interface) is SecureCookieSessionInterface:
+        app.session_interface = RequestAwareSessionInterface()
     if not hasattr(app, "login_manager"):
         manager = LoginManager()
         manager.init_app(app)
@@ -130,14 +200,18 @@ def guard():
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     if current_user.is_authenticated:
-        seen = session.get("seen")
-        stamp = now().timestamp()
-        if seen is None or stamp - float(seen) > session_minutes() * 60:
+        row: ConsoleSession = g.console_session
+        moment = now()
+        idle = (moment - row.last_seen_at).total_seconds()
+        if idle > session_minutes() * 60:
+            _end_server_session(moment)
             logout_user()
             session.clear()
             flash("Your session expired. Please log in again.", "warning")
             return redirect(url_for("console.login", next=_safe_next(request.full_path)))
-        session["seen"] = stamp
+        if idle >= SEEN_EVERY_SECONDS or idle < 0:
+            row.last_seen_at = moment
+            g.db.commit()
         return None
     return redirect(url_for("console.login", next=_safe_next(request.full_path)))
 
@@ -201,35 +275,73 @@ def role_required(role: str):
 admin_required = role_required("admin")
 
 
-def check_login(db, username: str, password: str) -> tuple[Operator | None, str | None]:
-    """(operator, None) when the password is right; (None, message) otherwise. Commits counters."""
-    operator = db.scalars(select(Operator).where(Operator.username == username)).first()
+def client_address() -> str:
+    """The caller's address: the socket peer, or the trusted proxy's X-Forwarded-For (ProxyFix)."""
+    return (request.remote_addr or "unknown").replace("\x00", "")[:64]
+
+
+THROTTLED = "Too many failed log-ins from your address. Try again in {minutes} minute(s), or ask an administrator."
+
+
+def _throttle_minutes(db, username: str, ip: str, moment: dt.datetime) -> int:
+    """Minutes until the oldest failure that keeps this name (or this address) paused ages out."""
+    cutoff = moment - dt.timedelta(minutes=LOCK_MINUTES)
+    recent = LoginAttempt.at >= cutoff
+    pair = db.scalars(select(LoginAttempt.at).where(recent, LoginAttempt.username == username,
+                                                    LoginAttempt.ip == ip)
+                      .order_by(LoginAttempt.at.desc()).offset(MAX_FAILURES - 1).limit(1)).first()
+    per_ip = db.scalars(select(LoginAttempt.at).where(recent, LoginAttempt.ip == ip)
+                        .order_by(LoginAttempt.at.desc()).offset(MAX_FAILURES_PER_ADDRESS - 1).limit(1)).first()
+    until = max([t + dt.timedelta(minutes=LOCK_MINUTES) for t in (pair, per_ip) if t is not None], default=moment)
+    return max(1, int((until - moment).total_seconds() // 60) + 1)
+
+
+def check_login(db, username: str, password: str, ip: str | None = None) -> tuple[Operator | None, str | None]:
+    """(operator, None) when the password is right; (None, message) otherwise. Commits.
+
+    The attempt is committed before the password is checked, then counted: of N parallel
+    attempts the k-th to commit sees at least k, so no more than ``MAX_FAILURES`` are ever checked.
+    Known and unknown names go through the same steps and get the same answers."""
+    ip = ip if ip is not None else client_address()
+    username = username[:64]
     moment = now()
-    if operator is None or not operator.active:
-        check_password_hash(_DUMMY_HASH, password)
-        return None, "Wrong name or password."
-    if operator.locked_until is not None and operator.locked_until > moment:
-        minutes = max(1, int((operator.locked_until - moment).total_seconds() // 60) + 1)
-        return None, (f"Too many failed log-ins: this account is locked for another {minutes} minute(s). "
-                      "Ask an administrator if you need in sooner.")
-    if not check_password_hash(operator.password_hash, password):
-        # Atomic increment: parallel attempts on several workers all count.
-        db.execute(update(Operator).where(Operator.id == operator.id)
-                   .values(failed_logins=Operator.failed_logins + 1))
-        db.refresh(operator)
-        if operator.failed_logins >= MAX_FAILURES:
-            operator.locked_until = moment + dt.timedelta(minutes=LOCK_MINUTES)
-            operator.failed_logins = 0
-            service.audit(db, actor_kind="system", action="operator.locked", entity="operator",
-                          entity_id=operator.id, actor_name=None,
-                          after={"locked_until": operator.locked_until.isoformat()},
-                          reason=f"{MAX_FAILURES} failed log-ins from {request.remote_addr}")
-            db.commit()
-            return None, (f"Too many failed log-ins: this account is locked for {LOCK_MINUTES} minutes.")
+    cutoff = moment - dt.timedelta(minutes=LOCK_MINUTES)
+    db.execute(delete(LoginAttempt).where(LoginAttempt.at < cutoff))  # old attempts no longer count
+    attempt = LoginAttempt(username=username, ip=ip, at=moment)
+    db.add(attempt)
+    db.commit()
+    recent = LoginAttempt.at >= cutoff
+    pair = db.scalar(select(func.count()).where(recent, LoginAttempt.username == username, LoginAttempt.ip == ip))
+    per_ip = db.scalar(select(func.count()).where(recent, LoginAttempt.ip == ip))
+    operator = db.scalars(select(Operator).where(Operator.username == username)).first()
+    # An account an administrator locked by hand (``locked_until``) answers like a throttled one.
+    held = operator is not None and operator.locked_until is not None and operator.locked_until > moment
+    if pair > MAX_FAILURES or per_ip > MAX_FAILURES_PER_ADDRESS or held:
+        # Refused without looking at the password; this attempt is not counted again, so the
+        # pause ends LOCK_MINUTES after the failure that started it.
+        db.execute(delete(LoginAttempt).where(LoginAttempt.id == attempt.id))
         db.commit()
+        minutes = _throttle_minutes(db, username, ip, moment)
+        if held:
+            minutes = max(minutes, int((operator.locked_until - moment).total_seconds() // 60) + 1)
+        log.warning("console log-in refused (throttled): name %s from %s", username, ip)
+        g.login_retry_minutes = minutes
+        return None, THROTTLED.format(minutes=minutes)
+    usable = operator is not None and operator.active
+    if not check_password_hash(operator.password_hash if usable else _DUMMY_HASH, password) or not usable:
+        if pair >= MAX_FAILURES or per_ip >= MAX_FAILURES_PER_ADDRESS:
+            log.warning("console log-in paused for name %s from %s after %d failures", username, ip, pair)
+            if usable:
+                service.audit(db, actor_kind="system", action="operator.locked", entity="operator",
+                              entity_id=operator.id, actor_name=None,
+                              after={"address": ip, "minutes": LOCK_MINUTES},
+                              reason=f"{pair} failed log-ins from {ip} (this name) / {per_ip} (all names)")
+                db.commit()
+            return None, THROTTLED.format(minutes=LOCK_MINUTES)
         return None, "Wrong name or password."
+    # The right password: this name's failures from this address are forgiven.
+    db.execute(delete(LoginAttempt).where(LoginAttempt.username == username, LoginAttempt.ip == ip))
     operator.failed_logins = 0
-    operator.locked_until = None
     operator.last_login_at = moment
     db.commit()
     return operator, None
@@ -242,23 +354,35 @@ def login():
         form.next.data = _safe_next(request.args.get("next"))
         if current_user.is_authenticated:
             return redirect(form.next.data or url_for("console.queue"))
-    error = None
-    if form.validate_on_submit():
+    error, status = None, 200
+    if form.validate_on_submit() and not _has_control(form.username.data, form.password.data):
         operator, error = check_login(g.db, form.username.data.strip(), form.password.data)
         if operator is not None:
+            token = _start_server_session(operator, now())
+            g.db.commit()
             session.clear()
             login_user(ConsoleUser(operator))
             session.permanent = True
-            session["seen"] = now().timestamp()
+            session[SESSION_KEY] = token
             return redirect(_safe_next(form.next.data) or url_for("console.queue"))
+        status = 429 if error.startswith("Too many") else 401
     elif request.method == "POST":
-        error = "Enter your name and password."
-    return render_template("console/login.html", form=form, error=error), (401 if error else 200)
+        error, status = "Enter your name and password.", 401
+    response = current_app.make_response((render_template("console/login.html", form=form, error=error), status))
+    if status == 429:
+        response.headers["Retry-After"] = str(g.get("login_retry_minutes", LOCK_MINUTES) * 60)
+    return response
+
+
+def _has_control(*values: str) -> bool:
+    """NUL and other control characters are in no name or password (and PostgreSQL refuses NUL)."""
+    return any(ch < " " or ch == "\x7f" for value in values for ch in (value or ""))
 
 
 @bp.post("/logout")
 def logout():
     LogoutForm()  # CSRF already checked by ``guard``
+    _end_server_session(now())  # a saved copy of the cookie is refused from now on
     logout_user()
     session.clear()
     flash("You are logged out.", "info")

@@ -8,12 +8,14 @@ from collections import Counter
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 
 from ivr.cli import cli
 from readings_store import export
 from readings_store.models import AuditEvent, ExportBatch, Reading
 from readings_store.service import store_reading
+
+from tests.conftest import PG_URL
 
 from .conftest import add_reading
 
@@ -281,7 +283,8 @@ def _concurrent_exports(app, headers, workers: int, rounds: int, writer=None) ->
             barrier.wait()
             for _ in range(rounds):
                 resp = client.post("/api/v1/exports", headers=headers)
-                assert resp.status_code in (201, 204), resp.get_data(as_text=True)
+                # 409: every reading left was held by another exporter at that moment.
+                assert resp.status_code in (201, 204, 409), resp.get_data(as_text=True)
                 if resp.status_code == 201:
                     with lock:
                         results.append(resp.get_json())
@@ -354,6 +357,8 @@ def test_concurrent_create_batch_in_separate_sessions(store, db, sessions):
             session.commit()
             if batch is not None:
                 got.append((batch.id, batch.reading_count))
+        except export.ExportBusy:
+            session.rollback()  # every reading left was held by another exporter: taken below
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
         finally:
@@ -419,3 +424,52 @@ def test_cli_export_write_ack_show_list(store, db, config, tmp_path, monkeypatch
     assert runner.invoke(cli, ["export", "--region", "NOPE"]).exit_code != 0
     assert runner.invoke(cli, ["export", "--period", "2025-13"]).exit_code != 0
     assert runner.invoke(cli, ["export", "ack", "999"]).exit_code != 0
+
+
+# ------------------------------------------------------------------------------------------------
+# readings locked by another transaction
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL only: SQLite has no row locks (one writer at a time)")
+def test_export_says_so_when_the_readings_are_locked(client, store, db, engine, write_headers, config, monkeypatch):
+    """Another transaction holds the only unexported reading (FOR UPDATE): the export must not
+    claim there is nothing to export, and must write nothing."""
+    reading = store.reading(store.el1, 100)
+    db.commit()
+    with engine.connect() as other:
+        held = other.begin()
+        other.execute(text("SELECT id FROM readings WHERE id = :id FOR UPDATE"), {"id": reading.id})
+        response = _export(client, write_headers)
+        assert response.status_code == 409, response.get_data(as_text=True)
+        assert response.mimetype == "application/problem+json"
+        assert response.headers["Retry-After"].isdigit()
+        problem = response.get_json()
+        assert problem["status"] == 409 and "locked by another transaction" in problem["detail"]
+        # The CLI says the same, with a failing exit status.
+        monkeypatch.setenv("IVR_DATABASE_URL", config.database_url)
+        result = CliRunner().invoke(cli, ["export", "--output", "-"])
+        assert result.exit_code != 0 and "locked by another transaction" in result.output
+        held.rollback()
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(ExportBatch)) == 0
+    assert db.scalars(select(AuditEvent).where(AuditEvent.action == "export.create")).first() is None
+    # Released: the next try takes it.
+    response = _export(client, write_headers)
+    assert response.status_code == 201 and [r["id"] for r in response.get_json()["readings"]] == [reading.id]
+    # And with nothing left at all, 204 as before.
+    assert _export(client, write_headers).status_code == 204
+
+
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL only: SQLite has no row locks (one writer at a time)")
+def test_export_takes_what_is_free_when_some_readings_are_locked(client, store, db, engine, write_headers):
+    locked = store.reading(store.el1, 100)
+    free = store.reading(store.gas3, 7)
+    db.commit()
+    with engine.connect() as other:
+        held = other.begin()
+        other.execute(text("SELECT id FROM readings WHERE id = :id FOR UPDATE"), {"id": locked.id})
+        response = _export(client, write_headers)
+        assert response.status_code == 201 and [r["id"] for r in response.get_json()["readings"]] == [free.id]
+        held.rollback()
+    response = _export(client, write_headers)
+    assert response.status_code == 201 and [r["id"] for r in response.get_json()["readings"]] == [locked.id]
