@@ -27,6 +27,10 @@ class Result:
         return f"{'✓' if self.ok else '✗'} {self.name}: {self.detail}"
 
 
+# What deploy/ivr.env.example puts where a real value must go.
+PLACEHOLDER = "CHANGE-ME"
+
+
 def grammar_vocabulary(lang: str) -> set[str]:
     """Every word the speech grammars of *lang* use (a model must know them all)."""
     return grammars.vocabulary(lang)
@@ -70,6 +74,9 @@ def secrets(config: Config) -> Result:
     elif "twilio_auth_token" in config.generated_secrets:
         problems.append(f"{PREFIX}TWILIO_AUTH_TOKEN is not set (a local development token is used, "
                         "so Twilio's requests are refused)")
+    for name, value in (("TWILIO_AUTH_TOKEN", config.twilio_auth_token), ("SECRET_KEY", config.secret_key)):
+        if value and PLACEHOLDER in value:
+            problems.append(f"{PREFIX}{name} is still the example's placeholder")
     if "secret_key" in config.generated_secrets:
         problems.append(f"{PREFIX}SECRET_KEY is not set (a key generated in {config.data_dir} is used; "
                         "other hosts would not share it)")
