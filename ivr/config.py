@@ -343,6 +343,7 @@ def load_config(**overrides) -> Config:
     if not auth_token and dev_token.exists():
         auth_token = dev_token.read_text().strip()
         generated.append("twilio_auth_token")
+    _READ.add(PREFIX + "SECRET_KEY")  # a known setting even when an override stands in for it
     secret_key, key_generated = (overrides["secret_key"], False) if overrides.get("secret_key") \
         else _secret_key(data_dir)
     if key_generated:
