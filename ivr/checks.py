@@ -80,6 +80,8 @@ def secrets(config: Config) -> Result:
     if "secret_key" in config.generated_secrets:
         problems.append(f"{PREFIX}SECRET_KEY is not set (a key generated in {config.data_dir} is used; "
                         "other hosts would not share it)")
+    if not config.validate_signatures:
+        problems.append(f"{PREFIX}VALIDATE_SIGNATURES is off: anyone can post to the voice webhooks")
     if problems:
         return Result(False, "secrets", "; ".join(problems))
     return Result(True, "secrets", f"{PREFIX}TWILIO_AUTH_TOKEN and {PREFIX}SECRET_KEY are set")

@@ -126,6 +126,11 @@ def test_secrets_missing(ready):
     assert "IVR_TWILIO_AUTH_TOKEN is not set" in lines["secrets"]
 
 
+def test_signature_check_turned_off(ready):
+    ready.setenv("IVR_VALIDATE_SIGNATURES", "0")
+    assert "IVR_VALIDATE_SIGNATURES is off" in failing("secrets")
+
+
 def test_development_token_is_not_a_secret(ready, config):
     from ivr.config import ensure_dev_auth_token
 

@@ -59,7 +59,7 @@ def test_session_and_csrf_from_one_worker_work_in_the_other(two_workers, db):
         b.delete_cookie("session")
 
 
-def test_api_cursor_from_one_worker_works_in_the_other(two_workers, db, sessions):
+def test_api_cursor_from_one_worker_works_in_the_other(two_workers, db):
     from ivr.api import tokens
 
     meter = f.meter(db, f.account(db, f.region(db)))
