@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 from flask import Flask, g
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -14,6 +17,8 @@ from readings_store.db import make_engine, make_session_factory
 from .config import Config, load_config
 from .prompts import Prompts
 from .speech_steps import SpeechSteps
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,8 +32,14 @@ class Services:
     speech: SpeechSteps
 
 
-def create_app(config: Config | None = None, engine: Engine | None = None, speech: SpeechSteps | None = None) -> Flask:
+def create_app(config: Config | None = None, engine: Engine | None = None, speech: SpeechSteps | None = None,
+               *, preload_models: bool = False) -> Flask:
+    """The WSGI app. ``preload_models`` loads the Vosk model of every language set to ``vosk``
+    now rather than on first use: gunicorn.conf.py asks for it with ``preload_app``, so that the
+    models are loaded once in the master and shared by the forked workers (copy-on-write)."""
     config = config or load_config()
+    if not config.validate_signatures:
+        log.warning(SIGNATURES_OFF)
     app = Flask(__name__)
     app.config.update(SECRET_KEY=config.secret_key, MAX_CONTENT_LENGTH=16 * 1024 * 1024)
     if config.trust_proxy:
@@ -37,6 +48,10 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
     engine = engine or make_engine(config.database_url)
     speech = speech or SpeechSteps(config)
     speech.check_models()  # warns, naming grammar words an installed model cannot recognise
+    if preload_models:
+        _preload_models(config, speech)
+        # Connections must not cross a fork: a worker starts with an empty pool of its own.
+        os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     app.extensions["ivr"] = Services(config, engine, make_session_factory(engine), Prompts(config.prompts_dir), speech)
 
     @app.before_request
@@ -61,7 +76,31 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
 
     @app.get("/healthz")
     def healthz():
-        return {"status": "ok"}
+        """For load balancers and monitoring: 200 when the database answers and is migrated."""
+        try:
+            conn = engine.connect()
+        except SQLAlchemyError as exc:
+            log.error("health check: database unreachable: %s", exc.__class__.__name__)
+            return {"status": "error", "database": "unreachable"}, 503
+        with conn:
+            try:
+                revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            except SQLAlchemyError:
+                revision = None
+        if revision is None:
+            return {"status": "error", "database": "not migrated"}, 503
+        return {"status": "ok", "database": "ok", "schema": revision}
 
     logging.getLogger("ivr").setLevel(logging.INFO)
     return app
+
+
+SIGNATURES_OFF = ("IVR_VALIDATE_SIGNATURES is off: the voice webhooks accept unsigned requests, so ANYONE "
+                  "can post to them and store readings. Never run like this in production.")
+
+
+def _preload_models(config: Config, speech: SpeechSteps) -> None:
+    for lang, engine in sorted(config.speech_engines.items()):
+        if engine == "vosk" and lang in speech.pool.available():  # not installed: keypad only, warned
+            speech.pool.get(lang)
+            log.info("Vosk model %r loaded before the workers start", lang)

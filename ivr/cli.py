@@ -19,4 +19,9 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    cli()
+    from .config import ConfigError
+
+    try:
+        cli(standalone_mode=True)
+    except ConfigError as exc:  # a bad IVR_ setting: say which, without a traceback
+        raise SystemExit(f"configuration error: {exc}") from None

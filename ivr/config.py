@@ -7,11 +7,17 @@ default outside development and are never logged.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
+import re
 import secrets
 from dataclasses import dataclass, field, fields
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
 
 PREFIX = "IVR_"
 LANGUAGES = ("ro", "ru", "uk", "en")
@@ -23,6 +29,7 @@ DEFAULT_COUNTRY_LANGUAGES = {"373": "ro", "380": "uk", "7": "ru", "*": "en"}
 # Which recognizer serves speech steps per language: "vosk" (offline), "twilio" (<Gather input=speech>)
 # or "off" (keypad only). Vosk has no Romanian model, so Romanian uses Twilio's recognizer.
 DEFAULT_SPEECH_ENGINES = {"ro": "twilio", "ru": "vosk", "uk": "vosk", "en": "vosk"}
+SPEECH_ENGINES = ("vosk", "twilio", "off")
 # Highest plausible consumption per day, per utility (kWh, m³, m³, m³, Gcal).
 DEFAULT_DAILY_LIMITS = {
     "electricity": "200",
@@ -33,11 +40,20 @@ DEFAULT_DAILY_LIMITS = {
 }
 
 
+# Every name read through _env, so that an IVR_ variable nobody reads (a typo) can be named.
+_READ: set[str] = set()
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
 def _env(name: str, default: str | None = None) -> str | None:
+    _READ.add(PREFIX + name)
     return os.environ.get(PREFIX + name, default)
 
 
-def _env_json(name: str, default: dict) -> dict:
+def _env_json(name: str, default: dict, *, keys=None, check=None) -> dict:
+    """A JSON object merged over *default*. ``keys``: the names allowed (anything else is a typo
+    that would be silently ignored); ``check(value)``: an error message for a bad value, or None."""
     raw = _env(name)
     if not raw:
         return dict(default)
@@ -47,28 +63,104 @@ def _env_json(name: str, default: dict) -> dict:
         raise ConfigError(f"{PREFIX}{name} is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise ConfigError(f"{PREFIX}{name} must be a JSON object")
+    for key, item in value.items():
+        if keys is not None and not (keys(key) if callable(keys) else key in keys):
+            allowed = "a country calling code or '*'" if callable(keys) else ", ".join(sorted(keys))
+            raise ConfigError(f"{PREFIX}{name}: unknown key {key!r}; allowed: {allowed}")
+        problem = check(item) if check else None
+        if problem:
+            raise ConfigError(f"{PREFIX}{name}: {key}: {problem}, got {item!r}")
     merged = dict(default)
     merged.update(value)
     return merged
 
 
-def _env_number(name: str, default, kind=int):
-    """An int (or, with kind=float, a number) setting; a malformed value is a clear error."""
+def _env_number(name: str, default, kind=int, *, low=None, high=None):
+    """An int (or, with kind=float, a finite number) in [low, high]; anything else is a clear error."""
     raw = _env(name)
     if raw is None or raw == "":
         return default
+    what = "an integer" if kind is int else "a number"
     try:
-        return kind(raw)
+        value = kind(raw)
     except ValueError as exc:
-        what = "an integer" if kind is int else "a number"
         raise ConfigError(f"{PREFIX}{name} must be {what}, got {raw!r}") from exc
+    # float("nan") parses, and every comparison with it is false: a threshold that never applies.
+    if (kind is float and not math.isfinite(value)) or (low is not None and value < low) \
+            or (high is not None and value > high):
+        bounds = f"from {low}" + (f" to {high}" if high is not None else "")
+        raise ConfigError(f"{PREFIX}{name} must be {what} {bounds}, got {raw!r}")
+    return value
 
 
 def _env_bool(name: str, default: bool) -> bool:
+    """A yes/no setting. Anything but the listed words stops start-up: reading an unknown word as
+    "no" would, for IVR_VALIDATE_SIGNATURES=enabled, silently turn the signature check off."""
     raw = _env(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
-    return raw.strip().lower() in ("1", "true", "yes", "on")
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{PREFIX}{name} must be one of {', '.join(TRUE_WORDS)} (on) or {', '.join(FALSE_WORDS)} "
+                      f"(off), got {raw!r}")
+
+
+def _env_url(name: str, *, prefix: bool = False) -> str | None:
+    """An absolute http(s) URL with a host and no query or fragment. With ``prefix`` (a URL others
+    must start with) it must also end with "/": "https://api.twilio.com" would match
+    "https://api.twilio.com.example.net/"."""
+    raw = _env(name)
+    if raw is None or raw.strip() == "":
+        return None
+    problem = _url_problem(raw.strip(), prefix=prefix)
+    if problem:
+        raise ConfigError(f"{PREFIX}{name}: {problem}, got {raw!r}")
+    return raw.strip()
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _url_problem(url: str, *, prefix: bool) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an absolute http:// or https:// URL with a host"
+    if parts.query or parts.fragment or parts.username or parts.password:
+        return "must not carry a query, fragment or credentials"
+    if prefix:
+        if not parts.path.endswith("/"):
+            return "must end with '/' (a prefix without it matches other hosts)"
+        if parts.scheme != "https" and parts.hostname not in LOOPBACK_HOSTS:
+            # The Twilio credentials go with every recording fetch: never in clear text.
+            return "must be https (plain http only for a local test server)"
+    return None
+
+
+def _positive_decimal(value) -> str | None:
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return "must be a number"
+    return None if number.is_finite() and number > 0 else "must be a positive number"
+
+
+def _text(value) -> str | None:
+    return None if isinstance(value, str) and value.strip() else "must be a non-empty text"
+
+
+def _language(value) -> str | None:
+    return None if value in LANGUAGES else f"must be one of {', '.join(LANGUAGES)}"
+
+
+def _engine(value) -> str | None:
+    return None if value in SPEECH_ENGINES else f"unknown engine {value!r}; allowed: {', '.join(SPEECH_ENGINES)}"
+
+
+def _country_key(key: str) -> bool:
+    return key == "*" or bool(re.fullmatch(r"[1-9][0-9]{0,2}", key))
 
 
 class ConfigError(ValueError):
@@ -105,6 +197,9 @@ class Config:
     session_minutes: int = 30
     # Country (ISO 3166) for phone numbers typed without a country code in the operator console.
     console_phone_region: str = "MD"
+    # Secrets not given in the environment but generated and kept in the data folder
+    # ("secret_key", "twilio_auth_token"): fine on one machine, not a production set-up.
+    generated_secrets: tuple = ()
 
     def daily_limit(self, utility: str) -> Decimal:
         return Decimal(str(self.daily_limits[utility]))
@@ -121,63 +216,180 @@ class Config:
 
 
 DEV_TOKEN_FILE = "dev-twilio-auth-token"
+SECRET_KEY_FILE = "secret-key"
+
+
+def _stored_secret(path: Path, nbytes: int) -> str:
+    """A random secret kept in *path* (mode 0600), created on first use. Every process that reads
+    the same data folder gets the same value: each gunicorn worker making up its own key would
+    reject the others' session cookies, CSRF tokens and API cursors. Creation is atomic (a complete
+    file is hard-linked into place), so workers starting at once still agree."""
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(nbytes))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process won the race: use its secret
+        finally:
+            tmp.unlink()
+    value = path.read_text().strip()
+    if not value:
+        raise ConfigError(f"{path} is empty: delete it to have a new secret generated")
+    return value
 
 
 def ensure_dev_auth_token(data_dir: Path) -> str:
     """A random local stand-in for the Twilio auth token, so ``ivr serve`` and ``ivr call`` work on
     a fresh machine. Real Twilio requests fail its check until IVR_TWILIO_AUTH_TOKEN is set."""
-    path = data_dir / DEV_TOKEN_FILE
-    if not path.exists():
-        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(16))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return _stored_secret(data_dir / DEV_TOKEN_FILE, 16)
+
+
+def _secret_key(data_dir: Path) -> tuple[str, bool]:
+    """(key, generated): IVR_SECRET_KEY, else the key kept in the data folder."""
+    key = _env("SECRET_KEY")
+    if key:
+        return key, False
+    try:
+        return _stored_secret(data_dir / SECRET_KEY_FILE, 32), True
+    except OSError as exc:
+        raise ConfigError(f"{PREFIX}SECRET_KEY is not set and no key could be kept in {data_dir} ({exc}): "
+                          f"set {PREFIX}SECRET_KEY") from exc
+
+
+def _operator_number(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ConfigError(f"{PREFIX}OPERATOR_NUMBER must be an international number (+...), got {raw!r}") from exc
+    if not phonenumbers.is_possible_number(number):
+        raise ConfigError(f"{PREFIX}OPERATOR_NUMBER is not a possible phone number: {raw!r}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _database_url(default: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    url = _env("DATABASE_URL") or default
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"{PREFIX}DATABASE_URL is not a database URL (e.g. postgresql://user:pass@host/db)") from exc
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(f"{PREFIX}DATABASE_URL: use sqlite:/// or postgresql://, got {parsed.drivername}://")
+    return url
+
+
+def _console_phone_region() -> str:
+    import phonenumbers
+
+    region = (_env("CONSOLE_PHONE_REGION") or "MD").strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(f"{PREFIX}CONSOLE_PHONE_REGION must be a two-letter country code such as MD, got {region!r}")
+    return region
+
+
+def _prompts_dir() -> Path | None:
+    raw = _env("PROMPTS_DIR")
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_dir():
+        raise ConfigError(f"{PREFIX}PROMPTS_DIR: no such folder {raw!r}")
+    return path
+
+
+def _recording_url_prefixes() -> tuple:
+    raw = _env("RECORDING_URL_PREFIXES") or "https://api.twilio.com/"
+    prefixes = tuple(p.strip() for p in raw.split(",") if p.strip())
+    if not prefixes:
+        raise ConfigError(f"{PREFIX}RECORDING_URL_PREFIXES lists no URL")
+    for prefix in prefixes:
+        problem = _url_problem(prefix, prefix=True)
+        if problem:
+            raise ConfigError(f"{PREFIX}RECORDING_URL_PREFIXES: {prefix!r} {problem}")
+    return prefixes
+
+
+def _account_sid() -> str | None:
+    sid = _env("TWILIO_ACCOUNT_SID") or None
+    if sid and not re.fullmatch(r"AC[0-9a-fA-F]{32}", sid):
+        raise ConfigError(f"{PREFIX}TWILIO_ACCOUNT_SID must be AC followed by 32 hexadecimal digits")
+    return sid
+
+
+def _warn_unread_variables() -> None:
+    """An IVR_ variable nothing reads is most likely a misspelt setting that is being ignored."""
+    unread = sorted(k for k in os.environ if k.startswith(PREFIX) and k not in _READ
+                    and not k.startswith(PREFIX + "TEST_"))
+    if unread:
+        log.warning("ignoring unknown setting(s) %s: check the spelling (see README, Configuration)",
+                    ", ".join(unread))
 
 
 def load_config(**overrides) -> Config:
-    data_dir = Path(_env("DATA_DIR", "var")).resolve()
+    data_dir = Path(_env("DATA_DIR") or "var").resolve()
     dev_token = data_dir / DEV_TOKEN_FILE
-    default_db = f"sqlite:///{data_dir / 'ivr.sqlite3'}"
-    secret_key = _env("SECRET_KEY")
-    if not secret_key:
-        # Development default: random per process start is unsafe with several workers
-        # (sessions would not survive), so production must set IVR_SECRET_KEY.
-        secret_key = secrets.token_hex(32)
-    prompts_dir = _env("PROMPTS_DIR")
+    auth_token = _env("TWILIO_AUTH_TOKEN") or None
+    generated = []
+    if not auth_token and dev_token.exists():
+        auth_token = dev_token.read_text().strip()
+        generated.append("twilio_auth_token")
+    _READ.add(PREFIX + "SECRET_KEY")  # a known setting even when an override stands in for it
+    secret_key, key_generated = (overrides["secret_key"], False) if overrides.get("secret_key") \
+        else _secret_key(data_dir)
+    if key_generated:
+        generated.append("secret_key")
     cfg = Config(
-        database_url=_env("DATABASE_URL", default_db),
+        database_url=_database_url(f"sqlite:///{data_dir / 'ivr.sqlite3'}"),
         data_dir=data_dir,
-        public_url=(_env("PUBLIC_URL") or None),
-        twilio_account_sid=_env("TWILIO_ACCOUNT_SID"),
-        twilio_auth_token=_env("TWILIO_AUTH_TOKEN") or (dev_token.read_text().strip() if dev_token.exists() else None),
+        public_url=_env_url("PUBLIC_URL"),
+        twilio_account_sid=_account_sid(),
+        twilio_auth_token=auth_token,
         validate_signatures=_env_bool("VALIDATE_SIGNATURES", True),
         secret_key=secret_key,
-        operator_number=_env("OPERATOR_NUMBER") or None,
-        voices=_env_json("VOICES", DEFAULT_VOICES),
-        say_languages=_env_json("SAY_LANGUAGES", DEFAULT_SAY_LANGUAGES),
-        country_languages=_env_json("COUNTRY_LANGUAGES", DEFAULT_COUNTRY_LANGUAGES),
-        speech_engines=_env_json("SPEECH_ENGINES", DEFAULT_SPEECH_ENGINES),
-        daily_limits=_env_json("DAILY_LIMITS", DEFAULT_DAILY_LIMITS),
-        max_tries=_env_number("MAX_TRIES", 3),
-        models_dir=Path(_env("MODELS_DIR", str(data_dir / "models"))),
-        recordings_dir=Path(_env("RECORDINGS_DIR", str(data_dir / "recordings"))),
-        prompts_dir=Path(prompts_dir) if prompts_dir else None,
+        operator_number=_operator_number(_env("OPERATOR_NUMBER")),
+        voices=_env_json("VOICES", DEFAULT_VOICES, keys=LANGUAGES, check=_text),
+        say_languages=_env_json("SAY_LANGUAGES", DEFAULT_SAY_LANGUAGES, keys=LANGUAGES, check=_text),
+        country_languages=_env_json("COUNTRY_LANGUAGES", DEFAULT_COUNTRY_LANGUAGES, keys=_country_key,
+                                    check=_language),
+        speech_engines=_env_json("SPEECH_ENGINES", DEFAULT_SPEECH_ENGINES, keys=LANGUAGES, check=_engine),
+        daily_limits=_env_json("DAILY_LIMITS", DEFAULT_DAILY_LIMITS, keys=tuple(DEFAULT_DAILY_LIMITS),
+                               check=_positive_decimal),
+        max_tries=_env_number("MAX_TRIES", 3, low=1, high=10),
+        models_dir=Path(_env("MODELS_DIR") or str(data_dir / "models")),
+        recordings_dir=Path(_env("RECORDINGS_DIR") or str(data_dir / "recordings")),
+        prompts_dir=_prompts_dir(),
         trust_proxy=_env_bool("TRUST_PROXY", False),
-        confidence_accept=_env_number("CONFIDENCE_ACCEPT", 0.85, float),
-        confidence_review=_env_number("CONFIDENCE_REVIEW", 0.5, float),
-        recording_fetch_budget=_env_number("RECORDING_FETCH_BUDGET", 8.0, float),
-        recording_url_prefixes=tuple(
-            p.strip() for p in (_env("RECORDING_URL_PREFIXES") or "https://api.twilio.com/").split(",") if p.strip()
-        ),
-        recording_max_bytes=_env_number("RECORDING_MAX_BYTES", 5 * 1024 * 1024),
-        session_minutes=_env_number("SESSION_MINUTES", 30),
-        console_phone_region=(_env("CONSOLE_PHONE_REGION") or "MD").upper(),
+        confidence_accept=_env_number("CONFIDENCE_ACCEPT", 0.85, float, low=0.0, high=1.0),
+        confidence_review=_env_number("CONFIDENCE_REVIEW", 0.5, float, low=0.0, high=1.0),
+        # Twilio waits 15 s for an answer; the fetch must leave time to recognise and reply.
+        recording_fetch_budget=_env_number("RECORDING_FETCH_BUDGET", 8.0, float, low=0.5, high=12.0),
+        recording_url_prefixes=_recording_url_prefixes(),
+        session_minutes=_env_number("SESSION_MINUTES", 30, low=1, high=24 * 60),
+        console_phone_region=_console_phone_region(),
+        generated_secrets=tuple(generated),
     )
     for key, value in overrides.items():
         if not hasattr(cfg, key):
             raise ConfigError(f"unknown setting {key}")
         setattr(cfg, key, value)
+        if key in cfg.generated_secrets:
+            cfg.generated_secrets = tuple(name for name in cfg.generated_secrets if name != key)
     for lang, engine in cfg.speech_engines.items():
-        if engine not in ("vosk", "twilio", "off"):
+        if engine not in SPEECH_ENGINES:
             raise ConfigError(f"{PREFIX}SPEECH_ENGINES: {lang} has unknown engine {engine!r}")
+    if cfg.confidence_review > cfg.confidence_accept:
+        raise ConfigError(f"{PREFIX}CONFIDENCE_REVIEW ({cfg.confidence_review}) must not be above "
+                          f"{PREFIX}CONFIDENCE_ACCEPT ({cfg.confidence_accept})")
+    _warn_unread_variables()
     return cfg

@@ -11,10 +11,12 @@ import dataclasses
 import os
 import re
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import phonenumbers
 from flask import Blueprint, Response, abort, current_app, g, request, send_file, url_for
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
 from readings_store.models import Call, Utterance, utcnow
@@ -46,6 +48,9 @@ def check_signature():
         return None  # prompt audio is public: Twilio fetches it unsigned
     token = ivr().config.twilio_auth_token
     if not ivr().config.validate_signatures:
+        from .app import SIGNATURES_OFF
+
+        log.warning("%s (unchecked request: %s)", SIGNATURES_OFF, request.path)
         return None
     if not token:
         log.error("IVR_TWILIO_AUTH_TOKEN is not set: rejecting Twilio request")
@@ -330,18 +335,55 @@ def status():
     return Response(status=204)
 
 
+# Query parameter on the question the fallback asked again, naming the call's language: when the
+# answer to that question fails too, the call ends politely instead of asking it forever.
+AFTER_ERROR = "after_error"
+
+
 @bp.post("/fallback")
 def fallback():
-    """Twilio calls this when the primary URL failed: ask the current question again, change nothing."""
+    """Twilio calls this when the primary URL failed (an exception, a timeout, an HTTP error).
+
+    The first time, the current question is asked again and nothing changes. When the answer to
+    that question fails too, or the call cannot be read from the database, the caller hears an
+    apology and is put through to ``IVR_OPERATOR_NUMBER`` (or asked to call back): that answer
+    needs nothing but the configuration, so it works with the database down.
+    """
     sid = call_sid()
-    log.error("Twilio fallback for %s: error %s at %s", sid, request.form.get("ErrorCode"), request.form.get("ErrorUrl"))
-    call = g.db.scalars(select(Call).where(Call.call_sid == sid)).first()
-    if call is None or not call.state:
-        return twiml(renderer().apology())
-    ask = dialog.engine.reask(SqlRecords(g.db, ivr().config, call), call.state)
+    error_url = request.form.get("ErrorUrl", "")
+    log.error("Twilio fallback for %s: error %s at %s", sid, request.form.get("ErrorCode"), error_url[:200])
+    retried_lang = parse_qs(urlsplit(error_url).query).get(AFTER_ERROR, [None])[0]
+    if retried_lang is not None:
+        log.error("call %s: the question asked again after an error failed too: ending the call", sid)
+        return twiml(_out_of_order(retried_lang))
+    try:
+        call = g.db.scalars(select(Call).where(Call.call_sid == sid)).first()
+        if call is None or not call.state:
+            return twiml(_out_of_order())
+        ask = dialog.engine.reask(SqlRecords(g.db, ivr().config, call), call.state)
+    except SQLAlchemyError as exc:
+        log.error("call %s: database unavailable in the fallback (%s): ending the call", sid, exc.__class__.__name__)
+        return twiml(_out_of_order())
     if ask is None:
         return twiml(call.last_twiml or renderer().apology(call.language or "en"))
-    return twiml(renderer().render([ask], call.state["lang"], call.seq))
+    lang = call.state["lang"]
+    again = renderer()
+    again.url_for_step = lambda step, seq: absolute(url_for("voice.step", step=step, seq=seq, **{AFTER_ERROR: lang}))
+    return twiml(again.render([ask], lang, call.seq))
+
+
+def _out_of_order(lang: str | None = None) -> str:
+    """An apology, then the operator line or a request to call back; no database needed. The
+    language is the call's when known, else the one its caller ID suggests."""
+    if lang not in ivr().config.say_languages:
+        lang = default_language(caller_number(request.form.get("From"))[0])
+    number = ivr().config.operator_number
+    if number:
+        actions = [dialog.Say("technical_problem"), dialog.Say("transfer"), dialog.Transfer(number)]
+    else:
+        actions = [dialog.Say("technical_problem"), dialog.Say("call_back_later"), dialog.Say("goodbye"),
+                   dialog.Hangup()]
+    return renderer().render(actions, lang, 0)
 
 
 @bp.get("/prompts/<lang>/<key>")

@@ -33,6 +33,8 @@ def make_engine(url: str, **kwargs) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    # An unreachable server must fail fast: Twilio waits 15 s for a webhook's answer.
+    kwargs.setdefault("connect_args", {"connect_timeout": 5})
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

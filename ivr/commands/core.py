@@ -118,6 +118,21 @@ def serve(host: str, port: int) -> None:
     create_app(config).run(host=host, port=port, debug=False, threaded=True)
 
 
+@click.command("check")
+def check() -> None:
+    """Check an installation before it takes calls: one line per check, exit status 1 on any ✗."""
+    from ..checks import run_all
+
+    results = run_all(load_config())
+    for result in results:
+        click.echo(result.line())
+    failed = [r for r in results if not r.ok]
+    if failed:
+        click.echo(f"{len(failed)} of {len(results)} checks failed", err=True)
+        raise SystemExit(1)
+    click.echo(f"all {len(results)} checks passed")
+
+
 @click.command("call")
 @click.option("--url", default=None, help="Base URL of a running server; in process if omitted.")
 @click.option("--from", "caller", default="+37360000000", show_default=True, help="Caller ID (or 'anonymous').")
@@ -162,5 +177,5 @@ def call(url: str | None, caller: str, keys: str | None) -> None:
 
 
 def register(cli) -> None:
-    for command in (db_group, import_cmd, demo_data, serve, call):
+    for command in (db_group, import_cmd, demo_data, serve, check, call):
         cli.add_command(command)

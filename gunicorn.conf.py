@@ -1,0 +1,48 @@
+"""gunicorn settings for the meter-reading robot.
+
+    gunicorn -c gunicorn.conf.py --bind 127.0.0.1:8000
+
+Every IVR_ setting comes from the environment as usual (see README, Configuration); command-line
+options override what is set here (e.g. ``--workers 2``).
+
+The workload: Twilio's webhooks are short (a database read, a conditional update, a commit), but a
+speech answer first waits for the recording to be fetched (I/O, up to IVR_RECORDING_FETCH_BUDGET)
+and is then recognised by Vosk (CPU, a second or so per answer). Hence one process per CPU core for
+recognition, and a few threads per process so that fetches and database waits overlap.
+
+Vosk models are large (hundreds of MB each) and read-only once loaded. With ``preload_app`` the app
+is created in the master before it forks, and ``create_app(preload_models=True)`` loads the model of
+every language set to ``vosk`` at that moment: the workers share those pages copy-on-write instead
+of each loading its own copy (``benchmarks/worker_memory_bench.py`` measures the difference).
+Changing code or models therefore needs a restart of the master (``systemctl restart``), not just
+a HUP.
+"""
+import multiprocessing
+import os
+
+wsgi_app = "ivr.app:create_app(preload_models=True)"
+preload_app = True
+
+# Recognition is CPU-bound: more processes than cores would only queue. WEB_CONCURRENCY is the
+# usual way to override the count without editing this file.
+workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
+worker_class = "gthread"
+threads = 4
+
+# Twilio gives up on a webhook after 15 s and then calls the fallback URL: a worker silent for
+# longer than that serves nobody, so it is replaced sooner. (With gthread a single slow request
+# does not count as silence; the app's own budgets bound a request: see IVR_RECORDING_FETCH_BUDGET.)
+timeout = 14
+graceful_timeout = 14  # a restart lets webhooks in flight finish within Twilio's limit
+keepalive = 5  # behind nginx, which reuses upstream connections
+
+# Replace workers now and then (memory fragmentation in long-lived recognisers); new workers are
+# forked from the master, so they share the preloaded models too.
+max_requests = 5000
+max_requests_jitter = 500
+
+accesslog = "-"
+errorlog = "-"
+# The TLS proxy on the same host is trusted for X-Forwarded-*; the app's own handling of those
+# headers is IVR_TRUST_PROXY.
+forwarded_allow_ips = "127.0.0.1,::1"

@@ -1,0 +1,221 @@
+"""``ivr check``: what a deployer verifies before sending calls to an installation.
+
+Each check returns one ``Result`` (a line with ✓ or ✗ and what was found). Nothing here changes
+anything: the database is only read, models are not loaded (their word list is read from disk),
+and the recordings folder is only probed with a temporary file that is removed at once.
+"""
+from __future__ import annotations
+
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import grammars
+
+from .config import PREFIX, Config
+
+
+@dataclass
+class Result:
+    ok: bool
+    name: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{'✓' if self.ok else '✗'} {self.name}: {self.detail}"
+
+
+# What deploy/ivr.env.example puts where a real value must go.
+PLACEHOLDER = "CHANGE-ME"
+
+
+def grammar_vocabulary(lang: str) -> set[str]:
+    """Every word the speech grammars of *lang* use (a model must know them all)."""
+    return grammars.vocabulary(lang)
+
+
+def database(config: Config, engine) -> Result:
+    """Reachable, and migrated to the newest schema (Alembic head)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from readings_store.db import alembic_config
+
+    heads = set(ScriptDirectory.from_config(alembic_config(config.database_url)).get_heads())
+    try:
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        return Result(False, "database", f"cannot connect to {_safe_url(config.database_url)}: {reason}")
+    where = _safe_url(config.database_url)
+    if not current:
+        return Result(False, "database", f"{where} has no schema: run `ivr db upgrade`")
+    if current != heads:
+        return Result(False, "database", f"{where} is at revision {', '.join(sorted(current))}, the newest is "
+                                         f"{', '.join(sorted(heads))}: run `ivr db upgrade`")
+    return Result(True, "database", f"{where} reachable, schema at the newest revision {', '.join(sorted(heads))}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def secrets(config: Config) -> Result:
+    """The Twilio auth token and the secret key come from the environment, not generated files."""
+    problems = []
+    if not config.twilio_auth_token:
+        problems.append(f"{PREFIX}TWILIO_AUTH_TOKEN is not set (Twilio's requests are refused)")
+    elif "twilio_auth_token" in config.generated_secrets:
+        problems.append(f"{PREFIX}TWILIO_AUTH_TOKEN is not set (a local development token is used, "
+                        "so Twilio's requests are refused)")
+    for name, value in (("TWILIO_AUTH_TOKEN", config.twilio_auth_token), ("SECRET_KEY", config.secret_key)):
+        if value and PLACEHOLDER in value:
+            problems.append(f"{PREFIX}{name} is still the example's placeholder")
+    if "secret_key" in config.generated_secrets:
+        problems.append(f"{PREFIX}SECRET_KEY is not set (a key generated in {config.data_dir} is used; "
+                        "other hosts would not share it)")
+    if not config.validate_signatures:
+        problems.append(f"{PREFIX}VALIDATE_SIGNATURES is off: anyone can post to the voice webhooks")
+    if problems:
+        return Result(False, "secrets", "; ".join(problems))
+    return Result(True, "secrets", f"{PREFIX}TWILIO_AUTH_TOKEN and {PREFIX}SECRET_KEY are set")
+
+
+def public_url(config: Config) -> Result:
+    url = config.public_url
+    if not url:
+        return Result(False, "public URL", f"{PREFIX}PUBLIC_URL is not set (the https address Twilio calls)")
+    if urlsplit(url).scheme != "https":
+        return Result(False, "public URL", f"{url} is not https: Twilio's requests and the callers' data "
+                                           "would cross the internet in clear text")
+    return Result(True, "public URL", f"{url}")
+
+
+def regions(config: Config, engine) -> Result:
+    """Every region has a menu key, a name and an operator to transfer to; the menu is not empty."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from readings_store.models import Region
+
+    try:
+        with Session(engine) as session:
+            rows = session.scalars(select(Region)).all()
+    except SQLAlchemyError:
+        return Result(False, "regions", "not checked: the database cannot be read")
+    rows.sort(key=lambda r: (r.menu_key is None, r.menu_key or 0, r.code))
+    problems = []
+    no_key = [r.code for r in rows if r.menu_key is None]
+    if no_key:
+        problems.append(f"without a menu key (callers cannot choose them): {', '.join(no_key)}")
+    no_name = [r.code for r in rows if not (r.name or "").strip()]
+    if no_name:
+        problems.append(f"without a name: {', '.join(no_name)}")
+    if not config.operator_number:
+        no_operator = [r.code for r in rows if not r.operator_number]
+        if no_operator:
+            problems.append(f"without an operator number, and {PREFIX}OPERATOR_NUMBER is not set: "
+                            f"{', '.join(no_operator)}")
+    offered = [r for r in rows if r.menu_key is not None]
+    if not offered:
+        problems.insert(0, "no region has a menu key: callers would hear an empty menu"
+                        + ("" if rows else " (there are no regions; `ivr import` creates them)"))
+    if problems:
+        return Result(False, "regions", "; ".join(problems))
+    return Result(True, "regions", f"{len(offered)} in the menu, each with a name and an operator number")
+
+
+def speech_models(config: Config) -> list[Result]:
+    """One line per language whose engine is ``vosk``: installed, and knows every grammar word."""
+    from speech.models import ModelError, ModelPool, looks_like_model, missing_words
+
+    pool = ModelPool(config.models_dir)
+    langs = sorted(lang for lang, engine in config.speech_engines.items() if engine == "vosk")
+    if not langs:
+        return [Result(True, "speech models", "no language uses Vosk")]
+    results = []
+    for lang in langs:
+        name = f"speech model {lang}"
+        path = pool.path(lang)
+        if not looks_like_model(path):
+            results.append(Result(False, name, f"not installed in {path}: run `ivr models download {lang}` "
+                                               f"(or set {lang} to twilio or off in {PREFIX}SPEECH_ENGINES)"))
+            continue
+        words = grammar_vocabulary(lang)
+        try:
+            missing = missing_words(path, words)
+        except ModelError as exc:
+            results.append(Result(False, name, str(exc)))
+            continue
+        if missing:
+            shown = ", ".join(sorted(missing)[:10]) + (", …" if len(missing) > 10 else "")
+            results.append(Result(False, name, f"{path} lacks {len(missing)} of {len(words)} grammar words, "
+                                               f"which could never be recognised: {shown}"))
+        else:
+            results.append(Result(True, name, f"{path} knows all {len(words)} grammar words"))
+    return results
+
+
+def ffmpeg() -> Result:
+    path = shutil.which("ffmpeg")
+    if path is None:
+        return Result(False, "ffmpeg", "not found on PATH (needed to decode callers' recordings): "
+                                       "install it, e.g. `apt-get install ffmpeg`")
+    return Result(True, "ffmpeg", path)
+
+
+def recordings(config: Config) -> Result:
+    """Callers' audio is personal data: the folder must be writable by us and closed to others."""
+    folder = config.recordings_dir
+    name = "recordings folder"
+    if not folder.is_dir():
+        return Result(False, name, f"{folder} does not exist: create it (mode 0700 or 0750) for the service user")
+    mode = stat.S_IMODE(folder.stat().st_mode)
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ivr-check-"):
+            pass
+    except OSError as exc:
+        return Result(False, name, f"{folder} is not writable: {exc.strerror}")
+    if mode & (stat.S_IROTH | stat.S_IWOTH | stat.S_IXOTH):
+        return Result(False, name, f"{folder} is open to every user on this machine (mode {mode:04o}): "
+                                   f"`chmod o-rwx {folder}`")
+    return Result(True, name, f"{folder} writable, closed to other users (mode {mode:04o})")
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite database file that does not exist (connecting would create it)."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:" \
+            and not Path(parsed.database).exists():
+        return parsed.database
+    return None
+
+
+def run_all(config: Config) -> list[Result]:
+    from readings_store.db import make_engine
+
+    rest = [secrets(config), public_url(config)]
+    tail = [*speech_models(config), ffmpeg(), recordings(config)]
+    missing = _missing_sqlite_file(config.database_url)
+    if missing:
+        return [Result(False, "database", f"{missing} does not exist: run `ivr db upgrade`"), *rest,
+                Result(False, "regions", "not checked: no database"), *tail]
+    engine = make_engine(config.database_url)
+    try:
+        db = database(config, engine)
+        zones = regions(config, engine) if db.ok else Result(False, "regions", "not checked: no usable database")
+        return [db, *rest, zones, *tail]
+    finally:
+        engine.dispose()
+

@@ -1,0 +1,92 @@
+"""The repository's gunicorn.conf.py serving real signed webhooks with two workers."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from ivr.simulator import SimulatedCall, http_transport
+from readings_store.models import Call, Reading
+from tests import factories as f
+from tests.conftest import AUTH_TOKEN
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+@pytest.fixture
+def gunicorn(database_url, tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    env.update(IVR_DATABASE_URL=database_url, IVR_DATA_DIR=str(tmp_path / "data"),
+               IVR_TWILIO_AUTH_TOKEN=AUTH_TOKEN, IVR_SECRET_KEY="gunicorn-test-secret",
+               IVR_OPERATOR_NUMBER="+37322999999",
+               IVR_SPEECH_ENGINES='{"ro": "off", "ru": "off", "uk": "off", "en": "off"}')
+    log = open(tmp_path / "gunicorn.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+                             "--workers", "2", "--bind", f"127.0.0.1:{port}"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if requests.get(base + "/healthz", timeout=1).status_code == 200 and len(children(proc.pid)) == 2:
+                break
+        except requests.ConnectionError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log.seek(0)
+            pytest.fail(f"gunicorn did not start:\n{log.read()[-3000:]}")
+        time.sleep(0.1)
+    yield base, proc
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def test_gunicorn_serves_signed_webhooks_and_health(gunicorn, db):
+    base, proc = gunicorn
+    region = f.region(db)
+    f.meter(db, f.account(db, region, number="100001"), previous=1000)
+    db.commit()
+    health = requests.get(base + "/healthz", timeout=5)
+    assert health.status_code == 200 and health.json()["database"] == "ok"
+
+    call = SimulatedCall(base, AUTH_TOKEN, http_transport(), caller="+442079460000")
+    call.start()
+    for keys in ("4", "100001#", "1500#"):
+        call.press(keys)
+    assert "Your reading has been saved." in call.press("1").texts
+    assert call.hang_up() == 204
+    # Unsigned requests are refused by every worker.
+    assert requests.post(base + "/voice/incoming", data={"CallSid": "CA" + "d" * 32}, timeout=5).status_code == 403
+    # The fallback answers too.
+    status, body = call.post(base + "/voice/fallback", {"ErrorCode": "11200", "ErrorUrl": base + "/voice/incoming"})
+    assert status == 200 and "<Response>" in body
+
+    db.expire_all()
+    assert [str(r.value) for r in db.scalars(select(Reading).where(Reading.call_id.is_not(None)))] == ["1500"]
+    assert db.scalars(select(Call)).one().twilio_status == "completed"
+    assert len(children(proc.pid)) == 2
