@@ -12,6 +12,7 @@ from twilio.request_validator import RequestValidator
 
 from ivr.app import create_app
 from ivr.config import load_config
+from ivr.prompts import Prompts
 from readings_store.models import Call, Reading
 from tests import factories as f
 from tests.conftest import AUTH_TOKEN
@@ -80,8 +81,8 @@ def test_fallback_without_database_apologises_and_transfers(down):
     assert r.status_code == 200 and r.mimetype == "application/xml"
     said = verbs(r.get_data(as_text=True))
     # Romanian for a Moldovan caller ID, from the configuration: the call's row cannot be read.
-    assert said == [("Say", "Ne pare rău, avem o problemă tehnică și nu putem prelua indicii acum."),
-                    ("Say", "Vă rugăm să rămâneți pe linie, vă conectăm cu un operator."),
+    ro = Prompts().texts("ro")
+    assert said == [("Say", ro["technical_problem"]), ("Say", ro["transfer"]),
                     ("Dial", "+37322999999"), ("Hangup", "")]
 
 
