@@ -147,10 +147,35 @@ def store_reading(
     return reading
 
 
+def supersede_target(session: Session, meter_id: int, register: str, period: str,
+                     exclude_id: int | None = None) -> Reading | None:
+    """The reading a new accepted reading of this meter, register and period supersedes, so that
+    billing can follow the chain: the last one billing has received (exported), or, if none was
+    exported, the last accepted one. Pending and rejected readings are never the target."""
+    same = select(Reading).where(Reading.meter_id == meter_id, Reading.register == register,
+                                 Reading.period == period)
+    if exclude_id is not None:
+        same = same.where(Reading.id != exclude_id)
+    exported = session.scalars(
+        same.where(Reading.export_batch_id.is_not(None), Reading.status.in_(("accepted", "superseded")))
+        .order_by(Reading.export_batch_id.desc(), Reading.id.desc()).limit(1)
+    ).first()
+    if exported is not None:
+        return exported
+    return session.scalars(same.where(Reading.status == "accepted").order_by(Reading.id.desc()).limit(1)).first()
+
+
 def supersede_previous(session: Session, reading: Reading) -> None:
-    """An accepted reading replaces earlier accepted/pending ones of its meter, register and period;
-    a pending one replaces only earlier pending ones (an operator has not vouched for it yet)."""
-    replaceable = ("accepted", "pending_review") if reading.status == "accepted" else ("pending_review",)
+    """An accepted reading replaces earlier accepted/pending ones of its meter, register and period
+    and names in ``supersedes_id`` the one billing can follow (see ``supersede_target``); a pending
+    one replaces only earlier pending ones (an operator has not vouched for it yet) and names none."""
+    if reading.status == "accepted":
+        target = supersede_target(session, reading.meter_id, reading.register, reading.period, reading.id)
+        reading.supersedes_id = target.id if target is not None else None
+        replaceable: tuple[str, ...] = ("accepted", "pending_review")
+    else:
+        reading.supersedes_id = None
+        replaceable = ("pending_review",)
     older = session.scalars(
         select(Reading).where(
             Reading.meter_id == reading.meter_id,
@@ -162,8 +187,6 @@ def supersede_previous(session: Session, reading: Reading) -> None:
     ).all()
     for old in older:
         old.status = "superseded"
-        if reading.supersedes_id is None or old.id > reading.supersedes_id:
-            reading.supersedes_id = old.id
         for task in session.scalars(
             select(ReviewTask).where(ReviewTask.reading_id == old.id, ReviewTask.status == "open")
         ):
