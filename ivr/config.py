@@ -104,6 +104,9 @@ class Config:
     session_minutes: int = 30
     # Country (ISO 3166) for phone numbers typed without a country code in the operator console.
     console_phone_region: str = "MD"
+    # Values refused as below the previous reading or implausible, per account and billing period,
+    # after which the line stops saying why and keeps every value for an operator (anti-probing).
+    probe_limit: int = 5
 
     def daily_limit(self, utility: str) -> Decimal:
         return Decimal(str(self.daily_limits[utility]))
@@ -170,11 +173,14 @@ def load_config(**overrides) -> Config:
         ),
         session_minutes=_env_number("SESSION_MINUTES", 30),
         console_phone_region=(_env("CONSOLE_PHONE_REGION") or "MD").upper(),
+        probe_limit=_env_number("PROBE_LIMIT", 5),
     )
     for key, value in overrides.items():
         if not hasattr(cfg, key):
             raise ConfigError(f"unknown setting {key}")
         setattr(cfg, key, value)
+    if not isinstance(cfg.probe_limit, int) or cfg.probe_limit < 1:
+        raise ConfigError(f"{PREFIX}PROBE_LIMIT must be a whole number of at least 1, got {cfg.probe_limit!r}")
     for lang, engine in cfg.speech_engines.items():
         if engine not in ("vosk", "twilio", "off"):
             raise ConfigError(f"{PREFIX}SPEECH_ENGINES: {lang} has unknown engine {engine!r}")

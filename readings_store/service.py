@@ -6,11 +6,23 @@ import re
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import rules
-from .models import Account, AccountPhone, AuditEvent, Meter, Reading, Region, ReviewTask, SubmissionWindow, utcnow
+from .models import (
+    Account,
+    AccountPhone,
+    AuditEvent,
+    Call,
+    Meter,
+    Reading,
+    Region,
+    ReviewTask,
+    SubmissionWindow,
+    ValueRefusal,
+    utcnow,
+)
 
 _SEPARATORS = re.compile(r"[^0-9]+")
 
@@ -67,6 +79,12 @@ def window_for(session: Session, region_id: int, utility: str) -> tuple[int, int
     return (chosen[0].start_day, chosen[0].end_day) if chosen else None
 
 
+def period_for(session: Session, meter: Meter, now: dt.datetime) -> rules.PeriodDecision:
+    """The billing period a reading of ``meter`` taken at ``now`` goes into (region time, window)."""
+    region = meter.account.region
+    return rules.billing_period(region_now(region, now).date(), window_for(session, region.id, meter.utility))
+
+
 def validate_reading(
     session: Session, meter: Meter, register: str, value: Decimal, *, daily_limit: Decimal, now: dt.datetime
 ) -> rules.Rejection | None:
@@ -111,7 +129,7 @@ def store_reading(
             return existing
     now = now or utcnow()
     region = meter.account.region
-    decision = rules.billing_period(region_now(region, now).date(), window_for(session, region.id, meter.utility))
+    decision = period_for(session, meter, now)
     reading = Reading(
         meter_id=meter.id,
         register=register,
@@ -193,6 +211,54 @@ def supersede_previous(session: Session, reading: Reading) -> None:
             task.status = "done"
             task.resolution = "superseded"
             task.resolved_at = reading.received_at
+
+
+def review_reason_to_replace(session: Session, meter: Meter, register: str, caller: str | None,
+                             now: dt.datetime | None = None) -> str | None:
+    """Why a reading given by phone from ``caller`` (E.164, None when withheld) must go to an
+    operator instead of being accepted, because of the reading it would supersede:
+
+    * ``replaces_exported``: billing already has a reading of this meter, register and period;
+    * ``replaces_other_caller``: it would replace an accepted reading that was not given from this
+      same number (another number, a withheld one, an operator, an import or the API).
+
+    None when it supersedes nothing, or only a reading this number gave and billing has not taken.
+    """
+    period = period_for(session, meter, now or utcnow()).period
+    target = supersede_target(session, meter.id, register, period)
+    if target is None:
+        return None
+    if target.export_batch_id is not None:
+        return "replaces_exported"
+    given_by = session.scalar(select(Call.from_number).where(Call.id == target.call_id)) if target.call_id else None
+    if caller and target.channel.startswith("phone") and given_by == caller:
+        return None
+    return "replaces_other_caller"
+
+
+def count_refusals(session: Session, account_id: int, period: str, *, lock: bool = False) -> int:
+    """Values refused for the account in the period. With ``lock`` the account row is locked first
+    (PostgreSQL; SQLite has one writer at a time), so concurrent calls count and add one by one."""
+    if lock:
+        session.execute(select(Account.id).where(Account.id == account_id).with_for_update(key_share=True))
+    return session.scalar(select(func.count()).select_from(ValueRefusal).where(
+        ValueRefusal.account_id == account_id, ValueRefusal.period == period)) or 0
+
+
+def record_refusal(session: Session, meter: Meter, register: str, value: str, code: str, *,
+                   call_id: int | None, caller: str | None, now: dt.datetime | None = None) -> ValueRefusal:
+    now = now or utcnow()
+    refusal = ValueRefusal(account_id=meter.account_id, meter_id=meter.id, register=register,
+                           period=period_for(session, meter, now).period, value=value[:32], code=code,
+                           call_id=call_id, caller=caller, created_at=now)
+    session.add(refusal)
+    return refusal
+
+
+def refusals(session: Session, account_id: int, period: str) -> list[ValueRefusal]:
+    """The refused values of an account in a period, oldest first (for operators)."""
+    return list(session.scalars(select(ValueRefusal).where(
+        ValueRefusal.account_id == account_id, ValueRefusal.period == period).order_by(ValueRefusal.id)))
 
 
 def audit(session: Session, *, actor_kind: str, action: str, entity: str, entity_id: int | None,

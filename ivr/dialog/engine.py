@@ -22,6 +22,12 @@ SPEECH_KINDS = {"region": "menu", "offer_account": "yes_no", "account": "digits"
                 "register": "menu", "value": "number", "confirm": "yes_no", "next": "menu"}
 MAX_ACCOUNT_KEYS = 20
 MAX_VALUE_KEYS = 16
+# Refusals that tell the caller something about the account's readings. They are counted, and
+# once the account has had too many, values are kept for an operator without saying why, so
+# nobody can search for a customer's previous reading by trying values.
+REVEALING = frozenset({"below_previous", "implausible_consumption"})
+# Pending-review reasons the caller hears only a neutral "we will check this reading" for.
+CHECKED_QUIETLY = frozenset({"repeated_refusals", "replaces_other_caller", "replaces_exported"})
 
 
 @dataclass(frozen=True)
@@ -365,6 +371,12 @@ def _on_value(records: Records, state: dict, event: Event) -> Turn:
         state["status"], state["reason"] = "pending_review", "low_confidence"
     meter = _meter(state)
     problem = records.check_value(meter["id"], state["register"], typed)
+    if (problem is None or problem in REVEALING) and records.refusals_exceeded(meter["id"]):
+        # Whatever the value, the same answer: read back, then kept for an operator.
+        state["status"], state["reason"] = "pending_review", "repeated_refusals"
+        problem = None
+    elif problem in REVEALING:
+        records.note_refusal(meter["id"], state["register"], typed, problem)
     if problem:
         if state["tries"] + 1 < state["max_tries"]:
             return _retry(records, state, _ask_value, problem)
@@ -400,8 +412,16 @@ def _on_confirm(records: Records, state: dict, event: Event) -> Turn:
     if key != "1":
         return _retry(records, state, _ask_confirm, "no_input" if event.kind == "timeout" else "invalid_choice")
     meter = _meter(state)
+    if state["status"] == "accepted":
+        # Replacing another caller's reading, or one billing already has, needs an operator.
+        reason = records.review_reason_to_replace(meter["id"], state["register"])
+        if reason:
+            state["status"], state["reason"] = "pending_review", reason
     _save(records, state, status=state["status"], reason=state["reason"])
-    said = Say("saved" if state["status"] == "accepted" else "saved_for_review")
+    if state["status"] == "accepted":
+        said = Say("saved")
+    else:
+        said = Say("will_be_checked" if state["reason"] in CHECKED_QUIETLY else "saved_for_review")
     remaining = [r for r in meter["registers"] if [meter["id"], r] not in state["done"]]
     if remaining:
         # Two-tariff meter: go straight on to the other register.

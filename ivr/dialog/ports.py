@@ -40,6 +40,17 @@ class Records(Protocol):
     def check_value(self, meter_id: int, register: str, value: str) -> str | None:
         """None if the value passes every rule, else the rejection code to tell the caller."""
 
+    def refusals_exceeded(self, meter_id: int) -> bool:
+        """True once the meter's account has had as many values refused for what they say about its
+        readings (lower than the previous one, implausible) as the limit allows in this period."""
+
+    def note_refusal(self, meter_id: int, register: str, value: str, code: str) -> None:
+        """Count a value refused for what it says about the account's readings."""
+
+    def review_reason_to_replace(self, meter_id: int, register: str) -> str | None:
+        """None if this caller may replace what an accepted reading of the meter and register would
+        supersede now, else the reason code for keeping it for an operator instead."""
+
     def save_reading(self, meter_id: int, register: str, value: str, *, status: str, reason: str | None,
                      key: str, utterance_id: int | None) -> None: ...
 
