@@ -84,6 +84,7 @@ class SqlRecords:
             self.session, meter, register, Decimal(value), channel="phone_speech" if utterance_id else "phone_keypad",
             status=status, reason=reason, call_id=self.call.id, utterance_id=utterance_id, idempotency_key=key,
         )
+        service.forget_read_back(self.session, self.call.id, meter_id, register, value)
 
     def operator_number(self, region_id: int | None) -> str | None:
         region = self.session.get(Region, region_id) if region_id else None

@@ -286,10 +286,11 @@ class Reading(Base):
 
 
 class ValueRefusal(Base):
-    """A value the phone line refused for what it says about the account's readings (lower than
-    the previous one, implausible consumption). Counted per account and billing period: past the
-    configured limit the line no longer says which way a value is wrong, so nobody can search for
-    a customer's previous reading by trying values."""
+    """An answer of the phone line that told a caller something about the account's readings: a
+    value refused as lower than the previous one or implausible (``code`` is the rule), or read
+    back as plausible and then not confirmed (``not_confirmed``; removed once the value is saved).
+    Counted per account and billing period: past the configured limit the line no longer says
+    anything about a value, so nobody can search for a customer's previous reading by trying values."""
 
     __tablename__ = "value_refusals"
     __table_args__ = (Index("ix_value_refusals_account_period", "account_id", "period"),)
@@ -299,7 +300,7 @@ class ValueRefusal(Base):
     register: Mapped[str] = mapped_column(String(8))
     period: Mapped[str] = mapped_column(String(7))  # billing period the value would have gone into
     value: Mapped[str] = mapped_column(String(32))  # as the caller gave it
-    code: Mapped[str] = mapped_column(String(64))  # the rule that refused it
+    code: Mapped[str] = mapped_column(String(64))  # the rule that refused it, or not_confirmed
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"))
     caller: Mapped[str | None] = mapped_column(String(32))  # E.164, None when withheld
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from . import rules
@@ -253,6 +253,13 @@ def record_refusal(session: Session, meter: Meter, register: str, value: str, co
                            call_id=call_id, caller=caller, created_at=now)
     session.add(refusal)
     return refusal
+
+
+def forget_read_back(session: Session, call_id: int, meter_id: int, register: str, value: str) -> None:
+    """A value read back to the caller and then saved in the same call no longer counts."""
+    session.execute(delete(ValueRefusal).where(
+        ValueRefusal.call_id == call_id, ValueRefusal.meter_id == meter_id, ValueRefusal.register == register,
+        ValueRefusal.value == value, ValueRefusal.code == "not_confirmed").execution_options(synchronize_session=False))
 
 
 def refusals(session: Session, account_id: int, period: str) -> list[ValueRefusal]:

@@ -22,12 +22,15 @@ SPEECH_KINDS = {"region": "menu", "offer_account": "yes_no", "account": "digits"
                 "register": "menu", "value": "number", "confirm": "yes_no", "next": "menu"}
 MAX_ACCOUNT_KEYS = 20
 MAX_VALUE_KEYS = 16
-# Refusals that tell the caller something about the account's readings. They are counted, and
-# once the account has had too many, values are kept for an operator without saying why, so
-# nobody can search for a customer's previous reading by trying values.
+# Answers that tell the caller something about the account's readings: a refusal by these rules,
+# and a value read back (it passed them) that the caller then drops ("not_confirmed"). They are
+# counted, and once the account has had too many, every value is kept for an operator without a
+# word on why, so nobody can search for a customer's previous reading by trying values.
 REVEALING = frozenset({"below_previous", "implausible_consumption"})
-# Pending-review reasons the caller hears only a neutral "we will check this reading" for.
-CHECKED_QUIETLY = frozenset({"repeated_refusals", "replaces_other_caller", "replaces_exported"})
+NOT_CONFIRMED = "not_confirmed"
+# Pending-review reasons the caller hears only a neutral "we will check this reading" for (the
+# same words whether the value broke a rule or not).
+CHECKED_QUIETLY = REVEALING | {"repeated_refusals", "replaces_other_caller", "replaces_exported"}
 
 
 @dataclass(frozen=True)
@@ -371,12 +374,14 @@ def _on_value(records: Records, state: dict, event: Event) -> Turn:
         state["status"], state["reason"] = "pending_review", "low_confidence"
     meter = _meter(state)
     problem = records.check_value(meter["id"], state["register"], typed)
-    if (problem is None or problem in REVEALING) and records.refusals_exceeded(meter["id"]):
-        # Whatever the value, the same answer: read back, then kept for an operator.
-        state["status"], state["reason"] = "pending_review", "repeated_refusals"
-        problem = None
-    elif problem in REVEALING:
-        records.note_refusal(meter["id"], state["register"], typed, problem)
+    if problem is None or problem in REVEALING:
+        if records.refusals_exceeded(meter["id"]):
+            # Whatever the value, the same answer: read back, then kept for an operator.
+            state["status"], state["reason"] = "pending_review", "repeated_refusals"
+            problem = None
+        else:
+            # A value read back counts too until it is confirmed and saved.
+            records.note_refusal(meter["id"], state["register"], typed, problem or NOT_CONFIRMED)
     if problem:
         if state["tries"] + 1 < state["max_tries"]:
             return _retry(records, state, _ask_value, problem)

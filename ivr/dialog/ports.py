@@ -41,11 +41,13 @@ class Records(Protocol):
         """None if the value passes every rule, else the rejection code to tell the caller."""
 
     def refusals_exceeded(self, meter_id: int) -> bool:
-        """True once the meter's account has had as many values refused for what they say about its
-        readings (lower than the previous one, implausible) as the limit allows in this period."""
+        """True once the meter's account has had as many answers that tell something about its
+        readings (values refused as lower or implausible, values read back and dropped) as the
+        limit allows in this period."""
 
     def note_refusal(self, meter_id: int, register: str, value: str, code: str) -> None:
-        """Count a value refused for what it says about the account's readings."""
+        """Count a value refused by the rule ``code``, or read back (``not_confirmed``: no longer
+        counted once ``save_reading`` stores that value for this call)."""
 
     def review_reason_to_replace(self, meter_id: int, register: str) -> str | None:
         """None if this caller may replace what an accepted reading of the meter and register would

@@ -62,6 +62,7 @@ class FakeRecords:
 
     def save_reading(self, meter_id, register, value, *, status, reason, key, utterance_id):
         self.saved.append((meter_id, register, value, status, reason, key))
+        self.refused = [r for r in self.refused if r != (meter_id, register, value, "not_confirmed")]
 
     def operator_number(self, region_id):
         return self.operator
@@ -252,7 +253,8 @@ def test_value_failing_rules_is_explained_then_kept_for_review_on_last_try():
     t = c(keys("102#"))
     assert asked(t) == "confirm"
     t = c(keys("1"))
-    assert "saved_for_review" in said(t)
+    # The same words as for any value kept for a check: nothing said about which way it is wrong.
+    assert "will_be_checked" in said(t)
     assert r.saved[0][3:5] == ("pending_review", "below_previous")
 
 
@@ -275,6 +277,25 @@ def test_revealing_refusals_are_counted_and_past_the_limit_values_go_quietly_to_
         assert "will_be_checked" in said(t) and "saved" not in said(t)
         assert r.saved[-1][2:5] == (value, "pending_review", "repeated_refusals")
     assert len(r.refused) == 2
+
+
+def test_values_read_back_count_until_confirmed():
+    r = FakeRecords(probe_limit=2)
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#"))
+    c(keys("600#"))
+    assert r.refused == [(100, "total", "600", "not_confirmed")]
+    c(keys("2"))  # dropped: it stays counted
+    c(keys("610#"))
+    c(keys("1"))  # confirmed and saved: no longer counted
+    assert r.refused == [(100, "total", "600", "not_confirmed")]
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#"))
+    c(keys("620#"))  # read back, and the caller hangs up: counted
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#"))
+    t = c(keys("100#"))
+    assert asked(t) == "confirm" and "reason_below_previous" not in said(t)
 
 
 def test_replacing_someone_elses_reading_is_kept_for_review_with_a_neutral_prompt():

@@ -143,6 +143,20 @@ def test_probing_for_the_previous_reading_stops_giving_directions(db, demo, phon
                                          ("repeated_refusals", "open")]
 
 
+def test_values_read_back_and_dropped_count_as_probes(db, demo, phone, config):
+    """A script can learn as much from "You entered ..." (the value passed) as from "lower": a value
+    read back and not confirmed counts; one confirmed and saved does not."""
+    config.probe_limit = 3
+    give(phone, CUSTOMER, "1500")  # confirmed: not counted
+    call(phone, "anonymous", "4", "1", "1000003#", "1600#")  # read back, hung up
+    call(phone, "anonymous", "4", "1", "1000003#", "1550#", "2", "1450#")  # dropped, then lower
+    refusals = db.scalars(select(ValueRefusal).order_by(ValueRefusal.id)).all()
+    assert [(r.code, r.value, r.caller) for r in refusals] == [
+        ("not_confirmed", "1600", None), ("not_confirmed", "1550", None), ("below_previous", "1450", None)]
+    heard = call(phone, "anonymous", "4", "1", "1000003#", "1400#")
+    assert LOWER not in heard and "You entered 1 4 0 0." in heard
+
+
 def test_the_limit_holds_for_the_customer_too_and_counts_per_account(db, demo, phone, config):
     config.probe_limit = 1
     give(phone, CUSTOMER, "1500")
