@@ -178,3 +178,41 @@ def test_implausible_values_count_and_malformed_ones_are_still_explained(db, dem
     refusals = db.scalars(select(ValueRefusal).order_by(ValueRefusal.id)).all()
     assert [(r.code, r.value, r.caller) for r in refusals] == [
         ("implausible_consumption", "900000", CUSTOMER), ("below_previous", "1", CUSTOMER)]
+
+
+def test_parallel_calls_on_several_workers_get_no_more_directions_than_the_limit(db, demo, config):
+    """Six anonymous calls, each on its own worker, type a value at the same moment: the count and
+    the new refusal are one step per account, so only ``probe_limit`` of them hear "lower"."""
+    import threading
+
+    from ivr.app import create_app
+    from ivr.simulator import SimulatedCall, flask_transport
+    from readings_store.db import make_engine
+    from tests.conftest import AUTH_TOKEN
+
+    config.probe_limit = 3
+    workers = [create_app(config, engine=make_engine(config.database_url)) for _ in range(6)]
+    calls = []
+    for app in workers:
+        c = SimulatedCall("http://localhost", AUTH_TOKEN, flask_transport(app.test_client()), caller="anonymous")
+        c.start()
+        for keys in ("4", "1", "1000003#"):
+            c.press(keys)
+        calls.append(c)
+    barrier = threading.Barrier(len(calls))
+    heard = []
+
+    def value(c):
+        barrier.wait()
+        heard.append(c.press("500#").texts)
+
+    threads = [threading.Thread(target=value, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(heard) == 6
+    assert sum(LOWER in texts for texts in heard) == 3
+    assert sum("You entered 5 0 0." in texts for texts in heard) == 3
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(ValueRefusal)) == 3
