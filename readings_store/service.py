@@ -237,8 +237,9 @@ def review_reason_to_replace(session: Session, meter: Meter, register: str, call
 
 
 def count_refusals(session: Session, account_id: int, period: str, *, lock: bool = False) -> int:
-    """Values refused for the account in the period. With ``lock`` the account row is locked first
-    (PostgreSQL; SQLite has one writer at a time), so concurrent calls count and add one by one."""
+    """Values refused for the account in the period (``ValueRefusal``). With ``lock`` the account row
+    is locked first (PostgreSQL, ``FOR NO KEY UPDATE``: rows referring to the account can still be
+    written; SQLite has one writer at a time), so concurrent calls count and add one by one."""
     if lock:
         session.execute(select(Account.id).where(Account.id == account_id).with_for_update(key_share=True))
     return session.scalar(select(func.count()).select_from(ValueRefusal).where(
@@ -263,7 +264,7 @@ def forget_read_back(session: Session, call_id: int, meter_id: int, register: st
 
 
 def refusals(session: Session, account_id: int, period: str) -> list[ValueRefusal]:
-    """The refused values of an account in a period, oldest first (for operators)."""
+    """The refused (or read back and dropped) values of an account in a period, oldest first."""
     return list(session.scalars(select(ValueRefusal).where(
         ValueRefusal.account_id == account_id, ValueRefusal.period == period).order_by(ValueRefusal.id)))
 
