@@ -75,7 +75,8 @@ class SqlRecords:
                                caller=self.call.from_number)
 
     def review_reason_to_replace(self, meter_id: int, register: str) -> str | None:
-        return service.review_reason_to_replace(self.session, self._meter(meter_id), register, self.call.from_number)
+        return service.review_reason_to_replace(self.session, self._meter(meter_id), register, self.call.from_number,
+                                                self.call.id)
 
     def save_reading(self, meter_id: int, register: str, value: str, *, status: str, reason: str | None,
                      key: str, utterance_id: int | None) -> None:

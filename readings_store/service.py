@@ -214,15 +214,16 @@ def supersede_previous(session: Session, reading: Reading) -> None:
 
 
 def review_reason_to_replace(session: Session, meter: Meter, register: str, caller: str | None,
-                             now: dt.datetime | None = None) -> str | None:
-    """Why a reading given by phone from ``caller`` (E.164, None when withheld) must go to an
-    operator instead of being accepted, because of the reading it would supersede:
+                             call_id: int | None = None, now: dt.datetime | None = None) -> str | None:
+    """Why a reading given by phone from ``caller`` (E.164, None when withheld) in call ``call_id``
+    must go to an operator instead of being accepted, because of the reading it would supersede:
 
     * ``replaces_exported``: billing already has a reading of this meter, register and period;
     * ``replaces_other_caller``: it would replace an accepted reading that was not given from this
-      same number (another number, a withheld one, an operator, an import or the API).
+      same number, nor earlier in this same call (another number, a withheld one, an operator, an
+      import or the API).
 
-    None when it supersedes nothing, or only a reading this number gave and billing has not taken.
+    None when it supersedes nothing, or only a reading this caller gave and billing has not taken.
     """
     period = period_for(session, meter, now or utcnow()).period
     target = supersede_target(session, meter.id, register, period)
@@ -230,9 +231,12 @@ def review_reason_to_replace(session: Session, meter: Meter, register: str, call
         return None
     if target.export_batch_id is not None:
         return "replaces_exported"
-    given_by = session.scalar(select(Call.from_number).where(Call.id == target.call_id)) if target.call_id else None
-    if caller and target.channel.startswith("phone") and given_by == caller:
-        return None
+    if target.channel.startswith("phone") and target.call_id is not None:
+        if target.call_id == call_id:
+            return None
+        given_by = session.scalar(select(Call.from_number).where(Call.id == target.call_id))
+        if caller and given_by == caller:
+            return None
     return "replaces_other_caller"
 
 

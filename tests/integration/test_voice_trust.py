@@ -92,6 +92,15 @@ def test_a_reading_billing_has_goes_to_review_even_from_the_same_number(db, demo
     assert tasks(db) == [("replaces_exported", "open", "1510")]
 
 
+def test_a_withheld_number_corrects_its_reading_in_the_same_call(db, demo, phone):
+    """Another account, then the same account again, in one call: the second value replaces the
+    first without review; a later call from a withheld number cannot."""
+    heard = call(phone, "anonymous", "4", "1", "1000003#", "1500#", "1", "2", "1000003#", "1510#", "1", "3")
+    assert heard.count(SAVED) == 2
+    assert readings(db) == [("1500", "superseded", None), ("1510", "accepted", None)]
+    assert WILL_CHECK in give(phone, "anonymous", "1520")
+
+
 def test_a_withheld_number_gives_the_first_reading_of_the_month(db, demo, phone):
     """Nothing to replace: the reading is accepted as before."""
     assert SAVED in give(phone, "anonymous", "1500")

@@ -104,3 +104,27 @@ def test_other_registers_and_periods_are_not_targets(db):
     night = service.store_reading(db, meter, "night", D("50"), channel="phone_keypad")
     db.commit()
     assert (day.supersedes_id, night.supersedes_id) == (None, None)
+
+
+def test_who_may_replace_an_accepted_reading_by_phone(db):
+    from readings_store.models import Call
+
+    meter = _meter(db)
+    mine = Call(call_sid="CA" + "1" * 32, from_number="+37369000001")
+    db.add(mine)
+    db.flush()
+    assert service.review_reason_to_replace(db, meter, "total", "+37369000001", mine.id) is None  # nothing yet
+    service.store_reading(db, meter, "total", D("2000"), channel="phone_keypad", call_id=mine.id)
+    db.flush()
+    assert service.review_reason_to_replace(db, meter, "total", "+37369000001") is None
+    assert service.review_reason_to_replace(db, meter, "total", None, mine.id) is None  # same call
+    assert service.review_reason_to_replace(db, meter, "total", "+37369000002") == "replaces_other_caller"
+    assert service.review_reason_to_replace(db, meter, "total", None) == "replaces_other_caller"
+    # A reading an operator (or an import, or the API) gave is nobody's own, even with the call's id.
+    service.store_reading(db, meter, "total", D("2001"), channel="operator", call_id=mine.id)
+    db.flush()
+    assert service.review_reason_to_replace(db, meter, "total", "+37369000001", mine.id) == "replaces_other_caller"
+    db.commit()
+    export.create_batch(db)
+    db.commit()
+    assert service.review_reason_to_replace(db, meter, "total", "+37369000001", mine.id) == "replaces_exported"
