@@ -200,6 +200,9 @@ class Config:
     # Secrets not given in the environment but generated and kept in the data folder
     # ("secret_key", "twilio_auth_token"): fine on one machine, not a production set-up.
     generated_secrets: tuple = ()
+    # Values refused as below the previous reading or implausible, per account and billing period,
+    # after which the line stops saying why and keeps every value for an operator (anti-probing).
+    probe_limit: int = 5
 
     def daily_limit(self, utility: str) -> Decimal:
         return Decimal(str(self.daily_limits[utility]))
@@ -378,6 +381,8 @@ def load_config(**overrides) -> Config:
         session_minutes=_env_number("SESSION_MINUTES", 30, low=1, high=24 * 60),
         console_phone_region=_console_phone_region(),
         generated_secrets=tuple(generated),
+        recording_max_bytes=_env_number("RECORDING_MAX_BYTES", 5 * 1024 * 1024, low=1),
+        probe_limit=_env_number("PROBE_LIMIT", 5),
     )
     for key, value in overrides.items():
         if not hasattr(cfg, key):
@@ -385,6 +390,8 @@ def load_config(**overrides) -> Config:
         setattr(cfg, key, value)
         if key in cfg.generated_secrets:
             cfg.generated_secrets = tuple(name for name in cfg.generated_secrets if name != key)
+    if not isinstance(cfg.probe_limit, int) or cfg.probe_limit < 1:
+        raise ConfigError(f"{PREFIX}PROBE_LIMIT must be a whole number of at least 1, got {cfg.probe_limit!r}")
     for lang, engine in cfg.speech_engines.items():
         if engine not in SPEECH_ENGINES:
             raise ConfigError(f"{PREFIX}SPEECH_ENGINES: {lang} has unknown engine {engine!r}")

@@ -61,6 +61,23 @@ class SqlRecords:
                                            daily_limit=self.config.daily_limit(meter.utility), now=utcnow())
         return problem.code if problem else None
 
+    def _period(self, meter: Meter) -> str:
+        return service.period_for(self.session, meter, utcnow()).period
+
+    def refusals_exceeded(self, meter_id: int) -> bool:
+        meter = self._meter(meter_id)
+        # Locks the account row until the webhook commits: parallel calls count one by one.
+        count = service.count_refusals(self.session, meter.account_id, self._period(meter), lock=True)
+        return count >= self.config.probe_limit
+
+    def note_refusal(self, meter_id: int, register: str, value: str, code: str) -> None:
+        service.record_refusal(self.session, self._meter(meter_id), register, value, code, call_id=self.call.id,
+                               caller=self.call.from_number)
+
+    def review_reason_to_replace(self, meter_id: int, register: str) -> str | None:
+        return service.review_reason_to_replace(self.session, self._meter(meter_id), register, self.call.from_number,
+                                                self.call.id)
+
     def save_reading(self, meter_id: int, register: str, value: str, *, status: str, reason: str | None,
                      key: str, utterance_id: int | None) -> None:
         meter = self._meter(meter_id)
@@ -68,6 +85,7 @@ class SqlRecords:
             self.session, meter, register, Decimal(value), channel="phone_speech" if utterance_id else "phone_keypad",
             status=status, reason=reason, call_id=self.call.id, utterance_id=utterance_id, idempotency_key=key,
         )
+        service.forget_read_back(self.session, self.call.id, meter_id, register, value)
 
     def operator_number(self, region_id: int | None) -> str | None:
         region = self.session.get(Region, region_id) if region_id else None

@@ -285,6 +285,29 @@ class Reading(Base):
     utterance: Mapped[Utterance | None] = relationship()
 
 
+class ValueRefusal(Base):
+    """An answer of the phone line that told a caller something about the account's readings: a
+    value refused as lower than the previous one or implausible (``code`` is the rule), or read
+    back as plausible and then not confirmed (``not_confirmed``; removed once the value is saved).
+    Counted per account and billing period: past the configured limit the line no longer says
+    anything about a value, so nobody can search for a customer's previous reading by trying values."""
+
+    __tablename__ = "value_refusals"
+    __table_args__ = (Index("ix_value_refusals_account_period", "account_id", "period"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
+    register: Mapped[str] = mapped_column(String(8))
+    period: Mapped[str] = mapped_column(String(7))  # billing period the value would have gone into
+    value: Mapped[str] = mapped_column(String(32))  # as the caller gave it
+    code: Mapped[str] = mapped_column(String(64))  # the rule that refused it, or not_confirmed
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"))
+    caller: Mapped[str | None] = mapped_column(String(32))  # E.164, None when withheld
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    account: Mapped[Account] = relationship()
+
+
 class ReviewTask(Base):
     """Something the robot was unsure of, waiting for an operator: a reading or an identification."""
 

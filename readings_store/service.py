@@ -6,11 +6,23 @@ import re
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from . import rules
-from .models import Account, AccountPhone, AuditEvent, Meter, Reading, Region, ReviewTask, SubmissionWindow, utcnow
+from .models import (
+    Account,
+    AccountPhone,
+    AuditEvent,
+    Call,
+    Meter,
+    Reading,
+    Region,
+    ReviewTask,
+    SubmissionWindow,
+    ValueRefusal,
+    utcnow,
+)
 
 _SEPARATORS = re.compile(r"[^0-9]+")
 
@@ -67,6 +79,12 @@ def window_for(session: Session, region_id: int, utility: str) -> tuple[int, int
     return (chosen[0].start_day, chosen[0].end_day) if chosen else None
 
 
+def period_for(session: Session, meter: Meter, now: dt.datetime) -> rules.PeriodDecision:
+    """The billing period a reading of ``meter`` taken at ``now`` goes into (region time, window)."""
+    region = meter.account.region
+    return rules.billing_period(region_now(region, now).date(), window_for(session, region.id, meter.utility))
+
+
 def validate_reading(
     session: Session, meter: Meter, register: str, value: Decimal, *, daily_limit: Decimal, now: dt.datetime
 ) -> rules.Rejection | None:
@@ -111,7 +129,7 @@ def store_reading(
             return existing
     now = now or utcnow()
     region = meter.account.region
-    decision = rules.billing_period(region_now(region, now).date(), window_for(session, region.id, meter.utility))
+    decision = period_for(session, meter, now)
     reading = Reading(
         meter_id=meter.id,
         register=register,
@@ -147,10 +165,35 @@ def store_reading(
     return reading
 
 
+def supersede_target(session: Session, meter_id: int, register: str, period: str,
+                     exclude_id: int | None = None) -> Reading | None:
+    """The reading a new accepted reading of this meter, register and period supersedes, so that
+    billing can follow the chain: the last one billing has received (exported), or, if none was
+    exported, the last accepted one. Pending and rejected readings are never the target."""
+    same = select(Reading).where(Reading.meter_id == meter_id, Reading.register == register,
+                                 Reading.period == period)
+    if exclude_id is not None:
+        same = same.where(Reading.id != exclude_id)
+    exported = session.scalars(
+        same.where(Reading.export_batch_id.is_not(None), Reading.status.in_(("accepted", "superseded")))
+        .order_by(Reading.export_batch_id.desc(), Reading.id.desc()).limit(1)
+    ).first()
+    if exported is not None:
+        return exported
+    return session.scalars(same.where(Reading.status == "accepted").order_by(Reading.id.desc()).limit(1)).first()
+
+
 def supersede_previous(session: Session, reading: Reading) -> None:
-    """An accepted reading replaces earlier accepted/pending ones of its meter, register and period;
-    a pending one replaces only earlier pending ones (an operator has not vouched for it yet)."""
-    replaceable = ("accepted", "pending_review") if reading.status == "accepted" else ("pending_review",)
+    """An accepted reading replaces earlier accepted/pending ones of its meter, register and period
+    and names in ``supersedes_id`` the one billing can follow (see ``supersede_target``); a pending
+    one replaces only earlier pending ones (an operator has not vouched for it yet) and names none."""
+    if reading.status == "accepted":
+        target = supersede_target(session, reading.meter_id, reading.register, reading.period, reading.id)
+        reading.supersedes_id = target.id if target is not None else None
+        replaceable: tuple[str, ...] = ("accepted", "pending_review")
+    else:
+        reading.supersedes_id = None
+        replaceable = ("pending_review",)
     older = session.scalars(
         select(Reading).where(
             Reading.meter_id == reading.meter_id,
@@ -162,14 +205,72 @@ def supersede_previous(session: Session, reading: Reading) -> None:
     ).all()
     for old in older:
         old.status = "superseded"
-        if reading.supersedes_id is None or old.id > reading.supersedes_id:
-            reading.supersedes_id = old.id
         for task in session.scalars(
             select(ReviewTask).where(ReviewTask.reading_id == old.id, ReviewTask.status == "open")
         ):
             task.status = "done"
             task.resolution = "superseded"
             task.resolved_at = reading.received_at
+
+
+def review_reason_to_replace(session: Session, meter: Meter, register: str, caller: str | None,
+                             call_id: int | None = None, now: dt.datetime | None = None) -> str | None:
+    """Why a reading given by phone from ``caller`` (E.164, None when withheld) in call ``call_id``
+    must go to an operator instead of being accepted, because of the reading it would supersede:
+
+    * ``replaces_exported``: billing already has a reading of this meter, register and period;
+    * ``replaces_other_caller``: it would replace an accepted reading that was not given from this
+      same number, nor earlier in this same call (another number, a withheld one, an operator, an
+      import or the API).
+
+    None when it supersedes nothing, or only a reading this caller gave and billing has not taken.
+    """
+    period = period_for(session, meter, now or utcnow()).period
+    target = supersede_target(session, meter.id, register, period)
+    if target is None:
+        return None
+    if target.export_batch_id is not None:
+        return "replaces_exported"
+    if target.channel.startswith("phone") and target.call_id is not None:
+        if target.call_id == call_id:
+            return None
+        given_by = session.scalar(select(Call.from_number).where(Call.id == target.call_id))
+        if caller and given_by == caller:
+            return None
+    return "replaces_other_caller"
+
+
+def count_refusals(session: Session, account_id: int, period: str, *, lock: bool = False) -> int:
+    """Values refused for the account in the period (``ValueRefusal``). With ``lock`` the account row
+    is locked first (PostgreSQL, ``FOR NO KEY UPDATE``: rows referring to the account can still be
+    written; SQLite has one writer at a time), so concurrent calls count and add one by one."""
+    if lock:
+        session.execute(select(Account.id).where(Account.id == account_id).with_for_update(key_share=True))
+    return session.scalar(select(func.count()).select_from(ValueRefusal).where(
+        ValueRefusal.account_id == account_id, ValueRefusal.period == period)) or 0
+
+
+def record_refusal(session: Session, meter: Meter, register: str, value: str, code: str, *,
+                   call_id: int | None, caller: str | None, now: dt.datetime | None = None) -> ValueRefusal:
+    now = now or utcnow()
+    refusal = ValueRefusal(account_id=meter.account_id, meter_id=meter.id, register=register,
+                           period=period_for(session, meter, now).period, value=value[:32], code=code,
+                           call_id=call_id, caller=caller, created_at=now)
+    session.add(refusal)
+    return refusal
+
+
+def forget_read_back(session: Session, call_id: int, meter_id: int, register: str, value: str) -> None:
+    """A value read back to the caller and then saved in the same call no longer counts."""
+    session.execute(delete(ValueRefusal).where(
+        ValueRefusal.call_id == call_id, ValueRefusal.meter_id == meter_id, ValueRefusal.register == register,
+        ValueRefusal.value == value, ValueRefusal.code == "not_confirmed").execution_options(synchronize_session=False))
+
+
+def refusals(session: Session, account_id: int, period: str) -> list[ValueRefusal]:
+    """The refused (or read back and dropped) values of an account in a period, oldest first."""
+    return list(session.scalars(select(ValueRefusal).where(
+        ValueRefusal.account_id == account_id, ValueRefusal.period == period).order_by(ValueRefusal.id)))
 
 
 def audit(session: Session, *, actor_kind: str, action: str, entity: str, entity_id: int | None,

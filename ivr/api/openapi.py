@@ -105,7 +105,11 @@ SCHEMAS = {
             "channel": {"type": "string", "enum": list(CHANNELS)},
             "status": {"type": "string", "enum": list(READING_STATUSES),
                        "description": "In an export batch: the status it was exported with (accepted)"},
-            "supersedes": _nullable({"type": "integer", "description": "Id of the reading this one corrects"}),
+            "supersedes": _nullable({"type": "integer", "description": (
+                "Id of the reading this one replaces, for billing to follow the chain: the last reading of the "
+                "same meter, register and period that was exported (has `export_batch`), or, if none was "
+                "exported, the last accepted one. Never a reading that was pending review or rejected. Null when "
+                "nothing was exported or accepted before it in the period. Set only on accepted readings.")}),
             "export_batch": _nullable({"type": "integer", "description": "The batch that delivered it"}),
         },
     },
@@ -470,7 +474,7 @@ SPEC = {
             "Exactly-once recipe: `POST /exports` → store the readings → `POST /exports/{id}/ack`. After a crash, "
             "`GET /exports?acknowledged=false` and re-read each batch with `GET /exports/{id}` (same content), "
             "then acknowledge. An operator's later correction is a new accepted reading whose `supersedes` names "
-            "the reading it replaces; it arrives in a later batch."
+            "the reading billing received for that meter, register and period; it arrives in a later batch."
         ),
     },
     "servers": [{"url": "/api/v1"}],

@@ -5,8 +5,12 @@ Status transitions (a reading task holds a reading in ``pending_review``):
 * accept  -> the reading becomes ``accepted``; ``service.supersede_previous`` retires older
   accepted/pending readings of its meter, register and period.
 * correct -> the pending reading becomes ``superseded`` and a NEW reading (channel ``operator``,
-  ``operator_id``, ``supersedes_id`` = the old id, status ``accepted``) is stored with
-  ``service.store_reading`` in the billing period of the original call. History keeps both.
+  ``operator_id``, status ``accepted``) is stored with ``service.store_reading`` in the billing
+  period of the original call. History keeps both; the audit event links them.
+
+Either way the accepted reading's ``supersedes_id`` names what billing can follow: the last
+reading of its meter, register and period that was exported, else the last accepted one
+(``service.supersede_target``), never the pending reading the operator handled.
 * reject  -> the reading becomes ``rejected`` (``status_reason`` ``operator_rejected``).
 
 An identification task is either linked to an account (the call gets the account; optionally the
@@ -179,7 +183,6 @@ def correct(session: Session, config, task: ReviewTask, actor: Actor, *, value: 
         reason="operator_override" if overridden else None, now=reading.taken_at, call_id=reading.call_id,
         utterance_id=reading.utterance_id, operator_id=actor.id,
     )
-    new.supersedes_id = reading.id
     new.received_at = moment
     _decide_utterance(reading, "corrected")
     session.flush()

@@ -23,6 +23,7 @@ from readings_store.models import (
     Region,
     ReviewTask,
     Utterance,
+    ValueRefusal,
     utcnow,
 )
 
@@ -219,10 +220,12 @@ def _task_context(task: ReviewTask) -> dict:
     region = task.region or (meter.account.region if meter else None)
     history = []
     plausible = None
+    refusals = []
     if reading is not None:
         history = db.scalars(select(Reading).where(Reading.meter_id == meter.id)
                              .order_by(Reading.taken_at.desc(), Reading.id.desc()).limit(12)).all()
         plausible = review.plausible_range(db, ivr().config, reading)
+        refusals = service.refusals(db, meter.account_id, reading.period)
     audit_filter = [and_(AuditEvent.entity == "review_task", AuditEvent.entity_id == task.id)]
     if reading is not None:
         audit_filter.append(and_(AuditEvent.entity == "reading", AuditEvent.entity_id == reading.id))
@@ -235,7 +238,8 @@ def _task_context(task: ReviewTask) -> dict:
     return {
         "task": task, "reading": reading, "utterance": utterance, "call": call, "meter": meter, "region": region,
         "tz": region.timezone if region else None, "words": marked_words(utterance), "history": history,
-        "plausible": plausible, "trail": trail, "resolver": resolver,
+        "plausible": plausible, "trail": trail, "resolver": resolver, "refusals": refusals,
+        "refusal_callers": _callers(r.caller for r in refusals), "probe_limit": ivr().config.probe_limit,
         "threshold": ivr().config.confidence_accept, "filters": parse_filters(request.args),
         "accept_form": AcceptForm(prefix="accept"), "correct_form": CorrectForm(prefix="correct"),
         "reject_form": RejectForm(prefix="reject"), "link_form": link_form, "close_form": CloseForm(prefix="close"),
@@ -424,6 +428,36 @@ def account(account_id: int):
 
 # --- dashboard -------------------------------------------------------------------------------------
 
+PROBING_DAYS = 35  # a billing period and its submission window
+PROBING_ROWS = 20
+
+
+def _callers(numbers) -> list[str]:
+    """Distinct caller IDs in order of first appearance, "withheld" for none."""
+    return list(dict.fromkeys(n or "withheld" for n in numbers))
+
+
+def probing(end: dt.datetime, region_id: int | None) -> list[dict]:
+    """Accounts that reached the refused-values limit in a billing period, with refusals in the
+    ``PROBING_DAYS`` before ``end``: most refusals first."""
+    db = g.db
+    query = (select(ValueRefusal.account_id, ValueRefusal.period, func.count(), func.max(ValueRefusal.created_at))
+             .where(ValueRefusal.created_at >= end - dt.timedelta(days=PROBING_DAYS), ValueRefusal.created_at < end)
+             .group_by(ValueRefusal.account_id, ValueRefusal.period)
+             .having(func.count() >= ivr().config.probe_limit)
+             .order_by(func.count().desc(), ValueRefusal.account_id).limit(PROBING_ROWS))
+    if region_id is not None:
+        query = query.join(Account, Account.id == ValueRefusal.account_id).where(Account.region_id == region_id)
+    out = []
+    for account_id, period, count, last in db.execute(query).all():
+        callers = db.scalars(select(ValueRefusal.caller).where(ValueRefusal.account_id == account_id,
+                                                               ValueRefusal.period == period)
+                             .order_by(ValueRefusal.id)).all()
+        out.append({"account": db.get(Account, account_id), "period": period, "count": count, "last": last,
+                    "callers": _callers(callers)})
+    return out
+
+
 def outcome_group(outcome: str | None) -> str:
     if outcome == "completed":
         return "completed"
@@ -480,6 +514,7 @@ def _day_figures(filters: dict) -> dict:
         "per_region_language": sorted(((k[0], k[1], v) for k, v in rows.items()), key=lambda x: (x[0], x[1])),
         "readings": reading_rows, "readings_saved": sum(c for s, _ch, c in reading_rows if s != "rejected"),
         "queue": queue, "queue_size": sum(c for _k, c in queue), "per_operator": per_operator,
+        "probing": probing(end, filters.get("region")), "probe_limit": ivr().config.probe_limit,
     }
 
 

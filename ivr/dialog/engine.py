@@ -22,6 +22,15 @@ SPEECH_KINDS = {"region": "menu", "offer_account": "yes_no", "account": "digits"
                 "register": "menu", "value": "number", "confirm": "yes_no", "next": "menu"}
 MAX_ACCOUNT_KEYS = 20
 MAX_VALUE_KEYS = 16
+# Answers that tell the caller something about the account's readings: a refusal by these rules,
+# and a value read back (it passed them) that the caller then drops ("not_confirmed"). They are
+# counted, and once the account has had too many, every value is kept for an operator without a
+# word on why, so nobody can search for a customer's previous reading by trying values.
+REVEALING = frozenset({"below_previous", "implausible_consumption"})
+NOT_CONFIRMED = "not_confirmed"
+# Pending-review reasons the caller hears only a neutral "we will check this reading" for (the
+# same words whether the value broke a rule or not).
+CHECKED_QUIETLY = REVEALING | {"repeated_refusals", "replaces_other_caller", "replaces_exported"}
 
 
 @dataclass(frozen=True)
@@ -372,6 +381,14 @@ def _on_value(records: Records, state: dict, event: Event) -> Turn:
         state["status"], state["reason"] = "pending_review", "low_confidence"
     meter = _meter(state)
     problem = records.check_value(meter["id"], state["register"], typed)
+    if problem is None or problem in REVEALING:
+        if records.refusals_exceeded(meter["id"]):
+            # Whatever the value, the same answer: read back, then kept for an operator.
+            state["status"], state["reason"] = "pending_review", "repeated_refusals"
+            problem = None
+        else:
+            # A value read back counts too until it is confirmed and saved.
+            records.note_refusal(meter["id"], state["register"], typed, problem or NOT_CONFIRMED)
     if problem:
         if state["tries"] + 1 < state["max_tries"]:
             return _retry(records, state, _ask_value, problem)
@@ -407,8 +424,16 @@ def _on_confirm(records: Records, state: dict, event: Event) -> Turn:
     if key != "1":
         return _retry(records, state, _ask_confirm, "no_input" if event.kind == "timeout" else "invalid_choice")
     meter = _meter(state)
+    if state["status"] == "accepted":
+        # Replacing another caller's reading, or one billing already has, needs an operator.
+        reason = records.review_reason_to_replace(meter["id"], state["register"])
+        if reason:
+            state["status"], state["reason"] = "pending_review", reason
     _save(records, state, status=state["status"], reason=state["reason"])
-    said = Say("saved" if state["status"] == "accepted" else "saved_for_review")
+    if state["status"] == "accepted":
+        said = Say("saved")
+    else:
+        said = Say("will_be_checked" if state["reason"] in CHECKED_QUIETLY else "saved_for_review")
     remaining = [r for r in meter["registers"] if [meter["id"], r] not in state["done"]]
     if remaining:
         # Two-tariff meter: go straight on to the other register.

@@ -40,6 +40,19 @@ class Records(Protocol):
     def check_value(self, meter_id: int, register: str, value: str) -> str | None:
         """None if the value passes every rule, else the rejection code to tell the caller."""
 
+    def refusals_exceeded(self, meter_id: int) -> bool:
+        """True once the meter's account has had as many answers that tell something about its
+        readings (values refused as lower or implausible, values read back and dropped) as the
+        limit allows in this period."""
+
+    def note_refusal(self, meter_id: int, register: str, value: str, code: str) -> None:
+        """Count a value refused by the rule ``code``, or read back (``not_confirmed``: no longer
+        counted once ``save_reading`` stores that value for this call)."""
+
+    def review_reason_to_replace(self, meter_id: int, register: str) -> str | None:
+        """None if this caller may replace what an accepted reading of the meter and register would
+        supersede now, else the reason code for keeping it for an operator instead."""
+
     def save_reading(self, meter_id: int, register: str, value: str, *, status: str, reason: str | None,
                      key: str, utterance_id: int | None) -> None: ...
 

@@ -108,5 +108,6 @@ def test_operator_corrects_a_reading_after_listening(server, browser, db, config
 
     db.expire_all()
     new = db.scalars(select(Reading).where(Reading.channel == "operator")).one()
-    assert str(new.value) == "1200" and new.supersedes_id == seeded["reading"].id
+    assert str(new.value) == "1200" and new.supersedes_id is None  # nothing billing saw in the period
+    assert db.get(Reading, seeded["reading"].id).status == "superseded"
     assert db.get(Reading, older["reading"].id).status == "accepted"

@@ -193,9 +193,11 @@ def test_correct_stores_a_new_operator_reading(oc, db, pending, operator):
     assert response.status_code == 302
     old = _fresh(db, Reading, pending["reading"].id)
     assert (old.status, old.status_reason) == ("superseded", "operator_corrected")
-    new = db.scalars(select(Reading).where(Reading.supersedes_id == old.id)).one()
+    new = db.scalars(select(Reading).where(Reading.channel == "operator")).one()
     assert (new.value, new.status, new.channel, new.operator_id) == (Decimal("1200.5"), "accepted", "operator",
                                                                     operator.id)
+    # Billing never saw the pending reading, and nothing was accepted before in the period.
+    assert new.supersedes_id is None
     assert new.period == old.period and new.call_id == old.call_id and new.utterance_id == old.utterance_id
     task = db.get(ReviewTask, pending["task"].id)
     assert (task.status, task.resolution) == ("done", "corrected")

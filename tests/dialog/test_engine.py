@@ -32,6 +32,9 @@ class FakeRecords:
         20: [MeterInfo(200, "cold_water", "0004", ("total",))],
     })
     limits: dict = field(default_factory=lambda: {"previous": Decimal("500")})
+    refused: list = field(default_factory=list)
+    probe_limit: int = 5
+    replace_reason: str | None = None
 
     def regions(self):
         return list(self.regions_list)
@@ -48,8 +51,18 @@ class FakeRecords:
     def check_value(self, meter_id, register, value):
         return "below_previous" if Decimal(value) < self.limits["previous"] else None
 
+    def refusals_exceeded(self, meter_id):
+        return len(self.refused) >= self.probe_limit
+
+    def note_refusal(self, meter_id, register, value, code):
+        self.refused.append((meter_id, register, value, code))
+
+    def review_reason_to_replace(self, meter_id, register):
+        return self.replace_reason
+
     def save_reading(self, meter_id, register, value, *, status, reason, key, utterance_id):
         self.saved.append((meter_id, register, value, status, reason, key))
+        self.refused = [r for r in self.refused if r != (meter_id, register, value, "not_confirmed")]
 
     def operator_number(self, region_id):
         return self.operator
@@ -240,8 +253,58 @@ def test_value_failing_rules_is_explained_then_kept_for_review_on_last_try():
     t = c(keys("102#"))
     assert asked(t) == "confirm"
     t = c(keys("1"))
-    assert "saved_for_review" in said(t)
+    # The same words as for any value kept for a check: nothing said about which way it is wrong.
+    assert "will_be_checked" in said(t)
     assert r.saved[0][3:5] == ("pending_review", "below_previous")
+
+
+def test_revealing_refusals_are_counted_and_past_the_limit_values_go_quietly_to_review():
+    r = FakeRecords(probe_limit=2)
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#"))
+    c(keys("100#"))
+    t = c(keys("9.99#"))
+    assert "reason_below_previous" in said(t)
+    assert r.refused == [(100, "total", "100", "below_previous"), (100, "total", "9.99", "below_previous")]
+    # From then on, a value below the previous one or not: no direction, read back, kept for an
+    # operator (this call and the next).
+    for value in ("101", "700"):
+        c = Caller(r)
+        c(keys("1")); c(keys("1")); c(keys("1001#"))
+        t = c(keys(f"{value}#"))
+        assert asked(t) == "confirm" and not [k for k in said(t) if k.startswith("reason_")]
+        t = c(keys("1"))
+        assert "will_be_checked" in said(t) and "saved" not in said(t)
+        assert r.saved[-1][2:5] == (value, "pending_review", "repeated_refusals")
+    assert len(r.refused) == 2
+
+
+def test_values_read_back_count_until_confirmed():
+    r = FakeRecords(probe_limit=2)
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#"))
+    c(keys("600#"))
+    assert r.refused == [(100, "total", "600", "not_confirmed")]
+    c(keys("2"))  # dropped: it stays counted
+    c(keys("610#"))
+    c(keys("1"))  # confirmed and saved: no longer counted
+    assert r.refused == [(100, "total", "600", "not_confirmed")]
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#"))
+    c(keys("620#"))  # read back, and the caller hangs up: counted
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#"))
+    t = c(keys("100#"))
+    assert asked(t) == "confirm" and "reason_below_previous" not in said(t)
+
+
+def test_replacing_someone_elses_reading_is_kept_for_review_with_a_neutral_prompt():
+    r = FakeRecords(replace_reason="replaces_other_caller")
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#")); c(keys("600#"))
+    t = c(keys("1"))
+    assert "will_be_checked" in said(t)
+    assert r.saved[0][2:5] == ("600", "pending_review", "replaces_other_caller")
 
 
 def test_confirm_no_reenters_and_counts_tries():

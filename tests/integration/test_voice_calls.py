@@ -148,7 +148,7 @@ def test_value_below_previous_explained_then_pending_review(db, records, phone):
     p = call.press("12#")
     assert "You entered 1 2." in p.texts
     p = call.press("1")
-    assert "Your reading has been recorded and will be checked by an operator." in p.texts
+    assert "Thank you. We will check this reading." in p.texts
     assert stored(db) == [("EL000123", "total", "12", "pending_review", "phone_keypad")]
     assert db.scalars(select(ReviewTask)).one().reason == "below_previous"
 
