@@ -1,7 +1,7 @@
 """console sessions kept on the server; log-in attempts by name and source address
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import readings_store.models
 
 
 revision = '0004'
-down_revision = '0001'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
