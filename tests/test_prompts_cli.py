@@ -85,5 +85,9 @@ def test_missing_form_is_marked_and_fails(tmp_path, monkeypatch):
 
 def test_missing_prompt_folder_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("IVR_PROMPTS_DIR", str(tmp_path / "nowhere"))
+    r = run("--lang", "en")  # the configuration itself refuses a folder that is not there
+    assert r.exit_code == 1 and "IVR_PROMPTS_DIR: no such folder" in str(r.exception)
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("IVR_PROMPTS_DIR", str(tmp_path / "empty"))
     r = run("--lang", "en")
     assert r.exit_code == 1 and "cannot read the prompts in" in r.output
