@@ -32,9 +32,13 @@ class FakeRecords:
         20: [MeterInfo(200, "cold_water", "0004", ("total",))],
     })
     limits: dict = field(default_factory=lambda: {"previous": Decimal("500")})
+    caller_regions: dict = field(default_factory=dict)  # phone -> RegionInfo the caller ID suggests
 
     def regions(self):
         return list(self.regions_list)
+
+    def region_for_caller(self, phone):
+        return self.caller_regions.get(phone)
 
     def accounts_for_phone(self, phone):
         return self.phones.get(phone, [])
