@@ -36,7 +36,7 @@ _PREFIX = re.compile(r"^\+[1-9][0-9]{0,14}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TIME = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
 _NONE = ("", "none", "-")
-SETTINGS = ("code", "name", "names", "menu_key", "timezone", "work_days", "work_start", "work_end",
+SETTINGS = ("code", "name", "names", "menu_key", "timezone", "work_days", "work_start", "work_end", "hours",
             "operator_number", "phone_prefixes", "windows")
 
 
@@ -157,6 +157,14 @@ def parse_time(value, what: str) -> dt.time:
     return dt.time(int(match.group(1)), int(match.group(2)))
 
 
+def parse_hours(value) -> tuple[dt.time, dt.time]:
+    """Working hours written "08:00-17:00"."""
+    start, sep, end = str(value or "").strip().partition("-")
+    if not sep:
+        raise RegionError(f"working hours are written start-end, like 08:00-17:00, got {value!r}")
+    return parse_time(start, "the start of working hours"), parse_time(end, "the end of working hours")
+
+
 def parse_operator_number(value) -> str | None:
     if value is None or str(value).strip().lower() in _NONE:
         return None
@@ -184,6 +192,9 @@ def parse_prefix(value) -> str:
 
 
 def parse_prefixes(value) -> list[str]:
+    """A list, or text with prefixes separated by commas or spaces ("none" for no prefix)."""
+    if isinstance(value, str) and value.strip().lower() in _NONE:
+        return []
     items = re.split(r"[,;\s]+", value.strip()) if isinstance(value, str) else list(value or [])
     prefixes = [parse_prefix(p) for p in items if str(p).strip()]
     return sorted(set(prefixes), key=prefixes.index)
@@ -289,6 +300,8 @@ def _check(session: Session, region: Region | None, settings: dict) -> _Checked:
         values["timezone"] = parse_timezone(settings["timezone"])
     if "work_days" in settings:
         values["work_days"] = parse_work_days(settings["work_days"])
+    if "hours" in settings:
+        values["work_start"], values["work_end"] = parse_hours(settings["hours"])
     for field in ("work_start", "work_end"):
         if field in settings:
             values[field] = parse_time(settings[field], "the start of working hours" if field == "work_start"
