@@ -184,7 +184,7 @@ def parse_operator_number(value) -> str | None:
 def parse_prefix(value) -> str:
     prefix = re.sub(r"[\s().-]", "", str(value or ""))
     if not _PREFIX.match(prefix):
-        raise RegionError(f"phone prefix {value!r} must be + and 1-15 digits, like +37322")
+        raise RegionError(f"phone prefix {str(value).strip()!r} must be + and 1-15 digits, like +37322")
     digits = prefix[1:]
     if not any(int(digits[:n]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE for n in (1, 2, 3) if len(digits) >= n):
         raise RegionError(f"phone prefix {prefix} does not begin with a country calling code (like +373)")
@@ -192,10 +192,10 @@ def parse_prefix(value) -> str:
 
 
 def parse_prefixes(value) -> list[str]:
-    """A list, or text with prefixes separated by commas or spaces ("none" for no prefix)."""
+    """A list, or text with prefixes separated by commas ("none" for no prefix)."""
     if isinstance(value, str) and value.strip().lower() in _NONE:
         return []
-    items = re.split(r"[,;\s]+", value.strip()) if isinstance(value, str) else list(value or [])
+    items = re.split(r"[,;\n]+", value) if isinstance(value, str) else list(value or [])
     prefixes = [parse_prefix(p) for p in items if str(p).strip()]
     return sorted(set(prefixes), key=prefixes.index)
 
