@@ -39,6 +39,7 @@ class SpeechInput:
     intent: str | None = None  # yes | no | repeat | operator
     utility: str | None = None  # a utility named in a menu answer ("gas")
     register: str | None = None  # day | night, named in a menu answer
+    phrase: str | None = None  # one of the question's own phrases (a region's name), as offered
     decision: str = "accept"  # accept | confirm | retry | review
     utterance_id: int | None = None
 
@@ -228,12 +229,19 @@ def _ask_region(records: Records, state: dict) -> Ask:
     )
     intro = (Say("ask_region"), Say("region_two_digits")) if wide else (Say("ask_region"),)
     return Ask("region", (*intro, *options), expect="choice", max_digits=2 if wide else 1,
-               speech=None if wide else SPEECH_KINDS["region"])
+               speech=None if wide else SPEECH_KINDS["region"],
+               phrases=tuple(dict.fromkeys(r.name_in(state["lang"]) for r in regions)))
 
 
 def _on_region(records: Records, state: dict, event: Event) -> Turn:
     key = _choice(event)
-    match = [r for r in records.regions() if key and key.isdigit() and r.menu_key == int(key)]
+    regions = records.regions()
+    named = event.speech.phrase if event.speech else None
+    if named:
+        # A region's name said in the call's language picks it, when no other region has that name.
+        by_name = [r for r in regions if r.name_in(state["lang"]) == named]
+        key = str(by_name[0].menu_key) if len(by_name) == 1 else key
+    match = [r for r in regions if key and key.isdigit() and r.menu_key == int(key)]
     if not match:
         return _retry(records, state, _ask_region,
                       "no_input" if event.kind == "timeout" else "invalid_choice")
@@ -530,3 +538,9 @@ def reask(records: Records, state: dict) -> Ask | None:
     """The question for the current step again (used by a transport's fallback URL)."""
     asker = _ASKERS.get(state.get("step"))
     return asker(records, state) if asker else None
+
+
+def speech_phrases(records: Records, state: dict) -> tuple[str, ...]:
+    """The names the current question offers (regions), for the recogniser to listen for."""
+    ask = reask(records, state) if state.get("step") == "region" else None
+    return ask.phrases if ask else ()

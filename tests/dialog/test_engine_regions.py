@@ -127,3 +127,23 @@ def test_fallback_reasks_the_assumed_region():
     c(keys("3"))
     ask = dialog.engine.reask(records, c.state)
     assert ask.step == "region_assumed" and ask.prompts[0].params["name"] == "Північ"
+
+
+def test_a_spoken_region_name_selects_it_and_the_question_offers_the_names():
+    from ivr.dialog import Event, SpeechInput
+
+    records = FakeRecords(regions_list=[NORTH, SOUTH, RegionInfo(3, 3, "East", {"ru": "Юг"})])
+    c = Caller(records, lang="ru")
+    t = c(keys("2"))
+    assert t.actions[-1].phrases == ("Север", "Юг")
+    assert dialog.engine.speech_phrases(records, c.state) == ("Север", "Юг")
+    t = c(Event("speech", speech=SpeechInput(text="север", phrase="Север")))
+    assert asked(t) == "account" and c.state["region_id"] == 1
+    # Two regions called the same in this language: the name alone cannot choose.
+    c = Caller(records, lang="ru")
+    c(keys("2"))
+    t = c(Event("speech", speech=SpeechInput(text="юг", phrase="Юг")))
+    assert asked(t) == "region" and c.state["region_id"] is None
+    assert dialog.engine.speech_phrases(records, c.state) == ("Север", "Юг")
+    c(keys("3"))
+    assert dialog.engine.speech_phrases(records, c.state) == ()
