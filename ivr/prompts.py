@@ -1,7 +1,16 @@
-"""Prompt texts per language from ``audio_prompts/<lang>/prompts.json``, and recorded prompt files."""
+"""Prompt texts per language from ``audio_prompts/<lang>/prompts.json``, and recorded prompt files.
+
+A prompt names its parameters in braces: ``{value}``, ``{utility}``. A parameter that is a word
+from the prompt file (a ``Term`` such as ``utility_gas``) may name the grammatical form the
+sentence needs after a colon, ``{utility:gen}``; the form is the key ``utility_gas.gen`` of the
+same file. So the Russian pack says ``"utility_gas.gen": "газа"`` and ``"Введите показания
+счётчика {utility:gen}..."``, while English needs no forms and uses ``{utility}``. Form names are
+the language's own grammar (``gen`` genitive, ``dat`` dative, ``ins`` instrumental, ...).
+"""
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import string
 from pathlib import Path
@@ -12,10 +21,15 @@ from .dialog.actions import Digits, Say, Term
 
 PACKAGE_DIR = Path(audio_prompts.__file__).parent
 AUDIO_EXTENSIONS = (".wav", ".mp3")
+FORM_SEPARATOR = "."
+# Keys that are words spoken inside other prompts (``Term``s, the decimal point), not sentences.
+WORD_PREFIXES = ("utility_", "register_")
+WORDS = ("point",)
 
 
 class PromptError(KeyError):
-    pass
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 @functools.lru_cache(maxsize=32)
@@ -23,6 +37,61 @@ def _load(base: str, lang: str) -> dict[str, str]:
     path = Path(base) / lang / "prompts.json"
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def _is_word(key: str) -> bool:
+    return key in WORDS or key.startswith(WORD_PREFIXES)
+
+
+def _label(value) -> str:
+    """How a parameter value is named for a reviewer: ``gas``, ``1234.5``, ``3``."""
+    if isinstance(value, Term):
+        return value.key.split("_", 1)[-1]
+    if isinstance(value, Digits):
+        return value.value
+    return str(value)
+
+
+def parameter_samples() -> dict[str, tuple]:
+    """Values each prompt parameter takes in a call: every utility and register the records know,
+    and representative numbers. Used to render every prompt for review and in tests."""
+    from readings_store.models import REGISTERS, UTILITIES
+
+    # A tariff is named only for meters with several registers (a single register is not spoken).
+    registers = sorted({r for names in REGISTERS.values() if len(names) > 1 for r in names})
+    return {
+        "utility": tuple(Term(f"utility_{u}") for u in UTILITIES),
+        "register": tuple(Term(f"register_{r}") for r in registers),
+        "value": (Digits("1234"), Digits("1234.5")),
+        "count": (1, 2, 5),
+        "tail": (Digits("0427"),),
+        "name": ("Chișinău",),
+        "key": (1,),
+        "keys": (Digits("07"), Digits("12")),  # a two-digit menu key, said digit by digit
+    }
+
+
+class _Filler(string.Formatter):
+    """Fills a prompt's parameters: numbers spelled, words from the file in the form asked for."""
+
+    def __init__(self, prompts: "Prompts", lang: str, key: str):
+        self.prompts, self.lang, self.key = prompts, lang, key
+
+    def get_value(self, name, args, kwargs):
+        try:
+            return kwargs[name]
+        except KeyError:
+            raise PromptError(f"prompt {self.key!r} in {self.lang!r} needs parameter {name!r}") from None
+
+    def format_field(self, value, form: str) -> str:
+        if isinstance(value, Term):
+            return self.prompts.term(self.lang, value.key, form or None)
+        if form:
+            raise PromptError(f"prompt {self.key!r} in {self.lang!r} asks form {form!r} of a parameter "
+                              f"that is not a word ({value!r})")
+        if isinstance(value, Digits):
+            return self.prompts.spell(self.lang, value.value)
+        return str(value)
 
 
 class Prompts:
@@ -38,6 +107,35 @@ class Prompts:
         except KeyError:
             raise PromptError(f"prompt {key!r} missing for language {lang!r}") from None
 
+    def keys(self, lang: str) -> list[str]:
+        """The prompts of a language, in file order (without the grammatical forms of words)."""
+        return [k for k in self.texts(lang) if FORM_SEPARATOR not in k]
+
+    def sentences(self, lang: str) -> list[str]:
+        """The prompts spoken as sentences, in file order."""
+        return [k for k in self.keys(lang) if not _is_word(k)]
+
+    def words(self, lang: str) -> dict[str, dict[str, str]]:
+        """Words spoken inside sentences, each with its grammatical forms: {key: {form: text}}."""
+        out: dict[str, dict[str, str]] = {k: {} for k in self.keys(lang) if _is_word(k)}
+        for key, text in self.texts(lang).items():
+            base, _, form = key.partition(FORM_SEPARATOR)
+            if form and base in out:
+                out[base][form] = text
+        return out
+
+    def fields(self, lang: str, key: str) -> list[tuple[str, str | None]]:
+        """(parameter, form or None) in the order a prompt uses them."""
+        return [(name, spec or None) for _, name, spec, _ in string.Formatter().parse(self.text(lang, key))
+                if name is not None]
+
+    def term(self, lang: str, key: str, form: str | None = None) -> str:
+        """A word from the prompt file, in a grammatical form when one is named."""
+        word = self.text(lang, f"{key}{FORM_SEPARATOR}{form}" if form else key)
+        if not word.strip():
+            raise PromptError(f"word {key!r}{f' ({form})' if form else ''} is empty for language {lang!r}")
+        return word
+
     def spell(self, lang: str, value: str) -> str:
         """Digits one by one, with the language's word for the decimal point."""
         point = self.text(lang, "point")
@@ -46,15 +144,23 @@ class Prompts:
     def render(self, say: Say, call_lang: str) -> tuple[str, str]:
         """(language, text) of a prompt with its parameters filled in."""
         lang = say.lang or call_lang
-        params = {}
-        for name, value in say.params.items():
-            if isinstance(value, Digits):
-                params[name] = self.spell(lang, value.value)
-            elif isinstance(value, Term):
-                params[name] = self.text(lang, value.key)
-            else:
-                params[name] = str(value)
-        return lang, string.Formatter().vformat(self.text(lang, say.key), (), params)
+        text = self.text(lang, say.key)
+        return lang, _Filler(self, lang, say.key).vformat(text, (), dict(say.params))
+
+    def examples(self, lang: str, key: str, samples: dict[str, tuple] | None = None) -> list[tuple[str, Say]]:
+        """Every way a call can fill a prompt's parameters: (label, Say) pairs, one per combination."""
+        samples = parameter_samples() if samples is None else samples
+        names = set(name for name, _ in self.fields(lang, key))
+        missing = sorted(names - set(samples))
+        if missing:
+            raise PromptError(f"prompt {key!r} has parameters with no sample values: {', '.join(missing)}")
+        names = [n for n in samples if n in names]  # the same order in every language
+        out = []
+        for values in itertools.product(*(samples[n] for n in names)):
+            params = dict(zip(names, values))
+            label = " ".join(f"{n}={_label(v)}" for n, v in params.items())
+            out.append((label, Say(key, params)))
+        return out
 
     def recording(self, lang: str, key: str) -> Path | None:
         """A recorded file for a prompt without parameters, if one was put beside the texts."""

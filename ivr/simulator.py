@@ -47,7 +47,12 @@ def http_transport() -> Transport:
     session = requests.Session()
 
     def post(url: str, params: dict, headers: dict) -> tuple[int, str]:
-        response = session.post(url, data=params, headers=headers, timeout=30, allow_redirects=False)
+        try:
+            response = session.post(url, data=params, headers=headers, timeout=30, allow_redirects=False)
+        except requests.ConnectionError:
+            raise CallError(f"no server answers at {url}: is `ivr serve` running there?") from None
+        except requests.Timeout:
+            raise CallError(f"{url} did not answer within 30 s") from None
         return response.status_code, response.text
 
     return Transport(post)
@@ -82,8 +87,11 @@ class SimulatedCall:
         texts: list[str] = []
         for _hop in range(20):
             status, body = self.post(url, extra)
+            if status == 403:
+                raise CallError(f"{url} refused the call's signature (HTTP 403): the server's "
+                                "IVR_TWILIO_AUTH_TOKEN differs from this one")
             if status != 200:
-                raise CallError(f"{url} answered HTTP {status}: {body[:200]}")
+                raise CallError(f"{url} answered HTTP {status}")
             root = ET.fromstring(body)
             if root.tag != "Response":
                 raise CallError(f"not TwiML: {body[:200]}")

@@ -7,7 +7,8 @@ import pytest
 
 from ivr.prompts import Prompts
 
-KEYS = ("ask_region", "region_option", "region_two_digits", "region_assumed", "service_not_ready")
+KEYS = ("ask_region", "region_option", "region_option_two_digits", "region_two_digits", "region_assumed",
+        "service_not_ready")
 
 
 @pytest.mark.parametrize("key", KEYS)

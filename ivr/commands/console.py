@@ -33,7 +33,7 @@ def _read_password() -> str:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True, default="",
                                 show_default=False)
     else:
-        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        password = sys.stdin.readline().rstrip("\r\n")
     problem = password_problem(password)
     if problem:
         raise click.ClickException(f"{problem}; nothing was changed")

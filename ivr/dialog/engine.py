@@ -135,7 +135,8 @@ def _retry(records: Records, state: dict, ask, reason: str) -> Turn:
 def _give_up(records: Records, state: dict, *, reason: str) -> Turn:
     if state["step"] in ("account", "offer_account") and state["attempts"]:
         records.report_failed_identification(state["region_id"], state["attempts"], state.get("utterance_id"))
-    if state["step"] == "confirm" and state.get("value"):
+    kept = state["step"] == "confirm" and bool(state.get("value"))
+    if kept:
         # The caller gave a value but never confirmed it: an operator decides, nothing is lost.
         _save(records, state, status="pending_review", reason="not_confirmed")
     state["outcome"] = reason
@@ -144,7 +145,13 @@ def _give_up(records: Records, state: dict, *, reason: str) -> Turn:
         state["step"] = "transferred"
         return Turn(state, [Say("transfer"), Transfer(number)])
     state["step"] = "ended"
-    return Turn(state, [Say("after_hours"), *_summary(state), Say("goodbye"), Hangup()])
+    if kept:
+        # Say what becomes of that value, then count only the readings saved before it.
+        earlier = state["saved"][:-1]
+        closing = [Say("saved_for_review"), *([Say("saved_count", {"count": len(earlier)})] if earlier else [])]
+    else:
+        closing = [Say("after_hours"), *_summary(state)]
+    return Turn(state, [*closing, Say("goodbye"), Hangup()])
 
 
 def _summary(state: dict) -> list[Say]:
@@ -224,7 +231,8 @@ def _ask_region(records: Records, state: dict) -> Ask:
     # can end after two keys; the menu is then keypad-only, for the keypad's patient timeouts.
     wide = any(r.menu_key > 9 for r in regions)
     options = tuple(
-        Say("region_option", {"name": r.name_in(state["lang"]), "key": Digits(f"{r.menu_key:02d}") if wide else r.menu_key})
+        Say("region_option_two_digits", {"name": r.name_in(state["lang"]), "keys": Digits(f"{r.menu_key:02d}")})
+        if wide else Say("region_option", {"name": r.name_in(state["lang"]), "key": r.menu_key})
         for r in regions
     )
     intro = (Say("ask_region"), Say("region_two_digits")) if wide else (Say("ask_region"),)

@@ -377,7 +377,33 @@ def test_unanswered_confirmation_keeps_value_for_review():
     t = c(SILENCE)
     assert isinstance(t.actions[-1], Hangup)
     assert r.saved[0][:5] == (100, "total", "600", "pending_review", "not_confirmed")
-    assert "saved_count" in said(t)
+    # told that an operator will check the value, not that the request failed
+    assert said(t) == ["saved_for_review", "goodbye"]
+    assert c.state["outcome"] == "confirm_no_input"
+
+
+def test_unconfirmed_value_after_saved_readings_counts_only_the_earlier_ones():
+    r = FakeRecords(operator=None)
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("12*34#"))
+    c(keys("2")); c(keys("900#")); c(keys("1"))  # gas saved
+    c(keys("1")); c(keys("1")); c(keys("1")); c(keys("700#"))  # electricity, day: never confirmed
+    c(keys("7")); c(keys("8"))
+    t = c(keys("9"))
+    assert said(t) == ["saved_for_review", "saved_count", "goodbye"]
+    count = [a for a in t.actions if isinstance(a, Say) and a.key == "saved_count"][0]
+    assert count.params == {"count": 1}
+    assert [s[3:5] for s in r.saved] == [("accepted", None), ("pending_review", "not_confirmed")]
+
+
+def test_unconfirmed_value_in_working_hours_goes_to_operator():
+    r = FakeRecords(operator="+37322000111")
+    c = Caller(r)
+    c(keys("1")); c(keys("1")); c(keys("1001#")); c(keys("600#"))
+    c(SILENCE); c(SILENCE)
+    t = c(SILENCE)
+    assert said(t) == ["transfer"] and t.actions[-1] == Transfer("+37322000111")
+    assert r.saved[0][3:5] == ("pending_review", "not_confirmed")
 
 
 def test_typing_at_a_speech_step_switches_to_keypad_only():

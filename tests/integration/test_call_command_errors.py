@@ -1,0 +1,42 @@
+"""`ivr call` against a server that is not there, or that has another auth token: one clear line."""
+import socket
+import threading
+
+import pytest
+from click.testing import CliRunner
+from werkzeug.serving import make_server
+
+from ivr.cli import cli
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_no_server_is_one_clear_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
+    url = f"http://127.0.0.1:{_free_port()}"
+    result = CliRunner().invoke(cli, ["call", "--url", url, "--keys", "1"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [f"Error: no server answers at {url}/voice/incoming: "
+                                                  "is `ivr serve` running there?"]
+
+
+@pytest.fixture
+def live_server(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_token_mismatch_is_one_clear_line(live_server, monkeypatch):
+    monkeypatch.setenv("IVR_TWILIO_AUTH_TOKEN", "not-the-servers-token")
+    result = CliRunner().invoke(cli, ["call", "--url", live_server, "--keys", "1"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "HTTP 403" in lines[0] and "IVR_TWILIO_AUTH_TOKEN" in lines[0]
+    assert "<" not in lines[0]  # no HTML page

@@ -1,0 +1,233 @@
+"""Prompt packs: every prompt in every language, filled with every utility and register a call can
+produce, reads cleanly and uses the grammatical forms its sentence needs."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from ivr import dialog
+from ivr.config import LANGUAGES
+from ivr.dialog import Ask, Say
+from ivr.dialog.actions import Digits, Term
+from ivr.dialog.ports import AccountInfo, MeterInfo, RegionInfo
+from ivr.prompts import FORM_SEPARATOR, PACKAGE_DIR, PromptError, Prompts, parameter_samples
+from readings_store.models import UTILITIES
+from tests.dialog.test_engine import FakeRecords
+
+PROMPTS = Prompts()
+SAMPLES = parameter_samples()
+
+
+def problems(lang: str, text: str) -> list[str]:
+    """What a listener would notice: leftovers, empty slots, stray spaces or punctuation."""
+    found = []
+    if "{" in text or "}" in text:
+        found.append("placeholder left")
+    if text != text.strip() or "  " in text:
+        found.append("stray space")
+    if re.search(r"\s[,.;:!?]", text):
+        found.append("space before punctuation")
+    if re.search(r"[,.;:!?—]\s*[,.;:!?]", text):
+        found.append("doubled punctuation")
+    if re.search(r"[—-]\s*[—-]", text):
+        found.append("doubled dash")
+    if not re.search(r"[.!?]$", text):
+        found.append("no full stop at the end")
+    if "None" in text:
+        found.append("None spoken")
+    if lang != "en" and re.search(r"\d[.,]\d", text):
+        found.append("decimal number not spelled")
+    return found
+
+
+def every_rendering():
+    for lang in LANGUAGES:
+        for key in PROMPTS.sentences(lang):
+            for label, say in PROMPTS.examples(lang, key):
+                yield lang, key, label, PROMPTS.render(say, lang)[1]
+
+
+RENDERINGS = list(every_rendering())
+
+
+def rendered(lang: str, key: str, **labels) -> str:
+    """The rendering of a prompt for the given parameter labels (utility="gas", register="day")."""
+    want = " ".join(f"{k}={v}" for k, v in labels.items())
+    texts = [t for lg, k, label, t in RENDERINGS if lg == lang and k == key and all(
+        part in label.split() for part in want.split())]
+    assert texts, (lang, key, labels)
+    return texts[0]
+
+
+def test_every_prompt_with_every_parameter_reads_cleanly():
+    bad = [(lang, key, label, text, problems(lang, text)) for lang, key, label, text in RENDERINGS
+           if problems(lang, text)]
+    assert bad == []
+    # all the combinations are there: 5 utilities x 2 registers x 4 languages for the register question
+    assert len([r for r in RENDERINGS if r[1] == "ask_value_register"]) == len(UTILITIES) * 2 * len(LANGUAGES)
+
+
+def test_prompt_keys_and_parameters_match_in_all_languages():
+    reference = {key: {name for name, _ in PROMPTS.fields("en", key)} for key in PROMPTS.keys("en")}
+    for lang in LANGUAGES:
+        keys = PROMPTS.keys(lang)
+        assert set(keys) == set(reference), lang
+        for key in keys:
+            assert {name for name, _ in PROMPTS.fields(lang, key)} == reference[key], (lang, key)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_pack_is_well_formed(lang):
+    pairs = json.loads((PACKAGE_DIR / lang / "prompts.json").read_text(encoding="utf-8"), object_pairs_hook=list)
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), "a key appears twice"
+    for key, value in pairs:
+        assert isinstance(value, str) and value.strip() == value and value, key
+        if FORM_SEPARATOR in key:
+            base, form = key.split(FORM_SEPARATOR)
+            assert base in keys and form, f"form {key} of a word the pack does not have"
+
+
+# The forms a native speaker expects after "счётчик" / "лічильник" / "contorul de", and for tariffs.
+METER_OF = {
+    "ru": {"electricity": "счётчика электроэнергии", "cold_water": "счётчика холодной воды",
+           "hot_water": "счётчика горячей воды", "gas": "счётчика газа", "heat": "счётчика тепла"},
+    "uk": {"electricity": "лічильника електроенергії", "cold_water": "лічильника холодної води",
+           "hot_water": "лічильника гарячої води", "gas": "лічильника газу", "heat": "лічильника тепла"},
+    "ro": {"electricity": "contorului de energie electrică", "cold_water": "contorului de apă rece",
+           "hot_water": "contorului de apă caldă", "gas": "contorului de gaze",
+           "heat": "contorului de energie termică"},
+}
+MENU_METER = {
+    "ru": "Для счётчика {}",
+    "uk": "Для лічильника {}",
+    "ro": "Pentru contorul {}",
+}
+TARIFF = {
+    "ru": {"day": "по дневному тарифу", "night": "по ночному тарифу"},
+    "uk": {"day": "за денним тарифом", "night": "за нічним тарифом"},
+    "ro": {"day": "pentru tariful de zi", "night": "pentru tariful de noapte"},
+}
+# Dictionary forms that must not stand where the sentence needs another case.
+NOMINATIVE = {
+    "ru": {"electricity": "электроэнергия", "cold_water": "холодная вода", "hot_water": "горячая вода",
+           "gas": "газ", "heat": "тепло"},
+    "uk": {"electricity": "електроенергія", "cold_water": "холодна вода", "hot_water": "гаряча вода",
+           "gas": "газ", "heat": "тепло"},
+}
+
+
+@pytest.mark.parametrize("lang", ["ru", "uk", "ro"])
+@pytest.mark.parametrize("utility", UTILITIES)
+def test_utility_and_register_in_the_case_the_sentence_needs(lang, utility):
+    meter_of = METER_OF[lang][utility]
+    value = rendered(lang, "ask_value", utility=utility)
+    assert meter_of in value
+    for register, phrase in TARIFF[lang].items():
+        text = rendered(lang, "ask_value_register", utility=utility, register=register)
+        assert meter_of in text and phrase in text, text
+    words = meter_of.split(" ", 1)[1]
+    menu = rendered(lang, "meter_option", utility=utility)
+    assert MENU_METER[lang].format(words) in menu, menu
+    for text in (value, menu):
+        nominative = NOMINATIVE.get(lang, {}).get(utility)
+        assert not nominative or not re.search(rf"\b{nominative}\b", text), text
+
+
+def test_the_russian_value_question_reads_as_a_native_sentence():
+    assert rendered("ru", "ask_value_register", utility="electricity", register="day") == (
+        "Введите показания счётчика электроэнергии по дневному тарифу и нажмите решётку. "
+        "Вместо запятой нажмите звёздочку.")
+    assert rendered("ru", "read_back", value="1234.5") == "Вы ввели 1 2 3 4 запятая 5."
+
+
+def walk_engine_says() -> list[Say]:
+    """Every Say the engine produces on the way through a call with meters of every utility, one-
+    and two-register, two regions and a known caller."""
+    meters_one = [MeterInfo(100 + i, u, f"00{i}1", ("total",)) for i, u in enumerate(UTILITIES)]
+    meters_two = [MeterInfo(200 + i, u, f"00{i}2", ("day", "night")) for i, u in enumerate(UTILITIES)]
+    records = FakeRecords(
+        regions_list=[RegionInfo(1, 1, "North"), RegionInfo(2, 12, "South")],
+        phones={"+37360000001": [AccountInfo(20, 2, "2002", True)]},
+        accounts={(1, "1001"): AccountInfo(10, 1, "1001", True), (1, "1002"): AccountInfo(11, 1, "1002", True),
+                  (2, "2002"): AccountInfo(20, 2, "2002", True)},
+        meter_table={10: meters_one, 11: meters_two, 20: [meters_one[0]]},
+    )
+    says: list[Say] = []
+
+    def collect(turn):
+        for action in turn.actions:
+            if isinstance(action, Say):
+                says.append(action)
+            elif isinstance(action, Ask):
+                says.extend(action.prompts)
+        return turn
+
+    turn = collect(dialog.start(records, call_sid="CA1", caller="+37360000001", language="ro"))
+
+    def send(keys: str):
+        nonlocal turn
+        turn = collect(dialog.handle(records, turn.state, dialog.Event("digits", digits=keys)))
+
+    send("1"); send("2")  # refuse the offered account
+    send("1")  # region North
+    for account, meters, then in (("1001#", meters_one, "2"), ("1002#", meters_two, "3")):
+        send(account)
+        for index, meter in enumerate(meters):
+            send(str(index + 1))
+            if len(meter.registers) > 1:
+                send("1")
+            for _ in meter.registers:
+                send("600*5#"); send("1")
+            send("1" if index + 1 < len(meters) else then)  # another meter, another account, finish
+    assert turn.state["step"] == "ended" and len(records.saved) == 3 * len(UTILITIES)
+    return says
+
+
+def test_every_say_the_engine_makes_is_covered_and_renders_cleanly():
+    says = walk_engine_says()
+    seen = set()
+    for say in says:
+        for lang in LANGUAGES:
+            target = say.lang or lang
+            assert {n for n, _ in PROMPTS.fields(target, say.key)} == set(say.params), (say, target)
+            text = PROMPTS.render(say, lang)[1]
+            assert problems(target, text) == [], (say, text)
+        for name, value in say.params.items():
+            if isinstance(value, Term):
+                assert value in SAMPLES[name], f"{say.key}: {value} is not among the reviewed samples"
+                seen.add(value.key)
+            else:
+                spelled = {isinstance(v, Digits) for v in SAMPLES[name]}
+                assert spelled == {isinstance(value, Digits)}, (say.key, name, value)
+    # the walk reached every utility and both tariffs
+    assert seen == {f"utility_{u}" for u in UTILITIES} | {"register_day", "register_night"}
+    keys = {say.key for say in says}
+    assert {"meter_option", "ask_value", "ask_value_register", "read_back", "saved_count",
+            "offer_account", "region_option_two_digits", "language_option"} <= keys  # region keys 1 and 12
+
+
+def test_render_errors_name_the_prompt_and_language(tmp_path):
+    (tmp_path / "xx").mkdir()
+    (tmp_path / "xx" / "prompts.json").write_text(json.dumps({
+        "ask": "Counter of {utility:gen}.",
+        "bad": "Number {count:gen}.",
+        "utility_gas": "gas",
+        "point": "point",
+    }), encoding="utf-8")
+    prompts = Prompts(tmp_path)
+    with pytest.raises(PromptError, match="'utility_gas.gen' missing for language 'xx'"):
+        prompts.render(Say("ask", {"utility": Term("utility_gas")}), "xx")
+    with pytest.raises(PromptError, match="'ask' in 'xx' needs parameter 'utility'"):
+        prompts.render(Say("ask"), "xx")
+    with pytest.raises(PromptError, match="asks form 'gen' of a parameter that is not a word"):
+        prompts.render(Say("bad", {"count": 3}), "xx")
+    with pytest.raises(PromptError, match="no sample values: count"):
+        prompts.examples("xx", "bad", {})
+
+
+def test_plain_word_and_digits_fill_without_forms():
+    assert PROMPTS.render(Say("meter_option", {"key": 2, "utility": Term("utility_gas"), "tail": Digits("07")}),
+                          "en") == ("en", "For gas, meter ending in 0 7, press 2.")
