@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import geocoder
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .models import UTILITIES, Account, Call, Region, ReviewTask, SubmissionWindow
@@ -345,7 +346,12 @@ def _apply(session: Session, region: Region, checked: _Checked) -> None:
                 region.windows.append(SubmissionWindow(utility=utility, start_day=window[0], end_day=window[1]))
             else:
                 existing.start_day, existing.end_day = window
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        # Checked above; only a change saved at the same moment by someone else gets here.
+        raise RegionError("another change to the regions was saved at the same time (the code or menu key "
+                          "is now taken); look again and retry") from None
 
 
 def _audit(session: Session, action: str, region: Region, actor: dict | None, before=None, after=None) -> None:

@@ -228,3 +228,24 @@ def test_migration_adds_the_settings_to_an_existing_database(empty_database_url)
     engine = make_engine(url)
     assert "names" not in {c["name"] for c in inspect(engine).get_columns("regions")}
     engine.dispose()
+
+
+def test_a_key_taken_at_the_same_moment_is_a_clear_error(db, sessions, chi, monkeypatch):
+    """Two administrators at once: the check passed before the other change was committed, so
+    the database's unique key refuses it, and that is a clear error rather than a crash."""
+    from readings_store import regions as module
+
+    create_region(db, "BAL", "Bălți", menu_key=2)
+    db.commit()
+    other = sessions()
+    try:
+        # As if the check had run before BAL took key 2.
+        monkeypatch.setattr(module, "_check", lambda session, region, settings: module._Checked({"menu_key": 2},
+                                                                                                None, None))
+        with pytest.raises(RegionError, match="saved at the same time"):
+            update_region(other, get_region(other, "CHI"), menu_key=2)
+        other.rollback()
+    finally:
+        other.close()
+    db.expire_all()
+    assert get_region(db, "CHI").menu_key == 1
