@@ -116,7 +116,7 @@ def list_cmd() -> None:
 @click.argument("code")
 @_setting_options
 def add(code: str, **kw) -> None:
-    """Add a region (by default it has no menu key: give one with --menu-key)."""
+    """Add a region (offered on the phone once it has a --menu-key)."""
     from readings_store.regions import create_region
 
     settings = _settings(kw)
@@ -146,7 +146,7 @@ def set_cmd(code: str, new_code: str | None, **kw) -> None:
 @regions.command("remove")
 @click.argument("code")
 def remove(code: str) -> None:
-    """Delete a region nothing refers to (one with accounts or call history is refused)."""
+    """Delete a region without accounts, calls or review items."""
     from readings_store.regions import get_region, remove_region
 
     _apply(lambda session: remove_region(session, get_region(session, code)))
