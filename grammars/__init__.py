@@ -5,7 +5,7 @@ Twilio hints, and parsers for what callers say. It imports nothing else of the p
 """
 from ._lexicon import LANGUAGES, UnknownLanguage
 from .numbers import NumberParse, parse_number
-from .replies import classify_reply, match_register, match_utility
+from .replies import classify_reply, match_phrase, match_register, match_utility
 from .vosk_grammar import KINDS, build_grammar, grammar_json, hints, vocabulary
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "classify_reply",
     "grammar_json",
     "hints",
+    "match_phrase",
     "match_register",
     "match_utility",
     "parse_number",

@@ -57,3 +57,16 @@ def match_utility(text: str, lang: str) -> str | None:
 def match_register(text: str, lang: str) -> str | None:
     """"day", "night", or None (neither, or both named)."""
     return _unique(text, lang, load(check_language(lang)).registers)
+
+
+def match_phrase(text: str, lang: str, phrases) -> str | None:
+    """The one of ``phrases`` (names offered by the question, e.g. regions) said in ``text``, as
+    given; None if none, or several, are heard."""
+    table = {}
+    for phrase in phrases:
+        keys = tuple(key(t, lang) for t in tokenize(phrase, lang))
+        if keys:
+            table.setdefault(keys, set()).add(phrase)
+    found = {p for _, _, label in find_phrases([key(t, lang) for t in tokenize(text, lang)],
+                                               {k: frozenset(v) for k, v in table.items()}) for p in label}
+    return found.pop() if len(found) == 1 else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from ._lexicon import UNK, Pack, check_language, key, load, normalize
+from ._lexicon import UNK, Pack, check_language, key, load, normalize, tokenize
 
 KINDS: tuple[str, ...] = ("digits", "number", "yes_no", "menu")
 
@@ -54,9 +54,15 @@ def _items(lang: str, kind: str) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def build_grammar(lang: str, kind: str) -> list[str]:
-    """Phrase list for ``KaldiRecognizer(model, rate, json.dumps(list))``; ends with "[unk]"."""
-    return _items(lang, kind) + [UNK]
+def _extra(lang: str, phrases) -> list[str]:
+    """A question's own phrases (region names) in the grammar's written form: lower case, words only."""
+    return [" ".join(tokenize(p, lang)) for p in phrases if tokenize(p, lang)]
+
+
+def build_grammar(lang: str, kind: str, extra=()) -> list[str]:
+    """Phrase list for ``KaldiRecognizer(model, rate, json.dumps(list))``; ends with "[unk]".
+    ``extra``: phrases only this question offers (names of regions), added to the kind's words."""
+    return list(dict.fromkeys(_items(lang, kind) + _extra(check_language(lang), extra))) + [UNK]
 
 
 def grammar_json(lang: str, kind: str) -> str:
@@ -73,7 +79,7 @@ def vocabulary(lang: str) -> set[str]:
     return {w for kind in KINDS for phrase in _items(lang, kind) for w in phrase.split()}
 
 
-def hints(lang: str, kind: str) -> str:
+def hints(lang: str, kind: str, extra=()) -> str:
     """Comma-separated phrases for Twilio ``<Gather hints=...>``.
 
     Spelling variants that only differ in Romanian diacritics are given once: they are the
@@ -81,7 +87,8 @@ def hints(lang: str, kind: str) -> str:
     """
     seen: set[str] = set()
     out: list[str] = []
-    for phrase in _items(lang, kind):
+    # The question's own phrases first: Twilio weighs hints, and these are the rarest words.
+    for phrase in [*(p.strip() for p in extra if p.strip()), *_items(lang, kind)]:
         k = " ".join(key(w, lang) for w in phrase.split())
         if k not in seen:
             seen.add(k)

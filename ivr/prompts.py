@@ -67,6 +67,7 @@ def parameter_samples() -> dict[str, tuple]:
         "tail": (Digits("0427"),),
         "name": ("Chișinău",),
         "key": (1,),
+        "keys": (Digits("07"), Digits("12")),  # a two-digit menu key, said digit by digit
     }
 
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from readings_store import regions as region_settings
 from readings_store import rules, service
 from readings_store.models import DEFAULT_TIMEZONE, DEFAULT_WORK_HOURS, Account, Call, Meter, Region, ReviewTask, utcnow
 
@@ -20,6 +21,10 @@ def _account_info(account: Account) -> AccountInfo:
                        number_tail=account.keypad_key.replace("*", "")[-TAIL:], active=account.active)
 
 
+def _region_info(region: Region) -> RegionInfo:
+    return RegionInfo(id=region.id, menu_key=region.menu_key, name=region.name, names=dict(region.names or {}))
+
+
 class SqlRecords:
     def __init__(self, session: Session, config: Config, call: Call):
         self.session = session
@@ -28,7 +33,11 @@ class SqlRecords:
 
     def regions(self) -> list[RegionInfo]:
         rows = self.session.scalars(select(Region).where(Region.menu_key.is_not(None)).order_by(Region.menu_key))
-        return [RegionInfo(id=r.id, menu_key=r.menu_key, name=r.name) for r in rows]
+        return [_region_info(r) for r in rows]
+
+    def region_for_caller(self, phone: str | None) -> RegionInfo | None:
+        found = region_settings.region_for_caller(self.session, phone)
+        return _region_info(found[0]) if found else None
 
     def accounts_for_phone(self, phone: str | None) -> list[AccountInfo]:
         return [_account_info(a) for a in service.accounts_for_phone(self.session, phone)]

@@ -219,16 +219,17 @@ class SpeechSteps:
                                auth_token=self.config.twilio_auth_token, budget=self.config.recording_fetch_budget,
                                allowed=prefixes, max_bytes=self.config.recording_max_bytes)
 
-    def from_recording(self, lang: str, kind: str, url: str, attempt: int) -> Heard:
+    def from_recording(self, lang: str, kind: str, url: str, attempt: int, phrases: tuple[str, ...] = ()) -> Heard:
         """A recorded answer, recognised. One that cannot be used (not fetched in time, not
-        decodable) is heard as not understood: the step asks again, and any audio is kept."""
+        decodable) is heard as not understood: the step asks again, and any audio is kept.
+        ``phrases``: names only this question offers (regions), added to the grammar."""
         try:
             audio = self.fetch(url)
         except RecordingUnavailable as exc:
             log.warning("recording %s not fetched: %s", url[-40:], exc)
             return _unusable()
         try:
-            recognition = self._recognize(lang, kind, audio)
+            recognition = self._recognize(lang, kind, audio, phrases)
         except ValueError as exc:  # speech.audio.AudioError: not audio, truncated, too long
             log.warning("recording %s could not be decoded: %s", url[-40:], exc)
             return _unusable(audio)  # kept, so an operator can still listen
@@ -239,7 +240,7 @@ class SpeechSteps:
             log.error("recording %s could not be recognised on this server: %s", url[-40:], exc)
             return _unusable(audio)
         heard = self._interpret(lang, kind, recognition.text, recognition.min_confidence, attempt,
-                                has_unk=recognition.has_unk,
+                                has_unk=recognition.has_unk, phrases=phrases,
                                 disagree=confidence.alternatives_disagree(
                                     recognition, lambda t: grammars.parse_number(t, lang).best))
         heard.engine, heard.audio = "vosk", audio
@@ -248,7 +249,8 @@ class SpeechSteps:
         heard.alternatives = [{"text": t, "confidence": c} for t, c in recognition.alternatives]
         return heard
 
-    def from_twilio(self, lang: str, kind: str, text: str, reported_confidence: str | None, attempt: int) -> Heard:
+    def from_twilio(self, lang: str, kind: str, text: str, reported_confidence: str | None, attempt: int,
+                    phrases: tuple[str, ...] = ()) -> Heard:
         try:
             conf = float(reported_confidence) if reported_confidence not in (None, "") else 0.0
         except ValueError:
@@ -256,12 +258,13 @@ class SpeechSteps:
         if not math.isfinite(conf):  # "NaN" would compare False with every threshold: accepted
             conf = 0.0
         conf = min(max(conf, 0.0), 1.0)
-        heard = self._interpret(lang, kind, text[:500], conf if text else 0.0, attempt, has_unk=False, disagree=False)
+        heard = self._interpret(lang, kind, text[:500], conf if text else 0.0, attempt, has_unk=False, disagree=False,
+                                phrases=phrases)
         heard.engine = "twilio"
         return heard
 
-    def _recognize(self, lang: str, kind: str, audio: bytes):
-        words = grammars.build_grammar(lang, kind)
+    def _recognize(self, lang: str, kind: str, audio: bytes, phrases: tuple[str, ...] = ()):
+        words = grammars.build_grammar(lang, kind, phrases)
         if self._recognizer is not None:
             return self._recognizer(lang, words, audio)
         from speech.audio import decode_audio
@@ -271,17 +274,18 @@ class SpeechSteps:
         return recognize(self.pool.get(lang), pcm, grammar=words, sample_rate=16000)
 
     def _interpret(self, lang: str, kind: str, text: str, min_conf: float, attempt: int, *,
-                   has_unk: bool, disagree: bool) -> Heard:
+                   has_unk: bool, disagree: bool, phrases: tuple[str, ...] = ()) -> Heard:
         parsed = grammars.parse_number(text, lang)
         intent = grammars.classify_reply(text, lang) if kind in MENU_KINDS else None
         utility = grammars.match_utility(text, lang) if kind == "menu" else None
         register = grammars.match_register(text, lang) if kind == "menu" else None
-        understood = parsed.best is not None or intent or utility or register
+        phrase = grammars.match_phrase(text, lang, phrases) if kind == "menu" and phrases else None
+        understood = parsed.best is not None or intent or utility or register or phrase
         if understood and kind in MENU_KINDS and min_conf < self.thresholds.review:
             # A menu choice barely heard is no choice: the menu steps act on it directly (a
             # mumbled "yes" would store the reading), so it is asked again instead.
             parsed = dataclasses.replace(parsed, best=None)
-            intent = utility = register = None
+            intent = utility = register = phrase = None
             understood = False
         decision = confidence.decide(
             min_word_confidence=min_conf if understood else 0.0,
@@ -293,6 +297,6 @@ class SpeechSteps:
             thresholds=self.thresholds,
         ).value
         speech = SpeechInput(text=text, value=parsed.best, intent=intent, utility=utility, register=register,
-                             decision=decision)
+                             phrase=phrase, decision=decision)
         return Heard(speech=speech, engine="", transcript=text, candidates=list(parsed.candidates),
                      confidence=min_conf)

@@ -69,7 +69,7 @@ class TwimlRenderer:
             options.update(action_on_empty_result=True)
         if engine == "twilio":
             options.update(input="dtmf speech", language=self.config.say_languages.get(lang),
-                           hints=grammars.hints(lang, ask.speech), speech_timeout="auto")
+                           hints=grammars.hints(lang, ask.speech, ask.phrases), speech_timeout="auto")
         gather = Gather(**options)
         for say in ask.prompts:
             self._speak(gather, say, lang)

@@ -194,11 +194,14 @@ def _hear(call: Call, step: str):
     attempt = state.get("tries", 0) + 1
     speech = ivr().speech
     lang = state.get("lang", "en")
+    # Names the question offers (regions), heard beside the kind's words.
+    phrases = dialog.engine.speech_phrases(SqlRecords(g.db, ivr().config, call), state)
     if request.form.get("SpeechResult") is not None and not request.form.get("Digits"):
-        return speech.from_twilio(lang, kind, request.form["SpeechResult"], request.form.get("Confidence"), attempt)
+        return speech.from_twilio(lang, kind, request.form["SpeechResult"], request.form.get("Confidence"), attempt,
+                                  phrases)
     url = request.form.get("RecordingUrl")
     if url and request.form.get("Digits", "#") in ("", "#", "hangup"):
-        return speech.from_recording(lang, kind, url, attempt)
+        return speech.from_recording(lang, kind, url, attempt, phrases)
     return None
 
 

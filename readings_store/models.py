@@ -122,12 +122,19 @@ class Region(Base):
     work_end: Mapped[dt.time] = mapped_column(Time, default=DEFAULT_WORK_HOURS[1])
     work_days: Mapped[str] = mapped_column(String(7), default=DEFAULT_WORK_HOURS[2])
     operator_number: Mapped[str | None] = mapped_column(String(32))
-    # Key the caller presses in the region menu.
+    # Key the caller presses in the region menu (none: not offered on the phone).
     menu_key: Mapped[int | None] = mapped_column(Integer, unique=True)
+    # The name per call language ({"ru": "Кишинёв", ...}); ``name`` is said when one is missing.
+    names: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
+    # Caller ID prefixes (E.164, e.g. "+37322") that place a caller in this region.
+    phone_prefixes: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     accounts: Mapped[list[Account]] = relationship(back_populates="region")
-    windows: Mapped[list[SubmissionWindow]] = relationship(back_populates="region")
+    windows: Mapped[list[SubmissionWindow]] = relationship(back_populates="region", cascade="all, delete-orphan")
+
+    def name_in(self, lang: str | None) -> str:
+        return (self.names or {}).get(lang or "") or self.name
 
 
 class Account(Base):

@@ -206,7 +206,7 @@ def test_every_say_the_engine_makes_is_covered_and_renders_cleanly():
     assert seen == {f"utility_{u}" for u in UTILITIES} | {"register_day", "register_night"}
     keys = {say.key for say in says}
     assert {"meter_option", "ask_value", "ask_value_register", "read_back", "saved_count",
-            "offer_account", "region_option", "language_option"} <= keys
+            "offer_account", "region_option_two_digits", "language_option"} <= keys  # region keys 1 and 12
 
 
 def test_render_errors_name_the_prompt_and_language(tmp_path):

@@ -9,4 +9,4 @@ from flask import Blueprint
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static")
 
-from . import auth, views  # noqa: E402,F401  (routes and request hooks register on ``bp``)
+from . import auth, region_pages, views  # noqa: E402,F401  (routes and request hooks register on ``bp``)

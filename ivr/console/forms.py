@@ -57,3 +57,31 @@ class LinkForm(ConsoleForm):
 class CloseForm(ConsoleForm):
     reason = TextAreaField("Reason", validators=[DataRequired(message="Closing needs a reason."),
                                                  Length(max=REASON_MAX)])
+
+
+class RegionForm(ConsoleForm):
+    """Every setting of a region, as text: ``readings_store.regions`` checks and applies them."""
+
+    code = StringField("Code", validators=[Length(max=64)])
+    name = StringField("Default name", validators=[Length(max=300)])
+    name_ro = StringField("Name in Romanian", validators=[Length(max=300)])
+    name_ru = StringField("Name in Russian", validators=[Length(max=300)])
+    name_uk = StringField("Name in Ukrainian", validators=[Length(max=300)])
+    name_en = StringField("Name in English", validators=[Length(max=300)])
+    menu_key = StringField("Menu key (1-99, empty: not offered)", validators=[Length(max=8)])
+    timezone = StringField("Time zone", validators=[Length(max=80)])
+    work_days = StringField("Working days (ISO, 1=Monday)", validators=[Length(max=20)])
+    work_start = StringField("Working hours from", validators=[Length(max=8)])
+    work_end = StringField("Working hours to", validators=[Length(max=8)])
+    operator_number = StringField("Operator number (E.164)", validators=[Length(max=40)])
+    phone_prefixes = StringField("Caller ID prefixes (comma-separated)", validators=[Length(max=500)])
+    window_all = StringField("Window for every utility", validators=[Length(max=16)])
+    window_electricity = StringField("Window: electricity", validators=[Length(max=16)])
+    window_cold_water = StringField("Window: cold water", validators=[Length(max=16)])
+    window_hot_water = StringField("Window: hot water", validators=[Length(max=16)])
+    window_gas = StringField("Window: gas", validators=[Length(max=16)])
+    window_heat = StringField("Window: heating", validators=[Length(max=16)])
+
+
+class RemoveRegionForm(ConsoleForm):
+    pass

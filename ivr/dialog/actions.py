@@ -30,7 +30,8 @@ class Ask:
     """Say the prompts while listening; the answer comes back as an event for ``step``.
 
     ``expect`` is "choice" (one key), "number" (keys until #) or "yes_no" (1/2); ``speech`` names
-    the grammar kind to listen with when the call's language has a speech engine, or None.
+    the grammar kind to listen with when the call's language has a speech engine, or None;
+    ``phrases`` are names only this question offers (regions), heard beside the kind's words.
     """
 
     step: str
@@ -38,6 +39,7 @@ class Ask:
     expect: str = "choice"
     max_digits: int = 1
     speech: str | None = None
+    phrases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """The call flow: language → region → account → meter → register → value → confirm → next.
 
+The region is skipped when the caller's account is on file or only one region is offered; when the
+caller ID suggests one, it is said aloud and one key leads to the region menu instead. With no
+region to offer, the call goes to an operator or is told that the service is not ready yet.
+
 ``start`` opens a call, ``handle`` takes one event for the step the caller was last asked and
 returns a ``Turn``: the new state (a JSON-able dict, stored by the transport between webhooks)
 and the actions to perform, always ending with an ``Ask``, a ``Transfer`` or a ``Hangup``.
@@ -20,6 +24,8 @@ NUMBER_STEPS = ("account", "value")
 # (transports read it too, to know how to recognise an answer to that step).
 SPEECH_KINDS = {"region": "menu", "offer_account": "yes_no", "account": "digits", "meter": "menu",
                 "register": "menu", "value": "number", "confirm": "yes_no", "next": "menu"}
+# The key that leaves a region assumed from the caller ID for the region menu (1 continues).
+CHANGE_REGION_KEY = "9"
 MAX_ACCOUNT_KEYS = 20
 MAX_VALUE_KEYS = 16
 # Answers that tell the caller something about the account's readings: a refusal by these rules,
@@ -42,6 +48,7 @@ class SpeechInput:
     intent: str | None = None  # yes | no | repeat | operator
     utility: str | None = None  # a utility named in a menu answer ("gas")
     register: str | None = None  # day | night, named in a menu answer
+    phrase: str | None = None  # one of the question's own phrases (a region's name), as offered
     decision: str = "accept"  # accept | confirm | retry | review
     utterance_id: int | None = None
 
@@ -197,30 +204,83 @@ def _after_language(records: Records, state: dict) -> Turn:
 
 
 def _to_region_or_account(records: Records, state: dict) -> Turn:
+    if state["region_id"] is not None:
+        return _enter(records, state, "account")
     regions = records.regions()
-    if state["region_id"] is None and len(regions) == 1:
+    if not regions:
+        return _no_regions(records, state)
+    if len(regions) == 1:
         state["region_id"] = regions[0].id
-    return _enter(records, state, "account" if state["region_id"] is not None else "region")
+        return _enter(records, state, "account")
+    guess = records.region_for_caller(state["caller"])
+    if guess is not None and any(r.id == guess.id for r in regions):
+        # Said aloud, with one key to choose another: a caller ID can be misleading.
+        state["region_id"] = guess.id
+        return _enter(records, state, "region_assumed")
+    return _enter(records, state, "region")
+
+
+def _no_regions(records: Records, state: dict) -> Turn:
+    """No region can be offered (none has a menu key yet): an operator if one is on duty, else
+    the caller is told the service is not ready; never an empty menu."""
+    state["outcome"] = "no_regions"
+    number = records.operator_number(None)
+    if number:
+        state["step"] = "transferred"
+        return Turn(state, [Say("transfer"), Transfer(number)])
+    state["step"] = "ended"
+    return Turn(state, [Say("service_not_ready"), Say("goodbye"), Hangup()])
 
 
 # --- region ------------------------------------------------------------------------------------
 
 def _ask_region(records: Records, state: dict) -> Ask:
     regions = sorted(records.regions(), key=lambda r: r.menu_key)
-    options = tuple(Say("region_option", {"name": r.name, "key": r.menu_key}) for r in regions)
+    # With keys above 9 every key is said and typed as two digits ("0 3", "1 2"), so the Gather
+    # can end after two keys; the menu is then keypad-only, for the keypad's patient timeouts.
     wide = any(r.menu_key > 9 for r in regions)
-    return Ask("region", (Say("ask_region"), *options), expect="number" if wide else "choice",
-               max_digits=2 if wide else 1, speech=SPEECH_KINDS["region"])
+    options = tuple(
+        Say("region_option_two_digits", {"name": r.name_in(state["lang"]), "keys": Digits(f"{r.menu_key:02d}")})
+        if wide else Say("region_option", {"name": r.name_in(state["lang"]), "key": r.menu_key})
+        for r in regions
+    )
+    intro = (Say("ask_region"), Say("region_two_digits")) if wide else (Say("ask_region"),)
+    return Ask("region", (*intro, *options), expect="choice", max_digits=2 if wide else 1,
+               speech=None if wide else SPEECH_KINDS["region"],
+               phrases=tuple(dict.fromkeys(r.name_in(state["lang"]) for r in regions)))
 
 
 def _on_region(records: Records, state: dict, event: Event) -> Turn:
     key = _choice(event)
-    match = [r for r in records.regions() if key and key.isdigit() and r.menu_key == int(key)]
+    regions = records.regions()
+    named = event.speech.phrase if event.speech else None
+    if named:
+        # A region's name said in the call's language picks it, when no other region has that name.
+        by_name = [r for r in regions if r.name_in(state["lang"]) == named]
+        key = str(by_name[0].menu_key) if len(by_name) == 1 else key
+    match = [r for r in regions if key and key.isdigit() and r.menu_key == int(key)]
     if not match:
         return _retry(records, state, _ask_region,
                       "no_input" if event.kind == "timeout" else "invalid_choice")
     state["region_id"] = match[0].id
     return _enter(records, state, "account")
+
+
+def _ask_region_assumed(records: Records, state: dict) -> Ask:
+    region = next((r for r in records.regions() if r.id == state["region_id"]), None)
+    name = region.name_in(state["lang"]) if region else ""
+    return Ask("region_assumed", (Say("region_assumed", {"name": name, "key": CHANGE_REGION_KEY}),),
+               expect="choice")
+
+
+def _on_region_assumed(records: Records, state: dict, event: Event) -> Turn:
+    key = _choice(event)
+    if event.kind == "timeout" or key == "1":
+        return _enter(records, state, "account")  # silence keeps the assumed region
+    if key == CHANGE_REGION_KEY:
+        state["region_id"] = None
+        return _enter(records, state, "region")
+    return _retry(records, state, _ask_region_assumed, "invalid_choice")
 
 
 # --- account -----------------------------------------------------------------------------------
@@ -472,6 +532,7 @@ def _ended(records: Records, state: dict, event: Event) -> Turn:
 _ASKERS = {
     "language": _ask_language,
     "region": _ask_region,
+    "region_assumed": _ask_region_assumed,
     "offer_account": _ask_offer,
     "account": _ask_account,
     "meter": _ask_meter,
@@ -493,6 +554,7 @@ def _enter(records: Records, state: dict, step: str, *, keep_tries: bool = False
 _HANDLERS = {
     "language": _on_language,
     "region": _on_region,
+    "region_assumed": _on_region_assumed,
     "offer_account": _on_offer,
     "account": _on_account,
     "meter": _on_meter,
@@ -509,3 +571,9 @@ def reask(records: Records, state: dict) -> Ask | None:
     """The question for the current step again (used by a transport's fallback URL)."""
     asker = _ASKERS.get(state.get("step"))
     return asker(records, state) if asker else None
+
+
+def speech_phrases(records: Records, state: dict) -> tuple[str, ...]:
+    """The names the current question offers (regions), for the recogniser to listen for."""
+    ask = reask(records, state) if state.get("step") == "region" else None
+    return ask.phrases if ask else ()

@@ -1,7 +1,7 @@
 """What the engine needs from the records, as a protocol the transport implements."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -10,6 +10,10 @@ class RegionInfo:
     id: int
     menu_key: int
     name: str
+    names: dict = field(default_factory=dict)  # the name per call language, when set
+
+    def name_in(self, lang: str | None) -> str:
+        return self.names.get(lang or "") or self.name
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,11 @@ class MeterInfo:
 
 
 class Records(Protocol):
-    def regions(self) -> list[RegionInfo]: ...
+    def regions(self) -> list[RegionInfo]:
+        """The regions a caller can choose, in menu order (each has a key)."""
+
+    def region_for_caller(self, phone: str | None) -> RegionInfo | None:
+        """The region the caller ID suggests (configured prefix, else the number's place), if any."""
 
     def accounts_for_phone(self, phone: str | None) -> list[AccountInfo]: ...
 
@@ -57,7 +65,8 @@ class Records(Protocol):
                      key: str, utterance_id: int | None) -> None: ...
 
     def operator_number(self, region_id: int | None) -> str | None:
-        """The number to transfer to if an operator is on duty now, else None."""
+        """The number to transfer to if an operator is on duty now, else None (for no region:
+        the configured fallback operator, in default working hours)."""
 
     def report_failed_identification(self, region_id: int | None, attempts: list[str],
                                      utterance_id: int | None) -> None: ...

@@ -24,7 +24,8 @@ def test_every_console_url_needs_login(nocsrf, client, pending):
     for rule in rules:
         url = rule.rule.replace("<int:task_id>", str(pending["task"].id)) \
             .replace("<int:utterance_id>", str(pending["utterance"].id)) \
-            .replace("<int:account_id>", str(pending["account"].id))
+            .replace("<int:account_id>", str(pending["account"].id)) \
+            .replace("<int:region_id>", str(pending["region"].id))
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             response = client.open(url, method=method)
             assert response.status_code == 302, (method, url)

@@ -111,3 +111,47 @@ def test_operator_corrects_a_reading_after_listening(server, browser, db, config
     assert str(new.value) == "1200" and new.supersedes_id is None  # nothing billing saw in the period
     assert db.get(Reading, seeded["reading"].id).status == "superseded"
     assert db.get(Reading, older["reading"].id).status == "accepted"
+
+
+def test_admin_edits_a_region_on_the_regions_page(server, browser, db):
+    from readings_store.regions import create_region, describe, get_region
+
+    make_operator(db, username="ada", role="admin")
+    create_region(db, "CHI", "Chișinău", menu_key=1, names={"ro": "Chișinău", "ru": "Кишинёв", "en": "Chisinau"},
+                  phone_prefixes="+37322", operator_number="+37322123456",
+                  windows={"water": "20-25", "electricity": "15-end"})
+    create_region(db, "BAL", "Bălți", menu_key=2, names={"ru": "Бельцы"}, phone_prefixes="+373231")
+    create_region(db, "ORH", "Orhei")  # imported, no menu key yet
+    db.commit()
+    page = browser.new_page(viewport={"width": 1400, "height": 700})
+    page.set_default_timeout(10_000)
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server + "/console/login")
+    page.fill("input[name=username]", "ada")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]:has-text('Log in')")
+    page.wait_for_url("**/console/queue")
+    page.click("header nav a:has-text('Regions')")
+    page.wait_for_url("**/console/admin/regions")
+    page.click("#regions a:has-text('ORH')")
+    # A key another region holds is refused with the reason, and the form keeps what was typed.
+    page.fill("input[name='region-menu_key']", "2")
+    page.fill("input[name='region-name_ru']", "Оргеев")
+    page.click("#region-form button[type=submit]")
+    assert "menu key 2 is already used by region BAL (Bălți)" in page.inner_text("#region-error")
+    assert page.input_value("input[name='region-name_ru']") == "Оргеев"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "region-edit.png"), full_page=True)
+    page.fill("input[name='region-menu_key']", "3")
+    page.fill("input[name='region-phone_prefixes']", "+373235")
+    page.fill("input[name='region-window_all']", "1-end")
+    page.click("#region-form button[type=submit]")
+    page.wait_for_url("**/console/admin/regions")
+    assert "Region ORH saved." in page.content()
+    page.screenshot(path=str(ARTIFACTS / "regions.png"), full_page=True)
+    assert not errors
+    db.expire_all()
+    orh = describe(get_region(db, "ORH"))
+    assert (orh["menu_key"], orh["names"], orh["phone_prefixes"], orh["windows"]) == \
+        (3, {"ru": "Оргеев"}, ["+373235"], {"all": "1-end"})

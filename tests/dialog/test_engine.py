@@ -35,9 +35,13 @@ class FakeRecords:
     refused: list = field(default_factory=list)
     probe_limit: int = 5
     replace_reason: str | None = None
+    caller_regions: dict = field(default_factory=dict)  # phone -> RegionInfo the caller ID suggests
 
     def regions(self):
         return list(self.regions_list)
+
+    def region_for_caller(self, phone):
+        return self.caller_regions.get(phone)
 
     def accounts_for_phone(self, phone):
         return self.phones.get(phone, [])

@@ -1,7 +1,7 @@
 """value refusals: values the phone line refused, counted per account and period
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-22 06:00:00
 """
 from alembic import op
@@ -10,7 +10,7 @@ import readings_store.models
 
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
