@@ -180,3 +180,27 @@ def test_pocketsphinx_engine_is_english_only(capsys):
     with pytest.raises(SystemExit):
         sa.main(["--lang", "ru"])
     assert "English only" in capsys.readouterr().err
+
+
+def test_one_spelling_per_sound_keeps_confidence_whole(tmp_path):
+    """Both "oh" and "o" in a grammar halve the posterior of a spoken "oh" (the same sound):
+    under the re-ask threshold however clearly it was said. The grammar now has one of them."""
+    _needs_real_speech()
+    import shutil
+    import subprocess
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    wav = tmp_path / "oh.wav"
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "120", "-w", str(wav), "one oh five"], check=True)
+    grammar = sa.build_grammar("en", "digits")
+    assert "oh" in grammar and "o" not in grammar
+
+    def oh_confidence(words):
+        rec = sa.PocketsphinxRecognizer()("en", words, wav.read_bytes())  # fresh: no state carried
+        assert sa.parse_number(rec.text, "en").best == "105", rec.text
+        return next(w.confidence for w in rec.words if w.text in ("oh", "o"))
+
+    split = oh_confidence(grammar[:-1] + ["o", "naught", "[unk]"])  # the spellings listed before
+    whole = oh_confidence(grammar)
+    assert split < 0.55 and whole > 0.8 and whole - split > 0.3, (split, whole)
