@@ -204,3 +204,16 @@ def test_one_spelling_per_sound_keeps_confidence_whole(tmp_path):
     split = oh_confidence(grammar[:-1] + ["o", "naught", "[unk]"])  # the spellings listed before
     whole = oh_confidence(grammar)
     assert split < 0.55 and whole > 0.8 and whole - split > 0.3, (split, whole)
+
+
+@pytest.mark.speech
+def test_vosk_engine_is_the_product_path(ko_model_path):
+    """``--engine vosk --model PATH``: the speech steps' own decode + recognize with that model
+    (here the Korean test model, the only Vosk model available to the tests)."""
+    fixtures = ROOT / "tests" / "fixtures" / "audio"
+    vosk = sa.VoskRecognizer(ko_model_path)
+    rec = vosk("ko", "영 일 이 삼 사 오 육 칠 팔 구".split() + ["[unk]"], (fixtures / "ko_357_16k.wav").read_bytes())
+    assert isinstance(rec, Recognition) and rec.words
+    assert set(rec.text.split()) <= set("영 일 이 삼 사 오 육 칠 팔 구 [unk]".split())
+    with pytest.raises(ValueError):
+        vosk("ko", ["삼"], b"not audio at all")
