@@ -284,7 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", type=Path, help="Vosk model folder (needed with --engine vosk)")
     ap.add_argument("--samples", type=Path, default=SAMPLES, help=f"labelled samples folder (default {SAMPLES})")
     ap.add_argument("--lang", default="en")
-    ap.add_argument("--kind", default="digits", help="grammar of the step: digits or number")
+    ap.add_argument("--kind", choices=("digits", "number"), default="digits",
+                    help="grammar of the step: digits (account numbers) or number (meter readings)")
     ap.add_argument("--folder", action="append", help="only this sample folder (repeatable)")
     ap.add_argument("--every", type=int, default=1, help="take every N-th recording")
     ap.add_argument("--ps-option", action="append", default=[], metavar="NAME=VALUE",
