@@ -146,6 +146,8 @@ def test_decimals_with_and_instead_of_whole_word(lang, joiner, whole, frac):
     r = parse_number(text, lang)
     if joiner:
         assert r.best == f"{whole}.{frac}", (text, r)
-    else:
-        # with nothing between the parts "один один сотых" is 1.01 or 0.11: both are offered
+    elif whole == 0 or whole % 10 or 10 <= whole % 100 <= 19:
+        # With nothing between the parts "один один сотых" is 1.01 or 0.11: both are offered.
+        # (Were the whole part to end in a tens or hundreds word, "двести двадцать один
+        # тысячных" is 0.221 to anyone: such words run on into the numerator.)
         assert f"{whole}.{frac}" in r.candidates, (text, r)
