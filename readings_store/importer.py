@@ -1,21 +1,28 @@
 """Import of account and meter records: one row per meter (CSV from ``ivr import``, JSON from the API).
 
-Rows are validated first; a batch with any bad row changes nothing unless ``skip_bad`` is set,
-in which case only the good rows are applied. Everything happens in the caller's transaction.
+Every row is checked first and every problem of a row is reported with its line; a batch with any
+bad row changes nothing unless ``skip_bad`` is set, in which case only the good rows are applied.
+Rows are upserts keyed by (region, account number) and (account, meter serial); phones are added,
+never removed. Writing is done in bulk whatever the file's size: the records the file names are
+looked up a few thousand keys per query, then new ones inserted and changed ones updated in
+batches, so a utility's whole register (hundreds of thousands of rows) imports in seconds.
+Everything happens in the caller's transaction.
 """
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TextIO
 
 import phonenumbers
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from .models import ACCOUNT_KINDS, UTILITIES, Account, AccountPhone, Meter, Region
+from .models import ACCOUNT_KINDS, UTILITIES, Account, AccountPhone, Meter, Region, utcnow
+from .regions import next_free_menu_key
 from .service import keypad_key
 
 COLUMNS = (
@@ -23,11 +30,16 @@ COLUMNS = (
     "meter_serial", "utility", "registers", "digits", "decimals",
 )
 MAX_ROWS = 500_000
+# Keys per lookup query and rows per write batch: few statements for any file, each well under
+# SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+CHUNK = 4000
 _REGION_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 # Account numbers are typed on a keypad: digit groups joined by one separator character.
 _ACCOUNT_NUMBER = re.compile(r"^[0-9]+(?:[-/.* ][0-9]+)*$")
 _SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,63}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Keys read_csv puts in a row for what the CSV reader itself found wrong with the line.
+EXTRA, MALFORMED = "__extra__", "__malformed__"
 
 
 @dataclass
@@ -47,7 +59,10 @@ class ImportReport:
     accounts_updated: int = 0
     meters_created: int = 0
     meters_updated: int = 0
+    phones_added: int = 0
     regions_created: list[str] = field(default_factory=list)
+    # Menu key given to each region created (None when every key 1-99 was already taken).
+    region_keys: dict[str, int | None] = field(default_factory=dict)
     errors: list[RowError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -56,7 +71,15 @@ class ImportReport:
         return not self.errors
 
 
-@dataclass(frozen=True)
+class RowInvalid(ValueError):
+    """Everything wrong with one row; ``str()`` joins the reasons with "; "."""
+
+    def __init__(self, reasons: list[str]):
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
+
+
+@dataclass(frozen=True, slots=True)
 class Row:
     line: int
     region_code: str
@@ -71,134 +94,325 @@ class Row:
     decimals: int
 
 
-def _int(value: str, name: str, low: int, high: int) -> int:
+def _int(value: str, name: str, low: int, high: int, problems: list[str]) -> int:
     try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+        number = int(value)
+    except ValueError:
+        problems.append(f"{name} must be a whole number, got {value!r}")
+        return low
     if not low <= number <= high:
-        raise ValueError(f"{name} must be between {low} and {high}, got {number}")
+        problems.append(f"{name} must be between {low} and {high}, got {number}")
     return number
 
 
+@functools.lru_cache(maxsize=65536)
+def normalise_phone(phone: str) -> str:
+    """E.164 form of a phone number; raises ValueError. Cached: files repeat an account's phone."""
+    try:
+        parsed = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError(f"phone {phone!r} is not an E.164 number like +37322123456") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError(f"phone {phone!r} is not a valid number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
 def validate_row(line: int, raw: dict) -> Row:
-    """Check one row; raises ValueError with a reason a person can act on."""
-    missing = [c for c in COLUMNS if c != "phone" and not str(raw.get(c) or "").strip()]
+    """Check one row; raises RowInvalid (a ValueError) listing every reason a person can act on."""
+    problems: list[str] = []
+    if raw.get(MALFORMED):
+        raise RowInvalid([raw[MALFORMED]])
+    if raw.get(EXTRA):
+        problems.append("more fields than the header has")
+    get = {c: str(raw.get(c) if raw.get(c) is not None else "").strip() for c in COLUMNS}
+    missing = [c for c in COLUMNS if c != "phone" and not get[c]]
     if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
-    get = {c: str(raw.get(c) or "").strip() for c in COLUMNS}
-    if not _REGION_CODE.match(get["region_code"]):
-        raise ValueError(f"region_code {get['region_code']!r} may hold only letters, digits, - and _ (max 32)")
-    if len(get["account_number"]) > 64 or not _ACCOUNT_NUMBER.match(get["account_number"]):
-        raise ValueError(
-            f"account_number {get['account_number']!r} must be digits, optionally in groups joined by one of - / . * or space"
+        problems.append(f"missing {', '.join(missing)}")
+    region_code, number, name = get["region_code"], get["account_number"], get["holder_name"]
+    if region_code and not _REGION_CODE.match(region_code):
+        problems.append(f"region_code {region_code!r} may hold only letters, digits, - and _ (max 32)")
+    if number and (len(number) > 64 or not _ACCOUNT_NUMBER.match(number)):
+        problems.append(
+            f"account_number {number[:80]!r} must be digits, optionally in groups joined by one of - / . * or space"
         )
-    name = get["holder_name"]
     if len(name) > 300 or _CONTROL.search(name):
-        raise ValueError("holder_name must be at most 300 characters without control characters")
-    if get["kind"] not in ACCOUNT_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(ACCOUNT_KINDS)}, got {get['kind']!r}")
+        problems.append("holder_name must be at most 300 characters without control characters")
+    kind = get["kind"]
+    if kind and kind not in ACCOUNT_KINDS:
+        problems.append(f"kind must be one of {', '.join(ACCOUNT_KINDS)}, got {kind[:40]!r}")
     phone = get["phone"] or None
     if phone:
         try:
-            parsed = phonenumbers.parse(phone, None)
-        except phonenumbers.NumberParseException:
-            raise ValueError(f"phone {phone!r} is not an E.164 number like +37322123456") from None
-        if not phonenumbers.is_valid_number(parsed):
-            raise ValueError(f"phone {phone!r} is not a valid number")
-        phone = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    if not _SERIAL.match(get["meter_serial"]):
-        raise ValueError(f"meter_serial {get['meter_serial']!r} may hold only letters, digits and _ . / - (max 64)")
-    if get["utility"] not in UTILITIES:
-        raise ValueError(f"utility must be one of {', '.join(UTILITIES)}, got {get['utility']!r}")
-    registers = _int(get["registers"], "registers", 1, 2)
-    if registers == 2 and get["utility"] != "electricity":
-        raise ValueError("only electricity meters have two registers (day/night)")
-    return Row(
-        line=line,
-        region_code=get["region_code"],
-        account_number=get["account_number"],
-        holder_name=name,
-        kind=get["kind"],
-        phone=phone,
-        meter_serial=get["meter_serial"],
-        utility=get["utility"],
-        registers=registers,
-        digits=_int(get["digits"], "digits", 1, 12),
-        decimals=_int(get["decimals"], "decimals", 0, 4),
-    )
+            if len(phone) > 32:
+                raise ValueError(f"phone {phone[:40]!r} is too long for a phone number")
+            phone = normalise_phone(phone)
+        except ValueError as exc:
+            problems.append(str(exc))
+    serial = get["meter_serial"]
+    if serial and not _SERIAL.match(serial):
+        problems.append(f"meter_serial {serial[:80]!r} may hold only letters, digits and _ . / - (max 64)")
+    utility = get["utility"]
+    if utility and utility not in UTILITIES:
+        problems.append(f"utility must be one of {', '.join(UTILITIES)}, got {utility[:40]!r}")
+    registers = _int(get["registers"], "registers", 1, 2, problems) if get["registers"] else 1
+    if registers == 2 and utility != "electricity":
+        problems.append("only electricity meters have two registers (day/night)")
+    digits = _int(get["digits"], "digits", 1, 12, problems) if get["digits"] else 0
+    decimals = _int(get["decimals"], "decimals", 0, 4, problems) if get["decimals"] else 0
+    if problems:
+        raise RowInvalid(problems)
+    return Row(line, region_code, number, name, kind, phone, serial, utility, registers, digits, decimals)
 
 
-def read_csv(text: str) -> Iterator[tuple[int, dict]]:
-    """Rows of a CSV file with the documented header, numbered by their line in the file."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = tuple(h.strip() for h in (reader.fieldnames or ()))
-    if header != COLUMNS:
-        raise ValueError(f"line 1: header must be exactly {','.join(COLUMNS)}; got {','.join(header) or 'nothing'}")
-    for raw in reader:
-        extra = raw.pop(None, None)
-        if extra:
-            raw["__extra__"] = extra
+def read_csv(source: str | TextIO) -> Iterator[tuple[int, dict]]:
+    """Rows of a CSV file with the documented header, numbered by their line in the file.
+
+    ``source`` is the text or a file opened with ``newline=""``. A line the CSV reader cannot
+    read (say, a field over the csv module's size limit) becomes a row carrying the reason, so it
+    is reported with its line like any other bad row.
+    """
+    if isinstance(source, str):
+        source = io.StringIO(source)
+    reader = csv.reader(source)
+    try:
+        header = next(reader, [])
+    except csv.Error as exc:
+        raise ValueError(f"line 1: the header cannot be read: {exc}") from None
+    header = [h.strip() for h in header]
+    if header:
+        header[0] = header[0].lstrip("\ufeff")
+    if tuple(header) != COLUMNS:
+        raise ValueError(f"line 1: header must be exactly {','.join(COLUMNS)}; got {','.join(header)[:300] or 'nothing'}")
+    width = len(COLUMNS)
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield reader.line_num, {MALFORMED: _csv_problem(exc)}
+            continue
+        if not values:  # blank line
+            continue
+        raw = dict(zip(COLUMNS, values))
+        if len(values) > width:
+            raw[EXTRA] = values[width:]
         yield reader.line_num, raw
 
 
-def import_rows(session: Session, rows: Iterable[tuple[int, dict]], *, skip_bad: bool = False) -> ImportReport:
+def _csv_problem(exc: csv.Error) -> str:
+    if "field larger than field limit" in str(exc):
+        return f"a field is longer than {csv.field_size_limit():,} characters; the line was not read"
+    return f"the line is not valid CSV: {exc}"
+
+
+class _NoProgress:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+# progress(description, total) -> a context manager with update(n), like tqdm(desc=..., total=...).
+Progress = Callable[[str, "int | None"], object]
+
+
+def _no_progress(description: str, total: int | None) -> _NoProgress:
+    return _NoProgress()
+
+
+@dataclass
+class _Plan:
+    """The good rows folded into one entry per record: the last row of a record wins."""
+
+    regions: dict[str, int] = field(default_factory=dict)  # code -> first line
+    # (region_code, number) -> [holder_name, kind, line]
+    accounts: dict[tuple[str, str], list] = field(default_factory=dict)
+    # (region_code, number, serial) -> (utility, registers, digits, decimals)
+    meters: dict[tuple[str, str, str], tuple[str, int, int, int]] = field(default_factory=dict)
+    phones: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+def import_rows(session: Session, rows: Iterable[tuple[int, dict]], *, skip_bad: bool = False,
+                progress: Progress = _no_progress, total: int | None = None) -> ImportReport:
+    """Check every row, then (when all are good, or ``skip_bad``) apply the good ones in bulk.
+
+    ``progress`` makes a progress bar per phase (tqdm's signature); ``total`` is the expected
+    number of rows, for the bar only.
+    """
     report = ImportReport()
-    good: list[Row] = []
-    for line, raw in rows:
-        report.rows += 1
-        if report.rows > MAX_ROWS:
-            report.errors.append(RowError(line, f"more than {MAX_ROWS} rows; split the file"))
-            break
-        if raw.get("__extra__"):
-            report.errors.append(RowError(line, "more fields than the header has"))
-            continue
-        try:
-            good.append(validate_row(line, raw))
-        except ValueError as exc:
-            report.errors.append(RowError(line, str(exc)))
+    plan = _Plan()
+    with progress("checking", total) as bar:
+        pending = 0
+        for line, raw in rows:
+            report.rows += 1
+            pending += 1
+            if pending == 2000:
+                bar.update(pending)
+                pending = 0
+            if report.rows > MAX_ROWS:
+                report.errors.append(RowError(line, f"more than {MAX_ROWS} rows; split the file"))
+                break
+            try:
+                row = validate_row(line, raw)
+            except ValueError as exc:
+                report.errors.append(RowError(line, str(exc)))
+                continue
+            _fold(plan, row, report)
+            report.applied += 1
+        bar.update(pending)
     if report.errors and not skip_bad:
+        report.applied = 0
         return report
-    regions = {r.code: r for r in session.scalars(select(Region))}
-    for row in good:
-        region = regions.get(row.region_code)
-        if region is None:
-            region = Region(code=row.region_code, name=row.region_code)
-            session.add(region)
-            session.flush()
-            regions[row.region_code] = region
-            report.regions_created.append(row.region_code)
-            report.warnings.append(
-                f"line {row.line}: region {row.region_code} was not known and was created with default settings; edit it"
-            )
-        _apply(session, region, row, report)
-        report.applied += 1
-    session.flush()
+    if report.applied:
+        _write(session, plan, report, progress)
     return report
 
 
-def _apply(session: Session, region: Region, row: Row, report: ImportReport) -> None:
-    account = session.scalars(
-        select(Account).where(Account.region_id == region.id, Account.number == row.account_number)
-    ).first()
-    if account is None:
-        account = Account(region_id=region.id, number=row.account_number, keypad_key=keypad_key(row.account_number),
-                          holder_name=row.holder_name, kind=row.kind, active=True)
-        session.add(account)
+def _fold(plan: _Plan, row: Row, report: ImportReport) -> None:
+    plan.regions.setdefault(row.region_code, row.line)
+    key = (row.region_code, row.account_number)
+    known = plan.accounts.get(key)
+    if known is None:
+        plan.accounts[key] = [row.holder_name, row.kind, row.line]
+    else:
+        if (known[0], known[1]) != (row.holder_name, row.kind):
+            report.warnings.append(
+                f"line {row.line}: account {row.account_number} of region {row.region_code} has another holder "
+                f"name or kind than on line {known[2]}; line {row.line} is kept"
+            )
+        known[:] = [row.holder_name, row.kind, row.line]
+    plan.meters[(row.region_code, row.account_number, row.meter_serial)] = (
+        row.utility, row.registers, row.digits, row.decimals)
+    if row.phone:
+        plan.phones.add((row.region_code, row.account_number, row.phone))
+
+
+def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _write(session: Session, plan: _Plan, report: ImportReport, progress: Progress) -> None:
+    session.flush()  # the caller's pending changes go first
+    region_ids = _regions(session, plan, report)
+    conn = session.connection()
+    accounts, meters, phones = Account.__table__, Meter.__table__, AccountPhone.__table__
+    now = utcnow()
+    work = len(plan.accounts) + len(plan.meters) + len(plan.phones)
+    with progress("writing", work) as bar:
+        # Accounts: look up the file's numbers region by region, then insert or update.
+        account_ids: dict[tuple[str, str], int] = {}
+        by_region: dict[str, list[str]] = {}
+        for code, number in plan.accounts:
+            by_region.setdefault(code, []).append(number)
+        changed = []
+        for code, numbers in by_region.items():
+            region_id = region_ids[code]
+            query = select(accounts.c.id, accounts.c.number, accounts.c.holder_name, accounts.c.kind).where(
+                accounts.c.region_id == region_id, accounts.c.number.in_(bindparam("numbers", expanding=True)))
+            for chunk in _chunks(numbers):
+                for id_, number, holder, kind in conn.execute(query, {"numbers": chunk}):
+                    key = (code, number)
+                    account_ids[key] = id_
+                    wanted = plan.accounts[key]
+                    if (holder, kind) != (wanted[0], wanted[1]):
+                        changed.append({"_id": id_, "holder_name": wanted[0], "kind": wanted[1], "updated_at": now})
+        old_ids = list(account_ids.values())
+        new = [{"region_id": region_ids[code], "number": number, "keypad_key": keypad_key(number),
+                "holder_name": wanted[0], "kind": wanted[1], "active": True, "created_at": now, "updated_at": now}
+               for (code, number), wanted in plan.accounts.items() if (code, number) not in account_ids]
+        code_of = {region_id: code for code, region_id in region_ids.items()}
+        insert_accounts = accounts.insert().returning(accounts.c.id, accounts.c.region_id, accounts.c.number)
+        for chunk in _chunks(new):
+            for id_, region_id, number in conn.execute(insert_accounts, chunk):
+                account_ids[(code_of[region_id], number)] = id_
+            bar.update(len(chunk))
+        report.accounts_created = len(new)
+        del new
+        for chunk in _chunks(changed):
+            conn.execute(update(accounts).where(accounts.c.id == bindparam("_id")), chunk)
+            bar.update(len(chunk))
+        report.accounts_updated = len(changed)
+        bar.update(len(plan.accounts) - report.accounts_created - report.accounts_updated)
+
+        # Meters and phones already on file: only accounts that existed before can have any.
+        old_meters: dict[tuple[int, str], tuple] = {}
+        old_phones: set[tuple[int, str]] = set()
+        meter_query = select(meters.c.id, meters.c.account_id, meters.c.serial, meters.c.utility, meters.c.registers,
+                             meters.c.digits, meters.c.decimals).where(
+            meters.c.account_id.in_(bindparam("ids", expanding=True)))
+        phone_query = select(phones.c.account_id, phones.c.phone).where(
+            phones.c.account_id.in_(bindparam("ids", expanding=True)))
+        for chunk in _chunks(old_ids):
+            for id_, account_id, serial, *spec in conn.execute(meter_query, {"ids": chunk}):
+                old_meters[(account_id, serial)] = (id_, tuple(spec))
+            old_phones.update((a, p) for a, p in conn.execute(phone_query, {"ids": chunk}))
+        del old_ids
+
+        new_meters, changed_meters = [], []
+        for (code, number, serial), spec in plan.meters.items():
+            account_id = account_ids[(code, number)]
+            known = old_meters.get((account_id, serial))
+            if known is None:
+                new_meters.append({"account_id": account_id, "serial": serial, "utility": spec[0],
+                                   "registers": spec[1], "digits": spec[2], "decimals": spec[3], "active": True,
+                                   "created_at": now})
+            elif known[1] != spec:
+                changed_meters.append({"_id": known[0], "utility": spec[0], "registers": spec[1],
+                                       "digits": spec[2], "decimals": spec[3]})
+        del old_meters
+        for chunk in _chunks(new_meters):
+            conn.execute(meters.insert(), chunk)
+            bar.update(len(chunk))
+        for chunk in _chunks(changed_meters):
+            conn.execute(update(meters).where(meters.c.id == bindparam("_id")), chunk)
+            bar.update(len(chunk))
+        report.meters_created, report.meters_updated = len(new_meters), len(changed_meters)
+        bar.update(len(plan.meters) - len(new_meters) - len(changed_meters))
+        del new_meters, changed_meters
+
+        new_phones = []
+        for code, number, phone in plan.phones:
+            account_id = account_ids[(code, number)]
+            if (account_id, phone) not in old_phones:
+                new_phones.append({"account_id": account_id, "phone": phone})
+        new_phones.sort(key=lambda p: (p["account_id"], p["phone"]))
+        for chunk in _chunks(new_phones):
+            conn.execute(phones.insert(), chunk)
+            bar.update(len(chunk))
+        report.phones_added = len(new_phones)
+        bar.update(len(plan.phones) - len(new_phones))
+    # Records the caller's session had loaded may have changed underneath it.
+    session.expire_all()
+
+
+def _regions(session: Session, plan: _Plan, report: ImportReport) -> dict[str, int]:
+    """Ids of the file's regions; unknown ones are created, each with the next free menu key."""
+    query = select(Region.code, Region.id).where(Region.code.in_(list(plan.regions)))
+    ids = {code: id_ for code, id_ in session.execute(query)}
+    taken: set[int] = set()
+    for code, line in sorted(plan.regions.items(), key=lambda item: item[1]):
+        if code in ids:
+            continue
+        try:
+            key = next_free_menu_key(session, taken=taken)
+        except ValueError:
+            key = None
+        else:
+            taken.add(key)
+        region = Region(code=code, name=code, menu_key=key)
+        session.add(region)
         session.flush()
-        report.accounts_created += 1
-    elif (account.holder_name, account.kind) != (row.holder_name, row.kind):
-        account.holder_name, account.kind = row.holder_name, row.kind
-        report.accounts_updated += 1
-    if row.phone and row.phone not in {p.phone for p in account.phones}:
-        account.phones.append(AccountPhone(phone=row.phone))
-    meter = session.scalars(select(Meter).where(Meter.account_id == account.id, Meter.serial == row.meter_serial)).first()
-    spec = (row.utility, row.registers, row.digits, row.decimals)
-    if meter is None:
-        session.add(Meter(account_id=account.id, serial=row.meter_serial, utility=row.utility,
-                          registers=row.registers, digits=row.digits, decimals=row.decimals))
-        session.flush()
-        report.meters_created += 1
-    elif (meter.utility, meter.registers, meter.digits, meter.decimals) != spec:
-        meter.utility, meter.registers, meter.digits, meter.decimals = spec
-        report.meters_updated += 1
+        ids[code] = region.id
+        report.regions_created.append(code)
+        report.region_keys[code] = key
+        where = f"menu key {key}" if key is not None else "no menu key (every key 1-99 is taken)"
+        report.warnings.append(
+            f"line {line}: region {code} was not known and was created with default settings and {where}; edit it"
+        )
+    return ids
