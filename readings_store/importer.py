@@ -15,7 +15,7 @@ import functools
 import io
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, TextIO
+from typing import Callable, Iterable, Iterator, NamedTuple, TextIO
 
 import phonenumbers
 from sqlalchemy import bindparam, select, update
@@ -79,8 +79,7 @@ class RowInvalid(ValueError):
         self.reasons = reasons
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
     line: int
     region_code: str
     account_number: str
@@ -94,20 +93,63 @@ class Row:
     decimals: int
 
 
+_SMALL_INTS = {str(i): i for i in range(13)}
+
+
 def _int(value: str, name: str, low: int, high: int, problems: list[str]) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        problems.append(f"{name} must be a whole number, got {value!r}")
-        return low
+    number = _SMALL_INTS.get(value)
+    if number is None:
+        try:
+            number = int(value)
+        except ValueError:
+            problems.append(f"{name} must be a whole number, got {value[:40]!r}")
+            return low
     if not low <= number <= high:
         problems.append(f"{name} must be between {low} and {high}, got {number}")
     return number
 
 
-@functools.lru_cache(maxsize=65536)
+_E164 = re.compile(r"\+([1-9][0-9]{6,14})")
+
+
+@functools.lru_cache(maxsize=4096)
+def _national_prefix(country_code: int) -> re.Pattern | None:
+    region = phonenumbers.region_code_for_country_code(country_code)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    prefix = metadata.national_prefix_for_parsing if metadata is not None else None
+    return re.compile(prefix) if prefix else None
+
+
+def _valid_e164(digits: str) -> bool:
+    """True when ``+digits`` is a valid number already in E.164 form, decided without the full parser.
+
+    False means "ask the full parser": numbers it would read differently (a national prefix or
+    leading zero after the country code) are always left to it.
+    """
+    for size in (1, 2, 3):
+        country_code = int(digits[:size])
+        if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return False
+    national = digits[size:]
+    prefix = _national_prefix(country_code)
+    if not national or national[0] == "0" or (prefix is not None and prefix.match(national)):
+        return False
+    return phonenumbers.is_valid_number(phonenumbers.PhoneNumber(country_code=country_code,
+                                                                 national_number=int(national)))
+
+
 def normalise_phone(phone: str) -> str:
-    """E.164 form of a phone number; raises ValueError. Cached: files repeat an account's phone."""
+    """E.164 form of a phone number; raises ValueError with a reason."""
+    match = _E164.fullmatch(phone)
+    if match and _valid_e164(match.group(1)):  # most files: fast, and the same answer as below
+        return phone
+    return _parse_phone(phone)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_phone(phone: str) -> str:
     try:
         parsed = phonenumbers.parse(phone, None)
     except phonenumbers.NumberParseException:
@@ -117,51 +159,52 @@ def normalise_phone(phone: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def _text(value) -> str:
+    if type(value) is str:
+        return value.strip()
+    return "" if value is None else str(value).strip()
+
+
 def validate_row(line: int, raw: dict) -> Row:
     """Check one row; raises RowInvalid (a ValueError) listing every reason a person can act on."""
-    problems: list[str] = []
-    if raw.get(MALFORMED):
+    if MALFORMED in raw:
         raise RowInvalid([raw[MALFORMED]])
+    problems: list[str] = []
     if raw.get(EXTRA):
         problems.append("more fields than the header has")
-    get = {c: str(raw.get(c) if raw.get(c) is not None else "").strip() for c in COLUMNS}
-    missing = [c for c in COLUMNS if c != "phone" and not get[c]]
-    if missing:
-        problems.append(f"missing {', '.join(missing)}")
-    region_code, number, name = get["region_code"], get["account_number"], get["holder_name"]
+    values = [_text(raw.get(c)) for c in COLUMNS]
+    region_code, number, name, kind, phone, serial, utility, registers, digits, decimals = values
+    if not all(values[:4]) or not all(values[5:]):
+        problems.append(f"missing {', '.join(c for c, v in zip(COLUMNS, values) if c != 'phone' and not v)}")
     if region_code and not _REGION_CODE.match(region_code):
-        problems.append(f"region_code {region_code!r} may hold only letters, digits, - and _ (max 32)")
+        problems.append(f"region_code {region_code[:40]!r} may hold only letters, digits, - and _ (max 32)")
     if number and (len(number) > 64 or not _ACCOUNT_NUMBER.match(number)):
         problems.append(
             f"account_number {number[:80]!r} must be digits, optionally in groups joined by one of - / . * or space"
         )
     if len(name) > 300 or _CONTROL.search(name):
         problems.append("holder_name must be at most 300 characters without control characters")
-    kind = get["kind"]
     if kind and kind not in ACCOUNT_KINDS:
         problems.append(f"kind must be one of {', '.join(ACCOUNT_KINDS)}, got {kind[:40]!r}")
-    phone = get["phone"] or None
     if phone:
         try:
             if len(phone) > 32:
-                raise ValueError(f"phone {phone[:40]!r} is too long for a phone number")
+                raise ValueError(f"phone {phone[:40]!r}... is too long for a phone number")
             phone = normalise_phone(phone)
         except ValueError as exc:
             problems.append(str(exc))
-    serial = get["meter_serial"]
     if serial and not _SERIAL.match(serial):
         problems.append(f"meter_serial {serial[:80]!r} may hold only letters, digits and _ . / - (max 64)")
-    utility = get["utility"]
     if utility and utility not in UTILITIES:
         problems.append(f"utility must be one of {', '.join(UTILITIES)}, got {utility[:40]!r}")
-    registers = _int(get["registers"], "registers", 1, 2, problems) if get["registers"] else 1
+    registers = _int(registers, "registers", 1, 2, problems) if registers else 1
     if registers == 2 and utility != "electricity":
         problems.append("only electricity meters have two registers (day/night)")
-    digits = _int(get["digits"], "digits", 1, 12, problems) if get["digits"] else 0
-    decimals = _int(get["decimals"], "decimals", 0, 4, problems) if get["decimals"] else 0
+    digits = _int(digits, "digits", 1, 12, problems) if digits else 0
+    decimals = _int(decimals, "decimals", 0, 4, problems) if decimals else 0
     if problems:
         raise RowInvalid(problems)
-    return Row(line, region_code, number, name, kind, phone, serial, utility, registers, digits, decimals)
+    return Row(line, region_code, number, name, kind, phone or None, serial, utility, registers, digits, decimals)
 
 
 def read_csv(source: str | TextIO) -> Iterator[tuple[int, dict]]:
@@ -238,7 +281,7 @@ class _Plan:
 
 
 def import_rows(session: Session, rows: Iterable[tuple[int, dict]], *, skip_bad: bool = False,
-                progress: Progress = _no_progress, total: int | None = None) -> ImportReport:
+                progress: Progress | None = None, total: int | None = None) -> ImportReport:
     """Check every row, then (when all are good, or ``skip_bad``) apply the good ones in bulk.
 
     ``progress`` makes a progress bar per phase (tqdm's signature); ``total`` is the expected
@@ -246,6 +289,7 @@ def import_rows(session: Session, rows: Iterable[tuple[int, dict]], *, skip_bad:
     """
     report = ImportReport()
     plan = _Plan()
+    progress = progress or _no_progress
     with progress("checking", total) as bar:
         pending = 0
         for line, raw in rows:
