@@ -14,8 +14,8 @@ and Russian, with diacritics.
 Each run imports the file into a fresh SQLite database and (with ``--database-url``) a fresh
 PostgreSQL database created next to the one named in the URL and dropped at the end: first
 import, then the same file again. Every import is the real command (``ivr import FILE``) in a
-child process, so its wall time and peak RSS (``ru_maxrss`` from ``wait4``) are the command's own,
-start-up included. The stored counts are checked after each import. Medians over ``--runs``.
+child process, so its wall time, CPU time and peak RSS (``ru_maxrss`` from ``wait4``) are the
+command's own, start-up included (CPU time tells how much of the wall time a busy machine added). The stored counts are checked after each import. Medians over ``--runs``.
 """
 from __future__ import annotations
 
@@ -124,8 +124,8 @@ def counts(url: str) -> dict[str, int]:
     return found
 
 
-def run_import(csv_path: Path, url: str, data_dir: str) -> tuple[float, float, str]:
-    """``ivr import`` in a child process: wall seconds, peak RSS in MB, its summary line."""
+def run_import(csv_path: Path, url: str, data_dir: str) -> tuple[float, float, float, str]:
+    """``ivr import`` in a child process: wall seconds, CPU seconds, peak RSS in MB, its summary line."""
     env = {**os.environ, "IVR_DATABASE_URL": url, "IVR_DATA_DIR": data_dir}
     command = [str(Path(sys.executable).parent / "ivr"), "import", str(csv_path)]
     start = time.perf_counter()
@@ -140,7 +140,7 @@ def run_import(csv_path: Path, url: str, data_dir: str) -> tuple[float, float, s
     if child.returncode != 0:
         raise SystemExit(f"ivr import failed ({child.returncode}):\n{out}\n{err[-3000:]}")
     summary = [line for line in out.splitlines() if line.startswith("imported")]
-    return seconds, usage.ru_maxrss / 1024, summary[-1] if summary else out.strip()
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, summary[-1] if summary else out.strip()
 
 
 def main() -> None:
@@ -178,13 +178,14 @@ def main() -> None:
                 try:
                     upgrade(url)
                     for phase in ("first import", "re-import"):
-                        seconds, rss, summary = run_import(csv_path, url, tmp.name)
+                        seconds, cpu, rss, summary = run_import(csv_path, url, tmp.name)
                         found = counts(url)
                         if found != expected:
                             raise SystemExit(f"{backend} {phase}: stored {found}, expected {expected}")
-                        results.setdefault((backend, phase), []).append((seconds, rss))
-                        print(f"run {run} {backend:<10} {phase:<12} {seconds:7.1f} s {args.rows / seconds:9,.0f} rows/s "
-                              f"peak RSS {rss:5.0f} MB | {summary}", flush=True)
+                        results.setdefault((backend, phase), []).append((seconds, cpu, rss))
+                        print(f"run {run} {backend:<10} {phase:<12} {seconds:6.1f} s {args.rows / seconds:8,.0f} rows/s "
+                              f"CPU {cpu:5.1f} s peak RSS {rss:4.0f} MB load {os.getloadavg()[0]:.1f} | {summary}",
+                              flush=True)
                 finally:
                     if pg_name:
                         with admin.connect() as conn:
@@ -197,12 +198,13 @@ def main() -> None:
             admin.dispose()
         tmp.cleanup()
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"\n{'backend':<11} {'import':<13} {'median s':>9} {'rows/s':>9} {'peak RSS MB':>12}   runs (s)")
+    print(f"\n{'backend':<11} {'import':<13} {'median s':>9} {'rows/s':>9} {'CPU s':>6} {'peak RSS MB':>12}   runs (s)")
     for (backend, phase), runs in results.items():
-        med = statistics.median(s for s, _ in runs)
-        rss = max(r for _, r in runs)
-        print(f"{backend:<11} {phase:<13} {med:>9.1f} {args.rows / med:>9,.0f} {rss:>12.0f}   "
-              f"{', '.join(f'{s:.1f}' for s, _ in runs)}")
+        med = statistics.median(s for s, _, _ in runs)
+        cpu = statistics.median(c for _, c, _ in runs)
+        rss = max(r for _, _, r in runs)
+        print(f"{backend:<11} {phase:<13} {med:>9.1f} {args.rows / med:>9,.0f} {cpu:>6.1f} {rss:>12.0f}   "
+              f"{', '.join(f'{s:.1f}' for s, _, _ in runs)}")
 
 
 if __name__ == "__main__":
