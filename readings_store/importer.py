@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, NamedTuple, TextIO
@@ -269,16 +270,40 @@ def _no_progress(description: str, total: int | None) -> _NoProgress:
     return _NoProgress()
 
 
-@dataclass
 class _Plan:
-    """The good rows folded into one entry per record: the last row of a record wins."""
+    """The good rows folded into one entry per record (the last row of a record wins), sharing
+    strings and keys between rows so that a whole register fits in little memory."""
 
-    regions: dict[str, int] = field(default_factory=dict)  # code -> first line
-    # (region_code, number) -> [holder_name, kind, line]
-    accounts: dict[tuple[str, str], list] = field(default_factory=dict)
-    # (region_code, number, serial) -> (utility, registers, digits, decimals)
-    meters: dict[tuple[str, str, str], tuple[str, int, int, int]] = field(default_factory=dict)
-    phones: set[tuple[str, str, str]] = field(default_factory=set)
+    def __init__(self) -> None:
+        self.regions: dict[str, int] = {}  # code -> first line
+        # (region_code, number) -> [holder_name, kind, line, id once known, the key itself]
+        self.accounts: dict[tuple[str, str], list] = {}
+        # (account key, serial) -> (utility, registers, digits, decimals)
+        self.meters: dict[tuple[tuple[str, str], str], tuple[str, int, int, int]] = {}
+        self.phones: set[tuple[tuple[str, str], str]] = set()
+        self._shared: dict = {}  # one object for each repeated value (codes, kinds, meter specs)
+
+    def fold(self, row: Row, report: ImportReport) -> None:
+        share = self._shared.setdefault
+        code = share(row.region_code, row.region_code)
+        self.regions.setdefault(code, row.line)
+        key = (code, row.account_number)
+        known = self.accounts.get(key)
+        if known is None:
+            self.accounts[key] = [row.holder_name, share(row.kind, row.kind), row.line, None, key]
+        else:
+            key = known[4]  # the account's meters and phones all point at one key
+            if (known[0], known[1]) != (row.holder_name, row.kind):
+                report.warnings.append(
+                    f"line {row.line}: account {row.account_number} of region {code} has another holder "
+                    f"name or kind than on line {known[2]}; line {row.line} is kept"
+                )
+                known[0], known[1] = row.holder_name, share(row.kind, row.kind)
+            known[2] = row.line
+        spec = (row.utility, row.registers, row.digits, row.decimals)
+        self.meters[(key, row.meter_serial)] = share(spec, spec)
+        if row.phone:
+            self.phones.add((key, row.phone))
 
 
 def import_rows(session: Session, rows: Iterable[tuple[int, dict]], *, skip_bad: bool = False,
@@ -307,7 +332,7 @@ def import_rows(session: Session, rows: Iterable[tuple[int, dict]], *, skip_bad:
             except ValueError as exc:
                 report.errors.append(RowError(line, str(exc)))
                 continue
-            _fold(plan, row, report)
+            plan.fold(row, report)
             report.applied += 1
         bar.update(pending)
     if report.errors and not skip_bad:
@@ -318,35 +343,15 @@ def import_rows(session: Session, rows: Iterable[tuple[int, dict]], *, skip_bad:
     return report
 
 
-def _fold(plan: _Plan, row: Row, report: ImportReport) -> None:
-    plan.regions.setdefault(row.region_code, row.line)
-    key = (row.region_code, row.account_number)
-    known = plan.accounts.get(key)
-    if known is None:
-        plan.accounts[key] = [row.holder_name, row.kind, row.line]
-    else:
-        if (known[0], known[1]) != (row.holder_name, row.kind):
-            report.warnings.append(
-                f"line {row.line}: account {row.account_number} of region {row.region_code} has another holder "
-                f"name or kind than on line {known[2]}; line {row.line} is kept"
-            )
-        known[:] = [row.holder_name, row.kind, row.line]
-    plan.meters[(row.region_code, row.account_number, row.meter_serial)] = (
-        row.utility, row.registers, row.digits, row.decimals)
-    if row.phone:
-        plan.phones.add((row.region_code, row.account_number, row.phone))
+def _chunks(items: Iterable, size: int = CHUNK) -> Iterator[list]:
+    items = iter(items)
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
 
 
-def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _bulk_insert(conn, table, columns: tuple[str, ...], rows: list[tuple], bar) -> None:
+def _bulk_insert(conn, table, columns: tuple[str, ...], rows: Iterable[tuple], bar) -> None:
     """Insert plain values (already in the driver's types) with the least work per row: COPY on
     PostgreSQL, the driver's executemany elsewhere. No ORM and no per-row SQLAlchemy processing."""
-    if not rows:
-        return
     if conn.dialect.name == "postgresql":
         cursor = conn.connection.dbapi_connection.cursor()
         try:
@@ -385,85 +390,78 @@ def _write(session: Session, plan: _Plan, report: ImportReport, progress: Progre
     accounts, meters, phones = Account.__table__, Meter.__table__, AccountPhone.__table__
     now = utcnow()
     stamp, yes = _bound(conn, accounts.c.created_at, now), _bound(conn, accounts.c.active, True)
-    by_region: dict[str, list[str]] = {}
-    for code, number in plan.accounts:
-        by_region.setdefault(code, []).append(number)
+    account_query = select(accounts.c.id, accounts.c.number, accounts.c.holder_name, accounts.c.kind).where(
+        accounts.c.region_id == bindparam("region_id"), _among(conn, accounts.c.number, "numbers"))
+    meter_query = select(meters.c.id, meters.c.account_id, meters.c.serial, meters.c.utility, meters.c.registers,
+                         meters.c.digits, meters.c.decimals).where(_among(conn, meters.c.account_id, "ids"))
+    phone_query = select(phones.c.account_id, phones.c.phone).where(_among(conn, phones.c.account_id, "ids"))
 
-    def find_accounts(keys: dict[str, list[str]]) -> Iterator[tuple[tuple[str, str], int, str, str]]:
-        for code, numbers in keys.items():
-            query = select(accounts.c.id, accounts.c.number, accounts.c.holder_name, accounts.c.kind).where(
-                accounts.c.region_id == region_ids[code],
-                _among(conn, accounts.c.number, "numbers"))
+    def find_accounts(keys: list[tuple[str, str]]) -> Iterator[tuple[list, str, str]]:
+        """(plan entry, holder, kind) of the accounts on file among ``keys``; sets the entries' ids."""
+        by_region: dict[str, list[str]] = {}
+        for code, number in keys:
+            by_region.setdefault(code, []).append(number)
+        for code, numbers in by_region.items():
             for chunk in _chunks(numbers):
-                for id_, number, holder, kind in conn.execute(query, {"numbers": chunk}):
-                    yield (code, number), id_, holder, kind
+                params = {"region_id": region_ids[code], "numbers": chunk}
+                for id_, number, holder, kind in conn.execute(account_query, params):
+                    entry = plan.accounts[(code, number)]
+                    entry[3] = id_
+                    yield entry, holder, kind
 
     work = len(plan.accounts) + len(plan.meters) + len(plan.phones)
     with progress("writing", work) as bar:
-        # Accounts: look up the file's numbers region by region, then update or insert.
-        account_ids: dict[tuple[str, str], int] = {}
-        changed = []
-        for key, id_, holder, kind in find_accounts(by_region):
-            account_ids[key] = id_
-            wanted = plan.accounts[key]
-            if (holder, kind) != (wanted[0], wanted[1]):
-                changed.append({"_id": id_, "holder_name": wanted[0], "kind": wanted[1], "updated_at": now})
+        # Accounts on file, a chunk at a time: update the changed ones, and set aside the meters
+        # and phones they already have (what stays in the plan afterwards is new).
+        changed, changed_meters = [], []
+        meters_in_file, phones_in_file = len(plan.meters), len(plan.phones)
+        for keys in _chunks(list(plan.accounts)):
+            key_of = {}
+            for entry, holder, kind in find_accounts(keys):
+                key_of[entry[3]] = entry[4]
+                if (holder, kind) != (entry[0], entry[1]):
+                    changed.append({"_id": entry[3], "holder_name": entry[0], "kind": entry[1], "updated_at": now})
+            if not key_of:
+                continue
+            ids = list(key_of)
+            for id_, account_id, serial, *spec in conn.execute(meter_query, {"ids": ids}):
+                wanted = plan.meters.pop((key_of[account_id], serial), None)
+                if wanted is not None and wanted != tuple(spec):
+                    changed_meters.append({"_id": id_, "utility": wanted[0], "registers": wanted[1],
+                                           "digits": wanted[2], "decimals": wanted[3]})
+            for account_id, phone in conn.execute(phone_query, {"ids": ids}):
+                plan.phones.discard((key_of[account_id], phone))
+            bar.update(len(key_of))
         for chunk in _chunks(changed):
             conn.execute(update(accounts).where(accounts.c.id == bindparam("_id")), chunk)
         report.accounts_updated = len(changed)
-        bar.update(len(account_ids))
-        old_ids = list(account_ids.values())
-        new_keys: dict[str, list[str]] = {}
-        new_rows = []
-        for (code, number), wanted in plan.accounts.items():
-            if (code, number) not in account_ids:
-                new_keys.setdefault(code, []).append(number)
-                new_rows.append((region_ids[code], number, keypad_key(number), wanted[0], wanted[1], yes, stamp, stamp))
-        _bulk_insert(conn, accounts, ("region_id", "number", "keypad_key", "holder_name", "kind", "active",
-                                      "created_at", "updated_at"), new_rows, bar)
-        report.accounts_created = len(new_rows)
-        del new_rows
-        # The new accounts' ids, found the same way as the old ones'.
-        account_ids.update((key, id_) for key, id_, _, _ in find_accounts(new_keys))
-        del new_keys
-
-        # Meters and phones already on file: only accounts that existed before can have any.
-        old_meters: dict[tuple[int, str], tuple] = {}
-        old_phones: set[tuple[int, str]] = set()
-        meter_query = select(meters.c.id, meters.c.account_id, meters.c.serial, meters.c.utility, meters.c.registers,
-                             meters.c.digits, meters.c.decimals).where(
-            _among(conn, meters.c.account_id, "ids"))
-        phone_query = select(phones.c.account_id, phones.c.phone).where(
-            _among(conn, phones.c.account_id, "ids"))
-        for chunk in _chunks(old_ids):
-            for id_, account_id, serial, *spec in conn.execute(meter_query, {"ids": chunk}):
-                old_meters[(account_id, serial)] = (id_, tuple(spec))
-            old_phones.update((a, p) for a, p in conn.execute(phone_query, {"ids": chunk}))
-        del old_ids
-
-        new_meters, changed_meters = [], []
-        for (code, number, serial), spec in plan.meters.items():
-            account_id = account_ids[(code, number)]
-            known = old_meters.get((account_id, serial))
-            if known is None:
-                new_meters.append((account_id, serial, *spec, yes, stamp))
-            elif known[1] != spec:
-                changed_meters.append({"_id": known[0], "utility": spec[0], "registers": spec[1],
-                                       "digits": spec[2], "decimals": spec[3]})
-        del old_meters
         for chunk in _chunks(changed_meters):
             conn.execute(update(meters).where(meters.c.id == bindparam("_id")), chunk)
-        _bulk_insert(conn, meters, ("account_id", "serial", "utility", "registers", "digits", "decimals", "active",
-                                    "created_at"), new_meters, bar)
-        report.meters_created, report.meters_updated = len(new_meters), len(changed_meters)
-        bar.update(len(plan.meters) - len(new_meters))
-        del new_meters, changed_meters
+        report.meters_updated = len(changed_meters)
+        del changed, changed_meters
 
-        new_phones = sorted({(account_ids[(code, number)], phone) for code, number, phone in plan.phones}
-                            - old_phones)
-        _bulk_insert(conn, phones, ("account_id", "phone"), new_phones, bar)
-        report.phones_added = len(new_phones)
-        bar.update(len(plan.phones) - len(new_phones))
+        # New accounts, then their ids, found the same way as the old ones'.
+        new_keys = [entry[4] for entry in plan.accounts.values() if entry[3] is None]
+        _bulk_insert(conn, accounts, ("region_id", "number", "keypad_key", "holder_name", "kind", "active",
+                                      "created_at", "updated_at"),
+                     ((region_ids[code], number, keypad_key(number), plan.accounts[(code, number)][0],
+                       plan.accounts[(code, number)][1], yes, stamp, stamp) for code, number in new_keys), bar)
+        report.accounts_created = len(new_keys)
+        for keys in _chunks(new_keys):
+            for _ in find_accounts(keys):
+                pass
+        del new_keys
+
+        # Whatever meters and phones are left in the plan are new.
+        report.meters_created = len(plan.meters)
+        bar.update(meters_in_file - len(plan.meters) + phones_in_file - len(plan.phones))
+        _bulk_insert(conn, meters, ("account_id", "serial", "utility", "registers", "digits", "decimals", "active",
+                                    "created_at"),
+                     ((plan.accounts[key][3], serial, *spec, yes, stamp) for (key, serial), spec in plan.meters.items()),
+                     bar)
+        report.phones_added = len(plan.phones)
+        _bulk_insert(conn, phones, ("account_id", "phone"),
+                     sorted((plan.accounts[key][3], phone) for key, phone in plan.phones), bar)
     # Records the caller's session had loaded may have changed underneath it.
     session.expire_all()
 
