@@ -10,6 +10,7 @@ Everything happens in the caller's transaction.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
@@ -369,6 +370,22 @@ def _bulk_insert(conn, table, columns: tuple[str, ...], rows: Iterable[tuple], b
         bar.update(len(chunk))
 
 
+@contextlib.contextmanager
+def _custom_plans(conn):
+    """No server-side prepared statements on PostgreSQL while importing: a lookup's plan must
+    fit the table as it is now, and a plan made while the table was empty (before this import's
+    own inserts) would scan it whole for every later chunk."""
+    driver = conn.connection.dbapi_connection
+    if conn.dialect.name != "postgresql" or not hasattr(driver, "prepare_threshold"):
+        yield
+        return
+    threshold, driver.prepare_threshold = driver.prepare_threshold, None
+    try:
+        yield
+    finally:
+        driver.prepare_threshold = threshold
+
+
 def _among(conn, column, name: str):
     """``column IN (the list bound as name)``: one array parameter on PostgreSQL (a query of
     thousands of parameters costs the driver more to prepare than the server to run)."""
@@ -410,7 +427,7 @@ def _write(session: Session, plan: _Plan, report: ImportReport, progress: Progre
                     yield entry, holder, kind
 
     work = len(plan.accounts) + len(plan.meters) + len(plan.phones)
-    with progress("writing", work) as bar:
+    with progress("writing", work) as bar, _custom_plans(conn):
         # Accounts on file, a chunk at a time: update the changed ones, and set aside the meters
         # and phones they already have (what stays in the plan afterwards is new).
         changed, changed_meters = [], []
