@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, NamedTuple, TextIO
 
 import phonenumbers
-from sqlalchemy import any_, bindparam, select, update
+from sqlalchemy import any_, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -457,17 +457,25 @@ def _write(session: Session, plan: _Plan, report: ImportReport, progress: Progre
         report.meters_updated = len(changed_meters)
         del changed, changed_meters
 
-        # New accounts, then their ids, found the same way as the old ones'.
-        new_keys = [entry[4] for entry in plan.accounts.values() if entry[3] is None]
-        _bulk_insert(conn, accounts, ("region_id", "number", "keypad_key", "holder_name", "kind", "active",
-                                      "created_at", "updated_at"),
-                     ((region_ids[code], number, keypad_key(number), plan.accounts[(code, number)][0],
-                       plan.accounts[(code, number)][1], yes, stamp, stamp) for code, number in new_keys), bar)
-        report.accounts_created = len(new_keys)
-        for keys in _chunks(new_keys):
-            for _ in find_accounts(keys):
-                pass
-        del new_keys
+        # New accounts. On PostgreSQL their ids are drawn from the table's sequence first (COPY
+        # returns nothing); elsewhere they are looked up after the insert like the old ones'.
+        new = [entry for entry in plan.accounts.values() if entry[3] is None]
+        columns = ("region_id", "number", "keypad_key", "holder_name", "kind", "active", "created_at", "updated_at")
+        if new and conn.dialect.name == "postgresql":
+            ids = conn.execute(text("SELECT nextval(pg_get_serial_sequence('accounts', 'id')) "
+                                    "FROM generate_series(1, :n)"), {"n": len(new)}).scalars()
+            for entry, id_ in zip(new, ids):
+                entry[3] = id_
+            columns = ("id",) + columns
+        _bulk_insert(conn, accounts, columns,
+                     ((*((entry[3],) if entry[3] else ()), region_ids[entry[4][0]], entry[4][1],
+                       keypad_key(entry[4][1]), entry[0], entry[1], yes, stamp, stamp) for entry in new), bar)
+        report.accounts_created = len(new)
+        if new and new[0][3] is None:
+            for keys in _chunks(entry[4] for entry in new):
+                for _ in find_accounts(keys):
+                    pass
+        del new
 
         # Whatever meters and phones are left in the plan are new.
         report.meters_created = len(plan.meters)
