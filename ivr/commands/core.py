@@ -49,18 +49,21 @@ def _safe_url(url: str) -> str:
 @click.option("--skip-bad", is_flag=True, help="Apply the good rows even if some rows are bad.")
 def import_cmd(csv_file: Path, skip_bad: bool) -> None:
     """Import accounts and meters from CSV (one row per meter)."""
+    import time
+
     from readings_store.db import transaction
     from readings_store.importer import import_rows, read_csv
 
     config = load_config()
     _require_schema(config)
-    try:
-        text = csv_file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise click.ClickException(f"{csv_file} is not UTF-8 text: {exc}") from None
+    started = time.perf_counter()
+    progress, total = _progress_bars(csv_file)
     with transaction(_sessions(config)) as session:
         try:
-            report = import_rows(session, read_csv(text), skip_bad=skip_bad)
+            with csv_file.open(encoding="utf-8", newline="") as stream:
+                report = import_rows(session, read_csv(stream), skip_bad=skip_bad, progress=progress, total=total)
+        except UnicodeDecodeError as exc:
+            raise click.ClickException(f"{csv_file} is not UTF-8 text: {exc}; nothing was imported") from None
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         for warning in report.warnings:
@@ -72,11 +75,33 @@ def import_cmd(csv_file: Path, skip_bad: bool) -> None:
             raise click.ClickException(
                 f"{len(report.errors)} bad row(s) of {report.rows}; nothing was imported (use --skip-bad to apply the good rows)"
             )
+    for code in report.regions_created:
+        key = report.region_keys[code]
+        click.echo(f"created region {code} with menu key {key}" if key is not None
+                   else f"created region {code} without a menu key (every key 1-99 is taken)")
+    seconds = time.perf_counter() - started
     click.echo(
         f"imported {report.applied} of {report.rows} rows: accounts {report.accounts_created} new, "
-        f"{report.accounts_updated} updated; meters {report.meters_created} new, {report.meters_updated} updated"
+        f"{report.accounts_updated} updated; meters {report.meters_created} new, {report.meters_updated} updated; "
+        f"phones {report.phones_added} new"
         + (f"; skipped {len(report.errors)} bad rows" if report.errors else "")
+        + f" ({seconds:.1f} s)"
     )
+
+
+def _progress_bars(csv_file: Path):
+    """Progress bars (rows/s) on a terminal; nothing when output goes to a file or a pipe."""
+    if not (sys.stderr.isatty() and sys.stdout.isatty()):
+        return None, None
+    from tqdm import tqdm
+
+    with csv_file.open("rb") as stream:  # line count, for the bar's total
+        lines = sum(block.count(b"\n") for block in iter(lambda: stream.read(1 << 20), b""))
+
+    def bar(description: str, total: int | None):
+        return tqdm(desc=description, total=total, unit=" rows", unit_scale=True, dynamic_ncols=True, leave=False)
+
+    return bar, max(lines - 1, 0)
 
 
 @click.command("demo-data")
