@@ -186,7 +186,8 @@ class MediaServer:
     def __init__(self, handlers: Handlers, *, auth_token: str | None, validate_signatures: bool = True,
                  public_url: str | None = None, settings: StreamSettings = StreamSettings(),
                  path: str = STREAM_PATH, workers: int | None = None, callback_workers: int = 8,
-                 feed_ms: int = 60, late_after_ms: float = 250.0, models_dir=None):
+                 feed_ms: int = 60, late_after_ms: float = 250.0, models_dir=None,
+                 listener_factory: Callable[..., CallListener] = CallListener):
         if validate_signatures and not auth_token:
             raise ValueError("the media endpoint needs the Twilio auth token to check signatures")
         if feed_ms < FRAME_MS or feed_ms % FRAME_MS:
@@ -200,6 +201,7 @@ class MediaServer:
         self.feed_bytes = feed_ms * ULAW_RATE // 1000  # μ-law bytes per recogniser batch
         self.late_after = late_after_ms / 1000
         self.stats = StreamStats()
+        self.listener_factory = listener_factory  # (call_sid, questions, models, settings) -> listener
         self._recognition = ThreadPoolExecutor(workers or os.cpu_count() or 2, thread_name_prefix="vosk")
         self._callbacks = ThreadPoolExecutor(callback_workers, thread_name_prefix="media-cb")
         if handlers.models is None:
@@ -341,7 +343,7 @@ class _Stream:
         custom = start.get("customParameters")
         self.custom = custom if isinstance(custom, dict) else {}
         h = self.server.handlers
-        self.listener = CallListener(call_sid, h.questions, h.models, self.server.settings)
+        self.listener = self.server.listener_factory(call_sid, h.questions, h.models, self.server.settings)
         self.server.stats.streams += 1
         self._pump = asyncio.get_running_loop().create_task(self._run())
         return None

@@ -17,8 +17,8 @@ costs the same CPU as upsampling to 16 kHz first and recognises as well (see doc
    pre-roll, then every following frame.
 3. *Speech*: the first interim hypothesis with a grammar word sets ``speech_started`` (barge-in).
 4. *End of the answer*: ``trailing_silence_ms`` of audio below the voice threshold after a
-   recognised word, or, on a line too noisy for the energy rule, ``stall_ms`` without any change
-   of the decoder's hypothesis, or ``max_utterance_s`` since onset. Vosk's own endpoints (the
+   recognised word, or, on a line too noisy for the energy rule, ``stall_ms`` of "voiced" audio
+   without any change of the decoder's hypothesis, or ``max_utterance_s`` since onset. Vosk's own endpoints (the
    model's ``conf/model.conf`` rules, 0.5 s of trailing silence after a complete grammar path for
    the small models) only split the answer into segments that are joined, as the batch
    recogniser does: the installed Vosk (0.3.45) has no per-recogniser endpointer setting, and a
@@ -118,7 +118,7 @@ class StreamSettings:
     sample_rate: int = 8000  # rate fed to Vosk: 8000 (as received) or 16000 (upsampled here)
     pre_roll_ms: int = 300  # audio kept from before the voice onset (soft first consonants)
     max_utterance_s: float = 15.0  # an answer is cut after this long
-    stall_ms: int = 1500  # noisy line: no change of the hypothesis for this long ends the answer
+    stall_ms: int = 1500  # noisy line: this much voiced audio without a new word ends the answer
     max_alternatives: int = DEFAULT_ALTERNATIVES  # n-best list for the doubt signal; 0 halves the CPU
     voice_margin_db: float = 12.0  # voiced: this far above the tracked noise floor...
     voice_min_dbfs: float = -48.0  # ...and above this absolute level
@@ -132,8 +132,8 @@ class StreamSettings:
             raise ValueError(f"pre-roll must be 0..2000 ms, not {self.pre_roll_ms}")
         if not 1.0 <= self.max_utterance_s <= 120.0:
             raise ValueError(f"maximum answer length must be 1..120 s, not {self.max_utterance_s}")
-        if self.stall_ms < self.trailing_silence_ms:
-            raise ValueError("stall_ms must not be shorter than trailing_silence_ms")
+        if self.stall_ms < 500:
+            raise ValueError(f"stall_ms must be at least 500, not {self.stall_ms}")
         if self.max_alternatives < 0:
             raise ValueError("max_alternatives must be >= 0")
 
@@ -259,6 +259,8 @@ class StreamingUtterance:
         self._pending.append(frame)
         self._frames_since_onset += 1
         self._silent_frames = 0 if voiced else self._silent_frames + 1
+        if voiced:
+            self._stall_frames += 1  # reset whenever the decoder's hypothesis changes
         # The end rules are checked only once the decoder has caught up (so "words heard" is
         # current): on every frame once silence has been long enough, else every 60 ms.
         silence_ms = self._silent_frames * FRAME_MS
@@ -326,8 +328,8 @@ class StreamingUtterance:
             self.speech_started = True
             self.speech_started_at = self._clock()
         self._heard_words = self._heard_words or heard
-        frames = len(chunk) // (FRAME_BYTES * self.settings.sample_rate // ULAW_RATE)
-        self._stall_frames = 0 if hypothesis != self._hypothesis else self._stall_frames + frames
+        if hypothesis != self._hypothesis:
+            self._stall_frames = 0
         self._hypothesis = hypothesis
 
     def _end(self) -> Recognition | None:
