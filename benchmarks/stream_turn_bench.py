@@ -137,6 +137,17 @@ def bench_rate(model, items, repeats):
             cpus.append((cpu() - c0) / secs)
         print(f"  {rate} Hz: CPU {statistics.median(cpus):.4f} s per s of audio (median of {repeats}); "
               f"digit error rate {errors / words:.1%} ({errors}/{words})")
+    # Reference: the record transport's path on the same answers (WAV -> decode_audio at 16 kHz,
+    # normalised and padded -> batch recognize).
+    from speech.audio import decode_audio, pcm_to_wav
+    from speech.recognizer import recognize
+    errors = words = 0
+    for spoken, pcm in items:
+        pcm16 = decode_audio(pcm_to_wav(phone(silence(300) + pcm + silence(1200)), 8000))
+        heard = recognize(model, pcm16, grammar=KO_DIGITS).text.split()
+        errors += edit_distance(spoken, heard)
+        words += len(spoken)
+    print(f"  batch (record transport path, 16 kHz): digit error rate {errors / words:.1%} ({errors}/{words})")
 
 
 # --- 2. CPU vs raw Vosk ---------------------------------------------------------------------------
