@@ -17,7 +17,10 @@ def register(cli):
         from ivr.config import ConfigError, load_config
         from ivr.media_server import MediaServer, load_handlers, settings_from_config
 
-        config = load_config()
+        try:
+            config = load_config()
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
         if not config.media_handlers:
             raise click.ClickException("IVR_MEDIA_HANDLERS is not set: name the module:factory that "
                                        "returns the phone line's ivr.media_server.Handlers")
@@ -27,7 +30,7 @@ def register(cli):
             server = MediaServer(handlers, auth_token=config.twilio_auth_token,
                                  validate_signatures=config.validate_signatures, public_url=config.public_url,
                                  settings=settings, models_dir=config.models_dir)
-        except (ConfigError, ValueError, TypeError, ImportError, AttributeError) as exc:
+        except (ValueError, TypeError, ImportError, AttributeError) as exc:
             raise click.ClickException(str(exc)) from exc
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         host = host or config.media_host

@@ -263,3 +263,52 @@ def test_many_concurrent_streams_with_the_real_model(pool):
     assert stats.streams == 12 and len(rec.utterances()) == 12
     assert len(texts) == 1  # same audio, same words, whichever thread decoded it
     assert all(len(rec.utterances(s)) == 1 for s in sids)
+
+
+def fake_handlers_factory(config):
+    """A handlers factory as IVR_MEDIA_HANDLERS names it (module:factory)."""
+    return Recorder(None, models=lambda lang: None).handlers()
+
+
+def not_handlers_factory(config):
+    return {"questions": None}
+
+
+@pytest.mark.parametrize("env, message", [
+    ({}, "IVR_MEDIA_HANDLERS is not set"),
+    ({"IVR_MEDIA_HANDLERS": "no-colon"}, "module:factory"),
+    ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:not_handlers_factory"}, "not ivr.media_server.Handlers"),
+    ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:fake_handlers_factory",
+      "IVR_STREAM_TRAILING_SILENCE_MS": "20"}, "trailing silence"),
+    ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:fake_handlers_factory",
+      "IVR_STREAM_ALTERNATIVES": "many"}, "IVR_STREAM_ALTERNATIVES must be an integer"),
+])
+def test_media_server_command_refuses_bad_settings(env, message, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from ivr.cli import cli
+
+    monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("IVR_TWILIO_AUTH_TOKEN", TOKEN)
+    for key in ("IVR_MEDIA_HANDLERS", "IVR_STREAM_TRAILING_SILENCE_MS", "IVR_STREAM_ALTERNATIVES"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(cli, ["media-server", "--port", "0"])
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_media_server_settings_come_from_the_configuration(monkeypatch, tmp_path):
+    from ivr.config import load_config
+    from ivr.media_server import load_handlers, settings_from_config
+
+    monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("IVR_STREAM_TRAILING_SILENCE_MS", "900")
+    monkeypatch.setenv("IVR_STREAM_ALTERNATIVES", "0")
+    monkeypatch.setenv("IVR_MEDIA_PORT", "9001")
+    config = load_config()
+    settings = settings_from_config(config)
+    assert (settings.trailing_silence_ms, settings.max_alternatives, config.media_port) == (900, 0, 9001)
+    handlers = load_handlers("tests.speech.test_media_server:fake_handlers_factory", config)
+    assert handlers.questions("CA" + "0" * 32) is None
