@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -101,7 +102,7 @@ class CallListener:
         self.question: Question | None = None
         self._utterance: StreamingUtterance | None = None
         self._pending = b""  # audio after an answer's end, for the next answer
-        self._announced = False
+        self._announced = 0  # speech starts of the current answer already reported
 
     def _ask(self) -> Question | None:
         try:
@@ -138,7 +139,7 @@ class CallListener:
         model, grammar = self._target(self.question)
         self._utterance = StreamingUtterance(model, grammar, self.settings, retarget=self._retarget,
                                              detector=previous.detector if previous else None)
-        self._announced = False
+        self._announced = 0  # speech starts of the current answer already reported
 
     def feed(self, pcm: bytes) -> tuple[bool, Answer | None]:
         """(speech started in this batch, the answer if it ended). After an answer, call
@@ -147,8 +148,8 @@ class CallListener:
             self.begin()
         utterance = self._utterance
         recognition = utterance.feed(pcm)
-        started = utterance.speech_started and not self._announced
-        self._announced = self._announced or started
+        started = utterance.speech_starts > self._announced
+        self._announced = utterance.speech_starts
         if recognition is None:
             return started, None
         self._pending = utterance.leftover
@@ -173,7 +174,7 @@ class StreamStats:
     frames: int = 0
     late_frames: int = 0  # audio reached the recogniser more than ``late_after_ms`` after arrival
     max_lag_ms: float = 0.0
-    lags_ms: list = field(default_factory=list)  # one per batch: oldest frame's lag
+    lags_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))  # recent batches: oldest frame's lag
     bad_messages: int = 0
     rejected_handshakes: int = 0
     utterances: int = 0

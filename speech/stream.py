@@ -194,6 +194,7 @@ class StreamingUtterance:
         self._pre_roll: deque[bytes] = deque(maxlen=max(1, settings.pre_roll_ms // FRAME_MS))
         self._recent: deque[bool] = deque(maxlen=3)
         self._remainder = b""
+        self.speech_starts = 0  # bursts in which a grammar word was heard (one per answer, plus dropped ones)
         self._reset()
         self.result: Recognition | None = None
         self.leftover = b""
@@ -327,6 +328,7 @@ class StreamingUtterance:
         if heard and not self.speech_started and (_has_word(partial) or any(_has_word(s.text) for s in self._segments)):
             self.speech_started = True
             self.speech_started_at = self._clock()
+            self.speech_starts += 1
         self._heard_words = self._heard_words or heard
         if hypothesis != self._hypothesis:
             self._stall_frames = 0
