@@ -187,19 +187,23 @@ class MediaServer:
     def __init__(self, handlers: Handlers, *, auth_token: str | None, validate_signatures: bool = True,
                  public_url: str | None = None, settings: StreamSettings = StreamSettings(),
                  path: str = STREAM_PATH, workers: int | None = None, callback_workers: int = 8,
-                 feed_ms: int = 60, late_after_ms: float = 250.0, models_dir=None,
+                 feed_ms: int = 60, idle_feed_ms: int = 200, late_after_ms: float = 250.0, models_dir=None,
                  listener_factory: Callable[..., CallListener] = CallListener):
         if validate_signatures and not auth_token:
             raise ValueError("the media endpoint needs the Twilio auth token to check signatures")
-        if feed_ms < FRAME_MS or feed_ms % FRAME_MS:
-            raise ValueError(f"feed_ms must be a multiple of {FRAME_MS}")
+        if feed_ms < FRAME_MS or feed_ms % FRAME_MS or idle_feed_ms < feed_ms or idle_feed_ms % FRAME_MS:
+            raise ValueError(f"feed_ms and idle_feed_ms must be multiples of {FRAME_MS}, idle_feed_ms >= feed_ms")
         self.handlers = handlers
         self.validator = RequestValidator(auth_token) if auth_token else None
         self.validate_signatures = validate_signatures
         self.public_url = public_url
         self.settings = settings
         self.path = path
-        self.feed_bytes = feed_ms * ULAW_RATE // 1000  # μ-law bytes per recogniser batch
+        # μ-law bytes per batch handed to the recognition threads: small while an answer is being
+        # decoded (latency), larger while the caller is silent (only the voice detector runs, and
+        # each hand-over to a thread costs more than detecting voice in it).
+        self.feed_bytes = feed_ms * ULAW_RATE // 1000
+        self.idle_feed_bytes = idle_feed_ms * ULAW_RATE // 1000
         self.late_after = late_after_ms / 1000
         self.stats = StreamStats()
         self.listener_factory = listener_factory  # (call_sid, questions, models, settings) -> listener
@@ -368,7 +372,8 @@ class _Stream:
             return None
         self._buffer.append((time.monotonic(), ulaw))
         self._buffered += len(ulaw)
-        if self._buffered >= self.server.feed_bytes:
+        listening = getattr(self.listener, "listening", False)
+        if self._buffered >= (self.server.feed_bytes if listening else self.server.idle_feed_bytes):
             self._ready.set()
         return None
 
