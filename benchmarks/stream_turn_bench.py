@@ -13,7 +13,9 @@ the digit grammar, feature dither off (reproducible).
    time; from the moment the last voiced frame of an answer is sent to ``on_utterance`` firing
    (where the REST update would be sent), trailing silence included; p50/p95 over all answers.
 4. ``load``: N concurrent real-time streams: late frames (audio reaching the recogniser more
-   than 250 ms after it arrived), batch lag percentiles, callback latency, server CPU.
+   than 250 ms later than its batch's own filling time: 60 ms while an answer is decoded, 200 ms
+   while the caller is silent), batch lag percentiles, callback latency, server CPU; with the
+   n-best decoder and without (``IVR_STREAM_ALTERNATIVES=0``).
 5. ``transport``: the endpoint without recognition vs the same work in a Flask app with
    flask-sock under gunicorn gthread (if flask-sock is installed): server CPU per second of audio.
 
@@ -224,6 +226,21 @@ def client_main(spec_path: str) -> None:
     print(json.dumps(asyncio.run(main())))
 
 
+async def play_streams(url: str, streams: list[dict], tmp: str, per_process: int = 25) -> dict:
+    """Twilio's side: child processes of up to *per_process* streams each; their send times."""
+    procs = []
+    for k in range(0, len(streams), per_process):
+        spec = Path(tmp) / f"spec{k}.json"
+        spec.write_text(json.dumps({"url": url, "signed_url": url.replace("ws://", "wss://"),
+                                    "streams": streams[k:k + per_process]}))
+        procs.append(await asyncio.create_subprocess_exec(sys.executable, __file__, "--client", str(spec),
+                                                          stdout=asyncio.subprocess.PIPE))
+    sent = {}
+    for out, _ in await asyncio.gather(*(p.communicate() for p in procs)):
+        sent.update(json.loads(out))
+    return sent
+
+
 class NullListener:
     """Takes the audio and recognises nothing: what the transport alone costs."""
 
@@ -253,17 +270,12 @@ async def serve_and_play(model, audios: list[bytes], settings: StreamSettings, l
                 cache[id(audio)] = (str(path), voiced_span_ends(audio, gap_ms=settings.trailing_silence_ms))
             path, ends = cache[id(audio)]
             streams.append({"sid": new_call_sid(), "audio": path, "ends": ends})
-        spec = Path(tmp) / "spec.json"
-        spec.write_text(json.dumps({"url": url, "signed_url": url.replace("ws://", "wss://"), "streams": streams}))
         c0 = cpu()
-        proc = await asyncio.create_subprocess_exec(sys.executable, __file__, "--client", str(spec),
-                                                    stdout=asyncio.subprocess.PIPE)
-        out, _ = await proc.communicate()
+        sent = await play_streams(url, streams, tmp)
         await asyncio.sleep(0.5)
         server_cpu = cpu() - c0
     await server.stop()
     server.close()
-    sent = json.loads(out)
     latencies, missing, extra_answers = [], 0, 0
     for s in streams:
         got = [e.at for e in rec.utterances(s["sid"])]
@@ -299,10 +311,13 @@ def bench_latency(model, items, repeats, settings, per_stream=10):
 def bench_load(model, items, n_streams, repeats, settings):
     audio = stream_of(items[:3])
     print(f"\n== 4. {n_streams} concurrent real-time streams ({len(audio) / 16000:.1f} s each, 3 answers; "
-          f"late = audio reached the recogniser > 250 ms after arrival)")
-    for name, factory in (("transport only (no recognition)", NullListener), ("with recognition", None)):
-        for r in range(repeats if factory is None else 1):
-            res = asyncio.run(serve_and_play(model, [audio] * n_streams, settings, factory))
+          f"late = reached the recogniser > 250 ms after its batch filled)")
+    no_nbest = StreamSettings(trailing_silence_ms=settings.trailing_silence_ms, max_alternatives=0)
+    for name, factory, st, runs in (("transport only (no recognition)", NullListener, settings, 1),
+                                    ("recognition, n-best 3", None, settings, repeats),
+                                    ("recognition, n-best 0", None, no_nbest, repeats)):
+        for r in range(runs):
+            res = asyncio.run(serve_and_play(model, [audio] * n_streams, st, factory))
             s = res["stats"]
             lat = res["latencies"]
             print(f"  {name}, run {r + 1}: frames {s.frames}, late {s.late_frames} "
@@ -369,13 +384,8 @@ async def play_only(url: str, audio: bytes, n_streams: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "a.raw"
         path.write_bytes(audio)
-        spec = Path(tmp) / "spec.json"
-        spec.write_text(json.dumps({"url": url, "signed_url": url.replace("ws://", "wss://"), "streams": [
-            {"sid": new_call_sid(), "audio": str(path), "ends": []} for _ in range(n_streams)]}))
-        proc = await asyncio.create_subprocess_exec(sys.executable, __file__, "--client", str(spec),
-                                                    stdout=asyncio.subprocess.PIPE)
-        out, _ = await proc.communicate()
-    return json.loads(out)
+        return await play_streams(url, [{"sid": new_call_sid(), "audio": str(path), "ends": []}
+                                        for _ in range(n_streams)], tmp)
 
 
 def bench_transport(items, n_streams, repeats):
