@@ -312,3 +312,31 @@ def test_media_server_settings_come_from_the_configuration(monkeypatch, tmp_path
     assert (settings.trailing_silence_ms, settings.max_alternatives, config.media_port) == (900, 0, 9001)
     handlers = load_handlers("tests.speech.test_media_server:fake_handlers_factory", config)
     assert handlers.questions("CA" + "0" * 32) is None
+
+
+@speech
+def test_question_moved_on_before_the_caller_spoke_is_followed(pool):
+    """The dialog moved on (keys pressed, webhook) after the stream started: the question read at
+    the voice onset is the one the answer is recognised and reported with."""
+    asked = []
+
+    def questions(call_sid):
+        asked.append(call_sid)
+        return Q_DIGITS if len(asked) == 1 else Q_37
+
+    rec = Recorder(models=pool.get)
+    rec.question = questions
+    sid = new_call_sid()
+
+    async def scenario(url, server):
+        return await play_stream(url, TOKEN, silence(400) + KO_357 + silence(1500), call_sid=sid, realtime=False)
+
+    _serve(rec, scenario)
+    [event] = rec.utterances(sid)
+    assert event.question == Q_37 and _words_ok(event.recognition, ("삼", "칠"))
+    assert len(asked) >= 2
+
+
+def test_a_question_needs_a_grammar():
+    with pytest.raises(ValueError):
+        Question(language="ko", grammar=(), step="value", seq=1)
