@@ -340,3 +340,23 @@ def test_question_moved_on_before_the_caller_spoke_is_followed(pool):
 def test_a_question_needs_a_grammar():
     with pytest.raises(ValueError):
         Question(language="ko", grammar=(), step="value", seq=1)
+
+
+def test_signature_check_can_be_turned_off_for_development():
+    rec = Recorder(Q_DIGITS, models=lambda lang: None)
+
+    async def main():
+        server = MediaServer(rec.handlers(), auth_token=None, validate_signatures=False,
+                             listener_factory=FakeListener)
+        await server.start("127.0.0.1", 0)
+        try:
+            played = await play_stream(f"ws://127.0.0.1:{server.port}/voice/stream", None, silence(100),
+                                       realtime=False, signature="")
+            return played.status, server.stats.streams
+        finally:
+            await server.stop()
+            server.close()
+
+    assert asyncio.run(main()) == (None, 1)
+    with pytest.raises(ValueError, match="auth token"):
+        MediaServer(rec.handlers(), auth_token=None)
