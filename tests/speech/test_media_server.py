@@ -279,7 +279,7 @@ def not_handlers_factory(config):
     ({"IVR_MEDIA_HANDLERS": "no-colon"}, "module:factory"),
     ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:not_handlers_factory"}, "not ivr.media_server.Handlers"),
     ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:fake_handlers_factory",
-      "IVR_STREAM_TRAILING_SILENCE_MS": "20"}, "trailing silence"),
+      "IVR_STREAM_TRAILING_SILENCE_MS": "20"}, "IVR_STREAM_TRAILING_SILENCE_MS must be an integer from 100 to 5000"),
     ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:fake_handlers_factory",
       "IVR_STREAM_ALTERNATIVES": "many"}, "IVR_STREAM_ALTERNATIVES must be an integer"),
 ])
