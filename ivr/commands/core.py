@@ -7,19 +7,7 @@ from pathlib import Path
 import click
 
 from ..config import ensure_dev_auth_token, load_config
-
-
-def _sessions(config):
-    from readings_store.db import make_engine, make_session_factory
-
-    return make_session_factory(make_engine(config.database_url))
-
-
-def _require_schema(config) -> None:
-    from readings_store.db import is_current, make_engine
-
-    if not is_current(make_engine(config.database_url)):
-        raise click.ClickException("the database has no schema yet: run `ivr db upgrade` first")
+from . import migrated_transaction, require_schema
 
 
 @click.group("db")
@@ -51,14 +39,12 @@ def import_cmd(csv_file: Path, skip_bad: bool) -> None:
     """Import accounts and meters from CSV (one row per meter)."""
     import time
 
-    from readings_store.db import transaction
     from readings_store.importer import import_rows, read_csv
 
     config = load_config()
-    _require_schema(config)
     started = time.perf_counter()
     progress, total = _progress_bars(csv_file)
-    with transaction(_sessions(config)) as session:
+    with migrated_transaction(config) as session:
         try:
             with csv_file.open(encoding="utf-8", newline="") as stream:
                 report = import_rows(session, read_csv(stream), skip_bad=skip_bad, progress=progress, total=total)
@@ -108,12 +94,9 @@ def _progress_bars(csv_file: Path):
 @click.option("--accounts", default=750, show_default=True, help="Accounts per region.")
 def demo_data(accounts: int) -> None:
     """Load demo regions, accounts, meters and previous readings, and print some to try."""
-    from readings_store.db import transaction
     from readings_store.demo import load_demo
 
-    config = load_config()
-    _require_schema(config)
-    with transaction(_sessions(config)) as session:
+    with migrated_transaction() as session:
         samples = load_demo(session, accounts_per_region=accounts)
     click.echo("Accounts to try (region, keys to type, meters):")
     for region, number, meters in samples:
@@ -128,7 +111,7 @@ def serve(host: str, port: int) -> None:
     from ..app import create_app
 
     config = load_config()
-    _require_schema(config)
+    require_schema(config)
     if not config.twilio_auth_token:
         ensure_dev_auth_token(config.data_dir)
         config = load_config()
@@ -174,7 +157,7 @@ def call(url: str | None, caller: str, keys: str | None) -> None:
     else:
         from ..app import create_app
 
-        _require_schema(config)
+        require_schema(config)
         config.twilio_auth_token = token
         transport, base = flask_transport(create_app(config).test_client()), "http://localhost"
     sim = SimulatedCall(base, token, transport, caller=caller)
