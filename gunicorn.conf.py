@@ -20,7 +20,8 @@ a HUP.
 import multiprocessing
 import os
 
-from ivr import config, logs
+from ivr.config import data_folder, log_format
+from ivr.logs import gunicorn_logconfig
 
 wsgi_app = "ivr.app:create_app(preload_models=True)"
 preload_app = True
@@ -46,11 +47,11 @@ max_requests_jitter = 500
 accesslog = "-"
 errorlog = "-"
 # gunicorn's own lines and the app's, one JSON object per line unless IVR_LOG_FORMAT=text.
-logconfig_dict = logs.gunicorn_logconfig(config.log_format() or "json")
+logconfig_dict = gunicorn_logconfig(log_format() or "json")
 
 # Prometheus metrics from every worker, summed at /metrics: each process writes its values to
 # files in this folder, which must be set before the app is loaded and is emptied at each start.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(config.data_folder() / "metrics"))
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(data_folder() / "metrics"))
 os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 

@@ -142,5 +142,6 @@ def gunicorn_logconfig(fmt: str) -> dict:
         "loggers": {
             "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
             "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+            "alembic": {"level": "WARNING"},  # its start-up chatter, when the app checks the schema
         },
     }
