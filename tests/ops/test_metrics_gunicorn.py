@@ -1,12 +1,17 @@
 """/metrics under the repository's gunicorn.conf.py with two workers: one scrape sums every worker."""
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 import requests
 from prometheus_client import CollectorRegistry, multiprocess
 
@@ -45,9 +50,19 @@ def per_worker(folder: Path, pid: int, tmp: Path) -> float:
     return registry.get_sample_value(HISTOGRAM, {"route": "/voice/incoming", "method": "POST"}) or 0.0
 
 
-def test_one_scrape_sums_every_worker(gunicorn, tmp_path):  # noqa: F811
+@pytest.fixture
+def stale_values(tmp_path):
+    """A value file left by an earlier run of the server."""
+    folder = tmp_path / "data" / "metrics"
+    folder.mkdir(parents=True)
+    (folder / "counter_99999.db").write_bytes(b"left over")
+    return folder / "counter_99999.db"
+
+
+def test_one_scrape_sums_every_worker(stale_values, gunicorn, tmp_path):  # noqa: F811
     base, proc = gunicorn
     folder = tmp_path / "data" / "metrics"
+    assert not stale_values.exists()  # emptied when the master started
     workers = children(proc.pid)
     assert len(workers) == 2
     sent: Counter = Counter()
@@ -84,3 +99,20 @@ def test_one_scrape_sums_every_worker(gunicorn, tmp_path):  # noqa: F811
     # Another address is refused by every worker (X-Forwarded-For: came through a proxy).
     for _ in range(4):
         assert requests.get(base + "/metrics", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=5).status_code == 403
+
+    # A worker replaced (max_requests, a crash): its counts stay in the sum, its in-flight gauge goes.
+    gone = workers[0]
+    assert (folder / f"gauge_livesum_{gone}.db").exists()
+    os.kill(gone, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while (folder / f"gauge_livesum_{gone}.db").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (folder / f"gauge_livesum_{gone}.db").exists()
+    again = requests.get(base + "/metrics", timeout=10).text
+    assert value(again, HISTOGRAM, route="/voice/incoming", method="POST") == calls + 1
+
+    # The log: one JSON object per line, gunicorn's and the app's; the refused webhook names its call.
+    records = [json.loads(line) for line in (tmp_path / "gunicorn.log").read_text().splitlines()]
+    assert any(r["logger"] == "gunicorn.access" and "/voice/status" in r["message"] for r in records)
+    refused = [r for r in records if r["logger"] == "ivr.voice" and "signature" in r["message"]]
+    assert [(r["call_sid"], r["path"]) for r in refused] == [("CA" + "d" * 32, "/voice/incoming")]
