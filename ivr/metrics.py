@@ -57,6 +57,14 @@ RECOGNITION_SECONDS = Histogram("ivr_recognition_duration_seconds", "Time to dec
                                 ["language"], buckets=LATENCY_BUCKETS)
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label() -> str:
+    """The request method, or "other": any token is a valid method, and each would be a series."""
+    return request.method if request.method in METHODS else "other"
+
+
 def route_label() -> str:
     """The matched route's template ("/voice/step/<step>"), never the raw path: a label per path
     would let any client create series without end."""
@@ -208,8 +216,9 @@ def init_app(app: Flask) -> None:
         start = g.pop("metrics_start", None)
         if start is not None:
             route = g.metrics_route
-            REQUEST_SECONDS.labels(route, request.method).observe(time.perf_counter() - start)
-            RESPONSES.labels(route, request.method, str(response.status_code)).inc()
+            method = method_label()
+            REQUEST_SECONDS.labels(route, method).observe(time.perf_counter() - start)
+            RESPONSES.labels(route, method, str(response.status_code)).inc()
         return response
 
     @app.teardown_request

@@ -122,3 +122,29 @@ def test_gunicorn_logconfig_sends_gunicorn_lines_as_json():
     assert record["logger"] == "gunicorn.error" and record["message"] == "Booting worker with pid: 123"
     with pytest.raises(ValueError):
         logs.gunicorn_logconfig("xml")
+
+
+@pytest.mark.parametrize("setting, expected", [(None, logs.TextFormatter), ("json", logs.JsonFormatter)])
+def test_serve_logs_text_unless_told(config, monkeypatch, setting, expected):
+    """``ivr serve`` sets up its log before starting the server (here a fake that only records)."""
+    from click.testing import CliRunner
+    from flask import Flask
+
+    from ivr.cli import cli
+
+    monkeypatch.setenv("IVR_DATABASE_URL", config.database_url)
+    monkeypatch.setenv("IVR_TWILIO_AUTH_TOKEN", "x" * 32)
+    if setting:
+        monkeypatch.setenv("IVR_LOG_FORMAT", setting)
+    started = []
+    monkeypatch.setattr(Flask, "run", lambda self, **kw: started.append(kw))  # fake: no server is started
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        result = CliRunner().invoke(cli, ["serve", "--port", "5099"])
+        assert result.exit_code == 0, result.output
+        ours = [h for h in root.handlers if h.get_name() == logs.HANDLER_NAME]
+        assert started and [type(h.formatter) for h in ours] == [expected]
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])

@@ -3,6 +3,8 @@ speech steps), and the front page."""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
 from prometheus_client.parser import text_string_to_metric_families
 
 from ivr import metrics
@@ -123,6 +125,7 @@ def test_latency_per_route_template_not_per_path(client, phone, db):
     call.hang_up()
     client.get("/voice/no-such-page-1")
     client.get("/voice/no-such-page-2")
+    client.open("/voice/incoming", method="MADEUP")
     after = scrape(client)
 
     def count(route, method="POST"):
@@ -133,6 +136,7 @@ def test_latency_per_route_template_not_per_path(client, phone, db):
     assert count("/voice/status") == 1
     assert count("/voice/step/<step>") == 2
     assert count("(unmatched)", "GET") == 2
+    assert count("(unmatched)", "other") == 1 and "MADEUP" not in after  # 405: no route matched
     assert not any("no-such-page" in line or "/voice/step/language" in line for line in after.splitlines())
     status = value(after, "ivr_http_responses_total", route="/voice/status", method="POST", status="204") \
         - value(before, "ivr_http_responses_total", route="/voice/status", method="POST", status="204")
@@ -168,6 +172,15 @@ def test_records_are_counted_in_the_database(client, phone, db):
     text = scrape(client)
     assert value(text, "ivr_export_batches", state="created") == 1
     assert value(text, "ivr_export_batches", state="acknowledged") == 1
+
+
+def test_database_unreachable_is_reported_not_hidden(app, caplog):
+    services = app.extensions["ivr"]
+    services.sessions = sessionmaker(create_engine("sqlite:////nonexistent-folder/ivr.sqlite3"))
+    text = scrape(app.test_client())
+    assert value(text, "ivr_records_up") == 0
+    assert "ivr_readings{" not in text and "ivr_http_request_duration_seconds" in text
+    assert "database counts unavailable: OperationalError" in caplog.text
 
 
 class FakeFetcher:
