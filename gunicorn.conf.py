@@ -46,6 +46,10 @@ max_requests_jitter = 500
 
 accesslog = "-"
 errorlog = "-"
+# The TLS proxy on the same host is trusted for X-Forwarded-*; the app's own handling of those
+# headers is IVR_TRUST_PROXY.
+forwarded_allow_ips = "127.0.0.1,::1"
+
 # gunicorn's own lines and the app's, one JSON object per line unless IVR_LOG_FORMAT=text.
 logconfig_dict = gunicorn_logconfig(log_format() or "json")
 
@@ -65,6 +69,3 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # its requests in flight no longer count
-# The TLS proxy on the same host is trusted for X-Forwarded-*; the app's own handling of those
-# headers is IVR_TRUST_PROXY.
-forwarded_allow_ips = "127.0.0.1,::1"
