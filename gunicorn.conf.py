@@ -20,6 +20,9 @@ a HUP.
 import multiprocessing
 import os
 
+from ivr.config import data_folder, log_format
+from ivr.logs import gunicorn_logconfig
+
 wsgi_app = "ivr.app:create_app(preload_models=True)"
 preload_app = True
 
@@ -46,3 +49,23 @@ errorlog = "-"
 # The TLS proxy on the same host is trusted for X-Forwarded-*; the app's own handling of those
 # headers is IVR_TRUST_PROXY.
 forwarded_allow_ips = "127.0.0.1,::1"
+
+# gunicorn's own lines and the app's, one JSON object per line unless IVR_LOG_FORMAT=text.
+logconfig_dict = gunicorn_logconfig(log_format() or "json")
+
+# Prometheus metrics from every worker, summed at /metrics: each process writes its values to
+# files in this folder, which must be set before the app is loaded and is emptied at each start.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(data_folder() / "metrics"))
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+
+def on_starting(server):
+    from ivr.metrics import clear_multiprocess_dir, multiprocess_dir
+
+    clear_multiprocess_dir(multiprocess_dir())
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # its requests in flight no longer count

@@ -5,7 +5,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from flask import Flask, g
+from flask import Flask, Response, g, url_for
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from readings_store.db import make_engine, make_session_factory
 
+from . import logs, metrics
 from .config import Config, load_config
 from .prompts import Prompts
 from .speech_steps import SpeechSteps
@@ -54,6 +55,10 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
         os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     app.extensions["ivr"] = Services(config, engine, make_session_factory(engine), Prompts(config.prompts_dir), speech)
 
+    # First: every log line of the request, from here on, carries the call's CallSid.
+    app.before_request(logs.remember_call_sid)
+    metrics.init_app(app)
+
     @app.before_request
     def open_session():
         g.db = app.extensions["ivr"].sessions()
@@ -73,6 +78,13 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
     app.register_blueprint(voice_bp)
     app.register_blueprint(console_bp)
     app.register_blueprint(api_bp)
+
+    @app.get("/")
+    def front_page():
+        """Where a person who opens the server's address finds the console and the API."""
+        page = FRONT_PAGE.format(console=url_for("console.index"), openapi=url_for("api.openapi_document"),
+                                 health=url_for("healthz"))
+        return Response(page, mimetype="text/html")
 
     @app.get("/healthz")
     def healthz():
@@ -94,6 +106,19 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
     logging.getLogger("ivr").setLevel(logging.INFO)
     return app
 
+
+FRONT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Meter-reading line</title></head>
+<body>
+<h1>Meter-reading line</h1>
+<p>This server answers the telephone line that takes meter readings.</p>
+<ul>
+<li><a href="{console}">Operator console</a>: review readings, regions, accounts</li>
+<li><a href="{openapi}">Billing API documentation</a> (OpenAPI 3)</li>
+<li><a href="{health}">Health check</a></li>
+</ul>
+</body></html>
+"""
 
 SIGNATURES_OFF = ("IVR_VALIDATE_SIGNATURES is off: the voice webhooks accept unsigned requests, so ANYONE "
                   "can post to them and store readings. Never run like this in production.")

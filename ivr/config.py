@@ -6,6 +6,7 @@ default outside development and are never logged.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
@@ -163,6 +164,46 @@ def _country_key(key: str) -> bool:
     return key == "*" or bool(re.fullmatch(r"[1-9][0-9]{0,2}", key))
 
 
+LOG_FORMATS = ("json", "text")
+DEFAULT_METRICS_ALLOW = ("127.0.0.0/8", "::1/128")
+
+
+def log_format() -> str | None:
+    """IVR_LOG_FORMAT: "json", "text", or None when unset (each server picks its default).
+    Read on its own too, by gunicorn.conf.py, before the app (and its configuration) is loaded."""
+    raw = (_env("LOG_FORMAT") or "").strip().lower()
+    if not raw:
+        return None
+    if raw not in LOG_FORMATS:
+        raise ConfigError(f"{PREFIX}LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {raw!r}")
+    return raw
+
+
+def _metrics_allow() -> tuple:
+    """IVR_METRICS_ALLOW: comma-separated networks (CIDR, or single addresses) that may read
+    /metrics without the token; "none" for nobody (token only). Default: this host (loopback)."""
+    raw = _env("METRICS_ALLOW")
+    if raw is None or raw.strip() == "":
+        return DEFAULT_METRICS_ALLOW
+    if raw.strip().lower() == "none":
+        return ()
+    networks = []
+    for item in (part.strip() for part in raw.split(",")):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as exc:
+            raise ConfigError(f"{PREFIX}METRICS_ALLOW: {item!r} is not a network such as 10.0.0.0/8 or an "
+                              f"address ({exc})") from exc
+    return tuple(networks)
+
+
+def _metrics_token() -> str | None:
+    token = (_env("METRICS_TOKEN") or "").strip() or None
+    if token is not None and (len(token) < 16 or not token.isascii() or not token.isprintable()):
+        raise ConfigError(f"{PREFIX}METRICS_TOKEN must be at least 16 printable ASCII characters")
+    return token
+
+
 class ConfigError(ValueError):
     """A configuration value is missing or malformed."""
 
@@ -208,6 +249,11 @@ class Config:
     media_host: str = "127.0.0.1"  # `ivr media-server` listens here...
     media_port: int = 8765  # ...on this port (wss://<public host>/voice/stream behind the proxy)
     media_handlers: str | None = None  # module:factory returning ivr.media_server.Handlers
+    # GET /metrics: a bearer token, and/or the networks that may scrape without one.
+    metrics_token: str | None = None
+    metrics_allow: tuple = DEFAULT_METRICS_ALLOW
+    # "json" or "text"; None: the server's own default (json under gunicorn, text for `ivr serve`).
+    log_format: str | None = None
 
     def daily_limit(self, utility: str) -> Decimal:
         return Decimal(str(self.daily_limits[utility]))
@@ -217,7 +263,7 @@ class Config:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("twilio_auth_token", "secret_key"):
+            if f.name in ("twilio_auth_token", "secret_key", "metrics_token"):
                 value = "<set>" if value else "<unset>"
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out
@@ -344,8 +390,13 @@ def _warn_unread_variables() -> None:
                     ", ".join(unread))
 
 
+def data_folder() -> Path:
+    """IVR_DATA_DIR (default ./var), absolute."""
+    return Path(_env("DATA_DIR") or "var").resolve()
+
+
 def load_config(**overrides) -> Config:
-    data_dir = Path(_env("DATA_DIR") or "var").resolve()
+    data_dir = data_folder()
     dev_token = data_dir / DEV_TOKEN_FILE
     auth_token = _env("TWILIO_AUTH_TOKEN") or None
     generated = []
@@ -393,6 +444,9 @@ def load_config(**overrides) -> Config:
         media_host=_env("MEDIA_HOST") or "127.0.0.1",
         media_port=_env_number("MEDIA_PORT", 8765, low=0, high=65535),
         media_handlers=_env("MEDIA_HANDLERS") or None,
+        metrics_token=_metrics_token(),
+        metrics_allow=_metrics_allow(),
+        log_format=log_format(),
     )
     for key, value in overrides.items():
         if not hasattr(cfg, key):

@@ -25,6 +25,7 @@ from speech import confidence
 from .config import Config
 from .dialog import SpeechInput
 from .logsafe import safe_logger
+from .metrics import timed_fetch, timed_recognition
 
 log = safe_logger(__name__)
 MENU_KINDS = ("menu", "yes_no")
@@ -224,12 +225,14 @@ class SpeechSteps:
         decodable) is heard as not understood: the step asks again, and any audio is kept.
         ``phrases``: names only this question offers (regions), added to the grammar."""
         try:
-            audio = self.fetch(url)
+            with timed_fetch():
+                audio = self.fetch(url)
         except RecordingUnavailable as exc:
             log.warning("recording %s not fetched: %s", url[-40:], exc)
             return _unusable()
         try:
-            recognition = self._recognize(lang, kind, audio, phrases)
+            with timed_recognition(lang):
+                recognition = self._recognize(lang, kind, audio, phrases)
         except ValueError as exc:  # speech.audio.AudioError: not audio, truncated, too long
             log.warning("recording %s could not be decoded: %s", url[-40:], exc)
             return _unusable(audio)  # kept, so an operator can still listen

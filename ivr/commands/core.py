@@ -109,8 +109,10 @@ def demo_data(accounts: int) -> None:
 def serve(host: str, port: int) -> None:
     """Run the web server (development server; use gunicorn in production, see README)."""
     from ..app import create_app
+    from ..logs import configure
 
     config = load_config()
+    configure(config.log_format or "text")
     require_schema(config)
     if not config.twilio_auth_token:
         ensure_dev_auth_token(config.data_dir)

@@ -1,0 +1,230 @@
+"""Prometheus metrics, served at ``GET /metrics``.
+
+Two kinds:
+- Measured in the process that handles the request: request latency per route template, requests
+  in flight, recording fetch time and failures, recognition time. Under gunicorn every worker
+  writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` (gunicorn.conf.py sets it to
+  ``<IVR_DATA_DIR>/metrics`` and empties it when the master starts), and a scrape of any worker
+  sums them all (prometheus_client's multi-process mode).
+- Counted in the database at scrape time: calls by outcome, readings by status and channel, export
+  batches by state. The database is the record, so these are right whichever worker answers and
+  survive restarts; a reading that moves from pending review to accepted moves between series,
+  which a counter could not show. They are gauges: Prometheus' ``increase()``/``delta()`` give
+  the rates.
+
+Access: a bearer token (IVR_METRICS_TOKEN), or a client address in IVR_METRICS_ALLOW (default:
+loopback only). A request that came through a proxy (X-Forwarded-For) while IVR_TRUST_PROXY is off
+is never let in by address: its peer is the proxy, not the client.
+"""
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from flask import Flask, Response, current_app, g, request
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest, multiprocess)
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from readings_store.models import Call, ExportBatch, Reading
+
+from .logsafe import safe_logger
+
+log = safe_logger(__name__)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Twilio gives up after 15 s; the buckets resolve the range that matters for a webhook.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, float("inf"))
+
+REQUEST_SECONDS = Histogram("ivr_http_request_duration_seconds", "Time to answer a request, per route template",
+                            ["route", "method"], buckets=LATENCY_BUCKETS)
+RESPONSES = Counter("ivr_http_responses_total", "Responses, per route template and status code",
+                    ["route", "method", "status"])
+IN_FLIGHT = Gauge("ivr_http_requests_in_flight", "Requests being answered now", ["route"],
+                  multiprocess_mode="livesum")
+FETCH_SECONDS = Histogram("ivr_recording_fetch_duration_seconds",
+                          "Time to fetch a caller's recording, failures included", ["outcome"],
+                          buckets=LATENCY_BUCKETS)
+FETCH_FAILURES = Counter("ivr_recording_fetch_failures_total",
+                         "Recordings not fetched: refused (URL or size) or unavailable in time", ["reason"])
+RECOGNITION_SECONDS = Histogram("ivr_recognition_duration_seconds", "Time to decode and recognise one recording",
+                                ["language"], buckets=LATENCY_BUCKETS)
+
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label() -> str:
+    """The request method, or "other": any token is a valid method, and each would be a series."""
+    return request.method if request.method in METHODS else "other"
+
+
+def route_label() -> str:
+    """The matched route's template ("/voice/step/<step>"), never the raw path: a label per path
+    would let any client create series without end."""
+    rule = request.url_rule
+    return rule.rule if rule is not None else "(unmatched)"
+
+
+# --- timing hooks for the speech steps ------------------------------------------------------------
+
+@contextmanager
+def timed_fetch():
+    """Around fetching one recording: its time, and a failure by reason."""
+    from .speech_steps import RecordingRefused, RecordingUnavailable
+
+    start = time.perf_counter()
+    outcome = "ok"
+    try:
+        yield
+    except RecordingRefused:
+        outcome = "refused"
+        raise
+    except RecordingUnavailable:
+        outcome = "unavailable"
+        raise
+    except Exception:
+        outcome = "error"
+        raise
+    finally:
+        FETCH_SECONDS.labels(outcome).observe(time.perf_counter() - start)
+        if outcome != "ok":
+            FETCH_FAILURES.labels(outcome).inc()
+
+
+@contextmanager
+def timed_recognition(language: str):
+    """Around recognising one recording (decoding included)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        RECOGNITION_SECONDS.labels(language).observe(time.perf_counter() - start)
+
+
+# --- counts from the database ---------------------------------------------------------------------
+
+class RecordsCollector:
+    """Calls, readings and export batches as counted in the database at scrape time."""
+
+    def __init__(self, sessions):
+        self.sessions = sessions
+
+    def collect(self):
+        calls = GaugeMetricFamily("ivr_calls", "Calls in the database, by outcome (in_progress: none yet)",
+                                  labels=["outcome"])
+        readings = GaugeMetricFamily("ivr_readings", "Readings in the database, by status and channel",
+                                     labels=["status", "channel"])
+        batches = GaugeMetricFamily("ivr_export_batches", "Export batches, by state (created, acknowledged)",
+                                    labels=["state"])
+        up = GaugeMetricFamily("ivr_records_up", "1 when the database counts below could be read")
+        try:
+            with self.sessions() as session:
+                for outcome, count in session.execute(select(Call.outcome, func.count()).group_by(Call.outcome)):
+                    calls.add_metric([outcome or "in_progress"], count)
+                for status, channel, count in session.execute(
+                        select(Reading.status, Reading.channel, func.count()).group_by(Reading.status, Reading.channel)):
+                    readings.add_metric([status, channel], count)
+                total, acked = session.execute(select(func.count(), func.count(ExportBatch.acknowledged_at))).one()
+                batches.add_metric(["created"], total)
+                batches.add_metric(["acknowledged"], acked)
+        except SQLAlchemyError as exc:
+            log.error("metrics: database counts unavailable: %s", exc.__class__.__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield from (up, calls, readings, batches)
+
+
+# --- the endpoint ---------------------------------------------------------------------------------
+
+def multiprocess_dir() -> Path | None:
+    raw = os.environ.get(MULTIPROC_ENV)
+    return Path(raw) if raw else None
+
+
+def clear_multiprocess_dir(path: Path) -> int:
+    """Remove the value files of earlier processes (at the gunicorn master's start); the folder is
+    created if missing. Only prometheus_client's ``*.db`` files are touched. Returns how many."""
+    path.mkdir(parents=True, exist_ok=True)
+    removed = 0
+    for item in path.glob("*.db"):
+        item.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _allowed(config) -> tuple[bool, int]:
+    """(allowed, status to refuse with): 401 when a token would let the client in, else 403."""
+    token = config.metrics_token
+    header = request.headers.get("Authorization", "")
+    if token and header:
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+            return True, 0
+        return False, 401
+    proxied = "X-Forwarded-For" in request.headers and not config.trust_proxy
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        address = None
+    if address is not None and not proxied:
+        mapped = getattr(address, "ipv4_mapped", None)
+        address = mapped or address
+        if any(address in ipaddress.ip_network(net) for net in config.metrics_allow):
+            return True, 0
+    return False, 401 if token else 403
+
+
+def metrics_view():
+    services = current_app.extensions["ivr"]
+    ok, status = _allowed(services.config)
+    if not ok:
+        log.warning("metrics refused to %s (HTTP %d)", request.remote_addr, status)
+        headers = {"WWW-Authenticate": 'Bearer realm="metrics"'} if status == 401 else {}
+        return Response("metrics: not allowed\n", status=status, mimetype="text/plain", headers=headers)
+    path = multiprocess_dir()
+    if path is not None:
+        process_registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(process_registry, path=str(path))
+    else:
+        process_registry = REGISTRY
+    records = CollectorRegistry(auto_describe=False)
+    records.register(RecordsCollector(services.sessions))
+    body = generate_latest(process_registry) + generate_latest(records)
+    return Response(body, content_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
+
+
+def init_app(app: Flask) -> None:
+    """Time every request by route template, and serve /metrics."""
+
+    @app.before_request
+    def start_timer():
+        g.metrics_start = time.perf_counter()
+        g.metrics_route = route_label()
+        IN_FLIGHT.labels(g.metrics_route).inc()
+
+    @app.after_request
+    def observe(response):
+        start = g.pop("metrics_start", None)
+        if start is not None:
+            route = g.metrics_route
+            method = method_label()
+            REQUEST_SECONDS.labels(route, method).observe(time.perf_counter() - start)
+            RESPONSES.labels(route, method, str(response.status_code)).inc()
+        return response
+
+    @app.teardown_request
+    def leave(exc):
+        route = g.pop("metrics_route", None)
+        if route is not None:
+            IN_FLIGHT.labels(route).dec()
+
+    app.add_url_rule("/metrics", "metrics", metrics_view, methods=["GET"])
