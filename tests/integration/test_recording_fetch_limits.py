@@ -143,10 +143,9 @@ def test_the_app_refuses_lookalike_hosts_before_fetching(config):
 def test_redirect_to_another_host_is_not_followed():
     with Scripted({"/secret": ("body", b"internal data")}) as outside, \
             Scripted({"/rec": ("redirect", outside.base + "secret")}) as media:
-        started = time.monotonic()
         with pytest.raises(RecordingRefused, match="redirects outside the allowed prefixes"):
             fetch(media.base + "rec", (media.base,))
-        assert time.monotonic() - started < 1.0  # refused at once, not retried until the budget
+    assert len(media.seen) == 1  # refused at once, not retried until the budget
     assert outside.seen == []  # never contacted
 
 
@@ -169,11 +168,10 @@ def test_redirect_loop_is_cut():
 
 def test_declared_oversize_body_is_refused_without_reading_it():
     with Scripted({"/rec": ("huge", 400 * 1024 * 1024, True)}) as media:
-        started = time.monotonic()
         with pytest.raises(RecordingRefused, match="too large: 419430400 bytes declared"):
             fetch(media.base + "rec", (media.base,), max_bytes=5 * 1024 * 1024)
-        took = time.monotonic() - started
-    assert took < 2.0
+        time.sleep(0.2)
+        assert media.sent < 64 * 1024 * 1024  # refused on the header, the body was never read
 
 
 def test_undeclared_oversize_body_is_cut_at_the_cap():
