@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import mimetypes
+import zoneinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -27,9 +29,9 @@ from readings_store.models import (
     utcnow,
 )
 
-from . import bp, review
+from . import bp, labels, review
 from .auth import admin_required
-from .forms import AcceptForm, CloseForm, CorrectForm, LinkForm, RejectForm
+from .forms import AcceptForm, CloseForm, CorrectForm, LinkForm, ProfileForm, RejectForm
 
 PAGE_SIZE = 25
 KINDS = ("reading", "identification")
@@ -46,15 +48,59 @@ def actor() -> review.Actor:
 
 # --- helpers shared by the templates --------------------------------------------------------------
 
-def local_time(value: dt.datetime | None, tz: str | None = None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+DEFAULT_TZ = "Europe/Chisinau"  # shown when an operator has no preference and a page spans regions
+LANGUAGES = (("en", "English"), ("ro", "Română"), ("ru", "Русский"), ("uk", "Українська"))
+
+
+def me() -> Operator | None:
+    """The logged-in operator's record (for their preferences), once per request."""
+    if "console_operator" not in g:
+        g.console_operator = g.db.get(Operator, current_user.operator_id) if current_user.is_authenticated else None
+    return g.console_operator
+
+
+@functools.cache
+def known_zones() -> tuple[str, ...]:
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def valid_zone(name: str | None) -> bool:
+    return bool(name) and name in known_zones()
+
+
+def set_page_zone(region_tz: str | None = None) -> str:
+    """Choose the one time zone of this page: the operator's, else the page's region's, else the
+    default. Every time on the page is shown in it and the page says which one it is."""
+    operator = me()
+    for candidate in (operator.timezone if operator else None, region_tz, DEFAULT_TZ):
+        if valid_zone(candidate):
+            g.page_tz = candidate
+            return candidate
+    g.page_tz = "UTC"
+    return "UTC"
+
+
+def page_zone() -> str:
+    return g.get("page_tz") or set_page_zone()
+
+
+def operator_language() -> str:
+    operator = me()
+    return (operator.language if operator and operator.language else "en")
+
+
+def region_name(region: Region | None) -> str:
+    """A region's name in the operator's language."""
+    return region.name_in(operator_language()) if region is not None else "-"
+
+
+def local_time(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """``value`` in the page's time zone (the label is shown once, in the page header)."""
     if value is None:
         return ""
-    try:
-        zone = ZoneInfo(tz) if tz else UTC
-    except (KeyError, ValueError):
-        zone = UTC
-    local = value.astimezone(zone)
-    return local.strftime(fmt) + ("" if tz else " UTC")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(ZoneInfo(page_zone())).strftime(fmt)
 
 
 def marked_words(utterance: Utterance | None) -> list[dict]:
@@ -78,7 +124,18 @@ def marked_words(utterance: Utterance | None) -> list[dict]:
 
 @bp.context_processor
 def _helpers():
-    return {"local_time": local_time, "utilities": UTILITIES}
+    return {"local_time": local_time, "utilities": UTILITIES, "label": labels.label,
+            "step_event": labels.step_event, "page_zone": page_zone, "region_name": region_name,
+            "step_time": step_time}
+
+
+def step_time(at: str | None) -> str:
+    """A call step's ISO timestamp in the page's zone, to the second."""
+    try:
+        moment = dt.datetime.fromisoformat(at) if at else None
+    except (TypeError, ValueError):
+        return ""
+    return local_time(moment, "%H:%M:%S")
 
 
 # --- filters ---------------------------------------------------------------------------------------
@@ -130,8 +187,8 @@ def open_tasks(filters: dict):
     if "reason" in filters:
         query = query.where(ReviewTask.reason == filters["reason"])
     if "date" in filters:
-        # The day in the filtered region's timezone, or the UTC day across regions.
-        start, end = day_bounds(dt.date.fromisoformat(filters["date"]), _region_tz(filters.get("region")))
+        # The calendar day in the page's time zone, the one the "Received" times are shown in.
+        start, end = day_bounds(dt.date.fromisoformat(filters["date"]), page_zone())
         query = query.where(ReviewTask.created_at >= start, ReviewTask.created_at < end)
     return query
 
@@ -152,6 +209,7 @@ def index():
 @bp.get("/queue")
 def queue():
     filters = parse_filters(request.args)
+    set_page_zone(_region_tz(filters.get("region")))
     try:
         page = max(1, int(request.args.get("page", 1)))
     except ValueError:
@@ -218,6 +276,7 @@ def _task_context(task: ReviewTask) -> dict:
     call = task.call or (reading.call if reading else None) or (utterance.call if utterance else None)
     meter = reading.meter if reading else None
     region = task.region or (meter.account.region if meter else None)
+    set_page_zone(region.timezone if region else None)
     history = []
     plausible = None
     refusals = []
@@ -415,6 +474,7 @@ def account(account_id: int):
     acc = g.db.get(Account, account_id)
     if acc is None:
         abort(404)
+    set_page_zone(acc.region.timezone)
     readings = {}
     for m in acc.meters:
         readings[m.id] = g.db.scalars(select(Reading).where(Reading.meter_id == m.id)
@@ -523,6 +583,31 @@ def dashboard():
     filters = {k: v for k, v in parse_filters(request.args).items() if k in ("region", "date")}
     return render_template("console/dashboard.html", filters=filters,
                            regions=g.db.scalars(select(Region).order_by(Region.name)).all(), **_day_figures(filters))
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+def profile():
+    """The operator's own preferences: the time zone every page shows and the language of region names."""
+    operator = me()
+    form = ProfileForm(obj=operator if request.method == "GET" else None)
+    if request.method == "GET":
+        form.language.data = operator.language or "en"
+        set_page_zone()
+        return render_template("console/profile.html", form=form, zones=known_zones())
+    zone = (form.timezone.data or "").strip()
+    error = None
+    if not form.validate_on_submit():
+        error = _form_errors(form) or "Invalid form."
+    elif zone and not valid_zone(zone):
+        error = f"“{zone[:64]}” is not a time zone; pick one from the list, such as Europe/Chisinau."
+    if error:
+        set_page_zone()
+        return render_template("console/profile.html", form=form, zones=known_zones(), error=error), 422
+    operator.timezone = zone or None
+    operator.language = form.language.data
+    g.db.commit()
+    flash("Preferences saved.", "success")
+    return redirect(url_for("console.profile"))
 
 
 @bp.get("/admin/operators")
