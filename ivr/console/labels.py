@@ -76,6 +76,9 @@ STATUSES = {
 }
 
 CHANNELS = {
+    "phone_speech": "phone, speech",
+    "phone_keypad": "phone, keys",
+    "operator": "operator",
     "voice": "speech",
     "speech": "speech",
     "vosk": "speech",

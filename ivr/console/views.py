@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import csv
 import functools
+import io
 import mimetypes
 import zoneinfo
 from pathlib import Path
@@ -13,6 +15,7 @@ from flask_login import current_user
 from sqlalchemy import and_, func, or_, select
 
 from readings_store import service
+from readings_store.export import csv_safe
 from readings_store.models import (
     UTILITIES,
     Account,
@@ -29,7 +32,8 @@ from readings_store.models import (
     utcnow,
 )
 
-from . import bp, labels, review
+from . import bp, charts, labels, review
+from . import dashboard as stats
 from .auth import admin_required
 from .forms import AcceptForm, CloseForm, CorrectForm, LinkForm, ProfileForm, RejectForm
 
@@ -518,71 +522,153 @@ def probing(end: dt.datetime, region_id: int | None) -> list[dict]:
     return out
 
 
-def outcome_group(outcome: str | None) -> str:
-    if outcome == "completed":
-        return "completed"
-    if outcome is None:
-        return "in progress"
-    if outcome == "no_reading":
-        return "no reading"
-    if outcome.startswith("hung_up"):
-        return "hung up"
-    return "operator / gave up"
+def _period(args, zone: str) -> tuple[dt.date, dt.date]:
+    """The dashboard's days, inclusive: ``from``/``to``, or one ``date``, else today (in ``zone``)."""
+    today = utcnow().astimezone(ZoneInfo(zone)).date()
+
+    def day(name):
+        try:
+            return dt.date.fromisoformat(args[name]) if args.get(name) else None
+        except ValueError:
+            return None
+    first = day("from") or day("date")
+    last = day("to") or day("date") or (first if first and first > today else None) or today
+    first = first or last
+    if first > last:
+        first, last = last, first
+    if (last - first).days > 31:  # a billing period and its window at most
+        first = last - dt.timedelta(days=31)
+    return first, last
 
 
-def _day_figures(filters: dict) -> dict:
+def csv_response(name: str, fields: list[str], rows: list[dict]):
+    """A table as a CSV download, text neutralised against spreadsheet formulas."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([csv_safe("" if row.get(f) is None else row.get(f)) for f in fields])
+    response = current_app.response_class(buffer.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
+
+
+def wants_csv() -> bool:
+    return request.args.get("format") == "csv"
+
+
+def _dashboard_figures(filters: dict) -> dict:
     db = g.db
-    tz = _region_tz(filters.get("region"))
-    zone = ZoneInfo(tz) if tz else UTC
-    day = dt.date.fromisoformat(filters["date"]) if "date" in filters else utcnow().astimezone(zone).date()
-    start, end = day_bounds(day, tz)
-    calls = select(Call.region_id, Call.language, Call.outcome, func.count()).where(
-        Call.started_at >= start, Call.started_at < end)
-    if "region" in filters:
-        calls = calls.where(Call.region_id == filters["region"])
-    regions = {r.id: r.name for r in db.scalars(select(Region))}
-    by_group: dict[str, int] = {}
-    rows: dict[tuple, dict] = {}
-    total = 0
-    for region_id, language, outcome, count in db.execute(calls.group_by(Call.region_id, Call.language,
-                                                                        Call.outcome)):
-        group = outcome_group(outcome)
-        by_group[group] = by_group.get(group, 0) + count
-        total += count
-        row = rows.setdefault((regions.get(region_id, "unknown region"), language or "-"),
-                              {"calls": 0, "completed": 0})
-        row["calls"] += count
-        row["completed"] += count if group == "completed" else 0
+    region_id = filters.get("region")
+    zone = set_page_zone(_region_tz(region_id))
+    first, last = _period(request.args, zone)
+    start, _ = day_bounds(first, zone)
+    _, end = day_bounds(last, zone)
+    lang = operator_language()
+    calls = stats.calls_in(db, start, end, region_id)
+    outcomes = stats.outcomes(calls)
+    total = len(calls)
+    completed = sum(o["value"] for o in outcomes if o["code"] == "completed")
+    period = request.args.get("period") or ""
+    if not (len(period) == 7 and period[4] == "-" and period[:4].isdigit() and period[5:].isdigit()
+            and 1 <= int(period[5:]) <= 12):
+        period = last.strftime("%Y-%m")
+    deadline = stats.deadline_for(period)
+    today = utcnow().astimezone(ZoneInfo(zone)).date()
+    regions = {r.id: r for r in db.scalars(select(Region))}
+    per_region_language: dict[tuple, dict] = {}
+    for call in calls:
+        key = (region_name(regions.get(call.region_id)) if call.region_id else "unknown region", call.language or "-")
+        row = per_region_language.setdefault(key, {"region": key[0], "language": key[1], "calls": 0, "completed": 0,
+                                                   "transferred": 0, "gave_up": 0})
+        row["calls"] += 1
+        if call.outcome in ("completed", "transferred", "gave_up"):
+            row[call.outcome] += 1
     readings = select(Reading.status, Reading.channel, func.count()).where(
         Reading.received_at >= start, Reading.received_at < end)
-    if "region" in filters:
-        readings = readings.join(Meter).join(Account).where(Account.region_id == filters["region"])
-    reading_rows = db.execute(readings.group_by(Reading.status, Reading.channel)).all()
-    queue = db.execute(select(ReviewTask.kind, func.count()).where(ReviewTask.status == "open")
-                       .group_by(ReviewTask.kind)).all()
+    if region_id is not None:
+        readings = readings.join(Meter).join(Account).where(Account.region_id == region_id)
+    reading_rows = [{"status": labels.label(s, "status"), "channel": labels.label(ch, "channel"), "count": c}
+                    for s, ch, c in db.execute(readings.group_by(Reading.status, Reading.channel))]
+    queue_rows = stats.queue_age(db, utcnow(), region_id)
     per_operator = []
     if current_user.is_admin:
-        per_operator = db.execute(
-            select(Operator.username, ReviewTask.resolution, func.count())
-            .join(Operator, Operator.id == ReviewTask.resolved_by)
-            .where(ReviewTask.resolved_at >= start, ReviewTask.resolved_at < end)
-            .group_by(Operator.username, ReviewTask.resolution).order_by(Operator.username)).all()
-    completed = by_group.get("completed", 0)
+        per_operator = [{"operator": name, "resolution": labels.label(res), "items": count} for name, res, count in
+                        db.execute(select(Operator.username, ReviewTask.resolution, func.count())
+                                   .join(Operator, Operator.id == ReviewTask.resolved_by)
+                                   .where(ReviewTask.resolved_at >= start, ReviewTask.resolved_at < end)
+                                   .group_by(Operator.username, ReviewTask.resolution).order_by(Operator.username))]
+    hours = stats.calls_per_hour(calls, start, end, zone)
+    coverage = stats.coverage(db, period, region_id, lang)
+    for row in coverage:
+        row["late"] = today >= deadline and row["value"] < 1
+    funnel = stats.funnel(calls)
+    answers = stats.answers_by_language(db, calls)
+    probed = probing(end, region_id)
+    tables = {
+        "outcomes": (["outcome", "calls"], [{"outcome": o["label"], "calls": o["value"]} for o in outcomes]),
+        "per_region": (["region", "language", "calls", "completed", "transferred", "gave_up"],
+                       sorted(per_region_language.values(), key=lambda r: (r["region"], r["language"]))),
+        "hours": (["hour", "calls"], [{"hour": h, "calls": c} for h, c in hours]),
+        "funnel": (["question", "reached", "passed"],
+                   [{"question": r["label"], "reached": r["value"], "passed": r["inner"]} for r in funnel]),
+        "coverage": (["region", "accounts", "with_reading", "share"],
+                     [{"region": r["label"], "accounts": r["accounts"], "with_reading": r["with_reading"],
+                       "share": f"{r['value']:.3f}"} for r in coverage]),
+        "queue_age": (["age", "open_items"], [{"age": r["label"], "open_items": r["value"]} for r in queue_rows]),
+        "answers": (["language", "speech", "keypad", "asked", "reasked"], answers),
+        "readings": (["status", "channel", "count"], reading_rows),
+        "probing": (["account", "region", "period", "refused", "callers", "last"],
+                    [{"account": p["account"].number, "region": region_name(p["account"].region),
+                      "period": p["period"], "refused": p["count"], "callers": " ".join(p["callers"]),
+                      "last": local_time(p["last"])} for p in probed]),
+    }
+    if current_user.is_admin:
+        tables["per_operator"] = (["operator", "resolution", "items"], per_operator)
+    every = max(1, len(hours) // 24)
     return {
-        "day": day, "tz": tz or "UTC", "total_calls": total, "by_group": sorted(by_group.items()),
-        "completed_share": (completed / total) if total else None,
-        "per_region_language": sorted(((k[0], k[1], v) for k, v in rows.items()), key=lambda x: (x[0], x[1])),
-        "readings": reading_rows, "readings_saved": sum(c for s, _ch, c in reading_rows if s != "rejected"),
-        "queue": queue, "queue_size": sum(c for _k, c in queue), "per_operator": per_operator,
-        "probing": probing(end, filters.get("region")), "probe_limit": ivr().config.probe_limit,
+        "first": first, "last": last, "tz": zone, "total_calls": total,
+        "completed_share": (completed / total) if total else None, "outcomes": outcomes,
+        "per_region_language": tables["per_region"][1], "readings": reading_rows,
+        "readings_saved": sum(c for s, _ch, c in db.execute(readings.group_by(Reading.status, Reading.channel))
+                              if s != "rejected"),
+        "queue_rows": queue_rows, "queue_size": sum(r["value"] for r in queue_rows), "per_operator": per_operator,
+        "probing": probed, "probe_limit": ivr().config.probe_limit, "period": period, "deadline": deadline,
+        "days_left": (deadline - today).days, "coverage": coverage, "funnel": funnel, "answers": answers,
+        "tables": tables,
+        "charts": {
+            "hours": charts.columns(hours, title="Calls per hour", chart_id="chart-hours", every=every),
+            "outcomes": charts.bars(outcomes, title="Calls by outcome", chart_id="chart-outcomes"),
+            "funnel": charts.bars(funnel, title="Calls that reached and passed each question",
+                                  chart_id="chart-funnel"),
+            "coverage": charts.bars(coverage, title=f"Accounts with a reading for {period}", percent=True,
+                                    target=1.0, chart_id="chart-coverage"),
+            "queue": charts.bars(queue_rows, title="Open review items by age", chart_id="chart-queue"),
+            "speech": charts.bars([{"label": a["language"], "value": a["speech_share"] or 0,
+                                    "note": f"speech ({a['speech']} speech, {a['keypad']} keys)"} for a in answers],
+                                  title="Share of answers by speech per language", percent=True,
+                                  chart_id="chart-speech"),
+            "reask": charts.bars([{"label": a["language"], "value": a["reask_rate"] or 0,
+                                   "note": f"asked again ({a['reasked']} of {a['asked']})"} for a in answers],
+                                 title="Re-ask rate per language", percent=True, chart_id="chart-reask"),
+        },
     }
 
 
 @bp.get("/dashboard")
 def dashboard():
-    filters = {k: v for k, v in parse_filters(request.args).items() if k in ("region", "date")}
-    return render_template("console/dashboard.html", filters=filters,
-                           regions=g.db.scalars(select(Region).order_by(Region.name)).all(), **_day_figures(filters))
+    filters = {k: v for k, v in parse_filters(request.args).items() if k == "region"}
+    figures = _dashboard_figures(filters)
+    if wants_csv():
+        table = request.args.get("table", "")
+        if table not in figures["tables"]:
+            return render_template("console/error.html", title="No such table",
+                                   message="Pick one of the tables' CSV links on the dashboard."), 400
+        fields, rows = figures["tables"][table]
+        return csv_response(f"dashboard-{table}-{figures['first']}-{figures['last']}", fields, rows)
+    query = {k: v for k, v in request.args.items() if k in ("region", "from", "to", "date", "period")}
+    return render_template("console/dashboard.html", filters=filters, query=query,
+                           regions=g.db.scalars(select(Region).order_by(Region.name)).all(), **figures)
 
 
 @bp.route("/profile", methods=["GET", "POST"])
