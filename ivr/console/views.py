@@ -219,6 +219,14 @@ def queue():
     except ValueError:
         page = 1
     query = open_tasks(filters)
+    if wants_csv():
+        rows = [{"item": t.id, "received": local_time(t.created_at, "%Y-%m-%d %H:%M:%S"), "zone": page_zone(),
+                 "kind": t.kind, "reason": labels.label(t.reason), "region": region_name(t.region),
+                 "utility": t.utility or "", "value": str(t.reading.value) if t.reading else
+                 ", ".join(map(str, (t.details or {}).get("attempts", [])))}
+                for t in g.db.scalars(query.order_by(ReviewTask.created_at, ReviewTask.id).limit(10000))]
+        return csv_response("queue", ["item", "received", "zone", "kind", "reason", "region", "utility", "value"],
+                            rows)
     total = g.db.scalar(select(func.count()).select_from(query.subquery()))
     tasks = g.db.scalars(query.order_by(ReviewTask.created_at, ReviewTask.id)
                          .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
@@ -273,6 +281,57 @@ def _already_handled(task: ReviewTask):
     return redirect(url_for("console.task", task_id=task.id, **parse_filters(request.args)))
 
 
+def tries(reading: Reading) -> list[dict]:
+    """Every value the caller gave in the reading's call for its meter and register, oldest first:
+    refused ones (with the rule that refused them) and saved ones (with their status), each with how
+    it was given (speech or keys)."""
+    db = g.db
+    if reading.call_id is None:
+        return [{"at": reading.received_at, "value": str(reading.value), "how": labels.label(reading.channel, "channel"),
+                 "outcome": labels.label(reading.status, "status"), "current": True}]
+    utterances = db.scalars(select(Utterance).where(Utterance.call_id == reading.call_id, Utterance.step == "value")
+                            .order_by(Utterance.created_at, Utterance.id)).all()
+    used: set[int] = set()
+
+    def how(value: str, at: dt.datetime, utterance_id: int | None = None) -> str:
+        match = db.get(Utterance, utterance_id) if utterance_id else None
+        if match is None:
+            for u in reversed(utterances):
+                if u.id not in used and u.parsed_value == value and u.created_at <= at:
+                    match = u
+                    break
+        if match is None:
+            return "not recorded"
+        used.add(match.id)
+        return labels.label(match.engine, "channel")
+
+    out = []
+    for r in db.scalars(select(ValueRefusal).where(ValueRefusal.call_id == reading.call_id,
+                                                   ValueRefusal.meter_id == reading.meter_id,
+                                                   ValueRefusal.register == reading.register)):
+        out.append({"at": r.created_at, "value": r.value, "how": how(r.value, r.created_at),
+                    "outcome": "refused: " + labels.label(r.code), "current": False})
+    for r in db.scalars(select(Reading).where(Reading.call_id == reading.call_id, Reading.meter_id == reading.meter_id,
+                                              Reading.register == reading.register)):
+        given = how(str(r.value), r.received_at, r.utterance_id)
+        if given == "not recorded":
+            given = labels.label(r.channel, "channel")
+        outcome = labels.label(r.status, "status")
+        if r.status_reason:
+            outcome += ": " + labels.label(r.status_reason)
+        out.append({"at": r.received_at, "value": str(r.value), "how": given, "outcome": outcome,
+                    "current": r.id == reading.id})
+    return sorted(out, key=lambda t: t["at"])
+
+
+def accept_refused(reading: Reading | None) -> str | None:
+    """Why accepting the value as it is would be refused without an override, if it would."""
+    if reading is None or reading.status != "pending_review":
+        return None
+    problem = review.check_rules(g.db, ivr().config, reading, reading.value)
+    return labels.label(problem.code) if problem else None
+
+
 def _task_context(task: ReviewTask) -> dict:
     db = g.db
     reading = task.reading
@@ -306,6 +365,8 @@ def _task_context(task: ReviewTask) -> dict:
         "threshold": ivr().config.confidence_accept, "filters": parse_filters(request.args),
         "accept_form": AcceptForm(prefix="accept"), "correct_form": CorrectForm(prefix="correct"),
         "reject_form": RejectForm(prefix="reject"), "link_form": link_form, "close_form": CloseForm(prefix="close"),
+        "tries": tries(reading) if reading is not None else [],
+        "accept_problem": accept_refused(reading),
         "audio_exists": bool(utterance and utterance.audio_path and _recording_path(utterance.audio_path)),
     }
 
@@ -468,8 +529,12 @@ def lookup():
                                   .order_by(Account.id).limit(50)):
                 found[a.id] = a
         accounts = list(found.values())
-        if len(accounts) == 1 and request.args.get("go") != "0":
+        if len(accounts) == 1 and request.args.get("go") != "0" and not wants_csv():
             return redirect(url_for("console.account", account_id=accounts[0].id))
+    if wants_csv():
+        return csv_response("lookup", ["account", "region", "holder", "active"],
+                            [{"account": a.number, "region": region_name(a.region), "holder": a.holder_name,
+                              "active": "yes" if a.active else "no"} for a in accounts])
     return render_template("console/lookup.html", q=q, accounts=accounts, phone=phone)
 
 

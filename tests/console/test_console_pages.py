@@ -76,7 +76,8 @@ def test_lookup_by_phone(oc, db):
 def test_account_page_shows_meters_and_history_with_channels(oc, db, pending):
     page = oc.get(f"/console/accounts/{pending['account'].id}").get_data(as_text=True)
     assert "EL0001" in page and "Ion Popescu" in page
-    assert "phone_speech" in page and "import" in page and "pending_review" in page
+    assert "phone, speech" in page and "import" in page and "waiting for review" in page
+    assert ">phone_speech<" not in page and ">pending_review" not in page
     assert "+37369123456" in page
     assert oc.get("/console/accounts/9999").status_code == 404
 
