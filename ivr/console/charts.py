@@ -50,14 +50,14 @@ def columns(points: Sequence[tuple[str, float]], *, title: str, chart_id: str, w
     return _svg(width, height, title, body, chart_id)
 
 
-def bars(rows: Sequence[dict], *, title: str, chart_id: str, width: int = 620, percent: bool = False,
+def bars(rows: Sequence[dict], *, title: str, chart_id: str, width: int = 640, percent: bool = False,
          target: float | None = None) -> Markup:
     """Horizontal bars, one row per item: ``{"label", "value"}`` and optionally ``"inner"`` (a second,
     lighter bar drawn inside, e.g. calls that passed a step of those that reached it), ``"note"``
     (text after the number) and ``"late"`` (drawn in the warning colour). With ``percent`` values are
     shares 0..1; ``target`` draws a dashed line at that value."""
     label_w, row_h, pad = 190, 24, 8
-    plot_w = width - label_w - 150
+    plot_w = width - label_w - 230
     height = pad * 2 + row_h * max(len(rows), 1)
     peak = 1.0 if percent else max([float(r["value"]) for r in rows] + [1.0])
     body = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 STEPS = {
     "start": "call start",
+    "incoming": "call received",
     "language": "language",
     "region": "region",
     "account": "account number",
@@ -101,6 +102,9 @@ EVENTS = {
 }
 
 DECISIONS = {
+    "accept": "sure, taken",
+    "confirm": "unsure, read back",
+    "retry": "not sure enough, asked again",
     "accepted": "accepted",
     "confirmed": "confirmed",
     "rejected": "rejected",
@@ -140,17 +144,24 @@ def label(code, kind: str = "reason") -> str:
 
 
 def step_event(event) -> str:
-    """A call step's event in words: "keys 7", "speech “one two three”", "no answer"."""
+    """A call step's event in words. The line records what kind of answer came (keys, speech,
+    silence, hang-up), how many keys were pressed (never which) and the speech decision:
+    "7 keys pressed", "speech (read back)", "caller ID withheld"."""
     if not isinstance(event, dict):
         return "" if event in (None, "") else readable(str(event))
+    if "from" in event and "kind" not in event:
+        return "caller ID " + ("known" if event["from"] == "known" else "withheld")
     kind = event.get("kind")
-    text = EVENTS.get(kind, readable(str(kind))) if kind else ""
-    value = event.get("keys") if event.get("keys") is not None else event.get("digits")
-    if value is None:
-        value = event.get("text") if event.get("text") is not None else event.get("transcript")
+    keys = event.get("keys")
+    if kind == "digits" and isinstance(keys, int):
+        text = f"{keys} key{'' if keys == 1 else 's'} pressed"
+    else:
+        text = EVENTS.get(kind, readable(str(kind))) if kind else ""
     parts = [text] if text else []
-    if value not in (None, ""):
-        parts.append(f"“{value}”" if kind == "speech" else str(value))
+    for name in ("speech", "text", "transcript"):
+        if event.get(name):
+            parts.append(f"“{event[name]}”")
+            break
     if event.get("decision"):
         parts.append(f"({label(event['decision'], 'decision')})")
     return " ".join(parts)

@@ -690,7 +690,7 @@ def _dashboard_figures(filters: dict) -> dict:
     }
     if current_user.is_admin:
         tables["per_operator"] = (["operator", "resolution", "items"], per_operator)
-    every = max(1, len(hours) // 24)
+    every = max(1, -(-len(hours) * 70 // 900))  # an hour label at least 70 px apart
     return {
         "first": first, "last": last, "tz": zone, "total_calls": total,
         "completed_share": (completed / total) if total else None, "outcomes": outcomes,
