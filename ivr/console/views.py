@@ -710,7 +710,7 @@ def _dashboard_figures(filters: dict) -> dict:
                                     target=1.0, chart_id="chart-coverage"),
             "queue": charts.bars(queue_rows, title="Open review items by age", chart_id="chart-queue"),
             "speech": charts.bars([{"label": a["language"], "value": a["speech_share"] or 0,
-                                    "note": f"speech ({a['speech']} speech, {a['keypad']} keys)"} for a in answers],
+                                    "note": f"speech ({a['speech']} spoken, {a['keypad']} on keys)"} for a in answers],
                                   title="Share of answers by speech per language", percent=True,
                                   chart_id="chart-speech"),
             "reask": charts.bars([{"label": a["language"], "value": a["reask_rate"] or 0,
