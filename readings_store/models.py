@@ -352,6 +352,10 @@ class Operator(Base):
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Console preferences: IANA time zone for every time shown (None: the region's, or the
+    # service's default zone when a page spans regions) and the language of region names.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(8))
 
 
 class ApiClient(Base):

@@ -85,3 +85,10 @@ class RegionForm(ConsoleForm):
 
 class RemoveRegionForm(ConsoleForm):
     pass
+
+
+class ProfileForm(ConsoleForm):
+    timezone = StringField("Time zone", validators=[Optional(), Length(max=64)],
+                           description="An IANA zone such as Europe/Chisinau; empty: the region's on each page.")
+    language = SelectField("Language of region names", choices=[("en", "English"), ("ro", "Română"),
+                                                                ("ru", "Русский"), ("uk", "Українська")])

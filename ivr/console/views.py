@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import csv
+import functools
+import io
 import mimetypes
+import zoneinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -11,6 +15,7 @@ from flask_login import current_user
 from sqlalchemy import and_, func, or_, select
 
 from readings_store import service
+from readings_store.export import csv_safe
 from readings_store.models import (
     UTILITIES,
     Account,
@@ -27,9 +32,10 @@ from readings_store.models import (
     utcnow,
 )
 
-from . import bp, review
+from . import bp, charts, labels, review
+from . import dashboard as stats
 from .auth import admin_required
-from .forms import AcceptForm, CloseForm, CorrectForm, LinkForm, RejectForm
+from .forms import AcceptForm, CloseForm, CorrectForm, LinkForm, ProfileForm, RejectForm
 
 PAGE_SIZE = 25
 KINDS = ("reading", "identification")
@@ -46,15 +52,59 @@ def actor() -> review.Actor:
 
 # --- helpers shared by the templates --------------------------------------------------------------
 
-def local_time(value: dt.datetime | None, tz: str | None = None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+DEFAULT_TZ = "Europe/Chisinau"  # shown when an operator has no preference and a page spans regions
+LANGUAGES = (("en", "English"), ("ro", "Română"), ("ru", "Русский"), ("uk", "Українська"))
+
+
+def me() -> Operator | None:
+    """The logged-in operator's record (for their preferences), once per request."""
+    if "console_operator" not in g:
+        g.console_operator = g.db.get(Operator, current_user.operator_id) if current_user.is_authenticated else None
+    return g.console_operator
+
+
+@functools.cache
+def known_zones() -> tuple[str, ...]:
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+def valid_zone(name: str | None) -> bool:
+    return bool(name) and name in known_zones()
+
+
+def set_page_zone(region_tz: str | None = None) -> str:
+    """Choose the one time zone of this page: the operator's, else the page's region's, else the
+    default. Every time on the page is shown in it and the page says which one it is."""
+    operator = me()
+    for candidate in (operator.timezone if operator else None, region_tz, DEFAULT_TZ):
+        if valid_zone(candidate):
+            g.page_tz = candidate
+            return candidate
+    g.page_tz = "UTC"
+    return "UTC"
+
+
+def page_zone() -> str:
+    return g.get("page_tz") or set_page_zone()
+
+
+def operator_language() -> str:
+    operator = me()
+    return (operator.language if operator and operator.language else "en")
+
+
+def region_name(region: Region | None) -> str:
+    """A region's name in the operator's language."""
+    return region.name_in(operator_language()) if region is not None else "-"
+
+
+def local_time(value: dt.datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """``value`` in the page's time zone (the label is shown once, in the page header)."""
     if value is None:
         return ""
-    try:
-        zone = ZoneInfo(tz) if tz else UTC
-    except (KeyError, ValueError):
-        zone = UTC
-    local = value.astimezone(zone)
-    return local.strftime(fmt) + ("" if tz else " UTC")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(ZoneInfo(page_zone())).strftime(fmt)
 
 
 def marked_words(utterance: Utterance | None) -> list[dict]:
@@ -78,7 +128,18 @@ def marked_words(utterance: Utterance | None) -> list[dict]:
 
 @bp.context_processor
 def _helpers():
-    return {"local_time": local_time, "utilities": UTILITIES}
+    return {"local_time": local_time, "utilities": UTILITIES, "label": labels.label,
+            "step_event": labels.step_event, "page_zone": page_zone, "region_name": region_name,
+            "step_time": step_time}
+
+
+def step_time(at: str | None) -> str:
+    """A call step's ISO timestamp in the page's zone, to the second."""
+    try:
+        moment = dt.datetime.fromisoformat(at) if at else None
+    except (TypeError, ValueError):
+        return ""
+    return local_time(moment, "%H:%M:%S")
 
 
 # --- filters ---------------------------------------------------------------------------------------
@@ -130,8 +191,8 @@ def open_tasks(filters: dict):
     if "reason" in filters:
         query = query.where(ReviewTask.reason == filters["reason"])
     if "date" in filters:
-        # The day in the filtered region's timezone, or the UTC day across regions.
-        start, end = day_bounds(dt.date.fromisoformat(filters["date"]), _region_tz(filters.get("region")))
+        # The calendar day in the page's time zone, the one the "Received" times are shown in.
+        start, end = day_bounds(dt.date.fromisoformat(filters["date"]), page_zone())
         query = query.where(ReviewTask.created_at >= start, ReviewTask.created_at < end)
     return query
 
@@ -152,11 +213,20 @@ def index():
 @bp.get("/queue")
 def queue():
     filters = parse_filters(request.args)
+    set_page_zone(_region_tz(filters.get("region")))
     try:
         page = max(1, int(request.args.get("page", 1)))
     except ValueError:
         page = 1
     query = open_tasks(filters)
+    if wants_csv():
+        rows = [{"item": t.id, "received": local_time(t.created_at, "%Y-%m-%d %H:%M:%S"), "zone": page_zone(),
+                 "kind": t.kind, "reason": labels.label(t.reason), "region": region_name(t.region),
+                 "utility": t.utility or "", "value": str(t.reading.value) if t.reading else
+                 ", ".join(map(str, (t.details or {}).get("attempts", [])))}
+                for t in g.db.scalars(query.order_by(ReviewTask.created_at, ReviewTask.id).limit(10000))]
+        return csv_response("queue", ["item", "received", "zone", "kind", "reason", "region", "utility", "value"],
+                            rows)
     total = g.db.scalar(select(func.count()).select_from(query.subquery()))
     tasks = g.db.scalars(query.order_by(ReviewTask.created_at, ReviewTask.id)
                          .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
@@ -211,6 +281,57 @@ def _already_handled(task: ReviewTask):
     return redirect(url_for("console.task", task_id=task.id, **parse_filters(request.args)))
 
 
+def tries(reading: Reading) -> list[dict]:
+    """Every value the caller gave in the reading's call for its meter and register, oldest first:
+    refused ones (with the rule that refused them) and saved ones (with their status), each with how
+    it was given (speech or keys)."""
+    db = g.db
+    if reading.call_id is None:
+        return [{"at": reading.received_at, "value": str(reading.value), "how": labels.label(reading.channel, "channel"),
+                 "outcome": labels.label(reading.status, "status"), "current": True}]
+    utterances = db.scalars(select(Utterance).where(Utterance.call_id == reading.call_id, Utterance.step == "value")
+                            .order_by(Utterance.created_at, Utterance.id)).all()
+    used: set[int] = set()
+
+    def how(value: str, at: dt.datetime, utterance_id: int | None = None) -> str:
+        match = db.get(Utterance, utterance_id) if utterance_id else None
+        if match is None:
+            for u in reversed(utterances):
+                if u.id not in used and u.parsed_value == value and u.created_at <= at:
+                    match = u
+                    break
+        if match is None:
+            return "not recorded"
+        used.add(match.id)
+        return labels.label(match.engine, "channel")
+
+    out = []
+    for r in db.scalars(select(ValueRefusal).where(ValueRefusal.call_id == reading.call_id,
+                                                   ValueRefusal.meter_id == reading.meter_id,
+                                                   ValueRefusal.register == reading.register)):
+        out.append({"at": r.created_at, "value": r.value, "how": how(r.value, r.created_at),
+                    "outcome": "refused: " + labels.label(r.code), "current": False})
+    for r in db.scalars(select(Reading).where(Reading.call_id == reading.call_id, Reading.meter_id == reading.meter_id,
+                                              Reading.register == reading.register)):
+        given = how(str(r.value), r.received_at, r.utterance_id)
+        if given == "not recorded":
+            given = labels.label(r.channel, "channel")
+        outcome = labels.label(r.status, "status")
+        if r.status_reason:
+            outcome += ": " + labels.label(r.status_reason)
+        out.append({"at": r.received_at, "value": str(r.value), "how": given, "outcome": outcome,
+                    "current": r.id == reading.id})
+    return sorted(out, key=lambda t: t["at"])
+
+
+def accept_refused(reading: Reading | None) -> str | None:
+    """Why accepting the value as it is would be refused without an override, if it would."""
+    if reading is None or reading.status != "pending_review":
+        return None
+    problem = review.check_rules(g.db, ivr().config, reading, reading.value)
+    return labels.label(problem.code) if problem else None
+
+
 def _task_context(task: ReviewTask) -> dict:
     db = g.db
     reading = task.reading
@@ -218,6 +339,7 @@ def _task_context(task: ReviewTask) -> dict:
     call = task.call or (reading.call if reading else None) or (utterance.call if utterance else None)
     meter = reading.meter if reading else None
     region = task.region or (meter.account.region if meter else None)
+    set_page_zone(region.timezone if region else None)
     history = []
     plausible = None
     refusals = []
@@ -243,6 +365,8 @@ def _task_context(task: ReviewTask) -> dict:
         "threshold": ivr().config.confidence_accept, "filters": parse_filters(request.args),
         "accept_form": AcceptForm(prefix="accept"), "correct_form": CorrectForm(prefix="correct"),
         "reject_form": RejectForm(prefix="reject"), "link_form": link_form, "close_form": CloseForm(prefix="close"),
+        "tries": tries(reading) if reading is not None else [],
+        "accept_problem": accept_refused(reading),
         "audio_exists": bool(utterance and utterance.audio_path and _recording_path(utterance.audio_path)),
     }
 
@@ -405,8 +529,12 @@ def lookup():
                                   .order_by(Account.id).limit(50)):
                 found[a.id] = a
         accounts = list(found.values())
-        if len(accounts) == 1 and request.args.get("go") != "0":
+        if len(accounts) == 1 and request.args.get("go") != "0" and not wants_csv():
             return redirect(url_for("console.account", account_id=accounts[0].id))
+    if wants_csv():
+        return csv_response("lookup", ["account", "region", "holder", "active"],
+                            [{"account": a.number, "region": region_name(a.region), "holder": a.holder_name,
+                              "active": "yes" if a.active else "no"} for a in accounts])
     return render_template("console/lookup.html", q=q, accounts=accounts, phone=phone)
 
 
@@ -415,6 +543,7 @@ def account(account_id: int):
     acc = g.db.get(Account, account_id)
     if acc is None:
         abort(404)
+    set_page_zone(acc.region.timezone)
     readings = {}
     for m in acc.meters:
         readings[m.id] = g.db.scalars(select(Reading).where(Reading.meter_id == m.id)
@@ -458,71 +587,178 @@ def probing(end: dt.datetime, region_id: int | None) -> list[dict]:
     return out
 
 
-def outcome_group(outcome: str | None) -> str:
-    if outcome == "completed":
-        return "completed"
-    if outcome is None:
-        return "in progress"
-    if outcome == "no_reading":
-        return "no reading"
-    if outcome.startswith("hung_up"):
-        return "hung up"
-    return "operator / gave up"
+def _period(args, zone: str) -> tuple[dt.date, dt.date]:
+    """The dashboard's days, inclusive: ``from``/``to``, or one ``date``, else today (in ``zone``)."""
+    today = utcnow().astimezone(ZoneInfo(zone)).date()
+
+    def day(name):
+        try:
+            return dt.date.fromisoformat(args[name]) if args.get(name) else None
+        except ValueError:
+            return None
+    first = day("from") or day("date")
+    last = day("to") or day("date") or (first if first and first > today else None) or today
+    first = first or last
+    if first > last:
+        first, last = last, first
+    if (last - first).days > 31:  # a billing period and its window at most
+        first = last - dt.timedelta(days=31)
+    return first, last
 
 
-def _day_figures(filters: dict) -> dict:
+def csv_response(name: str, fields: list[str], rows: list[dict]):
+    """A table as a CSV download, text neutralised against spreadsheet formulas."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([csv_safe("" if row.get(f) is None else row.get(f)) for f in fields])
+    response = current_app.response_class(buffer.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
+
+
+def wants_csv() -> bool:
+    return request.args.get("format") == "csv"
+
+
+def _dashboard_figures(filters: dict) -> dict:
     db = g.db
-    tz = _region_tz(filters.get("region"))
-    zone = ZoneInfo(tz) if tz else UTC
-    day = dt.date.fromisoformat(filters["date"]) if "date" in filters else utcnow().astimezone(zone).date()
-    start, end = day_bounds(day, tz)
-    calls = select(Call.region_id, Call.language, Call.outcome, func.count()).where(
-        Call.started_at >= start, Call.started_at < end)
-    if "region" in filters:
-        calls = calls.where(Call.region_id == filters["region"])
-    regions = {r.id: r.name for r in db.scalars(select(Region))}
-    by_group: dict[str, int] = {}
-    rows: dict[tuple, dict] = {}
-    total = 0
-    for region_id, language, outcome, count in db.execute(calls.group_by(Call.region_id, Call.language,
-                                                                        Call.outcome)):
-        group = outcome_group(outcome)
-        by_group[group] = by_group.get(group, 0) + count
-        total += count
-        row = rows.setdefault((regions.get(region_id, "unknown region"), language or "-"),
-                              {"calls": 0, "completed": 0})
-        row["calls"] += count
-        row["completed"] += count if group == "completed" else 0
+    region_id = filters.get("region")
+    zone = set_page_zone(_region_tz(region_id))
+    first, last = _period(request.args, zone)
+    start, _ = day_bounds(first, zone)
+    _, end = day_bounds(last, zone)
+    lang = operator_language()
+    calls = stats.calls_in(db, start, end, region_id)
+    outcomes = stats.outcomes(calls)
+    total = len(calls)
+    completed = sum(o["value"] for o in outcomes if o["code"] == "completed")
+    period = request.args.get("period") or ""
+    if not (len(period) == 7 and period[4] == "-" and period[:4].isdigit() and period[5:].isdigit()
+            and 1 <= int(period[5:]) <= 12):
+        period = last.strftime("%Y-%m")
+    deadline = stats.deadline_for(period)
+    today = utcnow().astimezone(ZoneInfo(zone)).date()
+    regions = {r.id: r for r in db.scalars(select(Region))}
+    per_region_language: dict[tuple, dict] = {}
+    for call in calls:
+        key = (region_name(regions.get(call.region_id)) if call.region_id else "unknown region", call.language or "-")
+        row = per_region_language.setdefault(key, {"region": key[0], "language": key[1], "calls": 0, "completed": 0,
+                                                   "transferred": 0, "gave_up": 0})
+        row["calls"] += 1
+        if call.outcome in ("completed", "transferred", "gave_up"):
+            row[call.outcome] += 1
     readings = select(Reading.status, Reading.channel, func.count()).where(
         Reading.received_at >= start, Reading.received_at < end)
-    if "region" in filters:
-        readings = readings.join(Meter).join(Account).where(Account.region_id == filters["region"])
-    reading_rows = db.execute(readings.group_by(Reading.status, Reading.channel)).all()
-    queue = db.execute(select(ReviewTask.kind, func.count()).where(ReviewTask.status == "open")
-                       .group_by(ReviewTask.kind)).all()
+    if region_id is not None:
+        readings = readings.join(Meter).join(Account).where(Account.region_id == region_id)
+    reading_rows = [{"status": labels.label(s, "status"), "channel": labels.label(ch, "channel"), "count": c}
+                    for s, ch, c in db.execute(readings.group_by(Reading.status, Reading.channel))]
+    queue_rows = stats.queue_age(db, utcnow(), region_id)
     per_operator = []
     if current_user.is_admin:
-        per_operator = db.execute(
-            select(Operator.username, ReviewTask.resolution, func.count())
-            .join(Operator, Operator.id == ReviewTask.resolved_by)
-            .where(ReviewTask.resolved_at >= start, ReviewTask.resolved_at < end)
-            .group_by(Operator.username, ReviewTask.resolution).order_by(Operator.username)).all()
-    completed = by_group.get("completed", 0)
+        per_operator = [{"operator": name, "resolution": labels.label(res), "items": count} for name, res, count in
+                        db.execute(select(Operator.username, ReviewTask.resolution, func.count())
+                                   .join(Operator, Operator.id == ReviewTask.resolved_by)
+                                   .where(ReviewTask.resolved_at >= start, ReviewTask.resolved_at < end)
+                                   .group_by(Operator.username, ReviewTask.resolution).order_by(Operator.username))]
+    hours = stats.calls_per_hour(calls, start, end, zone)
+    coverage = stats.coverage(db, period, region_id, lang)
+    for row in coverage:
+        row["late"] = today >= deadline and row["value"] < 1
+    funnel = stats.funnel(calls)
+    answers = stats.answers_by_language(db, calls)
+    probed = probing(end, region_id)
+    tables = {
+        "outcomes": (["outcome", "calls"], [{"outcome": o["label"], "calls": o["value"]} for o in outcomes]),
+        "per_region": (["region", "language", "calls", "completed", "transferred", "gave_up"],
+                       sorted(per_region_language.values(), key=lambda r: (r["region"], r["language"]))),
+        "hours": (["hour", "calls"], [{"hour": h, "calls": c} for h, c in hours]),
+        "funnel": (["question", "reached", "passed"],
+                   [{"question": r["label"], "reached": r["value"], "passed": r["inner"]} for r in funnel]),
+        "coverage": (["region", "accounts", "with_reading", "share"],
+                     [{"region": r["label"], "accounts": r["accounts"], "with_reading": r["with_reading"],
+                       "share": f"{r['value']:.3f}"} for r in coverage]),
+        "queue_age": (["age", "open_items"], [{"age": r["label"], "open_items": r["value"]} for r in queue_rows]),
+        "answers": (["language", "speech", "keypad", "asked", "reasked"], answers),
+        "readings": (["status", "channel", "count"], reading_rows),
+        "probing": (["account", "region", "period", "refused", "callers", "last"],
+                    [{"account": p["account"].number, "region": region_name(p["account"].region),
+                      "period": p["period"], "refused": p["count"], "callers": " ".join(p["callers"]),
+                      "last": local_time(p["last"])} for p in probed]),
+    }
+    if current_user.is_admin:
+        tables["per_operator"] = (["operator", "resolution", "items"], per_operator)
+    every = max(1, -(-len(hours) * 70 // 900))  # an hour label at least 70 px apart
     return {
-        "day": day, "tz": tz or "UTC", "total_calls": total, "by_group": sorted(by_group.items()),
-        "completed_share": (completed / total) if total else None,
-        "per_region_language": sorted(((k[0], k[1], v) for k, v in rows.items()), key=lambda x: (x[0], x[1])),
-        "readings": reading_rows, "readings_saved": sum(c for s, _ch, c in reading_rows if s != "rejected"),
-        "queue": queue, "queue_size": sum(c for _k, c in queue), "per_operator": per_operator,
-        "probing": probing(end, filters.get("region")), "probe_limit": ivr().config.probe_limit,
+        "first": first, "last": last, "tz": zone, "total_calls": total,
+        "completed_share": (completed / total) if total else None, "outcomes": outcomes,
+        "per_region_language": tables["per_region"][1], "readings": reading_rows,
+        "readings_saved": sum(c for s, _ch, c in db.execute(readings.group_by(Reading.status, Reading.channel))
+                              if s != "rejected"),
+        "queue_rows": queue_rows, "queue_size": sum(r["value"] for r in queue_rows), "per_operator": per_operator,
+        "probing": probed, "probe_limit": ivr().config.probe_limit, "period": period, "deadline": deadline,
+        "days_left": (deadline - today).days, "coverage": coverage, "funnel": funnel, "answers": answers,
+        "tables": tables,
+        "charts": {
+            "hours": charts.columns(hours, title="Calls per hour", chart_id="chart-hours", every=every),
+            "outcomes": charts.bars(outcomes, title="Calls by outcome", chart_id="chart-outcomes"),
+            "funnel": charts.bars(funnel, title="Calls that reached and passed each question",
+                                  chart_id="chart-funnel"),
+            "coverage": charts.bars(coverage, title=f"Accounts with a reading for {period}", percent=True,
+                                    target=1.0, chart_id="chart-coverage"),
+            "queue": charts.bars(queue_rows, title="Open review items by age", chart_id="chart-queue"),
+            "speech": charts.bars([{"label": a["language"], "value": a["speech_share"] or 0,
+                                    "note": f"speech ({a['speech']} spoken, {a['keypad']} on keys)"} for a in answers],
+                                  title="Share of answers by speech per language", percent=True,
+                                  chart_id="chart-speech"),
+            "reask": charts.bars([{"label": a["language"], "value": a["reask_rate"] or 0,
+                                   "note": f"asked again ({a['reasked']} of {a['asked']})"} for a in answers],
+                                 title="Re-ask rate per language", percent=True, chart_id="chart-reask"),
+        },
     }
 
 
 @bp.get("/dashboard")
 def dashboard():
-    filters = {k: v for k, v in parse_filters(request.args).items() if k in ("region", "date")}
-    return render_template("console/dashboard.html", filters=filters,
-                           regions=g.db.scalars(select(Region).order_by(Region.name)).all(), **_day_figures(filters))
+    filters = {k: v for k, v in parse_filters(request.args).items() if k == "region"}
+    figures = _dashboard_figures(filters)
+    if wants_csv():
+        table = request.args.get("table", "")
+        if table not in figures["tables"]:
+            return render_template("console/error.html", title="No such table",
+                                   message="Pick one of the tables' CSV links on the dashboard."), 400
+        fields, rows = figures["tables"][table]
+        return csv_response(f"dashboard-{table}-{figures['first']}-{figures['last']}", fields, rows)
+    query = {k: v for k, v in request.args.items() if k in ("region", "from", "to", "date", "period")}
+    return render_template("console/dashboard.html", filters=filters, query=query,
+                           regions=g.db.scalars(select(Region).order_by(Region.name)).all(), **figures)
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+def profile():
+    """The operator's own preferences: the time zone every page shows and the language of region names."""
+    operator = me()
+    form = ProfileForm(obj=operator if request.method == "GET" else None)
+    if request.method == "GET":
+        form.language.data = operator.language or "en"
+        set_page_zone()
+        return render_template("console/profile.html", form=form, zones=known_zones())
+    zone = (form.timezone.data or "").strip()
+    error = None
+    if not form.validate_on_submit():
+        error = _form_errors(form) or "Invalid form."
+    elif zone and not valid_zone(zone):
+        error = f"“{zone[:64]}” is not a time zone; pick one from the list, such as Europe/Chisinau."
+    if error:
+        set_page_zone()
+        return render_template("console/profile.html", form=form, zones=known_zones(), error=error), 422
+    operator.timezone = zone or None
+    operator.language = form.language.data
+    g.db.commit()
+    flash("Preferences saved.", "success")
+    return redirect(url_for("console.profile"))
 
 
 @bp.get("/admin/operators")

@@ -96,3 +96,63 @@ def csrf_from(html: str) -> str:
 
 def days_ago(n: float) -> dt.datetime:
     return utcnow() - dt.timedelta(days=n)
+
+
+def add_tries(db, seeded: dict) -> list:
+    """Two earlier values in the seeded item's call for the same meter and register, both refused:
+    one typed on the keypad (below the previous reading), one spoken and not confirmed."""
+    from readings_store.models import ValueRefusal
+
+    call, meter = seeded["call"], seeded["meter"]
+    start = seeded["reading"].received_at - dt.timedelta(minutes=2)
+    rows = []
+    for i, (value, engine, code) in enumerate([("750", "keypad", "below_previous"),
+                                               ("13000", "vosk", "not_confirmed")]):
+        at = start + dt.timedelta(seconds=30 * i)
+        db.add(Utterance(call_id=call.id, step="value", engine=engine, transcript=None if engine == "keypad" else
+                         "one three zero zero zero", parsed_value=value, created_at=at))
+        refusal = ValueRefusal(account_id=meter.account_id, meter_id=meter.id, register="total",
+                               period=seeded["reading"].period, value=value, code=code, call_id=call.id,
+                               caller=call.from_number, created_at=at + dt.timedelta(seconds=1))
+        db.add(refusal)
+        rows.append(refusal)
+    db.commit()
+    return rows
+
+
+def steps(*pairs, at=None) -> list[dict]:
+    """Call.steps entries as the phone line records them: (step, next) pairs, keys as the answer."""
+    at = at or utcnow()
+    return [{"at": (at + dt.timedelta(seconds=10 * i)).isoformat(), "step": step,
+             "event": {"kind": "digits", "keys": 1, "decision": None}, "next": nxt}
+            for i, (step, nxt) in enumerate(pairs)]
+
+
+def seed_calls(db, region, now=None) -> list[Call]:
+    """A day of calls in one region with the outcomes the phone line records."""
+    now = now or utcnow()
+    plans = [
+        ("completed", "ro", [("language", "account"), ("account", "value"), ("value", "confirm"),
+                             ("confirm", "hangup")]),
+        ("completed", "ru", [("language", "account"), ("account", "account"), ("account", "value"),
+                             ("value", "confirm"), ("confirm", "hangup")]),
+        ("transferred", "ro", [("language", "account"), ("account", "account"), ("account", "account"),
+                               ("account", "transfer")]),
+        ("gave_up", "ru", [("language", "account"), ("account", "value"), ("value", "value"),
+                           ("value", "hangup")]),
+        ("hung_up", "ro", [("language", "account")]),
+        (None, "ro", [("language", "account")]),
+    ]
+    calls = []
+    for i, (outcome, lang, pairs) in enumerate(plans):
+        started = now - dt.timedelta(hours=i % 3, minutes=5)
+        call = Call(call_sid=f"CA{'f' * 30}{i:02d}", language=lang, region_id=region.id, outcome=outcome,
+                    started_at=started, steps=steps(*pairs, at=started))
+        db.add(call)
+        calls.append(call)
+    db.flush()
+    for call in calls[:2]:
+        db.add(Utterance(call_id=call.id, step="value", engine="vosk", parsed_value="1", created_at=now))
+    db.add(Utterance(call_id=calls[3].id, step="value", engine="keypad", parsed_value="2", created_at=now))
+    db.commit()
+    return calls

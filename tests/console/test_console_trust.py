@@ -89,7 +89,7 @@ def test_the_review_item_shows_the_probing(oc, db, phone):
     assert '<span id="refusal-callers">withheld, +37369555222</span>' in page
     assert "That is the limit of 5" in page
     for value in ("750", "1125", "1300", "1400", "1450"):
-        assert f"<td>{value}</td><td>below_previous</td>" in page
+        assert f"<td>{value}</td><td>lower than the previous reading</td>" in page
 
 
 def test_the_dashboard_lists_probed_accounts(oc, db, phone):

@@ -1,0 +1,167 @@
+"""Words for the codes the phone line and the review service record, as operators read them.
+
+One mapping for the whole console: review reasons, refusal rules, call steps and their events,
+call outcomes, reading statuses and channels. A code that is not listed is still shown readably
+(underscores become spaces) rather than raw.
+"""
+from __future__ import annotations
+
+STEPS = {
+    "start": "call start",
+    "incoming": "call received",
+    "language": "language",
+    "region": "region",
+    "account": "account number",
+    "offer_account": "account offered from the phone number",
+    "meter": "meter",
+    "register": "register (day/night)",
+    "value": "meter value",
+    "confirm": "read-back and confirm",
+    "more": "another meter?",
+    "ended": "end of call",
+    "transferred": "transfer to an operator",
+    "hangup": "hang-up",
+    "say": "message",
+}
+
+REASONS = {
+    # rules that refuse a value or an identification
+    "not_a_number": "not a meter value",
+    "account_not_found": "no such account in the region",
+    "account_inactive": "account closed",
+    "meter_not_on_account": "meter is not on the account",
+    "meter_inactive": "meter out of service",
+    "too_many_decimals": "too many decimals for the meter",
+    "too_many_digits": "too many digits for the meter",
+    "below_previous": "lower than the previous reading",
+    "implausible_consumption": "consumption above the plausible limit",
+    "not_confirmed": "read back, caller did not confirm",
+    "outside_window": "outside the submission window",
+    # why an item is in the review queue
+    "low_confidence": "speech recognised with low confidence",
+    "repeated_refusals": "many values refused for the account (possible probing)",
+    "unsure": "robot unsure",
+    "operator_override": "operator override",
+    "identification_failed": "caller could not be identified",
+    "replaces_other_caller": "replaces another caller's reading",
+    "replaces_exported": "replaces a reading billing already received",
+    # retries and give-ups on a step
+    "no_input": "no answer",
+    "invalid_choice": "invalid choice",
+    "not_understood": "not understood",
+    "max_tries": "too many tries",
+    "asked_operator": "caller asked for an operator",
+    "confirm_declined": "caller declined the read-back",
+    "no_meters": "account has no meters",
+    "no_regions": "no regions configured",
+    "after_hours": "after working hours",
+}
+
+OUTCOMES = {
+    None: "in progress",
+    "completed": "completed",
+    "no_reading": "ended without a reading",
+    "transferred": "transferred to an operator",
+    "gave_up": "gave up after retries",
+    "hung_up": "caller hung up",
+    "service_not_ready": "service not ready",
+}
+
+STATUSES = {
+    "accepted": "accepted",
+    "pending_review": "waiting for review",
+    "rejected": "rejected",
+    "superseded": "replaced by a later reading",
+    "open": "open",
+    "done": "handled",
+}
+
+CHANNELS = {
+    "phone_speech": "phone, speech",
+    "phone_keypad": "phone, keys",
+    "operator": "operator",
+    "voice": "speech",
+    "speech": "speech",
+    "vosk": "speech",
+    "twilio": "speech",
+    "dtmf": "keypad",
+    "keypad": "keypad",
+    "digits": "keypad",
+    "console": "operator",
+    "api": "billing system",
+    "import": "import",
+}
+
+EVENTS = {
+    "digits": "keys",
+    "speech": "speech",
+    "silence": "silence",
+    "no_input": "no answer",
+    "hangup": "hang-up",
+    "hang_up": "hang-up",
+}
+
+DECISIONS = {
+    "accept": "sure, taken",
+    "confirm": "unsure, read back",
+    "retry": "not sure enough, asked again",
+    "accepted": "accepted",
+    "confirmed": "confirmed",
+    "rejected": "rejected",
+    "review": "sent to review",
+    "reask": "asked again",
+    "read_back": "read back",
+}
+
+_TABLES = {"step": STEPS, "reason": REASONS, "outcome": OUTCOMES, "status": STATUSES,
+           "channel": CHANNELS, "event": EVENTS, "decision": DECISIONS}
+
+
+def readable(code: str) -> str:
+    return code.replace("_", " ").strip()
+
+
+def label(code, kind: str = "reason") -> str:
+    """The words for ``code`` of the given kind (step, reason, outcome, status, channel, event,
+    decision). Reasons may carry the step they happened at as a prefix (``account_max_tries``):
+    those read "account number: too many tries"."""
+    table = _TABLES[kind]
+    if code in table:
+        return table[code]
+    if code is None or code == "":
+        return "-"
+    code = str(code)
+    if kind in ("reason", "outcome"):
+        for step in sorted(STEPS, key=len, reverse=True):
+            if code.startswith(step + "_"):
+                rest = code[len(step) + 1:]
+                if rest in REASONS or rest in OUTCOMES:
+                    return f"{STEPS[step]}: {REASONS.get(rest) or OUTCOMES.get(rest)}"
+                return f"{STEPS[step]}: {readable(rest)}"
+        if kind == "outcome" and code in REASONS:
+            return REASONS[code]
+    return readable(code)
+
+
+def step_event(event) -> str:
+    """A call step's event in words. The line records what kind of answer came (keys, speech,
+    silence, hang-up), how many keys were pressed (never which) and the speech decision:
+    "7 keys pressed", "speech (read back)", "caller ID withheld"."""
+    if not isinstance(event, dict):
+        return "" if event in (None, "") else readable(str(event))
+    if "from" in event and "kind" not in event:
+        return "caller ID " + ("known" if event["from"] == "known" else "withheld")
+    kind = event.get("kind")
+    keys = event.get("keys")
+    if kind == "digits" and isinstance(keys, int):
+        text = f"{keys} key{'' if keys == 1 else 's'} pressed"
+    else:
+        text = EVENTS.get(kind, readable(str(kind))) if kind else ""
+    parts = [text] if text else []
+    for name in ("speech", "text", "transcript"):
+        if event.get(name):
+            parts.append(f"“{event[name]}”")
+            break
+    if event.get("decision"):
+        parts.append(f"({label(event['decision'], 'decision')})")
+    return " ".join(parts)
