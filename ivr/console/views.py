@@ -458,16 +458,15 @@ def probing(end: dt.datetime, region_id: int | None) -> list[dict]:
     return out
 
 
+OUTCOME_GROUPS = {"completed": "completed", "no_reading": "no reading", "transferred": "transferred",
+                  "gave_up": "gave up", "hung_up": "hung up", "service_not_ready": "service not ready"}
+
+
 def outcome_group(outcome: str | None) -> str:
-    if outcome == "completed":
-        return "completed"
+    """The dashboard's label for a ``Call.outcome`` (NULL: the call is in progress)."""
     if outcome is None:
         return "in progress"
-    if outcome == "no_reading":
-        return "no reading"
-    if outcome.startswith("hung_up"):
-        return "hung up"
-    return "operator / gave up"
+    return OUTCOME_GROUPS.get(outcome, "other")
 
 
 def _day_figures(filters: dict) -> dict:

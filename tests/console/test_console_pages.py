@@ -87,8 +87,8 @@ def test_dashboard_figures(oc, db, config):
     region = f.region(db)
     seed_pending(db, config, region=region)  # one completed call, one pending reading
     now = utcnow()
-    for i, (outcome, language) in enumerate([("completed", "ro"), ("account_not_found", "ro"),
-                                             ("hung_up_at_value", "ru")]):
+    for i, (outcome, language) in enumerate([("completed", "ro"), ("transferred", "ro"),
+                                             ("hung_up", "ru")]):
         db.add(Call(call_sid=f"CA{'d' * 31}{i}", language=language, region_id=region.id, outcome=outcome,
                     started_at=now))
     db.add(Call(call_sid="CA" + "c" * 32, language="ro", region_id=region.id, outcome="completed",
@@ -99,7 +99,7 @@ def test_dashboard_figures(oc, db, config):
     assert 'id="completed-share">50%<' in page
     assert 'id="queue-size">1<' in page
     assert 'id="readings-today">1<' in page  # the pending one; the import was 30 days ago
-    assert "Chișinău" in page and "operator / gave up" in page and "hung up" in page
+    assert "Chișinău" in page and "transferred" in page and "hung up" in page
     regional = oc.get(f"/console/dashboard?region={region.id}").get_data(as_text=True)
     assert "Europe/Chisinau" in regional
     earlier = (now - dt.timedelta(days=2)).date().isoformat()
