@@ -87,6 +87,13 @@ def open_call(session: Session, config: Config, *, call_sid: str, caller: str | 
     return body
 
 
+def is_current(session: Session, call_sid: str, step: str, seq: int) -> bool:
+    """Whether the call expects the turn ``seq`` at the question ``step`` now (a read only)."""
+    call = find_call(session, call_sid)
+    state = load_state(call) if call is not None else None
+    return state is not None and call.seq == seq and state.step.value == step
+
+
 def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq: int, keys: dialog.Event,
               render: Render, apology: Apology, listen: Listen | None = None,
               recording_sid: str | None = None) -> str:

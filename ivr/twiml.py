@@ -17,6 +17,11 @@ NUMBER_TIMEOUT = 10
 SPEECH_GATHER_TIMEOUT = 1
 RECORD_MAX_SECONDS = 20
 RECORD_SILENCE_SECONDS = 2
+# Any key ends the recording, and Twilio posts it as ``Digits`` with the Record action: a caller
+# who starts typing after the Gather gave way is answering with keys, not into the recording. At
+# a number step, the rest of the number is gathered next (``rest_of_number``); ``#`` alone ends
+# a spoken answer.
+RECORD_FINISH_KEYS = "0123456789*#"
 
 
 class TwimlRenderer:
@@ -77,10 +82,19 @@ class TwimlRenderer:
         if engine == "vosk":
             response.record(action=action, method="POST", max_length=RECORD_MAX_SECONDS,
                             timeout=RECORD_SILENCE_SECONDS, play_beep=False, trim="trim-silence",
-                            finish_on_key="#", recording_status_callback=self.recording_callback,
+                            finish_on_key=RECORD_FINISH_KEYS, recording_status_callback=self.recording_callback,
                             recording_status_callback_method="POST")
         # Reached only when nothing came back (no keys, no speech): report the silence ourselves.
         response.redirect(action + "&timeout=1", method="POST")
+
+    def rest_of_number(self, action: str) -> str:
+        """After a key ended the recording at a number step: gather the rest of the number, up to
+        ``#``, silently (the caller is typing); ``action`` carries the first key."""
+        response = VoiceResponse()
+        response.append(Gather(input="dtmf", action=action, method="POST", finish_on_key="#",
+                               timeout=NUMBER_TIMEOUT, action_on_empty_result=True))
+        response.redirect(action + "&timeout=1", method="POST")
+        return str(response)
 
     def apology(self, lang: str = "en") -> str:
         response = VoiceResponse()

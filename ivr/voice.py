@@ -153,15 +153,37 @@ def incoming():
                                  apology=renderer().apology))
 
 
-def _keypad_event() -> dialog.Event:
+# The first key of a number, typed while the answer was being recorded (it ended the recording),
+# carried on the URL of the Gather that takes the rest of the number.
+LEAD = "lead"
+LEAD_KEYS = frozenset("0123456789*")
+
+
+def _lead() -> str:
+    lead = request.args.get(LEAD, "")
+    if lead and lead not in LEAD_KEYS:
+        abort(Response(f"{LEAD} is not a key\n", status=400, mimetype="text/plain"))
+    return lead
+
+
+def _keypad_event(lead: str = "") -> dialog.Event:
     if request.args.get("timeout") == "1":
-        return dialog.Event("timeout")
+        return dialog.Event("digits", digits=lead) if lead else dialog.Event("timeout")
     digits = request.form.get("Digits")
     if digits is None or digits in ("", "hangup"):
-        return dialog.Event("timeout")
+        return dialog.Event("digits", digits=lead) if lead else dialog.Event("timeout")
     if len(digits) > MAX_DIGITS_PARAM or not re.fullmatch(r"[0-9*#]+", digits):
         return dialog.Event("digits", digits="x")  # not a key sequence: the step will ask again
-    return dialog.Event("digits", digits=digits)
+    return dialog.Event("digits", digits=lead + digits)
+
+
+def _key_ending_recording(step: str) -> str | None:
+    """The key that ended a ``<Record>`` at a number step (the caller started typing after the
+    Gather gave way), or None: the rest of the number is still to come."""
+    digits = request.form.get("Digits", "")
+    if request.form.get("RecordingUrl") and digits in LEAD_KEYS and step in dialog.engine.NUMBER_STEPS:
+        return digits
+    return None
 
 
 def _hear(state: dialog.CallState, records):
@@ -189,8 +211,13 @@ def step(step: str):
     raw_seq = request.args.get("seq", "")
     if not re.fullmatch(r"[0-9]{1,10}", raw_seq) or not 0 < int(raw_seq) <= MAX_SEQ:
         abort(Response("seq is missing or not a number\n", status=400, mimetype="text/plain"))
-    return twiml(calls.take_turn(g.db, ivr().config, call_sid=sid, step=step, seq=int(raw_seq),
-                                 keys=_keypad_event(), listen=_hear, recording_sid=_recording_sid(),
+    seq, lead = int(raw_seq), _lead()
+    first = None if lead else _key_ending_recording(step)
+    if first is not None and calls.is_current(g.db, sid, step, seq):
+        # Nothing is claimed or written yet: the turn is taken when the whole number is in.
+        return twiml(renderer().rest_of_number(absolute(url_for("voice.step", step=step, seq=seq, **{LEAD: first}))))
+    return twiml(calls.take_turn(g.db, ivr().config, call_sid=sid, step=step, seq=seq,
+                                 keys=_keypad_event(lead), listen=_hear, recording_sid=_recording_sid(),
                                  render=renderer().render, apology=renderer().apology))
 
 
