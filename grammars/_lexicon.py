@@ -78,7 +78,7 @@ def tokenize(text: str, lang: str) -> list[str]:
 class Word:
     """What a single number-related word means."""
 
-    kind: str  # D T X H MH MK MM ART CONN DEC DECW INT FRAC REP FILL
+    kind: str  # D T X H MH MK MM ART CONN DEC INT FAND FRAC REP FILL
     value: int = 0
 
 
@@ -95,6 +95,12 @@ class Pack:
     negators: frozenset[str] = frozenset()
     utilities: dict[tuple[str, ...], str] = field(default_factory=dict)
     registers: dict[tuple[str, ...], str] = field(default_factory=dict)
+    # key of a spelling that sounds like another -> key of the spelling recognisers get
+    same_sound: dict[str, str] = field(default_factory=dict)
+
+    def sound(self, phrase: str) -> tuple[str, ...]:
+        """What a phrase sounds like: its keys, with same-sounding spellings made one."""
+        return tuple(self.same_sound.get(k, k) for k in (key(w, self.lang) for w in phrase.split()))
 
     def surface(self, *sections: str) -> list[str]:
         """Surface forms (as written in the pack) of the given ``numbers`` sections, in order."""
@@ -138,7 +144,7 @@ def load(lang: str) -> Pack:
     for kind, sec in (
         ("MH", "hundred"), ("MK", "thousand"), ("MM", "million"), ("ART", "one_before_scale"),
         ("CONN", "connectors"), ("DEC", "decimal_point"), ("INT", "integer_part"),
-        ("FILL", "fillers"),
+        ("FAND", "fraction_and"), ("FILL", "fillers"),
     ):
         for w in nums.get(sec, []):
             add(w, Word(kind))
@@ -155,7 +161,30 @@ def load(lang: str) -> Pack:
     pack.negators = frozenset(key(w, lang) for w in replies.get("negators", []))
     _phrases(pack, raw["utilities"], pack.utilities, where)
     _phrases(pack, raw["registers"], pack.registers, where)
+    _same_sound(pack, raw.get("same_sound", []), where)
     return pack
+
+
+def _meanings(pack: Pack, k: str) -> set:
+    """Every meaning a single word has in the pack (as a number word or a one-word phrase)."""
+    found = {pack.words[k]} if k in pack.words else set()
+    for table in (pack.replies, pack.utilities, pack.registers):
+        if (k,) in table:
+            found.add(table[(k,)])
+    return found
+
+
+def _same_sound(pack: Pack, groups: list, where: str) -> None:
+    # Only spellings of one word with one meaning may be merged: anything else would make a
+    # recogniser unable to tell apart words the caller means differently.
+    for group in groups:
+        keys = [key(w, pack.lang) for w in group]
+        meanings = [_meanings(pack, k) for k in keys]
+        if len(keys) < 2 or not all(meanings) or any(m != meanings[0] for m in meanings):
+            raise ValueError(f"same_sound group {group!r} in {where}: every spelling must be a listed "
+                             f"word with the same meaning")
+        for k in keys[1:]:
+            _add(pack.same_sound, k, keys[0], where)
 
 
 def find_phrases(tokens: list[str], table: dict[tuple[str, ...], str]) -> list[tuple[int, int, str]]:

@@ -97,6 +97,16 @@ def _classify(text: str, pack: Pack) -> tuple[list[_Tok], list[str]]:
     return toks, unknown
 
 
+def _fraction_and(toks: list[_Tok]) -> list[_Tok]:
+    """Russian "сто двадцать три и пять десятых": an "и" before a fraction's numerator marks
+    where the whole part ends (like "целых"). Anywhere else it is only a filler."""
+    frac_at = next((k for k, t in enumerate(toks) if t.kind == "FRAC"), None)
+    mark = None
+    if frac_at is not None and not any(t.kind in ("DEC", "INT") for t in toks[:frac_at]):
+        mark = next((k for k in range(frac_at - 1, -1, -1) if toks[k].kind == "FAND"), None)
+    return [replace(t, kind="DEC") if k == mark else t for k, t in enumerate(toks) if t.kind != "FAND" or k == mark]
+
+
 def _expand_repeats(toks: list[_Tok], unknown: list[str]) -> list[_Tok]:
     """English "double five" → 5 5. A "double" with no digit after it was not understood."""
     out: list[_Tok] = []
@@ -310,26 +320,34 @@ def _segment(toks: list[_Tok]) -> list[tuple[float, str]]:
 
 
 def _split_decimal(toks: list[_Tok], unknown: list[str]):
-    """(integer tokens, fraction tokens or None, denominator or None)."""
+    """Ways to read ``toks`` as a whole and a fractional part:
+    (integer tokens, fraction tokens or None, denominator or None, cost) each."""
     mark = next((k for k, t in enumerate(toks) if t.kind in ("DEC", "INT")), None)
     frac_at = next((k for k, t in enumerate(toks) if t.kind == "FRAC"), None)
     if mark is None and frac_at is None:
-        return toks, None, None
-    if mark is None or (frac_at is not None and frac_at < mark):
-        # "пять десятых" with no whole part
-        int_toks, frac_toks = [], toks[:frac_at]
-        tail = toks[frac_at + 1:]
-        denom = toks[frac_at].value
+        return [(toks, None, None, 0.0)]
+    unmarked = mark is None or (frac_at is not None and frac_at < mark)
+    if unmarked:
+        # "пять десятых", or "сто двадцать три пять десятых" with the whole part unmarked
+        before, tail, denom = toks[:frac_at], toks[frac_at + 1:], toks[frac_at].value
     else:
         int_toks, after = toks[:mark], toks[mark + 1:]
         f = next((k for k, t in enumerate(after) if t.kind == "FRAC"), None)
-        frac_toks, tail, denom = (after, [], None) if f is None else (after[:f], after[f + 1:], after[f].value)
+        before, tail, denom = (after, [], None) if f is None else (after[:f], after[f + 1:], after[f].value)
     # words after the fraction, or a second decimal mark, do not fit a reading: report them
     unknown.extend(t.text for t in tail)
-    extra = [t for t in frac_toks if t.kind in ("DEC", "INT", "FRAC")]
-    unknown.extend(t.text for t in extra)
-    frac_toks = [t for t in frac_toks if t.kind not in ("DEC", "INT", "FRAC")]
-    return int_toks, frac_toks, denom
+    unknown.extend(t.text for t in before if t.kind in ("DEC", "INT", "FRAC"))
+    before = [t for t in before if t.kind not in ("DEC", "INT", "FRAC")]
+    if not unmarked:
+        return [(int_toks, before, denom, 0.0)]
+    # The numerator is some tail of the words before the fraction word; the whole part is the
+    # rest. Cutting between two words that belong together ("двадцать | пять сотых") is as
+    # unnatural as anywhere else.
+    return [([], before, denom, 0.0)] + [
+        (before[:k], before[k:], denom,
+         _COST_UNNATURAL if _chunk((before[k - 1], before[k])) is not None else 0.0)
+        for k in range(1, len(before))
+    ]
 
 
 def _pad(frac: str, denom: int | None) -> str:
@@ -342,20 +360,26 @@ def _pad(frac: str, denom: int | None) -> str:
 
 
 def _readings(toks: list[_Tok], unknown: list[str]) -> list[tuple[float, str]]:
-    int_toks, frac_toks, denom = _split_decimal(toks, unknown)
-    ints = _segment(int_toks)
-    if frac_toks is None:
-        return ints
-    fracs = _segment(frac_toks)
-    if denom:
+    splits = _split_decimal(toks, unknown)
+    fitting, first = [], []
+    for n, (int_toks, frac_toks, denom, cut) in enumerate(splits):
+        ints = _segment(int_toks)
+        if frac_toks is None:
+            return ints
+        fracs = _segment(frac_toks)
+        if not fracs:
+            if n == 0:
+                first = ints  # "twelve point": the decimal part never came
+            continue
+        if not ints:
+            ints = [(0.0, "0")]
+        readings = [(cut + ci + cf, f"{si}.{_pad(sf, denom)}", denom is None or len(sf) < len(str(denom)))
+                    for ci, si in ints for cf, sf in fracs]
         # "двадцать пять сотых" has two places: readings that overflow them are not meant
-        fitting = [(c, s) for c, s in fracs if len(s) < len(str(denom))]
-        fracs = fitting or fracs
-    if not fracs:
-        return ints  # "twelve point": the decimal part never came
-    if not ints:
-        ints = [(0.0, "0")]
-    return [(ci + cf, f"{si}.{_pad(sf, denom)}") for ci, si in ints for cf, sf in fracs]
+        fitting += [(c, s) for c, s, fits in readings if fits]
+        if n == 0:
+            first = [(c, s) for c, s, _ in readings]
+    return fitting or first
 
 
 # --------------------------------------------------------------------------- public
@@ -373,7 +397,7 @@ def parse_number(text: str, lang: str) -> NumberParse:
     if not isinstance(text, str):
         raise TypeError("text must be a str")
     toks, unknown = _classify(text, pack)
-    toks = _expand_repeats(toks, unknown)
+    toks = _expand_repeats(_fraction_and(toks), unknown)
     scored: dict[str, float] = {}
     variants = _resolve_articles_and_connectors(toks, pack.weak_decimal, lang)
     for n, (variant, extra) in enumerate(variants):

@@ -3,6 +3,11 @@
 A grammar restricted to the step's words makes a small Vosk model far more accurate on a bad
 line; "[unk]" is always included so that out-of-grammar speech comes out as "[unk]" instead of
 being forced onto the nearest number word.
+
+A grammar holds one spelling per sound. A recogniser scores each grammar word separately, so
+two spellings of one sound ("oh"/"o", "două"/"doua", "неверно"/"не верно") share the
+probability of that sound between them: each stays near 0.5 however clearly the caller spoke,
+and the confidence policy asks again. The parser still understands every spelling.
 """
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ KINDS: tuple[str, ...] = ("digits", "number", "yes_no", "menu")
 _DIGIT_SECTIONS = ("digits", "decimal_point", "repeat_next")
 _NUMBER_SECTIONS = (
     "digits", "teens", "tens", "hundreds", "hundred", "thousand", "million",
-    "one_before_scale", "connectors", "decimal_point", "integer_part", "fraction", "repeat_next",
+    "one_before_scale", "connectors", "decimal_point", "integer_part", "fraction_and", "fraction",
+    "repeat_next",
 )
 
 
@@ -51,7 +57,37 @@ def _items(lang: str, kind: str) -> list[str]:
         )
     else:
         raise ValueError(f"unknown grammar kind {kind!r}: expected one of {', '.join(KINDS)}")
-    return list(dict.fromkeys(items))
+    return _one_per_sound(pack, list(dict.fromkeys(items)))
+
+
+def _one_per_sound(pack: Pack, items: list[str]) -> list[str]:
+    """Drop phrases that sound like an earlier one or like a sequence of other phrases.
+
+    Same sound: a spelling the pack lists in ``same_sound`` after the first, and (through the
+    lookup key) a Romanian spelling without diacritics after the one with them. A sequence:
+    "неверно" is heard exactly as "не" + "верно", which the grammar already allows.
+    """
+    kept: dict[tuple[str, ...], str] = {}
+    for phrase in items:
+        if any(key(w, pack.lang) in pack.same_sound for w in phrase.split()):
+            continue
+        kept.setdefault(pack.sound(phrase), phrase)
+    joined = {"".join(s): s for s in kept}
+    return [p for s, p in kept.items() if not _sequence_of_others("".join(s), joined, s)]
+
+
+def _sequence_of_others(sound: str, phrases: dict[str, tuple[str, ...]], own: tuple[str, ...]) -> bool:
+    """Whether ``sound`` (spaces removed) splits into two or more other phrases' sounds."""
+    # One-letter words are left out: "тысячи" is not "тысяч" + "и" in anybody's ears.
+    parts = [p for p, s in phrases.items() if s != own and len(p) > 1]
+    # ends[i]: the fewest phrases that spell sound[:i] (0 for the empty prefix)
+    ends = {0: 0}
+    for i in range(len(sound)):
+        if i in ends:
+            for p in parts:
+                if sound.startswith(p, i):
+                    ends[i + len(p)] = max(ends.get(i + len(p), 0), ends[i] + 1)
+    return ends.get(len(sound), 0) >= 2
 
 
 def _extra(lang: str, phrases) -> list[str]:
@@ -80,11 +116,8 @@ def vocabulary(lang: str) -> set[str]:
 
 
 def hints(lang: str, kind: str, extra=()) -> str:
-    """Comma-separated phrases for Twilio ``<Gather hints=...>``.
-
-    Spelling variants that only differ in Romanian diacritics are given once: they are the
-    same sound to Twilio's recogniser and hints are limited in number.
-    """
+    """Comma-separated phrases for Twilio ``<Gather hints=...>``: the grammar's phrases, so each
+    sound once (hints are limited in number, and spelling variants would only repeat it)."""
     seen: set[str] = set()
     out: list[str] = []
     # The question's own phrases first: Twilio weighs hints, and these are the rarest words.

@@ -203,6 +203,11 @@ class Config:
     # Values refused as below the previous reading or implausible, per account and billing period,
     # after which the line stops saying why and keeps every value for an operator (anti-probing).
     probe_limit: int = 5
+    stream_trailing_silence_ms: int = 600  # media endpoint: silence after the last word that ends an answer
+    stream_alternatives: int = 3  # media endpoint: n-best list per answer (0 halves recognition CPU)
+    media_host: str = "127.0.0.1"  # `ivr media-server` listens here...
+    media_port: int = 8765  # ...on this port (wss://<public host>/voice/stream behind the proxy)
+    media_handlers: str | None = None  # module:factory returning ivr.media_server.Handlers
 
     def daily_limit(self, utility: str) -> Decimal:
         return Decimal(str(self.daily_limits[utility]))
@@ -383,6 +388,11 @@ def load_config(**overrides) -> Config:
         generated_secrets=tuple(generated),
         recording_max_bytes=_env_number("RECORDING_MAX_BYTES", 5 * 1024 * 1024, low=1),
         probe_limit=_env_number("PROBE_LIMIT", 5),
+        stream_trailing_silence_ms=_env_number("STREAM_TRAILING_SILENCE_MS", 600, low=100, high=5000),
+        stream_alternatives=_env_number("STREAM_ALTERNATIVES", 3, low=0, high=10),
+        media_host=_env("MEDIA_HOST") or "127.0.0.1",
+        media_port=_env_number("MEDIA_PORT", 8765, low=0, high=65535),
+        media_handlers=_env("MEDIA_HANDLERS") or None,
     )
     for key, value in overrides.items():
         if not hasattr(cfg, key):

@@ -202,11 +202,15 @@ class StreamingRecognizer:
         seg = self._accept(bytes(chunk))
         if seg is not None:
             return self._emit([seg])
-        partial = json.loads(self._primary.PartialResult()).get("partial", "")
+        partial = self.partial()
         if partial != self._last_partial:
             self._last_partial = partial
-            return Partial(" ".join(_normalise_word(t) for t in partial.split()))
+            return Partial(partial)
         return None
+
+    def partial(self) -> str:
+        """The interim text of the utterance in progress ("" before any word)."""
+        return " ".join(_normalise_word(t) for t in json.loads(self._primary.PartialResult()).get("partial", "").split())
 
     def finish(self) -> Recognition:
         """End of audio: the last (possibly empty) utterance."""

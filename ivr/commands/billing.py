@@ -24,17 +24,7 @@ from pathlib import Path
 
 import click
 
-from ..config import load_config
-
-
-def _sessions():
-    from readings_store.db import is_current, make_engine, make_session_factory
-
-    config = load_config()
-    engine = make_engine(config.database_url)
-    if not is_current(engine):
-        raise click.ClickException("the database has no schema yet: run `ivr db upgrade` first")
-    return make_session_factory(engine)
+from . import migrated_sessions
 
 
 @click.group("api-tokens")
@@ -52,7 +42,7 @@ def tokens_create(name: str, scope: str) -> None:
 
     from ..api import tokens
 
-    with transaction(_sessions()) as session:
+    with transaction(migrated_sessions()) as session:
         try:
             client, token = tokens.create(session, name, scope)
         except ValueError as exc:
@@ -68,7 +58,7 @@ def tokens_list() -> None:
     """All tokens: id, name, scope, prefix, created, last used, revoked (never the token itself)."""
     from ..api import tokens
 
-    session = _sessions()()
+    session = migrated_sessions()()
     try:
         clients = tokens.all_clients(session)
     finally:
@@ -91,7 +81,7 @@ def tokens_revoke(name_or_id: str) -> None:
 
     from ..api import tokens
 
-    with transaction(_sessions()) as session:
+    with transaction(migrated_sessions()) as session:
         try:
             client, changed = tokens.revoke(session, name_or_id)
         except LookupError as exc:
@@ -183,7 +173,7 @@ def export_group(ctx, fmt: str, region: str | None, period: str | None, limit: i
         period = export.check_period(period) if period is not None else None
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    sessions = _sessions()
+    sessions = migrated_sessions()
     with transaction(sessions) as session:
         if region is not None and session.query(Region.id).filter(Region.code == region).first() is None:
             raise click.BadParameter(f"no region with code {region!r}", param_hint="--region")
@@ -213,7 +203,7 @@ def export_group(ctx, fmt: str, region: str | None, period: str | None, limit: i
 @click.argument("batch_id", type=click.IntRange(1))
 def export_ack(batch_id: int) -> None:
     """Mark batch BATCH_ID delivered (idempotent)."""
-    _ack(_sessions(), batch_id)
+    _ack(migrated_sessions(), batch_id)
 
 
 @export_group.command("show")
@@ -224,7 +214,7 @@ def export_show(batch_id: int, fmt: str, output: Path | None) -> None:
     """Write an existing batch again (same content every time)."""
     from readings_store import export
 
-    session = _sessions()()
+    session = migrated_sessions()()
     try:
         batch = export.get_batch(session, batch_id)
         if batch is None:
@@ -240,7 +230,7 @@ def export_list(show_all: bool) -> None:
     """Unacknowledged export batches (to resume after a crash)."""
     from readings_store import export
 
-    session = _sessions()()
+    session = migrated_sessions()()
     try:
         after, rows = 0, []
         while True:

@@ -11,19 +11,9 @@ import sys
 
 import click
 
-from ..config import load_config
+from . import migrated_transaction
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-
-
-def _transaction():
-    from readings_store.db import is_current, make_engine, make_session_factory, transaction
-
-    config = load_config()
-    engine = make_engine(config.database_url)
-    if not is_current(engine):
-        raise click.ClickException("the database has no schema yet: run `ivr db upgrade` first")
-    return transaction(make_session_factory(engine))
 
 
 def _read_password() -> str:
@@ -77,7 +67,7 @@ def add(name: str, role: str) -> None:
     if not NAME.match(name):
         raise click.ClickException("the name may use letters, digits and . _ @ - (at most 64 characters)")
     password = _read_password()
-    with _transaction() as session:
+    with migrated_transaction() as session:
         if session.scalars(select(Operator).where(Operator.username == name)).first():
             raise click.ClickException(f"an operator named {name!r} already exists")
         operator = Operator(username=name, password_hash=hash_password(password), role=role, active=True,
@@ -95,7 +85,7 @@ def list_cmd() -> None:
 
     from readings_store.models import Operator, utcnow
 
-    with _transaction() as session:
+    with migrated_transaction() as session:
         rows = session.scalars(select(Operator).order_by(Operator.username)).all()
         now = utcnow()
         if not rows:
@@ -109,7 +99,7 @@ def list_cmd() -> None:
 
 
 def _set_active(name: str, active: bool) -> None:
-    with _transaction() as session:
+    with migrated_transaction() as session:
         operator = _operator(session, name)
         operator.active = active
         _audit(session, "operator.enable" if active else "operator.disable", operator, after={"active": active})
@@ -138,7 +128,7 @@ def unlock(name: str) -> None:
 
     from readings_store.models import LoginAttempt
 
-    with _transaction() as session:
+    with migrated_transaction() as session:
         operator = _operator(session, name)
         operator.locked_until = None
         operator.failed_logins = 0
@@ -155,7 +145,7 @@ def password(name: str) -> None:
     from ..console.auth import hash_password
 
     new = _read_password()
-    with _transaction() as session:
+    with migrated_transaction() as session:
         operator = _operator(session, name)
         operator.password_hash = hash_password(new)
         operator.failed_logins = 0

@@ -7,19 +7,7 @@ from pathlib import Path
 import click
 
 from ..config import ensure_dev_auth_token, load_config
-
-
-def _sessions(config):
-    from readings_store.db import make_engine, make_session_factory
-
-    return make_session_factory(make_engine(config.database_url))
-
-
-def _require_schema(config) -> None:
-    from readings_store.db import is_current, make_engine
-
-    if not is_current(make_engine(config.database_url)):
-        raise click.ClickException("the database has no schema yet: run `ivr db upgrade` first")
+from . import migrated_transaction, require_schema
 
 
 @click.group("db")
@@ -49,18 +37,19 @@ def _safe_url(url: str) -> str:
 @click.option("--skip-bad", is_flag=True, help="Apply the good rows even if some rows are bad.")
 def import_cmd(csv_file: Path, skip_bad: bool) -> None:
     """Import accounts and meters from CSV (one row per meter)."""
-    from readings_store.db import transaction
+    import time
+
     from readings_store.importer import import_rows, read_csv
 
     config = load_config()
-    _require_schema(config)
-    try:
-        text = csv_file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise click.ClickException(f"{csv_file} is not UTF-8 text: {exc}") from None
-    with transaction(_sessions(config)) as session:
+    started = time.perf_counter()
+    progress, total = _progress_bars(csv_file)
+    with migrated_transaction(config) as session:
         try:
-            report = import_rows(session, read_csv(text), skip_bad=skip_bad)
+            with csv_file.open(encoding="utf-8", newline="") as stream:
+                report = import_rows(session, read_csv(stream), skip_bad=skip_bad, progress=progress, total=total)
+        except UnicodeDecodeError as exc:
+            raise click.ClickException(f"{csv_file} is not UTF-8 text: {exc}; nothing was imported") from None
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         for warning in report.warnings:
@@ -72,23 +61,42 @@ def import_cmd(csv_file: Path, skip_bad: bool) -> None:
             raise click.ClickException(
                 f"{len(report.errors)} bad row(s) of {report.rows}; nothing was imported (use --skip-bad to apply the good rows)"
             )
+    for code in report.regions_created:
+        key = report.region_keys[code]
+        click.echo(f"created region {code} with menu key {key}" if key is not None
+                   else f"created region {code} without a menu key (every key 1-99 is taken)")
+    seconds = time.perf_counter() - started
     click.echo(
         f"imported {report.applied} of {report.rows} rows: accounts {report.accounts_created} new, "
-        f"{report.accounts_updated} updated; meters {report.meters_created} new, {report.meters_updated} updated"
+        f"{report.accounts_updated} updated; meters {report.meters_created} new, {report.meters_updated} updated; "
+        f"phones {report.phones_added} new"
         + (f"; skipped {len(report.errors)} bad rows" if report.errors else "")
+        + f" ({seconds:.1f} s)"
     )
+
+
+def _progress_bars(csv_file: Path):
+    """Progress bars (rows/s) on a terminal; nothing when output goes to a file or a pipe."""
+    if not (sys.stderr.isatty() and sys.stdout.isatty()):
+        return None, None
+    from tqdm import tqdm
+
+    with csv_file.open("rb") as stream:  # line count, for the bar's total
+        lines = sum(block.count(b"\n") for block in iter(lambda: stream.read(1 << 20), b""))
+
+    def bar(description: str, total: int | None):
+        return tqdm(desc=description, total=total, unit=" rows", unit_scale=True, dynamic_ncols=True, leave=False)
+
+    return bar, max(lines - 1, 0)
 
 
 @click.command("demo-data")
 @click.option("--accounts", default=750, show_default=True, help="Accounts per region.")
 def demo_data(accounts: int) -> None:
     """Load demo regions, accounts, meters and previous readings, and print some to try."""
-    from readings_store.db import transaction
     from readings_store.demo import load_demo
 
-    config = load_config()
-    _require_schema(config)
-    with transaction(_sessions(config)) as session:
+    with migrated_transaction() as session:
         samples = load_demo(session, accounts_per_region=accounts)
     click.echo("Accounts to try (region, keys to type, meters):")
     for region, number, meters in samples:
@@ -103,7 +111,7 @@ def serve(host: str, port: int) -> None:
     from ..app import create_app
 
     config = load_config()
-    _require_schema(config)
+    require_schema(config)
     if not config.twilio_auth_token:
         ensure_dev_auth_token(config.data_dir)
         config = load_config()
@@ -149,7 +157,7 @@ def call(url: str | None, caller: str, keys: str | None) -> None:
     else:
         from ..app import create_app
 
-        _require_schema(config)
+        require_schema(config)
         config.twilio_auth_token = token
         transport, base = flask_transport(create_app(config).test_client()), "http://localhost"
     sim = SimulatedCall(base, token, transport, caller=caller)

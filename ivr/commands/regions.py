@@ -10,17 +10,8 @@ from __future__ import annotations
 
 import click
 
-from ..config import LANGUAGES, load_config
-
-
-def _transaction():
-    from readings_store.db import is_current, make_engine, make_session_factory, transaction
-
-    config = load_config()
-    engine = make_engine(config.database_url)
-    if not is_current(engine):
-        raise click.ClickException("the database has no schema yet: run `ivr db upgrade` first")
-    return transaction(make_session_factory(engine))
+from ..config import LANGUAGES
+from . import migrated_transaction
 
 
 def _setting_options(func):
@@ -62,7 +53,7 @@ def _apply(action):
     from readings_store.regions import RegionError
 
     try:
-        with _transaction() as session:
+        with migrated_transaction() as session:
             return action(session)
     except RegionError as exc:
         raise click.ClickException(f"{exc}; nothing was changed") from None
@@ -81,7 +72,7 @@ def list_cmd() -> None:
     from readings_store.models import Account
     from readings_store.regions import all_regions, describe
 
-    with _transaction() as session:
+    with migrated_transaction() as session:
         counts = dict(session.execute(select(Account.region_id, func.count()).group_by(Account.region_id)).all())
         rows = [(describe(r), counts.get(r.id, 0)) for r in all_regions(session)]
     if not rows:

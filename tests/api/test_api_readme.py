@@ -3,11 +3,7 @@ import json
 import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
-
-import pytest
-from werkzeug.serving import make_server
 
 from readings_store import demo
 
@@ -29,14 +25,6 @@ def _json_documents(text: str) -> list:
         while pos < len(text) and text[pos].isspace():
             pos += 1
     return docs
-
-
-@pytest.fixture
-def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 def test_readme_billing_examples_work_verbatim(db, config, live_server, tmp_path):

@@ -4,13 +4,11 @@ Uses the system browser (/usr/bin/chromium), never a download."""
 from __future__ import annotations
 
 import os
-import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from readings_store.models import Reading, utcnow
 from tests import factories as f
@@ -27,13 +25,8 @@ pytestmark = [
 
 
 @pytest.fixture
-def server(app):
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    thread.join(5)
+def server(live_server):
+    return live_server
 
 
 @pytest.fixture

@@ -119,3 +119,35 @@ def test_numerals_as_twilio_writes_them(lang, parts):
     # Twilio may return "42 317" or "4 2 3": plain numerals are concatenated as written
     text = " ".join(str(p) for p in parts)
     assert parse_number(text, lang).best == "".join(str(p) for p in parts)
+
+
+# Decimal readings num2words writes: "сто двадцать три целых пять десятых" (ru), "сто двадцять три
+# кома п'ять" (uk), "one hundred and twenty-three point five", "o sută ... virgulă cinci".
+_fraction_digits = st.text(alphabet="0123456789", min_size=1, max_size=3).filter(lambda f: not f.endswith("0"))
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@settings(max_examples=200, deadline=None)
+@given(whole=st.integers(min_value=0, max_value=999_999), frac=_fraction_digits)
+def test_decimals_as_num2words_says_them(lang, whole, frac):
+    text = " ".join(num2words(float(f"{whole}.{frac}"), lang=N2W[lang]).replace("-", " ").replace(",", " ").split())
+    assert parse_number(text, lang).best == f"{whole}.{frac}", text
+
+
+DENOMINATORS = {"ru": ("десятых", "сотых", "тысячных"), "uk": ("десятих", "сотих", "тисячних")}
+
+
+@pytest.mark.parametrize("lang,joiner", [("ru", "и"), ("ru", ""), ("uk", "і"), ("uk", "й"), ("uk", "")])
+@settings(max_examples=200, deadline=None)
+@given(whole=st.integers(min_value=0, max_value=999_999), frac=_fraction_digits)
+def test_decimals_with_and_instead_of_whole_word(lang, joiner, whole, frac):
+    # "сто двадцать три и пять десятых": "и" (or nothing) where num2words says "целых"
+    text = f"{spoken(whole, lang)} {joiner} {spoken(int(frac), lang)} {DENOMINATORS[lang][len(frac) - 1]}"
+    r = parse_number(text, lang)
+    if joiner:
+        assert r.best == f"{whole}.{frac}", (text, r)
+    elif whole == 0 or whole % 10 or 10 <= whole % 100 <= 19:
+        # With nothing between the parts "один один сотых" is 1.01 or 0.11: both are offered.
+        # (Were the whole part to end in a tens or hundreds word, "двести двадцать один
+        # тысячных" is 0.221 to anyone: such words run on into the numerator.)
+        assert f"{whole}.{frac}" in r.candidates, (text, r)

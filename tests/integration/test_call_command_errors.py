@@ -1,10 +1,7 @@
 """`ivr call` against a server that is not there, or that has another auth token: one clear line."""
 import socket
-import threading
 
-import pytest
 from click.testing import CliRunner
-from werkzeug.serving import make_server
 
 from ivr.cli import cli
 
@@ -22,15 +19,6 @@ def test_no_server_is_one_clear_line(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [f"Error: no server answers at {url}/voice/incoming: "
                                                   "is `ivr serve` running there?"]
-
-
-@pytest.fixture
-def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 def test_token_mismatch_is_one_clear_line(live_server, monkeypatch):

@@ -1,0 +1,39 @@
+"""``ivr media-server``: the Twilio Media Streams endpoint (real-time speech answers)."""
+from __future__ import annotations
+
+import logging
+
+import click
+
+
+def register(cli):
+    """Add the ``media-server`` command to the ``ivr`` command."""
+
+    @cli.command("media-server")
+    @click.option("--host", default=None, help="Interface to listen on (default IVR_MEDIA_HOST).")
+    @click.option("--port", default=None, type=int, help="Port (default IVR_MEDIA_PORT).")
+    def media_server(host, port):
+        """Serve wss://…/voice/stream: recognise callers' answers while they speak."""
+        from ivr.config import ConfigError, load_config
+        from ivr.media_server import MediaServer, load_handlers, settings_from_config
+
+        try:
+            config = load_config()
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if not config.media_handlers:
+            raise click.ClickException("IVR_MEDIA_HANDLERS is not set: name the module:factory that "
+                                       "returns the phone line's ivr.media_server.Handlers")
+        try:
+            settings = settings_from_config(config)
+            handlers = load_handlers(config.media_handlers, config)
+            server = MediaServer(handlers, auth_token=config.twilio_auth_token,
+                                 validate_signatures=config.validate_signatures, public_url=config.public_url,
+                                 settings=settings, models_dir=config.models_dir)
+        except (ValueError, TypeError, ImportError, AttributeError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        host = host or config.media_host
+        port = config.media_port if port is None else port
+        click.echo(f"media endpoint on ws://{host}:{port}/voice/stream (Ctrl+C to stop)")
+        server.run(host, port)

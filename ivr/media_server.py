@@ -1,0 +1,480 @@
+"""The media endpoint: Twilio Media Streams in, the caller's answers out, while the caller speaks.
+
+``/voice/incoming`` starts ``<Start><Stream track="inbound_track" url="wss://…/voice/stream">``
+once per call; Twilio then opens a WebSocket here and sends JSON messages: ``connected``,
+``start`` (streamSid, callSid, customParameters, media format), one ``media`` message per 20 ms
+of the caller's audio (base64 G.711 μ-law, 8 kHz), ``mark``/``dtmf`` (bidirectional streams
+only) and ``stop``. The handshake carries ``X-Twilio-Signature``, Twilio's signature of the wss
+URL (no parameters) with the account's auth token; anything else is refused with 403.
+
+For each call a :class:`CallListener` cuts the audio into answers (``speech.stream``): it asks
+the :data:`QuestionSource` for the call's current question when the stream starts, again at
+every voice onset (so the grammar follows the dialog, whichever transport moved it) and after
+every answer. Each answer with a grammar word goes to ``on_utterance(call_sid, question,
+recognition, wav_bytes)``; the first grammar word of an answer fires ``on_speech_started(call_sid)``
+first (barge-in). Both callbacks and the question source are the product's: they run in a
+thread pool of their own (they talk to the database and to Twilio's REST API), so a slow
+callback delays only its own call's next answer, never the audio of other calls.
+
+One asyncio process serves many calls: the event loop only parses messages; Vosk runs in a
+thread pool (its C calls release the GIL, so threads use every core) and shares one
+``vosk.Model`` per language per process.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import os
+import re
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, Callable, Optional
+
+from twilio.request_validator import RequestValidator
+
+from speech.recognizer import Recognition
+from speech.stream import FRAME_MS, ULAW_RATE, StreamingUtterance, StreamSettings, ulaw_to_pcm16
+
+log = logging.getLogger(__name__)
+
+STREAM_PATH = "/voice/stream"
+MAX_MESSAGE_BYTES = 64 * 1024  # a media message is ~250 bytes; anything near this is not Twilio
+MAX_FRAME_BYTES = 1600  # μ-law bytes per media message: 200 ms (Twilio sends 160 = 20 ms)
+CALL_SID = re.compile(r"CA[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the caller is being asked now, as far as recognition is concerned."""
+
+    language: str  # model language, e.g. "ru"
+    grammar: tuple[str, ...]  # phrases for Vosk (grammars.build_grammar)
+    step: str  # dialog step id, handed back with the answer
+    seq: int  # the call's turn sequence number when the question was asked
+
+    def __post_init__(self):
+        if not self.grammar:
+            raise ValueError("a question needs a non-empty grammar")
+
+
+# call_sid -> the call's current speech question, or None when no speech answer is expected.
+QuestionSource = Callable[[str], Optional[Question]]
+# (call_sid, question, recognition, WAV of the answer: 16-bit PCM, 8 kHz) -> None
+OnUtterance = Callable[[str, Question, Recognition, bytes], None]
+OnSpeechStarted = Callable[[str], None]
+# language -> vosk.Model (speech.models.ModelPool.get)
+ModelSource = Callable[[str], Any]
+
+
+@dataclass
+class Handlers:
+    """The product side of the media endpoint."""
+
+    questions: QuestionSource
+    on_utterance: OnUtterance
+    on_speech_started: OnSpeechStarted | None = None
+    models: ModelSource | None = None  # None: a ModelPool over the configured models folder
+
+
+@dataclass
+class Answer:
+    question: Question
+    recognition: Recognition
+    wav: bytes
+    last_voice_at: float | None  # monotonic time the last voiced frame of the answer was fed
+
+
+class CallListener:
+    """One call's stream of answers. Synchronous; runs in the recognition thread pool, one
+    batch of audio at a time (never two threads on one listener)."""
+
+    def __init__(self, call_sid: str, questions: QuestionSource, models: ModelSource, settings: StreamSettings):
+        self.call_sid = call_sid
+        self._questions = questions
+        self._models = models
+        self.settings = settings
+        self.question: Question | None = None
+        self._utterance: StreamingUtterance | None = None
+        self._pending = b""  # audio after an answer's end, for the next answer
+        self._announced = 0  # speech starts of the current answer already reported
+
+    def _ask(self) -> Question | None:
+        try:
+            question = self._questions(self.call_sid)
+        except Exception:  # the product's code: one failure must not end the stream
+            log.exception("question source failed for call %s", self.call_sid)
+            return None
+        if question is not None and not isinstance(question, Question):
+            log.error("question source returned %r, not a Question, for call %s", type(question), self.call_sid)
+            return None
+        return question
+
+    def _target(self, question: Question | None):
+        if question is None:
+            return None, None
+        try:
+            return self._models(question.language), list(question.grammar)
+        except Exception:  # no model for the language, unreadable model
+            log.exception("no speech model for %r (call %s)", question.language, self.call_sid)
+            return None, None
+
+    def _retarget(self):
+        """At a voice onset: the question may have moved on since the answer was set up."""
+        question = self._ask()
+        if question != self.question:
+            self.question = question
+            return self._target(question)
+        return None
+
+    def begin(self) -> None:
+        """Set up the next answer for the current question."""
+        previous = self._utterance
+        self.question = self._ask()
+        model, grammar = self._target(self.question)
+        self._utterance = StreamingUtterance(model, grammar, self.settings, retarget=self._retarget,
+                                             detector=previous.detector if previous else None)
+        self._announced = 0  # speech starts of the current answer already reported
+
+    def feed(self, pcm: bytes) -> tuple[bool, Answer | None]:
+        """(speech started in this batch, the answer if it ended). After an answer, call
+        :meth:`resume` (once the answer has been handled) to go on with the audio left over."""
+        if self._utterance is None:
+            self.begin()
+        utterance = self._utterance
+        recognition = utterance.feed(pcm)
+        started = utterance.speech_starts > self._announced
+        self._announced = utterance.speech_starts
+        if recognition is None:
+            return started, None
+        self._pending = utterance.leftover
+        answer = Answer(self.question, recognition, utterance.wav(), utterance.last_voice_at)
+        return started, answer
+
+    def resume(self) -> tuple[bool, Answer | None]:
+        self.begin()
+        pending, self._pending = self._pending, b""
+        return self.feed(pending)
+
+    @property
+    def listening(self) -> bool:
+        return self._utterance is not None and self._utterance.listening
+
+
+@dataclass
+class StreamStats:
+    """Counters of one server (for monitoring and the benchmark)."""
+
+    streams: int = 0
+    frames: int = 0
+    late_frames: int = 0  # frames that waited ``late_after_ms`` longer than their batch's own filling time
+    max_lag_ms: float = 0.0
+    lags_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))  # recent batches: oldest frame's lag
+    bad_messages: int = 0
+    rejected_handshakes: int = 0
+    utterances: int = 0
+    callback_errors: int = 0
+
+
+class MediaServer:
+    """The WebSocket media endpoint (asyncio, ``websockets``)."""
+
+    def __init__(self, handlers: Handlers, *, auth_token: str | None, validate_signatures: bool = True,
+                 public_url: str | None = None, settings: StreamSettings = StreamSettings(),
+                 path: str = STREAM_PATH, workers: int | None = None, callback_workers: int = 8,
+                 feed_ms: int = 60, idle_feed_ms: int = 200, late_after_ms: float = 250.0, models_dir=None,
+                 listener_factory: Callable[..., CallListener] = CallListener):
+        if validate_signatures and not auth_token:
+            raise ValueError("the media endpoint needs the Twilio auth token to check signatures")
+        if feed_ms < FRAME_MS or feed_ms % FRAME_MS or idle_feed_ms < feed_ms or idle_feed_ms % FRAME_MS:
+            raise ValueError(f"feed_ms and idle_feed_ms must be multiples of {FRAME_MS}, idle_feed_ms >= feed_ms")
+        self.handlers = handlers
+        self.validator = RequestValidator(auth_token) if auth_token else None
+        self.validate_signatures = validate_signatures
+        self.public_url = public_url
+        self.settings = settings
+        self.path = path
+        # μ-law bytes per batch handed to the recognition threads: small while an answer is being
+        # decoded (latency), larger while the caller is silent (only the voice detector runs, and
+        # each hand-over to a thread costs more than detecting voice in it).
+        self.feed_bytes = feed_ms * ULAW_RATE // 1000
+        self.idle_feed_bytes = idle_feed_ms * ULAW_RATE // 1000
+        self.late_after = late_after_ms / 1000
+        self.stats = StreamStats()
+        self.listener_factory = listener_factory  # (call_sid, questions, models, settings) -> listener
+        self._recognition = ThreadPoolExecutor(workers or os.cpu_count() or 2, thread_name_prefix="vosk")
+        self._callbacks = ThreadPoolExecutor(callback_workers, thread_name_prefix="media-cb")
+        if handlers.models is None:
+            from speech.models import ModelPool
+
+            if models_dir is None:
+                raise ValueError("give Handlers.models or models_dir")
+            handlers.models = ModelPool(models_dir).get
+        self._server = None
+
+    # --- handshake ----------------------------------------------------------------------------
+
+    def signed_url(self, request) -> str:
+        """The URL Twilio signed: the public wss URL of the request, not the one behind a proxy."""
+        if self.public_url:
+            base = re.sub(r"^http", "ws", self.public_url.rstrip("/"))
+        else:
+            base = "wss://" + request.headers.get("Host", "")
+        return base + request.path
+
+    def process_request(self, connection, request):
+        """Before the upgrade: right path and a valid Twilio signature, else an HTTP error."""
+        if request.path.split("?", 1)[0] != self.path:
+            return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
+        if not self.validate_signatures:
+            return None
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not signature or not self.validator.validate(self.signed_url(request), {}, signature):
+            self.stats.rejected_handshakes += 1
+            log.warning("rejected media stream with a bad or missing Twilio signature: %s", request.path[:100])
+            return connection.respond(HTTPStatus.FORBIDDEN, "bad signature\n")
+        return None
+
+    # --- serving ------------------------------------------------------------------------------
+
+    async def start(self, host: str, port: int):
+        from websockets.asyncio.server import serve
+
+        self._server = await serve(self._handle, host, port, process_request=self.process_request,
+                                   max_size=MAX_MESSAGE_BYTES, compression=None)
+        return self._server
+
+    @property
+    def port(self) -> int:
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def close(self) -> None:
+        self._recognition.shutdown(wait=True, cancel_futures=True)
+        self._callbacks.shutdown(wait=True, cancel_futures=True)
+
+    def run(self, host: str, port: int) -> None:
+        """Serve until interrupted (``ivr media-server``)."""
+        async def main():
+            await self.start(host, port)
+            log.info("media endpoint listening on ws://%s:%d%s", host, self.port, self.path)
+            await asyncio.Future()
+
+        try:
+            asyncio.run(main())
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.close()
+
+    async def _handle(self, connection) -> None:
+        stream = _Stream(self)
+        try:
+            async for message in connection:
+                stream.receive(message)
+                if stream.stopped:
+                    break
+        except Exception as exc:  # connection dropped, message too big: this stream only
+            log.info("media stream %s ended: %s", stream.call_sid or "?", exc)
+        finally:
+            await stream.close()
+
+
+class _Stream:
+    """One WebSocket connection: parses Twilio's messages, batches audio for the listener."""
+
+    def __init__(self, server: MediaServer):
+        self.server = server
+        self.call_sid: str | None = None
+        self.stream_sid: str | None = None
+        self.custom: dict = {}
+        self.listener: CallListener | None = None
+        self.stopped = False
+        self._buffer: list[tuple[float, bytes]] = []
+        self._buffered = 0
+        self._ready = asyncio.Event()
+        self._pump: asyncio.Task | None = None
+        self._speech_cb: asyncio.Future | None = None
+        self._batch_wait = 0.0
+
+    def _bad(self, why: str) -> None:
+        self.server.stats.bad_messages += 1
+        log.warning("media stream %s: %s", self.call_sid or "?", why)
+
+    def receive(self, message) -> None:
+        if isinstance(message, bytes):
+            return self._bad("binary message ignored")
+        try:
+            msg = json.loads(message)
+        except ValueError:
+            return self._bad("message is not JSON")
+        if not isinstance(msg, dict):
+            return self._bad("message is not a JSON object")
+        event = msg.get("event")
+        if event == "media":
+            return self._media(msg)
+        if event == "start":
+            return self._start(msg)
+        if event == "stop":
+            self.stopped = True
+            return None
+        if event in ("connected", "mark", "dtmf"):
+            return None  # the dialog hears keys through <Gather>; marks are for bidirectional streams
+        return self._bad(f"unknown event {str(event)[:30]!r}")
+
+    def _start(self, msg: dict) -> None:
+        if self.listener is not None:
+            return self._bad("second start message ignored")
+        start = msg.get("start")
+        if not isinstance(start, dict):
+            return self._bad("start message without start object")
+        call_sid = start.get("callSid")
+        if not isinstance(call_sid, str) or not CALL_SID.fullmatch(call_sid):
+            return self._bad("start message without a valid callSid")
+        fmt = start.get("mediaFormat") or {}
+        if isinstance(fmt, dict) and fmt.get("encoding") not in (None, "audio/x-mulaw") or \
+                isinstance(fmt, dict) and fmt.get("sampleRate") not in (None, ULAW_RATE):
+            return self._bad(f"unsupported media format {fmt!r}")
+        self.call_sid = call_sid
+        self.stream_sid = str(msg.get("streamSid") or start.get("streamSid") or "")[:64]
+        custom = start.get("customParameters")
+        self.custom = custom if isinstance(custom, dict) else {}
+        h = self.server.handlers
+        self.listener = self.server.listener_factory(call_sid, h.questions, h.models, self.server.settings)
+        self.server.stats.streams += 1
+        self._pump = asyncio.get_running_loop().create_task(self._run())
+        return None
+
+    def _media(self, msg: dict) -> None:
+        if self.listener is None:
+            return self._bad("media before start ignored")
+        media = msg.get("media")
+        if not isinstance(media, dict) or not isinstance(media.get("payload"), str):
+            return self._bad("media message without payload")
+        if media.get("track", "inbound") != "inbound":
+            return None  # only the caller's side is recognised
+        payload = media["payload"]
+        if len(payload) > MAX_FRAME_BYTES * 4 // 3 + 4:
+            return self._bad(f"oversized media frame ({len(payload)} base64 chars) dropped")
+        try:
+            ulaw = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            return self._bad("media payload is not base64")
+        if not ulaw:
+            return None
+        self._buffer.append((time.monotonic(), ulaw))
+        self._buffered += len(ulaw)
+        listening = getattr(self.listener, "listening", False)
+        if self._buffered >= (self.server.feed_bytes if listening else self.server.idle_feed_bytes):
+            self._ready.set()
+        return None
+
+    def _take(self) -> tuple[float | None, bytes]:
+        if not self._buffer:
+            return None, b""
+        # A batch's oldest frame waits for the batch to fill (60 or 200 ms): that wait is by design,
+        # what comes on top of it (threads busy, CPU short) is lateness.
+        self._batch_wait = (self.server.feed_bytes if getattr(self.listener, "listening", False)
+                            else self.server.idle_feed_bytes) / ULAW_RATE
+        first = self._buffer[0][0]
+        data = b"".join(chunk for _, chunk in self._buffer)
+        self.server.stats.frames += len(self._buffer)
+        self._buffer, self._buffered = [], 0
+        self._ready.clear()
+        return first, data
+
+    async def _run(self) -> None:
+        """Feed the listener batch by batch, hand answers to the product, in order."""
+        loop = asyncio.get_running_loop()
+        server = self.server
+        try:
+            while True:
+                if not self.stopped:
+                    await self._ready.wait()
+                first, ulaw = self._take()
+                if not ulaw:
+                    if self.stopped:
+                        return
+                    continue
+                started, answer = await loop.run_in_executor(server._recognition, self.listener.feed,
+                                                             ulaw_to_pcm16(ulaw))
+                lag = time.monotonic() - first
+                server.stats.lags_ms.append(lag * 1000)
+                server.stats.max_lag_ms = max(server.stats.max_lag_ms, lag * 1000)
+                if lag > server.late_after + self._batch_wait:
+                    server.stats.late_frames += len(ulaw) // (ULAW_RATE * FRAME_MS // 1000)
+                while True:
+                    if started:
+                        self._speech_started()
+                    if answer is None:
+                        break
+                    await self._deliver(answer)
+                    started, answer = await loop.run_in_executor(server._recognition, self.listener.resume)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("media stream %s failed", self.call_sid)
+
+    def _speech_started(self) -> None:
+        callback = self.server.handlers.on_speech_started
+        if callback is None:
+            return
+        loop = asyncio.get_running_loop()
+        self._speech_cb = loop.run_in_executor(self.server._callbacks, _guarded, callback, self.server.stats,
+                                               self.call_sid)
+
+    async def _deliver(self, answer: Answer) -> None:
+        loop = asyncio.get_running_loop()
+        if self._speech_cb is not None:  # barge-in first, then the answer
+            await self._speech_cb
+            self._speech_cb = None
+        self.server.stats.utterances += 1
+        await loop.run_in_executor(self.server._callbacks, _guarded, self.server.handlers.on_utterance,
+                                   self.server.stats, self.call_sid, answer.question, answer.recognition, answer.wav)
+
+    async def close(self) -> None:
+        """Stream over (stop message or connection closed): process what was received, then end.
+        An answer cut off by the end of the stream (the caller hung up mid-answer) is dropped."""
+        self.stopped = True
+        self._ready.set()
+        if self._pump is not None:
+            await self._pump
+        if self._speech_cb is not None:
+            await self._speech_cb
+
+
+def _guarded(callback, stats: StreamStats, *args) -> None:
+    try:
+        callback(*args)
+    except Exception:
+        stats.callback_errors += 1
+        log.exception("media endpoint callback %s failed", getattr(callback, "__name__", callback))
+
+
+def settings_from_config(config) -> StreamSettings:
+    """``StreamSettings`` from ``ivr.config.Config``."""
+    return StreamSettings(trailing_silence_ms=config.stream_trailing_silence_ms,
+                          max_alternatives=config.stream_alternatives)
+
+
+def load_handlers(spec: str, config) -> Handlers:
+    """``module:factory`` -> ``factory(config)``, which returns the product's :class:`Handlers`."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"media handlers must be given as module:factory, not {spec!r}")
+    factory = getattr(importlib.import_module(module_name), attr)
+    handlers = factory(config)
+    if not isinstance(handlers, Handlers):
+        raise TypeError(f"{spec} returned {type(handlers).__name__}, not ivr.media_server.Handlers")
+    return handlers

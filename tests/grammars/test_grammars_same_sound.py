@@ -1,0 +1,131 @@
+"""One spelling per sound in every grammar a recogniser gets; the parsers still take them all.
+
+A recogniser scores grammar words separately, so two spellings of one sound split its
+confidence: with both "oh" and "o" in the grammar a clearly spoken "oh" scored under 0.5 with a
+real English acoustic model, and every answer containing it was asked again.
+"""
+import dataclasses
+import unicodedata
+
+import pytest
+
+from grammars import (
+    LANGUAGES, build_grammar, classify_reply, hints, match_register, match_utility,
+    parse_number, vocabulary,
+)
+from grammars._lexicon import _same_sound, load
+
+KINDS = ("digits", "number", "yes_no", "menu")
+
+# Spellings of one sound, written out here rather than taken from the packs.
+HOMOPHONES = {
+    "en": [("oh", "o"), ("nought", "naught"), ("forty", "fourty"), ("okay", "ok")],
+    "uk": [("вдень", "удень"), ("вночі", "уночі")],
+}
+# A word heard exactly as two grammar words said together (unstressed "не" joins the next word).
+SEQUENCES = {
+    "ru": [("неверно", "не верно"), ("неправильно", "не правильно")],
+    "uk": [("невірно", "не вірно"), ("неправильно", "не правильно"), ("не так", "не так")],
+}
+
+
+def _plain(phrase: str, lang: str) -> str:
+    """Spelling differences no ear hears: case, ё, apostrophe forms, Romanian diacritics."""
+    text = unicodedata.normalize("NFC", phrase).lower().replace("ё", "е").replace("\u2019", "'")
+    if lang == "ro":
+        text = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+    return text
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_two_spellings_of_one_sound(lang, kind):
+    grammar = build_grammar(lang, kind)
+    plain = [_plain(p, lang) for p in grammar]
+    assert len(plain) == len(set(plain)), sorted(p for p in plain if plain.count(p) > 1)
+    for pair in HOMOPHONES.get(lang, []):
+        assert len(set(pair) & set(grammar)) <= 1, pair
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_no_word_that_sounds_like_two_grammar_words(lang):
+    for kind in KINDS:
+        grammar = set(build_grammar(lang, kind))
+        for one, two in SEQUENCES.get(lang, []):
+            if set(two.split()) <= grammar:
+                assert one not in grammar, (kind, one)
+
+
+def test_the_reported_english_split_is_gone():
+    for kind in ("digits", "number", "menu"):
+        g = build_grammar("en", kind)
+        assert "oh" in g and "o" not in g
+        assert "nought" in g and "naught" not in g
+        assert "zero" in g  # another word for the same digit, not another spelling: kept
+    assert "forty" in build_grammar("en", "number") and "fourty" not in build_grammar("en", "number")
+    assert "okay" in build_grammar("en", "yes_no") and "ok" not in build_grammar("en", "yes_no")
+
+
+def test_romanian_gets_the_spelling_with_diacritics():
+    g = build_grammar("ro", "number")
+    for word in ("două", "șase", "șapte", "nouă", "douăzeci", "unșpe", "virgulă", "întregi"):
+        assert word in g and _plain(word, "ro") not in g, word
+
+
+def test_vocabulary_and_hints_follow_the_grammar():
+    assert {"o", "naught", "fourty", "ok"}.isdisjoint(vocabulary("en"))
+    assert {"oh", "nought", "forty", "okay"} <= vocabulary("en")
+    assert "doua" not in vocabulary("ro") and "două" in vocabulary("ro")
+    phrases = hints("en", "number").split(", ")
+    assert "oh" in phrases and "o" not in phrases
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_left_out_spelling_means_what_the_kept_one_means(lang):
+    pack = load(lang)
+    kept = {pack.sound(p): p for kind in KINDS for p in build_grammar(lang, kind)}
+    raw = pack.raw
+    spoken = pack.surface(*raw["numbers"].keys() - {"fillers", "decimal_weak"})
+    for table in (raw["replies"], raw["utilities"], raw["registers"]):
+        spoken += [p for ps in table.values() for p in ps]
+    checked = 0
+    for phrase in spoken:
+        same = kept.get(pack.sound(phrase))
+        if same is None or same == phrase:
+            continue
+        checked += 1
+        for fn in (classify_reply, match_utility, match_register):
+            assert fn(phrase, lang) == fn(same, lang), (phrase, same, fn.__name__)
+        assert parse_number(phrase, lang).candidates == parse_number(same, lang).candidates, (phrase, same)
+    assert checked or lang == "ru"
+
+
+@pytest.mark.parametrize("lang", ["ru", "uk"])
+def test_left_out_words_mean_what_the_two_words_mean(lang):
+    for one, two in SEQUENCES[lang]:
+        assert classify_reply(one, lang) == classify_reply(two, lang) == "no"
+
+
+@pytest.mark.parametrize("lang,variant,kept", [
+    ("en", "o o seven", "007"), ("en", "naught point five", "0.5"), ("en", "fourty two", "42"),
+    ("ro", "doua sute", "200"), ("ro", "sase", "6"), ("uk", "пʼять", "5"),
+])
+def test_parser_still_understands_every_spelling(lang, variant, kept):
+    assert parse_number(variant, lang).best == kept
+
+
+def test_replies_still_understood_in_every_spelling():
+    assert classify_reply("ok", "en") == classify_reply("okay", "en") == "yes"
+    assert match_register("удень", "uk") == match_register("вдень", "uk") == "day"
+    assert match_register("уночі", "uk") == "night"
+    assert classify_reply("всё верно", "ru") == "yes"
+
+
+def test_same_sound_groups_must_share_one_meaning():
+    pack = dataclasses.replace(load("en"), same_sound={})
+    for group in (["one", "two"], ["oh", "yes"], ["oh", "ohh"], ["oh"]):
+        with pytest.raises(ValueError, match="same_sound"):
+            _same_sound(pack, [group], "test")
+    assert pack.same_sound == {}
+    _same_sound(pack, [["oh", "o"]], "test")
+    assert pack.same_sound == {"o": "oh"}
