@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Callable
@@ -65,6 +66,15 @@ def load_state(call: Call) -> CallState | None:
         return None
 
 
+@dataclass(frozen=True)
+class TurnAnswer:
+    """The transport's answer to a turn request, and whether this request took the turn (False:
+    a repeated or out-of-date request, answered with what was answered before)."""
+
+    body: str
+    taken: bool
+
+
 def find_call(session: Session, call_sid: str) -> Call | None:
     return session.scalars(select(Call).where(Call.call_sid == call_sid)).first()
 
@@ -96,16 +106,16 @@ def is_current(session: Session, call_sid: str, step: str, seq: int) -> bool:
 
 def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq: int, keys: dialog.Event,
               render: Render, apology: Apology, listen: Listen | None = None,
-              recording_sid: str | None = None) -> str:
+              recording_sid: str | None = None) -> TurnAnswer:
     """Take the turn ``seq`` of the call, answering the question ``step``: the caller's ``keys``
     event, or the speech answer ``listen`` recognises (its audio kept with ``recording_sid``)."""
     call = find_call(session, call_sid)
     if call is None:
         log.warning("webhook for unknown call %s", call_sid)
-        return apology("en")
+        return TurnAnswer(apology("en"), False)
     state = load_state(call)
     if state is None:
-        return call.last_twiml or apology(call.language or "en")
+        return TurnAnswer(call.last_twiml or apology(call.language or "en"), False)
     current = call.seq == seq and state.step.value == step
     heard = listen(state, SqlRecords(session, config, call)) if current and listen is not None else None
     claimed = session.execute(
@@ -115,12 +125,12 @@ def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq
         # A repeated or out-of-date request: answer what we answered before, change nothing.
         session.rollback()
         session.refresh(call)
-        return call.last_twiml or apology(call.language or "en")
+        return TurnAnswer(call.last_twiml or apology(call.language or "en"), False)
     event = keys
     if heard is not None:
         event = dialog.Event("speech", speech=keep_utterance(session, config, call, step, seq, heard,
                                                              recording_sid=recording_sid))
-    return _advance(session, config, call, state, step, event, seq, render)
+    return TurnAnswer(_advance(session, config, call, state, step, event, seq, render), True)
 
 
 def _advance(session: Session, config: Config, call: Call, state: CallState, step: str, event: dialog.Event,

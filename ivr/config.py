@@ -121,6 +121,29 @@ def _env_url(name: str, *, prefix: bool = False) -> str | None:
     return raw.strip()
 
 
+def _media_url() -> str | None:
+    """``IVR_MEDIA_URL``: the public ``wss://`` URL of the media endpoint, or None."""
+    raw = (_env("MEDIA_URL") or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme != "wss" or not parts.hostname or parts.query or parts.fragment or parts.username:
+        raise ConfigError(f"{PREFIX}MEDIA_URL must be a wss:// URL with a host and no query, got {raw!r}")
+    return raw
+
+
+def _speech_transport(media_url: str | None) -> str:
+    """``IVR_SPEECH_TRANSPORT``: stream (the default with a media URL) or record (without one)."""
+    raw = (_env("SPEECH_TRANSPORT") or "").strip().lower()
+    if not raw:
+        return "stream" if media_url else "record"
+    if raw not in ("stream", "record"):
+        raise ConfigError(f"{PREFIX}SPEECH_TRANSPORT must be stream or record, got {raw!r}")
+    if raw == "stream" and not media_url:
+        raise ConfigError(f"{PREFIX}SPEECH_TRANSPORT=stream needs {PREFIX}MEDIA_URL (wss://<host>/voice/stream)")
+    return raw
+
+
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -208,6 +231,11 @@ class Config:
     media_host: str = "127.0.0.1"  # `ivr media-server` listens here...
     media_port: int = 8765  # ...on this port (wss://<public host>/voice/stream behind the proxy)
     media_handlers: str | None = None  # module:factory returning ivr.media_server.Handlers
+    # Public wss:// URL of the media endpoint (…/voice/stream) Twilio streams the caller's audio to.
+    media_url: str | None = None
+    # How Vosk languages hear a spoken answer: "stream" (Media Streams, recognised while spoken)
+    # or "record" (<Record>, fetched and recognised after the caller stops).
+    speech_transport: str = "record"
 
     def daily_limit(self, utility: str) -> Decimal:
         return Decimal(str(self.daily_limits[utility]))
@@ -393,6 +421,8 @@ def load_config(**overrides) -> Config:
         media_host=_env("MEDIA_HOST") or "127.0.0.1",
         media_port=_env_number("MEDIA_PORT", 8765, low=0, high=65535),
         media_handlers=_env("MEDIA_HANDLERS") or None,
+        media_url=(media_url := _media_url()),
+        speech_transport=_speech_transport(media_url),
     )
     for key, value in overrides.items():
         if not hasattr(cfg, key):

@@ -160,6 +160,11 @@ class SimulatedCall:
         rest = keys[at + 1:]
         return self.press(rest) if rest else prompt
 
+    def moved_to(self, url: str) -> Prompt:
+        """Twilio moves the live call to ``url`` (a REST ``calls(sid).update(url=...)``): the
+        TwiML playing stops, and the call goes on with the answer fetched from ``url``."""
+        return self._follow(url)
+
     def hang_up(self, status: str = "completed", duration: int = 42) -> int:
         code, _ = self.post(self.base_url.rstrip("/") + "/voice/status",
                             {"CallStatus": status, "CallDuration": str(duration)})

@@ -9,6 +9,7 @@ so a reading is never stored twice.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -148,9 +149,29 @@ def renderer():
 def incoming():
     sid = call_sid()
     number, country = caller_number(request.form.get("From"))
+    first = renderer()
     return twiml(calls.open_call(g.db, ivr().config, call_sid=sid, caller=number, country=country,
-                                 language=default_language(number), render=renderer().render,
-                                 apology=renderer().apology))
+                                 language=default_language(number),
+                                 render=lambda actions, lang, seq: first.render(actions, lang, seq, start_stream=True),
+                                 apology=first.apology))
+
+
+@bp.post("/listen/<step>")
+def listen(step: str):
+    """The question ``step`` of turn ``seq`` without its prompt: where the media endpoint moves a
+    call whose caller started speaking over the prompt (barge-in). The keypad still answers;
+    the spoken answer moves the call on when it is recognised. Changes nothing."""
+    sid = call_sid()
+    raw_seq = request.args.get("seq", "")
+    if not re.fullmatch(r"[0-9]{1,10}", raw_seq) or not 0 < int(raw_seq) <= MAX_SEQ:
+        abort(Response("seq is missing or not a number\n", status=400, mimetype="text/plain"))
+    call = calls.find_call(g.db, sid)
+    if call is None:
+        return twiml(renderer().apology())
+    ask = calls.current_question(g.db, ivr().config, call) if calls.is_current(g.db, sid, step, int(raw_seq)) else None
+    if ask is None:
+        return twiml(call.last_twiml or renderer().apology(call.language or "en"))
+    return twiml(renderer().render([dataclasses.replace(ask, prompts=())], call.language or "en", call.seq))
 
 
 # The first key of a number, typed while the answer was being recorded (it ended the recording),
@@ -218,7 +239,7 @@ def step(step: str):
         return twiml(renderer().rest_of_number(absolute(url_for("voice.step", step=step, seq=seq, **{LEAD: first}))))
     return twiml(calls.take_turn(g.db, ivr().config, call_sid=sid, step=step, seq=seq,
                                  keys=_keypad_event(lead), listen=_hear, recording_sid=_recording_sid(),
-                                 render=renderer().render, apology=renderer().apology))
+                                 render=renderer().render, apology=renderer().apology).body)
 
 
 def _recording_sid() -> str | None:

@@ -52,7 +52,7 @@ def _open(db, config, caller="+442079460000"):
 def _turn(db, config, step, seq, digits):
     event = dialog.Event("digits", digits=digits) if digits else dialog.Event("timeout")
     return calls.take_turn(db, config, call_sid=SID, step=step, seq=seq, keys=event, render=fake_render,
-                           apology=fake_apology)
+                           apology=fake_apology).body
 
 
 def _call(db) -> Call:
