@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect, select, text
 from ivr import calls, dialog
 from readings_store import service
 from readings_store.db import alembic_config, make_engine, upgrade
-from readings_store.models import Call, Meter, Reading, ReviewTask, ValueRefusal
+from readings_store.models import Call, Reading, ReviewTask, ValueRefusal
 from tests import factories as f
 from tests.conftest import PG_URL
 
