@@ -122,6 +122,29 @@ def _env_url(name: str, *, prefix: bool = False) -> str | None:
     return raw.strip()
 
 
+def _media_url() -> str | None:
+    """``IVR_MEDIA_URL``: the public ``wss://`` URL of the media endpoint, or None."""
+    raw = (_env("MEDIA_URL") or "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme != "wss" or not parts.hostname or parts.query or parts.fragment or parts.username:
+        raise ConfigError(f"{PREFIX}MEDIA_URL must be a wss:// URL with a host and no query, got {raw!r}")
+    return raw
+
+
+def _speech_transport(media_url: str | None) -> str:
+    """``IVR_SPEECH_TRANSPORT``: stream (the default with a media URL) or record (without one)."""
+    raw = (_env("SPEECH_TRANSPORT") or "").strip().lower()
+    if not raw:
+        return "stream" if media_url else "record"
+    if raw not in ("stream", "record"):
+        raise ConfigError(f"{PREFIX}SPEECH_TRANSPORT must be stream or record, got {raw!r}")
+    if raw == "stream" and not media_url:
+        raise ConfigError(f"{PREFIX}SPEECH_TRANSPORT=stream needs {PREFIX}MEDIA_URL (wss://<host>/voice/stream)")
+    return raw
+
+
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -254,6 +277,11 @@ class Config:
     metrics_allow: tuple = DEFAULT_METRICS_ALLOW
     # "json" or "text"; None: the server's own default (json under gunicorn, text for `ivr serve`).
     log_format: str | None = None
+    # Public wss:// URL of the media endpoint (…/voice/stream) Twilio streams the caller's audio to.
+    media_url: str | None = None
+    # How Vosk languages hear a spoken answer: "stream" (Media Streams, recognised while spoken)
+    # or "record" (<Record>, fetched and recognised after the caller stops).
+    speech_transport: str = "record"
 
     def daily_limit(self, utility: str) -> Decimal:
         return Decimal(str(self.daily_limits[utility]))
@@ -447,6 +475,8 @@ def load_config(**overrides) -> Config:
         metrics_token=_metrics_token(),
         metrics_allow=_metrics_allow(),
         log_format=log_format(),
+        media_url=(media_url := _media_url()),
+        speech_transport=_speech_transport(media_url),
     )
     for key, value in overrides.items():
         if not hasattr(cfg, key):

@@ -1,14 +1,13 @@
-"""The dialog's ``Records`` port over the SQLAlchemy store, for one call inside one transaction."""
+"""The dialog's ``Records`` port over the SQLAlchemy store, for one call inside one transaction.
+Read-only: what a turn writes is persisted from the engine's effects by ``ivr/calls.py``."""
 from __future__ import annotations
-
-from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from readings_store import regions as region_settings
 from readings_store import rules, service
-from readings_store.models import DEFAULT_TIMEZONE, DEFAULT_WORK_HOURS, Account, Call, Meter, Region, ReviewTask, utcnow
+from readings_store.models import DEFAULT_TIMEZONE, DEFAULT_WORK_HOURS, Account, Call, Meter, Region, utcnow
 
 from .config import Config
 from .dialog.ports import AccountInfo, MeterInfo, RegionInfo
@@ -23,6 +22,14 @@ def _account_info(account: Account) -> AccountInfo:
 
 def _region_info(region: Region) -> RegionInfo:
     return RegionInfo(id=region.id, menu_key=region.menu_key, name=region.name, names=dict(region.names or {}))
+
+
+def call_meter(session: Session, call: Call, meter_id: int) -> Meter:
+    """A meter of the call's account (``Call.account_id``); anything else is a programming error."""
+    meter = session.get(Meter, meter_id)
+    if meter is None or meter.account_id != call.account_id:
+        raise LookupError(f"meter {meter_id} is not on the call's account")
+    return meter
 
 
 class SqlRecords:
@@ -44,22 +51,15 @@ class SqlRecords:
 
     def find_account(self, region_id: int, typed: str) -> AccountInfo | None:
         account = service.find_account(self.session, region_id, typed)
-        if account is None:
-            return None
-        self.call.account_id, self.call.region_id = account.id, account.region_id
-        return _account_info(account)
+        return _account_info(account) if account is not None else None
 
     def meters(self, account_id: int) -> list[MeterInfo]:
         account = self.session.get(Account, account_id)
-        self.call.account_id, self.call.region_id = account.id, account.region_id
         return [MeterInfo(id=m.id, utility=m.utility, serial_tail=m.serial[-TAIL:], registers=m.register_names)
                 for m in account.meters if m.active]
 
     def _meter(self, meter_id: int) -> Meter:
-        meter = self.session.get(Meter, meter_id)
-        if meter is None or meter.account_id != self.call.account_id:
-            raise LookupError(f"meter {meter_id} is not on the call's account")
-        return meter
+        return call_meter(self.session, self.call, meter_id)
 
     def check_value(self, meter_id: int, register: str, value: str) -> str | None:
         parsed = rules.parse_value(value)
@@ -79,22 +79,9 @@ class SqlRecords:
         count = service.count_refusals(self.session, meter.account_id, self._period(meter), lock=True)
         return count >= self.config.probe_limit
 
-    def note_refusal(self, meter_id: int, register: str, value: str, code: str) -> None:
-        service.record_refusal(self.session, self._meter(meter_id), register, value, code, call_id=self.call.id,
-                               caller=self.call.from_number)
-
     def review_reason_to_replace(self, meter_id: int, register: str) -> str | None:
         return service.review_reason_to_replace(self.session, self._meter(meter_id), register, self.call.from_number,
                                                 self.call.id)
-
-    def save_reading(self, meter_id: int, register: str, value: str, *, status: str, reason: str | None,
-                     key: str, utterance_id: int | None) -> None:
-        meter = self._meter(meter_id)
-        service.store_reading(
-            self.session, meter, register, Decimal(value), channel="phone_speech" if utterance_id else "phone_keypad",
-            status=status, reason=reason, call_id=self.call.id, utterance_id=utterance_id, idempotency_key=key,
-        )
-        service.forget_read_back(self.session, self.call.id, meter_id, register, value)
 
     def operator_number(self, region_id: int | None) -> str | None:
         region = self.session.get(Region, region_id) if region_id else None
@@ -102,9 +89,3 @@ class SqlRecords:
         hours = region or Region(timezone=DEFAULT_TIMEZONE, work_start=start, work_end=end, work_days=days)
         number = (region.operator_number if region else None) or self.config.operator_number
         return number if number and service.in_working_hours(hours) else None
-
-    def report_failed_identification(self, region_id: int | None, attempts: list[str],
-                                     utterance_id: int | None) -> None:
-        self.session.add(ReviewTask(kind="identification", reason="account_not_found", region_id=region_id,
-                                    call_id=self.call.id, utterance_id=utterance_id,
-                                    details={"attempts": attempts, "caller": self.call.from_number}))

@@ -22,6 +22,7 @@ class Prompt:
     texts: list[str]
     gather: dict | None  # the <Gather> attributes, None when the call ends
     ended: str | None = None  # "hangup" | "dial:<number>" | None
+    record: dict | None = None  # the <Record> attributes, when one follows the <Gather>
 
 
 @dataclass
@@ -103,7 +104,9 @@ class SimulatedCall:
                     texts.append(f"[audio {verb.text}]")
                 elif verb.tag == "Gather":
                     texts.extend((c.text or "") if c.tag == "Say" else f"[audio {c.text}]" for c in verb)
-                    self.last = Prompt(texts, dict(verb.attrib))
+                    after = list(root)[list(root).index(verb) + 1:]
+                    record = after[0] if after and after[0].tag == "Record" else None
+                    self.last = Prompt(texts, dict(verb.attrib), record=dict(record.attrib) if record is not None else None)
                     self.heard.extend(texts)
                     return self.last
                 elif verb.tag == "Dial":
@@ -137,6 +140,30 @@ class SimulatedCall:
         if finish and digits.endswith(finish):
             digits = digits[: -len(finish)]  # Twilio leaves out the finishing key
         return self._follow(gather["action"], {"Digits": digits} if keys else {"Digits": ""})
+
+    def type_late(self, keys: str) -> Prompt:
+        """The caller lets the keypad <Gather> give way to <Record>, then types ``keys``. As Twilio
+        does, a key in the Record's ``finishOnKey`` ends the recording and is posted as ``Digits``
+        with it (keys before it are lost in the recording); the keys after it go to the TwiML
+        that answers."""
+        if self.last is None or self.last.record is None:
+            raise CallError("the call is not recording an answer")
+        record = self.last.record
+        finish = record.get("finishOnKey", "1234567890*#")
+        at = next((i for i, key in enumerate(keys) if key in finish), None)
+        if at is None:
+            raise CallError(f"no key of {keys!r} ends the recording (finishOnKey {finish!r})")
+        sid = "RE" + uuid.uuid4().hex
+        prompt = self._follow(record["action"], {
+            "Digits": keys[at], "RecordingSid": sid, "RecordingDuration": "1",
+            "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/AC{'0' * 32}/Recordings/{sid}"})
+        rest = keys[at + 1:]
+        return self.press(rest) if rest else prompt
+
+    def moved_to(self, url: str) -> Prompt:
+        """Twilio moves the live call to ``url`` (a REST ``calls(sid).update(url=...)``): the
+        TwiML playing stops, and the call goes on with the answer fetched from ``url``."""
+        return self._follow(url)
 
     def hang_up(self, status: str = "completed", duration: int = 42) -> int:
         code, _ = self.post(self.base_url.rstrip("/") + "/voice/status",

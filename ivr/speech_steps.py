@@ -242,11 +242,17 @@ class SpeechSteps:
             # works) and the audio is kept for an operator; the error names the fix.
             log.error("recording %s could not be recognised on this server: %s", url[-40:], exc)
             return _unusable(audio)
+        return self.from_recognition(lang, kind, recognition, attempt, phrases, audio=audio)
+
+    def from_recognition(self, lang: str, kind: str, recognition, attempt: int, phrases: tuple[str, ...] = (),
+                         *, audio: bytes | None = None, engine: str = "vosk") -> Heard:
+        """A Vosk recognition (``speech.recognizer.Recognition``, from a recording or from the media
+        stream) parsed and judged by the same policy; ``audio`` is kept with it."""
         heard = self._interpret(lang, kind, recognition.text, recognition.min_confidence, attempt,
                                 has_unk=recognition.has_unk, phrases=phrases,
                                 disagree=confidence.alternatives_disagree(
                                     recognition, lambda t: grammars.parse_number(t, lang).best))
-        heard.engine, heard.audio = "vosk", audio
+        heard.engine, heard.audio = engine, audio
         heard.words = [{"text": w.text, "confidence": w.confidence, "start": w.start, "end": w.end}
                        for w in recognition.words]
         heard.alternatives = [{"text": t, "confidence": c} for t, c in recognition.alternatives]

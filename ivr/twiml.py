@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Callable
 
 import grammars
-from twilio.twiml.voice_response import Gather, VoiceResponse
+from twilio.twiml.voice_response import Gather, Start, VoiceResponse
 
 from .config import Config
 from .dialog.actions import Ask, Hangup, Say, Transfer
@@ -17,6 +17,14 @@ NUMBER_TIMEOUT = 10
 SPEECH_GATHER_TIMEOUT = 1
 RECORD_MAX_SECONDS = 20
 RECORD_SILENCE_SECONDS = 2
+# Any key ends the recording, and Twilio posts it as ``Digits`` with the Record action: a caller
+# who starts typing after the Gather gave way is answering with keys, not into the recording. At
+# a number step, the rest of the number is gathered next (``rest_of_number``); ``#`` alone ends
+# a spoken answer.
+RECORD_FINISH_KEYS = "0123456789*#"
+# Speech steps heard over a Media Stream: the keypad Gather waits this long after the prompt, so a
+# spoken answer (cut at 15 s by the media endpoint) is heard and moves the call on before it fires.
+STREAM_GATHER_TIMEOUT = 20
 
 
 class TwimlRenderer:
@@ -38,8 +46,18 @@ class TwimlRenderer:
         lang, text = self.prompts.render(say, call_lang)
         target.say(text, voice=self.config.voices.get(lang), language=self.config.say_languages.get(lang))
 
-    def render(self, actions: list, lang: str, seq: int) -> str:
+    @property
+    def streaming(self) -> bool:
+        return self.config.speech_transport == "stream" and bool(self.config.media_url)
+
+    def render(self, actions: list, lang: str, seq: int, *, start_stream: bool = False) -> str:
+        """TwiML for the actions; ``start_stream``: the call's first answer starts streaming the
+        caller's audio to the media endpoint (stream transport), once per call."""
         response = VoiceResponse()
+        if start_stream and self.streaming:
+            start = Start()
+            start.stream(url=self.config.media_url, track="inbound_track")
+            response.append(start)
         for action in actions:
             if isinstance(action, Say):
                 self._speak(response, action, lang)
@@ -62,7 +80,12 @@ class TwimlRenderer:
             options.update(finish_on_key="#", timeout=NUMBER_TIMEOUT)
         else:
             options.update(num_digits=ask.max_digits, timeout=CHOICE_TIMEOUT)
-        if engine == "vosk":
+        streamed = engine == "vosk" and self.streaming
+        if streamed:
+            # The answer is heard over the stream while it is spoken: the media endpoint moves the
+            # call on. Keys still work, during the prompt and after it.
+            options.update(timeout=STREAM_GATHER_TIMEOUT, action_on_empty_result=True)
+        elif engine == "vosk":
             # Keys still work and interrupt the prompt; if none come, <Record> takes the answer.
             options.update(timeout=SPEECH_GATHER_TIMEOUT)
         else:
@@ -74,13 +97,22 @@ class TwimlRenderer:
         for say in ask.prompts:
             self._speak(gather, say, lang)
         response.append(gather)
-        if engine == "vosk":
+        if engine == "vosk" and not streamed:
             response.record(action=action, method="POST", max_length=RECORD_MAX_SECONDS,
                             timeout=RECORD_SILENCE_SECONDS, play_beep=False, trim="trim-silence",
-                            finish_on_key="#", recording_status_callback=self.recording_callback,
+                            finish_on_key=RECORD_FINISH_KEYS, recording_status_callback=self.recording_callback,
                             recording_status_callback_method="POST")
         # Reached only when nothing came back (no keys, no speech): report the silence ourselves.
         response.redirect(action + "&timeout=1", method="POST")
+
+    def rest_of_number(self, action: str) -> str:
+        """After a key ended the recording at a number step: gather the rest of the number, up to
+        ``#``, silently (the caller is typing); ``action`` carries the first key."""
+        response = VoiceResponse()
+        response.append(Gather(input="dtmf", action=action, method="POST", finish_on_key="#",
+                               timeout=NUMBER_TIMEOUT, action_on_empty_result=True))
+        response.redirect(action + "&timeout=1", method="POST")
+        return str(response)
 
     def apology(self, lang: str = "en") -> str:
         response = VoiceResponse()

@@ -1,29 +1,28 @@
-"""Twilio voice webhooks: signed requests in, TwiML out, call state in the database.
+"""Twilio voice webhooks: signed requests in, TwiML out. A thin transport: the request becomes an
+event, the turn service (``ivr/calls.py``) takes the turn, its actions become TwiML
+(``ivr/twiml.py``).
 
 Each step's ``<Gather>`` posts to ``/voice/step/<step>?seq=N``. ``seq`` is the turn number the
-call expects next: the first request for it claims the turn with a conditional UPDATE (so two
-workers racing on a retried webhook cannot both act), and a repeated request gets the TwiML that
-was answered the first time, so a reading is never stored twice.
+call expects next: the first request for it claims the turn (so two workers racing on a retried
+webhook cannot both act), and a repeated request gets the TwiML that was answered the first time,
+so a reading is never stored twice.
 """
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import phonenumbers
 from flask import Blueprint, Response, abort, current_app, g, request, send_file, url_for
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
-from readings_store.models import Call, Utterance, utcnow
+from readings_store.models import Call, Utterance
 
-from . import dialog
+from . import calls, dialog
 from .logsafe import safe_logger
-from .records import SqlRecords
 
 log = safe_logger(__name__)  # request data in log lines is escaped: no forged lines
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -146,62 +145,84 @@ def renderer():
                          absolute(url_for("voice.recording_status")))
 
 
-def log_step(call: Call, step: str, event: dict, actions: list) -> None:
-    asked = [a.step for a in actions if isinstance(a, dialog.Ask)]
-    call.steps = [*call.steps, {"at": utcnow().isoformat(), "step": step, "event": event,
-                                "next": asked[0] if asked else type(actions[-1]).__name__.lower()}]
-
-
 @bp.post("/incoming")
 def incoming():
     sid = call_sid()
-    session = g.db
-    existing = session.scalars(select(Call).where(Call.call_sid == sid)).first()
-    if existing is not None:
-        return twiml(existing.last_twiml or renderer().apology(existing.language or "en"))
     number, country = caller_number(request.form.get("From"))
-    lang = default_language(number)
-    call = Call(call_sid=sid, from_number=number, caller_country=country, language=lang, seq=1, steps=[])
-    session.add(call)
-    session.flush()
-    records = SqlRecords(session, ivr().config, call)
-    turn = dialog.start(records, call_sid=sid, caller=number, language=lang, max_tries=ivr().config.max_tries)
-    body = renderer().render(turn.actions, turn.state["lang"], call.seq)
-    call.state, call.last_twiml = turn.state, body
-    log_step(call, "incoming", {"from": "known" if number else "withheld"}, turn.actions)
-    session.commit()
-    return twiml(body)
+    first = renderer()
+    return twiml(calls.open_call(g.db, ivr().config, call_sid=sid, caller=number, country=country,
+                                 language=default_language(number),
+                                 render=lambda actions, lang, seq: first.render(actions, lang, seq, start_stream=True),
+                                 apology=first.apology))
 
 
-def _keypad_event() -> dialog.Event:
+@bp.post("/listen/<step>")
+def listen(step: str):
+    """The question ``step`` of turn ``seq`` without its prompt: where the media endpoint moves a
+    call whose caller started speaking over the prompt (barge-in). The keypad still answers;
+    the spoken answer moves the call on when it is recognised. Changes nothing."""
+    sid = call_sid()
+    raw_seq = request.args.get("seq", "")
+    if not re.fullmatch(r"[0-9]{1,10}", raw_seq) or not 0 < int(raw_seq) <= MAX_SEQ:
+        abort(Response("seq is missing or not a number\n", status=400, mimetype="text/plain"))
+    call = calls.find_call(g.db, sid)
+    if call is None:
+        return twiml(renderer().apology())
+    ask = calls.current_question(g.db, ivr().config, call) if calls.is_current(g.db, sid, step, int(raw_seq)) else None
+    if ask is None:
+        return twiml(call.last_twiml or renderer().apology(call.language or "en"))
+    return twiml(renderer().render([dataclasses.replace(ask, prompts=())], call.language or "en", call.seq))
+
+
+# The first key of a number, typed while the answer was being recorded (it ended the recording),
+# carried on the URL of the Gather that takes the rest of the number.
+LEAD = "lead"
+LEAD_KEYS = frozenset("0123456789*")
+
+
+def _lead() -> str:
+    lead = request.args.get(LEAD, "")
+    if lead and lead not in LEAD_KEYS:
+        abort(Response(f"{LEAD} is not a key\n", status=400, mimetype="text/plain"))
+    return lead
+
+
+def _keypad_event(lead: str = "") -> dialog.Event:
     if request.args.get("timeout") == "1":
-        return dialog.Event("timeout")
+        return dialog.Event("digits", digits=lead) if lead else dialog.Event("timeout")
     digits = request.form.get("Digits")
     if digits is None or digits in ("", "hangup"):
-        return dialog.Event("timeout")
+        return dialog.Event("digits", digits=lead) if lead else dialog.Event("timeout")
     if len(digits) > MAX_DIGITS_PARAM or not re.fullmatch(r"[0-9*#]+", digits):
         return dialog.Event("digits", digits="x")  # not a key sequence: the step will ask again
-    return dialog.Event("digits", digits=digits)
+    return dialog.Event("digits", digits=lead + digits)
 
 
-def _hear(call: Call, step: str):
+def _key_ending_recording(step: str) -> str | None:
+    """The key that ended a ``<Record>`` at a number step (the caller started typing after the
+    Gather gave way), or None: the rest of the number is still to come."""
+    digits = request.form.get("Digits", "")
+    if request.form.get("RecordingUrl") and digits in LEAD_KEYS and step in dialog.engine.NUMBER_STEPS:
+        return digits
+    return None
+
+
+def _hear(state: dialog.CallState, records):
     """The speech answer this request carries (a ``Heard``), or None for keys and silence.
-    Recognised before the turn is claimed, so a slow recognition holds no database lock."""
-    state = call.state or {}
-    kind = dialog.engine.SPEECH_KINDS.get(step)
+    Called by the turn service before the turn is claimed: a slow recognition holds no lock."""
+    kind = dialog.engine.SPEECH_KINDS.get(state.step.value)
     if kind is None or request.args.get("timeout") == "1":
         return None
-    attempt = state.get("tries", 0) + 1
+    attempt = state.tries + 1
     speech = ivr().speech
-    lang = state.get("lang", "en")
     # Names the question offers (regions), heard beside the kind's words.
-    phrases = dialog.engine.speech_phrases(SqlRecords(g.db, ivr().config, call), state)
+    phrases = dialog.engine.speech_phrases(records, state)
     if request.form.get("SpeechResult") is not None and not request.form.get("Digits"):
-        return speech.from_twilio(lang, kind, request.form["SpeechResult"], request.form.get("Confidence"), attempt,
-                                  phrases)
+        return speech.from_twilio(state.lang, kind, request.form["SpeechResult"], request.form.get("Confidence"),
+                                  attempt, phrases)
     url = request.form.get("RecordingUrl")
     if url and request.form.get("Digits", "#") in ("", "#", "hangup"):
-        return speech.from_recording(lang, kind, url, attempt, phrases)
+        return speech.from_recording(state.lang, kind, url, attempt, phrases)
     return None
 
 
@@ -211,84 +232,20 @@ def step(step: str):
     raw_seq = request.args.get("seq", "")
     if not re.fullmatch(r"[0-9]{1,10}", raw_seq) or not 0 < int(raw_seq) <= MAX_SEQ:
         abort(Response("seq is missing or not a number\n", status=400, mimetype="text/plain"))
-    seq = int(raw_seq)
-    session = g.db
-    call = session.scalars(select(Call).where(Call.call_sid == sid)).first()
-    if call is None:
-        log.warning("webhook for unknown call %s", sid)
-        return twiml(renderer().apology())
-    heard = _hear(call, step) if call.seq == seq and call.state.get("step") == step else None
-    claimed = session.execute(
-        update(Call).where(Call.id == call.id, Call.seq == seq).values(seq=seq + 1)
-    ).rowcount
-    if not claimed or call.state.get("step") != step:
-        # A repeated or out-of-date request: answer what we answered before, change nothing.
-        session.rollback()
-        session.refresh(call)
-        return twiml(call.last_twiml or renderer().apology(call.language or "en"))
-    if heard is not None:
-        event = dialog.Event("speech", speech=_keep_utterance(call, step, seq, heard))
-    else:
-        event = _keypad_event()
-    return _advance(call, step, event, seq)
+    seq, lead = int(raw_seq), _lead()
+    first = None if lead else _key_ending_recording(step)
+    if first is not None and calls.is_current(g.db, sid, step, seq):
+        # Nothing is claimed or written yet: the turn is taken when the whole number is in.
+        return twiml(renderer().rest_of_number(absolute(url_for("voice.step", step=step, seq=seq, **{LEAD: first}))))
+    return twiml(calls.take_turn(g.db, ivr().config, call_sid=sid, step=step, seq=seq,
+                                 keys=_keypad_event(lead), listen=_hear, recording_sid=_recording_sid(),
+                                 render=renderer().render, apology=renderer().apology).body)
 
 
 def _recording_sid() -> str | None:
     """Twilio's RecordingSid, or None if absent or malformed (it names a file, fits String(64))."""
     sid = request.form.get("RecordingSid") or ""
     return sid if _RECORDING_SID.fullmatch(sid) else None
-
-
-def _fits(value: str | None, size: int) -> str | None:
-    """A parsed number for a String(size) column: one longer (minutes of "one one one...") is no
-    meter reading, and would fail the INSERT on PostgreSQL; the transcript keeps what was said."""
-    return value if value is None or len(value) <= size else None
-
-
-def _store_audio(call_sid: str, name: str, audio: bytes) -> str:
-    """Write a caller's audio under the recordings folder; returns its path relative to it.
-    Callers' voices are personal data: folders 0700, files 0600, whatever the umask."""
-    relative = Path(call_sid) / name
-    root = ivr().config.recordings_dir
-    target = root / relative
-    for folder in (root, target.parent):
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(audio)
-    return str(relative)
-
-
-def _keep_utterance(call: Call, step: str, seq: int, heard) -> dialog.SpeechInput:
-    """Store the caller's audio and what was made of it; the operator console shows both."""
-    audio_path = _store_audio(call.call_sid, f"{seq:03d}-{step}.wav", heard.audio) if heard.audio else None
-    utterance = Utterance(call_id=call.id, step=step, engine=heard.engine,
-                          recording_sid=_recording_sid(),
-                          audio_path=audio_path, transcript=heard.transcript, words=heard.words,
-                          alternatives=heard.alternatives, parsed_value=_fits(heard.speech.value, 64),
-                          candidates=heard.candidates, confidence=heard.confidence,
-                          decision=heard.speech.decision)
-    g.db.add(utterance)
-    g.db.flush()
-    return dataclasses.replace(heard.speech, utterance_id=utterance.id)
-
-
-def _advance(call: Call, step: str, event: dialog.Event, seq: int) -> Response:
-    session = g.db
-    records = SqlRecords(session, ivr().config, call)
-    turn = dialog.handle(records, call.state, event)
-    call.seq = seq + 1
-    body = renderer().render(turn.actions, turn.state["lang"], call.seq)
-    call.state, call.last_twiml, call.language = turn.state, body, turn.state["lang"]
-    if turn.state.get("region_id"):
-        call.region_id = turn.state["region_id"]
-    if turn.state.get("outcome"):
-        call.outcome = turn.state["outcome"]
-    log_step(call, step, {"kind": event.kind, "keys": len(event.digits),
-                          "decision": event.speech.decision if event.speech else None}, turn.actions)
-    # Commit before answering: the caller hears "saved" only for a reading that is stored.
-    session.commit()
-    return twiml(body)
 
 
 @bp.post("/recording-status")
@@ -311,30 +268,15 @@ def recording_status():
     except Exception as exc:  # noqa: BLE001 - logged; Twilio keeps the recording for a later fetch
         log.warning("call %s: recording %s still not fetched: %s", sid, recording_sid, exc)
         return Response(status=204)
-    utterance.audio_path = _store_audio(sid, f"late-{recording_sid}.wav", audio)
+    utterance.audio_path = calls.store_audio(ivr().config.recordings_dir, sid, f"late-{recording_sid}.wav", audio)
     g.db.commit()
     return Response(status=204)
 
 
 @bp.post("/status")
 def status():
-    sid = call_sid()
-    session = g.db
-    call = session.scalars(select(Call).where(Call.call_sid == sid)).first()
-    if call is None:
-        log.warning("status callback for unknown call %s", sid)
-        return Response(status=204)
-    call.twilio_status = required("CallStatus")[:32]
-    if call.twilio_status in ("completed", "busy", "failed", "no-answer", "canceled"):
-        call.ended_at = call.ended_at or utcnow()
-        duration = request.form.get("CallDuration", "")
-        # ASCII digits that fit the INTEGER column; anything else ("²", 20 digits) is ignored.
-        fits = re.fullmatch(r"[0-9]{1,9}", duration) is not None
-        call.duration_seconds = int(duration) if fits else call.duration_seconds
-        if not call.outcome:
-            step_name = (call.state or {}).get("step", "start")
-            call.outcome = "completed" if step_name == "ended" else f"hung_up_at_{step_name}"
-    session.commit()
+    calls.end_call(g.db, call_sid=call_sid(), status=required("CallStatus"),
+                   duration=request.form.get("CallDuration", ""))
     return Response(status=204)
 
 
@@ -360,16 +302,16 @@ def fallback():
         log.error("call %s: the question asked again after an error failed too: ending the call", sid)
         return twiml(_out_of_order(retried_lang))
     try:
-        call = g.db.scalars(select(Call).where(Call.call_sid == sid)).first()
+        call = calls.find_call(g.db, sid)
         if call is None or not call.state:
             return twiml(_out_of_order())
-        ask = dialog.engine.reask(SqlRecords(g.db, ivr().config, call), call.state)
+        ask = calls.current_question(g.db, ivr().config, call)
     except SQLAlchemyError as exc:
         log.error("call %s: database unavailable in the fallback (%s): ending the call", sid, exc.__class__.__name__)
         return twiml(_out_of_order())
     if ask is None:
         return twiml(call.last_twiml or renderer().apology(call.language or "en"))
-    lang = call.state["lang"]
+    lang = call.language or "en"
     again = renderer()
     again.url_for_step = lambda step, seq: absolute(url_for("voice.step", step=step, seq=seq, **{AFTER_ERROR: lang}))
     return twiml(again.render([ask], lang, call.seq))

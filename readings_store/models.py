@@ -219,7 +219,10 @@ class Call(Base):
     seq: Mapped[int] = mapped_column(Integer, default=0)
     last_twiml: Mapped[str | None] = mapped_column(Text)
     twilio_status: Mapped[str | None] = mapped_column(String(32))
+    # completed | no_reading | transferred | gave_up | hung_up | service_not_ready; NULL in progress
     outcome: Mapped[str | None] = mapped_column(String(32))
+    # "<step>:<reason>" that ended a transferred, gave_up or hung_up call ("account:account_not_found")
+    end_reason: Mapped[str | None] = mapped_column(String(64))
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -170,6 +170,7 @@ def walk_engine_says() -> list[Say]:
     def send(keys: str):
         nonlocal turn
         turn = collect(dialog.handle(records, turn.state, dialog.Event("digits", digits=keys)))
+        records.apply(turn.effects)
 
     send("1"); send("2")  # refuse the offered account
     send("1")  # region North
@@ -182,7 +183,7 @@ def walk_engine_says() -> list[Say]:
             for _ in meter.registers:
                 send("600*5#"); send("1")
             send("1" if index + 1 < len(meters) else then)  # another meter, another account, finish
-    assert turn.state["step"] == "ended" and len(records.saved) == 3 * len(UTILITIES)
+    assert turn.state.step == "ended" and len(records.saved) == 3 * len(UTILITIES)
     return says
 
 

@@ -1,13 +1,17 @@
 """The call dialog, pure: events and state in, next state and actions out.
 
 Nothing here imports Flask, Twilio, Vosk or the database; records are reached through the
-``Records`` protocol the transport passes in, so the engine is tested with a plain fake.
+``Records`` protocol the transport passes in (reads only), so the engine is tested with a plain
+fake; what a turn writes comes back as effects, persisted by the turn service (``ivr/calls.py``).
 """
 from .actions import Ask, Digits, Hangup, Say, Term, Transfer
+from .effects import NoteRefusal, ReportFailedIdentification, SaveReading
 from .engine import Event, SpeechInput, Turn, handle, start
 from .ports import AccountInfo, MeterInfo, Records, RegionInfo
+from .state import CallState, Decision, Outcome, Step
 
 __all__ = [
     "Ask", "Digits", "Hangup", "Say", "Term", "Transfer", "Event", "SpeechInput", "Turn",
-    "handle", "start", "AccountInfo", "MeterInfo", "Records", "RegionInfo",
+    "handle", "start", "AccountInfo", "MeterInfo", "Records", "RegionInfo", "CallState", "Decision", "Outcome",
+    "Step", "NoteRefusal", "ReportFailedIdentification", "SaveReading",
 ]

@@ -5,18 +5,23 @@ caller ID suggests one, it is said aloud and one key leads to the region menu in
 region to offer, the call goes to an operator or is told that the service is not ready yet.
 
 ``start`` opens a call, ``handle`` takes one event for the step the caller was last asked and
-returns a ``Turn``: the new state (a JSON-able dict, stored by the transport between webhooks)
-and the actions to perform, always ending with an ``Ask``, a ``Transfer`` or a ``Hangup``.
+returns a ``Turn``: the new state (a ``CallState``, stored by the transport between webhooks),
+the actions to perform, always ending with an ``Ask``, a ``Transfer`` or a ``Hangup``, and the
+writes that follow (``effects``). The engine only reads records; the transport writes the
+effects in the same transaction as the turn.
 Every step allows ``max_tries`` attempts; then the caller is put through to an operator in the
 region's working hours, or told politely what was saved and the call ends. Nothing confirmed
 is lost: a doubtful reading is stored as pending review rather than dropped.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field, replace
 
 from .actions import Ask, Digits, Hangup, Say, Term, Transfer
+from .effects import NoteRefusal, ReportFailedIdentification, SaveReading
 from .ports import AccountInfo, Records
+from .state import AccountRef, CallState, Decision, MeterRef, Outcome, SavedReading, Step
 
 LANGUAGE_KEYS = {"1": "ro", "2": "ru", "3": "uk", "4": "en"}
 NUMBER_STEPS = ("account", "value")
@@ -62,61 +67,63 @@ class Event:
 
 @dataclass
 class Turn:
-    state: dict
+    """One turn's result: the new state, the actions to perform (ending with an ``Ask``, a
+    ``Transfer`` or a ``Hangup``) and the writes that follow from it (``effects``), which the
+    transport persists together with the state."""
+
+    state: CallState
     actions: list = field(default_factory=list)
+    effects: list = field(default_factory=list)
+
+
+class _Context:
+    """The records port during one turn: reads go through, writes are collected as effects."""
+
+    def __init__(self, records: Records):
+        self._records = records
+        self.effects: list = []
+
+    def __getattr__(self, name: str):
+        return getattr(self._records, name)
+
+    def write(self, effect) -> None:
+        self.effects.append(effect)
 
 
 def start(records: Records, *, call_sid: str, caller: str | None, language: str, max_tries: int = 3) -> Turn:
-    state = {
-        "call_sid": call_sid,
-        "caller": caller,
-        "lang": language,
-        "max_tries": max_tries,
-        "step": "language",
-        "tries": 0,
-        "region_id": None,
-        "account": None,
-        "meters": [],
-        "meter": None,
-        "register": None,
-        "value": None,
-        "status": "accepted",
-        "reason": None,
-        "utterance_id": None,
-        "saved": [],
-        "done": [],
-        "attempts": [],
-        "seq": 0,
-    }
+    state = CallState(call_sid=call_sid, caller=caller, lang=language, max_tries=max_tries)
     return Turn(state, [_ask_language(records, state)])
 
 
-def handle(records: Records, state: dict, event: Event) -> Turn:
-    state = dict(state)
-    state["seq"] = state.get("seq", 0) + 1
-    if event.kind == "digits" and state["step"] in NUMBER_STEPS:
+def handle(records: Records, state: CallState, event: Event) -> Turn:
+    """The next turn of a call from ``state`` (left unchanged) and the caller's ``event``."""
+    context = _Context(records)
+    state = copy.deepcopy(state)
+    state.seq += 1
+    if event.kind == "digits" and state.step in NUMBER_STEPS:
         # A caller who types a number gets the keypad's patient timeouts from now on, without
         # recording (a speech step's Gather waits only a second between keys before <Record>).
-        state["keypad_only"] = True
-    if event.speech and event.speech.intent == "operator":
-        turn = _give_up(records, state, reason="asked_operator")
+        state.keypad_only = True
+    if event.speech and event.speech.intent == "operator" and not state.over:
+        turn = _give_up(context, state, reason="asked_operator")
     else:
-        turn = _HANDLERS[state["step"]](records, state, event)
-    if turn.state.get("keypad_only"):
+        turn = _HANDLERS[state.step.value](context, state, event)
+    if turn.state.keypad_only:
         turn.actions = [replace(a, speech=None) if isinstance(a, Ask) else a for a in turn.actions]
+    turn.effects = context.effects
     return turn
 
 
 # --- helpers -----------------------------------------------------------------------------------
 
-def _key(state: dict) -> str:
+def _key(state: CallState) -> str:
     """Idempotency key for a write made in this turn."""
-    return f"{state['call_sid']}:{state['seq']}"
+    return f"{state.call_sid}:{state.seq}"
 
 
-def _goto(state: dict, step: str) -> dict:
-    state["step"] = step
-    state["tries"] = 0
+def _goto(state: CallState, step: str) -> CallState:
+    state.step = Step(step)
+    state.tries = 0
     return state
 
 
@@ -133,180 +140,188 @@ def _choice(event: Event) -> str | None:
     return None
 
 
-def _retry(records: Records, state: dict, ask, reason: str) -> Turn:
+def _retry(records: Records, state: CallState, ask, reason: str) -> Turn:
     """Count a failed try: explain and ask again, or give up after the last one."""
-    state["tries"] += 1
-    if state["tries"] >= state["max_tries"]:
-        return _give_up(records, state, reason=f"{state['step']}_{reason}")
+    state.tries += 1
+    if state.tries >= state.max_tries:
+        return _give_up(records, state, reason=reason)
     return Turn(state, [Say(f"reason_{reason}"), ask(records, state)])
 
 
-def _give_up(records: Records, state: dict, *, reason: str) -> Turn:
-    if state["step"] in ("account", "offer_account") and state["attempts"]:
-        records.report_failed_identification(state["region_id"], state["attempts"], state.get("utterance_id"))
-    kept = state["step"] == "confirm" and bool(state.get("value"))
+def _end(records: Records, state: CallState, reason: str, *, region_id: int | None) -> str | None:
+    """Mark the call over after the step the caller was at, for ``reason``: transferred when an
+    operator is on duty (returns the number), else ended (``outcome`` left for the caller)."""
+    state.end_reason = f"{state.step.value}:{reason}"
+    number = records.operator_number(region_id)
+    if number:
+        state.step, state.outcome = Step.TRANSFERRED, Outcome.TRANSFERRED
+        return number
+    state.step = Step.ENDED
+    return None
+
+
+def _give_up(records: Records, state: CallState, *, reason: str) -> Turn:
+    if state.step in (Step.ACCOUNT, Step.OFFER_ACCOUNT) and state.attempts:
+        records.write(ReportFailedIdentification(state.region_id, tuple(state.attempts), state.utterance_id))
+    kept = state.step == Step.CONFIRM and bool(state.value)
     if kept:
         # The caller gave a value but never confirmed it: an operator decides, nothing is lost.
-        _save(records, state, status="pending_review", reason="not_confirmed")
-    state["outcome"] = reason
-    number = records.operator_number(state["region_id"])
+        _save(records, state, decision=Decision.PENDING_REVIEW, reason=NOT_CONFIRMED)
+    number = _end(records, state, reason, region_id=state.region_id)
     if number:
-        state["step"] = "transferred"
         return Turn(state, [Say("transfer"), Transfer(number)])
-    state["step"] = "ended"
+    state.outcome = Outcome.GAVE_UP
     if kept:
         # Say what becomes of that value, then count only the readings saved before it.
-        earlier = state["saved"][:-1]
+        earlier = state.saved[:-1]
         closing = [Say("saved_for_review"), *([Say("saved_count", {"count": len(earlier)})] if earlier else [])]
     else:
         closing = [Say("after_hours"), *_summary(state)]
     return Turn(state, [*closing, Say("goodbye"), Hangup()])
 
 
-def _summary(state: dict) -> list[Say]:
-    if not state["saved"]:
+def _summary(state: CallState) -> list[Say]:
+    if not state.saved:
         return [Say("nothing_saved")]
-    return [Say("saved_count", {"count": len(state["saved"])})]
+    return [Say("saved_count", {"count": len(state.saved)})]
 
 
-def _finish(state: dict) -> Turn:
-    state["step"] = "ended"
-    state["outcome"] = "completed" if state["saved"] else "no_reading"
+def _finish(state: CallState) -> Turn:
+    state.step = Step.ENDED
+    state.outcome = Outcome.COMPLETED if state.saved else Outcome.NO_READING
     return Turn(state, [*_summary(state), Say("goodbye"), Hangup()])
 
 
 # --- language ----------------------------------------------------------------------------------
 
-def _ask_language(records: Records, state: dict) -> Ask:
+def _ask_language(records: Records, state: CallState) -> Ask:
     options = tuple(Say("language_option", {"key": k}, lang=lang) for k, lang in LANGUAGE_KEYS.items())
     return Ask("language", (Say("welcome"), *options), expect="choice")
 
 
-def _on_language(records: Records, state: dict, event: Event) -> Turn:
+def _on_language(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
     if event.kind == "timeout":
         pass  # keep the language guessed from the caller ID
     elif key in LANGUAGE_KEYS:
-        state["lang"] = LANGUAGE_KEYS[key]
+        state.lang = LANGUAGE_KEYS[key]
     else:
-        state["tries"] += 1
-        if state["tries"] < state["max_tries"]:
+        state.tries += 1
+        if state.tries < state.max_tries:
             return Turn(state, [Say("reason_invalid_choice"), _ask_language(records, state)])
     return _after_language(records, state)
 
 
-def _after_language(records: Records, state: dict) -> Turn:
-    offered = records.accounts_for_phone(state["caller"])
+def _after_language(records: Records, state: CallState) -> Turn:
+    offered = records.accounts_for_phone(state.caller)
     if offered:
-        state["offered"] = _account_dict(offered[0])
+        state.offered = _account_ref(offered[0])
         return _enter(records, state, "offer_account")
     return _to_region_or_account(records, state)
 
 
-def _to_region_or_account(records: Records, state: dict) -> Turn:
-    if state["region_id"] is not None:
+def _to_region_or_account(records: Records, state: CallState) -> Turn:
+    if state.region_id is not None:
         return _enter(records, state, "account")
     regions = records.regions()
     if not regions:
         return _no_regions(records, state)
     if len(regions) == 1:
-        state["region_id"] = regions[0].id
+        state.region_id = regions[0].id
         return _enter(records, state, "account")
-    guess = records.region_for_caller(state["caller"])
+    guess = records.region_for_caller(state.caller)
     if guess is not None and any(r.id == guess.id for r in regions):
         # Said aloud, with one key to choose another: a caller ID can be misleading.
-        state["region_id"] = guess.id
+        state.region_id = guess.id
         return _enter(records, state, "region_assumed")
     return _enter(records, state, "region")
 
 
-def _no_regions(records: Records, state: dict) -> Turn:
+def _no_regions(records: Records, state: CallState) -> Turn:
     """No region can be offered (none has a menu key yet): an operator if one is on duty, else
     the caller is told the service is not ready; never an empty menu."""
-    state["outcome"] = "no_regions"
-    number = records.operator_number(None)
+    number = _end(records, state, "no_regions", region_id=None)
     if number:
-        state["step"] = "transferred"
         return Turn(state, [Say("transfer"), Transfer(number)])
-    state["step"] = "ended"
+    state.outcome, state.end_reason = Outcome.SERVICE_NOT_READY, None
     return Turn(state, [Say("service_not_ready"), Say("goodbye"), Hangup()])
 
 
 # --- region ------------------------------------------------------------------------------------
 
-def _ask_region(records: Records, state: dict) -> Ask:
+def _ask_region(records: Records, state: CallState) -> Ask:
     regions = sorted(records.regions(), key=lambda r: r.menu_key)
     # With keys above 9 every key is said and typed as two digits ("0 3", "1 2"), so the Gather
     # can end after two keys; the menu is then keypad-only, for the keypad's patient timeouts.
     wide = any(r.menu_key > 9 for r in regions)
     options = tuple(
-        Say("region_option_two_digits", {"name": r.name_in(state["lang"]), "keys": Digits(f"{r.menu_key:02d}")})
-        if wide else Say("region_option", {"name": r.name_in(state["lang"]), "key": r.menu_key})
+        Say("region_option_two_digits", {"name": r.name_in(state.lang), "keys": Digits(f"{r.menu_key:02d}")})
+        if wide else Say("region_option", {"name": r.name_in(state.lang), "key": r.menu_key})
         for r in regions
     )
     intro = (Say("ask_region"), Say("region_two_digits")) if wide else (Say("ask_region"),)
     return Ask("region", (*intro, *options), expect="choice", max_digits=2 if wide else 1,
                speech=None if wide else SPEECH_KINDS["region"],
-               phrases=tuple(dict.fromkeys(r.name_in(state["lang"]) for r in regions)))
+               phrases=tuple(dict.fromkeys(r.name_in(state.lang) for r in regions)))
 
 
-def _on_region(records: Records, state: dict, event: Event) -> Turn:
+def _on_region(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
     regions = records.regions()
     named = event.speech.phrase if event.speech else None
     if named:
         # A region's name said in the call's language picks it, when no other region has that name.
-        by_name = [r for r in regions if r.name_in(state["lang"]) == named]
+        by_name = [r for r in regions if r.name_in(state.lang) == named]
         key = str(by_name[0].menu_key) if len(by_name) == 1 else key
     match = [r for r in regions if key and key.isdigit() and r.menu_key == int(key)]
     if not match:
         return _retry(records, state, _ask_region,
                       "no_input" if event.kind == "timeout" else "invalid_choice")
-    state["region_id"] = match[0].id
+    state.region_id = match[0].id
     return _enter(records, state, "account")
 
 
-def _ask_region_assumed(records: Records, state: dict) -> Ask:
-    region = next((r for r in records.regions() if r.id == state["region_id"]), None)
-    name = region.name_in(state["lang"]) if region else ""
+def _ask_region_assumed(records: Records, state: CallState) -> Ask:
+    region = next((r for r in records.regions() if r.id == state.region_id), None)
+    name = region.name_in(state.lang) if region else ""
     return Ask("region_assumed", (Say("region_assumed", {"name": name, "key": CHANGE_REGION_KEY}),),
                expect="choice")
 
 
-def _on_region_assumed(records: Records, state: dict, event: Event) -> Turn:
+def _on_region_assumed(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
     if event.kind == "timeout" or key == "1":
         return _enter(records, state, "account")  # silence keeps the assumed region
     if key == CHANGE_REGION_KEY:
-        state["region_id"] = None
+        state.region_id = None
         return _enter(records, state, "region")
     return _retry(records, state, _ask_region_assumed, "invalid_choice")
 
 
 # --- account -----------------------------------------------------------------------------------
 
-def _account_dict(account: AccountInfo) -> dict:
-    return {"id": account.id, "region_id": account.region_id, "tail": account.number_tail}
+def _account_ref(account: AccountInfo) -> AccountRef:
+    return AccountRef(id=account.id, region_id=account.region_id, tail=account.number_tail)
 
 
-def _ask_offer(records: Records, state: dict) -> Ask:
-    return Ask("offer_account", (Say("offer_account", {"tail": Digits(state["offered"]["tail"])}),),
+def _ask_offer(records: Records, state: CallState) -> Ask:
+    return Ask("offer_account", (Say("offer_account", {"tail": Digits(state.offered.tail)}),),
                expect="choice", speech=SPEECH_KINDS["offer_account"])
 
 
-def _on_offer(records: Records, state: dict, event: Event) -> Turn:
+def _on_offer(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
     if key == "1":
-        account = state.pop("offered")
-        state["region_id"] = account["region_id"]
+        account, state.offered = state.offered, None
+        state.region_id = account.region_id
         return _use_account(records, state, account)
     if key == "2":
-        state.pop("offered", None)
+        state.offered = None
         return _to_region_or_account(records, state)
     return _retry(records, state, _ask_offer, "no_input" if event.kind == "timeout" else "invalid_choice")
 
 
-def _ask_account(records: Records, state: dict) -> Ask:
+def _ask_account(records: Records, state: CallState) -> Ask:
     return Ask("account", (Say("ask_account"),), expect="number", max_digits=MAX_ACCOUNT_KEYS,
                speech=SPEECH_KINDS["account"])
 
@@ -324,100 +339,98 @@ def _typed_number(event: Event, limit: int) -> str | None:
     return text
 
 
-def _on_account(records: Records, state: dict, event: Event) -> Turn:
+def _on_account(records: Records, state: CallState, event: Event) -> Turn:
     typed = _typed_number(event, MAX_ACCOUNT_KEYS)
     if typed is None:
         return _retry(records, state, _ask_account, "no_input" if event.kind == "timeout" else "not_a_number")
     typed = typed.replace(".", "*")
     if event.speech:
-        state["utterance_id"] = event.speech.utterance_id
+        state.utterance_id = event.speech.utterance_id
         if event.speech.decision == "retry":
             return _retry(records, state, _ask_account, "not_understood")
-    state["attempts"] = [*state["attempts"], typed]
-    account = records.find_account(state["region_id"], typed)
+    state.attempts = [*state.attempts, typed]
+    account = records.find_account(state.region_id, typed)
     if account is None:
         return _retry(records, state, _ask_account, "account_not_found")
     if not account.active:
         return _retry(records, state, _ask_account, "account_inactive")
-    state["attempts"] = []
-    return _use_account(records, state, _account_dict(account))
+    state.attempts = []
+    return _use_account(records, state, _account_ref(account))
 
 
-def _use_account(records: Records, state: dict, account: dict) -> Turn:
-    state["account"] = account
-    state["meters"] = [
-        {"id": m.id, "utility": m.utility, "tail": m.serial_tail, "registers": list(m.registers)}
-        for m in records.meters(account["id"])
-    ]
-    state["done"] = []
-    if not state["meters"]:
-        return _give_up(records, _goto(state, "meter"), reason="no_meters")
-    if len(state["meters"]) == 1:
+def _use_account(records: Records, state: CallState, account: AccountRef) -> Turn:
+    state.account = account
+    state.meters = [MeterRef(id=m.id, utility=m.utility, tail=m.serial_tail, registers=list(m.registers))
+                    for m in records.meters(account.id)]
+    state.done = []
+    if not state.meters:
+        return _give_up(records, state, reason="no_meters")
+    if len(state.meters) == 1:
         return _use_meter(records, state, 0)
     return _enter(records, state, "meter")
 
 
 # --- meter and register ------------------------------------------------------------------------
 
-def _ask_meter(records: Records, state: dict) -> Ask:
+def _ask_meter(records: Records, state: CallState) -> Ask:
     options = tuple(
-        Say("meter_option", {"key": i + 1, "utility": Term(f"utility_{m['utility']}"), "tail": Digits(m["tail"])})
-        for i, m in enumerate(state["meters"][:9])
+        Say("meter_option", {"key": i + 1, "utility": Term(f"utility_{m.utility}"), "tail": Digits(m.tail)})
+        for i, m in enumerate(state.meters[:9])
     )
     return Ask("meter", (Say("ask_meter"), *options), expect="choice", speech=SPEECH_KINDS["meter"])
 
 
-def _on_meter(records: Records, state: dict, event: Event) -> Turn:
+def _on_meter(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
     named = event.speech.utility if event.speech else None
     if named:
-        matching = [i for i, m in enumerate(state["meters"][:9]) if m["utility"] == named]
+        matching = [i for i, m in enumerate(state.meters[:9]) if m.utility == named]
         key = str(matching[0] + 1) if len(matching) == 1 else key
-    if not (key and key.isdigit() and 1 <= int(key) <= min(9, len(state["meters"]))):
+    if not (key and key.isdigit() and 1 <= int(key) <= min(9, len(state.meters))):
         return _retry(records, state, _ask_meter, "no_input" if event.kind == "timeout" else "invalid_choice")
     return _use_meter(records, state, int(key) - 1)
 
 
-def _use_meter(records: Records, state: dict, index: int) -> Turn:
-    state["meter"] = index
-    registers = state["meters"][index]["registers"]
+def _use_meter(records: Records, state: CallState, index: int) -> Turn:
+    state.meter = index
+    registers = state.meters[index].registers
     if len(registers) == 1:
-        state["register"] = registers[0]
+        state.register = registers[0]
         return _enter(records, state, "value")
     return _enter(records, state, "register")
 
 
-def _ask_register(records: Records, state: dict) -> Ask:
+def _ask_register(records: Records, state: CallState) -> Ask:
     return Ask("register", (Say("ask_register"),), expect="choice", speech=SPEECH_KINDS["register"])
 
 
-def _on_register(records: Records, state: dict, event: Event) -> Turn:
+def _on_register(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
     if event.speech and event.speech.register:
         key = "1" if event.speech.register == "day" else "2"
     if key not in ("1", "2"):
         return _retry(records, state, _ask_register, "no_input" if event.kind == "timeout" else "invalid_choice")
-    state["register"] = "day" if key == "1" else "night"
+    state.register = "day" if key == "1" else "night"
     return _enter(records, state, "value")
 
 
 # --- value and confirmation --------------------------------------------------------------------
 
-def _meter(state: dict) -> dict:
-    return state["meters"][state["meter"]]
+def _meter(state: CallState) -> MeterRef:
+    return state.meters[state.meter]
 
 
-def _ask_value(records: Records, state: dict) -> Ask:
+def _ask_value(records: Records, state: CallState) -> Ask:
     meter = _meter(state)
-    params = {"utility": Term(f"utility_{meter['utility']}")}
+    params = {"utility": Term(f"utility_{meter.utility}")}
     key = "ask_value"
-    if state["register"] in ("day", "night"):
-        key, params["register"] = "ask_value_register", Term(f"register_{state['register']}")
+    if state.register in ("day", "night"):
+        key, params["register"] = "ask_value_register", Term(f"register_{state.register}")
     return Ask("value", (Say(key, params),), expect="number", max_digits=MAX_VALUE_KEYS,
                speech=SPEECH_KINDS["value"])
 
 
-def _on_value(records: Records, state: dict, event: Event) -> Turn:
+def _on_value(records: Records, state: CallState, event: Event) -> Turn:
     typed = _typed_number(event, MAX_VALUE_KEYS)
     if typed is not None:
         typed = typed.replace("*", ".")
@@ -429,75 +442,74 @@ def _on_value(records: Records, state: dict, event: Event) -> Turn:
             typed = typed[:-1]
     if typed is None:
         if event.speech and event.speech.utterance_id:
-            state["utterance_id"] = event.speech.utterance_id
+            state.utterance_id = event.speech.utterance_id
         return _retry(records, state, _ask_value, "no_input" if event.kind == "timeout" else "not_a_number")
     speech = event.speech
     if speech and speech.decision == "retry":
-        state["utterance_id"] = speech.utterance_id
+        state.utterance_id = speech.utterance_id
         return _retry(records, state, _ask_value, "not_understood")
-    state["status"], state["reason"] = "accepted", None
-    state["utterance_id"] = speech.utterance_id if speech else None
+    state.decision, state.reason = Decision.ACCEPTED, None
+    state.utterance_id = speech.utterance_id if speech else None
     if speech and speech.decision == "review":
-        state["status"], state["reason"] = "pending_review", "low_confidence"
+        state.decision, state.reason = Decision.PENDING_REVIEW, "low_confidence"
     meter = _meter(state)
-    problem = records.check_value(meter["id"], state["register"], typed)
+    problem = records.check_value(meter.id, state.register, typed)
     if problem is None or problem in REVEALING:
-        if records.refusals_exceeded(meter["id"]):
+        if records.refusals_exceeded(meter.id):
             # Whatever the value, the same answer: read back, then kept for an operator.
-            state["status"], state["reason"] = "pending_review", "repeated_refusals"
+            state.decision, state.reason = Decision.PENDING_REVIEW, "repeated_refusals"
             problem = None
         else:
             # A value read back counts too until it is confirmed and saved.
-            records.note_refusal(meter["id"], state["register"], typed, problem or NOT_CONFIRMED)
+            records.write(NoteRefusal(meter.id, state.register, typed, problem or NOT_CONFIRMED))
     if problem:
-        if state["tries"] + 1 < state["max_tries"]:
+        if state.tries + 1 < state.max_tries:
             return _retry(records, state, _ask_value, problem)
         # Last try and still failing: keep it for an operator rather than lose it.
-        state["status"], state["reason"] = "pending_review", problem
-    state["value"] = typed
+        state.decision, state.reason = Decision.PENDING_REVIEW, problem
+    state.value = typed
     return _enter(records, state, "confirm", keep_tries=True)
 
 
-def _save(records: Records, state: dict, *, status: str, reason: str | None) -> None:
+def _save(records: Records, state: CallState, *, decision: Decision, reason: str | None) -> None:
     meter = _meter(state)
-    records.save_reading(meter["id"], state["register"], state["value"], status=status, reason=reason,
-                         key=_key(state), utterance_id=state["utterance_id"])
-    state["saved"] = [*state["saved"], {"meter_id": meter["id"], "register": state["register"],
-                                        "value": state["value"], "status": status}]
-    state["done"] = [*state["done"], [meter["id"], state["register"]]]
+    records.write(SaveReading(meter.id, state.register, state.value, status=decision.value, reason=reason,
+                              key=_key(state), utterance_id=state.utterance_id))
+    state.saved = [*state.saved, SavedReading(meter.id, state.register, state.value, decision.value)]
+    state.done = [*state.done, (meter.id, state.register)]
 
 
-def _ask_confirm(records: Records, state: dict) -> Ask:
-    return Ask("confirm", (Say("read_back", {"value": Digits(state["value"])}), Say("ask_confirm")),
+def _ask_confirm(records: Records, state: CallState) -> Ask:
+    return Ask("confirm", (Say("read_back", {"value": Digits(state.value)}), Say("ask_confirm")),
                expect="choice", speech=SPEECH_KINDS["confirm"])
 
 
-def _on_confirm(records: Records, state: dict, event: Event) -> Turn:
+def _on_confirm(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
     if key == "2":
-        state["tries"] += 1
-        if state["tries"] >= state["max_tries"]:
-            state["value"] = None  # the caller said it is wrong: nothing to keep
-            return _give_up(records, state, reason="confirm_declined")
-        state["step"] = "value"
+        state.tries += 1
+        if state.tries >= state.max_tries:
+            state.value = None  # the caller said it is wrong: nothing to keep
+            return _give_up(records, state, reason="declined")
+        state.step = Step.VALUE
         return Turn(state, [_ask_value(records, state)])
     if key != "1":
         return _retry(records, state, _ask_confirm, "no_input" if event.kind == "timeout" else "invalid_choice")
     meter = _meter(state)
-    if state["status"] == "accepted":
+    if state.decision == Decision.ACCEPTED:
         # Replacing another caller's reading, or one billing already has, needs an operator.
-        reason = records.review_reason_to_replace(meter["id"], state["register"])
+        reason = records.review_reason_to_replace(meter.id, state.register)
         if reason:
-            state["status"], state["reason"] = "pending_review", reason
-    _save(records, state, status=state["status"], reason=state["reason"])
-    if state["status"] == "accepted":
+            state.decision, state.reason = Decision.PENDING_REVIEW, reason
+    _save(records, state, decision=state.decision, reason=state.reason)
+    if state.decision == Decision.ACCEPTED:
         said = Say("saved")
     else:
-        said = Say("will_be_checked" if state["reason"] in CHECKED_QUIETLY else "saved_for_review")
-    remaining = [r for r in meter["registers"] if [meter["id"], r] not in state["done"]]
+        said = Say("will_be_checked" if state.reason in CHECKED_QUIETLY else "saved_for_review")
+    remaining = [r for r in meter.registers if (meter.id, r) not in state.done]
     if remaining:
         # Two-tariff meter: go straight on to the other register.
-        state["register"] = remaining[0]
+        state.register = remaining[0]
         turn = _enter(records, state, "value")
         return Turn(turn.state, [said, *turn.actions])
     turn = _enter(records, state, "next")
@@ -506,25 +518,25 @@ def _on_confirm(records: Records, state: dict, event: Event) -> Turn:
 
 # --- next --------------------------------------------------------------------------------------
 
-def _ask_next(records: Records, state: dict) -> Ask:
-    prompts = [Say("next_meter")] if len(state["meters"]) > 1 else []
+def _ask_next(records: Records, state: CallState) -> Ask:
+    prompts = [Say("next_meter")] if len(state.meters) > 1 else []
     return Ask("next", (*prompts, Say("next_account"), Say("next_finish")), expect="choice",
                speech=SPEECH_KINDS["next"])
 
 
-def _on_next(records: Records, state: dict, event: Event) -> Turn:
+def _on_next(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
-    if key == "1" and len(state["meters"]) > 1:
+    if key == "1" and len(state.meters) > 1:
         return _enter(records, state, "meter")
     if key == "2":
-        state["account"], state["meters"], state["meter"] = None, [], None
+        state.account, state.meters, state.meter = None, [], None
         return _enter(records, state, "account")
     if key == "3" or event.kind == "timeout":
         return _finish(state)
     return _retry(records, state, _ask_next, "invalid_choice")
 
 
-def _ended(records: Records, state: dict, event: Event) -> Turn:
+def _ended(records: Records, state: CallState, event: Event) -> Turn:
     """A late webhook for a finished call: say goodbye again, change nothing."""
     return Turn(state, [Say("goodbye"), Hangup()])
 
@@ -543,11 +555,11 @@ _ASKERS = {
 }
 
 
-def _enter(records: Records, state: dict, step: str, *, keep_tries: bool = False) -> Turn:
-    tries = state["tries"]
+def _enter(records: Records, state: CallState, step: str, *, keep_tries: bool = False) -> Turn:
+    tries = state.tries
     _goto(state, step)
     if keep_tries:
-        state["tries"] = tries
+        state.tries = tries
     return Turn(state, [_ASKERS[step](records, state)])
 
 
@@ -567,13 +579,13 @@ _HANDLERS = {
 }
 
 
-def reask(records: Records, state: dict) -> Ask | None:
+def reask(records: Records, state: CallState) -> Ask | None:
     """The question for the current step again (used by a transport's fallback URL)."""
-    asker = _ASKERS.get(state.get("step"))
+    asker = _ASKERS.get(state.step.value)
     return asker(records, state) if asker else None
 
 
-def speech_phrases(records: Records, state: dict) -> tuple[str, ...]:
+def speech_phrases(records: Records, state: CallState) -> tuple[str, ...]:
     """The names the current question offers (regions), for the recogniser to listen for."""
-    ask = reask(records, state) if state.get("step") == "region" else None
+    ask = reask(records, state) if state.step == "region" else None
     return ask.phrases if ask else ()

@@ -1,4 +1,5 @@
-"""What the engine needs from the records, as a protocol the transport implements."""
+"""What the engine reads from the records, as a protocol the transport implements. Read-only:
+what a turn writes comes back from the engine as effects (``effects.py``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ class MeterInfo:
 
 
 class Records(Protocol):
+    """Reads only, all within the turn's transaction."""
+
     def regions(self) -> list[RegionInfo]:
         """The regions a caller can choose, in menu order (each has a key)."""
 
@@ -53,21 +56,10 @@ class Records(Protocol):
         readings (values refused as lower or implausible, values read back and dropped) as the
         limit allows in this period."""
 
-    def note_refusal(self, meter_id: int, register: str, value: str, code: str) -> None:
-        """Count a value refused by the rule ``code``, or read back (``not_confirmed``: no longer
-        counted once ``save_reading`` stores that value for this call)."""
-
     def review_reason_to_replace(self, meter_id: int, register: str) -> str | None:
         """None if this caller may replace what an accepted reading of the meter and register would
         supersede now, else the reason code for keeping it for an operator instead."""
 
-    def save_reading(self, meter_id: int, register: str, value: str, *, status: str, reason: str | None,
-                     key: str, utterance_id: int | None) -> None: ...
-
     def operator_number(self, region_id: int | None) -> str | None:
         """The number to transfer to if an operator is on duty now, else None (for no region:
         the configured fallback operator, in default working hours)."""
-
-    def report_failed_identification(self, region_id: int | None, attempts: list[str],
-                                     utterance_id: int | None) -> None: ...
-

@@ -7,13 +7,14 @@ from decimal import Decimal
 
 
 from ivr import dialog
-from ivr.dialog import Ask, Event, Hangup, Say, SpeechInput, Transfer
+from ivr.dialog import Ask, Event, Hangup, NoteRefusal, Outcome, ReportFailedIdentification, SaveReading, Say, SpeechInput, Step, Transfer
 from ivr.dialog.ports import AccountInfo, MeterInfo, RegionInfo
 
 
 @dataclass
 class FakeRecords:
-    """A fake of the records port: two regions, a few accounts, an in-memory list of saved readings."""
+    """A fake of the records port: two regions, a few accounts, an in-memory list of saved readings.
+    The engine only reads it; ``apply`` writes a turn's effects into it, as the turn service would."""
 
     operator: str | None = None
     phones: dict = field(default_factory=dict)
@@ -58,21 +59,23 @@ class FakeRecords:
     def refusals_exceeded(self, meter_id):
         return len(self.refused) >= self.probe_limit
 
-    def note_refusal(self, meter_id, register, value, code):
-        self.refused.append((meter_id, register, value, code))
-
     def review_reason_to_replace(self, meter_id, register):
         return self.replace_reason
 
-    def save_reading(self, meter_id, register, value, *, status, reason, key, utterance_id):
-        self.saved.append((meter_id, register, value, status, reason, key))
-        self.refused = [r for r in self.refused if r != (meter_id, register, value, "not_confirmed")]
+    def apply(self, effects):
+        for e in effects:
+            if isinstance(e, SaveReading):
+                self.saved.append((e.meter_id, e.register, e.value, e.status, e.reason, e.key))
+                self.refused = [r for r in self.refused if r != (e.meter_id, e.register, e.value, "not_confirmed")]
+            elif isinstance(e, NoteRefusal):
+                self.refused.append((e.meter_id, e.register, e.value, e.code))
+            elif isinstance(e, ReportFailedIdentification):
+                self.failed_ids.append((e.region_id, list(e.attempts)))
+            else:
+                raise AssertionError(f"unknown effect {e!r}")
 
     def operator_number(self, region_id):
         return self.operator
-
-    def report_failed_identification(self, region_id, attempts, utterance_id):
-        self.failed_ids.append((region_id, list(attempts)))
 
 
 def keys(k):
@@ -106,6 +109,7 @@ class Caller:
 
     def __call__(self, event):
         self.turn = dialog.handle(self.records, self.turn.state, event)
+        self.records.apply(self.turn.effects)
         return self.turn
 
     @property
@@ -118,16 +122,16 @@ def test_start_asks_language_in_every_language():
     ask = turn.actions[-1]
     assert ask.step == "language"
     assert [p.lang for p in ask.prompts if p.key == "language_option"] == ["ro", "ru", "uk", "en"]
-    assert turn.state["lang"] == "ru"
+    assert turn.state.lang == "ru"
 
 
 def test_language_key_changes_language_and_silence_keeps_default():
     c = Caller(FakeRecords(), lang="ru")
     assert asked(c(keys("4"))) == "region"
-    assert c.state["lang"] == "en"
+    assert c.state.lang == "en"
     c = Caller(FakeRecords(), lang="uk")
     c(SILENCE)
-    assert c.state["lang"] == "uk" and c.state["step"] == "region"
+    assert c.state.lang == "uk" and c.state.step == "region"
 
 
 def test_language_invalid_key_reasks_then_keeps_default():
@@ -136,14 +140,14 @@ def test_language_invalid_key_reasks_then_keeps_default():
     assert asked(t) == "language" and "reason_invalid_choice" in said(t)
     c(keys("8"))
     t = c(keys("9"))
-    assert asked(t) == "region" and c.state["lang"] == "ru"
+    assert asked(t) == "region" and c.state.lang == "ru"
 
 
 def test_region_skipped_when_only_one_region():
     records = FakeRecords(regions_list=[RegionInfo(1, 1, "Only")])
     c = Caller(records)
     assert asked(c(keys("1"))) == "account"
-    assert c.state["region_id"] == 1
+    assert c.state.region_id == 1
 
 
 def test_region_menu_and_invalid_choice():
@@ -152,7 +156,7 @@ def test_region_menu_and_invalid_choice():
     t = c(keys("5"))
     assert asked(t) == "region" and "reason_invalid_choice" in said(t)
     assert asked(c(keys("2"))) == "account"
-    assert c.state["region_id"] == 2
+    assert c.state.region_id == 2
 
 
 def test_single_meter_single_register_full_path():
@@ -170,7 +174,7 @@ def test_single_meter_single_register_full_path():
     assert r.saved == [(100, "total", "1234.5", "accepted", None, r.saved[0][5])]
     t = c(keys("3"))
     assert isinstance(t.actions[-1], Hangup) and "saved_count" in said(t)
-    assert c.state["outcome"] == "completed"
+    assert c.state.outcome == "completed"
 
 
 def test_separator_account_two_meters_and_two_registers():
@@ -183,11 +187,11 @@ def test_separator_account_two_meters_and_two_registers():
     assert [p.params["key"] for p in meter_options] == [1, 2]
     assert asked(c(keys("1"))) == "register"
     t = c(keys("2"))
-    assert asked(t) == "value" and c.state["register"] == "night"
+    assert asked(t) == "value" and c.state.register == "night"
     c(keys("700#"))
     t = c(keys("1"))
     # the other register follows at once
-    assert asked(t) == "value" and c.state["register"] == "day"
+    assert asked(t) == "value" and c.state.register == "day"
     c(keys("800#"))
     t = c(keys("1"))
     assert asked(t) == "next" and "next_meter" in said(t)
@@ -218,7 +222,7 @@ def test_account_not_found_three_times_after_hours_ends_politely():
     assert isinstance(t.actions[-1], Hangup)
     assert "after_hours" in said(t) and "nothing_saved" in said(t)
     assert r.failed_ids == [(1, ["5555", "5556", "5557"])]
-    assert c.state["outcome"] == "account_account_not_found"
+    assert (c.state.outcome, c.state.end_reason) == (Outcome.GAVE_UP, "account:account_not_found")
 
 
 def test_give_up_in_working_hours_transfers():
@@ -228,7 +232,8 @@ def test_give_up_in_working_hours_transfers():
     c(SILENCE); c(SILENCE)
     t = c(SILENCE)
     assert t.actions[-1] == Transfer("+37322000111")
-    assert c.state["step"] == "transferred"
+    assert c.state.step == Step.TRANSFERRED
+    assert (c.state.outcome, c.state.end_reason) == (Outcome.TRANSFERRED, "region:no_input")
 
 
 def test_inactive_account_is_refused():
@@ -330,7 +335,7 @@ def test_decimal_forms_on_keypad():
         c(keys("1")); c(keys("1")); c(keys("1001#"))
         t = c(keys(typed))
         assert asked(t) == "confirm", typed
-        assert c.state["value"] == expected
+        assert c.state.value == expected
     c = Caller(FakeRecords())
     c(keys("1")); c(keys("1")); c(keys("1001#"))
     assert "reason_not_a_number" in said(c(keys("1*2*3#")))
@@ -344,7 +349,7 @@ def test_known_caller_is_offered_account_without_name():
     offer = t.actions[-1].prompts[0]
     assert offer.params == {"tail": dialog.Digits("2002")}
     t = c(keys("1"))
-    assert asked(t) == "value" and c.state["region_id"] == 2
+    assert asked(t) == "value" and c.state.region_id == 2
 
 
 def test_known_caller_may_choose_another_account():
@@ -363,7 +368,7 @@ def test_next_menu_silence_finishes():
     c = Caller(FakeRecords())
     c(keys("1")); c(keys("1")); c(keys("1001#")); c(keys("600#")); c(keys("1"))
     t = c(SILENCE)
-    assert isinstance(t.actions[-1], Hangup) and c.state["outcome"] == "completed"
+    assert isinstance(t.actions[-1], Hangup) and c.state.outcome == "completed"
 
 
 def test_late_event_after_end_changes_nothing():
@@ -418,7 +423,8 @@ def test_state_is_json_serialisable():
     c = Caller(FakeRecords())
     for e in (keys("1"), keys("1"), keys("12*34#"), keys("1"), keys("1"), keys("700#")):
         c(e)
-        json.dumps(c.state)
+        data = json.loads(json.dumps(c.state.to_json()))
+        assert dialog.CallState.from_json(data) == c.state
 
 
 def test_engine_imports_no_transport_or_storage():
@@ -442,7 +448,7 @@ def test_unanswered_confirmation_keeps_value_for_review():
     assert r.saved[0][:5] == (100, "total", "600", "pending_review", "not_confirmed")
     # told that an operator will check the value, not that the request failed
     assert said(t) == ["saved_for_review", "goodbye"]
-    assert c.state["outcome"] == "confirm_no_input"
+    assert (c.state.outcome, c.state.end_reason) == (Outcome.GAVE_UP, "confirm:no_input")
 
 
 def test_unconfirmed_value_after_saved_readings_counts_only_the_earlier_ones():
@@ -476,4 +482,4 @@ def test_typing_at_a_speech_step_switches_to_keypad_only():
     assert t.actions[-1].speech == "digits"
     t = c(keys("1001#"))
     assert asked(t) == "value" and t.actions[-1].speech is None
-    assert c.state["keypad_only"] is True
+    assert c.state.keypad_only is True

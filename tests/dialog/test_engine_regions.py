@@ -43,10 +43,10 @@ def test_keys_above_nine_ask_for_two_digits_and_say_so():
     assert said(t)[:2] == ["ask_region", "region_two_digits"]
     assert (ask.expect, ask.max_digits) == ("choice", 2)
     assert [o["keys"] for o in _options(t)] == [Digits("01"), Digits("05"), Digits("12")]
-    assert asked(c(keys("12"))) == "account" and c.state["region_id"] == 3
+    assert asked(c(keys("12"))) == "account" and c.state.region_id == 3
     c = Caller(FakeRecords(regions_list=regions))
     c(keys("4"))
-    assert asked(c(keys("05"))) == "account" and c.state["region_id"] == 2
+    assert asked(c(keys("05"))) == "account" and c.state.region_id == 2
     c = Caller(FakeRecords(regions_list=regions))
     c(keys("4"))
     t = c(keys("13"))
@@ -58,15 +58,15 @@ def test_caller_id_region_is_said_and_kept_on_silence_or_1():
     for answer in (SILENCE, keys("1")):
         c = Caller(records, caller="+37322000001", lang="ru")
         t = c(keys("2"))
-        assert asked(t) == "region_assumed" and c.state["region_id"] == 2
+        assert asked(t) == "region_assumed" and c.state.region_id == 2
         prompt = t.actions[-1].prompts[0]
         assert prompt == Say("region_assumed", {"name": "Юг", "key": CHANGE_REGION_KEY})
-        assert asked(c(answer)) == "account" and c.state["region_id"] == 2
+        assert asked(c(answer)) == "account" and c.state.region_id == 2
     c = Caller(records, caller="+37322000001")
     c(keys("4"))
     assert asked(c(keys("1"))) == "account"
     c(keys("2002#"))
-    assert c.state["account"]["id"] == 20
+    assert c.state.account.id == 20
 
 
 def test_change_key_opens_the_region_menu():
@@ -74,9 +74,9 @@ def test_change_key_opens_the_region_menu():
     c = Caller(records, caller="+37322000001")
     c(keys("4"))
     t = c(keys(CHANGE_REGION_KEY))
-    assert asked(t) == "region" and c.state["region_id"] is None
+    assert asked(t) == "region" and c.state.region_id is None
     c(keys("1"))
-    assert c.state["region_id"] == 1 and c.state["step"] == "account"
+    assert c.state.region_id == 1 and c.state.step == "account"
 
 
 def test_a_wrong_key_at_the_assumed_region_is_retried_then_given_up():
@@ -88,7 +88,7 @@ def test_a_wrong_key_at_the_assumed_region_is_retried_then_given_up():
     assert asked(t) == "region_assumed" and said(t)[0] == "reason_invalid_choice"
     c(keys("7"))
     t = c(keys("8"))
-    assert isinstance(t.actions[-1], Transfer) and c.state["outcome"] == "region_assumed_invalid_choice"
+    assert isinstance(t.actions[-1], Transfer) and (c.state.outcome, c.state.end_reason) == ("transferred", "region_assumed:invalid_choice")
 
 
 def test_a_suggested_region_not_offered_is_ignored():
@@ -114,11 +114,13 @@ def test_no_region_to_offer_transfers_or_ends_politely():
     c = Caller(records)
     t = c(keys("4"))
     assert t.actions == [Say("transfer"), Transfer("+37322999999")]
-    assert c.state["outcome"] == "no_regions" and c.state["step"] == "transferred"
+    assert (c.state.outcome, c.state.end_reason) == ("transferred", "language:no_regions")
+    assert c.state.step == "transferred"
     c = Caller(FakeRecords(regions_list=[]))
     t = c(keys("4"))
     assert t.actions == [Say("service_not_ready"), Say("goodbye"), Hangup()]
-    assert c.state["step"] == "ended" and not any(isinstance(a, Ask) for a in t.actions)
+    assert c.state.step == "ended" and not any(isinstance(a, Ask) for a in t.actions)
+    assert (c.state.outcome, c.state.end_reason) == ("service_not_ready", None)
 
 
 def test_fallback_reasks_the_assumed_region():
@@ -138,12 +140,12 @@ def test_a_spoken_region_name_selects_it_and_the_question_offers_the_names():
     assert t.actions[-1].phrases == ("Север", "Юг")
     assert dialog.engine.speech_phrases(records, c.state) == ("Север", "Юг")
     t = c(Event("speech", speech=SpeechInput(text="север", phrase="Север")))
-    assert asked(t) == "account" and c.state["region_id"] == 1
+    assert asked(t) == "account" and c.state.region_id == 1
     # Two regions called the same in this language: the name alone cannot choose.
     c = Caller(records, lang="ru")
     c(keys("2"))
     t = c(Event("speech", speech=SpeechInput(text="юг", phrase="Юг")))
-    assert asked(t) == "region" and c.state["region_id"] is None
+    assert asked(t) == "region" and c.state.region_id is None
     assert dialog.engine.speech_phrases(records, c.state) == ("Север", "Юг")
     c(keys("3"))
     assert dialog.engine.speech_phrases(records, c.state) == ()

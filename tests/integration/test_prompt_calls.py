@@ -76,7 +76,8 @@ def test_value_never_confirmed_is_told_it_goes_to_an_operator(db, records, phone
     assert p.texts == told
     assert readings(db) == [("EL000123", "total", "1100.5", "pending_review")]
     assert db.scalars(select(ReviewTask)).one().reason == "not_confirmed"
-    assert db.scalars(select(Call)).one().outcome == "confirm_no_input"
+    c = db.scalars(select(Call)).one()
+    assert (c.outcome, c.end_reason) == ("gave_up", "confirm:no_input")
 
 
 def test_unconfirmed_value_after_a_saved_one_counts_only_the_saved(db, records, phone):

@@ -186,7 +186,8 @@ def test_no_region_to_offer_goes_to_the_operator_in_working_hours(imported_witho
     prompt = call.press("4")
     assert prompt.ended == "dial:+37322999999"
     assert prompt.texts == ["Please hold, we are connecting you to an operator."]
-    assert db.scalars(select(Call)).one().outcome == "no_regions"
+    c = db.scalars(select(Call)).one()
+    assert (c.outcome, c.end_reason) == ("transferred", "language:no_regions")
 
 
 @pytest.mark.parametrize("when", [SUNDAY_NOON, None], ids=["after-hours", "no-operator-number"])
@@ -202,7 +203,8 @@ def test_no_region_to_offer_says_the_service_is_being_set_up(imported_without_ke
     assert prompt.ended == "hangup"
     assert prompt.texts == ["Сервис ещё настраивается. Пожалуйста, позвоните позже.",
                             "Спасибо за звонок. До свидания."]
-    assert db.scalars(select(Call)).one().outcome == "no_regions"
+    c = db.scalars(select(Call)).one()
+    assert (c.outcome, c.end_reason) == ("service_not_ready", None)
 
 
 BAD_SETTINGS = [

@@ -183,7 +183,7 @@ def test_account_step_twiml_gathers_keys_then_records(db, records, dial):
     assert "actionOnEmptyResult" not in gather.attrib  # no keys: fall through to <Record>
     assert record.get("action") == action and record.get("method") == "POST"
     assert record.get("recordingStatusCallback") == "http://localhost/voice/recording-status"
-    assert record.get("finishOnKey") == "#" and record.get("playBeep") == "false"
+    assert record.get("finishOnKey") == "0123456789*#" and record.get("playBeep") == "false"
     assert redirect.text == action + "&timeout=1"
 
 

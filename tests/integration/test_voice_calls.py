@@ -125,7 +125,8 @@ def test_after_hours_failure_ends_politely_and_queues_identification(db, records
     assert "No reading was saved during this call." in p.texts
     task = db.scalars(select(ReviewTask)).one()
     assert task.kind == "identification" and task.details["attempts"] == ["999", "998", "997"]
-    assert db.scalars(select(Call)).one().outcome == "account_account_not_found"
+    c = db.scalars(select(Call)).one()
+    assert (c.outcome, c.end_reason) == ("gave_up", "account:account_not_found")
 
 
 def test_working_hours_failure_transfers_to_operator(db, records, phone):
@@ -137,6 +138,8 @@ def test_working_hours_failure_transfers_to_operator(db, records, phone):
     p = call.press("")
     assert p.ended == "dial:+37322999999"
     assert "Please hold, we are connecting you to an operator." in p.texts
+    c = db.scalars(select(Call)).one()
+    assert (c.outcome, c.end_reason) == ("transferred", "account:no_input")
 
 
 def test_value_below_previous_explained_then_pending_review(db, records, phone):
@@ -159,7 +162,8 @@ def test_status_callback_records_outcome(db, records, phone):
     assert call.hang_up(duration=17) == 204
     c = db.scalars(select(Call)).one()
     db.refresh(c)
-    assert (c.twilio_status, c.duration_seconds, c.outcome) == ("completed", 17, "hung_up_at_region")
+    assert (c.twilio_status, c.duration_seconds, c.outcome, c.end_reason) == ("completed", 17, "hung_up",
+                                                                             "region:hung_up")
     assert c.ended_at is not None
 
 

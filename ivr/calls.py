@@ -1,0 +1,254 @@
+"""The phone line's turns, without Flask: open a call, take a turn, end a call.
+
+A transport (the Twilio webhooks in ``ivr/voice.py``) turns a request into an event and the
+actions it gets back into its own answer; everything else happens here, in one transaction per
+turn:
+
+1. The ``Call`` row is read by its CallSid, its state loaded (``dialog.CallState``).
+2. A speech answer is recognised first, by the transport's ``listen``, outside any write lock,
+   and only when the request is for the turn the call expects.
+3. The turn is claimed with ``UPDATE calls SET seq = seq + 1 WHERE id = ? AND seq = ?``. A
+   request whose ``seq`` is already used (a retried webhook, two workers racing, a key and a
+   voice answer arriving together) touches no row: it is rolled back and gets the answer stored
+   the first time (``last_twiml``); nothing changes.
+4. The caller's audio and what was made of it are kept (an ``Utterance`` row, the WAV under the
+   recordings folder), so the event the engine gets names its utterance.
+5. The engine (``ivr/dialog``) reads records through the read-only ``Records`` port and returns
+   the new state, the actions and the effects: readings to store (pending ones open a review
+   task), refused values to count, failed identifications for an operator.
+6. The effects, the state, the call's columns (language, region, account, outcome, end reason)
+   and the rendered answer are committed together, before the answer goes out: the caller hears
+   "saved" only for a reading that is stored, and a turn is written whole or not at all.
+
+``end_call`` takes Twilio's status callback: a call that ends before the dialog did is
+``hung_up``, with the step it was at as its ``end_reason``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from readings_store import service
+from readings_store.models import Call, ReviewTask, Utterance, utcnow
+
+from . import dialog
+from .config import Config
+from .dialog.state import CallState, Outcome
+from .logsafe import safe_logger
+from .records import SqlRecords, call_meter
+
+log = safe_logger(__name__)
+
+# Twilio call statuses after which the call is over.
+FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+# (actions, call language, seq of the next turn) -> the transport's answer (TwiML)
+Render = Callable[[list, str, int], str]
+# call language -> an apology that ends the call, needing nothing but the configuration
+Apology = Callable[[str], str]
+# (call state, records) -> a recognised speech answer (``speech_steps.Heard``) or None
+Listen = Callable[[CallState, SqlRecords], object]
+
+
+def load_state(call: Call) -> CallState | None:
+    """The call's state, or None (logged) when its row holds no state this version can read."""
+    try:
+        return CallState.from_json(call.state or {})
+    except ValueError as exc:
+        log.error("call %s: unreadable state (%s)", call.call_sid, exc)
+        return None
+
+
+@dataclass(frozen=True)
+class TurnAnswer:
+    """The transport's answer to a turn request, and whether this request took the turn (False:
+    a repeated or out-of-date request, answered with what was answered before)."""
+
+    body: str
+    taken: bool
+
+
+def find_call(session: Session, call_sid: str) -> Call | None:
+    return session.scalars(select(Call).where(Call.call_sid == call_sid)).first()
+
+
+def open_call(session: Session, config: Config, *, call_sid: str, caller: str | None, country: str | None,
+              language: str, render: Render, apology: Apology) -> str:
+    """The first answer of a call; a repeated ``incoming`` request gets the answer it got before."""
+    existing = find_call(session, call_sid)
+    if existing is not None:
+        return existing.last_twiml or apology(existing.language or "en")
+    call = Call(call_sid=call_sid, from_number=caller, caller_country=country, language=language, seq=1, steps=[])
+    session.add(call)
+    session.flush()
+    turn = dialog.start(SqlRecords(session, config, call), call_sid=call_sid, caller=caller, language=language,
+                        max_tries=config.max_tries)
+    body = render(turn.actions, turn.state.lang, call.seq)
+    call.state, call.last_twiml = turn.state.to_json(), body
+    _log_step(call, "incoming", {"from": "known" if caller else "withheld"}, turn.actions)
+    session.commit()
+    return body
+
+
+def is_current(session: Session, call_sid: str, step: str, seq: int) -> bool:
+    """Whether the call expects the turn ``seq`` at the question ``step`` now (a read only)."""
+    call = find_call(session, call_sid)
+    state = load_state(call) if call is not None else None
+    return state is not None and call.seq == seq and state.step.value == step
+
+
+def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq: int, keys: dialog.Event,
+              render: Render, apology: Apology, listen: Listen | None = None,
+              recording_sid: str | None = None) -> TurnAnswer:
+    """Take the turn ``seq`` of the call, answering the question ``step``: the caller's ``keys``
+    event, or the speech answer ``listen`` recognises (its audio kept with ``recording_sid``)."""
+    call = find_call(session, call_sid)
+    if call is None:
+        log.warning("webhook for unknown call %s", call_sid)
+        return TurnAnswer(apology("en"), False)
+    state = load_state(call)
+    if state is None:
+        return TurnAnswer(call.last_twiml or apology(call.language or "en"), False)
+    current = call.seq == seq and state.step.value == step
+    heard = listen(state, SqlRecords(session, config, call)) if current and listen is not None else None
+    claimed = session.execute(
+        update(Call).where(Call.id == call.id, Call.seq == seq).values(seq=seq + 1)
+    ).rowcount
+    if not claimed or not current:
+        # A repeated or out-of-date request: answer what we answered before, change nothing.
+        session.rollback()
+        session.refresh(call)
+        return TurnAnswer(call.last_twiml or apology(call.language or "en"), False)
+    event = keys
+    if heard is not None:
+        event = dialog.Event("speech", speech=keep_utterance(session, config, call, step, seq, heard,
+                                                             recording_sid=recording_sid))
+    return TurnAnswer(_advance(session, config, call, state, step, event, seq, render), True)
+
+
+def _advance(session: Session, config: Config, call: Call, state: CallState, step: str, event: dialog.Event,
+             seq: int, render: Render) -> str:
+    turn = dialog.handle(SqlRecords(session, config, call), state, event)
+    call.seq = seq + 1
+    body = render(turn.actions, turn.state.lang, call.seq)
+    _write_state(call, turn.state)
+    call.last_twiml = body
+    persist_effects(session, call, turn.effects)
+    _log_step(call, step, {"kind": event.kind, "keys": len(event.digits),
+                           "decision": event.speech.decision if event.speech else None}, turn.actions)
+    # Commit before answering: the caller hears "saved" only for a reading that is stored.
+    session.commit()
+    return body
+
+
+def _write_state(call: Call, state: CallState) -> None:
+    """The state, and the columns the console and the dashboard read from it."""
+    call.state, call.language = state.to_json(), state.lang
+    if state.account is not None:
+        call.account_id, call.region_id = state.account.id, state.account.region_id
+    elif state.region_id:
+        call.region_id = state.region_id
+    if state.outcome is not None:
+        call.outcome, call.end_reason = state.outcome.value, state.end_reason
+
+
+def persist_effects(session: Session, call: Call, effects: list) -> None:
+    """Write what the engine decided, in the turn's transaction (the caller commits)."""
+    for effect in effects:
+        if isinstance(effect, dialog.SaveReading):
+            meter = call_meter(session, call, effect.meter_id)
+            service.store_reading(
+                session, meter, effect.register, Decimal(effect.value),
+                channel="phone_speech" if effect.utterance_id else "phone_keypad", status=effect.status,
+                reason=effect.reason, call_id=call.id, utterance_id=effect.utterance_id, idempotency_key=effect.key,
+            )
+            service.forget_read_back(session, call.id, meter.id, effect.register, effect.value)
+        elif isinstance(effect, dialog.NoteRefusal):
+            service.record_refusal(session, call_meter(session, call, effect.meter_id), effect.register,
+                                   effect.value, effect.code, call_id=call.id, caller=call.from_number)
+        elif isinstance(effect, dialog.ReportFailedIdentification):
+            session.add(ReviewTask(kind="identification", reason="account_not_found", region_id=effect.region_id,
+                                   call_id=call.id, utterance_id=effect.utterance_id,
+                                   details={"attempts": list(effect.attempts), "caller": call.from_number}))
+        else:  # pragma: no cover - programming error
+            raise TypeError(f"unknown effect {effect!r}")
+
+
+def _log_step(call: Call, step: str, event: dict, actions: list) -> None:
+    asked = [a.step for a in actions if isinstance(a, dialog.Ask)]
+    call.steps = [*call.steps, {"at": utcnow().isoformat(), "step": step, "event": event,
+                                "next": asked[0] if asked else type(actions[-1]).__name__.lower()}]
+
+
+def end_call(session: Session, *, call_sid: str, status: str, duration: str | None) -> bool:
+    """Twilio's status callback; False for an unknown call. A call over before its dialog ended
+    is ``hung_up`` at the step it was at."""
+    call = find_call(session, call_sid)
+    if call is None:
+        log.warning("status callback for unknown call %s", call_sid)
+        return False
+    call.twilio_status = status[:32]
+    if call.twilio_status in FINAL_STATUSES:
+        call.ended_at = call.ended_at or utcnow()
+        # ASCII digits that fit the INTEGER column; anything else ("²", 20 digits) is ignored.
+        if duration and duration.isascii() and duration.isdigit() and len(duration) <= 9:
+            call.duration_seconds = int(duration)
+        if not call.outcome:
+            state = load_state(call)
+            step = state.step.value if state else "start"
+            call.outcome, call.end_reason = Outcome.HUNG_UP.value, f"{step}:hung_up"
+            if state is not None:
+                state.outcome, state.end_reason = Outcome.HUNG_UP, call.end_reason
+                call.state = state.to_json()
+    session.commit()
+    return True
+
+
+# --- the caller's audio ---------------------------------------------------------------------------
+
+def _fits(value: str | None, size: int) -> str | None:
+    """A parsed number for a String(size) column: one longer (minutes of "one one one...") is no
+    meter reading, and would fail the INSERT on PostgreSQL; the transcript keeps what was said."""
+    return value if value is None or len(value) <= size else None
+
+
+def store_audio(root: Path, call_sid: str, name: str, audio: bytes) -> str:
+    """Write a caller's audio under the recordings folder ``root``; returns its path relative to
+    it. Callers' voices are personal data: folders 0700, files 0600, whatever the umask."""
+    relative = Path(call_sid) / name
+    target = root / relative
+    for folder in (root, target.parent):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(audio)
+    return str(relative)
+
+
+def keep_utterance(session: Session, config: Config, call: Call, step: str, seq: int, heard, *,
+                   recording_sid: str | None = None) -> dialog.SpeechInput:
+    """Store the caller's audio and what was made of it (the operator console shows both); the
+    speech input names the ``Utterance`` row."""
+    audio_path = (store_audio(config.recordings_dir, call.call_sid, f"{seq:03d}-{step}.wav", heard.audio)
+                  if heard.audio else None)
+    utterance = Utterance(call_id=call.id, step=step, engine=heard.engine, recording_sid=recording_sid,
+                          audio_path=audio_path, transcript=heard.transcript, words=heard.words,
+                          alternatives=heard.alternatives, parsed_value=_fits(heard.speech.value, 64),
+                          candidates=heard.candidates, confidence=heard.confidence,
+                          decision=heard.speech.decision)
+    session.add(utterance)
+    session.flush()
+    return dataclasses.replace(heard.speech, utterance_id=utterance.id)
+
+
+def current_question(session: Session, config: Config, call: Call) -> dialog.Ask | None:
+    """The question the call is at, asked again (a transport's fallback), or None when over."""
+    state = load_state(call)
+    return dialog.engine.reask(SqlRecords(session, config, call), state) if state else None

@@ -1,0 +1,132 @@
+"""The phone line's side of the media endpoint (``IVR_MEDIA_HANDLERS=ivr.stream_line:handlers``):
+speech answers heard over a Twilio Media Stream take their turn through the same turn service
+as the webhooks, and the live call is moved on with Twilio's REST API.
+
+- ``question(call_sid)``: the call's current speech question (its language's Vosk grammar for
+  the step, with the names the question offers), or None when no spoken answer is expected (a
+  keypad step, a caller who typed a number, a language not heard by Vosk, a call that is over).
+- ``on_utterance``: the answer is parsed and judged exactly as a recorded one
+  (``SpeechSteps.from_recognition``), its audio kept as a WAV with an ``Utterance`` row, and the
+  turn taken with the question's ``seq``. Only the request that claims the turn moves the call:
+  ``client.calls(sid).update(url=<the answered step's URL>, method="POST")``; Twilio then fetches
+  the answer stored for that turn (the next question). An answer to a question the call already
+  left (the caller pressed keys meanwhile) loses the claim and changes nothing.
+- ``on_speech_started`` (barge-in): the call is moved to the same question without its prompt
+  (``/voice/listen/<step>``), which stops the prompt and restarts the keypad's timeout.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import grammars
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import calls, dialog
+from .config import Config
+from .logsafe import safe_logger
+from .media_server import Handlers, Question
+from .prompts import Prompts
+from .records import SqlRecords
+from .speech_steps import SpeechSteps
+from .twiml import TwimlRenderer
+
+log = safe_logger(__name__)
+STREAM_ENGINE = "vosk-stream"  # Utterance.engine of an answer heard over the stream
+
+
+class StreamLine:
+    def __init__(self, config: Config, sessions: sessionmaker, speech: SpeechSteps, prompts: Prompts,
+                 rest_client, *, models: Callable | None = None):
+        """``rest_client``: a ``twilio.rest.Client`` (its ``calls(sid).update`` moves a live call)."""
+        if not config.public_url:
+            raise ValueError("the stream transport needs IVR_PUBLIC_URL: the URLs the live call is moved to")
+        self.config = config
+        self.sessions = sessions
+        self.speech = speech
+        self.prompts = prompts
+        self.rest = rest_client
+        self.models = models
+        self.base = config.public_url.rstrip("/")
+
+    # --- URLs and TwiML, as the webhooks build them ----------------------------------------------
+
+    def step_url(self, step: str, seq: int) -> str:
+        return f"{self.base}/voice/step/{step}?seq={seq}"
+
+    def listen_url(self, step: str, seq: int) -> str:
+        return f"{self.base}/voice/listen/{step}?seq={seq}"
+
+    def renderer(self) -> TwimlRenderer:
+        return TwimlRenderer(self.config, self.prompts, self.step_url,
+                             lambda lang, key: f"{self.base}/voice/prompts/{lang}/{key}", self.speech.engine_for,
+                             f"{self.base}/voice/recording-status")
+
+    # --- the media endpoint's handlers ------------------------------------------------------------
+
+    def handlers(self) -> Handlers:
+        return Handlers(questions=self.question, on_utterance=self.on_utterance,
+                        on_speech_started=self.on_speech_started, models=self.models or self.speech.pool.get)
+
+    def _speech_question(self, session: Session, call) -> tuple[Question, dialog.CallState] | None:
+        state = calls.load_state(call) if call is not None else None
+        if state is None or state.over or state.keypad_only:
+            return None
+        kind = dialog.engine.SPEECH_KINDS.get(state.step.value)
+        ask = calls.current_question(session, self.config, call)
+        if kind is None or ask is None or ask.speech is None or self.speech.engine_for(state.lang) != "vosk":
+            return None
+        phrases = dialog.engine.speech_phrases(SqlRecords(session, self.config, call), state)
+        grammar = tuple(grammars.build_grammar(state.lang, kind, phrases))
+        return Question(language=state.lang, grammar=grammar, step=state.step.value, seq=call.seq), state
+
+    def question(self, call_sid: str) -> Question | None:
+        with self.sessions() as session:
+            found = self._speech_question(session, calls.find_call(session, call_sid))
+            return found[0] if found else None
+
+    def on_utterance(self, call_sid: str, question: Question, recognition, wav: bytes) -> None:
+        kind = dialog.engine.SPEECH_KINDS.get(question.step)
+        if kind is None:
+            return
+
+        def listen(state: dialog.CallState, records):
+            phrases = dialog.engine.speech_phrases(records, state)
+            return self.speech.from_recognition(state.lang, kind, recognition, state.tries + 1, phrases,
+                                                audio=wav, engine=STREAM_ENGINE)
+
+        renderer = self.renderer()
+        with self.sessions() as session:
+            answer = calls.take_turn(session, self.config, call_sid=call_sid, step=question.step, seq=question.seq,
+                                     keys=dialog.Event("timeout"), listen=listen, render=renderer.render,
+                                     apology=renderer.apology)
+        if answer.taken:
+            # Twilio requests the answered step's URL; that turn is taken, so it gets its stored
+            # answer: the next question.
+            self.rest.calls(call_sid).update(url=self.step_url(question.step, question.seq), method="POST")
+        else:
+            log.info("call %s: spoken answer to %s (turn %d) came after the call moved on: dropped",
+                     call_sid, question.step, question.seq)
+
+    def on_speech_started(self, call_sid: str) -> None:
+        with self.sessions() as session:
+            call = calls.find_call(session, call_sid)
+            found = self._speech_question(session, call)
+            if found is None:
+                return
+            question = found[0]
+        self.rest.calls(call_sid).update(url=self.listen_url(question.step, question.seq), method="POST")
+
+
+def handlers(config: Config) -> Handlers:
+    """``IVR_MEDIA_HANDLERS=ivr.stream_line:handlers``: the phone line over the configured database
+    and Twilio account."""
+    from twilio.rest import Client
+
+    from readings_store.db import make_engine, make_session_factory
+
+    if not (config.twilio_account_sid and config.twilio_auth_token):
+        raise ValueError("the stream transport needs IVR_TWILIO_ACCOUNT_SID and IVR_TWILIO_AUTH_TOKEN "
+                         "to move live calls on")
+    line = StreamLine(config, make_session_factory(make_engine(config.database_url)), SpeechSteps(config),
+                      Prompts(config.prompts_dir), Client(config.twilio_account_sid, config.twilio_auth_token))
+    return line.handlers()

@@ -1,0 +1,239 @@
+"""The turn service without Flask (``ivr/calls.py``): a turn, its effects and its claim are one
+transaction; a repeated turn changes nothing; an old state row goes on; the status callback ends
+a call that was not over."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, inspect, select, text
+
+from ivr import calls, dialog
+from readings_store import service
+from readings_store.db import alembic_config, make_engine, upgrade
+from readings_store.models import Call, Reading, ReviewTask, ValueRefusal
+from tests import factories as f
+from tests.conftest import PG_URL
+
+SID = "CA" + "a" * 32
+
+
+def fake_render(actions: list, lang: str, seq: int) -> str:
+    """A fake transport's answer: what would be said and asked, and the turn it expects next."""
+    parts = []
+    for action in actions:
+        if isinstance(action, dialog.Ask):
+            parts.append(f"ask:{action.step}")
+        elif isinstance(action, dialog.Say):
+            parts.append(action.key)
+        else:
+            parts.append(type(action).__name__.lower())
+    return f"{lang}|{seq}|" + ",".join(parts)
+
+
+def fake_apology(lang: str) -> str:
+    return f"{lang}|apology"
+
+
+@pytest.fixture
+def meter(db):
+    region = f.region(db)
+    account = f.account(db, region, number="100001")
+    meter = f.meter(db, account, previous=1000)
+    db.commit()
+    return meter
+
+
+def _open(db, config, caller="+442079460000"):
+    return calls.open_call(db, config, call_sid=SID, caller=caller, country="GB", language="en",
+                           render=fake_render, apology=fake_apology)
+
+
+def _turn(db, config, step, seq, digits):
+    event = dialog.Event("digits", digits=digits) if digits else dialog.Event("timeout")
+    return calls.take_turn(db, config, call_sid=SID, step=step, seq=seq, keys=event, render=fake_render,
+                           apology=fake_apology).body
+
+
+def _call(db) -> Call:
+    db.expire_all()
+    return db.scalars(select(Call).where(Call.call_sid == SID)).one()
+
+
+def test_a_whole_call_through_the_service(db, config, meter):
+    assert _open(db, config).endswith("ask:language")
+    assert _turn(db, config, "language", 1, "4").endswith("ask:account")
+    assert _turn(db, config, "account", 2, "100001#").endswith("ask:value")
+    assert _turn(db, config, "value", 3, "1500#") == "en|4|ask:confirm"
+    assert _turn(db, config, "confirm", 4, "1") == "en|5|saved,ask:next"
+    assert _turn(db, config, "next", 5, "3") == "en|6|saved_count,goodbye,hangup"
+    call = _call(db)
+    assert (call.outcome, call.end_reason, call.seq, call.account_id) == ("completed", None, 6, meter.account_id)
+    assert call.state["outcome"] == "completed" and [s["step"] for s in call.steps][-1] == "next"
+    assert [(str(r.value), r.status, r.idempotency_key) for r in db.scalars(select(Reading).where(
+        Reading.channel == "phone_keypad"))] == [("1500", "accepted", f"{SID}:4")]
+    # The read-back counted as a refusal until it was saved with it, in the same turn.
+    assert db.scalars(select(ValueRefusal)).all() == []
+
+
+def test_a_repeated_turn_gets_the_same_answer_and_changes_nothing(db, config, meter):
+    _open(db, config)
+    _turn(db, config, "language", 1, "4")
+    _turn(db, config, "account", 2, "100001#")
+    _turn(db, config, "value", 3, "1500#")
+    first = _turn(db, config, "confirm", 4, "1")
+    steps = len(_call(db).steps)
+    assert _turn(db, config, "confirm", 4, "2") == first  # a retry with other keys: still the first answer
+    assert _turn(db, config, "value", 3, "999#") == first  # an old turn
+    assert len(_call(db).steps) == steps and _call(db).seq == 5
+    assert len(db.scalars(select(Reading).where(Reading.channel == "phone_keypad")).all()) == 1
+
+
+def test_effects_and_the_claim_are_one_transaction(db, config, meter, monkeypatch):
+    _open(db, config)
+    _turn(db, config, "language", 1, "4")
+    _turn(db, config, "account", 2, "100001#")
+    _turn(db, config, "value", 3, "1500#")
+
+    def broken_store(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(service, "store_reading", broken_store)
+    with pytest.raises(RuntimeError):
+        _turn(db, config, "confirm", 4, "1")
+    db.rollback()
+    call = _call(db)
+    assert call.seq == 4 and call.state["step"] == "confirm"  # the turn was not taken
+    assert db.scalars(select(Reading).where(Reading.channel == "phone_keypad")).all() == []
+    monkeypatch.undo()
+    assert "saved" in _turn(db, config, "confirm", 4, "1")  # Twilio's retry takes it
+    assert len(db.scalars(select(Reading).where(Reading.channel == "phone_keypad")).all()) == 1
+
+
+def test_failed_identification_and_refusals_are_written_by_the_turn_that_decided_them(db, config, meter):
+    _open(db, config)
+    _turn(db, config, "language", 1, "4")
+    for seq, typed in ((2, "1#"), (3, "2#")):
+        _turn(db, config, "account", seq, typed)
+    assert db.scalars(select(ReviewTask)).all() == []
+    assert _turn(db, config, "account", 4, "3#").endswith("after_hours,nothing_saved,goodbye,hangup")
+    task = db.scalars(select(ReviewTask)).one()
+    assert (task.kind, task.details["attempts"], task.call_id) == ("identification", ["1", "2", "3"], _call(db).id)
+    call = _call(db)
+    assert (call.outcome, call.end_reason) == ("gave_up", "account:account_not_found")
+
+
+def test_a_value_below_the_previous_one_is_counted_in_its_turn(db, config, meter):
+    _open(db, config)
+    _turn(db, config, "language", 1, "4")
+    _turn(db, config, "account", 2, "100001#")
+    assert "reason_below_previous" in _turn(db, config, "value", 3, "10#")
+    refusal = db.scalars(select(ValueRefusal)).one()
+    assert (refusal.value, refusal.code, refusal.call_id) == ("10", "below_previous", _call(db).id)
+
+
+def test_a_call_in_progress_with_an_old_state_row_goes_on(db, config, meter):
+    """A call answered by the previous version (state as a plain dict with ``status``) when this
+    one was deployed."""
+    account_id = meter.account_id
+    db.add(Call(call_sid=SID, from_number="+442079460000", language="en", seq=4, steps=[], state={
+        "call_sid": SID, "caller": "+442079460000", "lang": "en", "max_tries": 3, "step": "confirm", "tries": 0,
+        "region_id": meter.account.region_id, "account": {"id": account_id, "region_id": meter.account.region_id,
+                                                           "tail": "0001"},
+        "meters": [{"id": meter.id, "utility": "electricity", "tail": "0001", "registers": ["total"]}],
+        "meter": 0, "register": "total", "value": "1500", "status": "accepted", "reason": None,
+        "utterance_id": None, "saved": [], "done": [], "attempts": [], "seq": 3}, account_id=account_id))
+    db.commit()
+    assert "saved" in _turn(db, config, "confirm", 4, "1")
+    assert [str(r.value) for r in db.scalars(select(Reading).where(Reading.channel == "phone_keypad"))] == ["1500"]
+    assert _call(db).state["decision"] == "accepted"
+
+
+def test_an_unreadable_state_gets_the_last_answer_and_changes_nothing(db, config, meter):
+    db.add(Call(call_sid=SID, language="ru", seq=2, steps=[], state={"step": "dancing"}, last_twiml="before"))
+    db.commit()
+    assert _turn(db, config, "value", 2, "1500#") == "before"
+    assert _call(db).seq == 2
+
+
+def test_unknown_call_gets_an_apology(db, config):
+    assert _turn(db, config, "value", 1, "1#") == "en|apology"
+
+
+def test_hanging_up_ends_the_call_at_its_step(db, config, meter):
+    _open(db, config)
+    _turn(db, config, "language", 1, "4")
+    assert calls.end_call(db, call_sid=SID, status="completed", duration="31")
+    call = _call(db)
+    assert (call.outcome, call.end_reason, call.duration_seconds) == ("hung_up", "account:hung_up", 31)
+    assert call.state["outcome"] == "hung_up"
+    # A late callback keeps the outcome; an unknown call is reported, nothing written.
+    assert calls.end_call(db, call_sid=SID, status="completed", duration="x")
+    assert (_call(db).outcome, _call(db).duration_seconds) == ("hung_up", 31)
+    assert not calls.end_call(db, call_sid="CA" + "b" * 32, status="completed", duration="1")
+
+
+def test_a_finished_call_keeps_its_outcome_when_twilio_reports_the_end(db, config, meter):
+    _open(db, config)
+    _turn(db, config, "language", 1, "4")
+    _turn(db, config, "account", 2, "100001#")
+    _turn(db, config, "value", 3, "1500#")
+    _turn(db, config, "confirm", 4, "1")
+    _turn(db, config, "next", 5, "3")
+    calls.end_call(db, call_sid=SID, status="completed", duration="60")
+    assert (_call(db).outcome, _call(db).end_reason) == ("completed", None)
+
+
+# --- migration 0005 --------------------------------------------------------------------------------
+
+@pytest.fixture
+def empty_database_url(tmp_path):
+    if not PG_URL:
+        yield f"sqlite:///{tmp_path / 'old.sqlite3'}"
+        return
+    name = f"ivr_mig_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+OLD_ROWS = [  # outcome, state step -> outcome, end_reason
+    ("completed", "ended", "completed", None),
+    ("no_reading", "ended", "no_reading", None),
+    ("hung_up_at_value", "value", "hung_up", "value:hung_up"),
+    ("account_account_not_found", "ended", "gave_up", "account:account_not_found"),
+    ("confirm_no_input", "transferred", "transferred", "confirm:no_input"),
+    ("offer_account_invalid_choice", "ended", "gave_up", "offer_account:invalid_choice"),
+    ("asked_operator", "transferred", "transferred", "asked_operator"),
+    ("no_regions", "transferred", "transferred", "no_regions"),
+    ("no_regions", "ended", "service_not_ready", None),
+    (None, "value", None, None),
+]
+
+
+@pytest.mark.db
+def test_migration_0005_splits_old_outcomes_and_goes_back(empty_database_url):
+    from alembic import command
+
+    url = empty_database_url
+    upgrade(url, "0004")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        for i, (outcome, step, _o, _r) in enumerate(OLD_ROWS):
+            conn.execute(text("INSERT INTO calls (call_sid, state, steps, seq, outcome, started_at) "
+                              "VALUES (:sid, :state, '[]', 1, :outcome, '2026-01-01 00:00:00+00')"),
+                         {"sid": f"CA{i:032d}", "state": f'{{"step": "{step}"}}', "outcome": outcome})
+    upgrade(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT outcome, end_reason FROM calls ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [(o, r) for _old, _step, o, r in OLD_ROWS]
+    command.downgrade(alembic_config(url), "0004")
+    assert "end_reason" not in {c["name"] for c in inspect(engine).get_columns("calls")}
+    with engine.connect() as conn:
+        back = [r[0] for r in conn.execute(text("SELECT outcome FROM calls ORDER BY id"))]
+    assert back == [old for old, *_ in OLD_ROWS]
+    engine.dispose()
