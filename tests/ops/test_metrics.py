@@ -157,7 +157,7 @@ def test_records_are_counted_in_the_database(client, phone, db):
     call.hang_up()
     text = scrape(client)
     assert value(text, "ivr_records_up") == 1
-    assert value(text, "ivr_calls", outcome="hung_up_at_next") == 1
+    assert value(text, "ivr_calls", outcome="hung_up") == 1
     assert value(text, "ivr_readings", status="accepted", channel="phone_keypad") == 1
     assert value(text, "ivr_readings", status="accepted", channel="import") == 1  # the previous reading
     assert value(text, "ivr_export_batches", state="created") == 0
