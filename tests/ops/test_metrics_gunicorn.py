@@ -91,7 +91,7 @@ def test_one_scrape_sums_every_worker(stale_values, gunicorn, tmp_path):  # noqa
     shares = [per_worker(folder, pid, tmp_path) for pid in workers]
     assert all(share > 0 for share in shares) and sum(shares) == calls + 1
     # Counted in the database: every call, whichever worker took it.
-    assert value(text, "ivr_calls", outcome="hung_up_at_language") == calls
+    assert value(text, "ivr_calls", outcome="hung_up") == calls
     assert value(text, "ivr_records_up") == 1
     # Nothing is in flight but the scrape itself.
     assert value(text, "ivr_http_requests_in_flight", route="/voice/incoming") == 0
