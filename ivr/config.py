@@ -271,7 +271,7 @@ class Config:
     stream_alternatives: int = 3  # media endpoint: n-best list per answer (0 halves recognition CPU)
     media_host: str = "127.0.0.1"  # `ivr media-server` listens here...
     media_port: int = 8765  # ...on this port (wss://<public host>/voice/stream behind the proxy)
-    media_handlers: str | None = None  # module:factory returning ivr.media_server.Handlers
+    media_handlers: str = "ivr.stream_line:handlers"  # module:factory returning ivr.media_server.Handlers
     # GET /metrics: a bearer token, and/or the networks that may scrape without one.
     metrics_token: str | None = None
     metrics_allow: tuple = DEFAULT_METRICS_ALLOW
@@ -471,7 +471,7 @@ def load_config(**overrides) -> Config:
         stream_alternatives=_env_number("STREAM_ALTERNATIVES", 3, low=0, high=10),
         media_host=_env("MEDIA_HOST") or "127.0.0.1",
         media_port=_env_number("MEDIA_PORT", 8765, low=0, high=65535),
-        media_handlers=_env("MEDIA_HANDLERS") or None,
+        media_handlers=_env("MEDIA_HANDLERS") or "ivr.stream_line:handlers",
         metrics_token=_metrics_token(),
         metrics_allow=_metrics_allow(),
         log_format=log_format(),

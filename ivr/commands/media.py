@@ -21,9 +21,6 @@ def register(cli):
             config = load_config()
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from exc
-        if not config.media_handlers:
-            raise click.ClickException("IVR_MEDIA_HANDLERS is not set: name the module:factory that "
-                                       "returns the phone line's ivr.media_server.Handlers")
         try:
             settings = settings_from_config(config)
             handlers = load_handlers(config.media_handlers, config)

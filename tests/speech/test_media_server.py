@@ -275,7 +275,6 @@ def not_handlers_factory(config):
 
 
 @pytest.mark.parametrize("env, message", [
-    ({}, "IVR_MEDIA_HANDLERS is not set"),
     ({"IVR_MEDIA_HANDLERS": "no-colon"}, "module:factory"),
     ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:not_handlers_factory"}, "not ivr.media_server.Handlers"),
     ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:fake_handlers_factory",
