@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 REASON_MAX = 500
@@ -90,5 +91,6 @@ class RemoveRegionForm(ConsoleForm):
 class ProfileForm(ConsoleForm):
     timezone = StringField("Time zone", validators=[Optional(), Length(max=64)],
                            description="An IANA zone such as Europe/Chisinau; empty: the region's on each page.")
-    language = SelectField("Language of region names", choices=[("en", "English"), ("ro", "Română"),
-                                                                ("ru", "Русский"), ("uk", "Українська")])
+    language = SelectField("Language of region names", choices=[SelectChoice("en", "English"), SelectChoice("ro", "Română"),
+                                                                SelectChoice("ru", "Русский"),
+                                                                SelectChoice("uk", "Українська")])

@@ -1,8 +1,8 @@
 """Console pages: review queue, item page and its actions, recordings, lookup, dashboard, admin."""
 from __future__ import annotations
 
-import datetime as dt
 import csv
+import datetime as dt
 import functools
 import io
 import mimetypes
@@ -13,24 +13,11 @@ from zoneinfo import ZoneInfo
 from flask import abort, current_app, flash, g, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 from sqlalchemy import and_, func, or_, select
+from wtforms.fields.choices import SelectChoice
 
 from readings_store import service
 from readings_store.export import csv_safe
-from readings_store.models import (
-    UTILITIES,
-    Account,
-    AccountPhone,
-    AuditEvent,
-    Call,
-    Meter,
-    Operator,
-    Reading,
-    Region,
-    ReviewTask,
-    Utterance,
-    ValueRefusal,
-    utcnow,
-)
+from readings_store.models import UTILITIES, Account, AccountPhone, AuditEvent, Call, Meter, Operator, Reading, Region, ReviewTask, Utterance, ValueRefusal, utcnow
 
 from . import bp, charts, labels, review
 from . import dashboard as stats
@@ -354,7 +341,7 @@ def _task_context(task: ReviewTask) -> dict:
     trail = db.scalars(select(AuditEvent).where(or_(*audit_filter)).order_by(AuditEvent.at, AuditEvent.id)).all()
     resolver = db.get(Operator, task.resolved_by) if task.resolved_by else None
     link_form = LinkForm(prefix="link")
-    link_form.region_id.choices = [(r.id, r.name) for r in db.scalars(select(Region).order_by(Region.name))]
+    link_form.region_id.choices = [SelectChoice(r.id, r.name) for r in db.scalars(select(Region).order_by(Region.name))]
     if region is not None and request.method == "GET":
         link_form.region_id.data = region.id
     return {
@@ -452,7 +439,7 @@ def link(task_id: int):
     if (handled := _already_handled(task)) is not None:
         return handled
     form = LinkForm(prefix="link")
-    form.region_id.choices = [(r.id, r.name) for r in g.db.scalars(select(Region).order_by(Region.name))]
+    form.region_id.choices = [SelectChoice(r.id, r.name) for r in g.db.scalars(select(Region).order_by(Region.name))]
     if not form.validate_on_submit():
         return _refused(task, review.ActionError(_form_errors(form) or "Invalid form."), "link")
     try:
