@@ -17,7 +17,9 @@ from wtforms.fields.choices import SelectChoice
 
 from readings_store import service
 from readings_store.export import csv_safe
-from readings_store.models import UTILITIES, Account, AccountPhone, AuditEvent, Call, Meter, Operator, Reading, Region, ReviewTask, Utterance, ValueRefusal, utcnow
+from readings_store.models import (
+    UTILITIES, Account, AccountPhone, AuditEvent, Call, Meter, Operator, Reading, Region, ReviewTask,
+    Utterance, ValueRefusal, utcnow)
 
 from . import bp, charts, labels, review
 from . import dashboard as stats
