@@ -42,6 +42,22 @@ def database_template(tmp_path_factory):
 
 
 @pytest.fixture
+def empty_database_url(tmp_path):
+    """A database with no schema (for migration tests): SQLite, or a new PostgreSQL database."""
+    if not PG_URL:
+        yield f"sqlite:///{tmp_path / 'old.sqlite3'}"
+        return
+    name = f"ivr_mig_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield PG_URL.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
 def database_url(database_template, tmp_path):
     """A migrated, empty database for one test."""
     if PG_URL:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from .browser import browser  # noqa: F401 (the headless Chromium fixture)
 from .helpers import login, make_operator, seed_pending
 
 

@@ -3,67 +3,33 @@ the next item's audio, correct its reading with a reason, and see the audit entr
 Uses the system browser (/usr/bin/chromium), never a download."""
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from readings_store.models import Reading, utcnow
 from tests import factories as f
 
-from .helpers import PASSWORD, make_operator, seed_pending
+from .browser import ARTIFACTS, browser_tests, log_in, open_page
+from .helpers import make_operator, seed_pending
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no system Chromium at {CHROMIUM}"),
-]
+pytestmark = browser_tests
 
 
-@pytest.fixture
-def server(live_server):
-    return live_server
-
-
-@pytest.fixture
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync"],
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def test_operator_corrects_a_reading_after_listening(server, browser, db, config):
+def test_operator_corrects_a_reading_after_listening(live_server, browser, db, config):
     make_operator(db)
     db.commit()
     region = f.region(db)
     older = seed_pending(db, config, region=region, number="100002", serial="EL0002", value="1100",
                          created_at=utcnow() - timedelta(hours=1))
     seeded = seed_pending(db, config, region=region)
-    page = browser.new_page()
-    page.set_default_timeout(10_000)
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page, errors = open_page(browser)
     recordings = []
     page.on("response", lambda r: recordings.append(r.status) if "/console/recordings/" in r.url else None)
 
-    page.goto(server + "/console/queue")
+    page.goto(live_server + "/console/queue")
     assert "/console/login" in page.url
-    page.fill("input[name=username]", "olga")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]:has-text('Log in')")
-    page.wait_for_url("**/console/queue")
+    log_in(page, live_server, "olga")
     assert page.inner_text("#open-count") == "2"
 
     page.click("#start")
@@ -93,7 +59,7 @@ def test_operator_corrects_a_reading_after_listening(server, browser, db, config
     assert "caller said twelve hundred" in audit
 
     # The item page keeps the trail.
-    page.goto(server + f"/console/tasks/{seeded['task'].id}")
+    page.goto(live_server + f"/console/tasks/{seeded['task'].id}")
     assert "reading.correct" in page.inner_text("#audit")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
@@ -106,7 +72,7 @@ def test_operator_corrects_a_reading_after_listening(server, browser, db, config
     assert db.get(Reading, older["reading"].id).status == "accepted"
 
 
-def test_admin_edits_a_region_on_the_regions_page(server, browser, db):
+def test_admin_edits_a_region_on_the_regions_page(live_server, browser, db):
     from readings_store.regions import create_region, describe, get_region
 
     make_operator(db, username="ada", role="admin")
@@ -116,15 +82,8 @@ def test_admin_edits_a_region_on_the_regions_page(server, browser, db):
     create_region(db, "BAL", "Bălți", menu_key=2, names={"ru": "Бельцы"}, phone_prefixes="+373231")
     create_region(db, "ORH", "Orhei")  # imported, no menu key yet
     db.commit()
-    page = browser.new_page(viewport={"width": 1400, "height": 700})
-    page.set_default_timeout(10_000)
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server + "/console/login")
-    page.fill("input[name=username]", "ada")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]:has-text('Log in')")
-    page.wait_for_url("**/console/queue")
+    page, errors = open_page(browser, viewport={"width": 1400, "height": 700})
+    log_in(page, live_server, "ada")
     page.click("header nav a:has-text('Regions')")
     page.wait_for_url("**/console/admin/regions")
     page.click("#regions a:has-text('ORH')")

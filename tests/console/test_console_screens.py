@@ -4,23 +4,16 @@ page. Each page is saved as a screenshot in test-artifacts/. Uses the system bro
 from __future__ import annotations
 
 import datetime as dt
-import os
-
-import pytest
-
 from readings_store.models import utcnow
 from readings_store.regions import create_region
 
-from .helpers import PASSWORD, add_tries, make_operator, seed_calls, seed_pending
-from .test_console_browser import ARTIFACTS, CHROMIUM, browser, server  # noqa: F401 (fixtures)
+from .browser import ARTIFACTS, browser_tests, log_in, open_page
+from .helpers import add_tries, make_operator, seed_calls, seed_pending
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no system Chromium at {CHROMIUM}"),
-]
+pytestmark = browser_tests
 
 
-def test_an_operators_day_in_screenshots(server, browser, db, config):  # noqa: F811
+def test_an_operators_day_in_screenshots(live_server, browser, db, config):
     make_operator(db, username="ada", role="admin")
     region = create_region(db, "CHI", "Chișinău", menu_key=1,
                            names={"ro": "Chișinău", "ru": "Кишинёв", "en": "Chisinau"})
@@ -33,15 +26,8 @@ def test_an_operators_day_in_screenshots(server, browser, db, config):  # noqa: 
     seed_calls(db, region)
     ARTIFACTS.mkdir(exist_ok=True)
 
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
-    page.set_default_timeout(10_000)
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server + "/console/login")
-    page.fill("input[name=username]", "ada")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]:has-text('Log in')")
-    page.wait_for_url("**/console/queue")
+    page, errors = open_page(browser, viewport={"width": 1366, "height": 768})
+    log_in(page, live_server, "ada")
 
     # Profile: Russian region names, times in Kyiv.
     page.click("#page-zone ~ a.who")
@@ -56,7 +42,7 @@ def test_an_operators_day_in_screenshots(server, browser, db, config):  # noqa: 
     assert "Preferences saved." in page.content()
     page.screenshot(path=str(ARTIFACTS / "console-profile.png"), full_page=True)
 
-    page.goto(server + "/console/queue")
+    page.goto(live_server + "/console/queue")
     assert page.inner_text("#page-zone") == "Times: Europe/Kyiv"
     assert "Received (Europe/Kyiv)" in page.inner_text("#queue thead")
     rows = page.inner_text("#queue tbody")
@@ -64,7 +50,7 @@ def test_an_operators_day_in_screenshots(server, browser, db, config):  # noqa: 
     assert rows.index(f"#{older['task'].id}") < rows.index(f"#{item['task'].id}")
     page.screenshot(path=str(ARTIFACTS / "console-queue.png"), full_page=True)
 
-    page.goto(server + f"/console/tasks/{item['task'].id}")
+    page.goto(live_server + f"/console/tasks/{item['task'].id}")
     page.screenshot(path=str(ARTIFACTS / "console-item-fold.png"))
     page.screenshot(path=str(ARTIFACTS / "console-item.png"), full_page=True)
     decide = page.locator("#decide").bounding_box()
@@ -79,13 +65,13 @@ def test_an_operators_day_in_screenshots(server, browser, db, config):  # noqa: 
     assert all(k in shortcuts for k in ("a accept", "c correct", "r reject", "p play", "n next"))
 
     today = utcnow().date()
-    page.goto(server + f"/console/dashboard?from={today - dt.timedelta(days=1)}&to={today + dt.timedelta(days=1)}")
+    page.goto(live_server + f"/console/dashboard?from={today - dt.timedelta(days=1)}&to={today + dt.timedelta(days=1)}")
     for chart in ("hours", "outcomes", "funnel", "coverage", "queue", "speech", "reask"):
         assert page.locator(f"svg#chart-{chart}").count() == 1, chart
     outcomes = page.inner_text("#outcomes")
     assert "transferred to an operator\t1" in outcomes and "gave up after retries\t1" in outcomes
     page.screenshot(path=str(ARTIFACTS / "console-dashboard.png"), full_page=True)
 
-    page.goto(server + "/console/admin/regions")
+    page.goto(live_server + "/console/admin/regions")
     page.screenshot(path=str(ARTIFACTS / "console-regions.png"), full_page=True)
     assert not errors

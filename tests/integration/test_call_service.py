@@ -3,17 +3,15 @@ transaction; a repeated turn changes nothing; an old state row goes on; the stat
 a call that was not over."""
 from __future__ import annotations
 
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import inspect, select, text
 
 from ivr import calls, dialog
 from readings_store import service
 from readings_store.db import alembic_config, make_engine, upgrade
 from readings_store.models import Call, Reading, ReviewTask, ValueRefusal
 from tests import factories as f
-from tests.conftest import PG_URL
 
 SID = "CA" + "a" * 32
 
@@ -186,19 +184,6 @@ def test_a_finished_call_keeps_its_outcome_when_twilio_reports_the_end(db, confi
 
 # --- migration 0005 --------------------------------------------------------------------------------
 
-@pytest.fixture
-def empty_database_url(tmp_path):
-    if not PG_URL:
-        yield f"sqlite:///{tmp_path / 'old.sqlite3'}"
-        return
-    name = f"ivr_mig_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 OLD_ROWS = [  # outcome, state step -> outcome, end_reason

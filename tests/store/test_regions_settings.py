@@ -3,10 +3,9 @@ with a clear reason and nothing changed; removal; the region a caller ID suggest
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
 from readings_store import rules, service
@@ -24,7 +23,6 @@ from readings_store.regions import (
     update_region,
 )
 from tests import factories as f
-from tests.conftest import PG_URL
 
 
 @pytest.fixture
@@ -188,20 +186,6 @@ def test_the_geocoder_place_is_matched_against_names_and_codes(db):
     assert region_for_caller(db, "+37322123456") == (bal, "prefix")
 
 
-@pytest.fixture
-def empty_database_url(tmp_path):
-    """A database with no schema: SQLite, or a new PostgreSQL database when the suite runs there."""
-    if not PG_URL:
-        yield f"sqlite:///{tmp_path / 'old.sqlite3'}"
-        return
-    name = f"ivr_mig_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.mark.db
