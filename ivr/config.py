@@ -267,6 +267,7 @@ class Config:
     # Values refused as below the previous reading or implausible, per account and billing period,
     # after which the line stops saying why and keeps every value for an operator (anti-probing).
     probe_limit: int = 5
+    sms_per_hour: int = 10  # texts a number may send to the SMS line in an hour; more get no reply
     stream_trailing_silence_ms: int = 600  # media endpoint: silence after the last word that ends an answer
     stream_alternatives: int = 3  # media endpoint: n-best list per answer (0 halves recognition CPU)
     media_host: str = "127.0.0.1"  # `ivr media-server` listens here...
@@ -467,6 +468,7 @@ def load_config(**overrides) -> Config:
         generated_secrets=tuple(generated),
         recording_max_bytes=_env_number("RECORDING_MAX_BYTES", 5 * 1024 * 1024, low=1),
         probe_limit=_env_number("PROBE_LIMIT", 5),
+        sms_per_hour=_env_number("SMS_PER_HOUR", 10, low=1, high=10000),
         stream_trailing_silence_ms=_env_number("STREAM_TRAILING_SILENCE_MS", 600, low=100, high=5000),
         stream_alternatives=_env_number("STREAM_ALTERNATIVES", 3, low=0, high=10),
         media_host=_env("MEDIA_HOST") or "127.0.0.1",

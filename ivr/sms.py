@@ -1,0 +1,160 @@
+"""Twilio messaging webhook: meter readings by text message, into the same records and through the
+same rules as the phone line.
+
+``POST /sms/incoming`` (signed exactly like the voice webhooks) takes a text such as
+``1000003 12345`` or ``1000003 12345,6 7890``: the account number, then the values of the account's
+meters in the phone menu's order (a day/night meter: day, then night). Each value is checked by the
+rules of ``readings_store`` and stored with channel ``sms``; the reply (TwiML ``<Message>``, in the
+language of the sender's country code) gives the result per value or the reason it was refused.
+The phone line's protections apply: a value that would replace another number's accepted reading
+goes to an operator, and values refused as lower than before or implausible count towards the
+account's refusal limit. STOP/START/HELP (and their Romanian, Russian, Ukrainian words) are
+honoured per number; a number that sends more than ``IVR_SMS_PER_HOUR`` texts an hour gets no reply.
+"""
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, abort, g, request
+from sqlalchemy.exc import IntegrityError
+from twilio.twiml.messaging_response import MessagingResponse
+
+from readings_store import rules, service
+from readings_store import sms as sms_store
+from readings_store.models import Account, Meter, SmsMessage, utcnow
+
+from .dialog.actions import Say, Term
+from .dialog.engine import CHECKED_QUIETLY, REVEALING
+from .logsafe import safe_logger
+from .records import TAIL
+from .voice import caller_number, check_signature, default_language, ivr, refuse_nul, twiml
+
+log = safe_logger(__name__)
+bp = Blueprint("sms", __name__, url_prefix="/sms")
+bp.before_request(check_signature)
+bp.before_request(refuse_nul)
+
+_MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+MAX_BODY = 1600
+
+
+def _say(lang: str, key: str, **params) -> str:
+    return ivr().prompts.render(Say(key, params), lang)[1]
+
+
+def _reply(text: str | None) -> str:
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return str(response)
+
+
+def _required(name: str) -> str:
+    value = request.form.get(name, "")
+    if not value:
+        abort(Response(f"missing parameter {name}\n", status=400, mimetype="text/plain"))
+    return value
+
+
+@bp.post("/incoming")
+def incoming():
+    sid = _required("MessageSid")
+    if not _MESSAGE_SID.fullmatch(sid):
+        abort(Response("MessageSid is malformed\n", status=400, mimetype="text/plain"))
+    sender, _country = caller_number(_required("From"))
+    if sender is None:
+        abort(Response("From is not a phone number\n", status=400, mimetype="text/plain"))
+    body = request.form.get("Body", "")[:MAX_BODY]
+    db = g.db
+    earlier = sms_store.find_message(db, sid)
+    if earlier is not None:  # Twilio retried the webhook: the same answer, nothing stored twice
+        return twiml(_reply(earlier.reply))
+    lang = default_language(sender)
+    now = utcnow()
+    message = SmsMessage(message_sid=sid, from_number=sender, body=body, language=lang, received_at=now,
+                         outcome="help")
+    word = sms_store.keyword(body)
+    if word == "stop":
+        sms_store.opt_out(db, sender, body.strip().upper(), now)
+        message.outcome, text = "keyword", _say(lang, "sms_stopped")
+    elif word == "start":
+        sms_store.opt_in(db, sender)
+        message.outcome, text = "keyword", _say(lang, "sms_started")
+    elif sms_store.texts_in_last_hour(db, sender, now) >= ivr().config.sms_per_hour:
+        log.warning("SMS from %s throttled: more than %d texts in an hour", sender, ivr().config.sms_per_hour)
+        message.outcome, text = "throttled", None
+    elif word == "help":
+        message.outcome, text = "keyword", _say(lang, "sms_help")
+    else:
+        submission = sms_store.parse_submission(body)
+        if submission is None:
+            text = _say(lang, "sms_help")
+        else:
+            message.outcome, text, message.account_id = _submit(db, submission, sender, sid, lang, now)
+    message.reply = text
+    db.add(message)
+    try:
+        db.commit()
+    except IntegrityError:  # the same message posted twice at once: the first one's answer
+        db.rollback()
+        earlier = sms_store.find_message(db, sid)
+        if earlier is None:
+            raise
+        return twiml(_reply(earlier.reply))
+    return twiml(_reply(text))
+
+
+def _registers(account: Account) -> list[tuple[Meter, str]]:
+    """The account's registers in the phone menu's order: active meters, day before night."""
+    return [(m, r) for m in account.meters if m.active for r in m.register_names]
+
+
+def _submit(db, submission: sms_store.Submission, sender: str, sid: str, lang: str, now):
+    account = sms_store.find_account(db, submission.account)
+    problem = rules.check_account(account)
+    if problem:
+        return "refused", _say(lang, "sms_account_not_found" if account is None else f"reason_{problem.code}"), None
+    registers = _registers(account)
+    if len(submission.values) > len(registers):
+        return "refused", _say(lang, "sms_too_many_values", count=len(registers)), account.id
+    tail = account.keypad_key.replace("*", "")[-TAIL:]
+    lines = [_say(lang, "sms_account", tail=tail)]
+    for (meter, register), value in zip(registers, submission.values):
+        outcome = _one_value(db, meter, register, value, sender, sid, now)
+        if len(meter.register_names) > 1:
+            head = _say(lang, "sms_value_register", utility=Term(f"utility_{meter.utility}"),
+                        register=Term(f"register_{register}"), value=value)
+        else:
+            head = _say(lang, "sms_value", utility=Term(f"utility_{meter.utility}"), value=value)
+        lines.append(f"{head} {_say(lang, outcome)}")
+    return "readings", "\n".join(lines), account.id
+
+
+def _one_value(db, meter: Meter, register: str, typed: str, sender: str, sid: str, now) -> str:
+    """Check and store one value as the phone line does; the prompt key of the result."""
+    parsed = rules.parse_value(typed)
+    if isinstance(parsed, rules.Rejection):
+        return f"reason_{parsed.code}"
+    config = ivr().config
+    problem = service.validate_reading(db, meter, register, parsed, daily_limit=config.daily_limit(meter.utility),
+                                       now=now)
+    code = problem.code if problem else None
+    status, reason = "accepted", None
+    if code is None or code in REVEALING:
+        period = service.period_for(db, meter, now).period
+        if service.count_refusals(db, meter.account_id, period, lock=True) >= config.probe_limit:
+            # Past the limit every value gets the same answer and is kept for an operator.
+            status, reason, code = "pending_review", "repeated_refusals", None
+        elif code:
+            service.record_refusal(db, meter, register, typed, code, call_id=None, caller=sender, now=now)
+    if code:
+        return f"reason_{code}"
+    if status == "accepted":
+        reason = service.review_reason_to_replace(db, meter, register, sender, None, now)
+        if reason:
+            status = "pending_review"
+    service.store_reading(db, meter, register, parsed, channel="sms", status=status, reason=reason, now=now,
+                          idempotency_key=f"sms:{sid}:{meter.id}:{register}")
+    if status == "accepted":
+        return "sms_accepted"
+    return "sms_checked" if reason in CHECKED_QUIETLY else "saved_for_review"
