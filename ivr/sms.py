@@ -16,12 +16,13 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, Response, abort, g, request
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from twilio.twiml.messaging_response import MessagingResponse
 
 from readings_store import rules, service
 from readings_store import sms as sms_store
-from readings_store.models import Account, Meter, SmsMessage, utcnow
+from readings_store.models import Account, Meter, Reading, SmsMessage, SmsOutbox, utcnow
 
 from .dialog.actions import Say, Term
 from .dialog.engine import CHECKED_QUIETLY, REVEALING
@@ -158,3 +159,86 @@ def _one_value(db, meter: Meter, register: str, typed: str, sender: str, sid: st
     if status == "accepted":
         return "sms_accepted"
     return "sms_checked" if reason in CHECKED_QUIETLY else "saved_for_review"
+
+
+# --- messages we send: receipts after a call ------------------------------------------------------
+
+@bp.post("/status")
+def status():
+    """Twilio's status callback for a message we sent (signed): its delivery status is kept."""
+    sid = _required("MessageSid")
+    if not _MESSAGE_SID.fullmatch(sid):
+        abort(Response("MessageSid is malformed\n", status=400, mimetype="text/plain"))
+    if not sms_store.record_status(g.db, sid, _required("MessageStatus")):
+        log.warning("SMS status callback for a message we did not send: %s", sid)
+    g.db.commit()
+    return Response(status=204)
+
+
+def receipt_text(db, prompts, row: SmsOutbox) -> str:
+    """A receipt in the call's language: the account's last digits, each meter and value, and
+    whether it was accepted or will be checked."""
+    lang = row.language
+
+    def say(key, **params):
+        return prompts.render(Say(key, params), lang)[1]
+
+    kept = db.scalars(select(Reading).where(Reading.call_id == row.call_id,
+                                            Reading.status.in_(("accepted", "pending_review")))
+                      .order_by(Reading.meter_id, Reading.id)).all()
+    lines = [say("sms_receipt")]
+    account_id = None
+    for reading in kept:
+        meter = reading.meter
+        if meter.account_id != account_id:
+            account_id = meter.account_id
+            lines.append(say("sms_account", tail=meter.account.keypad_key.replace("*", "")[-TAIL:]))
+        value = format(reading.value, "f")
+        if len(meter.register_names) > 1:
+            head = say("sms_value_register", utility=Term(f"utility_{meter.utility}"),
+                       register=Term(f"register_{reading.register}"), value=value)
+        else:
+            head = say("sms_value", utility=Term(f"utility_{meter.utility}"), value=value)
+        lines.append(f"{head} {say('sms_accepted' if reading.status == 'accepted' else 'sms_checked')}")
+    return "\n".join(lines)
+
+
+def send_pending(sessions, config, prompts, client, *, status_callback: str | None,
+                 now=None, limit: int = 100) -> dict[str, int]:
+    """Send the messages that are due through Twilio's Messages API, one transaction each: a failure
+    is retried later with a longer wait (``readings_store.sms.mark_failed_attempt``). Returns counts
+    {"sent", "retry", "failed", "cancelled"}."""
+    from twilio.base.exceptions import TwilioException
+
+    counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0}
+    if not config.sms_from:
+        raise ValueError("IVR_SMS_FROM is not set: no number to send text messages from")
+    with sessions() as db:
+        ids = [row.id for row in sms_store.due(db, now, limit)]
+    for row_id in ids:
+        with sessions() as db:
+            row = db.get(SmsOutbox, row_id)
+            if row is None or row.status != "pending":
+                continue
+            if sms_store.is_opted_out(db, row.to_number):
+                row.status = "cancelled"
+                db.commit()
+                counts["cancelled"] += 1
+                continue
+            if row.body is None:
+                row.body = receipt_text(db, prompts, row)
+            sender = {"messaging_service_sid": config.sms_from} if config.sms_from.startswith("MG") \
+                else {"from_": config.sms_from}
+            extra = {"status_callback": status_callback} if status_callback else {}
+            try:
+                message = client.messages.create(to=row.to_number, body=row.body, **sender, **extra)
+            except (TwilioException, OSError) as exc:
+                sms_store.mark_failed_attempt(row, f"{exc.__class__.__name__}: {exc}", now)
+                counts["failed" if row.status == "failed" else "retry"] += 1
+                log.warning("SMS %s to %s not sent (attempt %d): %s", row.id, row.to_number, row.attempts,
+                            exc.__class__.__name__)
+            else:
+                row.status, row.message_sid, row.sent_at, row.error = "sent", message.sid, now or utcnow(), None
+                counts["sent"] += 1
+            db.commit()
+    return counts

@@ -444,3 +444,29 @@ class SmsOptOut(Base):
     phone: Mapped[str] = mapped_column(String(32), unique=True)  # E.164
     keyword: Mapped[str] = mapped_column(String(32))
     opted_out_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SmsOutbox(Base):
+    """A text message to send (a receipt after a call, a reminder): written in the transaction that
+    decides it, sent afterwards by ``ivr sms send-pending`` and retried with backoff, so sending
+    never holds up or undoes a call. ``status``: pending, sent (Twilio took it), then Twilio's
+    delivery status (delivered, undelivered, failed ...); ``cancelled`` when the number opted out
+    before it went, ``failed`` when every attempt failed. One receipt per call (``call_id``)."""
+
+    __tablename__ = "sms_outbox"
+    __table_args__ = (Index("ix_sms_outbox_status_next", "status", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # receipt | reminder
+    to_number: Mapped[str] = mapped_column(String(32))  # E.164
+    language: Mapped[str] = mapped_column(String(8))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), unique=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    period: Mapped[str | None] = mapped_column(String(7))
+    body: Mapped[str | None] = mapped_column(Text)  # rendered when first sent
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -6,10 +6,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+import phonenumbers
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .models import Account, SmsMessage, SmsOptOut, utcnow
+from .models import Account, Call, Reading, SmsMessage, SmsOptOut, SmsOutbox, utcnow
 from .service import keypad_key
 
 # Keywords in every language of the line (upper-cased before matching). Carriers and Twilio use
@@ -84,3 +85,63 @@ def texts_in_last_hour(session: Session, phone: str, now: dt.datetime | None = N
 
 def find_message(session: Session, message_sid: str) -> SmsMessage | None:
     return session.scalars(select(SmsMessage).where(SmsMessage.message_sid == message_sid)).first()
+
+
+MOBILE_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+# Waits between attempts to send: 1, 2, 4 ... minutes, at most 6 hours; then given up.
+MAX_ATTEMPTS = 8
+MAX_BACKOFF = dt.timedelta(hours=6)
+
+
+def is_mobile(phone: str | None) -> bool:
+    if not phone:
+        return False
+    try:
+        number = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(number) in MOBILE_TYPES
+
+
+def queue_receipt(session: Session, call: Call, language: str) -> SmsOutbox | None:
+    """In the transaction that ends ``call``: one receipt to the caller when the call saved readings
+    and the caller's number is a mobile that has not opted out. At most one per call."""
+    if not is_mobile(call.from_number) or is_opted_out(session, call.from_number):
+        return None
+    saved = session.scalar(select(func.count()).select_from(Reading).where(
+        Reading.call_id == call.id, Reading.status.in_(("accepted", "pending_review", "superseded"))))
+    if not saved:
+        return None
+    if session.scalar(select(SmsOutbox.id).where(SmsOutbox.call_id == call.id)) is not None:
+        return None
+    row = SmsOutbox(kind="receipt", to_number=call.from_number, language=language, call_id=call.id,
+                    account_id=call.account_id, status="pending", attempts=0, next_attempt_at=utcnow())
+    session.add(row)
+    return row
+
+
+def due(session: Session, now: dt.datetime | None = None, limit: int = 100) -> list[SmsOutbox]:
+    """Messages waiting to be sent whose next attempt is due, oldest first."""
+    return list(session.scalars(select(SmsOutbox).where(
+        SmsOutbox.status == "pending", SmsOutbox.next_attempt_at <= (now or utcnow()))
+        .order_by(SmsOutbox.next_attempt_at, SmsOutbox.id).limit(limit)))
+
+
+def mark_failed_attempt(row: SmsOutbox, error: str, now: dt.datetime | None = None) -> None:
+    """Another try later (doubling waits), or ``failed`` after ``MAX_ATTEMPTS``."""
+    now = now or utcnow()
+    row.attempts += 1
+    row.error = error[:200]
+    if row.attempts >= MAX_ATTEMPTS:
+        row.status = "failed"
+    else:
+        row.next_attempt_at = now + min(dt.timedelta(minutes=2 ** (row.attempts - 1)), MAX_BACKOFF)
+
+
+def record_status(session: Session, message_sid: str, status: str) -> bool:
+    """Twilio's delivery status for a message we sent; False when the SID is not ours."""
+    row = session.scalars(select(SmsOutbox).where(SmsOutbox.message_sid == message_sid)).first()
+    if row is None:
+        return False
+    row.status = status[:16]
+    return True
