@@ -268,6 +268,7 @@ class Config:
     # after which the line stops saying why and keeps every value for an operator (anti-probing).
     probe_limit: int = 5
     sms_per_hour: int = 10  # texts a number may send to the SMS line in an hour; more get no reply
+    sms_rate_per_second: float = 1.0  # `ivr sms send-pending` sends at most this many messages a second
     sms_from: str | None = None  # the number (E.164) or Messaging Service SID (MG...) receipts are sent from
     stream_trailing_silence_ms: int = 600  # media endpoint: silence after the last word that ends an answer
     stream_alternatives: int = 3  # media endpoint: n-best list per answer (0 halves recognition CPU)
@@ -479,6 +480,7 @@ def load_config(**overrides) -> Config:
         probe_limit=_env_number("PROBE_LIMIT", 5),
         sms_per_hour=_env_number("SMS_PER_HOUR", 10, low=1, high=10000),
         sms_from=_sms_from(),
+        sms_rate_per_second=_env_number("SMS_RATE_PER_SECOND", 1.0, float, low=0.01, high=100.0),
         stream_trailing_silence_ms=_env_number("STREAM_TRAILING_SILENCE_MS", 600, low=100, high=5000),
         stream_alternatives=_env_number("STREAM_ALTERNATIVES", 3, low=0, high=10),
         media_host=_env("MEDIA_HOST") or "127.0.0.1",

@@ -13,7 +13,9 @@ honoured per number; a number that sends more than ``IVR_SMS_PER_HOUR`` texts an
 """
 from __future__ import annotations
 
+import datetime as dt
 import re
+import time
 
 from flask import Blueprint, Response, abort, g, request
 from sqlalchemy import select
@@ -203,14 +205,30 @@ def receipt_text(db, prompts, row: SmsOutbox) -> str:
     return "\n".join(lines)
 
 
+def reminder_text(db, prompts, row: SmsOutbox) -> str:
+    account = db.get(Account, row.account_id)
+    return prompts.render(Say("sms_reminder", {"tail": account.keypad_key.replace("*", "")[-TAIL:]}),
+                          row.language)[1]
+
+
+def next_morning(region, now) -> "dt.datetime":
+    """The end of the region's quiet hours after ``now``, in UTC."""
+    local = service.region_now(region, now)
+    day = local.date() if local.time() < sms_store.QUIET_UNTIL else local.date() + dt.timedelta(days=1)
+    return dt.datetime.combine(day, sms_store.QUIET_UNTIL, local.tzinfo).astimezone(dt.timezone.utc)
+
+
 def send_pending(sessions, config, prompts, client, *, status_callback: str | None,
-                 now=None, limit: int = 100) -> dict[str, int]:
-    """Send the messages that are due through Twilio's Messages API, one transaction each: a failure
-    is retried later with a longer wait (``readings_store.sms.mark_failed_attempt``). Returns counts
-    {"sent", "retry", "failed", "cancelled"}."""
+                 now=None, limit: int = 100, sleep=time.sleep) -> dict[str, int]:
+    """Send the messages that are due through Twilio's Messages API, one transaction each, at most
+    ``IVR_SMS_RATE_PER_SECOND`` a second: a failure is retried later with a longer wait
+    (``readings_store.sms.mark_failed_attempt``); a reminder due in its region's quiet hours waits
+    for the morning. Returns counts {"sent", "retry", "failed", "cancelled", "deferred"}."""
     from twilio.base.exceptions import TwilioException
 
-    counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0}
+    counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0, "deferred": 0}
+    pause = 1.0 / config.sms_rate_per_second
+    attempted = 0
     if not config.sms_from:
         raise ValueError("IVR_SMS_FROM is not set: no number to send text messages from")
     with sessions() as db:
@@ -225,8 +243,18 @@ def send_pending(sessions, config, prompts, client, *, status_callback: str | No
                 db.commit()
                 counts["cancelled"] += 1
                 continue
+            if row.kind == "reminder":
+                region = db.get(Account, row.account_id).region
+                if sms_store.in_quiet_hours(region, now):
+                    row.next_attempt_at = next_morning(region, now or utcnow())
+                    db.commit()
+                    counts["deferred"] += 1
+                    continue
             if row.body is None:
-                row.body = receipt_text(db, prompts, row)
+                row.body = (reminder_text if row.kind == "reminder" else receipt_text)(db, prompts, row)
+            if attempted:
+                sleep(pause)
+            attempted += 1
             sender = {"messaging_service_sid": config.sms_from} if config.sms_from.startswith("MG") \
                 else {"from_": config.sms_from}
             extra = {"status_callback": status_callback} if status_callback else {}

@@ -454,7 +454,11 @@ class SmsOutbox(Base):
     before it went, ``failed`` when every attempt failed. One receipt per call (``call_id``)."""
 
     __tablename__ = "sms_outbox"
-    __table_args__ = (Index("ix_sms_outbox_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_sms_outbox_status_next", "status", "next_attempt_at"),
+        # One reminder per account and period, ever (receipts have no period).
+        UniqueConstraint("account_id", "period", name="uq_sms_outbox_account_period"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # receipt | reminder
     to_number: Mapped[str] = mapped_column(String(32))  # E.164

@@ -7,11 +7,13 @@ import re
 from dataclasses import dataclass
 
 import phonenumbers
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, exists, func, insert, literal, or_, select
 from sqlalchemy.orm import Session
 
-from .models import Account, Call, Reading, SmsMessage, SmsOptOut, SmsOutbox, utcnow
-from .service import keypad_key
+from . import rules
+from .models import (UTILITIES, Account, AccountPhone, Call, Meter, Reading, Region, SmsMessage, SmsOptOut,
+                     SmsOutbox, UTCDateTime, utcnow)
+from .service import keypad_key, region_now, window_for
 
 # Keywords in every language of the line (upper-cased before matching). Carriers and Twilio use
 # the English ones; the others are what a customer writes in Romanian, Russian and Ukrainian.
@@ -145,3 +147,107 @@ def record_status(session: Session, message_sid: str, status: str) -> bool:
         return False
     row.status = status[:16]
     return True
+
+
+# --- reminders ------------------------------------------------------------------------------------
+
+QUIET_FROM = dt.time(21, 0)  # no text messages from 21:00 ...
+QUIET_UNTIL = dt.time(9, 0)  # ... to 09:00, region time
+
+
+def in_quiet_hours(region, now: dt.datetime | None = None) -> bool:
+    local = region_now(region, now).time()
+    return local >= QUIET_FROM or local < QUIET_UNTIL
+
+
+def _open_utilities(session: Session, region, period: str, now: dt.datetime) -> list[str]:
+    """The utilities whose submission window for ``period`` is open in the region today."""
+    today = region_now(region, now).date()
+    out = []
+    for utility in UTILITIES:
+        decision = rules.billing_period(today, window_for(session, region.id, utility))
+        if decision.in_window and decision.period == period:
+            out.append(utility)
+    return out
+
+
+@dataclass
+class ReminderPlan:
+    """Per region code: accounts to remind now, and why a region is left out (``skipped``)."""
+
+    counts: dict[str, int]
+    skipped: dict[str, str]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _language_case(country_languages: dict, phone):
+    """SQL: the language of a number's country calling code (longest code first), as the line picks it."""
+    codes = sorted((c for c in country_languages if c != "*"), key=len, reverse=True)
+    default = country_languages.get("*", "en")
+    if not codes:
+        return literal(default)
+    return case(*[(phone.like(f"+{c}%"), country_languages[c]) for c in codes], else_=default)
+
+
+def _reminder_rows(session: Session, period: str, region_ids: dict[int, list[str]], country_languages: dict,
+                   now: dt.datetime):
+    """One set-based SELECT of the reminders to write: accounts of the given regions with an active
+    meter of an open utility, no reading for the period, a phone on file that has not opted out,
+    and no reminder for the period yet."""
+    phone = (select(AccountPhone.account_id.label("account_id"), func.min(AccountPhone.phone).label("phone"))
+             .where(~exists().where(SmsOptOut.phone == AccountPhone.phone))
+             .group_by(AccountPhone.account_id).subquery())
+    open_meter = exists().where(Meter.account_id == Account.id, Meter.active.is_(True), or_(*[
+        and_(Account.region_id == rid, Meter.utility.in_(utilities)) for rid, utilities in region_ids.items()]))
+    has_reading = exists().where(Reading.meter_id == Meter.id, Meter.account_id == Account.id,
+                                 Reading.period == period, Reading.status != "rejected")
+    reminded = exists().where(SmsOutbox.account_id == Account.id, SmsOutbox.period == period)
+    return (select(Account.id.label("account_id"), Account.region_id.label("region_id"),
+                   phone.c.phone.label("phone"),
+                   _language_case(country_languages, phone.c.phone).label("language"))
+            .join(phone, phone.c.account_id == Account.id)
+            .where(Account.active.is_(True), Account.region_id.in_(list(region_ids)), open_meter,
+                   ~has_reading, ~reminded))
+
+
+def plan_reminders(session: Session, period: str, *, country_languages: dict, region_code: str | None = None,
+                   dry_run: bool = False, now: dt.datetime | None = None) -> ReminderPlan:
+    """Remind every account that has not given its readings for ``period`` while the submission
+    window is open: write one outbox row per account (never a second one for the period), to be
+    sent by ``ivr sms send-pending`` at the configured rate. Regions in quiet hours (21:00-09:00
+    their time) or whose window is closed are skipped. ``dry_run`` only counts. The caller commits."""
+    now = now or utcnow()
+    query = select(Region).order_by(Region.code)
+    if region_code:
+        query = query.where(Region.code == region_code)
+    regions = list(session.scalars(query))
+    if region_code and not regions:
+        raise ValueError(f"no region with code {region_code!r}")
+    plan = ReminderPlan({}, {})
+    eligible: dict[int, list[str]] = {}
+    codes = {}
+    for region in regions:
+        codes[region.id] = region.code
+        if in_quiet_hours(region, now):
+            plan.skipped[region.code] = "quiet hours"
+            continue
+        utilities = _open_utilities(session, region, period, now)
+        if not utilities:
+            plan.skipped[region.code] = "window closed"
+            continue
+        eligible[region.id] = utilities
+    if not eligible:
+        return plan
+    rows = _reminder_rows(session, period, eligible, country_languages, now).subquery()
+    counted = session.execute(select(rows.c.region_id, func.count()).group_by(rows.c.region_id)).all()
+    plan.counts = {codes[rid]: n for rid, n in sorted(counted, key=lambda r: codes[r[0]])}
+    if not dry_run and plan.total:
+        session.execute(insert(SmsOutbox).from_select(
+            ["kind", "to_number", "language", "account_id", "period", "status", "attempts", "next_attempt_at",
+             "created_at"],
+            select(literal("reminder"), rows.c.phone, rows.c.language, rows.c.account_id, literal(period),
+                   literal("pending"), literal(0), literal(now, UTCDateTime), literal(now, UTCDateTime))))
+    return plan

@@ -1,6 +1,7 @@
 """Text messages the line sends.
 
-    ivr sms send-pending [--limit N]   (sends the receipts that are due; run every minute from a timer)
+    ivr sms send-pending [--limit N]   (sends the messages that are due; run every minute from a timer)
+    ivr remind --period YYYY-MM [--region R] [--dry-run]   (queues reminders; --dry-run counts them)
 
 Receipts are written to the outbox in the transaction that ends a call; this command sends them
 through Twilio's Messages API (``IVR_SMS_FROM``, ``IVR_TWILIO_ACCOUNT_SID``, ``IVR_TWILIO_AUTH_TOKEN``),
@@ -42,6 +43,38 @@ def send_pending_cmd(limit: int) -> None:
     click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))
 
 
+@click.command("remind")
+@click.option("--period", required=True, help="Billing period YYYY-MM whose readings are missing.")
+@click.option("--region", "region_code", default=None, help="Only this region (its code).")
+@click.option("--dry-run", is_flag=True, help="Count the reminders per region; queue nothing.")
+def remind_cmd(period: str, region_code: str | None, dry_run: bool) -> None:
+    """Queue one SMS reminder per account with no reading yet for PERIOD while its submission window
+    is open: phone on file, not opted out, never twice for a period, not in quiet hours (21:00-09:00
+    region time). ``ivr sms send-pending`` sends them at IVR_SMS_RATE_PER_SECOND."""
+    import re
+
+    from readings_store.db import transaction
+    from readings_store.sms import plan_reminders
+
+    from ..config import load_config
+
+    if not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", period):
+        raise click.BadParameter(f"{period!r} is not a period like 2026-11", param_hint="--period")
+    config = load_config()
+    try:
+        with transaction(migrated_sessions(config)) as db:
+            plan = plan_reminders(db, period, country_languages=config.country_languages, region_code=region_code,
+                                  dry_run=dry_run)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    for code, count in plan.counts.items():
+        click.echo(f"{code}\t{count}")
+    for code, why in plan.skipped.items():
+        click.echo(f"{code}\tskipped: {why}")
+    click.echo(f"{'would queue' if dry_run else 'queued'} {plan.total} reminders for {period}")
+
+
 def register(cli):
     """Add this module's commands to the ``ivr`` group."""
     cli.add_command(sms_group)
+    cli.add_command(remind_cmd)

@@ -64,14 +64,14 @@ def test_receipt_after_a_call_that_saved_a_reading(db, records, phone, client, s
     call.hang_up()  # Twilio may repeat the final callback: still one receipt
     (row,) = outbox(db)
     assert (row.kind, row.to_number, row.language, row.status) == ("receipt", MOBILE_MD, "ro", "pending")
-    assert sending() == {"sent": 1, "retry": 0, "failed": 0, "cancelled": 0}
+    assert sending() == {"sent": 1, "retry": 0, "failed": 0, "cancelled": 0, "deferred": 0}
     (sent,) = twilio.messages
     assert (sent["To"], sent["From"], sent["StatusCallback"]) == (MOBILE_MD, "+37322555000", STATUS_URL)
     assert sent["Body"].splitlines() == ["Indicii transmiși în timpul apelului.", "Contul care se termină cu 0001.",
                                          "energie electrică: 1100.5. Acceptat."]
     (row,) = outbox(db)
     assert row.status == "sent" and row.message_sid.startswith("SM") and row.body == sent["Body"]
-    assert sending() == {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0}  # never twice
+    assert sending() == {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0, "deferred": 0}  # never twice
     # Twilio reports delivery, signed.
     params = {"MessageSid": row.message_sid, "MessageStatus": "delivered", "AccountSid": "AC" + "0" * 32,
               "From": "+37322555000", "To": MOBILE_MD}

@@ -61,6 +61,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_sms_outbox_account_id_accounts')),
         sa.ForeignKeyConstraint(['call_id'], ['calls.id'], name=op.f('fk_sms_outbox_call_id_calls')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_sms_outbox')),
+        sa.UniqueConstraint('account_id', 'period', name='uq_sms_outbox_account_period'),
         sa.UniqueConstraint('call_id', name=op.f('uq_sms_outbox_call_id')),
         sa.UniqueConstraint('message_sid', name=op.f('uq_sms_outbox_message_sid')),
     )
