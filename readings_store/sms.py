@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import phonenumbers
 from sqlalchemy import and_, case, exists, func, insert, literal, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from . import rules
@@ -193,7 +194,7 @@ def _language_case(country_languages: dict, phone):
 
 
 def _reminder_rows(session: Session, period: str, region_ids: dict[int, list[str]], country_languages: dict,
-                   now: dt.datetime):
+                   now: dt.datetime, *, skip_reminded: bool = True):
     """One set-based SELECT of the reminders to write: accounts of the given regions with an active
     meter of an open utility, no reading for the period, a phone on file that has not opted out,
     and no reminder for the period yet."""
@@ -210,7 +211,7 @@ def _reminder_rows(session: Session, period: str, region_ids: dict[int, list[str
                    _language_case(country_languages, phone.c.phone).label("language"))
             .join(phone, phone.c.account_id == Account.id)
             .where(Account.active.is_(True), Account.region_id.in_(list(region_ids)), open_meter,
-                   ~has_reading, ~reminded))
+                   ~has_reading, *([~reminded] if skip_reminded else [])))
 
 
 def plan_reminders(session: Session, period: str, *, country_languages: dict, region_code: str | None = None,
@@ -245,9 +246,20 @@ def plan_reminders(session: Session, period: str, *, country_languages: dict, re
     counted = session.execute(select(rows.c.region_id, func.count()).group_by(rows.c.region_id)).all()
     plan.counts = {codes[rid]: n for rid, n in sorted(counted, key=lambda r: codes[r[0]])}
     if not dry_run and plan.total:
-        session.execute(insert(SmsOutbox).from_select(
+        # One INSERT ... SELECT. On PostgreSQL accounts already reminded are left out by the unique
+        # constraint (ON CONFLICT DO NOTHING) rather than by NOT EXISTS on the table being written,
+        # which it would rescan as it grows; SQLite looks them up in the constraint's index.
+        fresh = _reminder_rows(session, period, eligible, country_languages, now, skip_reminded=False).subquery()
+        dialect = session.get_bind().dialect.name
+        make = pg_insert if dialect == "postgresql" else None
+        statement = (make(SmsOutbox) if make else insert(SmsOutbox)).from_select(
             ["kind", "to_number", "language", "account_id", "period", "status", "attempts", "next_attempt_at",
              "created_at"],
-            select(literal("reminder"), rows.c.phone, rows.c.language, rows.c.account_id, literal(period),
-                   literal("pending"), literal(0), literal(now, UTCDateTime), literal(now, UTCDateTime))))
+            select(literal("reminder"), fresh.c.phone, fresh.c.language, fresh.c.account_id, literal(period),
+                   literal("pending"), literal(0), literal(now, UTCDateTime), literal(now, UTCDateTime))
+            .where(*([] if make else [~exists().where(SmsOutbox.account_id == fresh.c.account_id,
+                                                      SmsOutbox.period == period)])))
+        if make:
+            statement = statement.on_conflict_do_nothing(index_elements=["account_id", "period"])
+        session.execute(statement)
     return plan
