@@ -94,6 +94,7 @@ MOBILE_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberTyp
 # Waits between attempts to send: 1, 2, 4 ... minutes, at most 6 hours; then given up.
 MAX_ATTEMPTS = 8
 MAX_BACKOFF = dt.timedelta(hours=6)
+FINAL_DELIVERY = frozenset({"delivered", "undelivered", "failed", "read"})
 
 
 def is_mobile(phone: str | None) -> bool:
@@ -146,7 +147,9 @@ def record_status(session: Session, message_sid: str, status: str) -> bool:
     row = session.scalars(select(SmsOutbox).where(SmsOutbox.message_sid == message_sid)).first()
     if row is None:
         return False
-    row.status = status[:16]
+    # Callbacks can arrive out of order: a final status is never replaced by an earlier one.
+    if row.status not in FINAL_DELIVERY or status in FINAL_DELIVERY:
+        row.status = status[:16]
     return True
 
 

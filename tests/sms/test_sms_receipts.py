@@ -78,6 +78,10 @@ def test_receipt_after_a_call_that_saved_a_reading(db, records, phone, client, s
     sig = RequestValidator(AUTH_TOKEN).compute_signature("http://localhost/sms/status", params)
     assert client.post("/sms/status", data=params, headers={"X-Twilio-Signature": sig}).status_code == 204
     assert outbox(db)[0].status == "delivered"
+    params["MessageStatus"] = "sent"  # a late callback for an earlier state changes nothing
+    sig = RequestValidator(AUTH_TOKEN).compute_signature("http://localhost/sms/status", params)
+    assert client.post("/sms/status", data=params, headers={"X-Twilio-Signature": sig}).status_code == 204
+    assert outbox(db)[0].status == "delivered"
     params["MessageStatus"] = "failed"
     assert client.post("/sms/status", data=params).status_code == 403  # unsigned: ignored
     assert outbox(db)[0].status == "delivered"
@@ -135,3 +139,13 @@ def test_send_pending_needs_a_sender_number(config, sessions, twilio):
 def db_count_is_zero(sessions) -> bool:
     with sessions() as db:
         return db.scalar(select(func.count()).select_from(SmsOutbox)) == 0
+
+
+@pytest.mark.parametrize("value", ["37322555000", "+0123", "MG123", "hello"])
+def test_a_bad_sender_setting_is_a_clear_error(monkeypatch, tmp_path, value):
+    from ivr.config import ConfigError, load_config
+
+    monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("IVR_SMS_FROM", value)
+    with pytest.raises(ConfigError, match="IVR_SMS_FROM must be a phone number in E.164 form"):
+        load_config()
