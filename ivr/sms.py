@@ -133,6 +133,15 @@ def _submit(db, submission: sms_store.Submission, sender: str, sid: str, lang: s
     return "readings", "\n".join(lines), account.id
 
 
+def _texted_by(db, meter: Meter, register: str, sender: str, now) -> bool:
+    """Whether the reading a new one would supersede was texted from ``sender``."""
+    target = service.supersede_target(db, meter.id, register, service.period_for(db, meter, now).period)
+    if target is None or target.channel != "sms" or not (target.idempotency_key or "").startswith("sms:"):
+        return False
+    earlier = sms_store.find_message(db, target.idempotency_key.split(":")[1])
+    return earlier is not None and earlier.from_number == sender
+
+
 def _one_value(db, meter: Meter, register: str, typed: str, sender: str, sid: str, now) -> str:
     """Check and store one value as the phone line does; the prompt key of the result."""
     parsed = rules.parse_value(typed)
@@ -154,6 +163,8 @@ def _one_value(db, meter: Meter, register: str, typed: str, sender: str, sid: st
         return f"reason_{code}"
     if status == "accepted":
         reason = service.review_reason_to_replace(db, meter, register, sender, None, now)
+        if reason == "replaces_other_caller" and _texted_by(db, meter, register, sender, now):
+            reason = None  # a correction of what this same number texted, not yet with billing
         if reason:
             status = "pending_review"
     service.store_reading(db, meter, register, parsed, channel="sms", status=status, reason=reason, now=now,

@@ -118,9 +118,18 @@ def test_replacing_another_numbers_reading_goes_to_review(client, db, home):
     message_text(post_sms(client, "1000003 1001", sender="+447700900123"))
     text = message_text(post_sms(client, "1000003 1002", sender="+447700900999"))
     first, second = readings(db, power)
-    assert first.status == "superseded" or first.status == "accepted"
+    assert first.status == "accepted"  # kept until an operator decides
     assert (second.status, second.status_reason) == ("pending_review", "replaces_other_caller")
     assert "We will check it." in text
+
+
+def test_the_same_number_may_correct_its_own_text(client, db, home):
+    account, power, gas = home
+    message_text(post_sms(client, "1000003 1001", sender="+447700900123"))
+    text = message_text(post_sms(client, "1000003 1002", sender="+447700900123"))
+    first, second = readings(db, power)
+    assert (first.status, second.status, second.supersedes_id) == ("superseded", "accepted", first.id)
+    assert "Accepted." in text
 
 
 def test_repeated_webhook_stores_once_and_replies_the_same(client, db, home):
