@@ -73,9 +73,11 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
 
     from .api import bp as api_bp
     from .console import bp as console_bp
+    from .sms import bp as sms_bp
     from .voice import bp as voice_bp
 
     app.register_blueprint(voice_bp)
+    app.register_blueprint(sms_bp)
     app.register_blueprint(console_bp)
     app.register_blueprint(api_bp)
 

@@ -36,6 +36,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from readings_store import service
+from readings_store import sms as sms_store
 from readings_store.models import Call, ReviewTask, Utterance, utcnow
 
 from . import dialog
@@ -207,6 +208,8 @@ def end_call(session: Session, *, call_sid: str, status: str, duration: str | No
             if state is not None:
                 state.outcome, state.end_reason = Outcome.HUNG_UP, call.end_reason
                 call.state = state.to_json()
+        # A receipt by SMS, written with the call's end and sent later (``ivr sms send-pending``).
+        sms_store.queue_receipt(session, call, call.language or "en")
     session.commit()
     return True
 

@@ -267,6 +267,9 @@ class Config:
     # Values refused as below the previous reading or implausible, per account and billing period,
     # after which the line stops saying why and keeps every value for an operator (anti-probing).
     probe_limit: int = 5
+    sms_per_hour: int = 10  # texts a number may send to the SMS line in an hour; more get no reply
+    sms_rate_per_second: float = 1.0  # `ivr sms send-pending` sends at most this many messages a second
+    sms_from: str | None = None  # the number (E.164) or Messaging Service SID (MG...) receipts are sent from
     stream_trailing_silence_ms: int = 600  # media endpoint: silence after the last word that ends an answer
     stream_alternatives: int = 3  # media endpoint: n-best list per answer (0 halves recognition CPU)
     media_host: str = "127.0.0.1"  # `ivr media-server` listens here...
@@ -423,6 +426,14 @@ def data_folder() -> Path:
     return Path(_env("DATA_DIR") or "var").resolve()
 
 
+def _sms_from() -> str | None:
+    value = _env("SMS_FROM") or None
+    if value is not None and not re.fullmatch(r"\+[1-9][0-9]{6,14}|MG[0-9a-fA-F]{32}", value):
+        raise ConfigError(f"{PREFIX}SMS_FROM must be a phone number in E.164 form (+37322555000) or a "
+                          f"Messaging Service SID (MG and 32 hexadecimal digits), got {value!r}")
+    return value
+
+
 def load_config(**overrides) -> Config:
     data_dir = data_folder()
     dev_token = data_dir / DEV_TOKEN_FILE
@@ -467,6 +478,9 @@ def load_config(**overrides) -> Config:
         generated_secrets=tuple(generated),
         recording_max_bytes=_env_number("RECORDING_MAX_BYTES", 5 * 1024 * 1024, low=1),
         probe_limit=_env_number("PROBE_LIMIT", 5),
+        sms_per_hour=_env_number("SMS_PER_HOUR", 10, low=1, high=10000),
+        sms_from=_sms_from(),
+        sms_rate_per_second=_env_number("SMS_RATE_PER_SECOND", 1.0, float, low=0.01, high=100.0),
         stream_trailing_silence_ms=_env_number("STREAM_TRAILING_SILENCE_MS", 600, low=100, high=5000),
         stream_alternatives=_env_number("STREAM_ALTERNATIVES", 3, low=0, high=10),
         media_host=_env("MEDIA_HOST") or "127.0.0.1",

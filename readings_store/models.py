@@ -107,7 +107,7 @@ ACCOUNT_KINDS = ("person", "company")
 REGISTERS = {1: ("total",), 2: ("day", "night")}
 DEFAULT_TIMEZONE = "Europe/Chisinau"
 DEFAULT_WORK_HOURS = (dt.time(8, 0), dt.time(17, 0), "12345")
-CHANNELS = ("phone_keypad", "phone_speech", "operator", "api", "import")
+CHANNELS = ("phone_keypad", "phone_speech", "operator", "api", "import", "sms")
 READING_STATUSES = ("accepted", "pending_review", "rejected", "superseded")
 
 
@@ -414,3 +414,63 @@ class LoginAttempt(Base):
     username: Mapped[str] = mapped_column(String(64))
     ip: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class SmsMessage(Base):
+    """A text message received on the SMS line, with the reply it got: Twilio's MessageSid makes a
+    repeated webhook get the same reply and store nothing twice; the rows per sender and hour are
+    what the line counts to throttle a number that sends too many."""
+
+    __tablename__ = "sms_messages"
+    __table_args__ = (Index("ix_sms_messages_from_at", "from_number", "received_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    from_number: Mapped[str] = mapped_column(String(32))  # E.164
+    body: Mapped[str] = mapped_column(String(1600))
+    language: Mapped[str | None] = mapped_column(String(8))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    # readings | keyword | help | refused | throttled
+    outcome: Mapped[str] = mapped_column(String(16))
+    reply: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SmsOptOut(Base):
+    """A phone number that texted STOP (or its equivalent in another language): it gets no receipt
+    or reminder until it texts START."""
+
+    __tablename__ = "sms_opt_outs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32), unique=True)  # E.164
+    keyword: Mapped[str] = mapped_column(String(32))
+    opted_out_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SmsOutbox(Base):
+    """A text message to send (a receipt after a call, a reminder): written in the transaction that
+    decides it, sent afterwards by ``ivr sms send-pending`` and retried with backoff, so sending
+    never holds up or undoes a call. ``status``: pending, sent (Twilio took it), then Twilio's
+    delivery status (delivered, undelivered, failed ...); ``cancelled`` when the number opted out
+    before it went, ``failed`` when every attempt failed. One receipt per call (``call_id``)."""
+
+    __tablename__ = "sms_outbox"
+    __table_args__ = (
+        Index("ix_sms_outbox_status_next", "status", "next_attempt_at"),
+        # One reminder per account and period, ever (receipts have no period).
+        UniqueConstraint("account_id", "period", name="uq_sms_outbox_account_period"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # receipt | reminder
+    to_number: Mapped[str] = mapped_column(String(32))  # E.164
+    language: Mapped[str] = mapped_column(String(8))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), unique=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    period: Mapped[str | None] = mapped_column(String(7))
+    body: Mapped[str | None] = mapped_column(Text)  # rendered when first sent
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

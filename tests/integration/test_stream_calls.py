@@ -12,16 +12,12 @@ endpoint's own tests cover Vosk). Everything else is the real code.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import xml.etree.ElementTree as ET
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
 
 import pytest
 from sqlalchemy import select
-from twilio.rest import Client
 
 from ivr.app import create_app
 from ivr.config import ConfigError, load_config
@@ -33,6 +29,7 @@ from readings_store.models import Call, Reading, Utterance
 from speech.stream import FRAME_BYTES, StreamSettings, frame_dbfs
 from tests.conftest import AUTH_TOKEN
 from tests.stream_harness import play_stream, read_pcm8k, silence
+from tests.twilio_fake import ACCOUNT_SID, FakeTwilioRest
 from tests.speech.conftest import FIXTURES
 
 from .test_speech_calls import FakeRecognizer, rec, records  # noqa: F401 - records is a fixture
@@ -40,57 +37,6 @@ from .test_speech_calls import FakeRecognizer, rec, records  # noqa: F401 - reco
 EN = "+442079460000"
 MEDIA_URL = "wss://ivr.example.org/voice/stream"
 VOICE = read_pcm8k(FIXTURES / "ko_357_16k.wav")  # any voiced audio: FakeListener hears energy only
-ACCOUNT_SID = "AC" + "0" * 32
-
-
-class FakeTwilioRest:
-    """A fake of Twilio's REST API on a local port: records each call update (call SID, the
-    form posted) and answers with a call resource, as ``api.twilio.com`` would. With ``call`` set,
-    Twilio's part follows: the simulated call is moved to the new URL at once (``fetched``)."""
-
-    def __init__(self):
-        self.updates: list[tuple[str, dict]] = []
-        self.call: SimulatedCall | None = None
-        self.fetched: list = []
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                length = int(self.headers.get("Content-Length", "0"))
-                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-                sid = self.path.rsplit("/", 1)[-1].removesuffix(".json")
-                with fake.lock:
-                    fake.updates.append((sid, form))
-                    if fake.call is not None:
-                        fake.fetched.append(fake.call.moved_to(form["Url"]))
-                body = json.dumps({"sid": sid, "account_sid": ACCOUNT_SID, "status": "in-progress"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def client(self) -> Client:
-        client = Client(ACCOUNT_SID, AUTH_TOKEN)
-        client.api.base_url = self.url  # the real client, talking to this fake
-        return client
-
-    def urls(self) -> list[str]:
-        with self.lock:
-            return [form["Url"] for _sid, form in self.updates]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class FakeListener:

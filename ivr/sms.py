@@ -1,0 +1,283 @@
+"""Twilio messaging webhook: meter readings by text message, into the same records and through the
+same rules as the phone line.
+
+``POST /sms/incoming`` (signed exactly like the voice webhooks) takes a text such as
+``1000003 12345`` or ``1000003 12345,6 7890``: the account number, then the values of the account's
+meters in the phone menu's order (a day/night meter: day, then night). Each value is checked by the
+rules of ``readings_store`` and stored with channel ``sms``; the reply (TwiML ``<Message>``, in the
+language of the sender's country code) gives the result per value or the reason it was refused.
+The phone line's protections apply: a value that would replace another number's accepted reading
+goes to an operator, and values refused as lower than before or implausible count towards the
+account's refusal limit. STOP/START/HELP (and their Romanian, Russian, Ukrainian words) are
+honoured per number; a number that sends more than ``IVR_SMS_PER_HOUR`` texts an hour gets no reply.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+
+from flask import Blueprint, Response, abort, g, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from twilio.twiml.messaging_response import MessagingResponse
+
+from readings_store import rules, service
+from readings_store import sms as sms_store
+from readings_store.models import Account, Meter, Reading, SmsMessage, SmsOutbox, utcnow
+
+from .dialog.actions import Say, Term
+from .dialog.engine import CHECKED_QUIETLY, REVEALING
+from .logsafe import safe_logger
+from .records import TAIL
+from .voice import caller_number, check_signature, default_language, ivr, refuse_nul, twiml
+
+log = safe_logger(__name__)
+bp = Blueprint("sms", __name__, url_prefix="/sms")
+bp.before_request(check_signature)
+bp.before_request(refuse_nul)
+
+_MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+MAX_BODY = 1600
+
+
+def _say(lang: str, key: str, **params) -> str:
+    return ivr().prompts.render(Say(key, params), lang)[1]
+
+
+def _reply(text: str | None) -> str:
+    response = MessagingResponse()
+    if text:
+        response.message(text)
+    return str(response)
+
+
+def _required(name: str) -> str:
+    value = request.form.get(name, "")
+    if not value:
+        abort(Response(f"missing parameter {name}\n", status=400, mimetype="text/plain"))
+    return value
+
+
+@bp.post("/incoming")
+def incoming():
+    sid = _required("MessageSid")
+    if not _MESSAGE_SID.fullmatch(sid):
+        abort(Response("MessageSid is malformed\n", status=400, mimetype="text/plain"))
+    sender, _country = caller_number(_required("From"))
+    if sender is None:
+        abort(Response("From is not a phone number\n", status=400, mimetype="text/plain"))
+    body = request.form.get("Body", "")[:MAX_BODY]
+    db = g.db
+    earlier = sms_store.find_message(db, sid)
+    if earlier is not None:  # Twilio retried the webhook: the same answer, nothing stored twice
+        return twiml(_reply(earlier.reply))
+    lang = default_language(sender)
+    now = utcnow()
+    message = SmsMessage(message_sid=sid, from_number=sender, body=body, language=lang, received_at=now,
+                         outcome="help")
+    word = sms_store.keyword(body)
+    if word == "stop":
+        sms_store.opt_out(db, sender, body.strip().upper(), now)
+        message.outcome, text = "keyword", _say(lang, "sms_stopped")
+    elif word == "start":
+        sms_store.opt_in(db, sender)
+        message.outcome, text = "keyword", _say(lang, "sms_started")
+    elif sms_store.texts_in_last_hour(db, sender, now) >= ivr().config.sms_per_hour:
+        log.warning("SMS from %s throttled: more than %d texts in an hour", sender, ivr().config.sms_per_hour)
+        message.outcome, text = "throttled", None
+    elif word == "help":
+        message.outcome, text = "keyword", _say(lang, "sms_help")
+    else:
+        submission = sms_store.parse_submission(body)
+        if submission is None:
+            text = _say(lang, "sms_help")
+        else:
+            message.outcome, text, message.account_id = _submit(db, submission, sender, sid, lang, now)
+    message.reply = text
+    db.add(message)
+    try:
+        db.commit()
+    except IntegrityError:  # the same message posted twice at once: the first one's answer
+        db.rollback()
+        earlier = sms_store.find_message(db, sid)
+        if earlier is None:
+            raise
+        return twiml(_reply(earlier.reply))
+    return twiml(_reply(text))
+
+
+def _registers(account: Account) -> list[tuple[Meter, str]]:
+    """The account's registers in the phone menu's order: active meters, day before night."""
+    return [(m, r) for m in account.meters if m.active for r in m.register_names]
+
+
+def _submit(db, submission: sms_store.Submission, sender: str, sid: str, lang: str, now):
+    account = sms_store.find_account(db, submission.account)
+    problem = rules.check_account(account)
+    if problem:
+        return "refused", _say(lang, "sms_account_not_found" if account is None else f"reason_{problem.code}"), None
+    registers = _registers(account)
+    if len(submission.values) > len(registers):
+        return "refused", _say(lang, "sms_too_many_values", count=len(registers)), account.id
+    tail = account.keypad_key.replace("*", "")[-TAIL:]
+    lines = [_say(lang, "sms_account", tail=tail)]
+    for (meter, register), value in zip(registers, submission.values):
+        outcome = _one_value(db, meter, register, value, sender, sid, now)
+        if len(meter.register_names) > 1:
+            head = _say(lang, "sms_value_register", utility=Term(f"utility_{meter.utility}"),
+                        register=Term(f"register_{register}"), value=value)
+        else:
+            head = _say(lang, "sms_value", utility=Term(f"utility_{meter.utility}"), value=value)
+        lines.append(f"{head} {_say(lang, outcome)}")
+    return "readings", "\n".join(lines), account.id
+
+
+def _texted_by(db, meter: Meter, register: str, sender: str, now) -> bool:
+    """Whether the reading a new one would supersede was texted from ``sender``."""
+    target = service.supersede_target(db, meter.id, register, service.period_for(db, meter, now).period)
+    if target is None or target.channel != "sms" or not (target.idempotency_key or "").startswith("sms:"):
+        return False
+    earlier = sms_store.find_message(db, target.idempotency_key.split(":")[1])
+    return earlier is not None and earlier.from_number == sender
+
+
+def _one_value(db, meter: Meter, register: str, typed: str, sender: str, sid: str, now) -> str:
+    """Check and store one value as the phone line does; the prompt key of the result."""
+    parsed = rules.parse_value(typed)
+    if isinstance(parsed, rules.Rejection):
+        return f"reason_{parsed.code}"
+    config = ivr().config
+    problem = service.validate_reading(db, meter, register, parsed, daily_limit=config.daily_limit(meter.utility),
+                                       now=now)
+    code = problem.code if problem else None
+    status, reason = "accepted", None
+    if code is None or code in REVEALING:
+        period = service.period_for(db, meter, now).period
+        if service.count_refusals(db, meter.account_id, period, lock=True) >= config.probe_limit:
+            # Past the limit every value gets the same answer and is kept for an operator.
+            status, reason, code = "pending_review", "repeated_refusals", None
+        elif code:
+            service.record_refusal(db, meter, register, typed, code, call_id=None, caller=sender, now=now)
+    if code:
+        return f"reason_{code}"
+    if status == "accepted":
+        reason = service.review_reason_to_replace(db, meter, register, sender, None, now)
+        if reason == "replaces_other_caller" and _texted_by(db, meter, register, sender, now):
+            reason = None  # a correction of what this same number texted, not yet with billing
+        if reason:
+            status = "pending_review"
+    service.store_reading(db, meter, register, parsed, channel="sms", status=status, reason=reason, now=now,
+                          idempotency_key=f"sms:{sid}:{meter.id}:{register}")
+    if status == "accepted":
+        return "sms_accepted"
+    return "sms_checked" if reason in CHECKED_QUIETLY else "saved_for_review"
+
+
+# --- messages we send: receipts after a call ------------------------------------------------------
+
+@bp.post("/status")
+def status():
+    """Twilio's status callback for a message we sent (signed): its delivery status is kept."""
+    sid = _required("MessageSid")
+    if not _MESSAGE_SID.fullmatch(sid):
+        abort(Response("MessageSid is malformed\n", status=400, mimetype="text/plain"))
+    if not sms_store.record_status(g.db, sid, _required("MessageStatus")):
+        log.warning("SMS status callback for a message we did not send: %s", sid)
+    g.db.commit()
+    return Response(status=204)
+
+
+def receipt_text(db, prompts, row: SmsOutbox) -> str:
+    """A receipt in the call's language: the account's last digits, each meter and value, and
+    whether it was accepted or will be checked."""
+    lang = row.language
+
+    def say(key, **params):
+        return prompts.render(Say(key, params), lang)[1]
+
+    kept = db.scalars(select(Reading).where(Reading.call_id == row.call_id,
+                                            Reading.status.in_(("accepted", "pending_review")))
+                      .order_by(Reading.meter_id, Reading.id)).all()
+    lines = [say("sms_receipt")]
+    account_id = None
+    for reading in kept:
+        meter = reading.meter
+        if meter.account_id != account_id:
+            account_id = meter.account_id
+            lines.append(say("sms_account", tail=meter.account.keypad_key.replace("*", "")[-TAIL:]))
+        value = format(reading.value, "f")
+        if len(meter.register_names) > 1:
+            head = say("sms_value_register", utility=Term(f"utility_{meter.utility}"),
+                       register=Term(f"register_{reading.register}"), value=value)
+        else:
+            head = say("sms_value", utility=Term(f"utility_{meter.utility}"), value=value)
+        lines.append(f"{head} {say('sms_accepted' if reading.status == 'accepted' else 'sms_checked')}")
+    return "\n".join(lines)
+
+
+def reminder_text(db, prompts, row: SmsOutbox) -> str:
+    account = db.get(Account, row.account_id)
+    return prompts.render(Say("sms_reminder", {"tail": account.keypad_key.replace("*", "")[-TAIL:]}),
+                          row.language)[1]
+
+
+def next_morning(region, now) -> "dt.datetime":
+    """The end of the region's quiet hours after ``now``, in UTC."""
+    local = service.region_now(region, now)
+    day = local.date() if local.time() < sms_store.QUIET_UNTIL else local.date() + dt.timedelta(days=1)
+    return dt.datetime.combine(day, sms_store.QUIET_UNTIL, local.tzinfo).astimezone(dt.timezone.utc)
+
+
+def send_pending(sessions, config, prompts, client, *, status_callback: str | None,
+                 now=None, limit: int = 100, sleep=time.sleep) -> dict[str, int]:
+    """Send the messages that are due through Twilio's Messages API, one transaction each, at most
+    ``IVR_SMS_RATE_PER_SECOND`` a second: a failure is retried later with a longer wait
+    (``readings_store.sms.mark_failed_attempt``); a reminder due in its region's quiet hours waits
+    for the morning. Returns counts {"sent", "retry", "failed", "cancelled", "deferred"}."""
+    from twilio.base.exceptions import TwilioException
+
+    counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0, "deferred": 0}
+    pause = 1.0 / config.sms_rate_per_second
+    attempted = 0
+    if not config.sms_from:
+        raise ValueError("IVR_SMS_FROM is not set: no number to send text messages from")
+    with sessions() as db:
+        ids = [row.id for row in sms_store.due(db, now, limit)]
+    for row_id in ids:
+        with sessions() as db:
+            row = db.get(SmsOutbox, row_id)
+            if row is None or row.status != "pending":
+                continue
+            if sms_store.is_opted_out(db, row.to_number):
+                row.status = "cancelled"
+                db.commit()
+                counts["cancelled"] += 1
+                continue
+            if row.kind == "reminder":
+                region = db.get(Account, row.account_id).region
+                if sms_store.in_quiet_hours(region, now):
+                    row.next_attempt_at = next_morning(region, now or utcnow())
+                    db.commit()
+                    counts["deferred"] += 1
+                    continue
+            if row.body is None:
+                row.body = (reminder_text if row.kind == "reminder" else receipt_text)(db, prompts, row)
+            if attempted:
+                sleep(pause)
+            attempted += 1
+            sender = {"messaging_service_sid": config.sms_from} if config.sms_from.startswith("MG") \
+                else {"from_": config.sms_from}
+            extra = {"status_callback": status_callback} if status_callback else {}
+            try:
+                message = client.messages.create(to=row.to_number, body=row.body, **sender, **extra)
+            except (TwilioException, OSError) as exc:
+                sms_store.mark_failed_attempt(row, f"{exc.__class__.__name__}: {exc}", now)
+                counts["failed" if row.status == "failed" else "retry"] += 1
+                log.warning("SMS %s to %s not sent (attempt %d): %s", row.id, row.to_number, row.attempts,
+                            exc.__class__.__name__)
+            else:
+                row.status, row.message_sid, row.sent_at, row.error = "sent", message.sid, now or utcnow(), None
+                counts["sent"] += 1
+            db.commit()
+    return counts

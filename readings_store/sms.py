@@ -1,0 +1,268 @@
+"""The SMS line's records: what a text says (keyword, or an account number and values), the numbers
+that opted out, and how many texts a number sent lately (throttling)."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from sqlalchemy import and_, case, exists, func, insert, literal, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from . import rules
+from .models import (UTILITIES, Account, AccountPhone, Call, Meter, Reading, Region, SmsMessage, SmsOptOut,
+                     SmsOutbox, UTCDateTime, utcnow)
+from .service import keypad_key, region_now, window_for
+
+# Keywords in every language of the line (upper-cased before matching). Carriers and Twilio use
+# the English ones; the others are what a customer writes in Romanian, Russian and Ukrainian.
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "СТОП", "ОТПИСАТЬСЯ",
+                        "ВІДПИСАТИСЯ", "DEZABONARE"})
+START_WORDS = frozenset({"START", "UNSTOP", "YES", "СТАРТ", "ПУСК", "DA"})
+HELP_WORDS = frozenset({"HELP", "INFO", "AJUTOR", "ПОМОЩЬ", "ДОПОМОГА", "?"})
+MAX_VALUES = 20
+_VALUE = re.compile(r"^[0-9]{1,12}(?:[.,][0-9]{1,6})?$")
+_ACCOUNT = re.compile(r"^[0-9][0-9/._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A text that reads as an account number followed by meter values (as written, dot decimal)."""
+
+    account: str
+    values: tuple[str, ...]
+
+
+def keyword(body: str) -> str | None:
+    """``stop``, ``start`` or ``help`` when the whole text is one of their keywords."""
+    word = (body or "").strip().strip(".!").upper()
+    if word in STOP_WORDS:
+        return "stop"
+    if word in START_WORDS:
+        return "start"
+    if word in HELP_WORDS:
+        return "help"
+    return None
+
+
+def parse_submission(body: str) -> Submission | None:
+    """``1000003 12345`` or ``1000003 12345,6 7890``: the account number, then one value per register
+    (comma or dot decimal). None for anything else."""
+    parts = (body or "").split()
+    if len(parts) < 2 or len(parts) > MAX_VALUES + 1:
+        return None
+    account, values = parts[0], parts[1:]
+    if not _ACCOUNT.match(account) or not all(_VALUE.match(v) for v in values):
+        return None
+    return Submission(account, tuple(v.replace(",", ".") for v in values))
+
+
+def find_account(session: Session, typed: str) -> Account | None:
+    """The one account, in any region, with this number; None when none or several match."""
+    matches = session.scalars(select(Account).where(Account.keypad_key == keypad_key(typed)).limit(2)).all()
+    return matches[0] if len(matches) == 1 else None
+
+
+def is_opted_out(session: Session, phone: str) -> bool:
+    return session.scalar(select(SmsOptOut.id).where(SmsOptOut.phone == phone)) is not None
+
+
+def opt_out(session: Session, phone: str, word: str, now: dt.datetime | None = None) -> None:
+    if not is_opted_out(session, phone):
+        session.add(SmsOptOut(phone=phone, keyword=word[:32], opted_out_at=now or utcnow()))
+
+
+def opt_in(session: Session, phone: str) -> None:
+    row = session.scalars(select(SmsOptOut).where(SmsOptOut.phone == phone)).first()
+    if row is not None:
+        session.delete(row)
+
+
+def texts_in_last_hour(session: Session, phone: str, now: dt.datetime | None = None) -> int:
+    since = (now or utcnow()) - dt.timedelta(hours=1)
+    return session.scalar(select(func.count()).select_from(SmsMessage).where(
+        SmsMessage.from_number == phone, SmsMessage.received_at > since)) or 0
+
+
+def find_message(session: Session, message_sid: str) -> SmsMessage | None:
+    return session.scalars(select(SmsMessage).where(SmsMessage.message_sid == message_sid)).first()
+
+
+MOBILE_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+# Waits between attempts to send: 1, 2, 4 ... minutes, at most 6 hours; then given up.
+MAX_ATTEMPTS = 8
+MAX_BACKOFF = dt.timedelta(hours=6)
+FINAL_DELIVERY = frozenset({"delivered", "undelivered", "failed", "read"})
+
+
+def is_mobile(phone: str | None) -> bool:
+    if not phone:
+        return False
+    try:
+        number = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(number) in MOBILE_TYPES
+
+
+def queue_receipt(session: Session, call: Call, language: str) -> SmsOutbox | None:
+    """In the transaction that ends ``call``: one receipt to the caller when the call saved readings
+    and the caller's number is a mobile that has not opted out. At most one per call."""
+    if not is_mobile(call.from_number) or is_opted_out(session, call.from_number):
+        return None
+    saved = session.scalar(select(func.count()).select_from(Reading).where(
+        Reading.call_id == call.id, Reading.status.in_(("accepted", "pending_review", "superseded"))))
+    if not saved:
+        return None
+    if session.scalar(select(SmsOutbox.id).where(SmsOutbox.call_id == call.id)) is not None:
+        return None
+    row = SmsOutbox(kind="receipt", to_number=call.from_number, language=language, call_id=call.id,
+                    account_id=call.account_id, status="pending", attempts=0, next_attempt_at=utcnow())
+    session.add(row)
+    return row
+
+
+def due(session: Session, now: dt.datetime | None = None, limit: int = 100) -> list[SmsOutbox]:
+    """Messages waiting to be sent whose next attempt is due, oldest first."""
+    return list(session.scalars(select(SmsOutbox).where(
+        SmsOutbox.status == "pending", SmsOutbox.next_attempt_at <= (now or utcnow()))
+        .order_by(SmsOutbox.next_attempt_at, SmsOutbox.id).limit(limit)))
+
+
+def mark_failed_attempt(row: SmsOutbox, error: str, now: dt.datetime | None = None) -> None:
+    """Another try later (doubling waits), or ``failed`` after ``MAX_ATTEMPTS``."""
+    now = now or utcnow()
+    row.attempts += 1
+    row.error = error[:200]
+    if row.attempts >= MAX_ATTEMPTS:
+        row.status = "failed"
+    else:
+        row.next_attempt_at = now + min(dt.timedelta(minutes=2 ** (row.attempts - 1)), MAX_BACKOFF)
+
+
+def record_status(session: Session, message_sid: str, status: str) -> bool:
+    """Twilio's delivery status for a message we sent; False when the SID is not ours."""
+    row = session.scalars(select(SmsOutbox).where(SmsOutbox.message_sid == message_sid)).first()
+    if row is None:
+        return False
+    # Callbacks can arrive out of order: a final status is never replaced by an earlier one.
+    if row.status not in FINAL_DELIVERY or status in FINAL_DELIVERY:
+        row.status = status[:16]
+    return True
+
+
+# --- reminders ------------------------------------------------------------------------------------
+
+QUIET_FROM = dt.time(21, 0)  # no text messages from 21:00 ...
+QUIET_UNTIL = dt.time(9, 0)  # ... to 09:00, region time
+
+
+def in_quiet_hours(region, now: dt.datetime | None = None) -> bool:
+    local = region_now(region, now).time()
+    return local >= QUIET_FROM or local < QUIET_UNTIL
+
+
+def _open_utilities(session: Session, region, period: str, now: dt.datetime) -> list[str]:
+    """The utilities whose submission window for ``period`` is open in the region today."""
+    today = region_now(region, now).date()
+    out = []
+    for utility in UTILITIES:
+        decision = rules.billing_period(today, window_for(session, region.id, utility))
+        if decision.in_window and decision.period == period:
+            out.append(utility)
+    return out
+
+
+@dataclass
+class ReminderPlan:
+    """Per region code: accounts to remind now, and why a region is left out (``skipped``)."""
+
+    counts: dict[str, int]
+    skipped: dict[str, str]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _language_case(country_languages: dict, phone):
+    """SQL: the language of a number's country calling code (longest code first), as the line picks it."""
+    codes = sorted((c for c in country_languages if c != "*"), key=len, reverse=True)
+    default = country_languages.get("*", "en")
+    if not codes:
+        return literal(default)
+    return case(*[(phone.like(f"+{c}%"), country_languages[c]) for c in codes], else_=default)
+
+
+def _reminder_rows(session: Session, period: str, region_ids: dict[int, list[str]], country_languages: dict,
+                   now: dt.datetime, *, skip_reminded: bool = True):
+    """One set-based SELECT of the reminders to write: accounts of the given regions with an active
+    meter of an open utility, no reading for the period, a phone on file that has not opted out,
+    and no reminder for the period yet."""
+    phone = (select(AccountPhone.account_id.label("account_id"), func.min(AccountPhone.phone).label("phone"))
+             .where(~exists().where(SmsOptOut.phone == AccountPhone.phone))
+             .group_by(AccountPhone.account_id).subquery())
+    open_meter = exists().where(Meter.account_id == Account.id, Meter.active.is_(True), or_(*[
+        and_(Account.region_id == rid, Meter.utility.in_(utilities)) for rid, utilities in region_ids.items()]))
+    has_reading = exists().where(Reading.meter_id == Meter.id, Meter.account_id == Account.id,
+                                 Reading.period == period, Reading.status != "rejected")
+    reminded = exists().where(SmsOutbox.account_id == Account.id, SmsOutbox.period == period)
+    return (select(Account.id.label("account_id"), Account.region_id.label("region_id"),
+                   phone.c.phone.label("phone"),
+                   _language_case(country_languages, phone.c.phone).label("language"))
+            .join(phone, phone.c.account_id == Account.id)
+            .where(Account.active.is_(True), Account.region_id.in_(list(region_ids)), open_meter,
+                   ~has_reading, *([~reminded] if skip_reminded else [])))
+
+
+def plan_reminders(session: Session, period: str, *, country_languages: dict, region_code: str | None = None,
+                   dry_run: bool = False, now: dt.datetime | None = None) -> ReminderPlan:
+    """Remind every account that has not given its readings for ``period`` while the submission
+    window is open: write one outbox row per account (never a second one for the period), to be
+    sent by ``ivr sms send-pending`` at the configured rate. Regions in quiet hours (21:00-09:00
+    their time) or whose window is closed are skipped. ``dry_run`` only counts. The caller commits."""
+    now = now or utcnow()
+    query = select(Region).order_by(Region.code)
+    if region_code:
+        query = query.where(Region.code == region_code)
+    regions = list(session.scalars(query))
+    if region_code and not regions:
+        raise ValueError(f"no region with code {region_code!r}")
+    plan = ReminderPlan({}, {})
+    eligible: dict[int, list[str]] = {}
+    codes = {}
+    for region in regions:
+        codes[region.id] = region.code
+        if in_quiet_hours(region, now):
+            plan.skipped[region.code] = "quiet hours"
+            continue
+        utilities = _open_utilities(session, region, period, now)
+        if not utilities:
+            plan.skipped[region.code] = "window closed"
+            continue
+        eligible[region.id] = utilities
+    if not eligible:
+        return plan
+    rows = _reminder_rows(session, period, eligible, country_languages, now).subquery()
+    counted = session.execute(select(rows.c.region_id, func.count()).group_by(rows.c.region_id)).all()
+    plan.counts = {codes[rid]: n for rid, n in sorted(counted, key=lambda r: codes[r[0]])}
+    if not dry_run and plan.total:
+        # One INSERT ... SELECT. On PostgreSQL accounts already reminded are left out by the unique
+        # constraint (ON CONFLICT DO NOTHING) rather than by NOT EXISTS on the table being written,
+        # which it would rescan as it grows; SQLite looks them up in the constraint's index.
+        fresh = _reminder_rows(session, period, eligible, country_languages, now, skip_reminded=False).subquery()
+        dialect = session.get_bind().dialect.name
+        make = pg_insert if dialect == "postgresql" else None
+        statement = (make(SmsOutbox) if make else insert(SmsOutbox)).from_select(
+            ["kind", "to_number", "language", "account_id", "period", "status", "attempts", "next_attempt_at",
+             "created_at"],
+            select(literal("reminder"), fresh.c.phone, fresh.c.language, fresh.c.account_id, literal(period),
+                   literal("pending"), literal(0), literal(now, UTCDateTime), literal(now, UTCDateTime))
+            .where(*([] if make else [~exists().where(SmsOutbox.account_id == fresh.c.account_id,
+                                                      SmsOutbox.period == period)])))
+        if make:
+            statement = statement.on_conflict_do_nothing(index_elements=["account_id", "period"])
+        session.execute(statement)
+    return plan
