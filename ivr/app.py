@@ -122,7 +122,7 @@ FRONT_PAGE = """<!doctype html>
 </body></html>
 """
 
-SIGNATURES_OFF = ("IVR_VALIDATE_SIGNATURES is off: the voice webhooks accept unsigned requests, so ANYONE "
+SIGNATURES_OFF = ("IVR_VALIDATE_SIGNATURES is off: the voice and SMS webhooks accept unsigned requests, so ANYONE "
                   "can post to them and store readings. Never run like this in production.")
 
 

@@ -8,10 +8,6 @@ from sqlalchemy import inspect
 
 from readings_store.db import alembic_config, make_engine, upgrade
 from readings_store.models import Base
-import tests.conftest as shared_fixtures
-
-if not hasattr(shared_fixtures, "empty_database_url"):  # the shared fixture, or the store tests' own
-    from tests.store.test_regions_settings import empty_database_url  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.db
 
