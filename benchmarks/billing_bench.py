@@ -17,23 +17,23 @@ between export runs the batch is undone (export_batch_id set back to NULL, then 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, delete, func, insert, select, text, update  # noqa: E402
+from sqlalchemy import delete, func, insert, select, text, update  # noqa: E402
 
 from ivr.api import tokens  # noqa: E402
 from ivr.app import create_app  # noqa: E402
 from ivr.config import load_config  # noqa: E402
-from readings_store.db import make_engine, make_session_factory, upgrade  # noqa: E402
+from readings_store.db import make_engine, make_session_factory, scratch_postgres_database, upgrade  # noqa: E402
 from readings_store.models import Account, ExportBatch, Meter, Reading, Region  # noqa: E402
 
 
@@ -134,71 +134,61 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    scratch_pg = None
-    tmpdir = tempfile.TemporaryDirectory()
-    if args.database_url:
-        name = f"ivr_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(args.database_url.replace("postgresql://", "postgresql+psycopg://", 1),
-                              isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = args.database_url.rsplit("/", 1)[0] + "/" + name
-        scratch_pg = (admin, name)
-    else:
-        url = f"sqlite:///{Path(tmpdir.name) / 'bench.sqlite3'}"
-    backend = "PostgreSQL" if scratch_pg else "SQLite"
-    try:
-        upgrade(url)
-        engine = make_engine(url)
-        fill_time, _ = timed(lambda: fill(engine, args.readings))
-        if scratch_pg:
-            with engine.connect() as conn:
-                conn.execute(text("ANALYZE"))
-                conn.commit()
+    with contextlib.ExitStack() as stack:
+        data_dir = stack.enter_context(tempfile.TemporaryDirectory())
+        if args.database_url:
+            url = stack.enter_context(scratch_postgres_database(args.database_url, "ivr_bench"))
+        else:
+            url = f"sqlite:///{Path(data_dir) / 'bench.sqlite3'}"
+        run(url, data_dir, args, postgres=bool(args.database_url))
+
+
+def run(url: str, data_dir: str, args, *, postgres: bool) -> None:
+    backend = "PostgreSQL" if postgres else "SQLite"
+    upgrade(url)
+    engine = make_engine(url)
+    fill_time, _ = timed(lambda: fill(engine, args.readings))
+    if postgres:
         with engine.connect() as conn:
-            total = conn.scalar(select(func.count()).select_from(Reading).where(Reading.status == "accepted"))
-        print(f"{backend}: {total} accepted readings inserted in {fill_time:.1f} s")
+            conn.execute(text("ANALYZE"))
+            conn.commit()
+    with engine.connect() as conn:
+        total = conn.scalar(select(func.count()).select_from(Reading).where(Reading.status == "accepted"))
+    print(f"{backend}: {total} accepted readings inserted in {fill_time:.1f} s")
 
-        os.environ.setdefault("IVR_DATA_DIR", tmpdir.name)
-        app = create_app(load_config(database_url=url, secret_key="bench"), engine=engine)
-        session = make_session_factory(engine)()
-        _, token = tokens.create(session, "bench", "write")
-        session.commit()
-        session.close()
-        headers = {"Authorization": f"Bearer {token}"}
-        client = app.test_client()
+    os.environ.setdefault("IVR_DATA_DIR", data_dir)
+    app = create_app(load_config(database_url=url, secret_key="bench"), engine=engine)
+    session = make_session_factory(engine)()
+    _, token = tokens.create(session, "bench", "write")
+    session.commit()
+    session.close()
+    headers = {"Authorization": f"Bearer {token}"}
+    client = app.test_client()
 
-        results = {}
-        pulls = []
+    results = {}
+    pulls = []
+    for _ in range(args.runs):
+        seconds, count = timed(lambda: pull_all(client, headers))
+        assert count == total, (count, total)
+        pulls.append(seconds)
+    results["pull (GET /readings, 5000/page)"] = pulls
+    for label, accept in (("export CSV (POST /exports)", "text/csv"), ("export JSON (POST /exports)", "application/json")):
+        runs, rereads = [], []
         for _ in range(args.runs):
-            seconds, count = timed(lambda: pull_all(client, headers))
+            undo_exports(engine)
+            seconds, (count, size, batch_id) = timed(lambda: export_once(client, headers, accept))
             assert count == total, (count, total)
-            pulls.append(seconds)
-        results["pull (GET /readings, 5000/page)"] = pulls
-        for label, accept in (("export CSV (POST /exports)", "text/csv"), ("export JSON (POST /exports)", "application/json")):
-            runs, rereads = [], []
-            for _ in range(args.runs):
-                undo_exports(engine)
-                seconds, (count, size, batch_id) = timed(lambda: export_once(client, headers, accept))
-                assert count == total, (count, total)
-                runs.append(seconds)
-                seconds, (count, _) = timed(lambda: reread(client, headers, batch_id, accept))
-                assert count == total
-                rereads.append(seconds)
-            results[f"{label}, {size / 1e6:.0f} MB"] = runs
-            results[f"  re-read it, {accept} (GET /exports/{{id}})"] = rereads
-        print(f"{'operation':<52} {'median s':>9} {'readings/s':>11}   runs (s)")
-        for label, runs in results.items():
-            med = statistics.median(runs)
-            print(f"{label:<52} {med:>9.2f} {total / med:>11,.0f}   {', '.join(f'{r:.2f}' for r in runs)}")
-        engine.dispose()
-    finally:
-        if scratch_pg:
-            admin, name = scratch_pg
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-        tmpdir.cleanup()
+            runs.append(seconds)
+            seconds, (count, _) = timed(lambda: reread(client, headers, batch_id, accept))
+            assert count == total
+            rereads.append(seconds)
+        results[f"{label}, {size / 1e6:.0f} MB"] = runs
+        results[f"  re-read it, {accept} (GET /exports/{{id}})"] = rereads
+    print(f"{'operation':<52} {'median s':>9} {'readings/s':>11}   runs (s)")
+    for label, runs in results.items():
+        med = statistics.median(runs)
+        print(f"{label:<52} {med:>9.2f} {total / med:>11,.0f}   {', '.join(f'{r:.2f}' for r in runs)}")
+    engine.dispose()
 
 
 if __name__ == "__main__":

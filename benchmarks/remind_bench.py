@@ -12,19 +12,19 @@ Then, ``--runs`` times (median reported): the dry run (counts per region), and o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
+from sqlalchemy import func, insert, select, text  # noqa: E402
 
-from readings_store.db import make_engine, make_session_factory, upgrade  # noqa: E402
+from readings_store.db import make_engine, make_session_factory, scratch_postgres_database, upgrade  # noqa: E402
 from readings_store.models import (Account, AccountPhone, Meter, Reading, Region, SmsOptOut,  # noqa: E402
                                    SmsOutbox)
 from readings_store.sms import plan_reminders  # noqa: E402
@@ -73,54 +73,43 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=213_377)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    scratch = None
-    tmpdir = tempfile.TemporaryDirectory()
-    if args.database_url:
-        name = f"ivr_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(args.database_url.replace("postgresql://", "postgresql+psycopg://", 1),
-                              isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = args.database_url.rsplit("/", 1)[0] + "/" + name
-        scratch = (admin, name)
-    else:
-        url = f"sqlite:///{Path(tmpdir.name) / 'bench.sqlite3'}"
-    try:
-        upgrade(url)
-        engine = make_engine(url)
-        started = time.perf_counter()
-        fill(engine, args.accounts)
-        with engine.connect() as conn:
-            if scratch:
-                conn.execute(text("ANALYZE"))
-                conn.commit()
-        print(f"{'PostgreSQL' if scratch else 'SQLite'}: {args.accounts} accounts filled in "
-              f"{time.perf_counter() - started:.1f} s")
-        sessions = make_session_factory(engine)
-        runs = []
-        for _ in range(args.runs):
-            with sessions() as db:
-                t = time.perf_counter()
-                plan = plan_reminders(db, PERIOD, country_languages=LANGS, dry_run=True, now=NOW)
-                runs.append(time.perf_counter() - t)
-        print(f"dry run: {plan.total} reminders {plan.counts}; median {statistics.median(runs):.2f} s "
-              f"(runs {', '.join(f'{r:.2f}' for r in runs)})")
+    with contextlib.ExitStack() as stack:
+        if args.database_url:
+            url = stack.enter_context(scratch_postgres_database(args.database_url, "ivr_bench"))
+        else:
+            url = f"sqlite:///{Path(stack.enter_context(tempfile.TemporaryDirectory())) / 'bench.sqlite3'}"
+        run(url, args, postgres=bool(args.database_url))
+
+
+def run(url: str, args, *, postgres: bool) -> None:
+    upgrade(url)
+    engine = make_engine(url)
+    started = time.perf_counter()
+    fill(engine, args.accounts)
+    with engine.connect() as conn:
+        if postgres:
+            conn.execute(text("ANALYZE"))
+            conn.commit()
+    print(f"{'PostgreSQL' if postgres else 'SQLite'}: {args.accounts} accounts filled in "
+          f"{time.perf_counter() - started:.1f} s")
+    sessions = make_session_factory(engine)
+    runs = []
+    for _ in range(args.runs):
         with sessions() as db:
             t = time.perf_counter()
-            real = plan_reminders(db, PERIOD, country_languages=LANGS, now=NOW)
-            db.commit()
-            took = time.perf_counter() - t
-            written = db.scalar(select(func.count()).select_from(SmsOutbox))
-        assert real.counts == plan.counts and written == plan.total, (real.counts, written)
-        print(f"real run: {written} outbox rows written in {took:.2f} s")
-        engine.dispose()
-    finally:
-        if scratch:
-            admin, name = scratch
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-        tmpdir.cleanup()
+            plan = plan_reminders(db, PERIOD, country_languages=LANGS, dry_run=True, now=NOW)
+            runs.append(time.perf_counter() - t)
+    print(f"dry run: {plan.total} reminders {plan.counts}; median {statistics.median(runs):.2f} s "
+          f"(runs {', '.join(f'{r:.2f}' for r in runs)})")
+    with sessions() as db:
+        t = time.perf_counter()
+        real = plan_reminders(db, PERIOD, country_languages=LANGS, now=NOW)
+        db.commit()
+        took = time.perf_counter() - t
+        written = db.scalar(select(func.count()).select_from(SmsOutbox))
+    assert real.counts == plan.counts and written == plan.total, (real.counts, written)
+    print(f"real run: {written} outbox rows written in {took:.2f} s")
+    engine.dispose()
 
 
 if __name__ == "__main__":

@@ -82,3 +82,26 @@ def transaction(factory: sessionmaker[Session]):
         raise
     finally:
         session.close()
+
+
+@contextlib.contextmanager
+def scratch_postgres_database(server_url: str, prefix: str = "ivr_scratch"):
+    """A new, empty PostgreSQL database beside the one *server_url* names (its URL is yielded),
+    dropped afterwards even while connections remain: for tests and benchmarks."""
+    import uuid
+
+    from sqlalchemy import text
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server_url.replace("postgresql://", "postgresql+psycopg://", 1),
+                          isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield server_url.rsplit("/", 1)[0] + "/" + name
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from ivr.app import create_app
 from ivr.config import load_config
 from ivr.simulator import SimulatedCall, flask_transport
-from readings_store.db import make_engine, make_session_factory, upgrade
+from readings_store.db import make_engine, make_session_factory, scratch_postgres_database, upgrade
 from readings_store.models import Base
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
@@ -25,16 +24,9 @@ PG_URL = os.environ.get("IVR_TEST_DATABASE_URL")
 def database_template(tmp_path_factory):
     """Migrate once per test session: a SQLite file to copy, or a fresh PostgreSQL database."""
     if PG_URL:
-        name = f"ivr_test_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = PG_URL.rsplit("/", 1)[0] + "/" + name
-        upgrade(url)
-        yield url
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        with scratch_postgres_database(PG_URL, "ivr_test") as url:
+            upgrade(url)
+            yield url
     else:
         path = tmp_path_factory.mktemp("template") / "template.sqlite3"
         upgrade(f"sqlite:///{path}")
@@ -47,14 +39,8 @@ def empty_database_url(tmp_path):
     if not PG_URL:
         yield f"sqlite:///{tmp_path / 'old.sqlite3'}"
         return
-    name = f"ivr_mig_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_postgres_database(PG_URL, "ivr_mig") as url:
+        yield url
 
 
 @pytest.fixture
