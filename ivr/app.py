@@ -5,7 +5,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from flask import Flask, Response, g, url_for
+from flask import Flask, Response, g, request, url_for
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -58,6 +58,7 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
     # First: every log line of the request, from here on, carries the call's CallSid.
     app.before_request(logs.remember_call_sid)
     metrics.init_app(app)
+    app.before_request(refuse_nul)
 
     @app.before_request
     def open_session():
@@ -107,6 +108,38 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
 
     logging.getLogger("ivr").setLevel(logging.INFO)
     return app
+
+
+def _strings(value):
+    """Every key and string inside a parsed JSON document."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def refuse_nul():
+    """A NUL byte is in no Twilio parameter, no console form and no API field, and PostgreSQL cannot
+    store one: such a request gets 400 before any view runs, so nothing is written."""
+    values = [request.path, *request.args.keys(), *request.args.values()]
+    if request.method in ("POST", "PUT", "PATCH"):
+        request.get_data(cache=True)  # first, so the view can still read the raw body after the form
+        values += [*request.form.keys(), *request.form.values()]
+        if request.is_json:
+            values += list(_strings(request.get_json(silent=True)))
+    if not any("\x00" in v for v in values):
+        return None
+    detail = "a parameter contains a NUL byte"
+    if request.path.startswith("/api/"):
+        from .api.problems import problem_response
+
+        return problem_response(400, "bad-request", "Bad request", detail)
+    return Response(detail + "\n", status=400, mimetype="text/plain")
 
 
 FRONT_PAGE = """<!doctype html>

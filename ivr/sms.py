@@ -30,12 +30,11 @@ from .dialog.actions import Say, Term
 from .dialog.engine import CHECKED_QUIETLY, REVEALING
 from .logsafe import safe_logger
 from .records import TAIL
-from .voice import caller_number, check_signature, default_language, ivr, refuse_nul, twiml
+from .voice import caller_number, check_signature, default_language, ivr, twiml
 
 log = safe_logger(__name__)
 bp = Blueprint("sms", __name__, url_prefix="/sms")
 bp.before_request(check_signature)
-bp.before_request(refuse_nul)
 
 _MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 MAX_BODY = 1600
