@@ -1,7 +1,7 @@
 """Words for the codes the phone line and the review service record, as operators read them.
 
 One mapping for the whole console: review reasons, refusal rules, call steps and their events,
-call outcomes, reading statuses and channels. A code that is not listed is still shown readably
+call outcomes, reading statuses and channels, audit actions. A code that is not listed is still shown readably
 (underscores become spaces) rather than raw.
 """
 from __future__ import annotations
@@ -113,17 +113,41 @@ DECISIONS = {
     "read_back": "read back",
 }
 
+# Audit trail actions (``AuditEvent.action``), as "who did what" reads in the console.
+ACTIONS = {
+    "reading.accept": "accepted the reading",
+    "reading.correct": "corrected the reading",
+    "reading.reject": "rejected the reading",
+    "identification.link": "linked the call to an account",
+    "identification.close": "closed the identification item",
+    "region.add": "added a region",
+    "region.update": "changed a region",
+    "region.remove": "removed a region",
+    "operator.add": "added an operator",
+    "operator.disable": "disabled an operator",
+    "operator.enable": "enabled an operator",
+    "operator.password": "changed an operator's password",
+    "operator.unlock": "unlocked an operator",
+    "operator.locked": "locked an operator after failed log-ins",
+    "account.put": "created or replaced an account (API)",
+    "accounts.import": "imported accounts (API)",
+    "export.create": "exported readings to billing",
+    "export.ack": "billing confirmed an export",
+    "api_token.create": "created an API token",
+    "api_token.revoke": "revoked an API token",
+}
+
 _TABLES = {"step": STEPS, "reason": REASONS, "outcome": OUTCOMES, "status": STATUSES,
-           "channel": CHANNELS, "event": EVENTS, "decision": DECISIONS}
+           "channel": CHANNELS, "event": EVENTS, "decision": DECISIONS, "action": ACTIONS}
 
 
 def readable(code: str) -> str:
-    return code.replace("_", " ").strip()
+    return code.replace("_", " ").replace(".", " ").strip()
 
 
 def label(code, kind: str = "reason") -> str:
     """The words for ``code`` of the given kind (step, reason, outcome, status, channel, event,
-    decision). Reasons may carry the step they happened at as a prefix (``account_max_tries``):
+    decision, action). Reasons may carry the step they happened at as a prefix (``account_max_tries``):
     those read "account number: too many tries"."""
     table = _TABLES[kind]
     if code in table:
