@@ -205,7 +205,7 @@ def test_correct_stores_a_new_operator_reading(oc, db, pending, operator):
     assert event.before["value"] == "1300" and event.after["value"] == "1200.5"
     assert event.after["reading_id"] == new.id and event.reason == "caller said twelve hundred point five"
     page = oc.get(f"/console/tasks/{pending['task'].id}").get_data(as_text=True)
-    assert "reading.correct" in page and "1300 (pending_review)" in page and "1200.5 (accepted)" in page
+    assert "corrected the reading" in page and "1300 (waiting for review)" in page and "1200.5 (accepted)" in page
     history = oc.get(f"/console/accounts/{pending['account'].id}").get_data(as_text=True)
     assert "operator" in history and "olga" in history
 
