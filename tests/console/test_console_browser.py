@@ -55,12 +55,12 @@ def test_operator_corrects_a_reading_after_listening(live_server, browser, db, c
     page.wait_for_url("**/console/queue*")
     assert "Corrected item" in page.content()
     audit = page.inner_text("#recent")
-    assert "reading.correct" in audit and "1300" in audit and "1200" in audit
+    assert "corrected the reading" in audit and "1300" in audit and "1200" in audit
     assert "caller said twelve hundred" in audit
 
     # The item page keeps the trail.
     page.goto(live_server + f"/console/tasks/{seeded['task'].id}")
-    assert "reading.correct" in page.inner_text("#audit")
+    assert "corrected the reading" in page.inner_text("#audit")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
     assert not errors
