@@ -32,6 +32,10 @@ COLUMNS = (
     "region_code", "account_number", "holder_name", "kind", "phone",
     "meter_serial", "utility", "registers", "digits", "decimals",
 )
+# After the required columns, optionally: the region's name as callers hear it (a region the import
+# creates is then named at once instead of by its code; an existing region keeps its name).
+OPTIONAL_COLUMNS = ("region_name",)
+MAX_REGION_NAME = 64  # as ``ivr regions set --name`` allows
 MAX_ROWS = 500_000
 # Keys per lookup query and rows per write batch: few statements for any file, each well under
 # SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
@@ -94,6 +98,7 @@ class Row(NamedTuple):
     registers: int
     digits: int
     decimals: int
+    region_name: str = ""
 
 
 _SMALL_INTS = {str(i): i for i in range(13)}
@@ -205,9 +210,14 @@ def validate_row(line: int, raw: dict) -> Row:
         problems.append("only electricity meters have two registers (day/night)")
     digits = _int(digits, "digits", 1, 12, problems) if digits else 0
     decimals = _int(decimals, "decimals", 0, 4, problems) if decimals else 0
+    region_name = raw.get("region_name")
+    region_name = (region_name.strip() if type(region_name) is str else _text(region_name)) if region_name else ""
+    if len(region_name) > MAX_REGION_NAME or _CONTROL.search(region_name):
+        problems.append(f"region_name must be at most {MAX_REGION_NAME} characters without control characters")
     if problems:
         raise RowInvalid(problems)
-    return Row(line, region_code, number, name, kind, phone or None, serial, utility, registers, digits, decimals)
+    return Row(line, region_code, number, name, kind, phone or None, serial, utility, registers, digits, decimals,
+               region_name)
 
 
 def read_csv(source: str | TextIO) -> Iterator[tuple[int, dict]]:
@@ -227,9 +237,11 @@ def read_csv(source: str | TextIO) -> Iterator[tuple[int, dict]]:
     header = [h.strip() for h in header]
     if header:
         header[0] = header[0].lstrip("\ufeff")
-    if tuple(header) != COLUMNS:
-        raise ValueError(f"line 1: header must be exactly {','.join(COLUMNS)}; got {','.join(header)[:300] or 'nothing'}")
-    width = len(COLUMNS)
+    columns = tuple(header)
+    if columns not in (COLUMNS, COLUMNS + OPTIONAL_COLUMNS):
+        raise ValueError(f"line 1: header must be exactly {','.join(COLUMNS)} (optionally followed by "
+                         f"{','.join(OPTIONAL_COLUMNS)}); got {','.join(header)[:300] or 'nothing'}")
+    width = len(columns)
     while True:
         try:
             values = next(reader)
@@ -240,7 +252,7 @@ def read_csv(source: str | TextIO) -> Iterator[tuple[int, dict]]:
             continue
         if not values:  # blank line
             continue
-        raw = dict(zip(COLUMNS, values))
+        raw = dict(zip(columns, values))
         if len(values) > width:
             raw[EXTRA] = values[width:]
         yield reader.line_num, raw
@@ -277,6 +289,7 @@ class _Plan:
 
     def __init__(self) -> None:
         self.regions: dict[str, int] = {}  # code -> first line
+        self.region_names: dict[str, tuple[str, int]] = {}  # code -> (name, its first line)
         # (region_code, number) -> [holder_name, kind, line, id once known, the key itself]
         self.accounts: dict[tuple[str, str], list] = {}
         # (account key, serial) -> (utility, registers, digits, decimals)
@@ -288,6 +301,11 @@ class _Plan:
         share = self._shared.setdefault
         code = share(row.region_code, row.region_code)
         self.regions.setdefault(code, row.line)
+        if row.region_name:
+            named = self.region_names.setdefault(code, (row.region_name, row.line))
+            if named[0] != row.region_name:
+                report.warnings.append(f"line {row.line}: region {code} is named {named[0]!r} on line {named[1]}; "
+                                       f"{row.region_name!r} is ignored")
         key = (code, row.account_number)
         known = self.accounts.get(key)
         if known is None:
@@ -505,7 +523,7 @@ def _regions(session: Session, plan: _Plan, report: ImportReport) -> dict[str, i
             key = None
         else:
             taken.add(key)
-        region = Region(code=code, name=code, menu_key=key)
+        region = Region(code=code, name=plan.region_names.get(code, (code,))[0], menu_key=key)
         session.add(region)
         session.flush()
         ids[code] = region.id

@@ -173,8 +173,9 @@ def _json_rows(rows) -> tuple[list[tuple[int, dict]], list[dict]]:
         if not isinstance(raw, dict):
             errors.append({"index": index, "detail": "must be an object with the import columns"})
             continue
-        unknown = sorted(k for k in raw if k not in importer.COLUMNS)
-        wrong = sorted(k for k, v in raw.items() if k in importer.COLUMNS and v is not None
+        columns = importer.COLUMNS + importer.OPTIONAL_COLUMNS
+        unknown = sorted(k for k in raw if k not in columns)
+        wrong = sorted(k for k, v in raw.items() if k in columns and v is not None
                        and not (isinstance(v, str) or type(v) is int))
         if unknown:
             errors.append({"index": index, "detail": f"unknown column(s): {', '.join(unknown)}"})

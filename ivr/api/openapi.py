@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 
 from readings_store.export import AVERAGE_PERIODS, PERIOD_PATTERN, REGION_PATTERN
-from readings_store.importer import COLUMNS
+from readings_store.importer import COLUMNS, MAX_REGION_NAME
 from readings_store.models import ACCOUNT_KINDS, CHANNELS, READING_STATUSES, UTILITIES
 
 PERIOD = PERIOD_PATTERN
@@ -266,6 +266,9 @@ SCHEMAS = {
             "holder_name": {"type": "string", "minLength": 1, "maxLength": 300},
             "kind": {"type": "string", "enum": list(ACCOUNT_KINDS)},
             "phone": _nullable({"type": "string"}),
+            "region_name": _nullable({"type": "string", "maxLength": MAX_REGION_NAME,
+                                      "description": "The name said to callers for a region this import creates "
+                                                     "(an existing region keeps its name)"}),
             "meter_serial": {"type": "string", "pattern": SERIAL},
             "utility": {"type": "string", "enum": list(UTILITIES)},
             "registers": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 2}, {"type": "string"}]},

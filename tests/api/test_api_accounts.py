@@ -107,6 +107,15 @@ def test_import_json(client, store, db, write_headers):
     assert client.post("/api/v1/accounts:import", json=[], headers=write_headers).get_json()["rows"] == 0
 
 
+def test_import_json_names_the_regions_it_creates(client, store, db, write_headers):
+    rows = [{**ROWS[0], "region_code": "ORH", "region_name": "Orhei"}]
+    resp = client.post("/api/v1/accounts:import", json=rows, headers=write_headers)
+    assert resp.status_code == 200 and resp.get_json()["regions_created"] == ["ORH"], resp.get_data(as_text=True)
+    assert db.scalars(select(Region.name).where(Region.code == "ORH")).one() == "Orhei"
+    bad = client.post("/api/v1/accounts:import", json=[{**rows[0], "region_name": "x" * 65}], headers=write_headers)
+    assert bad.status_code == 422 and "region_name" in bad.get_json()["errors"][0]["detail"]
+
+
 def test_import_json_errors_by_index_nothing_applied(client, store, db, write_headers):
     before = _counts(db)
     bad = ROWS + [

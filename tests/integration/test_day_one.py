@@ -71,3 +71,34 @@ def test_regions_named_per_language_are_heard_in_the_callers_language(imported, 
     heard = _call(phone, [lang_key, "1", "5001#", "1500#", "1"])
     assert all(option in heard[1].texts for option in options), heard[1].texts
     assert _value(db, serial) == Decimal(1500)
+
+
+def test_a_csv_with_region_names_is_heard_by_name_at_once(run, tmp_path, db, phone):
+    """The optional last column ``region_name`` names the regions the import creates."""
+    path = tmp_path / "named.csv"
+    lines = CSV.strip().splitlines()
+    path.write_text("\n".join([lines[0] + ",region_name", lines[1] + ",Orhei", lines[2] + ",Cahul",
+                               "CAH,7003,Ana Rusu,person,,CAH-GA-2,gas,1,5,3,Kagul"]) + "\n", encoding="utf-8")
+    output = run("import", str(path))
+    assert "region CAH is named 'Cahul' on line 3; 'Kagul' is ignored" in output
+    heard = _call(phone, ["4", "2", "7002#", "42#", "1"])
+    assert "For Orhei, press 1." in heard[1].texts and "For Cahul, press 2." in heard[1].texts, heard[1].texts
+    assert _value(db, "CAH-GA-1") == Decimal(42)
+    # A later import does not rename a region an administrator may have named since.
+    run("regions", "set", "ORH", "--name", "Orhei (nord)")
+    path.write_text(lines[0] + ",region_name\n" + lines[1] + ",Orhei\n", encoding="utf-8")
+    run("import", str(path))
+    heard = _call(phone, ["4"])
+    assert "For Orhei (nord), press 1." in heard[1].texts, heard[1].texts
+
+
+def test_a_bad_region_name_is_a_row_error_and_nothing_is_imported(config, monkeypatch, tmp_path, db):
+    monkeypatch.setenv("IVR_DATABASE_URL", config.database_url)
+    path = tmp_path / "bad.csv"
+    lines = CSV.strip().splitlines()
+    path.write_text(lines[0] + ",region_name\n" + lines[1] + "," + "x" * 65 + "\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["import", str(path)])
+    assert result.exit_code != 0
+    assert "line 2: region_name must be at most 64 characters" in result.output
+    db.expire_all()
+    assert db.scalars(select(Meter)).all() == []
