@@ -20,6 +20,7 @@ command's own, start-up included (CPU time tells how much of the wall time a bus
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import random
@@ -28,14 +29,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
-from readings_store.db import make_engine, upgrade  # noqa: E402
+from readings_store.db import make_engine, scratch_postgres_database, upgrade  # noqa: E402
 from readings_store.importer import COLUMNS  # noqa: E402
 from readings_store.models import Account, AccountPhone, Meter, Region  # noqa: E402
 
@@ -160,22 +160,18 @@ def main() -> None:
           f"{time.perf_counter() - started:.1f} s)")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
 
-    admin = None
-    if args.database_url:
-        admin = create_engine(args.database_url.replace("postgresql://", "postgresql+psycopg://", 1),
-                              isolation_level="AUTOCOMMIT")
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     try:
         for run in range(1, args.runs + 1):
-            backends = [("SQLite", None)] + ([("PostgreSQL", f"ivr_bench_{uuid.uuid4().hex[:8]}")] if admin else [])
-            for backend, pg_name in backends:
-                if pg_name:
-                    with admin.connect() as conn:
-                        conn.execute(text(f'CREATE DATABASE "{pg_name}"'))
-                    url = args.database_url.rsplit("/", 1)[0] + "/" + pg_name
-                else:
-                    url = f"sqlite:///{Path(tmp.name) / f'run{run}.sqlite3'}"
-                try:
+            backends = [("SQLite", None)] + ([("PostgreSQL", args.database_url)] if args.database_url else [])
+            for backend, server_url in backends:
+                with contextlib.ExitStack() as stack:
+                    if server_url:
+                        url = stack.enter_context(scratch_postgres_database(server_url, "ivr_bench"))
+                    else:
+                        url = f"sqlite:///{Path(tmp.name) / f'run{run}.sqlite3'}"
+                        stack.callback(lambda path=url.split("///", 1)[1]: [
+                            Path(path + suffix).unlink(missing_ok=True) for suffix in ("", "-wal", "-shm")])
                     upgrade(url)
                     for phase in ("first import", "re-import"):
                         seconds, cpu, rss, summary = run_import(csv_path, url, tmp.name)
@@ -186,16 +182,7 @@ def main() -> None:
                         print(f"run {run} {backend:<10} {phase:<12} {seconds:6.1f} s {args.rows / seconds:8,.0f} rows/s "
                               f"CPU {cpu:5.1f} s peak RSS {rss:4.0f} MB load {os.getloadavg()[0]:.1f} | {summary}",
                               flush=True)
-                finally:
-                    if pg_name:
-                        with admin.connect() as conn:
-                            conn.execute(text(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
-                    else:
-                        for suffix in ("", "-wal", "-shm"):
-                            Path(url.split("///", 1)[1] + suffix).unlink(missing_ok=True)
     finally:
-        if admin:
-            admin.dispose()
         tmp.cleanup()
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"\n{'backend':<11} {'import':<13} {'median s':>9} {'rows/s':>9} {'CPU s':>6} {'peak RSS MB':>12}   runs (s)")
