@@ -41,6 +41,8 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
     config = config or load_config()
     if not config.validate_signatures:
         log.warning(SIGNATURES_OFF)
+    elif not config.twilio_auth_token:
+        log.error(NO_AUTH_TOKEN)
     app = Flask(__name__)
     app.config.update(SECRET_KEY=config.secret_key, MAX_CONTENT_LENGTH=16 * 1024 * 1024)
     if config.trust_proxy:
@@ -155,6 +157,8 @@ FRONT_PAGE = """<!doctype html>
 </body></html>
 """
 
+NO_AUTH_TOKEN = ("IVR_TWILIO_AUTH_TOKEN is not set: every request from Twilio will be refused (403), so no call "
+                 "and no text message can be answered. Set it to the auth token of the Twilio account.")
 SIGNATURES_OFF = ("IVR_VALIDATE_SIGNATURES is off: the voice and SMS webhooks accept unsigned requests, so ANYONE "
                   "can post to them and store readings. Never run like this in production.")
 

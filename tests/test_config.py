@@ -143,3 +143,23 @@ def test_signatures_off_warns_at_start_up_and_on_every_request(clean_env, tmp_pa
     warnings = [r for r in caplog.records if "IVR_VALIDATE_SIGNATURES is off" in r.getMessage()]
     assert len(warnings) == 3 and all(r.levelname == "WARNING" for r in warnings)
     assert "/voice/status" in warnings[-1].getMessage()
+
+
+def test_a_missing_auth_token_is_an_error_at_start_up(clean_env, tmp_path, caplog):
+    """Signatures on and no token: every Twilio request will get 403, which the log says once at
+    start-up instead of only per refused request."""
+    from ivr.app import create_app
+    from readings_store.db import upgrade
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    upgrade(url)
+    clean_env.setenv("IVR_DATABASE_URL", url)
+    with caplog.at_level("WARNING"):
+        create_app()
+    errors = [r for r in caplog.records if "IVR_TWILIO_AUTH_TOKEN is not set" in r.getMessage()]
+    assert len(errors) == 1 and errors[0].levelname == "ERROR"
+    caplog.clear()
+    clean_env.setenv("IVR_TWILIO_AUTH_TOKEN", "a" * 32)
+    with caplog.at_level("WARNING"):
+        create_app()
+    assert not [r for r in caplog.records if "IVR_TWILIO_AUTH_TOKEN" in r.getMessage()]
