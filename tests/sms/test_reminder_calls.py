@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from twilio.request_validator import RequestValidator
 
 from ivr.cli import cli
@@ -158,6 +159,17 @@ def test_a_person_presses_1_and_gives_the_reading_for_that_account(db, town, pla
     assert place()["placed"] == 0 and queue(db).total == 0
 
 
+def test_yes_said_to_twilios_recogniser_counts_as_1(db, town, place, twilio, client):
+    queue(db)
+    place()
+    form, sid = placed_to(twilio, DUE)
+    call = callee(client, form, sid)
+    gather = call.answer(form["Url"], answered_by="unknown").gather  # detection unsure: the robot speaks
+    assert "speech" in gather["input"]  # Romanian: Twilio's recogniser listens for yes/no too
+    prompt = call._follow(gather["action"], {"SpeechResult": "Da.", "Confidence": "0.9"})  # noqa: SLF001
+    assert prompt.gather["action"] == f"{PUBLIC}/voice/step/value?seq=2"
+
+
 def test_a_machine_answers_nothing_is_said_and_it_counts_as_placed(db, town, place, twilio, client):
     queue(db)
     place()
@@ -247,7 +259,7 @@ def test_never_twice_and_apart_from_text_reminders(db, town):
     assert len(rows(db)) == 2 and len(rows(db, "reminder")) == 2
     db.add(SmsOutbox(kind="call", to_number=DUE, language="ro", account_id=town["due"].id, period=PERIOD,
                      status="pending", attempts=0))
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         db.commit()
     db.rollback()
 
