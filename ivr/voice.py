@@ -176,7 +176,9 @@ def reminder(token: str):
     return twiml(calls.answer_reminder_call(
         g.db, ivr().config, token=token, call_sid=sid, callee=callee, country=country,
         answered_by=request.form.get("AnsweredBy"), fallback_language=lang, polite_end=polite_end,
-        render=lambda actions, language, seq: first.render(actions, language, seq, start_stream=True)))
+        # The caller's audio is streamed only to a call that is asked something (not to a machine).
+        render=lambda actions, language, seq: first.render(
+            actions, language, seq, start_stream=any(isinstance(a, dialog.Ask) for a in actions))))
 
 
 @bp.post("/listen/<step>")

@@ -18,7 +18,7 @@ from . import migrated_sessions
 
 @click.group("sms")
 def sms_group() -> None:
-    """Text messages: receipts after calls."""
+    """Text messages (receipts after calls, reminders) and reminder calls."""
 
 
 @sms_group.command("send-pending")

@@ -345,3 +345,14 @@ def test_a_bad_call_from_setting_is_a_clear_error(monkeypatch, tmp_path, value):
     monkeypatch.setenv("IVR_CALL_FROM", value)
     with pytest.raises(ConfigError, match="IVR_CALL_FROM must be a phone number"):
         load_config()
+
+
+def test_the_callers_audio_is_streamed_to_a_person_not_to_a_machine(db, town, place, twilio, client, calling):
+    calling.media_url, calling.speech_transport = "wss://ivr.example.org/voice/stream", "stream"
+    queue(db)
+    place()
+    for number, answered_by, streamed in ((DUE, "human", True), (KYIV, "machine_start", False)):
+        form, sid = placed_to(twilio, number)
+        status, body = callee(client, form, sid).post(form["Url"], {"AnsweredBy": answered_by})
+        assert status == 200 and ('<Stream track="inbound_track" url="wss://ivr.example.org/voice/stream"' in body) \
+            is streamed, body
