@@ -7,7 +7,9 @@ With PostgreSQL a scratch database is created next to the one named in the URL a
 end. The store gets ``--accounts`` accounts (default 213 377) in 5 regions, each with a phone and an
 electricity meter; a third already have a reading for the period, one in 50 phones opted out.
 Then, ``--runs`` times (median reported): the dry run (counts per region), and once the real run
-(one INSERT ... SELECT into the outbox), which the dry run's counts must match.
+(one INSERT ... SELECT into the outbox), which the dry run's counts must match. With ``--call``
+the reminder calls of ``ivr remind --call`` are planned instead, with the text reminders of the
+period already in the outbox (as when the calls follow the texts).
 """
 from __future__ import annotations
 
@@ -72,6 +74,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="PostgreSQL server URL (a scratch database is made); default SQLite")
     parser.add_argument("--accounts", type=int, default=213_377)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--call", action="store_true", help="plan reminder calls (texts already queued)")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         if args.database_url:
@@ -93,20 +96,25 @@ def run(url: str, args, *, postgres: bool) -> None:
     print(f"{'PostgreSQL' if postgres else 'SQLite'}: {args.accounts} accounts filled in "
           f"{time.perf_counter() - started:.1f} s")
     sessions = make_session_factory(engine)
+    kind = "call" if args.call else "reminder"
+    if args.call:
+        with sessions() as db:
+            plan_reminders(db, PERIOD, country_languages=LANGS, now=NOW)
+            db.commit()
     runs = []
     for _ in range(args.runs):
         with sessions() as db:
             t = time.perf_counter()
-            plan = plan_reminders(db, PERIOD, country_languages=LANGS, dry_run=True, now=NOW)
+            plan = plan_reminders(db, PERIOD, country_languages=LANGS, dry_run=True, now=NOW, kind=kind)
             runs.append(time.perf_counter() - t)
-    print(f"dry run: {plan.total} reminders {plan.counts}; median {statistics.median(runs):.2f} s "
+    print(f"dry run: {plan.total} {kind}s {plan.counts}; median {statistics.median(runs):.2f} s "
           f"(runs {', '.join(f'{r:.2f}' for r in runs)})")
     with sessions() as db:
         t = time.perf_counter()
-        real = plan_reminders(db, PERIOD, country_languages=LANGS, now=NOW)
+        real = plan_reminders(db, PERIOD, country_languages=LANGS, now=NOW, kind=kind)
         db.commit()
         took = time.perf_counter() - t
-        written = db.scalar(select(func.count()).select_from(SmsOutbox))
+        written = db.scalar(select(func.count()).select_from(SmsOutbox).where(SmsOutbox.kind == kind))
     assert real.counts == plan.counts and written == plan.total, (real.counts, written)
     print(f"real run: {written} outbox rows written in {took:.2f} s")
     engine.dispose()

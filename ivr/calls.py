@@ -20,6 +20,10 @@ turn:
    and the rendered answer are committed together, before the answer goes out: the caller hears
    "saved" only for a reading that is stored, and a turn is written whole or not at all.
 
+``answer_reminder_call`` opens a reminder call we placed (``ivr remind --call``) when Twilio says
+it was answered: by a person, the dialog starts at the reminder question for the account the
+outbox row names; by a machine, the call is hung up and counts as placed.
+
 ``end_call`` takes Twilio's status callback: a call that ends before the dialog did is
 ``hung_up``, with the step it was at as its ``end_reason``.
 """
@@ -94,6 +98,47 @@ def open_call(session: Session, config: Config, *, call_sid: str, caller: str | 
     body = render(turn.actions, turn.state.lang, call.seq)
     call.state, call.last_twiml = turn.state.to_json(), body
     _log_step(call, "incoming", {"from": "known" if caller else "withheld"}, turn.actions)
+    session.commit()
+    return body
+
+
+def answered_by_machine(answered_by: str | None) -> bool:
+    """Twilio's ``AnsweredBy`` for an answering machine or a fax (``human`` and ``unknown``: a person
+    may be there, so the robot speaks)."""
+    return (answered_by or "").startswith("machine") or answered_by == "fax"
+
+
+def answer_reminder_call(session: Session, config: Config, *, token: str, call_sid: str, callee: str | None,
+                         country: str | None, answered_by: str | None, render: Render, polite_end: Apology,
+                         fallback_language: str) -> str:
+    """The first answer of a reminder call: Twilio fetched the URL naming the outbox row by its
+    ``token``. An unknown token, or one of another call or number, gets ``polite_end`` and
+    changes nothing; a repeated request gets the answer it got before."""
+    existing = find_call(session, call_sid)
+    if existing is not None:
+        return existing.last_twiml or polite_end(existing.language or fallback_language)
+    row = sms_store.reminder_call(session, token)
+    if row is None or row.message_sid not in (None, call_sid) or callee != row.to_number \
+            or row.status not in ("pending", "placed", "machine"):
+        log.warning("reminder call %s: the answer URL names no reminder call placed to this number", call_sid)
+        session.rollback()
+        return polite_end(fallback_language)
+    if answered_by_machine(answered_by) or row.status == "machine":
+        # Nothing is left on the machine (its greeting is still playing); the reminder counts as placed.
+        row.status = "machine"
+        session.commit()
+        return render([dialog.Hangup()], row.language, 0)
+    call = Call(call_sid=call_sid, from_number=row.to_number, caller_country=country, language=row.language, seq=1,
+                steps=[])
+    session.add(call)
+    session.flush()
+    turn = dialog.start_reminder(SqlRecords(session, config, call), call_sid=call_sid, callee=row.to_number,
+                                 language=row.language, account_id=row.account_id, max_tries=config.max_tries)
+    body = render(turn.actions, turn.state.lang, call.seq)
+    _write_state(call, turn.state)
+    call.last_twiml = body
+    row.status = "answered"
+    _log_step(call, "reminder", {"answered_by": (answered_by or "unknown")[:32]}, turn.actions)
     session.commit()
     return body
 
@@ -193,6 +238,9 @@ def end_call(session: Session, *, call_sid: str, status: str, duration: str | No
     is ``hung_up`` at the step it was at."""
     call = find_call(session, call_sid)
     if call is None:
+        if sms_store.record_call_status(session, call_sid, status):  # a reminder call nobody answered
+            session.commit()
+            return True
         log.warning("status callback for unknown call %s", call_sid)
         return False
     call.twilio_status = status[:32]

@@ -270,6 +270,8 @@ class Config:
     sms_per_hour: int = 10  # texts a number may send to the SMS line in an hour; more get no reply
     sms_rate_per_second: float = 1.0  # `ivr sms send-pending` sends at most this many messages a second
     sms_from: str | None = None  # the number (E.164) or Messaging Service SID (MG...) receipts are sent from
+    call_from: str | None = None  # the number (E.164) reminder calls come from (`ivr remind --call`)
+    call_rate_per_second: float = 0.2  # `ivr sms send-pending` places at most this many reminder calls a second
     stream_trailing_silence_ms: int = 600  # media endpoint: silence after the last word that ends an answer
     stream_alternatives: int = 3  # media endpoint: n-best list per answer (0 halves recognition CPU)
     media_host: str = "127.0.0.1"  # `ivr media-server` listens here...
@@ -434,6 +436,14 @@ def _sms_from() -> str | None:
     return value
 
 
+def _call_from() -> str | None:
+    value = _env("CALL_FROM") or None
+    if value is not None and not re.fullmatch(r"\+[1-9][0-9]{6,14}", value):
+        raise ConfigError(f"{PREFIX}CALL_FROM must be a phone number of your Twilio account in E.164 form "
+                          f"(+37322555000), got {value!r}")
+    return value
+
+
 def load_config(**overrides) -> Config:
     data_dir = data_folder()
     dev_token = data_dir / DEV_TOKEN_FILE
@@ -481,6 +491,8 @@ def load_config(**overrides) -> Config:
         sms_per_hour=_env_number("SMS_PER_HOUR", 10, low=1, high=10000),
         sms_from=_sms_from(),
         sms_rate_per_second=_env_number("SMS_RATE_PER_SECOND", 1.0, float, low=0.01, high=100.0),
+        call_from=_call_from(),
+        call_rate_per_second=_env_number("CALL_RATE_PER_SECOND", 0.2, float, low=0.01, high=10.0),
         stream_trailing_silence_ms=_env_number("STREAM_TRAILING_SILENCE_MS", 600, low=100, high=5000),
         stream_alternatives=_env_number("STREAM_ALTERNATIVES", 3, low=0, high=10),
         media_host=_env("MEDIA_HOST") or "127.0.0.1",

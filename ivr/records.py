@@ -53,6 +53,10 @@ class SqlRecords:
         account = service.find_account(self.session, region_id, typed)
         return _account_info(account) if account is not None else None
 
+    def account(self, account_id: int) -> AccountInfo | None:
+        account = self.session.get(Account, account_id)
+        return _account_info(account) if account is not None else None
+
     def meters(self, account_id: int) -> list[MeterInfo]:
         account = self.session.get(Account, account_id)
         return [MeterInfo(id=m.id, utility=m.utility, serial_tail=m.serial[-TAIL:], registers=m.register_names)

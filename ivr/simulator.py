@@ -70,12 +70,14 @@ class SimulatedCall:
     transport: Transport
     caller: str = "+37360000000"
     call_sid: str = field(default_factory=lambda: "CA" + uuid.uuid4().hex)
+    called: str = "+37322000000"  # Twilio's To: the line's number, or the callee of a call we placed
+    direction: str = "inbound"  # "outbound-api" for a call we placed through the REST API
     heard: list[str] = field(default_factory=list)
     last: Prompt | None = None
 
     def _params(self, extra: dict | None = None) -> dict:
         params = {"CallSid": self.call_sid, "AccountSid": "AC" + "0" * 32, "From": self.caller,
-                  "To": "+37322000000", "Direction": "inbound", "CallStatus": "in-progress"}
+                  "To": self.called, "Direction": self.direction, "CallStatus": "in-progress"}
         params.update(extra or {})
         return params
 
@@ -129,6 +131,11 @@ class SimulatedCall:
 
     def start(self) -> Prompt:
         return self._follow(self.base_url.rstrip("/") + "/voice/incoming")
+
+    def answer(self, url: str, answered_by: str = "human") -> Prompt:
+        """A call we placed is answered: Twilio fetches its ``url`` with ``AnsweredBy`` (answering
+        machine detection: ``human``, ``machine_start``, ``fax``, ``unknown``)."""
+        return self._follow(url, {"AnsweredBy": answered_by})
 
     def press(self, keys: str) -> Prompt:
         """Answer the current <Gather> with keys ("" for silence: Twilio posts empty Digits)."""

@@ -10,15 +10,19 @@ The phone line's protections apply: a value that would replace another number's 
 goes to an operator, and values refused as lower than before or implausible count towards the
 account's refusal limit. STOP/START/HELP (and their Romanian, Russian, Ukrainian words) are
 honoured per number; a number that sends more than ``IVR_SMS_PER_HOUR`` texts an hour gets no reply.
+
+What the line sends waits in the outbox (``SmsOutbox``) and goes out from here: text messages
+(receipts, reminders) by ``send_pending``, reminder calls by ``place_pending_calls``.
 """
 from __future__ import annotations
 
 import datetime as dt
 import re
+import secrets
 import time
 
 from flask import Blueprint, Response, abort, g, request
-from sqlalchemy import select
+from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -228,21 +232,14 @@ def next_morning(region, now) -> "dt.datetime":
     return dt.datetime.combine(day, sms_store.QUIET_UNTIL, local.tzinfo).astimezone(dt.timezone.utc)
 
 
-def send_pending(sessions, config, prompts, client, *, status_callback: str | None,
-                 now=None, limit: int = 100, sleep=time.sleep) -> dict[str, int]:
-    """Send the messages that are due through Twilio's Messages API, one transaction each, at most
-    ``IVR_SMS_RATE_PER_SECOND`` a second: a failure is retried later with a longer wait
-    (``readings_store.sms.mark_failed_attempt``); a reminder due in its region's quiet hours waits
-    for the morning. Returns counts {"sent", "retry", "failed", "cancelled", "deferred"}."""
-    from twilio.base.exceptions import TwilioException
-
-    counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0, "deferred": 0}
-    pause = 1.0 / config.sms_rate_per_second
+def _drain(sessions, kinds: tuple[str, ...], send, *, rate: float, now, limit: int, sleep, counts: dict) -> dict:
+    """Send the outbox rows of ``kinds`` that are due, one transaction each, at most ``rate`` a
+    second: a number that opted out is cancelled, a reminder due in its region's quiet hours waits
+    for the morning, and ``send(db, row)`` does the rest (the count it returns goes up)."""
+    pause = 1.0 / rate
     attempted = 0
-    if not config.sms_from:
-        raise ValueError("IVR_SMS_FROM is not set: no number to send text messages from")
     with sessions() as db:
-        ids = [row.id for row in sms_store.due(db, now, limit)]
+        ids = [row.id for row in sms_store.due(db, now, limit, kinds)]
     for row_id in ids:
         with sessions() as db:
             row = db.get(SmsOutbox, row_id)
@@ -253,30 +250,92 @@ def send_pending(sessions, config, prompts, client, *, status_callback: str | No
                 db.commit()
                 counts["cancelled"] += 1
                 continue
-            if row.kind == "reminder":
+            if row.kind in sms_store.REMINDER_KINDS:
                 region = db.get(Account, row.account_id).region
                 if sms_store.in_quiet_hours(region, now):
                     row.next_attempt_at = next_morning(region, now or utcnow())
                     db.commit()
                     counts["deferred"] += 1
                     continue
-            if row.body is None:
-                row.body = (reminder_text if row.kind == "reminder" else receipt_text)(db, prompts, row)
             if attempted:
                 sleep(pause)
             attempted += 1
-            sender = {"messaging_service_sid": config.sms_from} if config.sms_from.startswith("MG") \
-                else {"from_": config.sms_from}
-            extra = {"status_callback": status_callback} if status_callback else {}
-            try:
-                message = client.messages.create(to=row.to_number, body=row.body, **sender, **extra)
-            except (TwilioException, OSError) as exc:
-                sms_store.mark_failed_attempt(row, f"{exc.__class__.__name__}: {exc}", now)
-                counts["failed" if row.status == "failed" else "retry"] += 1
-                log.warning("SMS %s to %s not sent (attempt %d): %s", row.id, row.to_number, row.attempts,
-                            exc.__class__.__name__)
-            else:
-                row.status, row.message_sid, row.sent_at, row.error = "sent", message.sid, now or utcnow(), None
-                counts["sent"] += 1
+            counts[send(db, row)] += 1
             db.commit()
     return counts
+
+
+def _failed(row: SmsOutbox, exc: Exception, now, what: str) -> str:
+    sms_store.mark_failed_attempt(row, f"{exc.__class__.__name__}: {exc}", now)
+    log.warning("%s %s to %s not sent (attempt %d): %s", what, row.id, row.to_number, row.attempts,
+                exc.__class__.__name__)
+    return "failed" if row.status == "failed" else "retry"
+
+
+def send_pending(sessions, config, prompts, client, *, status_callback: str | None,
+                 now=None, limit: int = 100, sleep=time.sleep) -> dict[str, int]:
+    """Send the messages that are due through Twilio's Messages API, one transaction each, at most
+    ``IVR_SMS_RATE_PER_SECOND`` a second: a failure is retried later with a longer wait
+    (``readings_store.sms.mark_failed_attempt``); a reminder due in its region's quiet hours waits
+    for the morning. Returns counts {"sent", "retry", "failed", "cancelled", "deferred"}."""
+    from twilio.base.exceptions import TwilioException
+
+    if not config.sms_from:
+        raise ValueError("IVR_SMS_FROM is not set: no number to send text messages from")
+    sender = {"messaging_service_sid": config.sms_from} if config.sms_from.startswith("MG") \
+        else {"from_": config.sms_from}
+    extra = {"status_callback": status_callback} if status_callback else {}
+
+    def send(db, row: SmsOutbox) -> str:
+        if row.body is None:
+            row.body = (reminder_text if row.kind == "reminder" else receipt_text)(db, prompts, row)
+        try:
+            message = client.messages.create(to=row.to_number, body=row.body, **sender, **extra)
+        except (TwilioException, OSError) as exc:
+            return _failed(row, exc, now, "SMS")
+        row.status, row.message_sid, row.sent_at, row.error = "sent", message.sid, now or utcnow(), None
+        return "sent"
+
+    counts = {"sent": 0, "retry": 0, "failed": 0, "cancelled": 0, "deferred": 0}
+    return _drain(sessions, sms_store.MESSAGE_KINDS, send, rate=config.sms_rate_per_second, now=now, limit=limit,
+                  sleep=sleep, counts=counts)
+
+
+def place_pending_calls(sessions, config, client, *, now=None, limit: int = 100, sleep=time.sleep) -> dict[str, int]:
+    """Place the reminder calls that are due through Twilio's Calls API, at most
+    ``IVR_CALL_RATE_PER_SECOND`` a second, from ``IVR_CALL_FROM``, with answering-machine
+    detection. Twilio fetches ``<IVR_PUBLIC_URL>/voice/reminder/<token>`` when the call is
+    answered: the token is random and committed before the call is placed, so the URL says
+    nothing about the customer and is known before Twilio can ask for it. A failed attempt is
+    retried later with a longer wait; a placed call is never placed again. Returns counts
+    {"placed", "retry", "failed", "cancelled", "deferred"}."""
+    from twilio.base.exceptions import TwilioException
+
+    if not config.call_from:
+        raise ValueError("IVR_CALL_FROM is not set: no number to place reminder calls from")
+    if not config.public_url:
+        raise ValueError("IVR_PUBLIC_URL is not set: Twilio would have no URL to fetch when a reminder call "
+                         "is answered")
+    base = config.public_url.rstrip("/")
+
+    def place(db, row: SmsOutbox) -> str:
+        if row.token is None:
+            row.token = secrets.token_urlsafe(32)
+            db.commit()
+        try:
+            call = client.calls.create(to=row.to_number, from_=config.call_from, url=f"{base}/voice/reminder/{row.token}",
+                                       method="POST", status_callback=f"{base}/voice/status",
+                                       status_callback_method="POST", fallback_url=f"{base}/voice/fallback",
+                                       fallback_method="POST", machine_detection="Enable")
+        except (TwilioException, OSError) as exc:
+            return _failed(row, exc, now, "reminder call")
+        # "placed" only while still pending: a call answered at once may be marked answered already.
+        db.execute(update(SmsOutbox).where(SmsOutbox.id == row.id)
+                   .values(status=case((SmsOutbox.status == "pending", "placed"), else_=SmsOutbox.status),
+                           message_sid=call.sid, sent_at=now or utcnow(), error=None)
+                   .execution_options(synchronize_session=False))
+        return "placed"
+
+    counts = {"placed": 0, "retry": 0, "failed": 0, "cancelled": 0, "deferred": 0}
+    return _drain(sessions, (sms_store.CALL_KIND,), place, rate=config.call_rate_per_second, now=now, limit=limit,
+                  sleep=sleep, counts=counts)

@@ -30,6 +30,7 @@ bp = Blueprint("voice", __name__, url_prefix="/voice")
 TWIML = "application/xml"
 _SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 _RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
+_REMINDER_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
 MAX_DIGITS_PARAM = 64
 MAX_SEQ = 2**31 - 1  # Call.seq is a 32-bit INTEGER column
 # Twilio's placeholders for a withheld caller ID.
@@ -143,6 +144,30 @@ def incoming():
                                  language=default_language(number),
                                  render=lambda actions, lang, seq: first.render(actions, lang, seq, start_stream=True),
                                  apology=first.apology))
+
+
+@bp.post("/reminder/<token>")
+def reminder(token: str):
+    """Twilio fetches this when a reminder call we placed is answered (``ivr remind --call``).
+    ``token`` names the outbox row, and nothing else: whoever answers may not be the customer, and
+    the URL travels through Twilio's logs. ``AnsweredBy`` says whether a machine answered."""
+    sid = call_sid()
+    callee, country = caller_number(request.form.get("To"))
+    lang = default_language(callee)
+    first = renderer()
+
+    def polite_end(language: str) -> str:
+        return first.render([dialog.Say("reminder_call_end"), dialog.Hangup()], language, 0)
+
+    if not _REMINDER_TOKEN.fullmatch(token):
+        log.warning("reminder call %s: malformed reference in the answer URL", sid)
+        return twiml(polite_end(lang))
+    return twiml(calls.answer_reminder_call(
+        g.db, ivr().config, token=token, call_sid=sid, callee=callee, country=country,
+        answered_by=request.form.get("AnsweredBy"), fallback_language=lang, polite_end=polite_end,
+        # The caller's audio is streamed only to a call that is asked something (not to a machine).
+        render=lambda actions, language, seq: first.render(
+            actions, language, seq, start_stream=any(isinstance(a, dialog.Ask) for a in actions))))
 
 
 @bp.post("/listen/<step>")

@@ -447,20 +447,24 @@ class SmsOptOut(Base):
 
 
 class SmsOutbox(Base):
-    """A text message to send (a receipt after a call, a reminder): written in the transaction that
-    decides it, sent afterwards by ``ivr sms send-pending`` and retried with backoff, so sending
-    never holds up or undoes a call. ``status``: pending, sent (Twilio took it), then Twilio's
-    delivery status (delivered, undelivered, failed ...); ``cancelled`` when the number opted out
-    before it went, ``failed`` when every attempt failed. One receipt per call (``call_id``)."""
+    """A text message to send (a receipt after a call, a reminder) or a reminder call to place
+    (``kind`` ``call``): written in the transaction that decides it, sent afterwards by
+    ``ivr sms send-pending`` and retried with backoff, so sending never holds up or undoes a call.
+    ``status`` of a message: pending, sent (Twilio took it), then Twilio's delivery status
+    (delivered, undelivered, failed ...); of a call: pending, placed (Twilio took it; its CallSid in
+    ``message_sid``), then answered, machine, or how it ended unanswered (busy, no-answer ...).
+    ``cancelled`` when the number opted out before it went, ``failed`` when every attempt failed.
+    One receipt per call (``call_id``); one reminder of each kind per account and period. A call's
+    answer URL names it only by ``token`` (random), never by anything about the customer."""
 
     __tablename__ = "sms_outbox"
     __table_args__ = (
         Index("ix_sms_outbox_status_next", "status", "next_attempt_at"),
-        # One reminder per account and period, ever (receipts have no period).
-        UniqueConstraint("account_id", "period", name="uq_sms_outbox_account_period"),
+        # One reminder of each kind (text, call) per account and period, ever (receipts have no period).
+        UniqueConstraint("account_id", "period", "kind", name="uq_sms_outbox_account_period_kind"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # receipt | reminder
+    kind: Mapped[str] = mapped_column(String(16))  # receipt | reminder | call
     to_number: Mapped[str] = mapped_column(String(32))  # E.164
     language: Mapped[str] = mapped_column(String(8))
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), unique=True)
@@ -470,7 +474,8 @@ class SmsOutbox(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)  # SM... or, for a call, CA...
+    token: Mapped[str | None] = mapped_column(String(43), unique=True)  # a call's answer URL: /voice/reminder/<token>
     error: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -124,10 +124,16 @@ def queue_receipt(session: Session, call: Call, language: str) -> SmsOutbox | No
     return row
 
 
-def due(session: Session, now: dt.datetime | None = None, limit: int = 100) -> list[SmsOutbox]:
-    """Messages waiting to be sent whose next attempt is due, oldest first."""
+MESSAGE_KINDS = ("receipt", "reminder")
+CALL_KIND = "call"
+REMINDER_KINDS = ("reminder", CALL_KIND)  # kept out of quiet hours
+
+
+def due(session: Session, now: dt.datetime | None = None, limit: int = 100,
+        kinds: tuple[str, ...] = MESSAGE_KINDS) -> list[SmsOutbox]:
+    """Messages (or calls, by ``kinds``) waiting to go out whose next attempt is due, oldest first."""
     return list(session.scalars(select(SmsOutbox).where(
-        SmsOutbox.status == "pending", SmsOutbox.next_attempt_at <= (now or utcnow()))
+        SmsOutbox.status == "pending", SmsOutbox.kind.in_(kinds), SmsOutbox.next_attempt_at <= (now or utcnow()))
         .order_by(SmsOutbox.next_attempt_at, SmsOutbox.id).limit(limit)))
 
 
@@ -144,12 +150,36 @@ def mark_failed_attempt(row: SmsOutbox, error: str, now: dt.datetime | None = No
 
 def record_status(session: Session, message_sid: str, status: str) -> bool:
     """Twilio's delivery status for a message we sent; False when the SID is not ours."""
-    row = session.scalars(select(SmsOutbox).where(SmsOutbox.message_sid == message_sid)).first()
+    row = session.scalars(select(SmsOutbox).where(SmsOutbox.message_sid == message_sid,
+                                                  SmsOutbox.kind != CALL_KIND)).first()
     if row is None:
         return False
     # Callbacks can arrive out of order: a final status is never replaced by an earlier one.
     if row.status not in FINAL_DELIVERY or status in FINAL_DELIVERY:
         row.status = status[:16]
+    return True
+
+
+# --- reminder calls -------------------------------------------------------------------------------
+
+# How a placed call ended when nobody answered it (Twilio's final call statuses but "completed").
+UNANSWERED = frozenset({"busy", "no-answer", "failed", "canceled"})
+
+
+def reminder_call(session: Session, token: str) -> SmsOutbox | None:
+    """The reminder call a ``/voice/reminder/<token>`` URL names, or None."""
+    return session.scalars(select(SmsOutbox).where(SmsOutbox.token == token, SmsOutbox.kind == CALL_KIND)).first()
+
+
+def record_call_status(session: Session, call_sid: str, status: str) -> bool:
+    """Twilio's final status of a reminder call we placed (busy, no-answer ...); False when the SID
+    is not one. An answered call keeps ``answered`` or ``machine``."""
+    row = session.scalars(select(SmsOutbox).where(SmsOutbox.message_sid == call_sid,
+                                                  SmsOutbox.kind == CALL_KIND)).first()
+    if row is None:
+        return False
+    if row.status == "placed" and status in UNANSWERED:
+        row.status = status
     return True
 
 
@@ -197,10 +227,10 @@ def _language_case(country_languages: dict, phone):
 
 
 def _reminder_rows(session: Session, period: str, region_ids: dict[int, list[str]], country_languages: dict,
-                   now: dt.datetime, *, skip_reminded: bool = True):
+                   now: dt.datetime, *, kind: str, skip_reminded: bool = True):
     """One set-based SELECT of the reminders to write: accounts of the given regions with an active
     meter of an open utility, no reading for the period, a phone on file that has not opted out,
-    and no reminder for the period yet."""
+    and no reminder of this ``kind`` for the period yet."""
     phone = (select(AccountPhone.account_id.label("account_id"), func.min(AccountPhone.phone).label("phone"))
              .where(~exists().where(SmsOptOut.phone == AccountPhone.phone))
              .group_by(AccountPhone.account_id).subquery())
@@ -208,7 +238,7 @@ def _reminder_rows(session: Session, period: str, region_ids: dict[int, list[str
         and_(Account.region_id == rid, Meter.utility.in_(utilities)) for rid, utilities in region_ids.items()]))
     has_reading = exists().where(Reading.meter_id == Meter.id, Meter.account_id == Account.id,
                                  Reading.period == period, Reading.status != "rejected")
-    reminded = exists().where(SmsOutbox.account_id == Account.id, SmsOutbox.period == period)
+    reminded = exists().where(SmsOutbox.account_id == Account.id, SmsOutbox.period == period, SmsOutbox.kind == kind)
     return (select(Account.id.label("account_id"), Account.region_id.label("region_id"),
                    phone.c.phone.label("phone"),
                    _language_case(country_languages, phone.c.phone).label("language"))
@@ -218,11 +248,14 @@ def _reminder_rows(session: Session, period: str, region_ids: dict[int, list[str
 
 
 def plan_reminders(session: Session, period: str, *, country_languages: dict, region_code: str | None = None,
-                   dry_run: bool = False, now: dt.datetime | None = None) -> ReminderPlan:
+                   dry_run: bool = False, now: dt.datetime | None = None, kind: str = "reminder") -> ReminderPlan:
     """Remind every account that has not given its readings for ``period`` while the submission
-    window is open: write one outbox row per account (never a second one for the period), to be
-    sent by ``ivr sms send-pending`` at the configured rate. Regions in quiet hours (21:00-09:00
-    their time) or whose window is closed are skipped. ``dry_run`` only counts. The caller commits."""
+    window is open: write one outbox row per account (never a second one of the ``kind`` for the
+    period: ``reminder``, a text, or ``call``, a reminder call), to be sent by ``ivr sms
+    send-pending`` at the configured rate. Regions in quiet hours (21:00-09:00 their time) or whose
+    window is closed are skipped. ``dry_run`` only counts. The caller commits."""
+    if kind not in REMINDER_KINDS:
+        raise ValueError(f"no reminder of kind {kind!r}")
     now = now or utcnow()
     query = select(Region).order_by(Region.code)
     if region_code:
@@ -245,24 +278,25 @@ def plan_reminders(session: Session, period: str, *, country_languages: dict, re
         eligible[region.id] = utilities
     if not eligible:
         return plan
-    rows = _reminder_rows(session, period, eligible, country_languages, now).subquery()
+    rows = _reminder_rows(session, period, eligible, country_languages, now, kind=kind).subquery()
     counted = session.execute(select(rows.c.region_id, func.count()).group_by(rows.c.region_id)).all()
     plan.counts = {codes[rid]: n for rid, n in sorted(counted, key=lambda r: codes[r[0]])}
     if not dry_run and plan.total:
         # One INSERT ... SELECT. On PostgreSQL accounts already reminded are left out by the unique
         # constraint (ON CONFLICT DO NOTHING) rather than by NOT EXISTS on the table being written,
         # which it would rescan as it grows; SQLite looks them up in the constraint's index.
-        fresh = _reminder_rows(session, period, eligible, country_languages, now, skip_reminded=False).subquery()
+        fresh = _reminder_rows(session, period, eligible, country_languages, now, kind=kind,
+                               skip_reminded=False).subquery()
         dialect = session.get_bind().dialect.name
         make = pg_insert if dialect == "postgresql" else None
         statement = (make(SmsOutbox) if make else insert(SmsOutbox)).from_select(
             ["kind", "to_number", "language", "account_id", "period", "status", "attempts", "next_attempt_at",
              "created_at"],
-            select(literal("reminder"), fresh.c.phone, fresh.c.language, fresh.c.account_id, literal(period),
+            select(literal(kind), fresh.c.phone, fresh.c.language, fresh.c.account_id, literal(period),
                    literal("pending"), literal(0), literal(now, UTCDateTime), literal(now, UTCDateTime))
             .where(*([] if make else [~exists().where(SmsOutbox.account_id == fresh.c.account_id,
-                                                      SmsOutbox.period == period)])))
+                                                      SmsOutbox.period == period, SmsOutbox.kind == kind)])))
         if make:
-            statement = statement.on_conflict_do_nothing(index_elements=["account_id", "period"])
+            statement = statement.on_conflict_do_nothing(index_elements=["account_id", "period", "kind"])
         session.execute(statement)
     return plan

@@ -23,13 +23,21 @@ class FakeTwilioRest:
       is moved to the new URL at once (``fetched``);
     * a new message (``POST .../Messages.json``) is recorded in ``messages`` (the form posted) and
       answered with a queued message resource with a new SID; while ``fail_messages`` is above
-      zero, a message is refused instead with Twilio's error 500 body (and the count goes down).
+      zero, a message is refused instead with Twilio's error 500 body (and the count goes down);
+    * a new call (``POST .../Calls.json``) is recorded in ``calls`` (the form posted: ``To``,
+      ``From``, ``Url``, ``StatusCallback``, ``MachineDetection`` ...) and answered with a queued
+      call resource with a new CA SID (``placed``: the SIDs in order); ``fail_calls`` refuses calls
+      as ``fail_messages`` refuses messages. Nobody answers: a test plays the callee by posting to
+      the recorded ``Url`` as Twilio would.
     """
 
     def __init__(self):
         self.updates: list[tuple[str, dict]] = []
         self.messages: list[dict] = []
         self.fail_messages = 0
+        self.calls: list[dict] = []
+        self.placed: list[str] = []
+        self.fail_calls = 0
         self.call = None
         self.fetched: list = []
         self.lock = threading.Lock()
@@ -42,6 +50,8 @@ class FakeTwilioRest:
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 if self.path.endswith("/Messages.json"):
                     status, body = fake._message(form)
+                elif self.path.endswith("/Calls.json"):
+                    status, body = fake._new_call(form)
                 else:
                     status, body = 200, fake._call_update(self.path, form)
                 data = json.dumps(body).encode()
@@ -77,6 +87,18 @@ class FakeTwilioRest:
             sid = f"SM{next(self._sids):032x}"
         return 201, {"sid": sid, "account_sid": ACCOUNT_SID, "to": form.get("To"), "from": form.get("From"),
                      "body": form.get("Body"), "status": "queued", "num_segments": "1"}
+
+    def _new_call(self, form: dict) -> tuple[int, dict]:
+        with self.lock:
+            if self.fail_calls > 0:
+                self.fail_calls -= 1
+                return 500, {"code": 20500, "message": "Internal Server Error", "status": 500,
+                             "more_info": "https://www.twilio.com/docs/errors/20500"}
+            self.calls.append(form)
+            sid = f"CA{next(self._sids):032x}"
+            self.placed.append(sid)
+        return 201, {"sid": sid, "account_sid": ACCOUNT_SID, "to": form.get("To"), "from": form.get("From"),
+                     "status": "queued", "direction": "outbound-api"}
 
     def client(self) -> Client:
         client = Client(ACCOUNT_SID, AUTH_TOKEN)

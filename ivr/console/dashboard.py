@@ -13,8 +13,9 @@ from readings_store.models import Account, Call, Meter, Reading, Region, ReviewT
 
 from . import labels
 
-# Questions in the order a call asks them; the funnel follows this order.
-QUESTIONS = ("language", "region", "offer_account", "account", "meter", "register", "value", "confirm")
+# Questions in the order a call asks them (a reminder call we placed starts at "reminder", then goes
+# to the meter); the funnel follows this order.
+QUESTIONS = ("reminder", "language", "region", "offer_account", "account", "meter", "register", "value", "confirm")
 OUTCOME_ORDER = ("completed", "no_reading", "transferred", "gave_up", "hung_up", "service_not_ready", None)
 AGE_BUCKETS = ((1, "under 1 h"), (4, "1–4 h"), (24, "4–24 h"), (72, "1–3 days"), (None, "over 3 days"))
 KEYPAD_ENGINES = ("keypad", "dtmf")

@@ -9,6 +9,7 @@ from __future__ import annotations
 STEPS = {
     "start": "call start",
     "incoming": "call received",
+    "reminder": "reminder call: give the readings now?",
     "language": "language",
     "region": "region",
     "account": "account number",

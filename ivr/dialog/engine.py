@@ -1,5 +1,10 @@
 """The call flow: language → region → account → meter → register → value → confirm → next.
 
+A reminder call we placed (``start_reminder``) starts instead at ``reminder``: the callee hears
+whose readings it is about (the account's last digits only: whoever answers may not be the
+customer) and presses 1 (or says yes) to go straight to that account's meters; anything else, or
+silence, ends the call politely.
+
 The region is skipped when the caller's account is on file or only one region is offered; when the
 caller ID suggests one, it is said aloud and one key leads to the region menu instead. With no
 region to offer, the call goes to an operator or is told that the service is not ready yet.
@@ -27,7 +32,7 @@ LANGUAGE_KEYS = {"1": "ro", "2": "ru", "3": "uk", "4": "en"}
 NUMBER_STEPS = ("account", "value")
 # The grammar each question listens with when the call's language has a speech engine
 # (transports read it too, to know how to recognise an answer to that step).
-SPEECH_KINDS = {"region": "menu", "offer_account": "yes_no", "account": "digits", "meter": "menu",
+SPEECH_KINDS = {"reminder": "yes_no", "region": "menu", "offer_account": "yes_no", "account": "digits", "meter": "menu",
                 "register": "menu", "value": "number", "confirm": "yes_no", "next": "menu"}
 # The key that leaves a region assumed from the caller ID for the region menu (1 continues).
 CHANGE_REGION_KEY = "9"
@@ -93,6 +98,20 @@ class _Context:
 def start(records: Records, *, call_sid: str, caller: str | None, language: str, max_tries: int = 3) -> Turn:
     state = CallState(call_sid=call_sid, caller=caller, lang=language, max_tries=max_tries)
     return Turn(state, [_ask_language(records, state)])
+
+
+def start_reminder(records: Records, *, call_sid: str, callee: str, language: str, account_id: int,
+                   max_tries: int = 3) -> Turn:
+    """A reminder call answered by a person: the account is known, the question is whether to give
+    its readings now. An account gone or closed since the call was queued ends the call politely."""
+    state = CallState(call_sid=call_sid, caller=callee, lang=language, max_tries=max_tries, step=Step.REMINDER)
+    account = records.account(account_id)
+    if account is None or not account.active:
+        state.step, state.outcome = Step.ENDED, Outcome.NO_READING
+        return Turn(state, [Say("reminder_call_end"), Hangup()])
+    state.region_id = account.region_id
+    state.account = _account_ref(account)
+    return Turn(state, [_ask_reminder(records, state)])
 
 
 def handle(records: Records, state: CallState, event: Event) -> Turn:
@@ -245,6 +264,21 @@ def _no_regions(records: Records, state: CallState) -> Turn:
         return Turn(state, [Say("transfer"), Transfer(number)])
     state.outcome, state.end_reason = Outcome.SERVICE_NOT_READY, None
     return Turn(state, [Say("service_not_ready"), Say("goodbye"), Hangup()])
+
+
+# --- reminder call ------------------------------------------------------------------------------
+
+def _ask_reminder(records: Records, state: CallState) -> Ask:
+    return Ask("reminder", (Say("reminder_call", {"tail": Digits(state.account.tail)}),), expect="choice",
+               speech=SPEECH_KINDS["reminder"])
+
+
+def _on_reminder(records: Records, state: CallState, event: Event) -> Turn:
+    if _choice(event) == "1":
+        return _use_account(records, state, state.account)
+    # A call the callee did not ask for: one question, no retries, no operator.
+    state.step, state.outcome = Step.ENDED, Outcome.NO_READING
+    return Turn(state, [Say("reminder_call_end"), Hangup()])
 
 
 # --- region ------------------------------------------------------------------------------------
@@ -542,6 +576,7 @@ def _ended(records: Records, state: CallState, event: Event) -> Turn:
 
 
 _ASKERS = {
+    "reminder": _ask_reminder,
     "language": _ask_language,
     "region": _ask_region,
     "region_assumed": _ask_region_assumed,
@@ -564,6 +599,7 @@ def _enter(records: Records, state: CallState, step: str, *, keep_tries: bool = 
 
 
 _HANDLERS = {
+    "reminder": _on_reminder,
     "language": _on_language,
     "region": _on_region,
     "region_assumed": _on_region_assumed,

@@ -46,6 +46,9 @@ class Records(Protocol):
 
     def find_account(self, region_id: int, typed: str) -> AccountInfo | None: ...
 
+    def account(self, account_id: int) -> AccountInfo | None:
+        """The account with this id (a reminder call's), or None."""
+
     def meters(self, account_id: int) -> list[MeterInfo]: ...
 
     def check_value(self, meter_id: int, register: str, value: str) -> str | None:

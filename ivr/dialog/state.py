@@ -16,6 +16,7 @@ class Step(str, Enum):
     """The question the caller was last asked (``ENDED``/``TRANSFERRED``: the call is over)."""
 
     LANGUAGE = "language"
+    REMINDER = "reminder"  # a reminder call we placed: give the readings now?
     REGION = "region"
     REGION_ASSUMED = "region_assumed"
     OFFER_ACCOUNT = "offer_account"

@@ -50,6 +50,9 @@ class FakeRecords:
     def find_account(self, region_id, typed):
         return self.accounts.get((region_id, typed))
 
+    def account(self, account_id):
+        return next((a for a in self.accounts.values() if a.id == account_id), None)
+
     def meters(self, account_id):
         return self.meter_table.get(account_id, [])
 
