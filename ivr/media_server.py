@@ -19,6 +19,20 @@ callback delays only its own call's next answer, never the audio of other calls.
 One asyncio process serves many calls: the event loop only parses messages; Vosk runs in a
 thread pool (its C calls release the GIL, so threads use every core) and shares one
 ``vosk.Model`` per language per process.
+
+A server recognises only as many callers as its cores can hear in real time; beyond that every
+answer would come seconds late. So it sheds load, and each refused call is handed to
+``on_refused(call_sid)`` (the phone line moves it to the record transport), then its WebSocket is
+closed with 1013 (try again later):
+
+- *admission*: a stream that would exceed ``max_streams`` concurrent streams is refused at its
+  ``start`` message, and so is every new stream while the server is behind (below);
+- *behind*: a batch of audio that waited more than ``shed_after_ms`` from being handed to the
+  recognition threads to its result means the server is behind. If the batch belongs to a
+  caller's answer being decoded (the streams that cost CPU: a silent caller costs only the voice
+  detector), that stream is shed, its unfinished answer dropped; at most one stream per
+  ``shed_after_ms``, so that one slow moment does not shed every stream whose batch was queued
+  behind it.
 """
 from __future__ import annotations
 
@@ -47,6 +61,11 @@ STREAM_PATH = "/voice/stream"
 MAX_MESSAGE_BYTES = 64 * 1024  # a media message is ~250 bytes; anything near this is not Twilio
 MAX_FRAME_BYTES = 1600  # μ-law bytes per media message: 200 ms (Twilio sends 160 = 20 ms)
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
+TRY_AGAIN_LATER = 1013  # WebSocket close code of a refused or shed stream (RFC 6455 registry)
+# Concurrent streams per recognition thread (one per core) when no limit is configured: 2 cores
+# hear about 55 streams whose callers speak half of the time (docs/streaming.md, section 4).
+STREAMS_PER_CORE = 25
+MIN_SHED_AFTER_MS = 100  # a bound below a few batches' decoding time would shed a healthy server
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,8 @@ QuestionSource = Callable[[str], Optional[Question]]
 # (call_sid, question, recognition, WAV of the answer: 16-bit PCM, 8 kHz) -> None
 OnUtterance = Callable[[str, Question, Recognition, bytes], None]
 OnSpeechStarted = Callable[[str], None]
+# call_sid -> None: the server will not recognise this call's stream (full, or behind)
+OnRefused = Callable[[str], None]
 # language -> vosk.Model (speech.models.ModelPool.get)
 ModelSource = Callable[[str], Any]
 
@@ -80,6 +101,7 @@ class Handlers:
     on_utterance: OnUtterance
     on_speech_started: OnSpeechStarted | None = None
     models: ModelSource | None = None  # None: a ModelPool over the configured models folder
+    on_refused: OnRefused | None = None  # the stream is refused or shed: hear the call another way
 
 
 @dataclass
@@ -179,6 +201,9 @@ class StreamStats:
     rejected_handshakes: int = 0
     utterances: int = 0
     callback_errors: int = 0
+    active_streams: int = 0  # streams being recognised now
+    refused_streams: int = 0  # refused at the start: max_streams reached, or the server behind
+    shed_streams: int = 0  # stopped mid-answer: their recognition fell more than shed_after_ms behind
 
 
 class MediaServer:
@@ -188,11 +213,19 @@ class MediaServer:
                  public_url: str | None = None, settings: StreamSettings = StreamSettings(),
                  path: str = STREAM_PATH, workers: int | None = None, callback_workers: int = 8,
                  feed_ms: int = 60, idle_feed_ms: int = 200, late_after_ms: float = 250.0, models_dir=None,
-                 listener_factory: Callable[..., CallListener] = CallListener):
+                 listener_factory: Callable[..., CallListener] = CallListener, max_streams: int = 0,
+                 shed_after_ms: float = 0):
+        """``max_streams``: concurrent streams recognised, more are refused (0: no limit);
+        ``shed_after_ms``: how far behind the recognition of an answer may fall before its
+        stream is shed (0: never). The command passes the configured values."""
         if validate_signatures and not auth_token:
             raise ValueError("the media endpoint needs the Twilio auth token to check signatures")
         if feed_ms < FRAME_MS or feed_ms % FRAME_MS or idle_feed_ms < feed_ms or idle_feed_ms % FRAME_MS:
             raise ValueError(f"feed_ms and idle_feed_ms must be multiples of {FRAME_MS}, idle_feed_ms >= feed_ms")
+        if max_streams < 0:
+            raise ValueError(f"max_streams must be 0 (no limit) or more, not {max_streams}")
+        if shed_after_ms and not MIN_SHED_AFTER_MS <= shed_after_ms:
+            raise ValueError(f"shed_after_ms must be 0 (never) or at least {MIN_SHED_AFTER_MS}, not {shed_after_ms}")
         self.handlers = handlers
         self.validator = RequestValidator(auth_token) if auth_token else None
         self.validate_signatures = validate_signatures
@@ -205,6 +238,10 @@ class MediaServer:
         self.feed_bytes = feed_ms * ULAW_RATE // 1000
         self.idle_feed_bytes = idle_feed_ms * ULAW_RATE // 1000
         self.late_after = late_after_ms / 1000
+        self.max_streams = max_streams
+        self.shed_after = shed_after_ms / 1000
+        self._behind_until = 0.0  # monotonic: new streams are refused until then
+        self._last_shed = -float("inf")
         self.stats = StreamStats()
         self.listener_factory = listener_factory  # (call_sid, questions, models, settings) -> listener
         self._recognition = ThreadPoolExecutor(workers or os.cpu_count() or 2, thread_name_prefix="vosk")
@@ -239,6 +276,28 @@ class MediaServer:
             log.warning("rejected media stream with a bad or missing Twilio signature: %s", request.path[:100])
             return connection.respond(HTTPStatus.FORBIDDEN, "bad signature\n")
         return None
+
+    # --- load shedding -------------------------------------------------------------------------
+
+    def refusal(self) -> str | None:
+        """Why a new stream cannot be recognised now, or None."""
+        if self.max_streams and self.stats.active_streams >= self.max_streams:
+            return f"{self.stats.active_streams} streams, the limit"
+        if time.monotonic() < self._behind_until:
+            return "recognition is behind"
+        return None
+
+    def recognised(self, delay: float, answering: bool) -> bool:
+        """A batch's recognition took ``delay`` seconds from its hand-over; whether its stream,
+        decoding an answer if ``answering``, is to be shed."""
+        if not self.shed_after or delay <= self.shed_after:
+            return False
+        now = time.monotonic()
+        self._behind_until = now + self.shed_after
+        if not answering or now - self._last_shed < self.shed_after:
+            return False
+        self._last_shed = now
+        return True
 
     # --- serving ------------------------------------------------------------------------------
 
@@ -277,28 +336,41 @@ class MediaServer:
             self.close()
 
     async def _handle(self, connection) -> None:
-        stream = _Stream(self)
+        stream = _Stream(self, connection)
+        closing = None
         try:
             async for message in connection:
-                stream.receive(message)
-                if stream.stopped:
-                    break
+                if not stream.refused:
+                    stream.receive(message)
+                    if stream.stopped:
+                        break
+                # A refused stream (here at its start; a shed one is closed by its pump) is read
+                # on until the peer's close frame, which comes behind the messages it sent before.
+                if stream.refused and closing is None and stream.listener is None:
+                    closing = asyncio.get_running_loop().create_task(
+                        connection.close(TRY_AGAIN_LATER, "try again later"))
         except Exception as exc:  # connection dropped, message too big: this stream only
             log.info("media stream %s ended: %s", stream.call_sid or "?", exc)
         finally:
+            if closing is not None:
+                await closing
             await stream.close()
 
 
 class _Stream:
     """One WebSocket connection: parses Twilio's messages, batches audio for the listener."""
 
-    def __init__(self, server: MediaServer):
+    def __init__(self, server: MediaServer, connection=None):
         self.server = server
+        self.connection = connection
         self.call_sid: str | None = None
         self.stream_sid: str | None = None
         self.custom: dict = {}
         self.listener: CallListener | None = None
         self.stopped = False
+        self.refused = False  # refused at the start or shed: nothing more is recognised
+        self._admitted = False
+        self._refusal: asyncio.Future | None = None
         self._buffer: list[tuple[float, bytes]] = []
         self._buffered = 0
         self._ready = asyncio.Event()
@@ -348,13 +420,31 @@ class _Stream:
         self.stream_sid = str(msg.get("streamSid") or start.get("streamSid") or "")[:64]
         custom = start.get("customParameters")
         self.custom = custom if isinstance(custom, dict) else {}
+        refusal = self.server.refusal()
+        if refusal is not None:
+            self.refused = True
+            self.server.stats.refused_streams += 1
+            log.warning("media stream of call %s refused (%s): the call is heard another way", call_sid, refusal)
+            self._refusal = self._callback(self.server.handlers.on_refused)
+            return None
         h = self.server.handlers
         self.listener = self.server.listener_factory(call_sid, h.questions, h.models, self.server.settings)
         self.server.stats.streams += 1
+        self.server.stats.active_streams += 1
+        self._admitted = True
         self._pump = asyncio.get_running_loop().create_task(self._run())
         return None
 
+    def _callback(self, callback) -> asyncio.Future | None:
+        """Run one of the product's callbacks for this call in the callback pool, off the loop."""
+        if callback is None:
+            return None
+        return asyncio.get_running_loop().run_in_executor(self.server._callbacks, _guarded, callback,
+                                                          self.server.stats, self.call_sid)
+
     def _media(self, msg: dict) -> None:
+        if self.refused:
+            return None
         if self.listener is None:
             return self._bad("media before start ignored")
         media = msg.get("media")
@@ -400,18 +490,26 @@ class _Stream:
             while True:
                 if not self.stopped:
                     await self._ready.wait()
+                answering = getattr(self.listener, "listening", False)
                 first, ulaw = self._take()
                 if not ulaw:
                     if self.stopped:
                         return
                     continue
+                handed = time.monotonic()
                 started, answer = await loop.run_in_executor(server._recognition, self.listener.feed,
                                                              ulaw_to_pcm16(ulaw))
-                lag = time.monotonic() - first
+                done = time.monotonic()
+                lag = done - first
                 server.stats.lags_ms.append(lag * 1000)
                 server.stats.max_lag_ms = max(server.stats.max_lag_ms, lag * 1000)
                 if lag > server.late_after + self._batch_wait:
                     server.stats.late_frames += len(ulaw) // (ULAW_RATE * FRAME_MS // 1000)
+                # Measured from the hand-over, not from the first frame: time spent in this call's
+                # own callbacks (a slow REST update) is not the server falling behind.
+                if server.recognised(done - handed, answering and answer is None):
+                    await self._shed(done - handed)
+                    return
                 while True:
                     if started:
                         self._speech_started()
@@ -424,13 +522,24 @@ class _Stream:
         except Exception:
             log.exception("media stream %s failed", self.call_sid)
 
+    async def _shed(self, delay: float) -> None:
+        """Stop recognising this call (its unfinished answer is dropped), hand it to ``on_refused``
+        after its barge-in callback, and close the stream."""
+        self.refused = True
+        self._buffer, self._buffered = [], 0
+        self.server.stats.shed_streams += 1
+        log.warning("media stream of call %s shed: its answer's recognition was %.1f s behind", self.call_sid, delay)
+        if self._speech_cb is not None:
+            await self._speech_cb
+            self._speech_cb = None
+        refusal = self._callback(self.server.handlers.on_refused)
+        if refusal is not None:
+            await refusal
+        if self.connection is not None:
+            await self.connection.close(TRY_AGAIN_LATER, "try again later")
+
     def _speech_started(self) -> None:
-        callback = self.server.handlers.on_speech_started
-        if callback is None:
-            return
-        loop = asyncio.get_running_loop()
-        self._speech_cb = loop.run_in_executor(self.server._callbacks, _guarded, callback, self.server.stats,
-                                               self.call_sid)
+        self._speech_cb = self._callback(self.server.handlers.on_speech_started) or self._speech_cb
 
     async def _deliver(self, answer: Answer) -> None:
         loop = asyncio.get_running_loop()
@@ -450,6 +559,12 @@ class _Stream:
             await self._pump
         if self._speech_cb is not None:
             await self._speech_cb
+        if self._refusal is not None:
+            await self._refusal
+            self._refusal = None
+        if self._admitted:
+            self._admitted = False
+            self.server.stats.active_streams -= 1
 
 
 def _guarded(callback, stats: StreamStats, *args) -> None:
@@ -464,6 +579,14 @@ def settings_from_config(config) -> StreamSettings:
     """``StreamSettings`` from ``ivr.config.Config``."""
     return StreamSettings(trailing_silence_ms=config.stream_trailing_silence_ms,
                           max_alternatives=config.stream_alternatives)
+
+
+def max_streams_from_config(config, workers: int | None = None) -> int:
+    """The configured stream limit (``IVR_MEDIA_MAX_STREAMS``): as set (0: no limit), else
+    ``STREAMS_PER_CORE`` per recognition thread (one per core)."""
+    if config.media_max_streams is not None:
+        return config.media_max_streams
+    return STREAMS_PER_CORE * (workers or os.cpu_count() or 2)
 
 
 def load_handlers(spec: str, config) -> Handlers:
