@@ -27,25 +27,28 @@ closed with 1013 (try again later):
 
 - *admission*: a stream that would exceed ``max_streams`` concurrent streams is refused at its
   ``start`` message, and so is every new stream while the server is behind (below);
-- *behind*: a batch of audio that waited more than ``shed_after_ms`` from being handed to the
-  recognition threads to its result means the server is behind. If the batch belongs to a
-  caller's answer being decoded (the streams that cost CPU: a silent caller costs only the voice
-  detector), that stream is shed, its unfinished answer dropped; at most one stream per
-  ``shed_after_ms``, so that one slow moment does not shed every stream whose batch was queued
-  behind it.
+- *behind*: with shedding on, the recognition threads take the waiting batches of audio in the
+  order their streams were admitted (oldest first), so a server short of CPU keeps its earlier
+  calls in real time and only the newest fall behind. A batch not recognised ``shed_after_ms``
+  after it was handed over sheds its stream at that moment (an unfinished answer is dropped), and
+  marks the server as behind.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
+import itertools
 import json
 import logging
+import math
 import os
+import queue
 import re
+import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Callable, Optional
@@ -241,10 +244,10 @@ class MediaServer:
         self.max_streams = max_streams
         self.shed_after = shed_after_ms / 1000
         self._behind_until = 0.0  # monotonic: new streams are refused until then
-        self._last_shed = -float("inf")
+        self._admissions = itertools.count(1)
         self.stats = StreamStats()
         self.listener_factory = listener_factory  # (call_sid, questions, models, settings) -> listener
-        self._recognition = ThreadPoolExecutor(workers or os.cpu_count() or 2, thread_name_prefix="vosk")
+        self._recognition = RecognitionPool(workers or os.cpu_count() or 2)
         self._callbacks = ThreadPoolExecutor(callback_workers, thread_name_prefix="media-cb")
         if handlers.models is None:
             from speech.models import ModelPool
@@ -287,17 +290,16 @@ class MediaServer:
             return "recognition is behind"
         return None
 
-    def recognised(self, delay: float, answering: bool) -> bool:
-        """A batch's recognition took ``delay`` seconds from its hand-over; whether its stream,
-        decoding an answer if ``answering``, is to be shed."""
-        if not self.shed_after or delay <= self.shed_after:
-            return False
-        now = time.monotonic()
-        self._behind_until = now + self.shed_after
-        if not answering or now - self._last_shed < self.shed_after:
-            return False
-        self._last_shed = now
-        return True
+    def admitted(self) -> int:
+        """A new stream's recognition priority: its admission order with shedding on (the oldest
+        stream's audio first), else 0 for all (first come, first served)."""
+        return next(self._admissions) if self.shed_after else 0
+
+    def recognised(self, delay: float) -> None:
+        """A batch's recognition took ``delay`` seconds from its hand-over: beyond ``shed_after``
+        the server is behind, and new streams are refused for that long."""
+        if self.shed_after and delay > self.shed_after:
+            self._behind_until = time.monotonic() + self.shed_after
 
     # --- serving ------------------------------------------------------------------------------
 
@@ -318,7 +320,7 @@ class MediaServer:
             await self._server.wait_closed()
 
     def close(self) -> None:
-        self._recognition.shutdown(wait=True, cancel_futures=True)
+        self._recognition.shutdown()
         self._callbacks.shutdown(wait=True, cancel_futures=True)
 
     def run(self, host: str, port: int) -> None:
@@ -371,6 +373,7 @@ class _Stream:
         self.refused = False  # refused at the start or shed: nothing more is recognised
         self._admitted = False
         self._refusal: asyncio.Future | None = None
+        self._priority = 0
         self._buffer: list[tuple[float, bytes]] = []
         self._buffered = 0
         self._ready = asyncio.Event()
@@ -429,6 +432,7 @@ class _Stream:
             return None
         h = self.server.handlers
         self.listener = self.server.listener_factory(call_sid, h.questions, h.models, self.server.settings)
+        self._priority = self.server.admitted()
         self.server.stats.streams += 1
         self.server.stats.active_streams += 1
         self._admitted = True
@@ -484,47 +488,55 @@ class _Stream:
 
     async def _run(self) -> None:
         """Feed the listener batch by batch, hand answers to the product, in order."""
-        loop = asyncio.get_running_loop()
         server = self.server
         try:
             while True:
                 if not self.stopped:
                     await self._ready.wait()
-                answering = getattr(self.listener, "listening", False)
                 first, ulaw = self._take()
                 if not ulaw:
                     if self.stopped:
                         return
                     continue
                 handed = time.monotonic()
-                started, answer = await loop.run_in_executor(server._recognition, self.listener.feed,
-                                                             ulaw_to_pcm16(ulaw))
+                work = server._recognition.submit(self._priority, self.listener.feed, ulaw_to_pcm16(ulaw))
+                waiting = asyncio.wrap_future(work)
+                # A batch is waited for at most shed_after, from the hand-over (the batch filling
+                # and this call's own callbacks, e.g. a slow REST update, do not count). Even a
+                # silent caller's batch: behind it may be the start of an answer, heard too late.
+                if server.shed_after:
+                    finished, _ = await asyncio.wait({waiting}, timeout=server.shed_after)
+                    if not finished:
+                        work.cancel()  # not started: it never runs; started: it finishes unheard
+                        waiting.add_done_callback(lambda f: f.cancelled() or f.exception())  # never awaited
+                        server.recognised(time.monotonic() - handed)
+                        await self._shed(time.monotonic() - handed)
+                        return
+                started, answer = await waiting
                 done = time.monotonic()
+                server.recognised(done - handed)
                 lag = done - first
                 server.stats.lags_ms.append(lag * 1000)
                 server.stats.max_lag_ms = max(server.stats.max_lag_ms, lag * 1000)
                 if lag > server.late_after + self._batch_wait:
                     server.stats.late_frames += len(ulaw) // (ULAW_RATE * FRAME_MS // 1000)
-                # Measured from the hand-over, not from the first frame: time spent in this call's
-                # own callbacks (a slow REST update) is not the server falling behind.
-                if server.recognised(done - handed, answering and answer is None):
-                    await self._shed(done - handed)
-                    return
                 while True:
                     if started:
                         self._speech_started()
                     if answer is None:
                         break
                     await self._deliver(answer)
-                    started, answer = await loop.run_in_executor(server._recognition, self.listener.resume)
+                    started, answer = await asyncio.wrap_future(
+                        server._recognition.submit(self._priority, self.listener.resume))
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("media stream %s failed", self.call_sid)
 
     async def _shed(self, delay: float) -> None:
-        """Stop recognising this call (its unfinished answer is dropped), hand it to ``on_refused``
-        after its barge-in callback, and close the stream."""
+        """Stop recognising this call (its unfinished answer is dropped; a batch still being
+        decoded finishes unheard), hand it to ``on_refused`` after its barge-in callback, and
+        close the stream."""
         self.refused = True
         self._buffer, self._buffered = [], 0
         self.server.stats.shed_streams += 1
@@ -565,6 +577,50 @@ class _Stream:
         if self._admitted:
             self._admitted = False
             self.server.stats.active_streams -= 1
+
+
+class RecognitionPool:
+    """Threads for recognition (one per core) taking work by priority, lowest first, in order of
+    submission within one priority. Vosk's C calls release the GIL, so the threads use every
+    core."""
+
+    def __init__(self, threads: int):
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._threads = [threading.Thread(target=self._work, name=f"vosk-{i}", daemon=True) for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, priority: int, fn, *args) -> Future:
+        future: Future = Future()
+        self._queue.put((priority, next(self._order), future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            _priority, _order, future, fn, args = self._queue.get()
+            if future is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while it waited
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to whoever awaits the future
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        """Cancel the work not started, let the running work finish, stop the threads."""
+        while True:
+            try:
+                _p, _o, future, _fn, _args = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if future is not None:
+                future.cancel()
+        for _ in self._threads:
+            self._queue.put((math.inf, next(self._order), None, None, None))
+        for thread in self._threads:
+            thread.join()
 
 
 def _guarded(callback, stats: StreamStats, *args) -> None:

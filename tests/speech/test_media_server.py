@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import threading
 import time
 
 import pytest
@@ -343,7 +344,7 @@ def _slow_listeners(slow_sids: set, seconds: float):
     return SlowListener
 
 
-def test_a_stream_whose_answer_falls_behind_is_shed_and_the_others_go_on():
+def test_a_stream_whose_recognition_falls_behind_is_shed_at_once_and_the_others_go_on():
     rec = Recorder(Q_DIGITS, models=lambda lang: None)
     slow, fast = new_call_sid(), new_call_sid()
 
@@ -352,8 +353,8 @@ def test_a_stream_whose_answer_falls_behind_is_shed_and_the_others_go_on():
         return await asyncio.gather(play_stream(url, TOKEN, audio, call_sid=slow),
                                     play_stream(url, TOKEN, audio, call_sid=fast)), server.stats
 
-    (shed, kept), stats = _serve(rec, scenario, listener_factory=_slow_listeners({slow}, 1.0), workers=2,
-                                 shed_after_ms=500)
+    (shed, kept), stats = _serve(rec, scenario, listener_factory=_slow_listeners({slow}, 2.0), workers=2,
+                                 shed_after_ms=1000)
     assert shed.close_code == 1013 and kept.close_code == 1000
     assert rec.kinds(slow) == ["speech_started", "refused"]  # the answer it was hearing is dropped
     assert rec.kinds(fast) == ["speech_started", "utterance"]
@@ -372,16 +373,48 @@ def test_no_shedding_when_it_is_off():
     assert rec.kinds(sid) == ["speech_started", "utterance"]  # late, but heard
 
 
-def test_the_shedding_rule():
+def test_a_late_batch_marks_the_server_behind_and_new_streams_wait():
     server = MediaServer(Recorder(None, models=lambda lang: None).handlers(), auth_token=TOKEN,
                          shed_after_ms=60_000)  # a minute: no test is that slow, the rule is what counts
+    server.recognised(59.0)  # within the bound
     assert server.refusal() is None
-    assert not server.recognised(59.0, True)  # within the bound
-    assert not server.recognised(61.0, False)  # behind, but a silent caller costs no CPU: not shed...
-    assert server.refusal() == "recognition is behind"  # ...yet new streams wait
-    assert server.recognised(61.0, True)  # a caller's answer behind: that stream is shed
-    assert not server.recognised(61.0, True)  # one stream per interval, not every queued one
-    assert server.stats.shed_streams == 0  # counted by the stream when it is shed
+    server.recognised(61.0)
+    assert server.refusal() == "recognition is behind"
+    off = MediaServer(Recorder(None, models=lambda lang: None).handlers(), auth_token=TOKEN)
+    off.recognised(3600.0)  # shedding off: never behind
+    assert off.refusal() is None
+
+
+def test_with_shedding_the_oldest_stream_is_recognised_first():
+    handlers = Recorder(None, models=lambda lang: None).handlers()
+    shedding = MediaServer(handlers, auth_token=TOKEN, shed_after_ms=1000)
+    assert [shedding.admitted() for _ in range(3)] == [1, 2, 3]
+    assert {MediaServer(handlers, auth_token=TOKEN).admitted() for _ in range(3)} == {0}  # off: first come first served
+
+
+def test_the_recognition_pool_takes_work_by_priority():
+    from ivr.media_server import RecognitionPool
+
+    pool = RecognitionPool(1)
+    gate, ran = threading.Event(), []
+    busy = pool.submit(0, gate.wait)  # holds the one thread while the rest queue up
+    work = [pool.submit(priority, ran.append, name) for priority, name in
+            ((3, "newest"), (1, "oldest"), (2, "middle"), (1, "oldest again"))]
+    skipped = pool.submit(1, ran.append, "cancelled")
+    assert skipped.cancel()
+    gate.set()
+    for future in [busy, *work]:
+        future.result(timeout=30)
+    assert ran == ["oldest", "oldest again", "middle", "newest"]
+    failing = pool.submit(0, int, "not a number")
+    with pytest.raises(ValueError):
+        failing.result(timeout=30)
+    gate.clear()
+    pool.submit(0, gate.wait)
+    pending = pool.submit(0, ran.append, "never")
+    threading.Timer(0.2, gate.set).start()
+    pool.shutdown()  # the running work finishes, the waiting work is cancelled
+    assert pending.cancelled() and "never" not in ran
 
 
 def test_the_limits_are_checked():
