@@ -284,7 +284,7 @@ class Config:
     # Streams one media server recognises at once, more are moved to the record transport;
     # None: 25 per CPU core (media_server.STREAMS_PER_CORE), 0: no limit.
     media_max_streams: int | None = None
-    # A stream whose answer's recognition falls this far behind is moved to the record transport
+    # A stream whose audio waits this long for recognition is moved to the record transport
     # (and new streams refused meanwhile); 0: never.
     media_shed_after_ms: int = 1000
     # GET /metrics: a bearer token, and/or the networks that may scrape without one.

@@ -540,7 +540,7 @@ class _Stream:
         self.refused = True
         self._buffer, self._buffered = [], 0
         self.server.stats.shed_streams += 1
-        log.warning("media stream of call %s shed: its answer's recognition was %.1f s behind", self.call_sid, delay)
+        log.warning("media stream of call %s shed: its audio waited %.1f s for recognition", self.call_sid, delay)
         if self._speech_cb is not None:
             await self._speech_cb
             self._speech_cb = None

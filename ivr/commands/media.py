@@ -35,7 +35,7 @@ def register(cli):
         host = host or config.media_host
         port = config.media_port if port is None else port
         limit = f"at most {max_streams} streams" if max_streams else "no stream limit"
-        shed = (f"shedding answers {config.media_shed_after_ms} ms behind" if config.media_shed_after_ms
+        shed = (f"shedding streams {config.media_shed_after_ms} ms behind" if config.media_shed_after_ms
                 else "no shedding")
         click.echo(f"media endpoint on ws://{host}:{port}/voice/stream, {limit}, {shed} (Ctrl+C to stop)")
         server.run(host, port)
