@@ -587,11 +587,17 @@ class RecognitionPool:
     def __init__(self, threads: int):
         self._queue: queue.PriorityQueue = queue.PriorityQueue()
         self._order = itertools.count()
-        self._threads = [threading.Thread(target=self._work, name=f"vosk-{i}", daemon=True) for i in range(threads)]
-        for thread in self._threads:
-            thread.start()
+        self._size = threads
+        self._threads: list[threading.Thread] = []  # started with the first work
+        self._lock = threading.Lock()
 
     def submit(self, priority: int, fn, *args) -> Future:
+        with self._lock:
+            if not self._threads:
+                self._threads = [threading.Thread(target=self._work, name=f"vosk-{i}", daemon=True)
+                                 for i in range(self._size)]
+                for thread in self._threads:
+                    thread.start()
         future: Future = Future()
         self._queue.put((priority, next(self._order), future, fn, args))
         return future
