@@ -44,7 +44,7 @@ from readings_store import sms as sms_store
 from readings_store.models import Call, ReviewTask, Utterance, utcnow
 
 from . import dialog
-from .config import Config
+from .config import RECORD_TRANSPORT, Config
 from .dialog.state import CallState, Outcome
 from .logsafe import safe_logger
 from .records import SqlRecords, call_meter
@@ -54,8 +54,9 @@ log = safe_logger(__name__)
 # Twilio call statuses after which the call is over.
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
-# (actions, call language, seq of the next turn) -> the transport's answer (TwiML)
-Render = Callable[[list, str, int], str]
+# (actions, call language, seq of the next turn, transport=the call's ``Call.speech_transport``)
+# -> the transport's answer (TwiML)
+Render = Callable[..., str]
 # call language -> an apology that ends the call, needing nothing but the configuration
 Apology = Callable[[str], str]
 # (call state, records) -> a recognised speech answer (``speech_steps.Heard``) or None
@@ -95,7 +96,7 @@ def open_call(session: Session, config: Config, *, call_sid: str, caller: str | 
     session.flush()
     turn = dialog.start(SqlRecords(session, config, call), call_sid=call_sid, caller=caller, language=language,
                         max_tries=config.max_tries)
-    body = render(turn.actions, turn.state.lang, call.seq)
+    body = render(turn.actions, turn.state.lang, call.seq, transport=call.speech_transport)
     call.state, call.last_twiml = turn.state.to_json(), body
     _log_step(call, "incoming", {"from": "known" if caller else "withheld"}, turn.actions)
     session.commit()
@@ -164,10 +165,12 @@ def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq
         return TurnAnswer(call.last_twiml or apology(call.language or "en"), False)
     current = call.seq == seq and state.step.value == step
     heard = listen(state, SqlRecords(session, config, call)) if current and listen is not None else None
+    # The transport is read with the claim: a call moved to the record transport meanwhile (its
+    # stream refused) gets this turn's question recorded, not streamed to nobody.
     claimed = session.execute(
-        update(Call).where(Call.id == call.id, Call.seq == seq).values(seq=seq + 1)
-    ).rowcount
-    if not claimed or not current:
+        update(Call).where(Call.id == call.id, Call.seq == seq).values(seq=seq + 1).returning(Call.speech_transport)
+    ).first()
+    if claimed is None or not current:
         # A repeated or out-of-date request: answer what we answered before, change nothing.
         session.rollback()
         session.refresh(call)
@@ -176,14 +179,15 @@ def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq
     if heard is not None:
         event = dialog.Event("speech", speech=keep_utterance(session, config, call, step, seq, heard,
                                                              recording_sid=recording_sid))
-    return TurnAnswer(_advance(session, config, call, state, step, event, seq, render), True)
+    return TurnAnswer(_advance(session, config, call, state, step, event, seq, render, claimed.speech_transport),
+                      True)
 
 
 def _advance(session: Session, config: Config, call: Call, state: CallState, step: str, event: dialog.Event,
-             seq: int, render: Render) -> str:
+             seq: int, render: Render, transport: str | None) -> str:
     turn = dialog.handle(SqlRecords(session, config, call), state, event)
     call.seq = seq + 1
-    body = render(turn.actions, turn.state.lang, call.seq)
+    body = render(turn.actions, turn.state.lang, call.seq, transport=transport)
     _write_state(call, turn.state)
     call.last_twiml = body
     persist_effects(session, call, turn.effects)
@@ -231,6 +235,21 @@ def _log_step(call: Call, step: str, event: dict, actions: list) -> None:
     asked = [a.step for a in actions if isinstance(a, dialog.Ask)]
     call.steps = [*call.steps, {"at": utcnow().isoformat(), "step": step, "event": event,
                                 "next": asked[0] if asked else type(actions[-1]).__name__.lower()}]
+
+
+def use_record_transport(session: Session, call_sid: str) -> Call | None:
+    """Hear the call's speech answers with the record transport from now on (the media endpoint
+    refused its stream); returns the call, read after the change is committed, or None (unknown
+    call, or over: nothing changes). Takes no turn: the question stays where it is."""
+    call = find_call(session, call_sid)
+    state = load_state(call) if call is not None else None
+    if state is None or state.over or call.outcome or call.ended_at is not None:
+        return None
+    # One UPDATE, not the ORM object: a turn being taken meanwhile keeps every other column.
+    session.execute(update(Call).where(Call.id == call.id).values(speech_transport=RECORD_TRANSPORT))
+    session.commit()
+    session.refresh(call)
+    return call
 
 
 def end_call(session: Session, *, call_sid: str, status: str, duration: str | None) -> bool:

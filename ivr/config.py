@@ -133,12 +133,18 @@ def _media_url() -> str | None:
     return raw
 
 
+# How a Vosk language hears a spoken answer: over a Twilio Media Stream while it is spoken, or
+# recorded with <Record> and recognised afterwards. A call whose stream the media endpoint refused
+# is heard with the record transport from then on (``Call.speech_transport``).
+STREAM_TRANSPORT, RECORD_TRANSPORT = "stream", "record"
+
+
 def _speech_transport(media_url: str | None) -> str:
     """``IVR_SPEECH_TRANSPORT``: stream (the default with a media URL) or record (without one)."""
     raw = (_env("SPEECH_TRANSPORT") or "").strip().lower()
     if not raw:
-        return "stream" if media_url else "record"
-    if raw not in ("stream", "record"):
+        return STREAM_TRANSPORT if media_url else RECORD_TRANSPORT
+    if raw not in (STREAM_TRANSPORT, RECORD_TRANSPORT):
         raise ConfigError(f"{PREFIX}SPEECH_TRANSPORT must be stream or record, got {raw!r}")
     if raw == "stream" and not media_url:
         raise ConfigError(f"{PREFIX}SPEECH_TRANSPORT=stream needs {PREFIX}MEDIA_URL (wss://<host>/voice/stream)")
@@ -277,6 +283,12 @@ class Config:
     media_host: str = "127.0.0.1"  # `ivr media-server` listens here...
     media_port: int = 8765  # ...on this port (wss://<public host>/voice/stream behind the proxy)
     media_handlers: str = "ivr.stream_line:handlers"  # module:factory returning ivr.media_server.Handlers
+    # Streams one media server recognises at once, more are moved to the record transport;
+    # None: 25 per CPU core (media_server.STREAMS_PER_CORE), 0: no limit.
+    media_max_streams: int | None = None
+    # A stream whose audio waits this long for recognition is moved to the record transport
+    # (and new streams refused meanwhile); 0: never.
+    media_shed_after_ms: int = 1000
     # GET /metrics: a bearer token, and/or the networks that may scrape without one.
     metrics_token: str | None = None
     metrics_allow: tuple = DEFAULT_METRICS_ALLOW
@@ -428,6 +440,15 @@ def data_folder() -> Path:
     return Path(_env("DATA_DIR") or "var").resolve()
 
 
+def _media_shed_after_ms() -> int:
+    """``IVR_MEDIA_SHED_AFTER_MS``: 0 (never shed) or 100..60000; less would shed a healthy server
+    (a batch of audio takes a few milliseconds to decode, a busy moment a few tens)."""
+    value = _env_number("MEDIA_SHED_AFTER_MS", 1000, low=0, high=60_000)
+    if 0 < value < 100:
+        raise ConfigError(f"{PREFIX}MEDIA_SHED_AFTER_MS must be 0 (never) or from 100 to 60000, got {value}")
+    return value
+
+
 def _sms_from() -> str | None:
     value = _env("SMS_FROM") or None
     if value is not None and not re.fullmatch(r"\+[1-9][0-9]{6,14}|MG[0-9a-fA-F]{32}", value):
@@ -498,6 +519,8 @@ def load_config(**overrides) -> Config:
         media_host=_env("MEDIA_HOST") or "127.0.0.1",
         media_port=_env_number("MEDIA_PORT", 8765, low=0, high=65535),
         media_handlers=_env("MEDIA_HANDLERS") or "ivr.stream_line:handlers",
+        media_max_streams=_env_number("MEDIA_MAX_STREAMS", None, low=0, high=100_000),
+        media_shed_after_ms=_media_shed_after_ms(),
         metrics_token=_metrics_token(),
         metrics_allow=_metrics_allow(),
         log_format=log_format(),

@@ -19,19 +19,36 @@ callback delays only its own call's next answer, never the audio of other calls.
 One asyncio process serves many calls: the event loop only parses messages; Vosk runs in a
 thread pool (its C calls release the GIL, so threads use every core) and shares one
 ``vosk.Model`` per language per process.
+
+A server recognises only as many callers as its cores can hear in real time; beyond that every
+answer would come seconds late. So it sheds load, and each refused call is handed to
+``on_refused(call_sid)`` (the phone line moves it to the record transport), then its WebSocket is
+closed with 1013 (try again later):
+
+- *admission*: a stream that would exceed ``max_streams`` concurrent streams is refused at its
+  ``start`` message, and so is every new stream while the server is behind (below);
+- *behind*: with shedding on, the recognition threads take the waiting batches of audio in the
+  order their streams were admitted (oldest first), so a server short of CPU keeps its earlier
+  calls in real time and only the newest fall behind. A batch not recognised ``shed_after_ms``
+  after it was handed over sheds its stream at that moment (an unfinished answer is dropped), and
+  marks the server as behind.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import binascii
+import itertools
 import json
 import logging
+import math
 import os
+import queue
 import re
+import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, Callable, Optional
@@ -47,6 +64,11 @@ STREAM_PATH = "/voice/stream"
 MAX_MESSAGE_BYTES = 64 * 1024  # a media message is ~250 bytes; anything near this is not Twilio
 MAX_FRAME_BYTES = 1600  # μ-law bytes per media message: 200 ms (Twilio sends 160 = 20 ms)
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
+TRY_AGAIN_LATER = 1013  # WebSocket close code of a refused or shed stream (RFC 6455 registry)
+# Concurrent streams per recognition thread (one per core) when no limit is configured: 2 cores
+# hear about 55 streams whose callers speak half of the time (docs/streaming.md, section 4).
+STREAMS_PER_CORE = 25
+MIN_SHED_AFTER_MS = 100  # a bound below a few batches' decoding time would shed a healthy server
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,8 @@ QuestionSource = Callable[[str], Optional[Question]]
 # (call_sid, question, recognition, WAV of the answer: 16-bit PCM, 8 kHz) -> None
 OnUtterance = Callable[[str, Question, Recognition, bytes], None]
 OnSpeechStarted = Callable[[str], None]
+# call_sid -> None: the server will not recognise this call's stream (full, or behind)
+OnRefused = Callable[[str], None]
 # language -> vosk.Model (speech.models.ModelPool.get)
 ModelSource = Callable[[str], Any]
 
@@ -80,6 +104,7 @@ class Handlers:
     on_utterance: OnUtterance
     on_speech_started: OnSpeechStarted | None = None
     models: ModelSource | None = None  # None: a ModelPool over the configured models folder
+    on_refused: OnRefused | None = None  # the stream is refused or shed: hear the call another way
 
 
 @dataclass
@@ -179,6 +204,9 @@ class StreamStats:
     rejected_handshakes: int = 0
     utterances: int = 0
     callback_errors: int = 0
+    active_streams: int = 0  # streams being recognised now
+    refused_streams: int = 0  # refused at the start: max_streams reached, or the server behind
+    shed_streams: int = 0  # stopped mid-answer: their recognition fell more than shed_after_ms behind
 
 
 class MediaServer:
@@ -188,11 +216,19 @@ class MediaServer:
                  public_url: str | None = None, settings: StreamSettings = StreamSettings(),
                  path: str = STREAM_PATH, workers: int | None = None, callback_workers: int = 8,
                  feed_ms: int = 60, idle_feed_ms: int = 200, late_after_ms: float = 250.0, models_dir=None,
-                 listener_factory: Callable[..., CallListener] = CallListener):
+                 listener_factory: Callable[..., CallListener] = CallListener, max_streams: int = 0,
+                 shed_after_ms: float = 0):
+        """``max_streams``: concurrent streams recognised, more are refused (0: no limit);
+        ``shed_after_ms``: how far behind the recognition of an answer may fall before its
+        stream is shed (0: never). The command passes the configured values."""
         if validate_signatures and not auth_token:
             raise ValueError("the media endpoint needs the Twilio auth token to check signatures")
         if feed_ms < FRAME_MS or feed_ms % FRAME_MS or idle_feed_ms < feed_ms or idle_feed_ms % FRAME_MS:
             raise ValueError(f"feed_ms and idle_feed_ms must be multiples of {FRAME_MS}, idle_feed_ms >= feed_ms")
+        if max_streams < 0:
+            raise ValueError(f"max_streams must be 0 (no limit) or more, not {max_streams}")
+        if shed_after_ms and not MIN_SHED_AFTER_MS <= shed_after_ms:
+            raise ValueError(f"shed_after_ms must be 0 (never) or at least {MIN_SHED_AFTER_MS}, not {shed_after_ms}")
         self.handlers = handlers
         self.validator = RequestValidator(auth_token) if auth_token else None
         self.validate_signatures = validate_signatures
@@ -205,9 +241,13 @@ class MediaServer:
         self.feed_bytes = feed_ms * ULAW_RATE // 1000
         self.idle_feed_bytes = idle_feed_ms * ULAW_RATE // 1000
         self.late_after = late_after_ms / 1000
+        self.max_streams = max_streams
+        self.shed_after = shed_after_ms / 1000
+        self._behind_until = 0.0  # monotonic: new streams are refused until then
+        self._admissions = itertools.count(1)
         self.stats = StreamStats()
         self.listener_factory = listener_factory  # (call_sid, questions, models, settings) -> listener
-        self._recognition = ThreadPoolExecutor(workers or os.cpu_count() or 2, thread_name_prefix="vosk")
+        self._recognition = RecognitionPool(workers or os.cpu_count() or 2)
         self._callbacks = ThreadPoolExecutor(callback_workers, thread_name_prefix="media-cb")
         if handlers.models is None:
             from speech.models import ModelPool
@@ -240,6 +280,27 @@ class MediaServer:
             return connection.respond(HTTPStatus.FORBIDDEN, "bad signature\n")
         return None
 
+    # --- load shedding -------------------------------------------------------------------------
+
+    def refusal(self) -> str | None:
+        """Why a new stream cannot be recognised now, or None."""
+        if self.max_streams and self.stats.active_streams >= self.max_streams:
+            return f"{self.stats.active_streams} streams, the limit"
+        if time.monotonic() < self._behind_until:
+            return "recognition is behind"
+        return None
+
+    def admitted(self) -> int:
+        """A new stream's recognition priority: its admission order with shedding on (the oldest
+        stream's audio first), else 0 for all (first come, first served)."""
+        return next(self._admissions) if self.shed_after else 0
+
+    def recognised(self, delay: float) -> None:
+        """A batch's recognition took ``delay`` seconds from its hand-over: beyond ``shed_after``
+        the server is behind, and new streams are refused for that long."""
+        if self.shed_after and delay > self.shed_after:
+            self._behind_until = time.monotonic() + self.shed_after
+
     # --- serving ------------------------------------------------------------------------------
 
     async def start(self, host: str, port: int):
@@ -259,7 +320,7 @@ class MediaServer:
             await self._server.wait_closed()
 
     def close(self) -> None:
-        self._recognition.shutdown(wait=True, cancel_futures=True)
+        self._recognition.shutdown()
         self._callbacks.shutdown(wait=True, cancel_futures=True)
 
     def run(self, host: str, port: int) -> None:
@@ -277,28 +338,42 @@ class MediaServer:
             self.close()
 
     async def _handle(self, connection) -> None:
-        stream = _Stream(self)
+        stream = _Stream(self, connection)
+        closing = None
         try:
             async for message in connection:
-                stream.receive(message)
-                if stream.stopped:
-                    break
+                if not stream.refused:
+                    stream.receive(message)
+                    if stream.stopped:
+                        break
+                # A refused stream (here at its start; a shed one is closed by its pump) is read
+                # on until the peer's close frame, which comes behind the messages it sent before.
+                if stream.refused and closing is None and stream.listener is None:
+                    closing = asyncio.get_running_loop().create_task(
+                        connection.close(TRY_AGAIN_LATER, "try again later"))
         except Exception as exc:  # connection dropped, message too big: this stream only
             log.info("media stream %s ended: %s", stream.call_sid or "?", exc)
         finally:
+            if closing is not None:
+                await closing
             await stream.close()
 
 
 class _Stream:
     """One WebSocket connection: parses Twilio's messages, batches audio for the listener."""
 
-    def __init__(self, server: MediaServer):
+    def __init__(self, server: MediaServer, connection=None):
         self.server = server
+        self.connection = connection
         self.call_sid: str | None = None
         self.stream_sid: str | None = None
         self.custom: dict = {}
         self.listener: CallListener | None = None
         self.stopped = False
+        self.refused = False  # refused at the start or shed: nothing more is recognised
+        self._admitted = False
+        self._refusal: asyncio.Future | None = None
+        self._priority = 0
         self._buffer: list[tuple[float, bytes]] = []
         self._buffered = 0
         self._ready = asyncio.Event()
@@ -348,13 +423,32 @@ class _Stream:
         self.stream_sid = str(msg.get("streamSid") or start.get("streamSid") or "")[:64]
         custom = start.get("customParameters")
         self.custom = custom if isinstance(custom, dict) else {}
+        refusal = self.server.refusal()
+        if refusal is not None:
+            self.refused = True
+            self.server.stats.refused_streams += 1
+            log.warning("media stream of call %s refused (%s): the call is heard another way", call_sid, refusal)
+            self._refusal = self._callback(self.server.handlers.on_refused)
+            return None
         h = self.server.handlers
         self.listener = self.server.listener_factory(call_sid, h.questions, h.models, self.server.settings)
+        self._priority = self.server.admitted()
         self.server.stats.streams += 1
+        self.server.stats.active_streams += 1
+        self._admitted = True
         self._pump = asyncio.get_running_loop().create_task(self._run())
         return None
 
+    def _callback(self, callback) -> asyncio.Future | None:
+        """Run one of the product's callbacks for this call in the callback pool, off the loop."""
+        if callback is None:
+            return None
+        return asyncio.get_running_loop().run_in_executor(self.server._callbacks, _guarded, callback,
+                                                          self.server.stats, self.call_sid)
+
     def _media(self, msg: dict) -> None:
+        if self.refused:
+            return None
         if self.listener is None:
             return self._bad("media before start ignored")
         media = msg.get("media")
@@ -394,7 +488,6 @@ class _Stream:
 
     async def _run(self) -> None:
         """Feed the listener batch by batch, hand answers to the product, in order."""
-        loop = asyncio.get_running_loop()
         server = self.server
         try:
             while True:
@@ -405,9 +498,24 @@ class _Stream:
                     if self.stopped:
                         return
                     continue
-                started, answer = await loop.run_in_executor(server._recognition, self.listener.feed,
-                                                             ulaw_to_pcm16(ulaw))
-                lag = time.monotonic() - first
+                handed = time.monotonic()
+                work = server._recognition.submit(self._priority, self.listener.feed, ulaw_to_pcm16(ulaw))
+                waiting = asyncio.wrap_future(work)
+                # A batch is waited for at most shed_after, from the hand-over (the batch filling
+                # and this call's own callbacks, e.g. a slow REST update, do not count). Even a
+                # silent caller's batch: behind it may be the start of an answer, heard too late.
+                if server.shed_after:
+                    finished, _ = await asyncio.wait({waiting}, timeout=server.shed_after)
+                    if not finished:
+                        work.cancel()  # not started: it never runs; started: it finishes unheard
+                        waiting.add_done_callback(lambda f: f.cancelled() or f.exception())  # never awaited
+                        server.recognised(time.monotonic() - handed)
+                        await self._shed(time.monotonic() - handed)
+                        return
+                started, answer = await waiting
+                done = time.monotonic()
+                server.recognised(done - handed)
+                lag = done - first
                 server.stats.lags_ms.append(lag * 1000)
                 server.stats.max_lag_ms = max(server.stats.max_lag_ms, lag * 1000)
                 if lag > server.late_after + self._batch_wait:
@@ -418,19 +526,32 @@ class _Stream:
                     if answer is None:
                         break
                     await self._deliver(answer)
-                    started, answer = await loop.run_in_executor(server._recognition, self.listener.resume)
+                    started, answer = await asyncio.wrap_future(
+                        server._recognition.submit(self._priority, self.listener.resume))
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("media stream %s failed", self.call_sid)
 
+    async def _shed(self, delay: float) -> None:
+        """Stop recognising this call (its unfinished answer is dropped; a batch still being
+        decoded finishes unheard), hand it to ``on_refused`` after its barge-in callback, and
+        close the stream."""
+        self.refused = True
+        self._buffer, self._buffered = [], 0
+        self.server.stats.shed_streams += 1
+        log.warning("media stream of call %s shed: its audio waited %.1f s for recognition", self.call_sid, delay)
+        if self._speech_cb is not None:
+            await self._speech_cb
+            self._speech_cb = None
+        refusal = self._callback(self.server.handlers.on_refused)
+        if refusal is not None:
+            await refusal
+        if self.connection is not None:
+            await self.connection.close(TRY_AGAIN_LATER, "try again later")
+
     def _speech_started(self) -> None:
-        callback = self.server.handlers.on_speech_started
-        if callback is None:
-            return
-        loop = asyncio.get_running_loop()
-        self._speech_cb = loop.run_in_executor(self.server._callbacks, _guarded, callback, self.server.stats,
-                                               self.call_sid)
+        self._speech_cb = self._callback(self.server.handlers.on_speech_started) or self._speech_cb
 
     async def _deliver(self, answer: Answer) -> None:
         loop = asyncio.get_running_loop()
@@ -450,6 +571,62 @@ class _Stream:
             await self._pump
         if self._speech_cb is not None:
             await self._speech_cb
+        if self._refusal is not None:
+            await self._refusal
+            self._refusal = None
+        if self._admitted:
+            self._admitted = False
+            self.server.stats.active_streams -= 1
+
+
+class RecognitionPool:
+    """Threads for recognition (one per core) taking work by priority, lowest first, in order of
+    submission within one priority. Vosk's C calls release the GIL, so the threads use every
+    core."""
+
+    def __init__(self, threads: int):
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._size = threads
+        self._threads: list[threading.Thread] = []  # started with the first work
+        self._lock = threading.Lock()
+
+    def submit(self, priority: int, fn, *args) -> Future:
+        with self._lock:
+            if not self._threads:
+                self._threads = [threading.Thread(target=self._work, name=f"vosk-{i}", daemon=True)
+                                 for i in range(self._size)]
+                for thread in self._threads:
+                    thread.start()
+        future: Future = Future()
+        self._queue.put((priority, next(self._order), future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            _priority, _order, future, fn, args = self._queue.get()
+            if future is None:
+                return
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled while it waited
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to whoever awaits the future
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        """Cancel the work not started, let the running work finish, stop the threads."""
+        while True:
+            try:
+                _p, _o, future, _fn, _args = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if future is not None:
+                future.cancel()
+        for _ in self._threads:
+            self._queue.put((math.inf, next(self._order), None, None, None))
+        for thread in self._threads:
+            thread.join()
 
 
 def _guarded(callback, stats: StreamStats, *args) -> None:
@@ -464,6 +641,14 @@ def settings_from_config(config) -> StreamSettings:
     """``StreamSettings`` from ``ivr.config.Config``."""
     return StreamSettings(trailing_silence_ms=config.stream_trailing_silence_ms,
                           max_alternatives=config.stream_alternatives)
+
+
+def max_streams_from_config(config, workers: int | None = None) -> int:
+    """The configured stream limit (``IVR_MEDIA_MAX_STREAMS``): as set (0: no limit), else
+    ``STREAMS_PER_CORE`` per recognition thread (one per core)."""
+    if config.media_max_streams is not None:
+        return config.media_max_streams
+    return STREAMS_PER_CORE * (workers or os.cpu_count() or 2)
 
 
 def load_handlers(spec: str, config) -> Handlers:

@@ -13,6 +13,11 @@ as the webhooks, and the live call is moved on with Twilio's REST API.
   left (the caller pressed keys meanwhile) loses the claim and changes nothing.
 - ``on_speech_started`` (barge-in): the call is moved to the same question without its prompt
   (``/voice/listen/<step>``), which stops the prompt and restarts the keypad's timeout.
+- ``on_refused`` (the media server is full or behind and will not recognise this call): the call
+  is moved to the record transport for good (``calls.use_record_transport``) and, if it is at a
+  question heard by speech, moved to that question again with its prompt
+  (``/voice/listen/<step>?prompt=1``), now followed by ``<Record>``. A call that is over or
+  unknown changes nothing.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ import grammars
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import calls, dialog
-from .config import Config
+from .config import RECORD_TRANSPORT, Config
 from .logsafe import safe_logger
 from .media_server import Handlers, Question
 from .prompts import Prompts
@@ -53,8 +58,8 @@ class StreamLine:
     def step_url(self, step: str, seq: int) -> str:
         return f"{self.base}/voice/step/{step}?seq={seq}"
 
-    def listen_url(self, step: str, seq: int) -> str:
-        return f"{self.base}/voice/listen/{step}?seq={seq}"
+    def listen_url(self, step: str, seq: int, *, prompt: bool = False) -> str:
+        return f"{self.base}/voice/listen/{step}?seq={seq}" + ("&prompt=1" if prompt else "")
 
     def renderer(self) -> TwimlRenderer:
         return TwimlRenderer(self.config, self.prompts, self.step_url,
@@ -65,9 +70,12 @@ class StreamLine:
 
     def handlers(self) -> Handlers:
         return Handlers(questions=self.question, on_utterance=self.on_utterance,
-                        on_speech_started=self.on_speech_started, models=self.models or self.speech.pool.get)
+                        on_speech_started=self.on_speech_started, models=self.models or self.speech.pool.get,
+                        on_refused=self.on_refused)
 
-    def _speech_question(self, session: Session, call) -> tuple[Question, dialog.CallState] | None:
+    def _vosk_question(self, session: Session, call) -> tuple[dialog.CallState, str] | None:
+        """(state, speech kind) when the call's current question may be answered by voice through
+        Vosk, whichever transport brings the audio; else None."""
         state = calls.load_state(call) if call is not None else None
         if state is None or state.over or state.keypad_only:
             return None
@@ -75,6 +83,13 @@ class StreamLine:
         ask = calls.current_question(session, self.config, call)
         if kind is None or ask is None or ask.speech is None or self.speech.engine_for(state.lang) != "vosk":
             return None
+        return state, kind
+
+    def _speech_question(self, session: Session, call) -> tuple[Question, dialog.CallState] | None:
+        found = self._vosk_question(session, call)
+        if found is None or call.speech_transport == RECORD_TRANSPORT:  # recorded, not streamed
+            return None
+        state, kind = found
         phrases = dialog.engine.speech_phrases(SqlRecords(session, self.config, call), state)
         grammar = tuple(grammars.build_grammar(state.lang, kind, phrases))
         return Question(language=state.lang, grammar=grammar, step=state.step.value, seq=call.seq), state
@@ -115,6 +130,22 @@ class StreamLine:
                 return
             question = found[0]
         self.rest.calls(call_sid).update(url=self.listen_url(question.step, question.seq), method="POST")
+
+    def on_refused(self, call_sid: str) -> None:
+        with self.sessions() as session:
+            call = calls.use_record_transport(session, call_sid)
+            if call is None:
+                log.info("call %s: media stream refused, but the call is over or unknown: nothing changed", call_sid)
+                return
+            # Read after the change: a turn taken meanwhile has moved the question on.
+            found = self._vosk_question(session, call)
+            step, seq = (found[0].step.value, call.seq) if found else (None, None)
+        if found is None:  # a keypad question sounds the same with either transport
+            log.info("call %s: media stream refused; speech answers will be recorded from now on", call_sid)
+            return
+        log.warning("call %s: media stream refused; %s (turn %d) asked again with the record transport",
+                    call_sid, step, seq)
+        self.rest.calls(call_sid).update(url=self.listen_url(step, seq, prompt=True), method="POST")
 
 
 def handlers(config: Config) -> Handlers:

@@ -6,7 +6,7 @@ from typing import Callable
 import grammars
 from twilio.twiml.voice_response import Gather, Start, VoiceResponse
 
-from .config import Config
+from .config import RECORD_TRANSPORT, Config
 from .dialog.actions import Ask, Hangup, Say, Transfer
 from .prompts import Prompts
 
@@ -50,11 +50,15 @@ class TwimlRenderer:
     def streaming(self) -> bool:
         return self.config.speech_transport == "stream" and bool(self.config.media_url)
 
-    def render(self, actions: list, lang: str, seq: int, *, start_stream: bool = False) -> str:
+    def render(self, actions: list, lang: str, seq: int, *, start_stream: bool = False,
+               transport: str | None = None) -> str:
         """TwiML for the actions; ``start_stream``: the call's first answer starts streaming the
-        caller's audio to the media endpoint (stream transport), once per call."""
+        caller's audio to the media endpoint (stream transport), once per call. ``transport``: the
+        call's own speech transport (``Call.speech_transport``); ``"record"`` (its stream was
+        refused) renders its questions with ``<Record>`` whatever the configuration says."""
+        streamed = self.streaming and transport != RECORD_TRANSPORT
         response = VoiceResponse()
-        if start_stream and self.streaming:
+        if start_stream and streamed:
             start = Start()
             start.stream(url=self.config.media_url, track="inbound_track")
             response.append(start)
@@ -62,7 +66,7 @@ class TwimlRenderer:
             if isinstance(action, Say):
                 self._speak(response, action, lang)
             elif isinstance(action, Ask):
-                self._ask(response, action, lang, seq)
+                self._ask(response, action, lang, seq, streamed)
             elif isinstance(action, Transfer):
                 response.dial(action.number)
                 response.hangup()
@@ -72,7 +76,7 @@ class TwimlRenderer:
                 raise TypeError(f"unknown action {action!r}")
         return str(response)
 
-    def _ask(self, response: VoiceResponse, ask: Ask, lang: str, seq: int) -> None:
+    def _ask(self, response: VoiceResponse, ask: Ask, lang: str, seq: int, streaming: bool) -> None:
         action = self.url_for_step(ask.step, seq)
         engine = self.engine_for(lang) if ask.speech else "off"
         options = dict(input="dtmf", action=action, method="POST")
@@ -80,7 +84,7 @@ class TwimlRenderer:
             options.update(finish_on_key="#", timeout=NUMBER_TIMEOUT)
         else:
             options.update(num_digits=ask.max_digits, timeout=CHOICE_TIMEOUT)
-        streamed = engine == "vosk" and self.streaming
+        streamed = engine == "vosk" and streaming
         if streamed:
             # The answer is heard over the stream while it is spoken: the media endpoint moves the
             # call on. Keys still work, during the prompt and after it.

@@ -142,7 +142,8 @@ def incoming():
     first = renderer()
     return twiml(calls.open_call(g.db, ivr().config, call_sid=sid, caller=number, country=country,
                                  language=default_language(number),
-                                 render=lambda actions, lang, seq: first.render(actions, lang, seq, start_stream=True),
+                                 render=lambda actions, lang, seq, transport=None: first.render(
+                                     actions, lang, seq, start_stream=True, transport=transport),
                                  apology=first.apology))
 
 
@@ -172,20 +173,27 @@ def reminder(token: str):
 
 @bp.post("/listen/<step>")
 def listen(step: str):
-    """The question ``step`` of turn ``seq`` without its prompt: where the media endpoint moves a
-    call whose caller started speaking over the prompt (barge-in). The keypad still answers;
-    the spoken answer moves the call on when it is recognised. Changes nothing."""
+    """The question ``step`` of turn ``seq`` asked again, by default without its prompt: where the
+    media endpoint moves a call whose caller started speaking over the prompt (barge-in). The
+    keypad still answers; the spoken answer moves the call on when it is recognised. With
+    ``prompt=1``, the prompt too: where a call whose stream was refused is moved, to hear the
+    question again with the record transport. Changes nothing."""
     sid = call_sid()
     raw_seq = request.args.get("seq", "")
     if not re.fullmatch(r"[0-9]{1,10}", raw_seq) or not 0 < int(raw_seq) <= MAX_SEQ:
         abort(Response("seq is missing or not a number\n", status=400, mimetype="text/plain"))
+    with_prompt = request.args.get("prompt", "0")
+    if with_prompt not in ("0", "1"):
+        abort(Response("prompt must be 0 or 1\n", status=400, mimetype="text/plain"))
     call = calls.find_call(g.db, sid)
     if call is None:
         return twiml(renderer().apology())
     ask = calls.current_question(g.db, ivr().config, call) if calls.is_current(g.db, sid, step, int(raw_seq)) else None
     if ask is None:
         return twiml(call.last_twiml or renderer().apology(call.language or "en"))
-    return twiml(renderer().render([dataclasses.replace(ask, prompts=())], call.language or "en", call.seq))
+    if with_prompt == "0":
+        ask = dataclasses.replace(ask, prompts=())
+    return twiml(renderer().render([ask], call.language or "en", call.seq, transport=call.speech_transport))
 
 
 # The first key of a number, typed while the answer was being recorded (it ended the recording),
@@ -328,7 +336,7 @@ def fallback():
     lang = call.language or "en"
     again = renderer()
     again.url_for_step = lambda step, seq: absolute(url_for("voice.step", step=step, seq=seq, **{AFTER_ERROR: lang}))
-    return twiml(again.render([ask], lang, call.seq))
+    return twiml(again.render([ask], lang, call.seq, transport=call.speech_transport))
 
 
 def _out_of_order(lang: str | None = None) -> str:

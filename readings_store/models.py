@@ -223,6 +223,9 @@ class Call(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     # "<step>:<reason>" that ended a transferred, gave_up or hung_up call ("account:account_not_found")
     end_reason: Mapped[str | None] = mapped_column(String(64))
+    # How the call's speech answers are heard when it differs from IVR_SPEECH_TRANSPORT: "record"
+    # once the media endpoint refused its stream (full, or behind); NULL: the configured transport.
+    speech_transport: Mapped[str | None] = mapped_column(String(8))
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -81,6 +81,7 @@ class Played:
     sent_at: list = field(default_factory=list)  # monotonic time each frame was sent
     late_sends: int = 0  # frames the sender itself could not send on schedule (> 40 ms late)
     status: int | None = None  # HTTP status if the handshake was refused
+    close_code: int | None = None  # the server's WebSocket close code (1013: refused, try again later)
 
 
 def start_message(call_sid: str, stream_sid: str, custom: dict | None = None) -> dict:
@@ -93,13 +94,15 @@ def start_message(call_sid: str, stream_sid: str, custom: dict | None = None) ->
 async def play_stream(url: str, auth_token: str | None, pcm: bytes, *, call_sid: str | None = None,
                       realtime: bool = True, custom: dict | None = None, extra: list | None = None,
                       signature: str | None = None, signed_url: str | None = None, stop: bool = True,
-                      linger: float = 0.0) -> Played:
+                      linger: float = 0.0, hold: asyncio.Event | None = None) -> Played:
     """Play *pcm* (16-bit, 8 kHz) as Twilio would. *extra* messages (str or dict) are sent after
     ``start``; *signature* overrides the correct one; *linger* keeps the socket open after the
-    last frame (for a server to finish). Twilio signs the public wss URL: *signed_url*, by default
-    *url* with ws:// read as wss://. Returns the send times of every frame."""
+    last frame (for a server to finish), and *hold* until that event is set; either ends early
+    when the server closes the stream, as does the audio (Twilio's call goes on; ``close_code``
+    says why). Twilio signs the public wss URL: *signed_url*, by default *url* with ws:// read as
+    wss://. Returns the send times of every frame."""
     from websockets.asyncio.client import connect
-    from websockets.exceptions import InvalidStatus
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
 
     played = Played(call_sid or new_call_sid())
     stream_sid = "MZ" + secrets.token_hex(16)
@@ -107,39 +110,53 @@ async def play_stream(url: str, auth_token: str | None, pcm: bytes, *, call_sid:
     headers = {"X-Twilio-Signature": signature if signature is not None else sign(signed_url, auth_token or "")}
     try:
         async with connect(url, additional_headers=headers, compression=None, max_size=2 ** 20) as ws:
-            await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-            await ws.send(json.dumps(start_message(played.call_sid, stream_sid, custom)))
-            for message in extra or []:
-                await ws.send(message if isinstance(message, (str, bytes)) else json.dumps(message))
-            t0 = time.monotonic()
-            for n, frame in enumerate(ulaw_frames(pcm)):
-                if realtime:
-                    due = t0 + n * FRAME_MS / 1000
-                    delay = due - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    elif delay < -0.04:
-                        played.late_sends += 1
-                played.sent_at.append(time.monotonic())
-                await ws.send(json.dumps({
-                    "event": "media", "sequenceNumber": str(n + 3), "streamSid": stream_sid,
-                    "media": {"track": "inbound", "chunk": str(n + 1), "timestamp": str(n * FRAME_MS),
-                              "payload": base64.b64encode(frame).decode()}}))
-            if linger:
-                await asyncio.sleep(linger)
-            if stop:
-                await ws.send(json.dumps({"event": "stop", "sequenceNumber": str(len(played.sent_at) + 3),
-                                          "streamSid": stream_sid,
-                                          "stop": {"accountSid": "AC" + "0" * 32, "callSid": played.call_sid}}))
-            await ws.close()
+            try:
+                await _play(ws, played, stream_sid, pcm, realtime, custom, extra, stop, linger, hold)
+            except ConnectionClosed:
+                pass  # the server ended the stream
+        played.close_code = ws.close_code
     except InvalidStatus as exc:
         played.status = exc.response.status_code
     return played
 
 
+async def _play(ws, played: Played, stream_sid: str, pcm: bytes, realtime: bool, custom, extra, stop: bool,
+                linger: float, hold: asyncio.Event | None) -> None:
+    await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+    await ws.send(json.dumps(start_message(played.call_sid, stream_sid, custom)))
+    for message in extra or []:
+        await ws.send(message if isinstance(message, (str, bytes)) else json.dumps(message))
+    t0 = time.monotonic()
+    for n, frame in enumerate(ulaw_frames(pcm)):
+        if realtime:
+            due = t0 + n * FRAME_MS / 1000
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.04:
+                played.late_sends += 1
+        played.sent_at.append(time.monotonic())
+        await ws.send(json.dumps({
+            "event": "media", "sequenceNumber": str(n + 3), "streamSid": stream_sid,
+            "media": {"track": "inbound", "chunk": str(n + 1), "timestamp": str(n * FRAME_MS),
+                      "payload": base64.b64encode(frame).decode()}}))
+    if linger or hold is not None:
+        waits = [asyncio.ensure_future(ws.wait_closed())]
+        if hold is not None:
+            waits.append(asyncio.ensure_future(hold.wait()))
+        await asyncio.wait(waits, timeout=linger or None, return_when=asyncio.FIRST_COMPLETED)
+        for wait in waits:
+            wait.cancel()
+    if stop:
+        await ws.send(json.dumps({"event": "stop", "sequenceNumber": str(len(played.sent_at) + 3),
+                                  "streamSid": stream_sid,
+                                  "stop": {"accountSid": "AC" + "0" * 32, "callSid": played.call_sid}}))
+    await ws.close()
+
+
 @dataclass
 class Event:
-    kind: str  # "utterance" | "speech_started" | "question"
+    kind: str  # "utterance" | "speech_started" | "refused"
     call_sid: str
     at: float
     question: Question | None = None
@@ -172,9 +189,14 @@ class Recorder:
         with self.lock:
             self.events.append(Event("speech_started", call_sid, time.monotonic()))
 
+    def _on_refused(self, call_sid):
+        with self.lock:
+            self.events.append(Event("refused", call_sid, time.monotonic()))
+
     def handlers(self) -> Handlers:
         return Handlers(questions=self.question, on_utterance=self._on_utterance,
-                        on_speech_started=self._on_speech_started, models=self.models)
+                        on_speech_started=self._on_speech_started, models=self.models,
+                        on_refused=self._on_refused)
 
     def utterances(self, call_sid: str | None = None) -> list[Event]:
         with self.lock:

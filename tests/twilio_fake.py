@@ -19,8 +19,9 @@ class FakeTwilioRest:
     """A fake of Twilio's REST API on a local port, answering as ``api.twilio.com`` would:
 
     * a call update (``POST .../Calls/CA....json``) is recorded (call SID, the form posted) and
-      answered with a call resource. With ``call`` set, Twilio's part follows: the simulated call
-      is moved to the new URL at once (``fetched``);
+      answered with a call resource. With ``call`` set (or, for several live calls, ``live_calls``:
+      call SID -> simulated call), Twilio's part follows: the simulated call is moved to the new
+      URL at once (``fetched``);
     * a new message (``POST .../Messages.json``) is recorded in ``messages`` (the form posted) and
       answered with a queued message resource with a new SID; while ``fail_messages`` is above
       zero, a message is refused instead with Twilio's error 500 body (and the count goes down);
@@ -39,6 +40,7 @@ class FakeTwilioRest:
         self.placed: list[str] = []
         self.fail_calls = 0
         self.call = None
+        self.live_calls: dict = {}  # call SID -> simulated call, for several live calls
         self.fetched: list = []
         self.lock = threading.Lock()
         self._sids = itertools.count(1)
@@ -73,8 +75,9 @@ class FakeTwilioRest:
         sid = path.rsplit("/", 1)[-1].removesuffix(".json")
         with self.lock:
             self.updates.append((sid, form))
-            if self.call is not None:
-                self.fetched.append(self.call.moved_to(form["Url"]))
+            call = self.live_calls.get(sid, self.call)
+            if call is not None:
+                self.fetched.append(call.moved_to(form["Url"]))
         return {"sid": sid, "account_sid": ACCOUNT_SID, "status": "in-progress"}
 
     def _message(self, form: dict) -> tuple[int, dict]:

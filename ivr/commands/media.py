@@ -15,7 +15,7 @@ def register(cli):
     def media_server(host, port):
         """Serve wss://…/voice/stream: recognise callers' answers while they speak."""
         from ivr.config import ConfigError, load_config
-        from ivr.media_server import MediaServer, load_handlers, settings_from_config
+        from ivr.media_server import MediaServer, load_handlers, max_streams_from_config, settings_from_config
 
         try:
             config = load_config()
@@ -24,13 +24,18 @@ def register(cli):
         try:
             settings = settings_from_config(config)
             handlers = load_handlers(config.media_handlers, config)
+            max_streams = max_streams_from_config(config)
             server = MediaServer(handlers, auth_token=config.twilio_auth_token,
                                  validate_signatures=config.validate_signatures, public_url=config.public_url,
-                                 settings=settings, models_dir=config.models_dir)
+                                 settings=settings, models_dir=config.models_dir, max_streams=max_streams,
+                                 shed_after_ms=config.media_shed_after_ms)
         except (ValueError, TypeError, ImportError, AttributeError) as exc:
             raise click.ClickException(str(exc)) from exc
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         host = host or config.media_host
         port = config.media_port if port is None else port
-        click.echo(f"media endpoint on ws://{host}:{port}/voice/stream (Ctrl+C to stop)")
+        limit = f"at most {max_streams} streams" if max_streams else "no stream limit"
+        shed = (f"shedding streams {config.media_shed_after_ms} ms behind" if config.media_shed_after_ms
+                else "no shedding")
+        click.echo(f"media endpoint on ws://{host}:{port}/voice/stream, {limit}, {shed} (Ctrl+C to stop)")
         server.run(host, port)

@@ -16,8 +16,9 @@ from tests import factories as f
 SID = "CA" + "a" * 32
 
 
-def fake_render(actions: list, lang: str, seq: int) -> str:
-    """A fake transport's answer: what would be said and asked, and the turn it expects next."""
+def fake_render(actions: list, lang: str, seq: int, transport: str | None = None) -> str:
+    """A fake transport's answer: what would be said and asked, the turn it expects next, and the
+    call's own speech transport when it has one."""
     parts = []
     for action in actions:
         if isinstance(action, dialog.Ask):
@@ -26,7 +27,7 @@ def fake_render(actions: list, lang: str, seq: int) -> str:
             parts.append(action.key)
         else:
             parts.append(type(action).__name__.lower())
-    return f"{lang}|{seq}|" + ",".join(parts)
+    return f"{lang}|{seq}|" + ",".join(parts) + (f"|{transport}" if transport else "")
 
 
 def fake_apology(lang: str) -> str:
@@ -221,4 +222,67 @@ def test_migration_0005_splits_old_outcomes_and_goes_back(empty_database_url):
     with engine.connect() as conn:
         back = [r[0] for r in conn.execute(text("SELECT outcome FROM calls ORDER BY id"))]
     assert back == [old for old, *_ in OLD_ROWS]
+    engine.dispose()
+
+
+# --- a call moved to the record transport ---------------------------------------------------------
+
+def test_a_call_moved_to_the_record_transport_renders_its_turns_with_it(db, config, meter):
+    _open(db, config)
+    assert _turn(db, config, "language", 1, "4") == "en|2|ask:account"  # the configured transport
+    call = calls.use_record_transport(db, SID)
+    assert call is not None and call.speech_transport == "record" and call.seq == 2
+    assert (_call(db).seq, _call(db).state["step"]) == (2, "account")  # no turn taken
+    assert _turn(db, config, "account", 2, "100001#") == "en|3|ask:value|record"
+    assert calls.use_record_transport(db, SID).speech_transport == "record"  # again: the same
+
+
+def test_a_call_moved_while_its_turn_is_taken_gets_the_record_transport(db, config, meter, sessions):
+    """The mark lands between the turn's read of the call and its claim (another process, the
+    media endpoint): the answer is rendered with the transport read by the claim."""
+    _open(db, config)
+
+    def mark_meanwhile(state, records):
+        with sessions() as other:
+            assert calls.use_record_transport(other, SID) is not None
+        return None
+
+    answer = calls.take_turn(db, config, call_sid=SID, step="language", seq=1, keys=dialog.Event("digits", digits="4"),
+                             listen=mark_meanwhile, render=fake_render, apology=fake_apology)
+    assert answer.taken and answer.body == "en|2|ask:account|record"
+
+
+def test_an_unknown_or_finished_call_is_not_moved(db, config, meter):
+    assert calls.use_record_transport(db, SID) is None
+    assert db.scalars(select(Call)).all() == []
+    _open(db, config)
+    _turn(db, config, "language", 1, "4")
+    calls.end_call(db, call_sid=SID, status="completed", duration="12")  # hung up
+    assert calls.use_record_transport(db, SID) is None
+    assert _call(db).speech_transport is None
+
+
+@pytest.mark.db
+def test_migration_0009_adds_the_call_transport_and_goes_back(empty_database_url):
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from readings_store.models import Base
+
+    url = empty_database_url
+    upgrade(url, "0008")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO calls (call_sid, state, steps, seq, started_at) "
+                          "VALUES (:sid, '{}', '[]', 1, '2026-01-01 00:00:00+00')"), {"sid": SID})
+    upgrade(url, "0009")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT speech_transport FROM calls")).scalar_one() is None  # as configured
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert [d for d in diffs if "calls" in repr(d)] == []
+    command.downgrade(alembic_config(url), "0008")
+    assert "speech_transport" not in {c["name"] for c in inspect(engine).get_columns("calls")}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT call_sid FROM calls")).scalar_one() == SID
     engine.dispose()

@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import threading
+import time
 
 import pytest
 
@@ -265,6 +267,170 @@ def test_many_concurrent_streams_with_the_real_model(pool):
     assert all(len(rec.utterances(s)) == 1 for s in sids)
 
 
+# --- load shedding ---------------------------------------------------------------------------------
+
+TONE = b"".join(int(8000 if (i // 10) % 2 else -8000).to_bytes(2, "little", signed=True) for i in range(8000))
+
+
+async def _until(condition, what: str):
+    """Wait (bounded) for the server to reach a state; the test asserts order, not speed."""
+    for _ in range(3000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the server never got to: {what}")
+
+
+def test_a_stream_beyond_the_limit_is_refused_and_handed_to_on_refused():
+    rec = Recorder(Q_DIGITS, models=lambda lang: None)
+    first, second, third = new_call_sid(), new_call_sid(), new_call_sid()
+
+    async def scenario(url, server):
+        release = asyncio.Event()
+        audio = silence(100) + TONE + silence(600)
+        a = asyncio.create_task(play_stream(url, TOKEN, audio, call_sid=first, realtime=False, hold=release))
+        await _until(lambda: len(rec.utterances(first)) == 1, "the first call's answer")
+        # The second call speaks too, but the server holds its one stream: refused at the start.
+        b = await play_stream(url, TOKEN, audio, call_sid=second, realtime=False, hold=asyncio.Event())
+        refused = (server.stats.active_streams, server.stats.refused_streams)
+        release.set()
+        a = await a
+        await _until(lambda: server.stats.active_streams == 0, "the first stream's end")
+        c = await play_stream(url, TOKEN, audio, call_sid=third, realtime=False)  # a slot is free again
+        return a, b, c, refused, server.stats
+
+    a, b, c, refused, stats = _serve(rec, scenario, listener_factory=FakeListener, max_streams=1)
+    assert refused == (1, 1)
+    assert b.close_code == 1013 and a.close_code == c.close_code == 1000
+    assert rec.kinds(second) == ["refused"]  # nothing recognised, no question asked
+    assert [e.recognition.text for e in rec.utterances(first)] == ["50"]
+    assert [e.recognition.text for e in rec.utterances(third)] == ["50"]
+    assert (stats.streams, stats.refused_streams, stats.shed_streams, stats.callback_errors) == (2, 1, 0, 0)
+
+
+def test_a_refused_stream_without_on_refused_is_still_closed():
+    rec = Recorder(Q_DIGITS, models=lambda lang: None)
+    handlers = rec.handlers()
+    handlers.on_refused = None
+
+    async def main():
+        server = MediaServer(handlers, auth_token=TOKEN, listener_factory=FakeListener, max_streams=1)
+        server.stats.active_streams = 1  # as if another call held the one stream
+        await server.start("127.0.0.1", 0)
+        try:
+            return await play_stream(f"ws://127.0.0.1:{server.port}/voice/stream", TOKEN, silence(100) + TONE,
+                                     realtime=False, hold=asyncio.Event()), server.stats
+        finally:
+            await server.stop()
+            server.close()
+
+    played, stats = asyncio.run(main())
+    assert played.close_code == 1013 and stats.refused_streams == 1 and rec.events == []
+
+
+def _slow_listeners(slow_sids: set, seconds: float):
+    """FakeListeners whose calls in *slow_sids* take *seconds* to decode each batch of an answer:
+    a server short of CPU, for those calls."""
+    class SlowListener(FakeListener):
+        @property
+        def listening(self) -> bool:
+            return self.voiced > 0
+
+        def feed(self, pcm):
+            if self.voiced and self.call_sid in slow_sids:
+                time.sleep(seconds)
+            return super().feed(pcm)
+
+    return SlowListener
+
+
+def test_a_stream_whose_recognition_falls_behind_is_shed_at_once_and_the_others_go_on():
+    rec = Recorder(Q_DIGITS, models=lambda lang: None)
+    slow, fast = new_call_sid(), new_call_sid()
+
+    async def scenario(url, server):
+        audio = silence(200) + TONE + silence(600)
+        return await asyncio.gather(play_stream(url, TOKEN, audio, call_sid=slow),
+                                    play_stream(url, TOKEN, audio, call_sid=fast)), server.stats
+
+    (shed, kept), stats = _serve(rec, scenario, listener_factory=_slow_listeners({slow}, 2.0), workers=2,
+                                 shed_after_ms=1000)
+    assert shed.close_code == 1013 and kept.close_code == 1000
+    assert rec.kinds(slow) == ["speech_started", "refused"]  # the answer it was hearing is dropped
+    assert rec.kinds(fast) == ["speech_started", "utterance"]
+    assert (stats.shed_streams, stats.refused_streams, stats.streams, stats.callback_errors) == (1, 0, 2, 0)
+
+
+def test_no_shedding_when_it_is_off():
+    rec = Recorder(Q_DIGITS, models=lambda lang: None)
+    sid = new_call_sid()
+
+    async def scenario(url, server):
+        return await play_stream(url, TOKEN, silence(200) + TONE[:3200] + silence(400), call_sid=sid), server.stats
+
+    played, stats = _serve(rec, scenario, listener_factory=_slow_listeners({sid}, 0.2))
+    assert played.close_code == 1000 and stats.shed_streams == 0
+    assert rec.kinds(sid) == ["speech_started", "utterance"]  # late, but heard
+
+
+def test_a_late_batch_marks_the_server_behind_and_new_streams_wait():
+    server = MediaServer(Recorder(None, models=lambda lang: None).handlers(), auth_token=TOKEN,
+                         shed_after_ms=60_000)  # a minute: no test is that slow, the rule is what counts
+    server.recognised(59.0)  # within the bound
+    assert server.refusal() is None
+    server.recognised(61.0)
+    assert server.refusal() == "recognition is behind"
+    off = MediaServer(Recorder(None, models=lambda lang: None).handlers(), auth_token=TOKEN)
+    off.recognised(3600.0)  # shedding off: never behind
+    assert off.refusal() is None
+
+
+def test_with_shedding_the_oldest_stream_is_recognised_first():
+    handlers = Recorder(None, models=lambda lang: None).handlers()
+    shedding = MediaServer(handlers, auth_token=TOKEN, shed_after_ms=1000)
+    assert [shedding.admitted() for _ in range(3)] == [1, 2, 3]
+    assert {MediaServer(handlers, auth_token=TOKEN).admitted() for _ in range(3)} == {0}  # off: first come first served
+
+
+def test_the_recognition_pool_takes_work_by_priority():
+    from ivr.media_server import RecognitionPool
+
+    pool = RecognitionPool(1)
+    gate, ran = threading.Event(), []
+    busy = pool.submit(0, gate.wait)  # holds the one thread while the rest queue up
+    work = [pool.submit(priority, ran.append, name) for priority, name in
+            ((3, "newest"), (1, "oldest"), (2, "middle"), (1, "oldest again"))]
+    skipped = pool.submit(1, ran.append, "cancelled")
+    assert skipped.cancel()
+    gate.set()
+    for future in [busy, *work]:
+        future.result(timeout=30)
+    assert ran == ["oldest", "oldest again", "middle", "newest"]
+    failing = pool.submit(0, int, "not a number")
+    with pytest.raises(ValueError):
+        failing.result(timeout=30)
+    gate.clear()
+    pool.submit(0, gate.wait)
+    pending = pool.submit(0, ran.append, "never")
+    threading.Timer(0.2, gate.set).start()
+    pool.shutdown()  # the running work finishes, the waiting work is cancelled
+    assert pending.cancelled() and "never" not in ran
+
+
+def test_the_limits_are_checked():
+    handlers = Recorder(None, models=lambda lang: None).handlers()
+    with pytest.raises(ValueError, match="max_streams"):
+        MediaServer(handlers, auth_token=TOKEN, max_streams=-1)
+    with pytest.raises(ValueError, match="shed_after_ms"):
+        MediaServer(handlers, auth_token=TOKEN, shed_after_ms=50)
+    server = MediaServer(handlers, auth_token=TOKEN, max_streams=2)
+    server.stats.active_streams = 1
+    assert server.refusal() is None
+    server.stats.active_streams = 2
+    assert server.refusal() == "2 streams, the limit"
+    assert MediaServer(handlers, auth_token=TOKEN).refusal() is None  # no limit by default
+
+
 def fake_handlers_factory(config):
     """A handlers factory as IVR_MEDIA_HANDLERS names it (module:factory)."""
     return Recorder(None, models=lambda lang: None).handlers()
@@ -281,6 +447,10 @@ def not_handlers_factory(config):
       "IVR_STREAM_TRAILING_SILENCE_MS": "20"}, "IVR_STREAM_TRAILING_SILENCE_MS must be an integer from 100 to 5000"),
     ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:fake_handlers_factory",
       "IVR_STREAM_ALTERNATIVES": "many"}, "IVR_STREAM_ALTERNATIVES must be an integer"),
+    ({"IVR_MEDIA_MAX_STREAMS": "-1"}, "IVR_MEDIA_MAX_STREAMS must be an integer from 0"),
+    ({"IVR_MEDIA_MAX_STREAMS": "lots"}, "IVR_MEDIA_MAX_STREAMS must be an integer"),
+    ({"IVR_MEDIA_SHED_AFTER_MS": "50"}, "IVR_MEDIA_SHED_AFTER_MS must be 0 (never) or from 100 to 60000"),
+    ({"IVR_MEDIA_SHED_AFTER_MS": "1.5s"}, "IVR_MEDIA_SHED_AFTER_MS must be an integer"),
 ])
 def test_media_server_command_refuses_bad_settings(env, message, monkeypatch, tmp_path):
     from click.testing import CliRunner
@@ -289,7 +459,8 @@ def test_media_server_command_refuses_bad_settings(env, message, monkeypatch, tm
 
     monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("IVR_TWILIO_AUTH_TOKEN", TOKEN)
-    for key in ("IVR_MEDIA_HANDLERS", "IVR_STREAM_TRAILING_SILENCE_MS", "IVR_STREAM_ALTERNATIVES"):
+    for key in ("IVR_MEDIA_HANDLERS", "IVR_STREAM_TRAILING_SILENCE_MS", "IVR_STREAM_ALTERNATIVES",
+                "IVR_MEDIA_MAX_STREAMS", "IVR_MEDIA_SHED_AFTER_MS"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -311,6 +482,24 @@ def test_media_server_settings_come_from_the_configuration(monkeypatch, tmp_path
     assert (settings.trailing_silence_ms, settings.max_alternatives, config.media_port) == (900, 0, 9001)
     handlers = load_handlers("tests.speech.test_media_server:fake_handlers_factory", config)
     assert handlers.questions("CA" + "0" * 32) is None
+
+
+def test_the_load_settings_and_their_defaults(monkeypatch, tmp_path):
+    from ivr.config import load_config
+    from ivr.media_server import STREAMS_PER_CORE, max_streams_from_config
+
+    monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
+    for key in ("IVR_MEDIA_MAX_STREAMS", "IVR_MEDIA_SHED_AFTER_MS"):
+        monkeypatch.delenv(key, raising=False)
+    config = load_config()
+    assert config.media_shed_after_ms == 1000
+    assert max_streams_from_config(config, workers=2) == 2 * STREAMS_PER_CORE == 50  # per core
+    monkeypatch.setenv("IVR_MEDIA_MAX_STREAMS", "0")
+    monkeypatch.setenv("IVR_MEDIA_SHED_AFTER_MS", "0")
+    config = load_config()
+    assert (max_streams_from_config(config, workers=2), config.media_shed_after_ms) == (0, 0)  # no limit, no shedding
+    monkeypatch.setenv("IVR_MEDIA_MAX_STREAMS", "7")
+    assert max_streams_from_config(load_config(), workers=2) == 7
 
 
 @speech
