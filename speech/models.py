@@ -249,7 +249,9 @@ def deterministic_view(model_path: Path, dest: Path) -> Path:
         if entry.name == "conf":
             continue
         link = dest / entry.name
-        if not link.exists():
+        if link.is_symlink() and link.resolve() != entry:
+            link.unlink()  # left by another copy of the model (another venv, since removed)
+        if not link.is_symlink() and not link.exists():
             link.symlink_to(entry)
     (dest / "conf").mkdir(exist_ok=True)
     for conf in (src / "conf").iterdir():

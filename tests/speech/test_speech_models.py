@@ -128,3 +128,14 @@ def test_deterministic_view(ko_model_path, tmp_path):
     assert (view / "am" / "final.mdl").resolve() == (ko_model_path / "am" / "final.mdl").resolve()
     assert "--dither" not in (ko_model_path / "conf" / "mfcc.conf").read_text()  # source untouched
     deterministic_view(ko_model_path, tmp_path / "v")  # idempotent
+
+
+def test_deterministic_view_replaces_links_left_by_another_copy_of_the_model(ko_model_path, tmp_path):
+    """A cached view whose links point at a model copy that is gone (another venv) is repaired."""
+    from speech.models import deterministic_view
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "am").symlink_to(tmp_path / "gone" / "am")  # dangling
+    (tmp_path / "v" / "graph").symlink_to(tmp_path)  # points elsewhere
+    view = deterministic_view(ko_model_path, tmp_path / "v")
+    assert (view / "am" / "final.mdl").resolve() == (ko_model_path / "am" / "final.mdl").resolve()
+    assert (view / "graph").resolve() == (ko_model_path / "graph").resolve()
