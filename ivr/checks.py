@@ -97,6 +97,41 @@ def public_url(config: Config) -> Result:
     return Result(True, "public URL", f"{url}")
 
 
+def speech_transport(config: Config) -> Result:
+    """Real-time speech moves live calls with Twilio's REST API: it needs the account's credentials
+    and the public URL the calls are moved to (``ivr media-server`` refuses to start without them)."""
+    if config.speech_transport != "stream":
+        return Result(True, "speech transport", f"record (<Record>, recognised afterwards); set {PREFIX}MEDIA_URL "
+                                                "for real-time speech")
+    missing = [f"{PREFIX}{name}" for name, value in (("TWILIO_ACCOUNT_SID", config.twilio_account_sid),
+                                                     ("TWILIO_AUTH_TOKEN", config.twilio_auth_token),
+                                                     ("PUBLIC_URL", config.public_url)) if not value]
+    if missing:
+        return Result(False, "speech transport", f"stream needs {', '.join(missing)} to move live calls on")
+    limit = config.media_max_streams
+    limit_text = ("no stream limit" if limit == 0 else f"at most {limit} streams per media server" if limit
+                  else "at most 25 streams per core per media server")
+    return Result(True, "speech transport", f"stream via {config.media_url} ({limit_text}; run `ivr media-server` "
+                                            "behind that URL)")
+
+
+def outbound(config: Config) -> Result:
+    """Receipts, text reminders and reminder calls go out through Twilio's REST API."""
+    senders = [f"texts from {config.sms_from}"] if config.sms_from else []
+    senders += [f"reminder calls from {config.call_from}"] if config.call_from else []
+    if not senders:
+        return Result(True, "texts and calls", f"off ({PREFIX}SMS_FROM and {PREFIX}CALL_FROM not set: no receipts "
+                                               "or reminders)")
+    missing = [f"{PREFIX}{name}" for name, value in (("TWILIO_ACCOUNT_SID", config.twilio_account_sid),
+                                                     ("TWILIO_AUTH_TOKEN", config.twilio_auth_token)) if not value]
+    if config.call_from and not config.public_url:
+        missing.append(f"{PREFIX}PUBLIC_URL (where an answered reminder call is answered)")
+    if missing:
+        return Result(False, "texts and calls", f"{' and '.join(senders)} need {', '.join(missing)}")
+    return Result(True, "texts and calls", f"{' and '.join(senders)}, sent by `ivr sms send-pending` "
+                                           "(deploy/ivr-sms.timer)")
+
+
 def regions(config: Config, engine) -> Result:
     """Every region has a menu key, a name and an operator to transfer to; the menu is not empty."""
     from sqlalchemy import select
@@ -205,7 +240,7 @@ def _missing_sqlite_file(url: str) -> str | None:
 def run_all(config: Config) -> list[Result]:
     from readings_store.db import make_engine
 
-    rest = [secrets(config), public_url(config)]
+    rest = [secrets(config), public_url(config), speech_transport(config), outbound(config)]
     tail = [*speech_models(config), ffmpeg(), recordings(config)]
     missing = _missing_sqlite_file(config.database_url)
     if missing:

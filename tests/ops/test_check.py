@@ -62,12 +62,13 @@ def run():
 def test_everything_ready(ready):
     result, lines = run()
     assert result.exit_code == 0, result.output
-    assert list(lines) == ["database", "secrets", "public URL", "regions", "speech model en", "ffmpeg",
-                           "recordings folder"]
+    assert list(lines) == ["database", "secrets", "public URL", "speech transport", "texts and calls", "regions",
+                           "speech model en", "ffmpeg", "recordings folder"]
     assert all(line.startswith("✓") for line in lines.values())
     assert "knows all 6 grammar words" in lines["speech model en"]
     assert "2 in the menu" in lines["regions"]
-    assert "all 7 checks passed" in result.output
+    assert "all 9 checks passed" in result.output
+    assert "record (<Record>" in lines["speech transport"] and "off (" in lines["texts and calls"]
 
 
 def failing(line_name: str):
@@ -137,6 +138,29 @@ def test_development_token_is_not_a_secret(ready, config):
     ready.delenv("IVR_TWILIO_AUTH_TOKEN")
     ensure_dev_auth_token(config.data_dir)
     assert "a local development token is used" in failing("secrets")
+
+
+def test_stream_transport_needs_the_rest_credentials(ready):
+    ready.setenv("IVR_MEDIA_URL", "wss://ivr.example.org/voice/stream")
+    assert "stream needs IVR_TWILIO_ACCOUNT_SID to move live calls on" in failing("speech transport")
+    ready.setenv("IVR_TWILIO_ACCOUNT_SID", "AC" + "1" * 32)
+    ready.setenv("IVR_MEDIA_MAX_STREAMS", "40")
+    _, lines = run()
+    assert lines["speech transport"].startswith("✓ speech transport: stream via wss://ivr.example.org/voice/stream "
+                                                "(at most 40 streams")
+
+
+def test_texts_and_calls_need_credentials_and_calls_the_public_url(ready):
+    ready.setenv("IVR_SMS_FROM", "+37322000000")
+    ready.setenv("IVR_CALL_FROM", "+37322000001")
+    assert "need IVR_TWILIO_ACCOUNT_SID" in failing("texts and calls")
+    ready.setenv("IVR_TWILIO_ACCOUNT_SID", "AC" + "1" * 32)
+    _, lines = run()
+    assert lines["texts and calls"].startswith("✓ texts and calls: texts from +37322000000 and reminder calls from "
+                                               "+37322000001")
+    ready.delenv("IVR_PUBLIC_URL")
+    _, lines = run()
+    assert "IVR_PUBLIC_URL (where an answered reminder call is answered)" in lines["texts and calls"]
 
 
 @pytest.mark.parametrize("value", ["http://ivr.example.org", None])
