@@ -148,8 +148,9 @@ def count_refusals(session: Session, account_id: int, period: str, *,
         ValueRefusal.account_id == account_id, ValueRefusal.period == period)
     if repeat is not None:
         call_id, meter_id, register, value = repeat
-        query = query.where(~and_(ValueRefusal.call_id == call_id, ValueRefusal.meter_id == meter_id,
-                                  ValueRefusal.register == register, ValueRefusal.value == value[:32]))
+        # IS DISTINCT FROM: a row of no call (a text) is always counted, never lost to a NULL.
+        query = query.where(or_(ValueRefusal.call_id.is_distinct_from(call_id), ValueRefusal.meter_id != meter_id,
+                                ValueRefusal.register != register, ValueRefusal.value != value[:32]))
     return session.scalar(query) or 0
 
 
