@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from . import rules
@@ -14,7 +14,6 @@ from .models import (
     Account,
     AccountPhone,
     AuditEvent,
-    Call,
     Meter,
     Reading,
     Region,

@@ -121,6 +121,8 @@ CASES = [
      "1150.5", ("accepted", None)),
     ("the operator after a stranger's first value", [("stranger by phone", "1999.9")], "operator", "1150.5",
      ("accepted", None)),
+    ("the customer after a stranger's exported value", [("stranger by text", "1999.9"), "export"],
+     "customer by phone", "1150.5", ("accepted", None)),
     # The customer corrects their own reading: judged against the baseline, not the reading replaced.
     ("own correction higher", [("customer by phone", "1150")], "customer by phone", "1900", ("accepted", None)),
     ("own correction lower", [("customer by phone", "1150")], "customer by text", "1120", ("accepted", None)),
