@@ -484,13 +484,14 @@ def _on_value(records: Records, state: CallState, event: Event) -> Turn:
         state.decision, state.reason = Decision.PENDING_REVIEW, LOW_CONFIDENCE
     meter = _meter(state)
     verdict = records.judge_value(meter.id, state.register, typed)
-    if verdict.refused:
+    problem = verdict.code if verdict.refused else None
+    if problem:
         if verdict.reveals:
-            records.write(NoteRefusal(meter.id, state.register, typed, verdict.code))
+            records.write(NoteRefusal(meter.id, state.register, typed, problem))
         if state.tries + 1 < state.max_tries:
-            return _retry(records, state, _ask_value, verdict.code)
+            return _retry(records, state, _ask_value, problem)
         # Last try and still failing: keep it for an operator rather than lose it.
-        state.decision, state.reason = Decision.PENDING_REVIEW, verdict.code
+        state.decision, state.reason = Decision.PENDING_REVIEW, problem
     elif verdict.reveals:
         # A value read back counts too until it is confirmed and saved (and judged again then).
         records.write(NoteRefusal(meter.id, state.register, typed, NOT_CONFIRMED))
