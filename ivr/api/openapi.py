@@ -107,9 +107,10 @@ SCHEMAS = {
                        "description": "In an export batch: the status it was exported with (accepted)"},
             "supersedes": _nullable({"type": "integer", "description": (
                 "Id of the reading this one replaces, for billing to follow the chain: the last reading of the "
-                "same meter, register and period that was exported (has `export_batch`), or, if none was "
-                "exported, the last accepted one. Never a reading that was pending review or rejected. Null when "
-                "nothing was exported or accepted before it in the period. Set only on accepted readings.")}),
+                "same meter, register and period that billing has received in an export batch (has "
+                "`export_batch`), whatever its status now. Null when billing has received none: a reading "
+                "replaced before it was exported is never exported and never named, nor is one that was pending "
+                "review or rejected. Set only on accepted readings.")}),
             "export_batch": _nullable({"type": "integer", "description": "The batch that delivered it"}),
         },
     },
@@ -476,8 +477,10 @@ SPEC = {
             "`application/problem+json`.\n\n"
             "Exactly-once recipe: `POST /exports` → store the readings → `POST /exports/{id}/ack`. After a crash, "
             "`GET /exports?acknowledged=false` and re-read each batch with `GET /exports/{id}` (same content), "
-            "then acknowledge. An operator's later correction is a new accepted reading whose `supersedes` names "
-            "the reading billing received for that meter, register and period; it arrives in a later batch."
+            "then acknowledge. A later correction (the customer's, or an operator's) is a new accepted reading "
+            "whose `supersedes` names the last reading of that meter, register and period that billing received "
+            "in a batch (null if none); it arrives in a later batch. A reading replaced before it was exported is "
+            "never exported."
         ),
     },
     "servers": [{"url": "/api/v1"}],
