@@ -119,13 +119,46 @@ def serve(host: str, port: int) -> None:
         config = load_config()
         click.echo("warning: IVR_TWILIO_AUTH_TOKEN is not set; a local development token was created in "
                    f"{config.data_dir}. Real Twilio requests are rejected until you set it.", err=True)
+    app = create_app(config)
     base = (config.public_url or f"http://{host}:{port}").rstrip("/")
     click.echo(f"Voice webhook (A call comes in, HTTP POST): {base}/voice/incoming")
     click.echo(f"Status callback URL:                        {base}/voice/status")
     click.echo(f"Primary handler fails (fallback):           {base}/voice/fallback")
-    click.echo(f"Try a call:                                 ivr call --url http://{host}:{port}")
+    click.echo(f"Try a call:                                 {ivr_command()} call --url http://{host}:{port}")
+    run_development_server(app, host, port)
+
+
+def ivr_command() -> str:
+    """How to type this installation's ``ivr`` from the current folder: ``.venv/bin/ivr`` in a
+    checkout (as the README writes it), else plain ``ivr`` when that is the one on the PATH, else
+    its full path."""
+    import shutil
+
+    script = Path(sys.executable).parent / "ivr"
+    if not script.exists():
+        return "ivr"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return "ivr" if shutil.which("ivr") == str(script) else str(script)
+
+
+def run_development_server(app, host: str, port: int) -> None:
+    """Serve ``app`` with werkzeug's server until Ctrl+C. Started by hand rather than with
+    ``app.run`` so that its banner (two lines in one log record, coloured with terminal escapes)
+    is replaced by one plain line."""
+    from werkzeug.serving import make_server
+
+    server = make_server(host, port, app, threaded=True)
+    click.echo(f"Serving on http://{host}:{server.port} with the development server (use gunicorn in "
+               "production, see the README); Ctrl+C stops it.")
     sys.stdout.flush()
-    create_app(config).run(host=host, port=port, debug=False, threaded=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @click.command("check")
