@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+from . import clock
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -35,8 +36,8 @@ NAMING = {
 }
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+# The product's clock, re-exported here because models and most callers already import from here.
+utcnow = clock.utcnow
 
 
 class UTCDateTime(TypeDecorator):

@@ -85,6 +85,18 @@ def period_for(session: Session, meter: Meter, now: dt.datetime) -> rules.Period
     return rules.billing_period(region_now(region, now).date(), window_for(session, region.id, meter.utility))
 
 
+def history_time(region: Region, window: tuple[int, int] | None, now: dt.datetime,
+                 days_ago: float = 30) -> tuple[dt.datetime, str]:
+    """When a reading of the last closed period was taken, and that period: about ``days_ago`` before
+    ``now``, but never later than noon on the last day of the previous period's window, so that it
+    belongs to an earlier period than a reading given ``now`` (on any day of the month)."""
+    current = rules.billing_period(region_now(region, now).date(), window).period
+    closes = rules.window_dates(rules.shift_period(current, -1), window)[1]
+    latest = dt.datetime.combine(closes, dt.time(12), ZoneInfo(region.timezone)).astimezone(dt.timezone.utc)
+    taken = min(now - dt.timedelta(days=days_ago), latest)
+    return taken, rules.billing_period(region_now(region, taken).date(), window).period
+
+
 def validate_reading(
     session: Session, meter: Meter, register: str, value: Decimal, *, daily_limit: Decimal, now: dt.datetime
 ) -> rules.Rejection | None:

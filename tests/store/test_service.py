@@ -4,7 +4,7 @@ from decimal import Decimal as D
 
 from sqlalchemy import select
 
-from readings_store import service
+from readings_store import clock, service
 from readings_store.models import Reading, ReviewTask, utcnow
 from tests import factories as f
 
@@ -58,6 +58,8 @@ def test_outside_window_is_kept_for_next_period(db):
 
 
 def test_validate_reading_uses_last_accepted(db):
+    # Early in the month, so a reading 10 days old is in the previous period (see factories.meter).
+    clock.set_clock(dt.datetime(2026, 11, 5, 12, tzinfo=dt.timezone.utc))
     _, _, m = _setup(db, previous=1000, previous_days_ago=10, digits=6, decimals=1)
     now = utcnow()
     assert service.validate_reading(db, m, "total", D("1500"), daily_limit=D("100"), now=now) is None
