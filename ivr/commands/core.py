@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from grammars.plural import english
+
 from ..config import ensure_dev_auth_token, load_config
 from . import migrated_transaction, require_schema
 
@@ -59,7 +61,8 @@ def import_cmd(csv_file: Path, skip_bad: bool) -> None:
         if report.errors and not skip_bad:
             session.rollback()
             raise click.ClickException(
-                f"{len(report.errors)} bad row(s) of {report.rows}; nothing was imported (use --skip-bad to apply the good rows)"
+                f"{len(report.errors)} bad {english(len(report.errors), 'row', 'rows')} of {report.rows}; nothing was "
+                "imported (use --skip-bad to apply the good rows)"
             )
     for code in report.regions_created:
         key = report.region_keys[code]
@@ -67,10 +70,11 @@ def import_cmd(csv_file: Path, skip_bad: bool) -> None:
                    else f"created region {code} without a menu key (every key 1-99 is taken)")
     seconds = time.perf_counter() - started
     click.echo(
-        f"imported {report.applied} of {report.rows} rows: accounts {report.accounts_created} new, "
+        f"imported {report.applied} of {report.rows} {english(report.rows, 'row', 'rows')}: accounts "
+        f"{report.accounts_created} new, "
         f"{report.accounts_updated} updated; meters {report.meters_created} new, {report.meters_updated} updated; "
         f"phones {report.phones_added} new"
-        + (f"; skipped {len(report.errors)} bad rows" if report.errors else "")
+        + (f"; skipped {len(report.errors)} bad {english(len(report.errors), 'row', 'rows')}" if report.errors else "")
         + f" ({seconds:.1f} s)"
     )
 
@@ -171,7 +175,7 @@ def check() -> None:
         click.echo(result.line())
     failed = [r for r in results if not r.ok]
     if failed:
-        click.echo(f"{len(failed)} of {len(results)} checks failed", err=True)
+        click.echo(f"{len(failed)} of {len(results)} {english(len(results), 'check', 'checks')} failed", err=True)
         raise SystemExit(1)
     click.echo(f"all {len(results)} checks passed")
 
