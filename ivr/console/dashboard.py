@@ -16,6 +16,7 @@ from sqlalchemy import (JSON, BigInteger, and_, case, cast, column, func, litera
                         union_all)
 from sqlalchemy.orm import Session
 
+from grammars.plural import english
 from readings_store import rules, service
 from readings_store.models import UTILITIES, Account, Call, Meter, Reading, Region, ReviewTask
 
@@ -265,7 +266,7 @@ def window_note(window: Window) -> str:
     if window.state == "closed":
         return f"window closed {window.closes}"
     left = window.days_left
-    return f"closes {window.closes}, " + ("last day" if left == 0 else f"{left} day{'' if left == 1 else 's'} left")
+    return f"closes {window.closes}, " + ("last day" if left == 0 else f"{left} {english(left, 'day', 'days')} left")
 
 
 def deadline_card(rows: list[dict]) -> dict | None:

@@ -133,6 +133,7 @@ UTILITIES = {
     "hot_water": "hot water",
     "gas": "gas",
     "heat": "heating",
+    "all": "every utility",  # a region's window for utilities without their own
 }
 
 REGISTERS = {
@@ -154,7 +155,7 @@ RESOLUTIONS = {
 # Review item kinds and account kinds.
 KINDS = {
     "reading": "reading",
-    "identification": "caller not identified",
+    "identification": "identification",
     "person": "person",
     "company": "company",
 }
@@ -173,6 +174,7 @@ ACTIONS = {
     "operator.disable": "disabled an operator",
     "operator.enable": "enabled an operator",
     "operator.password": "changed an operator's password",
+    "operator.own_password": "changed their own password",
     "operator.unlock": "unlocked an operator",
     "operator.locked": "locked an operator after failed log-ins",
     "account.put": "created or replaced an account (API)",

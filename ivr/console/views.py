@@ -24,9 +24,9 @@ from readings_store.models import (
 
 from . import bp, charts, labels, review
 from . import dashboard as stats
-from .auth import admin_required
+from .auth import admin_required, change_own_password
 from .auth import now as console_now
-from .forms import AcceptForm, CloseForm, CorrectForm, LinkForm, ProfileForm, RejectForm
+from .forms import AcceptForm, CloseForm, CorrectForm, LinkForm, PasswordForm, ProfileForm, RejectForm
 
 PAGE_SIZE = 25
 KINDS = ("reading", "identification")
@@ -212,8 +212,8 @@ def queue():
     query = open_tasks(filters)
     if wants_csv():
         rows = [{"item": t.id, "received": local_time(t.created_at, "%Y-%m-%d %H:%M:%S"), "zone": page_zone(),
-                 "kind": t.kind, "reason": labels.label(t.reason), "region": region_name(t.region),
-                 "utility": t.utility or "", "value": str(t.reading.value) if t.reading else
+                 "kind": labels.label(t.kind, "kind"), "reason": labels.label(t.reason), "region": region_name(t.region),
+                 "utility": labels.label(t.utility, "utility") if t.utility else "", "value": str(t.reading.value) if t.reading else
                  ", ".join(map(str, (t.details or {}).get("attempts", [])))}
                 for t in g.db.scalars(query.order_by(ReviewTask.created_at, ReviewTask.id).limit(10000))]
         return csv_response("queue", ["item", "received", "zone", "kind", "reason", "region", "utility", "value"],
@@ -499,6 +499,16 @@ def recording(utterance_id: int):
 
 # --- lookup ----------------------------------------------------------------------------------------
 
+LOOKUP_NAMES = 50  # accounts listed for a holder's name; a longer name narrows it
+
+
+def holder_has(word: str):
+    """SQL: the account holder's name contains ``word``, ignoring case in any alphabet."""
+    if g.db.get_bind().dialect.name == "postgresql":
+        return Account.holder_name.icontains(word, autoescape=True)
+    return func.casefold(Account.holder_name).contains(word.casefold(), autoescape=True)
+
+
 @bp.get("/lookup")
 def lookup():
     q = (request.args.get("q") or "").strip()[:64]
@@ -519,6 +529,11 @@ def lookup():
             for a in g.db.scalars(select(Account).join(AccountPhone).where(AccountPhone.phone == phone)
                                   .order_by(Account.id).limit(50)):
                 found[a.id] = a
+        words = q.split()
+        if any(ch.isalpha() for ch in q):
+            for a in g.db.scalars(select(Account).where(*[holder_has(word) for word in words])
+                                  .order_by(Account.holder_name, Account.id).limit(LOOKUP_NAMES)):
+                found.setdefault(a.id, a)
         accounts = list(found.values())
         if len(accounts) == 1 and request.args.get("go") != "0" and not wants_csv():
             return redirect(url_for("console.account", account_id=accounts[0].id))
@@ -526,7 +541,7 @@ def lookup():
         return csv_response("lookup", ["account", "region", "holder", "active"],
                             [{"account": a.number, "region": region_name(a.region), "holder": a.holder_name,
                               "active": "yes" if a.active else "no"} for a in accounts])
-    return render_template("console/lookup.html", q=q, accounts=accounts, phone=phone)
+    return render_template("console/lookup.html", q=q, accounts=accounts, phone=phone, limit=LOOKUP_NAMES)
 
 
 @bp.get("/accounts/<int:account_id>")
@@ -805,7 +820,8 @@ def profile():
     if request.method == "GET":
         form.language.data = operator.language or "en"
         set_page_zone()
-        return render_template("console/profile.html", form=form, zones=known_zones())
+        return render_template("console/profile.html", form=form, zones=known_zones(),
+                               password_form=PasswordForm(prefix="password"))
     zone = (form.timezone.data or "").strip()
     error = None
     if not form.validate_on_submit():
@@ -814,12 +830,37 @@ def profile():
         error = f"“{zone[:64]}” is not a time zone; pick one from the list, such as Europe/Chisinau."
     if error:
         set_page_zone()
-        return render_template("console/profile.html", form=form, zones=known_zones(), error=error), 422
+        return render_template("console/profile.html", form=form, zones=known_zones(), error=error,
+                               password_form=PasswordForm(prefix="password")), 422
     operator.timezone = zone or None
     operator.language = form.language.data
     g.db.commit()
     flash("Preferences saved.", "success")
     return redirect(url_for("console.profile"))
+
+
+@bp.post("/profile/password")
+def change_password():
+    """The operator changes their own password (the current one is asked for)."""
+    form = PasswordForm(prefix="password")
+    if form.validate_on_submit():
+        status, message = change_own_password(g.db, me(), form.current.data, form.new.data, form.repeated.data)
+    else:
+        status, message = 422, _form_errors(form) or "Invalid form."
+    if status == 200:
+        flash(message, "success")
+        return redirect(url_for("console.profile"))
+    g.db.rollback()
+    operator = me()
+    profile_form = ProfileForm(obj=operator)
+    profile_form.language.data = operator.language or "en"
+    set_page_zone()
+    response = current_app.make_response((render_template(
+        "console/profile.html", form=profile_form, zones=known_zones(), password_form=PasswordForm(prefix="password"),
+        password_error=message), status))
+    if status == 429:
+        response.headers["Retry-After"] = str(g.get("login_retry_minutes", 15) * 60)
+    return response
 
 
 @bp.get("/admin/operators")

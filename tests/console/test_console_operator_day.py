@@ -66,6 +66,42 @@ def test_the_audit_trail_reads_as_words(oc, db, config):
     assert "(rejected)" in trail
 
 
+def test_codes_read_as_words_on_every_page(oc, db, config):
+    """Utilities, registers, kinds, languages, resolutions and refusal reasons are words on the queue,
+    the item, the account page and in the queue's CSV; items are numbered the same way in the queue
+    and in the operator's recent actions."""
+    for _ in range(3):  # readings before the item's, so that its reading id is not its item number
+        f.meter(db, f.account(db, f.region(db, code=f"X{_}", name=f"X{_}", menu_key=10 + _), number=f"9{_}"),
+                serial=f"X{_}", previous=5)
+    seeded = seed_pending(db, config, utility="cold_water", serial="CW0001", value="10000",
+                          reason="implausible_consumption")
+    task, reading = seeded["task"], seeded["reading"]
+    assert task.id != reading.id
+    main = text(oc.get("/console/queue")).split("<main>")[1]
+    assert "cold water" in main and "cold_water" not in main.replace('value="cold_water"', "")
+    assert "single tariff" in main and "(total)" not in main and f">#{task.id}<" in main
+    page = text(oc.get(f"/console/tasks/{task.id}")).split("<main>")[1]
+    for words in ("cold water", "single tariff", "English", "Heard by: speech", "reading ·"):
+        assert words in page, words
+    for code in ("cold_water", ">en<", "vosk", "implausible_consumption"):
+        assert code not in page, code
+    refused = text(oc.post(f"/console/tasks/{task.id}/accept")).split("<main>")[1]
+    assert "consumption above the plausible limit" in refused and "(implausible_consumption)" not in refused
+    account = text(oc.get(f"/console/accounts/{seeded['account'].id}")).split("<main>")[1]
+    assert "cold water" in account and "(person)" in account and "English" in account
+    assert "cold_water" not in account and ">total<" not in account
+    rows = rows_of(oc.get("/console/queue?format=csv"))
+    assert rows[1][3] == "reading" and rows[1][6] == "cold water"
+    # Rejected: the recent actions name the item as the queue did, linked to it.
+    assert oc.post(f"/console/tasks/{task.id}/reject", data={"reject-reason": "wrong meter"}).status_code == 302
+    recent = text(oc.get("/console/queue"))
+    recent = recent[recent.index('id="recent"'):]
+    assert f'<a href="/console/tasks/{task.id}">#{task.id}</a>' in recent
+    assert f"#{reading.id}<" not in recent and f"#{reading.id} " not in recent
+    handled = text(oc.get(f"/console/tasks/{task.id}"))
+    assert "Handled: rejected" in handled
+
+
 def test_call_steps_read_as_words_in_the_regions_zone(oc, db, config):
     seeded = seed_pending(db, config)
     at = dt.datetime(2026, 7, 1, 3, 36, 47, tzinfo=dt.timezone.utc)
