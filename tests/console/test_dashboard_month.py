@@ -116,8 +116,10 @@ def _call_steps(rnd: random.Random, started: dt.datetime, two_tariff: bool) -> t
     return entries, ("no_reading" if rnd.random() < 0.05 else "completed"), None
 
 
-def build_month(db, seed: int = 2026) -> dict:
-    """The records of the month, written with bulk inserts (a few thousand rows in well under a second)."""
+def build_month(db, seed: int = 2026, *, calls_count: int = 3000, accounts_per_region: int = 150,
+                chunk: int = 20_000) -> dict:
+    """The records of the month, written with bulk inserts (a few thousand rows in well under a second;
+    ``benchmarks/dashboard_bench.py`` makes a bigger one)."""
     rnd = random.Random(seed)
     regions = {}
     for code, name, zone, key, windows in REGIONS:
@@ -136,7 +138,7 @@ def build_month(db, seed: int = 2026) -> dict:
     accounts, meters, phones = [], [], []
     account_id = meter_id = 0
     for code, region_id in regions.items():
-        for i in range(150):
+        for i in range(accounts_per_region):
             account_id += 1
             accounts.append({"id": account_id, "region_id": region_id, "number": f"{region_id}{i:05d}",
                              "keypad_key": f"{region_id}{i:05d}", "holder_name": f"Holder {account_id}",
@@ -153,12 +155,12 @@ def build_month(db, seed: int = 2026) -> dict:
                                "utility": utility, "registers": 2 if utility == "electricity" and n % 2 else 1,
                                "digits": 6, "decimals": 1, "active": rnd.random() > 0.03,
                                "created_at": dt.datetime(2025, 1, 1, tzinfo=UTC)})
-    db.execute(Account.__table__.insert(), accounts)
-    db.execute(AccountPhone.__table__.insert(), phones)
-    db.execute(Meter.__table__.insert(), meters)
+    _insert(db, Account, accounts, chunk)
+    _insert(db, AccountPhone, phones, chunk)
+    _insert(db, Meter, meters, chunk)
 
     calls = []
-    for call_id in range(1, 3001):
+    for call_id in range(1, calls_count + 1):
         started = _at(rnd, dt.datetime(2026, 10, 28, tzinfo=UTC), NOW)
         region_id = rnd.choice([*regions.values(), None])
         lang = rnd.choice([*LANGS, None]) if rnd.random() < 0.08 else rnd.choice(LANGS)
@@ -169,7 +171,7 @@ def build_month(db, seed: int = 2026) -> dict:
         calls.append({"id": call_id, "call_sid": f"CA{call_id:032x}", "from_number": f"+3736{call_id:07d}",
                       "language": lang, "region_id": region_id, "state": {}, "steps": steps, "seq": len(steps),
                       "outcome": outcome, "end_reason": reason, "started_at": started})
-    db.execute(Call.__table__.insert(), calls)
+    _insert(db, Call, calls, chunk)
 
     readings, reading_id = [], 0
     statuses = ["accepted"] * 6 + ["pending_review", "rejected", "superseded"]
@@ -186,11 +188,12 @@ def build_month(db, seed: int = 2026) -> dict:
                 readings.append({"id": reading_id, "meter_id": meter["id"], "register": register,
                                  "value": Decimal(rnd.randint(100, 9000)), "period": period, "out_of_window": False,
                                  "taken_at": received, "received_at": received, "channel": rnd.choice(channels),
-                                 "status": rnd.choice(statuses), "call_id": rnd.choice([None, rnd.randint(1, 3000)])})
-    db.execute(Reading.__table__.insert(), readings)
+                                 "status": rnd.choice(statuses),
+                                 "call_id": rnd.choice([None, rnd.randint(1, calls_count)])})
+    _insert(db, Reading, readings, chunk)
 
     tasks = []
-    for task_id in range(1, 401):
+    for task_id in range(1, calls_count // 7 + 1):
         created = NOW - dt.timedelta(hours=rnd.uniform(0, 240))
         done = rnd.random() < 0.5
         resolved = _at(rnd, created, NOW) if done else None
@@ -201,19 +204,24 @@ def build_month(db, seed: int = 2026) -> dict:
                       "resolved_by": rnd.choice([admin.id, other.id]) if done else None,
                       "resolution": rnd.choice(["accepted", "corrected", "rejected", "linked", "closed"]) if done
                       else None})
-    db.execute(ReviewTask.__table__.insert(), tasks)
+    _insert(db, ReviewTask, tasks, chunk)
 
     refusals = []
-    for _ in range(600):
+    for _ in range(calls_count // 5):
         account = rnd.choice(accounts[:40])  # crowded on a few accounts: some reach the probing limit
         refusals.append({"account_id": account["id"], "meter_id": rnd.choice(meters)["id"], "register": "total",
                          "period": rnd.choice(["2026-10", "2026-11"]), "value": str(rnd.randint(1, 999)),
                          "code": rnd.choice(["below_previous", "implausible_consumption", "not_confirmed"]),
                          "caller": rnd.choice([None, "+37369000001", "+37369000002"]),
                          "created_at": _at(rnd, dt.datetime(2026, 10, 1, tzinfo=UTC), NOW)})
-    db.execute(ValueRefusal.__table__.insert(), refusals)
+    _insert(db, ValueRefusal, refusals, chunk)
     db.commit()
-    return {"calls": len(calls), "readings": len(readings)}
+    return {"calls": len(calls), "readings": len(readings), "accounts": len(accounts), "tasks": len(tasks)}
+
+
+def _insert(db, model, rows: list[dict], chunk: int) -> None:
+    for start in range(0, len(rows), chunk):
+        db.execute(model.__table__.insert(), rows[start:start + chunk])
 
 
 def _hash() -> str:
