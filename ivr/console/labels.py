@@ -197,8 +197,9 @@ def readable(code: str) -> str:
 
 def label(code, kind: str = "reason") -> str:
     """The words for ``code`` of the given kind (step, reason, outcome, status, channel, event,
-    decision, action, language, utility, register, resolution, kind). Reasons may carry the step they happened at as a prefix (``account_max_tries``):
-    those read "account number: too many tries"."""
+    decision, action, language, utility, register, resolution, kind). Reasons may carry the step
+    they happened at as a prefix (``account_max_tries``): those read "account number: too many
+    tries"."""
     table = _TABLES[kind]
     if code in table:
         return table[code]

@@ -81,11 +81,11 @@ def _judge(problem: rules.Rejection | None, override: bool, reason: str | None) 
         return False
     overridable = problem.code in OVERRIDABLE
     if not overridable:
-        raise ActionError(f"Refused by the rules: {labels.label(problem.code)} ({problem.detail}). This rule cannot be "
-                          "overridden; correct the value instead.", code=problem.code)
+        raise ActionError(f"Refused by the rules: {labels.label(problem.code)} ({problem.detail}). "
+                          "This rule cannot be overridden; correct the value instead.", code=problem.code)
     if not override:
-        raise ActionError(f"Refused by the rules: {labels.label(problem.code)} ({problem.detail}). Tick \"override\" and "
-                          "give a reason if you are sure.", code=problem.code, overridable=True)
+        raise ActionError(f"Refused by the rules: {labels.label(problem.code)} ({problem.detail}). "
+                          "Tick \"override\" and give a reason if you are sure.", code=problem.code, overridable=True)
     if not (reason or "").strip():
         raise ActionError("An override needs a reason.", code=problem.code, overridable=True)
     return True

@@ -212,8 +212,9 @@ def queue():
     query = open_tasks(filters)
     if wants_csv():
         rows = [{"item": t.id, "received": local_time(t.created_at, "%Y-%m-%d %H:%M:%S"), "zone": page_zone(),
-                 "kind": labels.label(t.kind, "kind"), "reason": labels.label(t.reason), "region": region_name(t.region),
-                 "utility": labels.label(t.utility, "utility") if t.utility else "", "value": str(t.reading.value) if t.reading else
+                 "kind": labels.label(t.kind, "kind"), "reason": labels.label(t.reason),
+                 "region": region_name(t.region), "utility": labels.label(t.utility, "utility") if t.utility else "",
+                 "value": str(t.reading.value) if t.reading else
                  ", ".join(map(str, (t.details or {}).get("attempts", [])))}
                 for t in g.db.scalars(query.order_by(ReviewTask.created_at, ReviewTask.id).limit(10000))]
         return csv_response("queue", ["item", "received", "zone", "kind", "reason", "region", "utility", "value"],
@@ -692,7 +693,8 @@ class DashboardFigures:
 
     @functools.cached_property
     def answers(self) -> list[dict]:
-        return [{**a, "language": labels.label(a["language"], "language")} for a in stats.answers_by_language(self.steps)]
+        return [{**a, "language": labels.label(a["language"], "language")}
+                for a in stats.answers_by_language(self.steps)]
 
     @functools.cached_property
     def coverage(self) -> list[dict]:
