@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from ivr.console import review
+from readings_store import clock
 from readings_store.models import AccountPhone, AuditEvent, Call, Reading, ReviewTask, Utterance, utcnow
 from tests import factories as f
 
@@ -82,7 +83,16 @@ def test_queue_is_paginated(oc, db, config, monkeypatch):
 
 # --- item page --------------------------------------------------------------------------------------
 
-def test_item_page_shows_audio_transcript_range_history_and_steps(oc, pending):
+@pytest.fixture
+def pending_30_days_on(db, config):
+    """``pending`` on a day when the previous reading (30 days back) is in the previous period, so
+    that it is exactly 30 days old and the plausible range is 1000 + 30 x 200."""
+    clock.set_clock(dt.datetime(2026, 11, 10, 10, tzinfo=dt.timezone.utc))
+    return seed_pending(db, config)
+
+
+def test_item_page_shows_audio_transcript_range_history_and_steps(oc, pending_30_days_on):
+    pending = pending_30_days_on
     page = oc.get(f"/console/tasks/{pending['task'].id}").get_data(as_text=True)
     assert f'src="/console/recordings/{pending["utterance"].id}"' in page and "<audio" in page
     # "three" had confidence 0.41, under the 0.85 threshold: marked; the others are not.
@@ -342,7 +352,8 @@ def test_reading_actions_refused_on_identification_items(oc, db):
     assert oc.post("/console/tasks/99999/accept").status_code == 404
 
 
-def test_plausible_range_of_a_corrected_item_is_against_the_reading_before(oc, pending):
+def test_plausible_range_of_a_corrected_item_is_against_the_reading_before(oc, pending_30_days_on):
+    pending = pending_30_days_on
     oc.post(f"/console/tasks/{pending['task'].id}/correct",
             data={"correct-value": "1200", "correct-reason": "misheard"})
     page = oc.get(f"/console/tasks/{pending['task'].id}").get_data(as_text=True)
