@@ -21,13 +21,13 @@ import secrets
 import time
 
 from flask import Blueprint, Response, abort, g, request
-from sqlalchemy import case, select, update
+from sqlalchemy import case, update
 from sqlalchemy.exc import IntegrityError
 from twilio.twiml.messaging_response import MessagingResponse
 
 from readings_store import intake, service
 from readings_store import sms as sms_store
-from readings_store.models import Account, Reading, SmsMessage, SmsOutbox, utcnow
+from readings_store.models import Account, SmsMessage, SmsOutbox, utcnow
 
 from .dialog.actions import Say, Term
 from .logsafe import safe_logger
@@ -153,20 +153,26 @@ def status():
     return Response(status=204)
 
 
-def receipt_text(db, prompts, row: SmsOutbox) -> str:
-    """A receipt in the call's language: the account's last digits, each meter and value, and
-    whether it was accepted or will be checked."""
+# How a receipt words a reading of the call, by the status the reading has when the text is sent.
+RECEIPT_STATUS = {"accepted": "sms_accepted", "pending_review": "sms_checked", "superseded": "sms_replaced",
+                  "rejected": "sms_not_accepted"}
+
+
+def receipt_text(db, prompts, row: SmsOutbox) -> str | None:
+    """A receipt in the call's language: the account's last digits, and each reading the caller gave
+    in the call as it stands now: accepted, to be checked, replaced by a later reading, or not
+    accepted. None when the call left nothing to report (no text is sent then)."""
     lang = row.language
 
     def say(key, **params):
         return prompts.render(Say(key, params), lang)[1]
 
-    kept = db.scalars(select(Reading).where(Reading.call_id == row.call_id,
-                                            Reading.status.in_(("accepted", "pending_review")))
-                      .order_by(Reading.meter_id, Reading.id)).all()
+    readings = sms_store.receipt_readings(db, row.call_id)
+    if not readings:
+        return None
     lines = [say("sms_receipt")]
     account_id = None
-    for reading in kept:
+    for reading in readings:
         meter = reading.meter
         if meter.account_id != account_id:
             account_id = meter.account_id
@@ -177,7 +183,7 @@ def receipt_text(db, prompts, row: SmsOutbox) -> str:
                        register=Term(f"register_{reading.register}"), value=value)
         else:
             head = say("sms_value", utility=Term(f"utility_{meter.utility}"), value=value)
-        lines.append(f"{head} {say('sms_accepted' if reading.status == 'accepted' else 'sms_checked')}")
+        lines.append(f"{head} {say(RECEIPT_STATUS[reading.status])}")
     return "\n".join(lines)
 
 
@@ -251,6 +257,9 @@ def send_pending(sessions, config, prompts, client, *, status_callback: str | No
     def send(db, row: SmsOutbox) -> str:
         if row.body is None:
             row.body = (reminder_text if row.kind == "reminder" else receipt_text)(db, prompts, row)
+            if row.body is None:  # nothing left to report: no text at all rather than an empty one
+                row.status, row.error = "cancelled", "nothing to report"
+                return "cancelled"
         try:
             message = client.messages.create(to=row.to_number, body=row.body, **sender, **extra)
         except (TwilioException, OSError) as exc:

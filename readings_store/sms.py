@@ -171,6 +171,18 @@ def queue_receipt(session: Session, call: Call, language: str) -> SmsOutbox | No
     return row
 
 
+def receipt_readings(session: Session, call_id: int) -> list[Reading]:
+    """What a receipt after a call reports: for each meter and register, the last reading the caller
+    gave in that call, as it stands now (accepted, waiting for review, replaced by a later reading,
+    or rejected), in the account's meter order. An operator's correction of it is not the caller's:
+    the caller's reading then stands as replaced. Empty when the call gave no reading."""
+    given = (select(func.max(Reading.id)).where(Reading.call_id == call_id, Reading.channel.like("phone%"))
+             .group_by(Reading.meter_id, Reading.register))
+    return list(session.scalars(select(Reading).join(Meter, Meter.id == Reading.meter_id)
+                                .where(Reading.id.in_(given))
+                                .order_by(Meter.account_id, Meter.id, Reading.register, Reading.id)))
+
+
 MESSAGE_KINDS = ("receipt", "reminder")
 CALL_KIND = "call"
 REMINDER_KINDS = ("reminder", CALL_KIND)  # kept out of quiet hours

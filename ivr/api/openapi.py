@@ -339,7 +339,8 @@ PATHS = {
                            "batch with its readings (201, JSON or CSV); **204 with no body and no batch when there "
                            "is nothing to export**; 409 with `Retry-After` when there are readings to export but "
                            "another transaction holds them all right now (retry after that many seconds). Deliver "
-                           "it, then acknowledge it; after a crash, list unacknowledged batches and re-read them.",
+                           "it, then acknowledge it; after a crash, list unacknowledged batches and re-read them. "
+                           "Batch ids are 1, 2, 3 ... with no gaps: an export that creates nothing uses no id.",
             "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("ExportRequest")}}},
             "responses": {
                 "201": {**_json_or_csv("Batch", "The new batch", {**BATCH_HEADERS, "Location": {
@@ -357,6 +358,8 @@ PATHS = {
         "get": {
             "operationId": "listExports",
             "summary": "Export batches in id order (acknowledged=false: the ones still to deliver)",
+            "description": "Batch ids have no gaps, so batch n+1 follows batch n; to walk them, follow "
+                           "`next_cursor` from the first page, or ask for `acknowledged=false` after a crash.",
             "parameters": [
                 _param("acknowledged", {"type": "boolean"}, "Only acknowledged (true) or unacknowledged (false)"),
                 _param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Page size"),

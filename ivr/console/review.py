@@ -41,6 +41,8 @@ from sqlalchemy.orm import Session
 from readings_store import intake, rules, service
 from readings_store.models import Account, AccountPhone, Call, Operator, Reading, ReviewTask, utcnow
 
+from . import labels
+
 OVERRIDABLE = frozenset({"below_previous", "implausible_consumption"})
 
 
@@ -82,11 +84,11 @@ def _judge(problem: rules.Rejection | None, override: bool, reason: str | None) 
         return False
     overridable = problem.code in OVERRIDABLE
     if not overridable:
-        raise ActionError(f"Refused by the rules: {problem.detail} ({problem.code}). This rule cannot be "
-                          "overridden; correct the value instead.", code=problem.code)
+        raise ActionError(f"Refused by the rules: {labels.label(problem.code)} ({problem.detail}). "
+                          "This rule cannot be overridden; correct the value instead.", code=problem.code)
     if not override:
-        raise ActionError(f"Refused by the rules: {problem.detail} ({problem.code}). Tick \"override\" and "
-                          "give a reason if you are sure.", code=problem.code, overridable=True)
+        raise ActionError(f"Refused by the rules: {labels.label(problem.code)} ({problem.detail}). "
+                          "Tick \"override\" and give a reason if you are sure.", code=problem.code, overridable=True)
     if not (reason or "").strip():
         raise ActionError("An override needs a reason.", code=problem.code, overridable=True)
     return True
@@ -111,7 +113,7 @@ def already_handled_message(session: Session, task_id: int) -> str:
         session.refresh(task)
     who = session.get(Operator, task.resolved_by) if task and task.resolved_by else None
     by = f" by {who.username}" if who else ""
-    what = f" ({task.resolution})" if task and task.resolution else ""
+    what = f" ({labels.label(task.resolution, 'resolution')})" if task and task.resolution else ""
     return f"This item was already handled{by}{what}. Nothing was changed."
 
 

@@ -177,7 +177,8 @@ def test_accept_refused_by_a_rule_unless_overridden_with_a_reason(oc, db, config
     url = f"/console/tasks/{seeded['task'].id}/accept"
     refused = oc.post(url)
     assert refused.status_code == 422
-    assert "implausible_consumption" in refused.get_data(as_text=True)
+    assert "Refused by the rules: consumption above the plausible limit (" in refused.get_data(as_text=True)
+    assert "implausible_consumption" not in refused.get_data(as_text=True).split("<main>")[1]
     assert _fresh(db, Reading, seeded["reading"].id).status == "pending_review"
     no_reason = oc.post(url, data={"accept-override": "y", "accept-reason": "  "})
     assert no_reason.status_code == 422 and "An override needs a reason." in no_reason.get_data(as_text=True)
@@ -224,7 +225,7 @@ def test_correct_stores_a_new_operator_reading(oc, db, pending, operator):
     ({"correct-value": "1200", "correct-reason": ""}, "A correction needs a reason."),
     ({"correct-value": "", "correct-reason": "x"}, "Enter the correct value."),
     ({"correct-value": "12a0", "correct-reason": "x"}, "is not a meter value"),
-    ({"correct-value": "900", "correct-reason": "x"}, "below_previous"),
+    ({"correct-value": "900", "correct-reason": "x"}, "Refused by the rules: lower than the previous reading ("),
     ({"correct-value": "1200.55", "correct-reason": "x", "correct-override": "y"}, "cannot be overridden"),
 ])
 def test_bad_corrections_are_refused_and_change_nothing(oc, db, pending, data, message):
