@@ -124,10 +124,10 @@ def _helpers():
             "step_time": step_time, "plural": english}
 
 
-def step_time(at: str | None) -> str:
-    """A call step's ISO timestamp in the page's zone, to the second."""
+def step_time(at: dt.datetime | str | None) -> str:
+    """A call step's time (or ISO timestamp) in the page's zone, to the second."""
     try:
-        moment = dt.datetime.fromisoformat(at) if at else None
+        moment = dt.datetime.fromisoformat(at) if isinstance(at, str) and at else at or None
     except (TypeError, ValueError):
         return ""
     return local_time(moment, "%H:%M:%S")
