@@ -117,9 +117,10 @@ def _call_steps(rnd: random.Random, started: dt.datetime, two_tariff: bool) -> t
 
 
 def build_month(db, seed: int = 2026, *, calls_count: int = 3000, accounts_per_region: int = 150,
-                chunk: int = 20_000) -> dict:
+                tasks_count: int | None = None, chunk: int = 20_000) -> dict:
     """The records of the month, written with bulk inserts (a few thousand rows in well under a second;
-    ``benchmarks/dashboard_bench.py`` makes a bigger one)."""
+    ``benchmarks/console_bench.py`` makes a bigger one). ``tasks_count`` review items (default a
+    seventh of the calls)."""
     rnd = random.Random(seed)
     regions = {}
     for code, name, zone, key, windows in REGIONS:
@@ -195,7 +196,7 @@ def build_month(db, seed: int = 2026, *, calls_count: int = 3000, accounts_per_r
     _insert(db, Reading, readings, chunk)
 
     tasks = []
-    for task_id in range(1, calls_count // 7 + 1):
+    for task_id in range(1, (calls_count // 7 if tasks_count is None else tasks_count) + 1):
         created = NOW - dt.timedelta(hours=rnd.uniform(0, 240))
         done = rnd.random() < 0.5
         resolved = _at(rnd, created, NOW) if done else None
