@@ -6,7 +6,9 @@ cancelled), from the refused values and the failed identifications it is named i
 of its calls are deleted. Readings stay, with their call's caller shown as erased
 (``Call.caller_erased_at``). Two things keep the number on purpose, and the output says so: the
 accounts that have it on file (billing's records, pushed in again by the next import: remove it
-there), and the text opt-out list (erasing it would let texts reach the number again).
+there), the text opt-out list (erasing it would let texts reach the number again), and the audit
+trail (an operator who put the number on file for an account is recorded doing so; the trail is
+never rewritten).
 
 The audit event counts what was erased and names the calls, but never the number.
 """
@@ -16,11 +18,12 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from readings_store.models import (
     AccountPhone,
+    AuditEvent,
     Call,
     ReviewTask,
     SmsMessage,
@@ -56,11 +59,13 @@ class Erasure:
     identifications: int = 0
     accounts_on_file: int = 0
     opted_out: bool = False
+    audit_events: int = 0
 
     def counts(self) -> dict:
         return {"calls": self.calls, "recordings": self.recordings, "texts": self.texts, "outbox": self.outbox,
                 "cancelled": self.cancelled, "refusals": self.refusals, "identifications": self.identifications,
-                "accounts_on_file": self.accounts_on_file, "opted_out": self.opted_out}
+                "accounts_on_file": self.accounts_on_file, "opted_out": self.opted_out,
+                "audit_events": self.audit_events}
 
     def line(self) -> str:
         """One line saying what was erased and what keeps the number."""
@@ -78,7 +83,10 @@ class Erasure:
                         "remove it there)")
         if self.opted_out:
             kept.append("on the text opt-out list (so that no text reaches it)")
-        return f"erased {self.phone} from " + ", ".join(parts) + ("; kept " + " and ".join(kept) if kept else "")
+        if self.audit_events:
+            kept.append(f"in {n(self.audit_events, 'audit event', 'audit events')} (the trail is not rewritten)")
+        listed = ", ".join(kept[:-1]) + " and " + kept[-1] if len(kept) > 1 else "".join(kept)
+        return f"erased {self.phone} from " + ", ".join(parts) + (f"; kept {listed}" if kept else "")
 
 
 def parse_phone(text: str) -> str:
@@ -126,6 +134,10 @@ def erase(session: Session, root: Path, text: str, *, now: dt.datetime | None = 
     done.accounts_on_file = session.scalar(select(func.count(func.distinct(AccountPhone.account_id)))
                                            .where(AccountPhone.phone == phone)) or 0
     done.opted_out = session.scalar(select(SmsOptOut.id).where(SmsOptOut.phone == phone)) is not None
+    # Operators' actions name numbers they put on file (a failed identification linked to an account).
+    done.audit_events = session.scalar(select(func.count()).select_from(AuditEvent).where(or_(
+        cast(AuditEvent.before, String).contains(phone), cast(AuditEvent.after, String).contains(phone),
+        AuditEvent.reason.contains(phone)))) or 0
     audit(session, actor_kind="system", action="privacy.erase", entity="call", entity_id=None,
           after={**done.counts(), "call_ids": call_ids})
     session.flush()
