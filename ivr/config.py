@@ -303,6 +303,12 @@ class Config:
     # or "record" (<Record>, fetched and recognised after the caller stops).
     speech_transport: str = "record"
 
+    def may_record(self, lang: str | None = None) -> bool:
+        """Whether a caller's spoken answers may be recorded (kept for operators): in ``lang``, or, with
+        None, in any language a caller may choose. Only Vosk keeps the audio it hears."""
+        engines = [self.speech_engines.get(lang)] if lang is not None else list(self.speech_engines.values())
+        return "vosk" in engines
+
     def daily_limit(self, utility: str) -> Decimal:
         return Decimal(str(self.daily_limits[utility]))
 
