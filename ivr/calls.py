@@ -119,7 +119,7 @@ def answer_reminder_call(session: Session, config: Config, *, token: str, call_s
     if existing is not None:
         return existing.last_twiml or polite_end(existing.language or fallback_language)
     row = sms_store.reminder_call(session, token)
-    if row is None or row.message_sid not in (None, call_sid) or callee != row.to_number \
+    if row is None or row.to_number is None or row.message_sid not in (None, call_sid) or callee != row.to_number \
             or row.status not in ("pending", "placed", "machine"):
         log.warning("reminder call %s: the answer URL names no reminder call placed to this number", call_sid)
         session.rollback()

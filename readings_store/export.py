@@ -234,7 +234,8 @@ class ExportBusy(RuntimeError):
 
 
 def create_batch(session: Session, *, region: str | None = None, period: str | None = None,
-                 limit: int | None = None, created_by: int | None = None, view: View | None = None) -> ExportBatch | None:
+                 limit: int | None = None, created_by: int | None = None,
+                 view: View | None = None) -> ExportBatch | None:
     """Take every accepted, not yet exported reading (optionally of one region/period, at most
     ``limit`` of them, lowest ids first; only of ``view``, ``token_views.for_export``, to which the
     batch then belongs) into a new batch. Returns None, with nothing written,

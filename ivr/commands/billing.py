@@ -58,8 +58,8 @@ def tokens_create(name: str, scope: str, regions: tuple[str, ...], utilities: tu
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         seen = token_views.describe(session, view)
-    click.echo(f"created API token {client.name!r} (id {client.id}, scope {client.scope}, prefix {client.token_prefix}, "
-               f"sees {seen})", err=True)
+    click.echo(f"created API token {client.name!r} (id {client.id}, scope {client.scope}, "
+               f"prefix {client.token_prefix}, sees {seen})", err=True)
     click.echo("store it now: it cannot be shown again", err=True)
     click.echo(token)
 

@@ -141,7 +141,8 @@ def test_the_command_uses_the_setting_and_the_products_clock(calls, db, config, 
     assert calls.files(due) == [] and calls.files(kept) == ["000-value.wav", "001-value.wav"]
     monkeypatch.setenv("IVR_RECORDINGS_KEEP_DAYS", "0")
     result = runner.invoke(cli, ["recordings", "purge"])
-    assert result.exit_code != 0 and "IVR_RECORDINGS_KEEP_DAYS must be an integer from 1 to 3650" in str(result.exception)
+    assert result.exit_code != 0
+    assert "IVR_RECORDINGS_KEEP_DAYS must be an integer from 1 to 3650" in str(result.exception)
     assert calls.files(kept) == ["000-value.wav", "001-value.wav"]
 
 
