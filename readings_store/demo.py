@@ -17,6 +17,13 @@ REGIONS = (
     ("KYI", "Київ", "Europe/Kyiv", 3),
     ("NSK", "Новосибирск", "Asia/Novosibirsk", 4),
 )
+# Each region's name in every language of the line, as a caller of that language says it.
+NAMES = {
+    "CHI": {"ro": "Chișinău", "ru": "Кишинёв", "uk": "Кишинів", "en": "Chisinau"},
+    "BAL": {"ro": "Bălți", "ru": "Бельцы", "uk": "Бельці", "en": "Balti"},
+    "KYI": {"ro": "Kiev", "ru": "Киев", "uk": "Київ", "en": "Kyiv"},
+    "NSK": {"ro": "Novosibirsk", "ru": "Новосибирск", "uk": "Новосибірськ", "en": "Novosibirsk"},
+}
 FIRST = ("Ion", "Maria", "Олег", "Ирина", "Тарас", "Оксана", "John", "Ana", "Vasile", "Наталья")
 LAST = ("Popescu", "Rusu", "Иванов", "Шевченко", "Smith", "Ceban", "Петрова", "Коваленко", "Lungu", "Morari")
 
@@ -28,7 +35,7 @@ def load_demo(session: Session, accounts_per_region: int = 750, seed: int = 7) -
     rnd = random.Random(seed)
     now = utcnow()
     for code, name, tz, key in REGIONS:
-        region = Region(code=code, name=name, timezone=tz, menu_key=key,
+        region = Region(code=code, name=name, names=dict(NAMES[code]), timezone=tz, menu_key=key,
                         work_start=dt.time(8), work_end=dt.time(17), work_days="12345")
         session.add(region)
         session.flush()

@@ -155,7 +155,7 @@ def test_erase_removes_the_number_and_its_recordings_and_keeps_the_readings(runn
     assert [(r.id, r.value, r.status, r.call_id) for r in db.scalars(select(Reading).order_by(Reading.id))] \
         == readings_before
     page = console.get(f"/console/accounts/{records['account'].id}").get_data(as_text=True)
-    assert " — erased — ro — completed</li>" in page
+    assert " — erased — Romanian — completed</li>" in page
     task = db.scalars(select(ReviewTask).where(ReviewTask.call_id == history["second"])).one()
     page = console.get(f"/console/tasks/{task.id}").get_data(as_text=True)
     assert "<dt>Phone</dt><dd>erased</dd>" in page and NUMBER not in page
@@ -196,9 +196,9 @@ def test_a_call_going_on_is_not_erased_under_its_feet(runner, db, history):
     assert _dump(db) == before
 
 
-def test_migration_0011_matches_the_models_and_goes_back(empty_database_url):
+def test_migration_0012_matches_the_models_and_goes_back(empty_database_url):
     url = empty_database_url
-    upgrade(url, "0011")
+    upgrade(url, "0012")
     engine = make_engine(url)
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -207,7 +207,7 @@ def test_migration_0011_matches_the_models_and_goes_back(empty_database_url):
         conn.execute(text("INSERT INTO sms_outbox (kind, language, status, attempts, next_attempt_at, created_at) "
                           "VALUES ('reminder', 'ro', 'cancelled', 0, '2031-01-01 00:00:00+00', "
                           "'2031-01-01 00:00:00+00')"))
-    command.downgrade(alembic_config(url), "0010")
+    command.downgrade(alembic_config(url), "0011")
     engine.dispose()
     engine = make_engine(url)
     assert "caller_erased_at" not in {c["name"] for c in inspect(engine).get_columns("calls")}

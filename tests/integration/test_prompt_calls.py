@@ -2,7 +2,6 @@
 utility and tariff in the right case, and an honest ending for a value never confirmed."""
 from __future__ import annotations
 
-import datetime as dt
 
 import pytest
 from sqlalchemy import select

@@ -9,7 +9,6 @@ confidence policy, the dialog, the database) is the real code. Romanian uses Twi
 """
 from __future__ import annotations
 
-import datetime as dt
 import xml.etree.ElementTree as ET
 from collections import deque
 

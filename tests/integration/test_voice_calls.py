@@ -2,7 +2,6 @@
 its action URLs followed."""
 from __future__ import annotations
 
-import datetime as dt
 import xml.etree.ElementTree as ET
 
 import pytest
