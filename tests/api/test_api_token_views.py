@@ -331,14 +331,14 @@ def test_two_suppliers_exporting_in_parallel_each_get_their_own_readings_exactly
 # migration
 
 
-def test_migration_0011_matches_the_models_and_goes_back(empty_database_url):
+def test_migration_0012_matches_the_models_and_goes_back(empty_database_url):
     url = empty_database_url
-    upgrade(url, "0011")
+    upgrade(url, "0012")
     engine = make_engine(url)
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert [d for d in diffs if "api_client" in repr(d) or "export_batches" in repr(d)] == []
-    command.downgrade(alembic_config(url), "0010")
+    command.downgrade(alembic_config(url), "0011")
     engine.dispose()
     engine = make_engine(url)
     assert "api_client_regions" not in inspect(engine).get_table_names()

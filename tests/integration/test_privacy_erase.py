@@ -196,9 +196,9 @@ def test_a_call_going_on_is_not_erased_under_its_feet(runner, db, history):
     assert _dump(db) == before
 
 
-def test_migration_0012_matches_the_models_and_goes_back(empty_database_url):
+def test_migration_0013_matches_the_models_and_goes_back(empty_database_url):
     url = empty_database_url
-    upgrade(url, "0012")
+    upgrade(url, "0013")
     engine = make_engine(url)
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -207,7 +207,7 @@ def test_migration_0012_matches_the_models_and_goes_back(empty_database_url):
         conn.execute(text("INSERT INTO sms_outbox (kind, language, status, attempts, next_attempt_at, created_at) "
                           "VALUES ('reminder', 'ro', 'cancelled', 0, '2031-01-01 00:00:00+00', "
                           "'2031-01-01 00:00:00+00')"))
-    command.downgrade(alembic_config(url), "0011")
+    command.downgrade(alembic_config(url), "0012")
     engine.dispose()
     engine = make_engine(url)
     assert "caller_erased_at" not in {c["name"] for c in inspect(engine).get_columns("calls")}

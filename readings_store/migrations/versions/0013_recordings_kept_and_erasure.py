@@ -1,15 +1,15 @@
 """recordings kept no longer than needed (utterances.audio_deleted_at) and callers' numbers erased
 (calls.caller_erased_at; an erased outbox row keeps no number)
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0012'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
