@@ -8,6 +8,9 @@ A grammar holds one spelling per sound. A recogniser scores each grammar word se
 two spellings of one sound ("oh"/"o", "două"/"doua", "неверно"/"не верно") share the
 probability of that sound between them: each stays near 0.5 however clearly the caller spoke,
 and the confidence policy asks again. The parser still understands every spelling.
+
+The number grammars (digits, number) also hold the word for an operator in its forms ("operator",
+"оператора"): a caller may ask for a person at any question. The menu grammars hold every reply.
 """
 from __future__ import annotations
 
@@ -40,12 +43,21 @@ def _reply_phrases(pack: Pack) -> list[str]:
     return _phrases(pack, {k: v for k, v in replies.items()})
 
 
+def operator_words(lang: str) -> list[str]:
+    """The word for an operator in its forms ("оператор", "оператора", ...): the first operator
+    reply of the language pack and the replies built on it, not the looser "person", "someone"
+    that a number grammar would hear in digits."""
+    pack = load(check_language(lang))
+    replies = [normalize(p, pack.lang) for p in pack.raw["replies"]["operator"]]
+    return [p for p in replies if p.startswith(replies[0])]
+
+
 def _items(lang: str, kind: str) -> list[str]:
     pack = load(check_language(lang))
     if kind == "digits":
-        items = pack.surface(*_DIGIT_SECTIONS)
+        items = pack.surface(*_DIGIT_SECTIONS) + operator_words(lang)
     elif kind == "number":
-        items = pack.surface(*_NUMBER_SECTIONS)
+        items = pack.surface(*_NUMBER_SECTIONS) + operator_words(lang)
     elif kind == "yes_no":
         items = _reply_phrases(pack)
     elif kind == "menu":

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import geocoder
+from phonenumbers import timezone as number_zones
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -452,3 +453,39 @@ def region_for_caller(session: Session, phone: str | None) -> tuple[Region, str]
         return region, "prefix"
     region = region_by_geocoder(regions, phone)
     return (region, "geocoder") if region is not None else None
+
+
+# --- working hours as a caller hears them -------------------------------------------------------
+
+def caller_timezone(phone: str | None) -> str | None:
+    """The time zone of the caller's number when it has exactly one (a Moldovan or a London number;
+    not a Russian mobile, which spans eleven), else None."""
+    if not phone:
+        return None
+    try:
+        zones = number_zones.time_zones_for_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return None
+    if len(zones) != 1:
+        return None
+    try:
+        ZoneInfo(zones[0])
+    except (ZoneInfoNotFoundError, ValueError):
+        return None  # "Etc/Unknown"
+    return zones[0]
+
+
+def hours_in_zone(region: Region, zone: str, now: dt.datetime) -> tuple[str, dt.time, dt.time]:
+    """The region's working hours (ISO weekdays, start, end) as clocks in ``zone`` show them in the
+    week of ``now``: a caller in Chișinău hears Novosibirsk's 08:00-17:00 as 03:00-12:00, and a
+    start that falls on the day before moves the working days back with it."""
+    days, start, end = region.work_days, region.work_start, region.work_end
+    if zone == region.timezone:
+        return days, start, end
+    home, there = ZoneInfo(region.timezone), ZoneInfo(zone)
+    today = now.astimezone(home).date()
+    opens = dt.datetime.combine(today, start, home).astimezone(there)
+    closes = dt.datetime.combine(today, end, home).astimezone(there)
+    shift = (opens.date() - today).days
+    moved = "".join(sorted({str((int(d) - 1 + shift) % 7 + 1) for d in days}))
+    return moved, opens.time().replace(tzinfo=None), closes.time().replace(tzinfo=None)
