@@ -16,13 +16,15 @@ from .dialog.actions import Hours
 from .dialog.ports import AccountInfo, MeterInfo, RegionInfo
 
 TAIL = 4
-_NOT_DIGITS = re.compile(r"[^0-9]+")
+_TRAILING_DIGITS = re.compile(r"[0-9]+$")
 
 
 def serial_tail(serial: str) -> str:
-    """The last digits of a meter's serial, as a caller is told them: letters and separators are
-    left out ("AB12-LC1" gives "121"; a serial without digits gives "")."""
-    return _NOT_DIGITS.sub("", serial)[-TAIL:]
+    """The digits a meter's serial ends in, at most four, as a caller is told them; letters are not
+    read out ("EL000123" gives "0123", "EL-2024-LC1" gives "1", "12345AB" gives "": it does not end
+    in digits, so the meter is named by its utility alone)."""
+    found = _TRAILING_DIGITS.search(serial.strip())
+    return found.group()[-TAIL:] if found else ""
 
 
 def _account_info(account: Account) -> AccountInfo:
