@@ -14,6 +14,7 @@ The number grammars (digits, number) also hold the word for an operator in its f
 """
 from __future__ import annotations
 
+import functools
 import json
 
 from ._lexicon import UNK, Pack, check_language, key, load, normalize, tokenize
@@ -53,7 +54,14 @@ def operator_words(lang: str) -> list[str]:
 
 
 def _items(lang: str, kind: str) -> list[str]:
-    pack = load(check_language(lang))
+    return list(_items_cached(check_language(lang), kind))
+
+
+# The language packs do not change while a process runs, and a grammar is built for every spoken
+# answer: each kind's phrases are worked out once.
+@functools.lru_cache(maxsize=64)
+def _items_cached(lang: str, kind: str) -> tuple[str, ...]:
+    pack = load(lang)
     if kind == "digits":
         items = pack.surface(*_DIGIT_SECTIONS) + operator_words(lang)
     elif kind == "number":
@@ -69,7 +77,7 @@ def _items(lang: str, kind: str) -> list[str]:
         )
     else:
         raise ValueError(f"unknown grammar kind {kind!r}: expected one of {', '.join(KINDS)}")
-    return _one_per_sound(pack, list(dict.fromkeys(items)))
+    return tuple(_one_per_sound(pack, list(dict.fromkeys(items))))
 
 
 def _one_per_sound(pack: Pack, items: list[str]) -> list[str]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, replace
 
-from .actions import Ask, Digits, Hangup, Hours, Say, Term, Transfer
+from .actions import Ask, Digits, Hangup, Say, Term, Transfer
 from .effects import NoteRefusal, ReportFailedIdentification, SaveReading
 from .ports import AccountInfo, Records
 from .state import AccountRef, CallState, Decision, MeterRef, Outcome, SavedReading, Step
