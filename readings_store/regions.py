@@ -476,16 +476,20 @@ def caller_timezone(phone: str | None) -> str | None:
 
 
 def hours_in_zone(region: Region, zone: str, now: dt.datetime) -> tuple[str, dt.time, dt.time]:
-    """The region's working hours (ISO weekdays, start, end) as clocks in ``zone`` show them in the
-    week of ``now``: a caller in Chișinău hears Novosibirsk's 08:00-17:00 as 03:00-12:00, and a
-    start that falls on the day before moves the working days back with it."""
+    """The region's working hours (ISO weekdays, start, end) as clocks in ``zone`` show them on the
+    next working day (today, until its hours end): a caller in Chișinău hears Novosibirsk's
+    08:00-17:00 as 03:00-12:00, and a start that falls on the day before moves the working days back
+    with it. The day matters in the weeks one zone has summer time and the other not yet."""
     days, start, end = region.work_days, region.work_start, region.work_end
-    if zone == region.timezone:
+    if zone == region.timezone or not days:
         return days, start, end
     home, there = ZoneInfo(region.timezone), ZoneInfo(zone)
     today = now.astimezone(home).date()
-    opens = dt.datetime.combine(today, start, home).astimezone(there)
-    closes = dt.datetime.combine(today, end, home).astimezone(there)
-    shift = (opens.date() - today).days
+    day = next((today + dt.timedelta(days=n) for n in range(8)
+                if str((today + dt.timedelta(days=n)).isoweekday()) in days
+                and dt.datetime.combine(today + dt.timedelta(days=n), end, home) > now), today)
+    opens = dt.datetime.combine(day, start, home).astimezone(there)
+    closes = dt.datetime.combine(day, end, home).astimezone(there)
+    shift = (opens.date() - day).days
     moved = "".join(sorted({str((int(d) - 1 + shift) % 7 + 1) for d in days}))
     return moved, opens.time().replace(tzinfo=None), closes.time().replace(tzinfo=None)

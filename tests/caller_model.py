@@ -322,6 +322,7 @@ class World:
         self.meter_ids: dict[str, int] = {}
         self.account_ids: dict[str, int] = {}
         self.account_by_id: dict[int, AccountSpec] = {}
+        self.region_codes: dict[int, str] = {}
         # the last accepted value of each (serial, register): the baseline a value is judged by
         self.baseline = {(m.serial, r): Decimal(m.previous) for a in ACCOUNTS for m in a.meters
                          for r in m.register_names}
@@ -342,6 +343,7 @@ class World:
                     db.add(SubmissionWindow(region_id=region.id, utility=None, start_day=spec.window[0],
                                             end_day=spec.window[1]))
                 rows[spec.code] = region
+                self.region_codes[region.id] = spec.code
             for spec in ACCOUNTS:
                 account = Account(region_id=rows[spec.region].id, number=spec.number, keypad_key=spec.typed,
                                   holder_name=f"Holder {spec.number}", active=spec.active)
@@ -871,8 +873,14 @@ class CallRun:
             return digits.rstrip("#") == "1"
         if how != "speech" or not self._understood_menu(spoken, step):
             return False
-        heard = " ".join(self._heard_words(spoken, step))
-        return grammars.classify_reply(heard, self.lang) == "yes" or grammars.parse_number(heard, self.lang).best == "1"
+        return self._menu_key(" ".join(self._heard_words(spoken, step))) == "1"
+
+    def _said_no(self, how: str, digits: str, spoken: Spoken | None, step: str) -> bool:
+        if how == "keys":
+            return digits.rstrip("#") == "2"
+        if how != "speech" or not self._understood_menu(spoken, step):
+            return False
+        return self._menu_key(" ".join(self._heard_words(spoken, step))) == "2"
 
     def _row(self):
         with self.world.sessions() as db:
@@ -958,23 +966,36 @@ class CallRun:
         return ZoneInfo(spec.zone if spec else "Europe/Chisinau")
 
     def _check_hours(self, hours: dialog.Hours, spec: RegionSpec | None) -> None:
-        """The hours said are true: on each day said, just after the start said and just before the
-        end said (caller's clock), the region's operators work; the day before a day said, at the
-        same time, they do not unless that day is said too."""
+        """The hours said are the operators': for each day of the coming week, the caller's clock
+        shows the region's opening and closing at the start and end said, on a day said, and a day
+        without work is not said. The days checked are those with the same difference between the
+        two clocks as the next working day (the one the hours are said for: summer time may start
+        in one zone in between)."""
+        home = ZoneInfo(spec.zone if spec else "Europe/Chisinau")
+        start, end, days = spec.hours if spec else OFFICE
         zone = self._caller_zone(spec)
-        today = self.world.clock.now.astimezone(zone).date()
-        monday = today - dt.timedelta(days=today.isoweekday() - 1)
-        start = dt.time.fromisoformat(hours.start)
-        end = dt.time.fromisoformat(hours.end)
-        for d in range(7):
-            day = monday + dt.timedelta(days=d)
-            said_day = str(day.isoweekday()) in hours.days
-            opens = dt.datetime.combine(day, start, zone) + dt.timedelta(minutes=1)
-            closes = dt.datetime.combine(day if end > start else day + dt.timedelta(days=1), end, zone) \
-                - dt.timedelta(minutes=1)
-            for instant in (opens, closes):
-                self.check(open_at(spec, instant.astimezone(UTC)) == said_day,
-                           f"the hours said ({hours}) are not the operators' at {instant:%a %H:%M %Z}")
+        now = self.world.clock.now
+        today = now.astimezone(home).date()
+
+        def gap(instant: dt.datetime):
+            return instant.astimezone(zone).utcoffset() - instant.astimezone(home).utcoffset()
+
+        coming = [today + dt.timedelta(days=n) for n in range(8)]
+        working = [d for d in coming if str(d.isoweekday()) in days]
+        reference = next(d for d in working if dt.datetime.combine(d, end, home) > now)
+        differ = gap(dt.datetime.combine(reference, start, home))
+        for day in coming[:7]:
+            opens, closes = dt.datetime.combine(day, start, home), dt.datetime.combine(day, end, home)
+            if gap(opens) != differ or gap(closes) != differ:
+                continue
+            seen = opens.astimezone(zone)
+            said_day = str(seen.isoweekday()) in hours.days
+            if day in working:
+                self.check(said_day and f"{seen:%H:%M}" == hours.start
+                           and f"{closes.astimezone(zone):%H:%M}" == hours.end,
+                           f"the hours said ({hours}) are not when the operators work on {seen:%a %d %b %H:%M %Z}")
+            else:
+                self.check(not said_day, f"the hours said ({hours}) name {seen:%a}, a day without work")
 
     def _check_first_turn(self) -> None:
         keys = self.keys_said()
@@ -1028,7 +1049,6 @@ class CallRun:
         meter and register it asks about."""
         region_id, account_id, end_reason, _outcome, _language = row
         now_asked = self.step
-        code_of = {self.world.regions[c].code: c for c in self.world.regions}
         if step == "account":
             if how == "speech":
                 if spoken.heard is None and spoken.quality not in ("low", "silence"):
@@ -1053,14 +1073,10 @@ class CallRun:
                 self.heard_account = match[0]
                 self.stats["account_read_back"] += 1
         # where the call is now
-        regions_by_id = {}
-        if region_id is not None:
-            with self.world.sessions() as db:
-                regions_by_id = {rid: code for rid, code in db.execute(select(Region.id, Region.code))}
         if now_asked == "region" or (now_asked is None and step in ("language", "region") and region_id is None):
             self.region = None
         elif region_id is not None:
-            self.region = code_of[regions_by_id[region_id]]
+            self.region = self.world.region_codes[region_id]
         if step == "region" and now_asked not in ("region", None) and how == "keys":
             chosen = [r.code for r in REGIONS if str(r.key) == digits.rstrip("#")]
             self.check(chosen == [self.region], f"key {digits} chose region {self.region}")
@@ -1158,6 +1174,13 @@ class CallRun:
                 self._check_saved(step, seq)
             elif s.key == "transfer":
                 self.check(isinstance(self.actions[-1], dialog.Transfer), "'connecting you' without a transfer")
+        if step in ("confirm", "confirm_account") and self._said_no(how, digits, spoken, step):
+            # "To enter it again, press 2": whatever the tries, the question again
+            again = "value" if step == "confirm" else "account"
+            capped = self.over and (self._row().end_reason or "").endswith(":too_many_turns")
+            self.check(self.step == again or capped,
+                       f"'2' at the read-back, and the caller is at {self.step} instead of the {again} question")
+            self.stats[f"declined:{step}"] += 1
         if step != "confirm":
             return
         stored = [k for k in keys if k in ("saved", "will_be_checked", "saved_for_review")]
@@ -1189,6 +1212,11 @@ class CallRun:
             self.check(count == stored_before, f"told {count} readings were saved; {stored_before} were")
         if "nothing_saved" in keys:
             self.check(stored_before == 0, "'no reading was saved' in a call that stored one")
+        if "not_completed" in keys:
+            spec = self._operator_region()
+            self.check(("operator_hours" in keys) == self._line_hours(spec),
+                       "a call ended out of hours without saying when operators answer" if self._line_hours(spec)
+                       else "operators' hours said where no operator answers")
         if "operator_hours" in keys:
             hours = next(s for s in said if s.key == "operator_hours").params["hours"]
             spec = self._operator_region()

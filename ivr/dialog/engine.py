@@ -499,11 +499,9 @@ def _on_confirm_account(records: Records, state: CallState, event: Event) -> Tur
     if key == "1":
         return _identified(records, state, state.heard_account)
     if key == "2":
-        # Not the caller's account: a failed try of the account question, asked again.
+        # Not the caller's account: asked for the number again, as "2" promises (whatever the tries;
+        # a number misheard as an existing one again and again meets MAX_TURNS).
         state.heard_account = None
-        state.tries += 1
-        if state.tries >= state.max_tries:
-            return _give_up(records, state, reason=NOT_CONFIRMED)
         state.step = Step.ACCOUNT
         return Turn(state, [_ask_account(records, state)])
     return _retry(records, state, _ask_confirm_account, _why(event, "invalid_choice"))

@@ -99,9 +99,13 @@ def test_a_misheard_account_declined_at_the_read_back_is_asked_again_and_stores_
     r = FakeRecords(operator=None)
     c = Caller(r)
     c(keys("1")); c(keys("1"))
+    c(keys("555#")); c(keys("556#"))  # two tries used up
     c(spoken("one zero zero one", value="1001", decision="confirm", utterance_id=5))
-    t = c(keys("2"))
-    assert asked(t) == "account" and c.state.account is None and c.state.tries == 1
+    for _ in range(3):  # "2" asks for the number again, whatever the tries
+        t = c(keys("2"))
+        assert said(t) == ["ask_account"] and c.state.account is None and c.state.tries == 2
+        c(spoken("one zero zero one", value="1001", decision="confirm", utterance_id=5))
+    c(keys("2"))
     assert asked(c(keys("12*34#"))) == "meter" and c.state.account.id == 11
 
 
@@ -114,10 +118,12 @@ def test_failed_identification_by_speech_leaves_an_item_with_every_recording():
     t = c(spoken("five five five", value="555", decision="accept", utterance_id=8))  # not found
     assert "reason_account_not_found" in said(t)
     c(spoken("one zero zero one", value="1001", decision="confirm", utterance_id=9))
-    t = c(spoken("no", intent="no", utterance_id=10))  # the read-back declined: the last try
+    t = c(spoken("no", intent="no", utterance_id=10))  # not the caller's: the number asked again
+    assert asked(t) == "account"
+    t = c(spoken("", decision="retry", utterance_id=11))  # the last try
     assert isinstance(t.actions[-1], Hangup)
-    assert r.failed_ids == [(1, ["555", "1001"])] and r.failed_utterances == [[7, 8, 9]]
-    assert c.state.end_reason == "confirm_account:not_confirmed"
+    assert r.failed_ids == [(1, ["555", "1001"])] and r.failed_utterances == [[7, 8, 9, 11]]
+    assert c.state.end_reason == "account:not_understood"
 
 
 def test_identification_items_name_only_the_answers_since_the_last_account():

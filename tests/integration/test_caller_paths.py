@@ -150,12 +150,14 @@ def test_a_failed_identification_by_speech_leaves_an_item_with_the_recordings(db
     p = say(call, fake, rec("nine nine nine", 0.97))  # not found
     assert "We could not find this account number in the selected region." in p.texts
     p = say(call, fake, rec("one zero zero zero zero one", 0.6))  # found, not sure: read back
-    p = say(call, fake, rec("no"))  # not the caller's: the last try
+    p = say(call, fake, rec("no"))  # not the caller's: asked again
+    assert any("personal account number" in t for t in p.texts)
+    p = say(call, fake, rec("[unk]"))  # the last try
     assert p.ended == "hangup" and "No reading was saved during this call." in p.texts
     task = db.scalars(select(ReviewTask)).one()
     spoken = [u for u in utterances(db) if u.step == "account"]
     assert (task.kind, task.reason, task.region_id) == ("identification", "account_not_found", line["north"].id)
-    assert task.details["utterances"] == [u.id for u in spoken] and len(spoken) == 3
+    assert task.details["utterances"] == [u.id for u in spoken] and len(spoken) == 4
     assert task.details["attempts"] == ["999", "100001"]
     assert all((config.recordings_dir / u.audio_path).is_file() for u in spoken)
     assert db.scalars(select(Reading)).all() == [] or stored(db) == []

@@ -37,6 +37,16 @@ def test_hours_move_with_the_callers_clock_and_summer_time():
     assert hours_in_zone(office(), "Europe/Chisinau", SUMMER) == ("12345", dt.time(4), dt.time(13))
 
 
+def test_the_hours_of_the_next_working_day_when_summer_time_starts_in_between():
+    # London moves its clocks on Sunday 29 March 2026; Novosibirsk keeps its own
+    friday = dt.datetime(2026, 3, 27, 5, 0, tzinfo=dt.timezone.utc)  # Friday, during the office's hours
+    friday_evening = dt.datetime(2026, 3, 27, 20, 0, tzinfo=dt.timezone.utc)
+    sunday = dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.timezone.utc)  # before the clocks move
+    assert hours_in_zone(office(), "Europe/London", friday) == ("12345", dt.time(1), dt.time(10))
+    assert hours_in_zone(office(), "Europe/London", friday_evening) == ("12345", dt.time(2), dt.time(11))
+    assert hours_in_zone(office(), "Europe/London", sunday) == ("12345", dt.time(2), dt.time(11))
+
+
 def test_a_start_on_the_day_before_moves_the_days_back():
     early = office(start=dt.time(6), end=dt.time(15), days="15")  # Monday and Friday
     assert hours_in_zone(early, "Europe/London", WINTER) == ("47", dt.time(23), dt.time(8))
