@@ -111,12 +111,13 @@ class SqlRecords:
 
     def operator_number(self, region_id: int | None) -> str | None:
         number, hours = self._operator_line(region_id)
-        return number if number and service.in_working_hours(hours, utcnow()) else None
+        return number if number and service.in_working_hours(hours) else None
 
     def operator_hours(self, region_id: int | None) -> Hours | None:
         number, region = self._operator_line(region_id)
         if not number or not region.work_days or region.work_start >= region.work_end:
             return None  # nobody, or hours in which nobody ever answers
         zone = region_settings.caller_timezone(self.call.from_number) or region.timezone
-        days, start, end = region_settings.hours_in_zone(region, zone, utcnow())
+        # the same clock as in_working_hours: the hours of the next working day as of now
+        days, start, end = region_settings.hours_in_zone(region, zone, service.region_now(region))
         return Hours(days, region_settings.format_time(start), region_settings.format_time(end))
