@@ -67,6 +67,7 @@ from ivr.prompts import Prompts
 from ivr.speech_steps import SpeechSteps
 from ivr.stream_line import StreamLine
 from ivr.twiml import TwimlRenderer
+from readings_store import clock as product_clock
 from readings_store.db import make_session_factory
 from readings_store.models import (Account, AccountPhone, Base, Call, Meter, Reading, Region, ReviewTask,
                                    SubmissionWindow, Utterance)
@@ -169,31 +170,27 @@ UNKNOWN_CALLERS = ("+37369555000", "+380671112233", "+79131234567", "+4420711122
 # --- the clock ---------------------------------------------------------------------------------------
 
 class Clock:
-    """The phone line's time, set by the model: it moves on between calls."""
+    """The product's clock (``readings_store.clock``) stopped at ``now``, moved on by the model
+    between calls (``pinned`` puts it back afterwards)."""
 
     def __init__(self, now: dt.datetime):
-        self.now = now
+        self._now = now
 
-    def __call__(self) -> dt.datetime:
-        return self.now
+    @property
+    def now(self) -> dt.datetime:
+        return self._now
+
+    @now.setter
+    def now(self, at: dt.datetime) -> None:
+        self._now = at
+        product_clock.set_clock(at, frozen=True)
 
 
 @contextlib.contextmanager
 def pinned(clock: Clock):
-    """The phone line reads the time through ``utcnow`` in these modules: the model's clock instead."""
-    import ivr.calls
-    import ivr.records
-    import readings_store.service
-
-    modules = (ivr.calls, ivr.records, readings_store.service)
-    saved = [m.utcnow for m in modules]
-    for module in modules:
-        module.utcnow = clock
-    try:
+    """The product's clock stopped at the model's time for the run."""
+    with product_clock.travel_to(clock.now, frozen=True):
         yield
-    finally:
-        for module, original in zip(modules, saved):
-            module.utcnow = original
 
 
 def open_at(spec: RegionSpec | None, when: dt.datetime) -> bool:

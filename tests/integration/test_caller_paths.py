@@ -14,6 +14,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
+from readings_store import clock
 from readings_store.models import Call, Reading, ReviewTask, Utterance
 from tests import factories as f
 
@@ -52,14 +53,10 @@ def line(db):
 
 
 @pytest.fixture
-def sunday_night(monkeypatch):
-    """The phone line's clock (the records it reads hours and periods by) pinned to a Sunday night."""
-    import ivr.records
-    import readings_store.service
-
-    for module in (ivr.records, readings_store.service):
-        monkeypatch.setattr(module, "utcnow", lambda: SUNDAY_NIGHT)
-    return SUNDAY_NIGHT
+def sunday_night():
+    """The product's clock stopped on a Sunday night."""
+    with clock.travel_to(SUNDAY_NIGHT, frozen=True):
+        yield SUNDAY_NIGHT
 
 
 def keypad_call(phone, caller=EN):
