@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 
 from readings_store import intake, service
 from readings_store import sms as sms_store
-from readings_store.models import Call, ReviewTask, Utterance, utcnow
+from readings_store.models import Call, CallStep, ReviewTask, Utterance, utcnow
 
 from . import dialog
 from .config import RECORD_TRANSPORT, Config
@@ -237,9 +237,14 @@ def persist_effects(session: Session, call: Call, effects: list) -> None:
 
 
 def _log_step(call: Call, step: str, event: dict, actions: list) -> None:
+    """One row for the turn that took ``call.seq - 1`` (0: the call's opening), in the turn's
+    transaction: a turn writes its own step, never the call's whole history again."""
     asked = [a.step for a in actions if isinstance(a, dialog.Ask)]
-    call.steps = [*call.steps, {"at": utcnow().isoformat(), "step": step, "event": event,
-                                "next": asked[0] if asked else type(actions[-1]).__name__.lower()}]
+    Session.object_session(call).add(CallStep(
+        call_id=call.id, seq=call.seq - 1, at=utcnow(), step=step,
+        next=asked[0] if asked else type(actions[-1]).__name__.lower(), kind=event.get("kind"),
+        keys=event.get("keys"), decision=event.get("decision"),
+        detail=event.get("from", event.get("answered_by")), language=call.language, region_id=call.region_id))
 
 
 def use_record_transport(session: Session, call_sid: str) -> Call | None:

@@ -219,6 +219,8 @@ class Call(Base):
     region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     state: Mapped[dict] = mapped_column(JSON, default=dict)
+    # No longer written: each turn's step is a ``CallStep`` row (``Call.logged_steps``). Kept so
+    # rows and code of older versions still load; the migration that made the rows emptied it.
     steps: Mapped[list] = mapped_column(JSON, default=list)
     # Sequence number of the webhook expected next; a repeated request replays last_twiml.
     seq: Mapped[int] = mapped_column(Integer, default=0)
@@ -238,6 +240,40 @@ class Call(Base):
     region: Mapped[Region | None] = relationship()
     account: Mapped[Account | None] = relationship()
     utterances: Mapped[list[Utterance]] = relationship(back_populates="call", order_by="Utterance.id")
+    logged_steps: Mapped[list[CallStep]] = relationship(order_by="CallStep.seq", viewonly=True)
+
+
+class CallStep(Base):
+    """One turn of a call as the phone line logged it: the question answered (``step``), how it
+    was answered (``kind``: digits, speech, timeout; None for the call's opening), the question
+    or action that came next, and the call's language and region after the turn. Written by the
+    turn that decides it, so a turn writes one row however long the call is, and the dashboard
+    counts these rows with GROUP BY."""
+
+    __tablename__ = "call_steps"
+    __table_args__ = (UniqueConstraint("call_id", "seq", name="uq_call_steps_call_seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"))
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, ... in the order the call logged them
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    step: Mapped[str] = mapped_column(String(32))
+    next: Mapped[str | None] = mapped_column(String(32))
+    kind: Mapped[str | None] = mapped_column(String(16))
+    keys: Mapped[int | None] = mapped_column(Integer)  # how many keys were pressed (never which)
+    decision: Mapped[str | None] = mapped_column(String(16))  # the speech decision
+    # The opening's detail: caller ID "known"/"withheld" (incoming), who answered (reminder).
+    detail: Mapped[str | None] = mapped_column(String(32))
+    language: Mapped[str | None] = mapped_column(String(8))
+    region_id: Mapped[int | None] = mapped_column(Integer)
+
+    @property
+    def event(self) -> dict:
+        """The step's event as the console words it (``labels.step_event``)."""
+        if self.step == "incoming" and self.kind is None:
+            return {"from": self.detail}
+        if self.step == "reminder" and self.kind is None:
+            return {"answered_by": self.detail}
+        return {"kind": self.kind, "keys": self.keys, "decision": self.decision}
 
 
 class Utterance(Base):
