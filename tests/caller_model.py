@@ -633,10 +633,6 @@ class CallRun:
     def _goal(self) -> AccountSpec | None:
         return self.p.target
 
-    def _goal_region(self) -> str:
-        goal = self._goal()
-        return goal.region if goal else self.rng.choice([r.code for r in REGIONS])
-
     def _at_offer_account(self, ask):
         tail = ask.prompts[0].params["tail"].value
         goal = self._goal()
@@ -1312,8 +1308,7 @@ class Report:
     def summary(self) -> str:
         keys = sorted(k for k in self.stats if k.startswith("outcome:"))
         outcomes = ", ".join(f"{k.split(':', 1)[1]} {self.stats[k]}" for k in keys)
-        return (f"{self.calls} calls, {self.turns} turns in {self.seconds:.1f} s "
-                f"({1000 * self.seconds / max(self.turns, 1):.2f} ms a turn); outcomes: {outcomes}")
+        return (f"{self.calls} calls, {self.turns} turns in {self.seconds:.1f} s; outcomes: {outcomes}")
 
 
 def run(calls_wanted: int, seed: int, workdir: Path, *, on_call=None) -> Report:
@@ -1392,7 +1387,8 @@ def main(argv=None) -> int:
     for job, job_seed, failure, _ in failed:
         print(f"FAILED: seed {job_seed}" + (f" (job {job} of the run with seed {seed})" if jobs > 1 else "") +
               f"\n{failure}", file=sys.stderr)
-        print(f"replay: python -m tests.caller_model --jobs 1 --seed {job_seed} --calls {shares[job]}", file=sys.stderr)
+        print(f"replay: python -m tests.caller_model --jobs 1 --seed {job_seed} --calls {shares[job]} "
+              f"(make caller-model SEED={job_seed} CALLS={shares[job]})", file=sys.stderr)
     if failed:
         return 1
     stats, turns = Counter(), 0
