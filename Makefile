@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: run test test-clock lint install install-test system-packages clean
+.PHONY: run test test-clock lint install install-test system-packages clean caller-model
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ test-clock: $(VENV)/.installed-test system-packages
 lint: $(VENV)/.installed-test
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# The model of callers at length: CALLS calls (default 50000) with a random seed, or SEED to replay
+# one; a failure prints its seed and the failing call's turns.
+CALLS ?= 50000
+caller-model: $(VENV)/.installed-test
+	$(BIN)/python -m tests.caller_model --calls $(CALLS) $(if $(SEED),--seed $(SEED) --jobs 1)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache test-artifacts

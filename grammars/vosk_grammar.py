@@ -8,9 +8,13 @@ A grammar holds one spelling per sound. A recogniser scores each grammar word se
 two spellings of one sound ("oh"/"o", "două"/"doua", "неверно"/"не верно") share the
 probability of that sound between them: each stays near 0.5 however clearly the caller spoke,
 and the confidence policy asks again. The parser still understands every spelling.
+
+The number grammars (digits, number) also hold the word for an operator in its forms ("operator",
+"оператора"): a caller may ask for a person at any question. The menu grammars hold every reply.
 """
 from __future__ import annotations
 
+import functools
 import json
 
 from ._lexicon import UNK, Pack, check_language, key, load, normalize, tokenize
@@ -40,12 +44,28 @@ def _reply_phrases(pack: Pack) -> list[str]:
     return _phrases(pack, {k: v for k, v in replies.items()})
 
 
-def _items(lang: str, kind: str) -> list[str]:
+def operator_words(lang: str) -> list[str]:
+    """The word for an operator in its forms ("оператор", "оператора", ...): the first operator
+    reply of the language pack and the replies built on it, not the looser "person", "someone"
+    that a number grammar would hear in digits."""
     pack = load(check_language(lang))
+    replies = [normalize(p, pack.lang) for p in pack.raw["replies"]["operator"]]
+    return [p for p in replies if p.startswith(replies[0])]
+
+
+def _items(lang: str, kind: str) -> list[str]:
+    return list(_items_cached(check_language(lang), kind))
+
+
+# The language packs do not change while a process runs, and a grammar is built for every spoken
+# answer: each kind's phrases are worked out once.
+@functools.lru_cache(maxsize=64)
+def _items_cached(lang: str, kind: str) -> tuple[str, ...]:
+    pack = load(lang)
     if kind == "digits":
-        items = pack.surface(*_DIGIT_SECTIONS)
+        items = pack.surface(*_DIGIT_SECTIONS) + operator_words(lang)
     elif kind == "number":
-        items = pack.surface(*_NUMBER_SECTIONS)
+        items = pack.surface(*_NUMBER_SECTIONS) + operator_words(lang)
     elif kind == "yes_no":
         items = _reply_phrases(pack)
     elif kind == "menu":
@@ -57,7 +77,7 @@ def _items(lang: str, kind: str) -> list[str]:
         )
     else:
         raise ValueError(f"unknown grammar kind {kind!r}: expected one of {', '.join(KINDS)}")
-    return _one_per_sound(pack, list(dict.fromkeys(items)))
+    return tuple(_one_per_sound(pack, list(dict.fromkeys(items))))
 
 
 def _one_per_sound(pack: Pack, items: list[str]) -> list[str]:

@@ -228,9 +228,11 @@ def persist_effects(session: Session, call: Call, effects: list) -> None:
             service.record_refusal(session, call_meter(session, call, effect.meter_id), effect.register,
                                    effect.value, effect.code, call_id=call.id, caller=call.from_number)
         elif isinstance(effect, dialog.ReportFailedIdentification):
+            # Every spoken answer to the account question is named, so an operator can listen to each.
             session.add(ReviewTask(kind="identification", reason="account_not_found", region_id=effect.region_id,
                                    call_id=call.id, utterance_id=effect.utterance_id,
-                                   details={"attempts": list(effect.attempts), "caller": call.from_number}))
+                                   details={"attempts": list(effect.attempts), "caller": call.from_number,
+                                            "utterances": list(effect.utterances)}))
         else:  # pragma: no cover - programming error
             raise TypeError(f"unknown effect {effect!r}")
 

@@ -11,6 +11,10 @@ A number may name a counted word after a colon, ``{count} {count:reading}``: the
 ``count_reading``, and the form is the number's plural category in that language
 (``grammars.plural``: ``count_reading.one``, ``.few``, ``.many``, ``.other``), so Russian says
 "1 показание", "3 показания", "5 показаний" and Romanian "1 indice", "2 indici", "20 de indici".
+
+Working hours (an ``Hours`` parameter) are put together from the pack's ``hours_*`` phrases and
+``weekday_1``..``weekday_7`` words, in the forms each phrase asks for: "Monday to Friday, from
+8:00 to 17:00", "с понедельника по пятницу с 8:00 до 17:00".
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from pathlib import Path
 import audio_prompts
 from grammars import plural
 
-from .dialog.actions import Digits, Say, Term
+from .dialog.actions import Digits, Hours, Say, Term
 
 PACKAGE_DIR = Path(audio_prompts.__file__).parent
 AUDIO_EXTENSIONS = (".wav", ".mp3")
@@ -31,8 +35,17 @@ FORM_SEPARATOR = "."
 # Keys that are words spoken inside other prompts (``Term``s, counted words, the decimal point),
 # not sentences.
 COUNTED_PREFIX = "count_"
-WORD_PREFIXES = ("utility_", "register_", COUNTED_PREFIX)
+WORD_PREFIXES = ("utility_", "register_", "weekday_", COUNTED_PREFIX)
 WORDS = ("point",)
+# Keys that are pieces of a parameter's words (working hours), neither sentences nor words: they
+# are reviewed inside the sentences that say them.
+PIECE_PREFIXES = ("hours_",)
+
+
+def _clock(hhmm: str) -> str:
+    """"08:00" as said: "8:00"."""
+    hour, _, minute = hhmm.partition(":")
+    return f"{int(hour)}:{minute}"
 
 
 class PromptError(KeyError):
@@ -57,6 +70,8 @@ def _label(value) -> str:
         return value.key.split("_", 1)[-1]
     if isinstance(value, Digits):
         return value.value
+    if isinstance(value, Hours):
+        return f"{value.days}/{value.start}-{value.end}"
     return str(value)
 
 
@@ -76,6 +91,9 @@ def parameter_samples() -> dict[str, tuple]:
         "name": ("Chișinău",),
         "key": (1,),
         "keys": (Digits("07"), Digits("12")),  # a two-digit menu key, said digit by digit
+        # weekdays, every day, a single day, days apart; whole hours and half hours
+        "hours": (Hours("12345", "08:00", "17:00"), Hours("1234567", "00:00", "23:59"), Hours("6", "09:30", "13:00"),
+                  Hours("1356", "07:00", "15:30")),
     }
 
 
@@ -101,6 +119,8 @@ class _Filler(string.Formatter):
                               f"that is not a word ({value!r})")
         if isinstance(value, Digits):
             return self.prompts.spell(self.lang, value.value)
+        if isinstance(value, Hours):
+            return self.prompts.hours(self.lang, value)
         return str(value)
 
 
@@ -123,7 +143,7 @@ class Prompts:
 
     def sentences(self, lang: str) -> list[str]:
         """The prompts spoken as sentences, in file order."""
-        return [k for k in self.keys(lang) if not _is_word(k)]
+        return [k for k in self.keys(lang) if not _is_word(k) and not k.startswith(PIECE_PREFIXES)]
 
     def words(self, lang: str) -> dict[str, dict[str, str]]:
         """Words spoken inside sentences, each with its grammatical forms: {key: {form: text}}."""
@@ -155,6 +175,31 @@ class Prompts:
         """Digits one by one, with the language's word for the decimal point."""
         point = self.text(lang, "point")
         return " ".join(point if c in ".*" else c for c in value)
+
+    def _phrase(self, lang: str, key: str, **params) -> str:
+        return _Filler(self, lang, key).vformat(self.text(lang, key), (), params)
+
+    def hours(self, lang: str, hours: Hours) -> str:
+        """Working hours in words: runs of consecutive days ("Monday to Friday", "on Saturday"),
+        joined, then the times ("8:00", "17:30")."""
+        days = sorted({int(d) for d in hours.days})
+        if not days:
+            raise PromptError(f"working hours without a working day cannot be said ({hours})")
+        if len(days) == 7:
+            said = self.text(lang, "hours_every_day")
+        else:
+            runs: list[list[int]] = []
+            for day in days:
+                if runs and day == runs[-1][-1] + 1:
+                    runs[-1].append(day)
+                else:
+                    runs.append([day])
+            parts = [self._phrase(lang, "hours_day", day=Term(f"weekday_{run[0]}")) if len(run) == 1 else
+                     self._phrase(lang, "hours_range", first=Term(f"weekday_{run[0]}"), last=Term(f"weekday_{run[-1]}"))
+                     for run in runs]
+            said = parts[0] if len(parts) == 1 else \
+                f"{', '.join(parts[:-1])} {self.text(lang, 'hours_and')} {parts[-1]}"
+        return self._phrase(lang, "hours_times", days=said, start=_clock(hours.start), end=_clock(hours.end))
 
     def render(self, say: Say, call_lang: str) -> tuple[str, str]:
         """(language, text) of a prompt with its parameters filled in."""

@@ -3,6 +3,8 @@ Read-only (a value's verdict takes the account's lock): what a turn writes is pe
 engine's effects by ``ivr/calls.py``."""
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -11,9 +13,19 @@ from readings_store import intake, service
 from readings_store.models import DEFAULT_TIMEZONE, DEFAULT_WORK_HOURS, Account, Call, Meter, Region, utcnow
 
 from .config import Config
+from .dialog.actions import Hours
 from .dialog.ports import AccountInfo, MeterInfo, RegionInfo, ValueVerdict
 
 TAIL = 4
+_TRAILING_DIGITS = re.compile(r"[0-9]+$")
+
+
+def serial_tail(serial: str) -> str:
+    """The digits a meter's serial ends in, at most four, as a caller is told them; letters are not
+    read out ("EL000123" gives "0123", "EL-2024-LC1" gives "1", "12345AB" gives "": it does not end
+    in digits, so the meter is named by its utility alone)."""
+    found = _TRAILING_DIGITS.search(serial.strip())
+    return found.group()[-TAIL:] if found else ""
 
 
 def _account_info(account: Account) -> AccountInfo:
@@ -60,7 +72,7 @@ class SqlRecords:
 
     def meters(self, account_id: int) -> list[MeterInfo]:
         account = self.session.get(Account, account_id)
-        return [MeterInfo(id=m.id, utility=m.utility, serial_tail=m.serial[-TAIL:], registers=m.register_names)
+        return [MeterInfo(id=m.id, utility=m.utility, serial_tail=serial_tail(m.serial), registers=m.register_names)
                 for m in account.meters if m.active]
 
     def _meter(self, meter_id: int) -> Meter:
@@ -75,9 +87,25 @@ class SqlRecords:
                                now=utcnow())
         return ValueVerdict(verdict.outcome, verdict.code, quiet=verdict.quiet, reveals=verdict.reveals)
 
-    def operator_number(self, region_id: int | None) -> str | None:
+    def _operator_line(self, region_id: int | None) -> tuple[str | None, Region]:
+        """(number, the region whose working hours it keeps): the region's operator, else the
+        configured one; for no region, the configured one in the default working hours."""
         region = self.session.get(Region, region_id) if region_id else None
-        start, end, days = DEFAULT_WORK_HOURS
-        hours = region or Region(timezone=DEFAULT_TIMEZONE, work_start=start, work_end=end, work_days=days)
         number = (region.operator_number if region else None) or self.config.operator_number
+        if region is None:
+            start, end, days = DEFAULT_WORK_HOURS
+            region = Region(timezone=DEFAULT_TIMEZONE, work_start=start, work_end=end, work_days=days)
+        return number, region
+
+    def operator_number(self, region_id: int | None) -> str | None:
+        number, hours = self._operator_line(region_id)
         return number if number and service.in_working_hours(hours) else None
+
+    def operator_hours(self, region_id: int | None) -> Hours | None:
+        number, region = self._operator_line(region_id)
+        if not number or not region.work_days or region.work_start >= region.work_end:
+            return None  # nobody, or hours in which nobody ever answers
+        zone = region_settings.caller_timezone(self.call.from_number) or region.timezone
+        # the same clock as in_working_hours: the hours of the next working day as of now
+        days, start, end = region_settings.hours_in_zone(region, zone, service.region_now(region))
+        return Hours(days, region_settings.format_time(start), region_settings.format_time(end))

@@ -285,7 +285,9 @@ class SpeechSteps:
     def _interpret(self, lang: str, kind: str, text: str, min_conf: float, attempt: int, *,
                    has_unk: bool, disagree: bool, phrases: tuple[str, ...] = ()) -> Heard:
         parsed = grammars.parse_number(text, lang)
-        intent = grammars.classify_reply(text, lang) if kind in MENU_KINDS else None
+        intent = grammars.classify_reply(text, lang)
+        if kind not in MENU_KINDS and intent != "operator":
+            intent = None  # a number question hears only digits, and a request for a person
         utility = grammars.match_utility(text, lang) if kind == "menu" else None
         register = grammars.match_register(text, lang) if kind == "menu" else None
         phrase = grammars.match_phrase(text, lang, phrases) if kind == "menu" and phrases else None
@@ -296,6 +298,9 @@ class SpeechSteps:
             parsed = dataclasses.replace(parsed, best=None)
             intent = utility = register = phrase = None
             understood = False
+        elif intent and min_conf < self.thresholds.review:
+            intent = None  # nor is a barely heard "operator" among digits a request for a person
+            understood = parsed.best is not None
         decision = confidence.decide(
             min_word_confidence=min_conf if understood else 0.0,
             alternatives_disagree=disagree,

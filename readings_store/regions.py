@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import geocoder
+from phonenumbers import timezone as number_zones
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -459,3 +460,43 @@ def region_for_caller(session: Session, phone: str | None) -> tuple[Region, str]
         return region, "prefix"
     region = region_by_geocoder(regions, phone)
     return (region, "geocoder") if region is not None else None
+
+
+# --- working hours as a caller hears them -------------------------------------------------------
+
+def caller_timezone(phone: str | None) -> str | None:
+    """The time zone of the caller's number when it has exactly one (a Moldovan or a London number;
+    not a Russian mobile, which spans eleven), else None."""
+    if not phone:
+        return None
+    try:
+        zones = number_zones.time_zones_for_number(phonenumbers.parse(phone, None))
+    except phonenumbers.NumberParseException:
+        return None
+    if len(zones) != 1:
+        return None
+    try:
+        ZoneInfo(zones[0])
+    except (ZoneInfoNotFoundError, ValueError):
+        return None  # "Etc/Unknown"
+    return zones[0]
+
+
+def hours_in_zone(region: Region, zone: str, now: dt.datetime) -> tuple[str, dt.time, dt.time]:
+    """The region's working hours (ISO weekdays, start, end) as clocks in ``zone`` show them on the
+    next working day (today, until its hours end): a caller in Chișinău hears Novosibirsk's
+    08:00-17:00 as 03:00-12:00, and a start that falls on the day before moves the working days back
+    with it. The day matters in the weeks one zone has summer time and the other not yet."""
+    days, start, end = region.work_days, region.work_start, region.work_end
+    if zone == region.timezone or not days:
+        return days, start, end
+    home, there = ZoneInfo(region.timezone), ZoneInfo(zone)
+    today = now.astimezone(home).date()
+    day = next((today + dt.timedelta(days=n) for n in range(8)
+                if str((today + dt.timedelta(days=n)).isoweekday()) in days
+                and dt.datetime.combine(today + dt.timedelta(days=n), end, home) > now), today)
+    opens = dt.datetime.combine(day, start, home).astimezone(there)
+    closes = dt.datetime.combine(day, end, home).astimezone(there)
+    shift = (opens.date() - day).days
+    moved = "".join(sorted({str((int(d) - 1 + shift) % 7 + 1) for d in days}))
+    return moved, opens.time().replace(tzinfo=None), closes.time().replace(tzinfo=None)

@@ -232,3 +232,59 @@ def test_render_errors_name_the_prompt_and_language(tmp_path):
 def test_plain_word_and_digits_fill_without_forms():
     assert PROMPTS.render(Say("meter_option", {"key": 2, "utility": Term("utility_gas"), "tail": Digits("07")}),
                           "en") == ("en", "For gas, meter ending in 0 7, press 2.")
+
+
+def walk_paths_says() -> list[Say]:
+    """Every Say of the paths besides the happy one: the hint about 0, the operators' hours (closed,
+    none, after a failed call), a spoken account number read back, a meter whose serial ends in
+    letters, speech not understood."""
+    from ivr.dialog import Event, Hours, SpeechInput
+
+    says: list[Say] = []
+
+    def collect(turn):
+        for action in turn.actions:
+            says.extend([action] if isinstance(action, Say) else action.prompts if isinstance(action, Ask) else [])
+        return turn
+
+    meters = [MeterInfo(100, "electricity", "0427", ("day", "night")), MeterInfo(101, "gas", "", ("total",))]
+    for hours in (Hours("12345", "08:00", "17:00"), None):
+        records = FakeRecords(hours=hours, meter_table={10: meters})
+        turn = collect(dialog.start(records, call_sid="CA1", caller=None, language="en"))
+        for event in (Event("digits", digits="0"), Event("digits", digits="4"), Event("digits", digits="1"),
+                      Event("speech", speech=SpeechInput("", decision="retry")),
+                      Event("speech", speech=SpeechInput("one zero zero one", value="1001", decision="confirm")),
+                      Event("digits", digits="1"), Event("digits", digits="1"), Event("timeout"),
+                      Event("timeout"), Event("timeout")):
+            turn = collect(dialog.handle(records, turn.state, event))
+            records.apply(turn.effects)
+        assert turn.state.over
+    return says
+
+
+def test_every_say_of_the_other_paths_renders_in_every_language():
+    says = walk_paths_says()
+    keys = {say.key for say in says}
+    assert {"operator_hint", "operator_closed", "no_operator", "reason_not_understood", "account_read_back",
+            "ask_confirm_account", "meter_option", "meter_option_no_tail", "not_completed", "operator_hours"} <= keys
+    for say in says:
+        for lang in LANGUAGES:
+            assert {n for n, _ in PROMPTS.fields(lang, say.key)} == set(say.params), (say, lang)
+            text = PROMPTS.render(say, lang)[1]
+            assert problems(lang, text) == [], (say, lang, text)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_hours_read_as_a_sentence_in_every_language(lang):
+    from ivr.dialog import Hours
+
+    expected = {
+        "en": "Operators are not available now. They answer calls Monday to Friday, from 8:00 to 17:30.",
+        "ru": "Сейчас операторы не работают. Они отвечают на звонки с понедельника по пятницу с 8:00 до 17:30.",
+        "uk": "Зараз оператори не працюють. Вони відповідають на дзвінки з понеділка по п'ятницю з 8:00 до 17:30.",
+        "ro": "Acum operatorii nu sunt disponibili. Ei răspund la apeluri de luni până vineri, de la 8:00 la 17:30.",
+    }[lang]
+    assert PROMPTS.render(Say("operator_closed", {"hours": Hours("12345", "08:00", "17:30")}), lang)[1] == expected
+    saturday = PROMPTS.render(Say("operator_hours", {"hours": Hours("6", "09:00", "13:00")}), lang)[1]
+    assert {"en": "on Saturday", "ru": "по субботам", "uk": "по суботах", "ro": "sâmbăta"}[lang] in saturday
+    assert "Sorry, I did not catch that." == PROMPTS.text("en", "reason_not_understood")

@@ -324,6 +324,18 @@ def tries(reading: Reading) -> list[dict]:
     return sorted(out, key=lambda t: t["at"])
 
 
+def spoken_answers(task: ReviewTask) -> list[dict]:
+    """The spoken answers an identification item names (``details["utterances"]``), in the order
+    given, each with what was heard and whether its recording can be played."""
+    ids = [i for i in (task.details or {}).get("utterances", []) if isinstance(i, int)]
+    if task.kind != "identification" or not ids or task.call_id is None:
+        return []
+    found = {u.id: u for u in g.db.scalars(select(Utterance).where(Utterance.id.in_(ids),
+                                                                    Utterance.call_id == task.call_id))}
+    return [{"utterance": found[i], "playable": bool(found[i].audio_path and _recording_path(found[i].audio_path))}
+            for i in ids if i in found]
+
+
 def accept_refused(reading: Reading | None) -> str | None:
     """Why accepting the value as it is would be refused without an override, if it would."""
     if reading is None or reading.status != "pending_review":
@@ -366,6 +378,7 @@ def _task_context(task: ReviewTask) -> dict:
         "accept_form": AcceptForm(prefix="accept"), "correct_form": CorrectForm(prefix="correct"),
         "reject_form": RejectForm(prefix="reject"), "link_form": link_form, "close_form": CloseForm(prefix="close"),
         "tries": tries(reading) if reading is not None else [],
+        "answers": spoken_answers(task),
         "accept_problem": accept_refused(reading),
         "audio_exists": bool(utterance and utterance.audio_path and _recording_path(utterance.audio_path)),
         # When the call's recordings go (None while an item of the call is open) and after how long.

@@ -19,6 +19,16 @@ class Term:
 
 
 @dataclass(frozen=True)
+class Hours:
+    """When operators take calls, as said to the caller: ISO weekdays ("12345" is Monday to
+    Friday) and the start and end of the day ("08:00", "17:00"), in the caller's time zone."""
+
+    days: str
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
 class Say:
     key: str
     params: dict = field(default_factory=dict)

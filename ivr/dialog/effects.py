@@ -33,8 +33,11 @@ class NoteRefusal:
 
 @dataclass(frozen=True)
 class ReportFailedIdentification:
-    """Open an identification review task: the account numbers the caller gave were not found."""
+    """Open an identification review task: the account numbers the caller gave were not found,
+    not understood, or not confirmed at the read-back; ``utterances`` names every spoken answer
+    given to the account question, so an operator can listen to each."""
 
     region_id: int | None
     attempts: tuple[str, ...]
     utterance_id: int | None
+    utterances: tuple[int, ...] = ()

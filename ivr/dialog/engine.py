@@ -15,8 +15,15 @@ the actions to perform, always ending with an ``Ask``, a ``Transfer`` or a ``Han
 writes that follow (``effects``). The engine only reads records; the transport writes the
 effects in the same transaction as the turn.
 Every step allows ``max_tries`` attempts; then the caller is put through to an operator in the
-region's working hours, or told politely what was saved and the call ends. Nothing confirmed
-is lost: a doubtful reading is stored as pending review rather than dropped.
+region's working hours, or told politely what was saved, and when operators answer, and the call
+ends. Nothing confirmed is lost: a doubtful reading is stored as pending review rather than
+dropped, and a value given on the last try is read back and kept for review.
+
+At any question the caller may press 0 or say "operator": in working hours the call is put through
+at once, otherwise the caller hears the operators' hours and the same question again (the welcome
+says so once). A spoken account number is read back by its last digits and confirmed unless the
+recogniser was sure of it; "2" at a value's read-back always asks for the value again. A call
+takes at most ``MAX_TURNS`` turns, so every call ends.
 """
 from __future__ import annotations
 
@@ -32,10 +39,18 @@ LANGUAGE_KEYS = {"1": "ro", "2": "ru", "3": "uk", "4": "en"}
 NUMBER_STEPS = ("account", "value")
 # The grammar each question listens with when the call's language has a speech engine
 # (transports read it too, to know how to recognise an answer to that step).
-SPEECH_KINDS = {"reminder": "yes_no", "region": "menu", "offer_account": "yes_no", "account": "digits", "meter": "menu",
-                "register": "menu", "value": "number", "confirm": "yes_no", "next": "menu"}
+SPEECH_KINDS = {"reminder": "yes_no", "region": "menu", "offer_account": "yes_no", "account": "digits",
+                "confirm_account": "yes_no", "meter": "menu", "register": "menu", "value": "number",
+                "confirm": "yes_no", "next": "menu"}
 # The key that leaves a region assumed from the caller ID for the region menu (1 continues).
 CHANGE_REGION_KEY = "9"
+# The key that asks for a person, at any question (alone: a number step's "0#" too).
+OPERATOR_KEY = "0"
+# Turns a call may take; the next one ends it like a step out of tries. Far above any real call
+# (nine two-tariff meters take about 70), it bounds callers who go round in circles.
+MAX_TURNS = 150
+# Steps that identify the caller: giving up at one of them leaves an identification item.
+IDENTIFYING = frozenset({"account", "offer_account", "confirm_account"})
 MAX_ACCOUNT_KEYS = 20
 MAX_VALUE_KEYS = 16
 # What becomes of a value is the intake policy's verdict (``Records.judge_value``); the dialog
@@ -94,13 +109,20 @@ class _Context:
 def start(records: Records, *, call_sid: str, caller: str | None, language: str, max_tries: int = 3,
           may_record: bool = False) -> Turn:
     state = CallState(call_sid=call_sid, caller=caller, lang=language, max_tries=max_tries)
-    return Turn(state, [_notice_recording(_ask_language(records, state), may_record)])
+    ask = _ask_language(records, state)
+    if records.operator_hours(_operator_region(records, state)) is not None:
+        # Said once, in the welcome: 0 reaches a person at any question.
+        ask = replace(ask, prompts=(ask.prompts[0], Say("operator_hint"), *ask.prompts[1:]))
+    return Turn(state, [_notice_recording(ask, may_record)])
 
 
 def _notice_recording(ask: Ask, may_record: bool) -> Ask:
     """A caller whose spoken answers may be recorded hears so once, after the first prompt of the
-    call and before anything they say is heard."""
-    return replace(ask, prompts=(*ask.prompts[:1], Say("recording_notice"), *ask.prompts[1:])) if may_record else ask
+    call (and the operator hint) and before anything they say is heard."""
+    if not may_record:
+        return ask
+    first = 2 if len(ask.prompts) > 1 and ask.prompts[1] == Say("operator_hint") else 1
+    return replace(ask, prompts=(*ask.prompts[:first], Say("recording_notice"), *ask.prompts[first:]))
 
 
 def start_reminder(records: Records, *, call_sid: str, callee: str, language: str, account_id: int,
@@ -126,8 +148,12 @@ def handle(records: Records, state: CallState, event: Event) -> Turn:
         # A caller who types a number gets the keypad's patient timeouts from now on, without
         # recording (a speech step's Gather waits only a second between keys before <Record>).
         state.keypad_only = True
-    if event.speech and event.speech.intent == "operator" and not state.over:
-        turn = _give_up(context, state, reason="asked_operator")
+    if state.over:
+        turn = _ended(context, state, event)
+    elif state.seq > MAX_TURNS:
+        turn = _give_up(context, state, reason="too_many_turns")
+    elif _asks_for_operator(event):
+        turn = _operator(context, state)
     else:
         turn = _HANDLERS[state.step.value](context, state, event)
     if turn.state.keypad_only:
@@ -162,6 +188,30 @@ def _choice(event: Event) -> str | None:
     return None
 
 
+def _asks_for_operator(event: Event) -> bool:
+    """0 pressed alone (at a number step, "0#" too), or "operator" said in the call's language."""
+    if event.kind == "digits":
+        return event.digits.rstrip("#") == OPERATOR_KEY
+    return bool(event.speech and event.speech.intent == "operator")
+
+
+def _understood(speech: SpeechInput) -> bool:
+    """Whether a speech answer gave anything at all: a number, a word the step knows, a name."""
+    return speech.decision != "retry" and any(
+        (speech.value, speech.intent, speech.utility, speech.register, speech.phrase))
+
+
+def _why(event: Event, otherwise: str) -> str:
+    """The reason an answer is asked again, as true for what came: nothing (``no_input``), speech
+    that gave nothing (``not_understood``), else ``otherwise`` (keys, or words that were heard but
+    are no answer to the question)."""
+    if event.kind == "timeout":
+        return "no_input"
+    if event.kind == "speech" and (event.speech is None or not _understood(event.speech)):
+        return "not_understood"
+    return otherwise
+
+
 def _retry(records: Records, state: CallState, ask, reason: str) -> Turn:
     """Count a failed try: explain and ask again, or give up after the last one."""
     state.tries += 1
@@ -170,11 +220,13 @@ def _retry(records: Records, state: CallState, ask, reason: str) -> Turn:
     return Turn(state, [Say(f"reason_{reason}"), ask(records, state)])
 
 
-def _end(records: Records, state: CallState, reason: str, *, region_id: int | None) -> str | None:
+def _end(records: Records, state: CallState, reason: str, *, region_id: int | None,
+         number: str | None = None) -> str | None:
     """Mark the call over after the step the caller was at, for ``reason``: transferred when an
-    operator is on duty (returns the number), else ended (``outcome`` left for the caller)."""
+    operator is on duty (returns the number; ``number``: one already found on duty), else ended
+    (``outcome`` left for the caller)."""
     state.end_reason = f"{state.step.value}:{reason}"
-    number = records.operator_number(region_id)
+    number = number or records.operator_number(region_id)
     if number:
         state.step, state.outcome = Step.TRANSFERRED, Outcome.TRANSFERRED
         return number
@@ -182,14 +234,19 @@ def _end(records: Records, state: CallState, reason: str, *, region_id: int | No
     return None
 
 
-def _give_up(records: Records, state: CallState, *, reason: str) -> Turn:
-    if state.step in (Step.ACCOUNT, Step.OFFER_ACCOUNT) and state.attempts:
-        records.write(ReportFailedIdentification(state.region_id, tuple(state.attempts), state.utterance_id))
+def _give_up(records: Records, state: CallState, *, reason: str, number: str | None = None) -> Turn:
+    """End the call at the step the caller was at: put through to an operator on duty (``number``,
+    when already found), else told politely what was saved and when operators answer."""
+    if state.step.value in IDENTIFYING and (state.attempts or state.account_utterances):
+        # Numbers not found, not understood or not confirmed: an operator can still listen to them.
+        records.write(ReportFailedIdentification(state.region_id, tuple(state.attempts), state.utterance_id,
+                                                 tuple(state.account_utterances)))
     kept = state.step == Step.CONFIRM and bool(state.value)
     if kept:
         # The caller gave a value but never confirmed it: an operator decides, nothing is lost.
         _save(records, state, decision=Decision.PENDING_REVIEW, reason=NOT_CONFIRMED)
-    number = _end(records, state, reason, region_id=state.region_id)
+    region_id = _operator_region(records, state)
+    number = _end(records, state, reason, region_id=region_id, number=number)
     if number:
         return Turn(state, [Say("transfer"), Transfer(number)])
     state.outcome = Outcome.GAVE_UP
@@ -198,8 +255,41 @@ def _give_up(records: Records, state: CallState, *, reason: str) -> Turn:
         earlier = state.saved[:-1]
         closing = [Say("saved_for_review"), *([Say("saved_count", {"count": len(earlier)})] if earlier else [])]
     else:
-        closing = [Say("after_hours"), *_summary(state)]
+        closing = [Say("not_completed"), *_operator_hours(records, region_id), *_summary(state)]
     return Turn(state, [*closing, Say("goodbye"), Hangup()])
+
+
+def _operator_hours(records: Records, region_id: int | None) -> list[Say]:
+    """When operators answer, said to a caller who cannot reach one now (nothing if none ever does)."""
+    hours = records.operator_hours(region_id)
+    return [Say("operator_hours", {"hours": hours})] if hours else []
+
+
+def _operator_region(records: Records, state: CallState) -> int | None:
+    """The region whose operators answer this caller: the call's, else that of the account the
+    caller ID is on file for, else the one the caller ID suggests (None: the fallback operator)."""
+    if state.region_id is not None:
+        return state.region_id
+    for ref in (state.account, state.offered):
+        if ref is not None:
+            return ref.region_id
+    known = records.accounts_for_phone(state.caller)
+    if known:
+        return known[0].region_id
+    guess = records.region_for_caller(state.caller)
+    return guess.id if guess is not None else None
+
+
+def _operator(records: Records, state: CallState) -> Turn:
+    """The caller asked for a person: put through when an operator is on duty; otherwise told when
+    operators answer, and asked the same question again (nothing counted, nothing lost)."""
+    region_id = _operator_region(records, state)
+    number = records.operator_number(region_id)
+    if number:
+        return _give_up(records, state, reason="asked_operator", number=number)
+    hours = records.operator_hours(region_id)
+    said = Say("operator_closed", {"hours": hours}) if hours else Say("no_operator")
+    return Turn(state, [said, reask(records, state)])
 
 
 def _summary(state: CallState) -> list[Say]:
@@ -312,8 +402,7 @@ def _on_region(records: Records, state: CallState, event: Event) -> Turn:
         key = str(by_name[0].menu_key) if len(by_name) == 1 else key
     match = [r for r in regions if key and key.isdigit() and r.menu_key == int(key)]
     if not match:
-        return _retry(records, state, _ask_region,
-                      "no_input" if event.kind == "timeout" else "invalid_choice")
+        return _retry(records, state, _ask_region, _why(event, "invalid_choice"))
     state.region_id = match[0].id
     return _enter(records, state, "account")
 
@@ -332,7 +421,7 @@ def _on_region_assumed(records: Records, state: CallState, event: Event) -> Turn
     if key == CHANGE_REGION_KEY:
         state.region_id = None
         return _enter(records, state, "region")
-    return _retry(records, state, _ask_region_assumed, "invalid_choice")
+    return _retry(records, state, _ask_region_assumed, _why(event, "invalid_choice"))
 
 
 # --- account -----------------------------------------------------------------------------------
@@ -355,7 +444,7 @@ def _on_offer(records: Records, state: CallState, event: Event) -> Turn:
     if key == "2":
         state.offered = None
         return _to_region_or_account(records, state)
-    return _retry(records, state, _ask_offer, "no_input" if event.kind == "timeout" else "invalid_choice")
+    return _retry(records, state, _ask_offer, _why(event, "invalid_choice"))
 
 
 def _ask_account(records: Records, state: CallState) -> Ask:
@@ -377,22 +466,52 @@ def _typed_number(event: Event, limit: int) -> str | None:
 
 
 def _on_account(records: Records, state: CallState, event: Event) -> Turn:
+    speech = event.speech
+    if speech is not None:
+        state.utterance_id = speech.utterance_id
+        if speech.utterance_id is not None:
+            state.account_utterances = [*state.account_utterances, speech.utterance_id]
     typed = _typed_number(event, MAX_ACCOUNT_KEYS)
-    if typed is None:
-        return _retry(records, state, _ask_account, "no_input" if event.kind == "timeout" else "not_a_number")
+    if typed is None or (speech is not None and speech.decision == "retry"):
+        return _retry(records, state, _ask_account, _why(event, "not_a_number"))
     typed = typed.replace(".", "*")
-    if event.speech:
-        state.utterance_id = event.speech.utterance_id
-        if event.speech.decision == "retry":
-            return _retry(records, state, _ask_account, "not_understood")
     state.attempts = [*state.attempts, typed]
     account = records.find_account(state.region_id, typed)
     if account is None:
         return _retry(records, state, _ask_account, "account_not_found")
     if not account.active:
         return _retry(records, state, _ask_account, "account_inactive")
-    state.attempts = []
-    return _use_account(records, state, _account_ref(account))
+    if speech is not None and speech.decision != "accept":
+        # Misheard digits may name someone else's account: the caller hears its last digits and
+        # confirms before anything is stored on it.
+        state.heard_account = _account_ref(account)
+        return _enter(records, state, "confirm_account", keep_tries=True)
+    return _identified(records, state, _account_ref(account))
+
+
+def _identified(records: Records, state: CallState, account: AccountRef) -> Turn:
+    state.attempts, state.account_utterances, state.heard_account = [], [], None
+    return _use_account(records, state, account)
+
+
+def _ask_confirm_account(records: Records, state: CallState) -> Ask:
+    heard = state.heard_account
+    tail = heard.tail if heard is not None else ""
+    return Ask("confirm_account", (Say("account_read_back", {"tail": Digits(tail)}), Say("ask_confirm_account")),
+               expect="choice", speech=SPEECH_KINDS["confirm_account"])
+
+
+def _on_confirm_account(records: Records, state: CallState, event: Event) -> Turn:
+    key = _choice(event)
+    if key == "1" and state.heard_account is not None:
+        return _identified(records, state, state.heard_account)
+    if key == "2":
+        # Not the caller's account: asked for the number again, as "2" promises (whatever the tries;
+        # a number misheard as an existing one again and again meets MAX_TURNS).
+        state.heard_account = None
+        state.step = Step.ACCOUNT
+        return Turn(state, [_ask_account(records, state)])
+    return _retry(records, state, _ask_confirm_account, _why(event, "invalid_choice"))
 
 
 def _use_account(records: Records, state: CallState, account: AccountRef) -> Turn:
@@ -409,11 +528,15 @@ def _use_account(records: Records, state: CallState, account: AccountRef) -> Tur
 
 # --- meter and register ------------------------------------------------------------------------
 
+def _meter_option(key: int, meter: MeterRef) -> Say:
+    """A meter named by its utility and the last digits of its serial (none: by its utility)."""
+    if meter.tail:
+        return Say("meter_option", {"key": key, "utility": Term(f"utility_{meter.utility}"), "tail": Digits(meter.tail)})
+    return Say("meter_option_no_tail", {"key": key, "utility": Term(f"utility_{meter.utility}")})
+
+
 def _ask_meter(records: Records, state: CallState) -> Ask:
-    options = tuple(
-        Say("meter_option", {"key": i + 1, "utility": Term(f"utility_{m.utility}"), "tail": Digits(m.tail)})
-        for i, m in enumerate(state.meters[:9])
-    )
+    options = tuple(_meter_option(i + 1, m) for i, m in enumerate(state.meters[:9]))
     return Ask("meter", (Say("ask_meter"), *options), expect="choice", speech=SPEECH_KINDS["meter"])
 
 
@@ -424,15 +547,18 @@ def _on_meter(records: Records, state: CallState, event: Event) -> Turn:
         matching = [i for i, m in enumerate(state.meters[:9]) if m.utility == named]
         key = str(matching[0] + 1) if len(matching) == 1 else key
     if not (key and key.isdigit() and 1 <= int(key) <= min(9, len(state.meters))):
-        return _retry(records, state, _ask_meter, "no_input" if event.kind == "timeout" else "invalid_choice")
+        return _retry(records, state, _ask_meter, _why(event, "invalid_choice"))
     return _use_meter(records, state, int(key) - 1)
 
 
 def _use_meter(records: Records, state: CallState, index: int) -> Turn:
     state.meter = index
-    registers = state.meters[index].registers
-    if len(registers) == 1:
-        state.register = registers[0]
+    meter = state.meters[index]
+    # The tariff is asked only when there is a choice: a one-register meter, or a two-tariff one
+    # with one register still to give in this call, goes straight to the value.
+    left = [r for r in meter.registers if (meter.id, r) not in state.done] or list(meter.registers)
+    if len(left) == 1:
+        state.register = left[0]
         return _enter(records, state, "value")
     return _enter(records, state, "register")
 
@@ -446,7 +572,7 @@ def _on_register(records: Records, state: CallState, event: Event) -> Turn:
     if event.speech and event.speech.register:
         key = "1" if event.speech.register == "day" else "2"
     if key not in ("1", "2"):
-        return _retry(records, state, _ask_register, "no_input" if event.kind == "timeout" else "invalid_choice")
+        return _retry(records, state, _ask_register, _why(event, "invalid_choice"))
     state.register = "day" if key == "1" else "night"
     return _enter(records, state, "value")
 
@@ -480,7 +606,7 @@ def _on_value(records: Records, state: CallState, event: Event) -> Turn:
     if typed is None:
         if event.speech and event.speech.utterance_id:
             state.utterance_id = event.speech.utterance_id
-        return _retry(records, state, _ask_value, "no_input" if event.kind == "timeout" else "not_a_number")
+        return _retry(records, state, _ask_value, _why(event, "not_a_number"))
     speech = event.speech
     if speech and speech.decision == "retry":
         state.utterance_id = speech.utterance_id
@@ -522,14 +648,14 @@ def _ask_confirm(records: Records, state: CallState) -> Ask:
 def _on_confirm(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
     if key == "2":
-        state.tries += 1
-        if state.tries >= state.max_tries:
-            state.value = None  # the caller said it is wrong: nothing to keep
-            return _give_up(records, state, reason="declined")
+        # The caller says the value is wrong: always asked for again, whatever the tries (a "2"
+        # uses none up, and a value given on the last try is still kept for review; the dropped
+        # value counted as read back; a caller going round in circles meets MAX_TURNS).
+        state.value = None
         state.step = Step.VALUE
         return Turn(state, [_ask_value(records, state)])
     if key != "1":
-        return _retry(records, state, _ask_confirm, "no_input" if event.kind == "timeout" else "invalid_choice")
+        return _retry(records, state, _ask_confirm, _why(event, "invalid_choice"))
     meter = _meter(state)
     # Judged again as it is saved: the readings may have changed since it was read back.
     verdict = records.judge_value(meter.id, state.register, state.value)
@@ -569,7 +695,7 @@ def _on_next(records: Records, state: CallState, event: Event) -> Turn:
         return _enter(records, state, "account")
     if key == "3" or event.kind == "timeout":
         return _finish(state)
-    return _retry(records, state, _ask_next, "invalid_choice")
+    return _retry(records, state, _ask_next, _why(event, "invalid_choice"))
 
 
 def _ended(records: Records, state: CallState, event: Event) -> Turn:
@@ -584,6 +710,7 @@ _ASKERS = {
     "region_assumed": _ask_region_assumed,
     "offer_account": _ask_offer,
     "account": _ask_account,
+    "confirm_account": _ask_confirm_account,
     "meter": _ask_meter,
     "register": _ask_register,
     "value": _ask_value,
@@ -607,6 +734,7 @@ _HANDLERS = {
     "region_assumed": _on_region_assumed,
     "offer_account": _on_offer,
     "account": _on_account,
+    "confirm_account": _on_confirm_account,
     "meter": _on_meter,
     "register": _on_register,
     "value": _on_value,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .actions import Hours
+
 
 @dataclass(frozen=True)
 class RegionInfo:
@@ -29,7 +31,7 @@ class AccountInfo:
 class MeterInfo:
     id: int
     utility: str
-    serial_tail: str
+    serial_tail: str  # the last digits of the serial (letters are not read out); "" when it has none
     registers: tuple[str, ...]
 
 
@@ -81,3 +83,8 @@ class Records(Protocol):
     def operator_number(self, region_id: int | None) -> str | None:
         """The number to transfer to if an operator is on duty now, else None (for no region:
         the configured fallback operator, in default working hours)."""
+
+    def operator_hours(self, region_id: int | None) -> Hours | None:
+        """When the operators who answer for the region take calls (for no region: the configured
+        fallback operator's default hours), in the caller's time zone; None when no operator
+        line answers for it at all."""

@@ -25,6 +25,7 @@ class Step(str, Enum):
     REGISTER = "register"
     VALUE = "value"
     CONFIRM = "confirm"
+    CONFIRM_ACCOUNT = "confirm_account"  # a spoken account number read back by its last digits
     NEXT = "next"
     ENDED = "ended"
     TRANSFERRED = "transferred"
@@ -144,6 +145,10 @@ class CallState:
     saved: list[SavedReading] = field(default_factory=list)
     done: list[tuple[int, str]] = field(default_factory=list)  # (meter id, register) saved this account
     attempts: list[str] = field(default_factory=list)  # account numbers not found
+    # Spoken answers to the account question since the account was last identified (utterance ids),
+    # and the account a spoken number named, while it is read back for the caller to confirm.
+    account_utterances: list[int] = field(default_factory=list)
+    heard_account: AccountRef | None = None
     keypad_only: bool = False
     outcome: Outcome | None = None
     end_reason: str | None = None  # "<step>:<reason>" for a transferred, gave_up or hung_up call
@@ -162,6 +167,8 @@ class CallState:
             "value": self.value, "decision": self.decision.value, "reason": self.reason,
             "utterance_id": self.utterance_id, "saved": [s.to_json() for s in self.saved],
             "done": [[m, r] for m, r in self.done], "attempts": list(self.attempts),
+            "account_utterances": list(self.account_utterances),
+            "heard_account": self.heard_account.to_json() if self.heard_account else None,
             "keypad_only": self.keypad_only, "outcome": self.outcome.value if self.outcome else None,
             "end_reason": self.end_reason,
         }
@@ -188,6 +195,8 @@ class CallState:
                 saved=[SavedReading.from_json(s) for s in data.get("saved") or []],
                 done=[(int(m), str(r)) for m, r in data.get("done") or []],
                 attempts=[str(a) for a in data.get("attempts") or []],
+                account_utterances=[int(u) for u in data.get("account_utterances") or []],
+                heard_account=AccountRef.from_json(data.get("heard_account")),
                 keypad_only=bool(data.get("keypad_only", False)), outcome=outcome, end_reason=end_reason,
             )
         except (KeyError, TypeError, AttributeError) as exc:

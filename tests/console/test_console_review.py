@@ -326,6 +326,30 @@ def test_link_identification_to_an_account(oc, db, config):
     assert event.after["account_id"] == account.id and event.entity == "review_task"
 
 
+def test_an_identification_item_plays_every_spoken_answer(oc, db, config):
+    region = f.region(db)
+    task, call = _identification(db, region)
+    (config.recordings_dir / call.call_sid).mkdir(parents=True)
+    answers = []
+    for n, (transcript, parsed) in enumerate((("[unk] [unk]", None), ("nine nine nine", "999"))):
+        path = f"{call.call_sid}/00{n}-account.wav"
+        (config.recordings_dir / path).write_bytes(b"RIFF....WAVE")
+        answers.append(Utterance(call_id=call.id, step="account", engine="vosk", audio_path=path,
+                                 transcript=transcript, parsed_value=parsed, decision="retry"))
+    answers.append(Utterance(call_id=call.id, step="account", engine="vosk", audio_path=None, transcript=""))
+    db.add_all(answers)
+    db.flush()
+    task.details = {**task.details, "utterances": [u.id for u in answers]}
+    db.commit()
+    page = oc.get(f"/console/tasks/{task.id}").get_data(as_text=True)
+    listed = page.split('id="spoken-answers"')[1].split("</ol>")[0]
+    assert listed.count("<li>") == 3 and "“[unk] [unk]”" in listed and "(heard as 999)" in listed
+    for u in answers[:2]:
+        assert f"/console/recordings/{u.id}" in listed
+        assert oc.get(f"/console/recordings/{u.id}").status_code == 200
+    assert "no recording" in listed
+
+
 def test_link_to_unknown_account_is_refused(oc, db):
     region = f.region(db)
     task, _ = _identification(db, region)

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 
 from ivr import dialog
-from ivr.dialog import Ask, Event, Hangup, NoteRefusal, Outcome, ReportFailedIdentification, SaveReading, Say, SpeechInput, Step, Transfer
+from ivr.dialog import Ask, Event, Hangup, Hours, NoteRefusal, Outcome, ReportFailedIdentification, SaveReading, Say, SpeechInput, Step, Transfer
 from ivr.dialog.ports import AccountInfo, MeterInfo, RegionInfo, ValueVerdict
 
 
@@ -19,6 +19,7 @@ class FakeRecords:
     phones: dict = field(default_factory=dict)
     saved: list = field(default_factory=list)
     failed_ids: list = field(default_factory=list)
+    failed_utterances: list = field(default_factory=list)
     regions_list: list = field(default_factory=lambda: [RegionInfo(1, 1, "North"), RegionInfo(2, 2, "South")])
     accounts: dict = field(default_factory=lambda: {
         (1, "1001"): AccountInfo(10, 1, "1001", True),
@@ -36,6 +37,8 @@ class FakeRecords:
     probe_limit: int = 5
     replace_reason: str | None = None
     caller_regions: dict = field(default_factory=dict)  # phone -> RegionInfo the caller ID suggests
+    hours: Hours | None = Hours("12345", "08:00", "17:00")  # None: no operator line at all
+    operator_regions: list = field(default_factory=list)  # the regions operators were looked up for
 
     def regions(self):
         return list(self.regions_list)
@@ -77,11 +80,16 @@ class FakeRecords:
                 self.refused.append((e.meter_id, e.register, e.value, e.code))
             elif isinstance(e, ReportFailedIdentification):
                 self.failed_ids.append((e.region_id, list(e.attempts)))
+                self.failed_utterances.append(list(e.utterances))
             else:
                 raise AssertionError(f"unknown effect {e!r}")
 
     def operator_number(self, region_id):
+        self.operator_regions.append(region_id)
         return self.operator
+
+    def operator_hours(self, region_id):
+        return self.hours
 
 
 def keys(k):
@@ -226,7 +234,8 @@ def test_account_not_found_three_times_after_hours_ends_politely():
     c(keys("5556#"))
     t = c(keys("5557#"))
     assert isinstance(t.actions[-1], Hangup)
-    assert "after_hours" in said(t) and "nothing_saved" in said(t)
+    assert said(t) == ["not_completed", "operator_hours", "nothing_saved", "goodbye"]
+    assert Say("operator_hours", {"hours": Hours("12345", "08:00", "17:00")}) in t.actions
     assert r.failed_ids == [(1, ["5555", "5556", "5557"])]
     assert (c.state.outcome, c.state.end_reason) == (Outcome.GAVE_UP, "account:account_not_found")
 
@@ -322,17 +331,17 @@ def test_replacing_someone_elses_reading_is_kept_for_review_with_a_neutral_promp
     assert r.saved[0][2:5] == ("600", "pending_review", "replaces_other_caller")
 
 
-def test_confirm_no_reenters_and_counts_tries():
+def test_confirm_no_always_asks_the_value_again():
     r = FakeRecords(operator=None)
     c = Caller(r)
     c(keys("1")); c(keys("1")); c(keys("1001#"))
-    c(keys("600#"))
-    assert asked(c(keys("2"))) == "value"
-    c(keys("601#"))
-    assert asked(c(keys("2"))) == "value"
-    c(keys("602#"))
-    t = c(keys("2"))
-    assert isinstance(t.actions[-1], Hangup) and r.saved == []
+    for value in ("600#", "601#", "602#", "603#"):
+        c(keys(value))
+        t = c(keys("2"))
+        assert said(t) == ["ask_value"] and c.state.tries == 0
+    c(keys("604#"))
+    assert "saved" in said(c(keys("1")))
+    assert [(s[2], s[3]) for s in r.saved] == [("604", "accepted")]
 
 
 def test_decimal_forms_on_keypad():
@@ -414,7 +423,7 @@ def test_speech_retry_and_unknown_reasks():
     t = c(Event("speech", speech=SpeechInput("[unk]", value="7", decision="retry", utterance_id=1)))
     assert "reason_not_understood" in said(t) and asked(t) == "value"
     t = c(Event("speech", speech=SpeechInput("[unk]", value=None, decision="retry", utterance_id=2)))
-    assert "reason_not_a_number" in said(t)
+    assert "reason_not_understood" in said(t) and "reason_not_a_number" not in said(t)
 
 
 def test_asking_for_operator_transfers():

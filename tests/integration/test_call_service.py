@@ -115,7 +115,7 @@ def test_failed_identification_and_refusals_are_written_by_the_turn_that_decided
     for seq, typed in ((2, "1#"), (3, "2#")):
         _turn(db, config, "account", seq, typed)
     assert db.scalars(select(ReviewTask)).all() == []
-    assert _turn(db, config, "account", 4, "3#").endswith("after_hours,nothing_saved,goodbye,hangup")
+    assert _turn(db, config, "account", 4, "3#").endswith("not_completed,nothing_saved,goodbye,hangup")
     task = db.scalars(select(ReviewTask)).one()
     assert (task.kind, task.details["attempts"], task.call_id) == ("identification", ["1", "2", "3"], _call(db).id)
     call = _call(db)

@@ -171,8 +171,8 @@ def test_call_fetches_real_recording_and_keeps_utterance(db, config, engine, rea
         p = call._follow(p.gather["action"], {"RecordingUrl": server.url(sid), "RecordingSid": sid,  # noqa: SLF001
                                               "RecordingDuration": "2", "Digits": "#"})
     assert [s for _, s in server.requests] == [404, 404, 200]
-    # Korean digits are no English number: the step asks again, and the answer is kept.
-    assert "That is not a valid number." in p.texts
+    # Korean digits are no English number: not understood, the step asks again, the answer is kept.
+    assert "Sorry, I did not catch that." in p.texts
     utt = db.scalars(select(Utterance)).one()
     assert utt.engine == "vosk" and utt.recording_sid == sid and utt.step == "account"
     assert utt.words and all(w["text"] in KO_DIGITS + ["[unk]"] for w in utt.words)

@@ -60,7 +60,7 @@ def test_a_name_barely_heard_is_asked_again(db, regions, dial, fake):
     call.start()
     call.press("2")
     p = say(call, fake, rec("кагул", conf=0.2))
-    assert p.texts[:2] == ["Такого варианта нет.", "Выберите ваш регион."]
+    assert p.texts[:2] == ["Извините, не удалось разобрать ваш ответ.", "Выберите ваш регион."]
     assert "/voice/step/region" in p.gather["action"] and _region_of_call(db) is None
 
 

@@ -258,9 +258,10 @@ def test_ambiguous_number_is_confirmed_and_on_last_try_goes_to_review(db, record
     assert "You entered 2 3." in p.texts
     assert utterances(db)[-1].decision == "confirm"
     assert utterances(db)[-1].candidates == ["23", "203"]
-    p = say(call, fake, rec("no"))  # try 2
-    p = say(call, fake, SILENCE)  # try 2 fails: nothing heard
-    assert "That is not a valid number." in p.texts
+    p = say(call, fake, rec("no"))  # asked again: a "no" uses no try up
+    p = say(call, fake, SILENCE)  # try 1 fails: nothing heard
+    assert "Sorry, I did not catch that." in p.texts
+    p = say(call, fake, SILENCE)  # try 2 fails
     p = say(call, fake, rec("twenty three"))  # the last try
     assert "You entered 2 3." in p.texts
     assert utterances(db)[-1].decision == "review"
@@ -289,7 +290,7 @@ def test_silence_asks_again(db, records, dial, fake):
     call = dial()
     p = to_account(call)
     p = say(call, fake, SILENCE)
-    assert "That is not a valid number." in p.texts
+    assert "Sorry, I did not catch that." in p.texts
     assert p.gather and "/voice/step/account" in p.gather["action"]
     utt = utterances(db)[-1]
     assert (utt.transcript, utt.parsed_value, utt.decision, utt.confidence) == ("", None, "retry", 0.0)
@@ -303,10 +304,10 @@ def test_low_confidence_retries_then_last_attempt_stored_for_review(db, records,
     to_account(call)
     say(call, fake, rec("one zero zero zero zero one"))
     p = say(call, fake, rec("one two one zero zero", 0.3))
-    assert "Sorry, we did not understand." in p.texts
+    assert "Sorry, I did not catch that." in p.texts
     assert utterances(db)[-1].decision == "retry"
     p = say(call, fake, rec("one two one zero zero", 0.3))
-    assert "Sorry, we did not understand." in p.texts
+    assert "Sorry, I did not catch that." in p.texts
     p = say(call, fake, rec("one two one zero zero", 0.3))  # the last attempt: keep it for review
     assert "You entered 1 2 1 0 0." in p.texts
     assert utterances(db)[-1].decision == "review"
@@ -459,7 +460,7 @@ def test_recording_url_outside_allowed_prefixes_is_not_fetched(db, records, dial
         p = say(call, fake, None, url=url)
         if p.ended:
             break
-        assert "That is not a valid number." in p.texts
+        assert "Sorry, I did not catch that." in p.texts
     assert fetch.urls == [] and fake.calls == []
     assert stored(db) == []
     assert all(u.audio_path is None for u in utterances(db))
@@ -471,7 +472,7 @@ def test_fetch_failure_asks_again_and_stores_nothing(db, records, dial, fake, fe
     say(call, fake, rec("one zero zero zero zero one"))
     fetch.fail = RecordingUnavailable("recording not available within 8.0 s (HTTP 404)")
     p = say(call, fake, None)
-    assert "That is not a valid number." in p.texts
+    assert "Sorry, I did not catch that." in p.texts
     assert stored(db) == []
     utt = utterances(db)[-1]
     assert (utt.step, utt.audio_path, utt.decision) == ("value", None, "retry")
@@ -485,14 +486,14 @@ def test_audio_that_is_not_audio_asks_again(db, records, dial, fake, fetch, conf
     fake.decode = True
     fetch.audio = b"<html>this is not audio</html>"
     p = say(call, fake, None)
-    assert "That is not a valid number." in p.texts
+    assert "Sorry, I did not catch that." in p.texts
     utt = utterances(db)[-1]
     assert utt.decision == "retry"
     # what Twilio sent is kept for an operator even though it could not be decoded
     assert (config.recordings_dir / utt.audio_path).read_bytes() == b"<html>this is not audio</html>"
     fetch.audio = b"RIFF\x10\x00\x00\x00WAVEfmt "  # truncated WAV header
     p = say(call, fake, None)
-    assert "That is not a valid number." in p.texts
+    assert "Sorry, I did not catch that." in p.texts
     assert stored(db) == [] and fake.calls and len(fake.script) == 0
 
 
@@ -529,7 +530,7 @@ def test_recording_status_attaches_late_audio(db, records, dial, fake, fetch, sp
     fetch.fail = RecordingUnavailable("recording not available within 8.0 s (HTTP 404)")
     params = recording_params()
     p = call._follow(call.last.gather["action"], params)  # noqa: SLF001
-    assert "That is not a valid number." in p.texts
+    assert "Sorry, I did not catch that." in p.texts
     utt = utterances(db)[-1]
     assert utt.audio_path is None and utt.recording_sid == params["RecordingSid"]
 
