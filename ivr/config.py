@@ -299,6 +299,9 @@ class Config:
     # How Vosk languages hear a spoken answer: "stream" (Media Streams, recognised while spoken)
     # or "record" (<Record>, fetched and recognised after the caller stops).
     speech_transport: str = "record"
+    # A call without a turn for this long, and never reported ended by Twilio (its status callback
+    # was lost), is ended by `ivr calls sweep`: outcome, end time and SMS receipt as at a hang-up.
+    call_idle_minutes: int = 60
 
     def daily_limit(self, utility: str) -> Decimal:
         return Decimal(str(self.daily_limits[utility]))
@@ -526,6 +529,7 @@ def load_config(**overrides) -> Config:
         log_format=log_format(),
         media_url=(media_url := _media_url()),
         speech_transport=_speech_transport(media_url),
+        call_idle_minutes=_env_number("CALL_IDLE_MINUTES", 60, low=5, high=24 * 60),
     )
     for key, value in overrides.items():
         if not hasattr(cfg, key):

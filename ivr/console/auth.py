@@ -5,14 +5,16 @@
   and it is kept per user name *and* source address: ``MAX_FAILURES`` failed log-ins for one name
   from one address within ``LOCK_MINUTES`` pause that name for that address only (a stranger's
   guesses cannot lock an administrator out everywhere), and ``MAX_FAILURES_PER_ADDRESS`` failures
-  from one address, whatever the names, pause that address. Each attempt is written and committed
+  from one address, whatever the names, pause that address. Above both, ``MAX_FAILURES_PER_NAME``
+  failures for one name from all addresses together pause that name everywhere: one IPv6 host has
+  2^64 addresses, so per-address counts alone would not bound the guesses at a password. Each attempt is written and committed
   *before* its password is checked and then counted, so N parallel guesses see counts 1..N and at
   most ``MAX_FAILURES`` of them ever reach the password check. Unknown names are counted and
   answered exactly like known ones. The source address is ``request.remote_addr``, which is the
   proxy's ``X-Forwarded-For`` only when ``IVR_TRUST_PROXY`` is set (ProxyFix in ``ivr.app``).
 * Sessions live on the server (``console_sessions``): the cookie carries a random token naming a
   row, and logging out or idling ``config.session_minutes`` ends the row, so a copy of an old
-  cookie is refused. The cookie itself is permanent for ``PERMANENT_SESSION_LIFETIME``, HttpOnly,
+  cookie is refused. Every request writes its time to the row, so idle expiry is exact. The cookie itself is permanent for ``PERMANENT_SESSION_LIFETIME``, HttpOnly,
   SameSite=Lax, and ``Secure`` whenever the request came over https (also via a trusted proxy's
   ``X-Forwarded-Proto``) or ``IVR_PUBLIC_URL`` is https.
 * The user id in the session carries a fingerprint of the password hash: changing the password or
@@ -49,10 +51,8 @@ log = safe_logger(__name__)
 
 MAX_FAILURES = 5  # per user name and source address
 MAX_FAILURES_PER_ADDRESS = 20  # per source address, whatever the names
+MAX_FAILURES_PER_NAME = 50  # per user name, from every address together
 LOCK_MINUTES = 15
-# The server-side session's last activity is written at most this often (one UPDATE a minute,
-# not one per request); idle expiry is exact to within it.
-SEEN_EVERY_SECONDS = 60
 SESSION_KEY = "console_sid"
 ROLES = ("operator", "admin")
 MIN_PASSWORD = 8
@@ -202,16 +202,16 @@ def guard():
     if current_user.is_authenticated:
         row: ConsoleSession = g.console_session
         moment = now()
-        idle = (moment - row.last_seen_at).total_seconds()
-        if idle > session_minutes() * 60:
+        if moment - row.last_seen_at >= dt.timedelta(minutes=session_minutes()):
             _end_server_session(moment)
             logout_user()
             session.clear()
             flash("Your session expired. Please log in again.", "warning")
             return redirect(url_for("console.login", next=_safe_next(request.full_path)))
-        if idle >= SEEN_EVERY_SECONDS or idle < 0:
-            row.last_seen_at = moment
-            g.db.commit()
+        # Every request counts as activity, to the microsecond: a session idle for less than
+        # IVR_SESSION_MINUTES is never ended early.
+        row.last_seen_at = moment
+        g.db.commit()
         return None
     return redirect(url_for("console.login", next=_safe_next(request.full_path)))
 
@@ -292,7 +292,10 @@ def _throttle_minutes(db, username: str, ip: str, moment: dt.datetime) -> int:
                       .order_by(LoginAttempt.at.desc()).offset(MAX_FAILURES - 1).limit(1)).first()
     per_ip = db.scalars(select(LoginAttempt.at).where(recent, LoginAttempt.ip == ip)
                         .order_by(LoginAttempt.at.desc()).offset(MAX_FAILURES_PER_ADDRESS - 1).limit(1)).first()
-    until = max([t + dt.timedelta(minutes=LOCK_MINUTES) for t in (pair, per_ip) if t is not None], default=moment)
+    per_name = db.scalars(select(LoginAttempt.at).where(recent, LoginAttempt.username == username)
+                          .order_by(LoginAttempt.at.desc()).offset(MAX_FAILURES_PER_NAME - 1).limit(1)).first()
+    until = max([t + dt.timedelta(minutes=LOCK_MINUTES) for t in (pair, per_ip, per_name) if t is not None],
+                default=moment)
     return max(1, int((until - moment).total_seconds() // 60) + 1)
 
 
@@ -313,10 +316,11 @@ def check_login(db, username: str, password: str, ip: str | None = None) -> tupl
     recent = LoginAttempt.at >= cutoff
     pair = db.scalar(select(func.count()).where(recent, LoginAttempt.username == username, LoginAttempt.ip == ip))
     per_ip = db.scalar(select(func.count()).where(recent, LoginAttempt.ip == ip))
+    per_name = db.scalar(select(func.count()).where(recent, LoginAttempt.username == username))
     operator = db.scalars(select(Operator).where(Operator.username == username)).first()
     # An account an administrator locked by hand (``locked_until``) answers like a throttled one.
     held = operator is not None and operator.locked_until is not None and operator.locked_until > moment
-    if pair > MAX_FAILURES or per_ip > MAX_FAILURES_PER_ADDRESS or held:
+    if pair > MAX_FAILURES or per_ip > MAX_FAILURES_PER_ADDRESS or per_name > MAX_FAILURES_PER_NAME or held:
         # Refused without looking at the password; this attempt is not counted again, so the
         # pause ends LOCK_MINUTES after the failure that started it.
         db.execute(delete(LoginAttempt).where(LoginAttempt.id == attempt.id))
@@ -329,13 +333,15 @@ def check_login(db, username: str, password: str, ip: str | None = None) -> tupl
         return None, THROTTLED.format(minutes=minutes)
     usable = operator is not None and operator.active
     if not check_password_hash(operator.password_hash if usable else _DUMMY_HASH, password) or not usable:
-        if pair >= MAX_FAILURES or per_ip >= MAX_FAILURES_PER_ADDRESS:
-            log.warning("console log-in paused for name %s from %s after %d failures", username, ip, pair)
+        if pair >= MAX_FAILURES or per_ip >= MAX_FAILURES_PER_ADDRESS or per_name >= MAX_FAILURES_PER_NAME:
+            log.warning("console log-in paused for name %s from %s after %d failures (%d from all addresses)",
+                        username, ip, pair, per_name)
             if usable:
                 service.audit(db, actor_kind="system", action="operator.locked", entity="operator",
                               entity_id=operator.id, actor_name=None,
                               after={"address": ip, "minutes": LOCK_MINUTES},
-                              reason=f"{pair} failed log-ins from {ip} (this name) / {per_ip} (all names)")
+                              reason=f"{pair} failed log-ins from {ip} (this name) / {per_ip} (all names) / "
+                                     f"{per_name} (this name, all addresses)")
                 db.commit()
             return None, THROTTLED.format(minutes=LOCK_MINUTES)
         return None, "Wrong name or password."

@@ -1,0 +1,41 @@
+"""calls: the media stream's one-time token and when it was opened; the call's last activity
+
+Revision ID: 0010
+Revises: 0009
+
+``stream_token_hash`` holds the SHA-256 of the random token the call's ``<Stream>`` carries (a
+``<Parameter>``); the media endpoint opens a stream only for a live call whose token it names,
+once (``stream_opened_at``). ``last_activity_at`` is when the call was last answered; calls
+whose status callback never came are ended by ``ivr calls sweep`` after a configured idle time.
+Existing calls take their start time as their last activity.
+"""
+from alembic import op
+import sqlalchemy as sa
+
+import readings_store.models
+
+
+revision = '0010'
+down_revision = '0009'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('calls', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('stream_token_hash', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('stream_opened_at', readings_store.models.UTCDateTime(timezone=True),
+                                      nullable=True))
+        batch_op.add_column(sa.Column('last_activity_at', readings_store.models.UTCDateTime(timezone=True),
+                                      nullable=True))
+    op.execute("UPDATE calls SET last_activity_at = started_at")
+    with op.batch_alter_table('calls', schema=None) as batch_op:
+        batch_op.create_index('ix_calls_open_activity', ['ended_at', 'last_activity_at'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('calls', schema=None) as batch_op:
+        batch_op.drop_index('ix_calls_open_activity')
+        batch_op.drop_column('last_activity_at')
+        batch_op.drop_column('stream_opened_at')
+        batch_op.drop_column('stream_token_hash')
