@@ -69,13 +69,13 @@ def recordings(config: Config) -> str:
     probe = folder / f".healthz-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the first answer would
-        if shutil.disk_usage(folder).free < config.recording_max_bytes:
-            return "full"
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, b"\0" * 4096)
         finally:
             os.close(fd)
+        if shutil.disk_usage(folder).free < config.recording_max_bytes:
+            return "full"
     except OSError as exc:
         return "full" if exc.errno in FULL_ERRNOS else "not writable"
     finally:
