@@ -50,7 +50,7 @@ from typing import Callable
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from readings_store import service
+from readings_store import intake, service
 from readings_store import sms as sms_store
 from readings_store.models import Call, ReviewTask, Utterance, utcnow
 
@@ -280,10 +280,13 @@ def persist_effects(session: Session, call: Call, effects: list) -> None:
     for effect in effects:
         if isinstance(effect, dialog.SaveReading):
             meter = call_meter(session, call, effect.meter_id)
+            source = intake.Source("phone_speech" if effect.utterance_id else "phone_keypad",
+                                   phone=call.from_number, call_id=call.id)
             service.store_reading(
-                session, meter, effect.register, Decimal(effect.value),
-                channel="phone_speech" if effect.utterance_id else "phone_keypad", status=effect.status,
-                reason=effect.reason, call_id=call.id, utterance_id=effect.utterance_id, idempotency_key=effect.key,
+                session, meter, effect.register, Decimal(effect.value), channel=source.channel,
+                status=effect.status, reason=effect.reason, call_id=call.id, utterance_id=effect.utterance_id,
+                idempotency_key=effect.key, given_from=source.phone,
+                trusted=intake.is_trusted(session, meter, source),
             )
             service.forget_read_back(session, call.id, meter.id, effect.register, effect.value)
         elif isinstance(effect, dialog.NoteRefusal):

@@ -26,6 +26,9 @@ from .logsafe import escape
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 _JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+# Terminal colours (werkzeug colours its access lines by status): nothing a log line needs, and
+# escaped they would read as "\x1b[33m".
+_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 HANDLER_NAME = "ivr"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"
 
@@ -76,7 +79,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": _utc(record), "level": record.levelname, "logger": record.name,
-                 "message": record.getMessage()}
+                 "message": _COLOURS.sub("", record.getMessage())}
         for key in ("call_sid", "path", "method"):
             value = getattr(record, key, None)
             if value:
@@ -100,7 +103,7 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         parts = [p for p in (getattr(record, "call_sid", None), getattr(record, "path", None)) if p]
         record.context = f" [{' '.join(escape(p) for p in parts)}]" if parts else ""
-        record.message = escape(record.message)
+        record.message = escape(_COLOURS.sub("", record.message))
         return super().formatMessage(record)
 
 

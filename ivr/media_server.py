@@ -234,6 +234,16 @@ class StreamStats:
     shed_streams: int = 0  # stopped mid-answer: their recognition fell more than shed_after_ms behind
 
 
+class ServerClock:
+    """The time load shedding goes by: the process's monotonic clock, and waiting on it."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
 class MediaServer:
     """The WebSocket media endpoint (asyncio, ``websockets``)."""
 
@@ -242,13 +252,15 @@ class MediaServer:
                  path: str = STREAM_PATH, workers: int | None = None, callback_workers: int = 8,
                  feed_ms: int = 60, idle_feed_ms: int = 200, late_after_ms: float = 250.0, models_dir=None,
                  listener_factory: Callable[..., CallListener] = CallListener, max_streams: int = 0,
-                 shed_after_ms: float = 0, media_url: str | None = None, preload: tuple[str, ...] = ()):
+                 shed_after_ms: float = 0, clock: "ServerClock | None" = None, media_url: str | None = None,
+                 preload: tuple[str, ...] = ()):
         """``max_streams``: concurrent streams recognised, more are refused (0: no limit);
         ``shed_after_ms``: how far behind the recognition of an answer may fall before its
         stream is shed (0: never). ``media_url``: the wss URL Twilio connects to and signs
         (``IVR_MEDIA_URL``; else ``public_url``'s host). ``preload``: the languages whose models
         are loaded when the server starts, before it is ready for streams. The command passes
-        the configured values."""
+        the configured values. ``clock``: where shedding reads the time and waits (tests drive it
+        by hand)."""
         if validate_signatures and not auth_token:
             raise ValueError("the media endpoint needs the Twilio auth token to check signatures")
         if feed_ms < FRAME_MS or feed_ms % FRAME_MS or idle_feed_ms < feed_ms or idle_feed_ms % FRAME_MS:
@@ -275,7 +287,8 @@ class MediaServer:
         self.late_after = late_after_ms / 1000
         self.max_streams = max_streams
         self.shed_after = shed_after_ms / 1000
-        self._behind_until = 0.0  # monotonic: new streams are refused until then
+        self.clock = clock or ServerClock()
+        self._behind_until = 0.0  # clock.monotonic(): new streams are refused until then
         self._admissions = itertools.count(1)
         self.stats = StreamStats()
         self.listener_factory = listener_factory  # (call_sid, questions, models, settings) -> listener
@@ -367,7 +380,7 @@ class MediaServer:
             return "speech models not loaded yet" if not self.load_error else "speech model broken"
         if self.max_streams and self.stats.active_streams >= self.max_streams:
             return f"{self.stats.active_streams} streams, the limit"
-        if time.monotonic() < self._behind_until:
+        if self.clock.monotonic() < self._behind_until:
             return "recognition is behind"
         return None
 
@@ -380,7 +393,7 @@ class MediaServer:
         """A batch's recognition took ``delay`` seconds from its hand-over: beyond ``shed_after``
         the server is behind, and new streams are refused for that long."""
         if self.shed_after and delay > self.shed_after:
-            self._behind_until = time.monotonic() + self.shed_after
+            self._behind_until = self.clock.monotonic() + self.shed_after
 
     # --- serving ------------------------------------------------------------------------------
 
@@ -600,7 +613,7 @@ class _Stream:
             return self._bad("media payload is not base64")
         if not ulaw:
             return None
-        self._buffer.append((time.monotonic(), ulaw))
+        self._buffer.append((self.server.clock.monotonic(), ulaw))
         self._buffered += len(ulaw)
         listening = getattr(self.listener, "listening", False)
         if self._buffered >= (self.server.feed_bytes if listening else self.server.idle_feed_bytes):
@@ -633,22 +646,24 @@ class _Stream:
                     if self.stopped:
                         return
                     continue
-                handed = time.monotonic()
+                handed = server.clock.monotonic()
                 work = server._recognition.submit(self._priority, self.listener.feed, ulaw_to_pcm16(ulaw))
                 waiting = asyncio.wrap_future(work)
                 # A batch is waited for at most shed_after, from the hand-over (the batch filling
                 # and this call's own callbacks, e.g. a slow REST update, do not count). Even a
                 # silent caller's batch: behind it may be the start of an answer, heard too late.
                 if server.shed_after:
-                    finished, _ = await asyncio.wait({waiting}, timeout=server.shed_after)
-                    if not finished:
+                    deadline = asyncio.ensure_future(server.clock.sleep(server.shed_after))
+                    await asyncio.wait({waiting, deadline}, return_when=asyncio.FIRST_COMPLETED)
+                    if not waiting.done():
                         work.cancel()  # not started: it never runs; started: it finishes unheard
                         waiting.add_done_callback(lambda f: f.cancelled() or f.exception())  # never awaited
-                        server.recognised(time.monotonic() - handed)
-                        await self._shed(time.monotonic() - handed)
+                        server.recognised(server.clock.monotonic() - handed)
+                        await self._shed(server.clock.monotonic() - handed)
                         return
+                    deadline.cancel()
                 started, answer = await waiting
-                done = time.monotonic()
+                done = server.clock.monotonic()
                 server.recognised(done - handed)
                 lag = done - first
                 server.stats.lags_ms.append(lag * 1000)

@@ -6,6 +6,11 @@ sentence needs after a colon, ``{utility:gen}``; the form is the key ``utility_g
 same file. So the Russian pack says ``"utility_gas.gen": "газа"`` and ``"Введите показания
 счётчика {utility:gen}..."``, while English needs no forms and uses ``{utility}``. Form names are
 the language's own grammar (``gen`` genitive, ``dat`` dative, ``ins`` instrumental, ...).
+
+A number may name a counted word after a colon, ``{count} {count:reading}``: the word is the key
+``count_reading``, and the form is the number's plural category in that language
+(``grammars.plural``: ``count_reading.one``, ``.few``, ``.many``, ``.other``), so Russian says
+"1 показание", "3 показания", "5 показаний" and Romanian "1 indice", "2 indici", "20 de indici".
 """
 from __future__ import annotations
 
@@ -16,14 +21,17 @@ import string
 from pathlib import Path
 
 import audio_prompts
+from grammars import plural
 
 from .dialog.actions import Digits, Say, Term
 
 PACKAGE_DIR = Path(audio_prompts.__file__).parent
 AUDIO_EXTENSIONS = (".wav", ".mp3")
 FORM_SEPARATOR = "."
-# Keys that are words spoken inside other prompts (``Term``s, the decimal point), not sentences.
-WORD_PREFIXES = ("utility_", "register_")
+# Keys that are words spoken inside other prompts (``Term``s, counted words, the decimal point),
+# not sentences.
+COUNTED_PREFIX = "count_"
+WORD_PREFIXES = ("utility_", "register_", COUNTED_PREFIX)
 WORDS = ("point",)
 
 
@@ -63,7 +71,7 @@ def parameter_samples() -> dict[str, tuple]:
         "utility": tuple(Term(f"utility_{u}") for u in UTILITIES),
         "register": tuple(Term(f"register_{r}") for r in registers),
         "value": (Digits("1234"), Digits("1234.5")),
-        "count": (1, 2, 5),
+        "count": (1, 2, 5, 21),  # every plural category of every language (grammars.plural)
         "tail": (Digits("0427"),),
         "name": ("Chișinău",),
         "key": (1,),
@@ -86,6 +94,8 @@ class _Filler(string.Formatter):
     def format_field(self, value, form: str) -> str:
         if isinstance(value, Term):
             return self.prompts.term(self.lang, value.key, form or None)
+        if form and type(value) is int and f"{COUNTED_PREFIX}{form}" in self.prompts.texts(self.lang):
+            return self.prompts.counted(self.lang, form, value)
         if form:
             raise PromptError(f"prompt {self.key!r} in {self.lang!r} asks form {form!r} of a parameter "
                               f"that is not a word ({value!r})")
@@ -135,6 +145,11 @@ class Prompts:
         if not word.strip():
             raise PromptError(f"word {key!r}{f' ({form})' if form else ''} is empty for language {lang!r}")
         return word
+
+    def counted(self, lang: str, word: str, n: int) -> str:
+        """The form of a counted word (``count_<word>`` in the pack) that goes with the number ``n``
+        in ``lang``: its form named by the plural category (``grammars.plural``)."""
+        return self.term(lang, f"{COUNTED_PREFIX}{word}", plural.category(lang, n))
 
     def spell(self, lang: str, value: str) -> str:
         """Digits one by one, with the language's word for the decimal point."""

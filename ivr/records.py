@@ -1,16 +1,17 @@
 """The dialog's ``Records`` port over the SQLAlchemy store, for one call inside one transaction.
-Read-only: what a turn writes is persisted from the engine's effects by ``ivr/calls.py``."""
+Read-only (a value's verdict takes the account's lock): what a turn writes is persisted from the
+engine's effects by ``ivr/calls.py``."""
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from readings_store import regions as region_settings
-from readings_store import rules, service
+from readings_store import intake, service
 from readings_store.models import DEFAULT_TIMEZONE, DEFAULT_WORK_HOURS, Account, Call, Meter, Region, utcnow
 
 from .config import Config
-from .dialog.ports import AccountInfo, MeterInfo, RegionInfo
+from .dialog.ports import AccountInfo, MeterInfo, RegionInfo, ValueVerdict
 
 TAIL = 4
 
@@ -65,27 +66,14 @@ class SqlRecords:
     def _meter(self, meter_id: int) -> Meter:
         return call_meter(self.session, self.call, meter_id)
 
-    def check_value(self, meter_id: int, register: str, value: str) -> str | None:
-        parsed = rules.parse_value(value)
-        if isinstance(parsed, rules.Rejection):
-            return parsed.code
-        meter = self._meter(meter_id)
-        problem = service.validate_reading(self.session, meter, register, parsed,
-                                           daily_limit=self.config.daily_limit(meter.utility), now=utcnow())
-        return problem.code if problem else None
+    def source(self, channel: str = "phone_keypad") -> intake.Source:
+        """This call as the giver of a value (keys or speech are judged alike)."""
+        return intake.Source(channel, phone=self.call.from_number, call_id=self.call.id)
 
-    def _period(self, meter: Meter) -> str:
-        return service.period_for(self.session, meter, utcnow()).period
-
-    def refusals_exceeded(self, meter_id: int) -> bool:
-        meter = self._meter(meter_id)
-        # Locks the account row until the webhook commits: parallel calls count one by one.
-        count = service.count_refusals(self.session, meter.account_id, self._period(meter), lock=True)
-        return count >= self.config.probe_limit
-
-    def review_reason_to_replace(self, meter_id: int, register: str) -> str | None:
-        return service.review_reason_to_replace(self.session, self._meter(meter_id), register, self.call.from_number,
-                                                self.call.id)
+    def judge_value(self, meter_id: int, register: str, value: str) -> ValueVerdict:
+        verdict = intake.judge(self.session, self._meter(meter_id), register, value, self.source(), self.config,
+                               now=utcnow())
+        return ValueVerdict(verdict.outcome, verdict.code, quiet=verdict.quiet, reveals=verdict.reveals)
 
     def operator_number(self, region_id: int | None) -> str | None:
         region = self.session.get(Region, region_id) if region_id else None

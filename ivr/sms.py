@@ -3,13 +3,12 @@ same rules as the phone line.
 
 ``POST /sms/incoming`` (signed exactly like the voice webhooks) takes a text such as
 ``1000003 12345`` or ``1000003 12345,6 7890``: the account number, then the values of the account's
-meters in the phone menu's order (a day/night meter: day, then night). Each value is checked by the
-rules of ``readings_store`` and stored with channel ``sms``; the reply (TwiML ``<Message>``, in the
-language of the sender's country code) gives the result per value or the reason it was refused.
-The phone line's protections apply: a value that would replace another number's accepted reading
-goes to an operator, and values refused as lower than before or implausible count towards the
-account's refusal limit. STOP/START/HELP (and their Romanian, Russian, Ukrainian words) are
-honoured per number; a number that sends more than ``IVR_SMS_PER_HOUR`` texts an hour gets no reply.
+meters in the phone menu's order (a day/night meter: day, then night). Each value is judged by the
+intake policy every channel shares (``readings_store.sms.submit`` → ``readings_store.intake``) and
+stored with channel ``sms``; the reply (TwiML ``<Message>``, in the language of the sender's country
+code) gives the result per value or the reason it was refused, in the same words as on the phone.
+STOP/START/HELP (and their Romanian, Russian, Ukrainian words) are honoured per number; a number
+that sends more than ``IVR_SMS_PER_HOUR`` texts an hour gets no reply.
 
 What the line sends waits in the outbox (``SmsOutbox``) and goes out from here: text messages
 (receipts, reminders) by ``send_pending``, reminder calls by ``place_pending_calls``.
@@ -22,16 +21,15 @@ import secrets
 import time
 
 from flask import Blueprint, Response, abort, g, request
-from sqlalchemy import case, select, update
+from sqlalchemy import case, update
 from sqlalchemy.exc import IntegrityError
 from twilio.twiml.messaging_response import MessagingResponse
 
-from readings_store import rules, service
+from readings_store import intake, service
 from readings_store import sms as sms_store
-from readings_store.models import Account, Meter, Reading, SmsMessage, SmsOutbox, utcnow
+from readings_store.models import Account, SmsMessage, SmsOutbox, utcnow
 
 from .dialog.actions import Say, Term
-from .dialog.engine import CHECKED_QUIETLY, REVEALING
 from .logsafe import safe_logger
 from .records import TAIL
 from .voice import caller_number, check_signature, default_language, ivr, twiml
@@ -115,71 +113,35 @@ def incoming():
     return twiml(_reply(text))
 
 
-def _registers(account: Account) -> list[tuple[Meter, str]]:
-    """The account's registers in the phone menu's order: active meters, day before night."""
-    return [(m, r) for m in account.meters if m.active for r in m.register_names]
-
-
 def _submit(db, submission: sms_store.Submission, sender: str, sid: str, lang: str, now):
-    account = sms_store.find_account(db, submission.account)
-    problem = rules.check_account(account)
-    if problem:
-        return "refused", _say(lang, "sms_account_not_found" if account is None else f"reason_{problem.code}"), None
-    registers = _registers(account)
-    if len(submission.values) > len(registers):
-        return "refused", _say(lang, "sms_too_many_values", count=len(registers)), account.id
-    tail = account.keypad_key.replace("*", "")[-TAIL:]
+    """The values through the intake policy; the outcome, the reply and the account of the text."""
+    result = sms_store.submit(db, submission, sender=sender, message_sid=sid, policy=ivr().config, now=now)
+    account_id = result.account.id if result.account is not None else None
+    if result.refused == "too_many_values":
+        return "refused", _say(lang, "sms_too_many_values", count=result.registers), account_id
+    if result.refused:
+        key = "sms_account_not_found" if result.refused == "account_not_found" else f"reason_{result.refused}"
+        return "refused", _say(lang, key), None
+    tail = result.account.keypad_key.replace("*", "")[-TAIL:]
     lines = [_say(lang, "sms_account", tail=tail)]
-    for (meter, register), value in zip(registers, submission.values):
-        outcome = _one_value(db, meter, register, value, sender, sid, now)
+    for item in result.values:
+        meter = item.meter
         if len(meter.register_names) > 1:
             head = _say(lang, "sms_value_register", utility=Term(f"utility_{meter.utility}"),
-                        register=Term(f"register_{register}"), value=value)
+                        register=Term(f"register_{item.register}"), value=item.value)
         else:
-            head = _say(lang, "sms_value", utility=Term(f"utility_{meter.utility}"), value=value)
-        lines.append(f"{head} {_say(lang, outcome)}")
-    return "readings", "\n".join(lines), account.id
+            head = _say(lang, "sms_value", utility=Term(f"utility_{meter.utility}"), value=item.value)
+        lines.append(f"{head} {_say(lang, _told(item.verdict))}")
+    return "readings", "\n".join(lines), account_id
 
 
-def _texted_by(db, meter: Meter, register: str, sender: str, now) -> bool:
-    """Whether the reading a new one would supersede was texted from ``sender``."""
-    target = service.supersede_target(db, meter.id, register, service.period_for(db, meter, now).period)
-    if target is None or target.channel != "sms" or not (target.idempotency_key or "").startswith("sms:"):
-        return False
-    earlier = sms_store.find_message(db, target.idempotency_key.split(":")[1])
-    return earlier is not None and earlier.from_number == sender
-
-
-def _one_value(db, meter: Meter, register: str, typed: str, sender: str, sid: str, now) -> str:
-    """Check and store one value as the phone line does; the prompt key of the result."""
-    parsed = rules.parse_value(typed)
-    if isinstance(parsed, rules.Rejection):
-        return f"reason_{parsed.code}"
-    config = ivr().config
-    problem = service.validate_reading(db, meter, register, parsed, daily_limit=config.daily_limit(meter.utility),
-                                       now=now)
-    code = problem.code if problem else None
-    status, reason = "accepted", None
-    if code is None or code in REVEALING:
-        period = service.period_for(db, meter, now).period
-        if service.count_refusals(db, meter.account_id, period, lock=True) >= config.probe_limit:
-            # Past the limit every value gets the same answer and is kept for an operator.
-            status, reason, code = "pending_review", "repeated_refusals", None
-        elif code:
-            service.record_refusal(db, meter, register, typed, code, call_id=None, caller=sender, now=now)
-    if code:
-        return f"reason_{code}"
-    if status == "accepted":
-        reason = service.review_reason_to_replace(db, meter, register, sender, None, now)
-        if reason == "replaces_other_caller" and _texted_by(db, meter, register, sender, now):
-            reason = None  # a correction of what this same number texted, not yet with billing
-        if reason:
-            status = "pending_review"
-    service.store_reading(db, meter, register, parsed, channel="sms", status=status, reason=reason, now=now,
-                          idempotency_key=f"sms:{sid}:{meter.id}:{register}")
-    if status == "accepted":
+def _told(verdict: intake.Verdict) -> str:
+    """The prompt that tells the sender a value's verdict."""
+    if verdict.outcome == intake.REFUSED:
+        return f"reason_{verdict.code}"
+    if verdict.outcome == intake.ACCEPTED:
         return "sms_accepted"
-    return "sms_checked" if reason in CHECKED_QUIETLY else "saved_for_review"
+    return "sms_checked" if verdict.quiet else "saved_for_review"
 
 
 # --- messages we send: receipts after a call ------------------------------------------------------
@@ -196,20 +158,26 @@ def status():
     return Response(status=204)
 
 
-def receipt_text(db, prompts, row: SmsOutbox) -> str:
-    """A receipt in the call's language: the account's last digits, each meter and value, and
-    whether it was accepted or will be checked."""
+# How a receipt words a reading of the call, by the status the reading has when the text is sent.
+RECEIPT_STATUS = {"accepted": "sms_accepted", "pending_review": "sms_checked", "superseded": "sms_replaced",
+                  "rejected": "sms_not_accepted"}
+
+
+def receipt_text(db, prompts, row: SmsOutbox) -> str | None:
+    """A receipt in the call's language: the account's last digits, and each reading the caller gave
+    in the call as it stands now: accepted, to be checked, replaced by a later reading, or not
+    accepted. None when the call left nothing to report (no text is sent then)."""
     lang = row.language
 
     def say(key, **params):
         return prompts.render(Say(key, params), lang)[1]
 
-    kept = db.scalars(select(Reading).where(Reading.call_id == row.call_id,
-                                            Reading.status.in_(("accepted", "pending_review")))
-                      .order_by(Reading.meter_id, Reading.id)).all()
+    readings = sms_store.receipt_readings(db, row.call_id)
+    if not readings:
+        return None
     lines = [say("sms_receipt")]
     account_id = None
-    for reading in kept:
+    for reading in readings:
         meter = reading.meter
         if meter.account_id != account_id:
             account_id = meter.account_id
@@ -220,7 +188,7 @@ def receipt_text(db, prompts, row: SmsOutbox) -> str:
                        register=Term(f"register_{reading.register}"), value=value)
         else:
             head = say("sms_value", utility=Term(f"utility_{meter.utility}"), value=value)
-        lines.append(f"{head} {say('sms_accepted' if reading.status == 'accepted' else 'sms_checked')}")
+        lines.append(f"{head} {say(RECEIPT_STATUS[reading.status])}")
     return "\n".join(lines)
 
 
@@ -294,6 +262,9 @@ def send_pending(sessions, config, prompts, client, *, status_callback: str | No
     def send(db, row: SmsOutbox) -> str:
         if row.body is None:
             row.body = (reminder_text if row.kind == "reminder" else receipt_text)(db, prompts, row)
+            if row.body is None:  # nothing left to report: no text at all rather than an empty one
+                row.status, row.error = "cancelled", "nothing to report"
+                return "cancelled"
         try:
             message = client.messages.create(to=row.to_number, body=row.body, **sender, **extra)
         except (TwilioException, OSError) as exc:

@@ -29,6 +29,9 @@ def make_engine(url: str, **kwargs) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # SQLite's lower() knows only ASCII: names in Cyrillic or with diacritics are compared
+            # case-insensitively through Python's casefold (PostgreSQL has ILIKE).
+            dbapi_conn.create_function("casefold", 1, _casefold, deterministic=True)
 
         return engine
     if url.startswith("postgresql://"):
@@ -36,6 +39,10 @@ def make_engine(url: str, **kwargs) -> Engine:
     # An unreachable server must fail fast: Twilio waits 15 s for a webhook's answer.
     kwargs.setdefault("connect_args", {"connect_timeout": 5})
     return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _casefold(text):
+    return text.casefold() if isinstance(text, str) else text
 
 
 def create_private_file(path: Path) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .models import Account, AccountPhone, Meter, Reading, Region, SubmissionWindow, utcnow
-from .service import keypad_key
+from .service import history_time, keypad_key
 
 REGIONS = (
     ("CHI", "Chișinău", "Europe/Chisinau", 1),
@@ -17,6 +17,13 @@ REGIONS = (
     ("KYI", "Київ", "Europe/Kyiv", 3),
     ("NSK", "Новосибирск", "Asia/Novosibirsk", 4),
 )
+# Each region's name in every language of the line, as a caller of that language says it.
+NAMES = {
+    "CHI": {"ro": "Chișinău", "ru": "Кишинёв", "uk": "Кишинів", "en": "Chisinau"},
+    "BAL": {"ro": "Bălți", "ru": "Бельцы", "uk": "Бельці", "en": "Balti"},
+    "KYI": {"ro": "Kiev", "ru": "Киев", "uk": "Київ", "en": "Kyiv"},
+    "NSK": {"ro": "Novosibirsk", "ru": "Новосибирск", "uk": "Новосибірськ", "en": "Novosibirsk"},
+}
 FIRST = ("Ion", "Maria", "Олег", "Ирина", "Тарас", "Оксана", "John", "Ana", "Vasile", "Наталья")
 LAST = ("Popescu", "Rusu", "Иванов", "Шевченко", "Smith", "Ceban", "Петрова", "Коваленко", "Lungu", "Morari")
 
@@ -28,11 +35,14 @@ def load_demo(session: Session, accounts_per_region: int = 750, seed: int = 7) -
     rnd = random.Random(seed)
     now = utcnow()
     for code, name, tz, key in REGIONS:
-        region = Region(code=code, name=name, timezone=tz, menu_key=key,
+        region = Region(code=code, name=name, names=dict(NAMES[code]), timezone=tz, menu_key=key,
                         work_start=dt.time(8), work_end=dt.time(17), work_days="12345")
         session.add(region)
         session.flush()
-        session.add(SubmissionWindow(region_id=region.id, utility=None, start_day=20, end_day=5))
+        window = (20, 5)
+        session.add(SubmissionWindow(region_id=region.id, utility=None, start_day=window[0], end_day=window[1]))
+        # The history is the last closed period's reading, so that a reading given today is a new one.
+        taken, period = history_time(region, window, now)
         for i in range(accounts_per_region):
             number = f"{key}{i + 1:06d}" if i % 10 else f"{key}{i + 1:04d}-{rnd.randint(10, 99)}"
             account = Account(region_id=region.id, number=number, keypad_key=keypad_key(number),
@@ -57,9 +67,8 @@ def load_demo(session: Session, accounts_per_region: int = 750, seed: int = 7) -
                 for register in meter.register_names:
                     # The accounts printed to try start from 1000, so "1500" is a plausible reading.
                     value = Decimal(1000) if i < 3 else Decimal(rnd.randint(100, 9000))
-                    taken = now - dt.timedelta(days=30)
                     session.add(Reading(meter_id=meter.id, register=register, value=value,
-                                        period=f"{taken:%Y-%m}", taken_at=taken, received_at=taken,
+                                        period=period, taken_at=taken, received_at=taken,
                                         channel="import", status="accepted"))
     session.flush()
     return sample_accounts(session)

@@ -4,9 +4,10 @@
 * ``create_batch`` / ``batch_readings`` / ``acknowledge``: export batches for exactly-once
   delivery. A reading is put into at most one batch by one conditional UPDATE
   (``... WHERE export_batch_id IS NULL AND status = 'accepted'``); on PostgreSQL the candidate
-  rows are locked ``FOR UPDATE SKIP LOCKED`` first, so concurrent exporters never wait on each
-  other (no deadlock) and never take the same row. When every candidate is locked by another
-  transaction, ``ExportBusy`` says so instead of "nothing to export".
+  rows are locked ``FOR UPDATE SKIP LOCKED`` first, so an exporter never waits on a row another
+  transaction holds (no deadlock) and never takes a row twice. When every candidate is locked by
+  another transaction, ``ExportBusy`` says so instead of "nothing to export". Batch ids have no
+  gaps (``_next_batch_id``): exporters number their batches one at a time.
 * ``missing_meters``: active meters without an accepted or pending reading in a period, with how
   many periods in a row they have gone without (billing: averages up to 3, norms after that).
 * CSV rendering with spreadsheet-formula neutralisation.
@@ -232,14 +233,32 @@ class ExportBusy(RuntimeError):
     """Every reading an export would take is locked by another transaction right now."""
 
 
+# Held by the exporter numbering a batch, until its transaction ends (any 64-bit key of our own).
+EXPORT_NUMBERING_LOCK = 0x6976725F65787074  # "ivr_expt"
+
+
+def _next_batch_id(session: Session) -> int:
+    """PostgreSQL: the next batch id, with no gaps. A sequence would leave one for every export
+    that found nothing or whose transaction failed (a sequence value is never handed out twice),
+    and billing could not tell a batch it missed from one that never existed. Exporters take a
+    transaction lock in turn and number from the highest committed id, so an export that writes
+    nothing, or rolls back, leaves its number to the next one. (SQLite gives a new row the highest
+    id + 1 itself, inside its one write transaction at a time.)"""
+    session.execute(select(func.pg_advisory_xact_lock(EXPORT_NUMBERING_LOCK)))
+    return (session.scalar(select(func.max(ExportBatch.id))) or 0) + 1
+
+
 def create_batch(session: Session, *, region: str | None = None, period: str | None = None,
                  limit: int | None = None, created_by: int | None = None) -> ExportBatch | None:
     """Take every accepted, not yet exported reading (optionally of one region/period, at most
     ``limit`` of them, lowest ids first) into a new batch. Returns None, with nothing written,
     when there is nothing to export; raises ExportBusy, with nothing written, when there are such
     readings but another transaction holds every one of them (PostgreSQL). The caller commits."""
+    postgres = session.get_bind().dialect.name == "postgresql"
     batch = ExportBatch(created_at=utcnow(), created_by=created_by, region_code=region, period=period,
                         reading_count=0)
+    if postgres:
+        batch.id = _next_batch_id(session)
     session.add(batch)
     session.flush()
     filters = ReadingFilter(region=region, period=period)
@@ -254,7 +273,7 @@ def create_batch(session: Session, *, region: str | None = None, period: str | N
     stmt = update(Reading).values(export_batch_id=batch.id).where(
         Reading.export_batch_id.is_(None), Reading.status == "accepted"
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if postgres:
         # Lock the candidates once (MATERIALIZED: never re-evaluated) and skip rows another
         # exporter or writer holds; the outer conditions re-check each row under its lock.
         picked = candidates.with_for_update(skip_locked=True, of=Reading).cte("picked").prefix_with("MATERIALIZED")
@@ -266,7 +285,7 @@ def create_batch(session: Session, *, region: str | None = None, period: str | N
     if not count:
         session.delete(batch)
         session.flush()
-        if session.get_bind().dialect.name == "postgresql" and session.scalar(select(candidates.exists())):
+        if postgres and session.scalar(select(candidates.exists())):
             # Readings are there but another transaction holds them (an exporter that has not
             # committed yet, or a writer): "nothing to export" would be untrue.
             raise ExportBusy("accepted readings not yet exported are locked by another transaction; retry shortly")

@@ -22,9 +22,11 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+from . import clock
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -35,8 +37,8 @@ NAMING = {
 }
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+# The product's clock, re-exported here because models and most callers already import from here.
+utcnow = clock.utcnow
 
 
 class UTCDateTime(TypeDecorator):
@@ -108,6 +110,9 @@ REGISTERS = {1: ("total",), 2: ("day", "night")}
 DEFAULT_TIMEZONE = "Europe/Chisinau"
 DEFAULT_WORK_HOURS = (dt.time(8, 0), dt.time(17, 0), "12345")
 CHANNELS = ("phone_keypad", "phone_speech", "operator", "api", "import", "sms")
+# Channels whose values come from a trusted source whoever stores them; a value by phone or text
+# is trusted only when it comes from the account's number on file (``readings_store.intake``).
+TRUSTED_CHANNELS = ("operator", "api", "import")
 READING_STATUSES = ("accepted", "pending_review", "rejected", "superseded")
 
 
@@ -276,6 +281,10 @@ class ExportBatch(Base):
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
+def _trusted_by_channel(context) -> bool:
+    return context.get_current_parameters().get("channel") in TRUSTED_CHANNELS
+
+
 class Reading(Base):
     __tablename__ = "readings"
     __table_args__ = (
@@ -300,6 +309,11 @@ class Reading(Base):
     export_batch_id: Mapped[int | None] = mapped_column(ForeignKey("export_batches.id"), index=True)
     # Set by the phone line (CallSid + step sequence) so a repeated webhook never stores twice.
     idempotency_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+    # The number the value came from by phone or text (E.164; None when withheld or another channel).
+    given_from: Mapped[str | None] = mapped_column(String(32))
+    # Given by a trusted source: the account's number on file, an operator, an import or the API
+    # (by channel unless set). Only such a reading can be the baseline a new value is judged against.
+    trusted: Mapped[bool] = mapped_column(Boolean, default=_trusted_by_channel, server_default=false())
 
     meter: Mapped[Meter] = relationship(back_populates="readings")
     call: Mapped[Call | None] = relationship()

@@ -125,6 +125,27 @@ def _clamp_day(year: int, month: int, day: int) -> int:
     return min(day, calendar.monthrange(year, month)[1])
 
 
+def shift_period(period: str, months: int) -> str:
+    """``period`` (YYYY-MM) moved by ``months`` (negative: earlier)."""
+    y, m = _month_add(int(period[:4]), int(period[5:7]), months)
+    return f"{y:04d}-{m:02d}"
+
+
+def window_dates(period: str, window: tuple[int, int] | None) -> tuple[dt.date, dt.date]:
+    """The first and last local day on which a reading counts for ``period`` inside its window.
+
+    Without a window the period is its calendar month. ``end_day < start_day`` wraps: the window
+    of a period opens in its own month and closes in the next one.
+    """
+    y, m = int(period[:4]), int(period[5:7])
+    start, end = window if window is not None else (1, 31)
+    opens = dt.date(y, m, _clamp_day(y, m, start))
+    if end >= start:
+        return opens, dt.date(y, m, _clamp_day(y, m, end))
+    ny, nm = _month_add(y, m, 1)
+    return opens, dt.date(ny, nm, _clamp_day(ny, nm, end))
+
+
 def billing_period(local_date: dt.date, window: tuple[int, int] | None) -> PeriodDecision:
     """The billing period a reading taken on ``local_date`` (region time) belongs to.
 
@@ -134,25 +155,13 @@ def billing_period(local_date: dt.date, window: tuple[int, int] | None) -> Perio
     """
     if window is None:
         return PeriodDecision(f"{local_date:%Y-%m}", True)
-    start, end = window
-    y, m = local_date.year, local_date.month
-    candidates = []
+    this_month = f"{local_date:%Y-%m}"
     # The window opening in this month, and the one opened last month (when it wraps).
-    for shift in (-1, 0):
-        wy, wm = _month_add(y, m, shift)
-        opens = dt.date(wy, wm, _clamp_day(wy, wm, start))
-        if end >= start:
-            closes = dt.date(wy, wm, _clamp_day(wy, wm, end))
-        else:
-            ny, nm = _month_add(wy, wm, 1)
-            closes = dt.date(ny, nm, _clamp_day(ny, nm, end))
-        candidates.append((opens, closes, f"{wy:04d}-{wm:02d}"))
-    for opens, closes, period in candidates:
+    for period in (shift_period(this_month, -1), this_month):
+        opens, closes = window_dates(period, window)
         if opens <= local_date <= closes:
             return PeriodDecision(period, True)
     # Outside: the next window to open decides the period.
-    this_open = candidates[1][0]
-    if local_date < this_open:
-        return PeriodDecision(candidates[1][2], False)
-    ny, nm = _month_add(y, m, 1)
-    return PeriodDecision(f"{ny:04d}-{nm:02d}", False)
+    if local_date < window_dates(this_month, window)[0]:
+        return PeriodDecision(this_month, False)
+    return PeriodDecision(shift_period(this_month, 1), False)

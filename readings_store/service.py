@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from . import rules
@@ -14,7 +14,6 @@ from .models import (
     Account,
     AccountPhone,
     AuditEvent,
-    Call,
     Meter,
     Reading,
     Region,
@@ -54,15 +53,6 @@ def accounts_for_phone(session: Session, phone: str | None) -> list[Account]:
     )
 
 
-def last_accepted(session: Session, meter_id: int, register: str, before_id: int | None = None) -> Reading | None:
-    query = select(Reading).where(
-        Reading.meter_id == meter_id, Reading.register == register, Reading.status == "accepted"
-    )
-    if before_id is not None:
-        query = query.where(Reading.id != before_id)
-    return session.scalars(query.order_by(Reading.taken_at.desc(), Reading.id.desc()).limit(1)).first()
-
-
 def region_now(region: Region, now: dt.datetime | None = None) -> dt.datetime:
     return (now or utcnow()).astimezone(ZoneInfo(region.timezone))
 
@@ -85,22 +75,16 @@ def period_for(session: Session, meter: Meter, now: dt.datetime) -> rules.Period
     return rules.billing_period(region_now(region, now).date(), window_for(session, region.id, meter.utility))
 
 
-def validate_reading(
-    session: Session, meter: Meter, register: str, value: Decimal, *, daily_limit: Decimal, now: dt.datetime
-) -> rules.Rejection | None:
-    """Every rule a reading must pass, in the order a caller is best told about them."""
-    if register not in meter.register_names:
-        return rules.Rejection("unknown_register", f"meter {meter.serial} has no register {register}")
-    problem = rules.check_fits_meter(value, meter.digits, meter.decimals)
-    if problem:
-        return problem
-    previous = last_accepted(session, meter.id, register)
-    prev_value = previous.value if previous else None
-    prev_at = previous.taken_at if previous else None
-    limit = meter.max_daily if meter.max_daily is not None else daily_limit
-    return rules.check_not_below_previous(value, prev_value, meter.digits) or rules.check_daily_consumption(
-        value, prev_value, prev_at, now, meter.digits, limit
-    )
+def history_time(region: Region, window: tuple[int, int] | None, now: dt.datetime,
+                 days_ago: float = 30) -> tuple[dt.datetime, str]:
+    """When a reading of the last closed period was taken, and that period: about ``days_ago`` before
+    ``now``, but never later than noon on the last day of the previous period's window, so that it
+    belongs to an earlier period than a reading given ``now`` (on any day of the month)."""
+    current = rules.billing_period(region_now(region, now).date(), window).period
+    closes = rules.window_dates(rules.shift_period(current, -1), window)[1]
+    latest = dt.datetime.combine(closes, dt.time(12), ZoneInfo(region.timezone)).astimezone(dt.timezone.utc)
+    taken = min(now - dt.timedelta(days=days_ago), latest)
+    return taken, rules.billing_period(region_now(region, taken).date(), window).period
 
 
 def store_reading(
@@ -117,8 +101,12 @@ def store_reading(
     utterance_id: int | None = None,
     operator_id: int | None = None,
     idempotency_key: str | None = None,
+    given_from: str | None = None,
+    trusted: bool | None = None,
 ) -> Reading:
-    """Store a reading in its billing period; a newer one supersedes the older in that period.
+    """Store a reading in its billing period; a newer one supersedes the older in that period
+    (``supersede_previous``). What may be stored, and with which status, is for the intake policy
+    to say (``readings_store.intake``); ``trusted`` defaults to what the channel says.
 
     Idempotent on ``idempotency_key``: a repeated webhook gets the reading stored the first time.
     The caller commits (the phone line commits before it says "saved").
@@ -145,6 +133,9 @@ def store_reading(
         utterance_id=utterance_id,
         operator_id=operator_id,
         idempotency_key=idempotency_key,
+        given_from=given_from,
+        # None leaves it to the column's default: by channel.
+        **({} if trusted is None else {"trusted": trusted}),
     )
     session.add(reading)
     session.flush()
@@ -167,43 +158,38 @@ def store_reading(
 
 def supersede_target(session: Session, meter_id: int, register: str, period: str,
                      exclude_id: int | None = None) -> Reading | None:
-    """The reading a new accepted reading of this meter, register and period supersedes, so that
-    billing can follow the chain: the last one billing has received (exported), or, if none was
-    exported, the last accepted one. Pending and rejected readings are never the target."""
-    same = select(Reading).where(Reading.meter_id == meter_id, Reading.register == register,
-                                 Reading.period == period)
+    """What a new accepted reading of this meter, register and period names in ``supersedes``, so
+    that billing can follow the chain: the last reading of them that billing has received in an
+    export batch (whatever its status now), else None. A reading replaced before it was exported
+    was never received, so it is never named."""
+    query = select(Reading).where(Reading.meter_id == meter_id, Reading.register == register,
+                                  Reading.period == period, Reading.export_batch_id.is_not(None))
     if exclude_id is not None:
-        same = same.where(Reading.id != exclude_id)
-    exported = session.scalars(
-        same.where(Reading.export_batch_id.is_not(None), Reading.status.in_(("accepted", "superseded")))
-        .order_by(Reading.export_batch_id.desc(), Reading.id.desc()).limit(1)
-    ).first()
-    if exported is not None:
-        return exported
-    return session.scalars(same.where(Reading.status == "accepted").order_by(Reading.id.desc()).limit(1)).first()
+        query = query.where(Reading.id != exclude_id)
+    return session.scalars(query.order_by(Reading.export_batch_id.desc(), Reading.id.desc()).limit(1)).first()
+
+
+def replaced_by(session: Session, meter_id: int, register: str, period: str, status: str,
+                exclude_id: int | None = None) -> list[Reading]:
+    """The readings a new one of this meter, register and period with ``status`` replaces: an
+    accepted one replaces the accepted and pending ones, a pending one only the pending ones (an
+    operator has not vouched for it yet)."""
+    replaceable = ("accepted", "pending_review") if status == "accepted" else ("pending_review",)
+    query = select(Reading).where(Reading.meter_id == meter_id, Reading.register == register,
+                                  Reading.period == period, Reading.status.in_(replaceable))
+    if exclude_id is not None:
+        query = query.where(Reading.id != exclude_id)
+    return list(session.scalars(query.order_by(Reading.id)))
 
 
 def supersede_previous(session: Session, reading: Reading) -> None:
-    """An accepted reading replaces earlier accepted/pending ones of its meter, register and period
-    and names in ``supersedes_id`` the one billing can follow (see ``supersede_target``); a pending
-    one replaces only earlier pending ones (an operator has not vouched for it yet) and names none."""
-    if reading.status == "accepted":
-        target = supersede_target(session, reading.meter_id, reading.register, reading.period, reading.id)
-        reading.supersedes_id = target.id if target is not None else None
-        replaceable: tuple[str, ...] = ("accepted", "pending_review")
-    else:
-        reading.supersedes_id = None
-        replaceable = ("pending_review",)
-    older = session.scalars(
-        select(Reading).where(
-            Reading.meter_id == reading.meter_id,
-            Reading.register == reading.register,
-            Reading.period == reading.period,
-            Reading.status.in_(replaceable),
-            Reading.id != reading.id,
-        )
-    ).all()
-    for old in older:
+    """The readings ``reading`` replaces (``replaced_by``) end ``superseded``, their open review
+    tasks closed; an accepted reading names in ``supersedes_id`` the one billing can follow
+    (``supersede_target``), a pending one names none."""
+    target = supersede_target(session, reading.meter_id, reading.register, reading.period, reading.id) \
+        if reading.status == "accepted" else None
+    reading.supersedes_id = target.id if target is not None else None
+    for old in replaced_by(session, reading.meter_id, reading.register, reading.period, reading.status, reading.id):
         old.status = "superseded"
         for task in session.scalars(
             select(ReviewTask).where(ReviewTask.reading_id == old.id, ReviewTask.status == "open")
@@ -211,43 +197,6 @@ def supersede_previous(session: Session, reading: Reading) -> None:
             task.status = "done"
             task.resolution = "superseded"
             task.resolved_at = reading.received_at
-
-
-def review_reason_to_replace(session: Session, meter: Meter, register: str, caller: str | None,
-                             call_id: int | None = None, now: dt.datetime | None = None) -> str | None:
-    """Why a reading given by phone from ``caller`` (E.164, None when withheld) in call ``call_id``
-    must go to an operator instead of being accepted, because of the reading it would supersede:
-
-    * ``replaces_exported``: billing already has a reading of this meter, register and period;
-    * ``replaces_other_caller``: it would replace an accepted reading that was not given from this
-      same number, nor earlier in this same call (another number, a withheld one, an operator, an
-      import or the API).
-
-    None when it supersedes nothing, or only a reading this caller gave and billing has not taken.
-    """
-    period = period_for(session, meter, now or utcnow()).period
-    target = supersede_target(session, meter.id, register, period)
-    if target is None:
-        return None
-    if target.export_batch_id is not None:
-        return "replaces_exported"
-    if target.channel.startswith("phone") and target.call_id is not None:
-        if target.call_id == call_id:
-            return None
-        given_by = session.scalar(select(Call.from_number).where(Call.id == target.call_id))
-        if caller and given_by == caller:
-            return None
-    return "replaces_other_caller"
-
-
-def count_refusals(session: Session, account_id: int, period: str, *, lock: bool = False) -> int:
-    """Values refused for the account in the period (``ValueRefusal``). With ``lock`` the account row
-    is locked first (PostgreSQL, ``FOR NO KEY UPDATE``: rows referring to the account can still be
-    written; SQLite has one writer at a time), so concurrent calls count and add one by one."""
-    if lock:
-        session.execute(select(Account.id).where(Account.id == account_id).with_for_update(key_share=True))
-    return session.scalar(select(func.count()).select_from(ValueRefusal).where(
-        ValueRefusal.account_id == account_id, ValueRefusal.period == period)) or 0
 
 
 def record_refusal(session: Session, meter: Meter, register: str, value: str, code: str, *,

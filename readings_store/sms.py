@@ -12,7 +12,7 @@ from sqlalchemy import and_, case, exists, func, insert, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from . import rules
+from . import intake, rules
 from .models import (UTILITIES, Account, AccountPhone, Call, Meter, Reading, Region, SmsMessage, SmsOptOut,
                      SmsOutbox, UTCDateTime, utcnow)
 from .service import keypad_key, region_now, window_for
@@ -94,6 +94,53 @@ def find_account(session: Session, typed: str) -> Account | None:
     return matches[0] if len(matches) == 1 else None
 
 
+def registers(account: Account) -> list[tuple[Meter, str]]:
+    """The account's registers in the phone menu's order: active meters, day before night."""
+    return [(m, r) for m in account.meters if m.active for r in m.register_names]
+
+
+@dataclass(frozen=True)
+class ValueResult:
+    """One value of a text: the meter and register it went to, as written, and its verdict."""
+
+    meter: Meter
+    register: str
+    value: str
+    verdict: intake.Verdict
+
+
+@dataclass(frozen=True)
+class SubmissionResult:
+    """What became of a text's values. ``refused`` when none was judged: ``account_not_found``,
+    ``account_inactive`` or ``too_many_values`` (the account takes ``registers`` values)."""
+
+    account: Account | None
+    refused: str | None = None
+    registers: int = 0
+    values: tuple[ValueResult, ...] = ()
+
+
+def submit(session: Session, submission: Submission, *, sender: str, message_sid: str, policy: intake.Policy,
+           now: dt.datetime | None = None) -> SubmissionResult:
+    """Judge and store each value of a text through the intake policy, in the account's registers'
+    order, as given by ``sender`` (the caller commits)."""
+    now = now or utcnow()
+    account = find_account(session, submission.account)
+    problem = rules.check_account(account)
+    if problem:
+        return SubmissionResult(account, "account_not_found" if account is None else problem.code)
+    slots = registers(account)
+    if len(submission.values) > len(slots):
+        return SubmissionResult(account, "too_many_values", len(slots))
+    source = intake.Source("sms", phone=sender, message_sid=message_sid)
+    results = []
+    for (meter, register), value in zip(slots, submission.values):
+        verdict, _ = intake.take(session, meter, register, value, source, policy, now=now,
+                                 idempotency_key=f"sms:{message_sid}:{meter.id}:{register}")
+        results.append(ValueResult(meter, register, value, verdict))
+    return SubmissionResult(account, None, len(slots), tuple(results))
+
+
 def is_opted_out(session: Session, phone: str) -> bool:
     return session.scalar(select(SmsOptOut.id).where(SmsOptOut.phone == phone)) is not None
 
@@ -151,6 +198,18 @@ def queue_receipt(session: Session, call: Call, language: str) -> SmsOutbox | No
                     account_id=call.account_id, status="pending", attempts=0, next_attempt_at=utcnow())
     session.add(row)
     return row
+
+
+def receipt_readings(session: Session, call_id: int) -> list[Reading]:
+    """What a receipt after a call reports: for each meter and register, the last reading the caller
+    gave in that call, as it stands now (accepted, waiting for review, replaced by a later reading,
+    or rejected), in the account's meter order. An operator's correction of it is not the caller's:
+    the caller's reading then stands as replaced. Empty when the call gave no reading."""
+    given = (select(func.max(Reading.id)).where(Reading.call_id == call_id, Reading.channel.like("phone%"))
+             .group_by(Reading.meter_id, Reading.register))
+    return list(session.scalars(select(Reading).join(Meter, Meter.id == Reading.meter_id)
+                                .where(Reading.id.in_(given))
+                                .order_by(Meter.account_id, Meter.id, Reading.register, Reading.id)))
 
 
 MESSAGE_KINDS = ("receipt", "reminder")

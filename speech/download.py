@@ -21,6 +21,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -66,6 +67,26 @@ def _expected_sha256(spec: ModelSpec, session: requests.Session, override: str |
     return None
 
 
+def _reason(url: str, exc: requests.RequestException) -> str:
+    """Why a request failed, in a few words on one line (requests' own messages nest the whole
+    chain of urllib3 exceptions, a few hundred characters for "no network")."""
+    host = urlsplit(url).hostname or url
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"{host} did not answer (no network?)"
+    if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        text = str(exc)
+        if "resolve" in text or "Name or service not known" in text or "getaddrinfo" in text:
+            return f"cannot find {host} (no network, or no DNS)"
+        if "refused" in text.lower():
+            return f"{host} refused the connection"
+        if "reset" in text.lower() or "aborted" in text.lower():
+            return f"the connection to {host} broke off"
+        return f"cannot connect to {host} (no network?)"
+    if isinstance(exc, requests.Timeout):
+        return f"{host} stopped sending"
+    return " ".join(str(exc).split())[:200]
+
+
 def _fetch(url: str, dest, session: requests.Session, progress: bool, label: str) -> str:
     """Stream *url* into the open file *dest*; returns the SHA-256 hex digest."""
     digest = hashlib.sha256()
@@ -90,7 +111,7 @@ def _fetch(url: str, dest, session: requests.Session, progress: bool, label: str
                 if bar is not None:
                     bar.close()
     except requests.RequestException as exc:  # includes an early close with Content-Length set
-        raise DownloadError(f"download of {url} failed: {exc}") from exc
+        raise DownloadError(f"download of {url} failed: {_reason(url, exc)}") from exc
     if total is not None and received != total:
         raise DownloadError(f"download of {url} is truncated: got {received} of {total} bytes")
     return digest.hexdigest()

@@ -13,11 +13,19 @@ from werkzeug.serving import make_server
 from ivr.app import create_app
 from ivr.config import load_config
 from ivr.simulator import SimulatedCall, flask_transport
+from readings_store import clock
 from readings_store.db import make_engine, make_session_factory, scratch_postgres_database, upgrade
 from readings_store.models import Base
 
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 PG_URL = os.environ.get("IVR_TEST_DATABASE_URL")
+
+
+@pytest.fixture(autouse=True)
+def _clock_back_to_real_time():
+    """A test that moves the product's clock (``clock.travel_to``/``set_clock``) never leaks it."""
+    yield
+    clock.set_clock(None)
 
 
 @pytest.fixture(scope="session")

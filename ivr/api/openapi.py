@@ -107,9 +107,10 @@ SCHEMAS = {
                        "description": "In an export batch: the status it was exported with (accepted)"},
             "supersedes": _nullable({"type": "integer", "description": (
                 "Id of the reading this one replaces, for billing to follow the chain: the last reading of the "
-                "same meter, register and period that was exported (has `export_batch`), or, if none was "
-                "exported, the last accepted one. Never a reading that was pending review or rejected. Null when "
-                "nothing was exported or accepted before it in the period. Set only on accepted readings.")}),
+                "same meter, register and period that billing has received in an export batch (has "
+                "`export_batch`), whatever its status now. Null when billing has received none: a reading "
+                "replaced before it was exported is never exported and never named, nor is one that was pending "
+                "review or rejected. Set only on accepted readings.")}),
             "export_batch": _nullable({"type": "integer", "description": "The batch that delivered it"}),
         },
     },
@@ -338,7 +339,8 @@ PATHS = {
                            "batch with its readings (201, JSON or CSV); **204 with no body and no batch when there "
                            "is nothing to export**; 409 with `Retry-After` when there are readings to export but "
                            "another transaction holds them all right now (retry after that many seconds). Deliver "
-                           "it, then acknowledge it; after a crash, list unacknowledged batches and re-read them.",
+                           "it, then acknowledge it; after a crash, list unacknowledged batches and re-read them. "
+                           "Batch ids are 1, 2, 3 ... with no gaps: an export that creates nothing uses no id.",
             "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("ExportRequest")}}},
             "responses": {
                 "201": {**_json_or_csv("Batch", "The new batch", {**BATCH_HEADERS, "Location": {
@@ -356,6 +358,8 @@ PATHS = {
         "get": {
             "operationId": "listExports",
             "summary": "Export batches in id order (acknowledged=false: the ones still to deliver)",
+            "description": "Batch ids have no gaps, so batch n+1 follows batch n; to walk them, follow "
+                           "`next_cursor` from the first page, or ask for `acknowledged=false` after a crash.",
             "parameters": [
                 _param("acknowledged", {"type": "boolean"}, "Only acknowledged (true) or unacknowledged (false)"),
                 _param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "Page size"),
@@ -476,8 +480,10 @@ SPEC = {
             "`application/problem+json`.\n\n"
             "Exactly-once recipe: `POST /exports` → store the readings → `POST /exports/{id}/ack`. After a crash, "
             "`GET /exports?acknowledged=false` and re-read each batch with `GET /exports/{id}` (same content), "
-            "then acknowledge. An operator's later correction is a new accepted reading whose `supersedes` names "
-            "the reading billing received for that meter, register and period; it arrives in a later batch."
+            "then acknowledge. A later correction (the customer's, or an operator's) is a new accepted reading "
+            "whose `supersedes` names the last reading of that meter, register and period that billing received "
+            "in a batch (null if none); it arrives in a later batch. A reading replaced before it was exported is "
+            "never exported."
         ),
     },
     "servers": [{"url": "/api/v1"}],

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import click
 
+from grammars.plural import english
+
 from . import migrated_sessions
 
 
@@ -187,7 +189,8 @@ def export_group(ctx, fmt: str, region: str | None, period: str | None, limit: i
     if batch is None:
         click.echo("nothing to export", err=True)
         return
-    click.echo(f"export batch {batch.id}: {batch.reading_count} readings", err=True)
+    click.echo(f"export batch {batch.id}: {batch.reading_count} {english(batch.reading_count, 'reading', 'readings')}",
+               err=True)
     session = sessions()
     try:
         _write_batch(session, batch, fmt, output)
@@ -247,7 +250,8 @@ def export_list(show_all: bool) -> None:
         return
     for b in rows:
         s = export.batch_summary(b)
-        click.echo(f"{s['id']:>6}  {s['created_at']}  {s['count']:>8} readings  region={s['region_code'] or '*'} "
+        click.echo(f"{s['id']:>6}  {s['created_at']}  {s['count']:>8} {english(s['count'], 'reading ', 'readings')}  "
+                   f"region={s['region_code'] or '*'} "
                    f"period={s['period'] or '*'}  acknowledged={s['acknowledged_at'] or 'no'}")
 
 

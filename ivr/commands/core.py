@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from grammars.plural import english
+
 from ..config import ensure_dev_auth_token, load_config
 from . import migrated_transaction, require_schema
 
@@ -59,7 +61,8 @@ def import_cmd(csv_file: Path, skip_bad: bool) -> None:
         if report.errors and not skip_bad:
             session.rollback()
             raise click.ClickException(
-                f"{len(report.errors)} bad row(s) of {report.rows}; nothing was imported (use --skip-bad to apply the good rows)"
+                f"{len(report.errors)} bad {english(len(report.errors), 'row', 'rows')} of {report.rows}; nothing was "
+                "imported (use --skip-bad to apply the good rows)"
             )
     for code in report.regions_created:
         key = report.region_keys[code]
@@ -67,10 +70,11 @@ def import_cmd(csv_file: Path, skip_bad: bool) -> None:
                    else f"created region {code} without a menu key (every key 1-99 is taken)")
     seconds = time.perf_counter() - started
     click.echo(
-        f"imported {report.applied} of {report.rows} rows: accounts {report.accounts_created} new, "
+        f"imported {report.applied} of {report.rows} {english(report.rows, 'row', 'rows')}: accounts "
+        f"{report.accounts_created} new, "
         f"{report.accounts_updated} updated; meters {report.meters_created} new, {report.meters_updated} updated; "
         f"phones {report.phones_added} new"
-        + (f"; skipped {len(report.errors)} bad rows" if report.errors else "")
+        + (f"; skipped {len(report.errors)} bad {english(len(report.errors), 'row', 'rows')}" if report.errors else "")
         + f" ({seconds:.1f} s)"
     )
 
@@ -119,13 +123,46 @@ def serve(host: str, port: int) -> None:
         config = load_config()
         click.echo("warning: IVR_TWILIO_AUTH_TOKEN is not set; a local development token was created in "
                    f"{config.data_dir}. Real Twilio requests are rejected until you set it.", err=True)
+    app = create_app(config)
     base = (config.public_url or f"http://{host}:{port}").rstrip("/")
     click.echo(f"Voice webhook (A call comes in, HTTP POST): {base}/voice/incoming")
     click.echo(f"Status callback URL:                        {base}/voice/status")
     click.echo(f"Primary handler fails (fallback):           {base}/voice/fallback")
-    click.echo(f"Try a call:                                 ivr call --url http://{host}:{port}")
+    click.echo(f"Try a call:                                 {ivr_command()} call --url http://{host}:{port}")
+    run_development_server(app, host, port)
+
+
+def ivr_command() -> str:
+    """How to type this installation's ``ivr`` from the current folder: ``.venv/bin/ivr`` in a
+    checkout (as the README writes it), else plain ``ivr`` when that is the one on the PATH, else
+    its full path."""
+    import shutil
+
+    script = Path(sys.executable).parent / "ivr"
+    if not script.exists():
+        return "ivr"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return "ivr" if shutil.which("ivr") == str(script) else str(script)
+
+
+def run_development_server(app, host: str, port: int) -> None:
+    """Serve ``app`` with werkzeug's server until Ctrl+C. Started by hand rather than with
+    ``app.run`` so that its banner (two lines in one log record, coloured with terminal escapes)
+    is replaced by one plain line."""
+    from werkzeug.serving import make_server
+
+    server = make_server(host, port, app, threaded=True)
+    click.echo(f"Serving on http://{host}:{server.port} with the development server (use gunicorn in "
+               "production, see the README); Ctrl+C stops it.")
     sys.stdout.flush()
-    create_app(config).run(host=host, port=port, debug=False, threaded=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 @click.command("check")
@@ -138,7 +175,7 @@ def check() -> None:
         click.echo(result.line())
     failed = [r for r in results if not r.ok]
     if failed:
-        click.echo(f"{len(failed)} of {len(results)} checks failed", err=True)
+        click.echo(f"{len(failed)} of {len(results)} {english(len(results), 'check', 'checks')} failed", err=True)
         raise SystemExit(1)
     click.echo(f"all {len(results)} checks passed")
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import click
 
+from grammars.plural import english
+
 from . import migrated_sessions
 
 
@@ -94,7 +96,8 @@ def remind_cmd(period: str, region_code: str | None, dry_run: bool, by_call: boo
         click.echo(f"{code}\t{count}")
     for code, why in plan.skipped.items():
         click.echo(f"{code}\tskipped: {why}")
-    what = "reminder calls" if by_call else "reminders"
+    what = english(plan.total, "reminder call", "reminder calls") if by_call else \
+        english(plan.total, "reminder", "reminders")
     click.echo(f"{'would queue' if dry_run else 'queued'} {plan.total} {what} for {period}")
 
 

@@ -33,7 +33,8 @@ def register(cli):
             try:
                 path = download_model(lang, models_dir, progress=not no_progress, sha256=sha256)
             except DownloadError as exc:
-                raise click.ClickException(str(exc)) from exc
+                # One line, and no attempt at the other languages: they would fail the same way.
+                raise click.ClickException(f"{lang} not installed: {exc}") from None
             click.echo(f"{lang}: installed {MODELS[lang].name} in {path}")
 
     @models.command("list")

@@ -7,15 +7,17 @@
   guesses cannot lock an administrator out everywhere), and ``MAX_FAILURES_PER_ADDRESS`` failures
   from one address, whatever the names, pause that address. Above both, ``MAX_FAILURES_PER_NAME``
   failures for one name from all addresses together pause that name everywhere: one IPv6 host has
-  2^64 addresses, so per-address counts alone would not bound the guesses at a password. Each attempt is written and committed
-  *before* its password is checked and then counted, so N parallel guesses see counts 1..N and at
-  most ``MAX_FAILURES`` of them ever reach the password check. Unknown names are counted and
+  2^64 addresses, so per-address counts alone would not bound the guesses at a password. Each
+  attempt is written and committed *before* its password is checked and then counted, so N
+  parallel guesses see counts 1..N and at most ``MAX_FAILURES`` of them ever reach the password
+  check. Unknown names are counted and
   answered exactly like known ones. The source address is ``request.remote_addr``, which is the
   proxy's ``X-Forwarded-For`` only when ``IVR_TRUST_PROXY`` is set (ProxyFix in ``ivr.app``).
 * Sessions live on the server (``console_sessions``): the cookie carries a random token naming a
   row, and logging out or idling ``config.session_minutes`` ends the row, so a copy of an old
-  cookie is refused. Every request writes its time to the row, so idle expiry is exact. The cookie itself is permanent for ``PERMANENT_SESSION_LIFETIME``, HttpOnly,
-  SameSite=Lax, and ``Secure`` whenever the request came over https (also via a trusted proxy's
+  cookie is refused. Every request writes its time to the row, so idle expiry is exact. The
+  cookie itself is permanent for ``PERMANENT_SESSION_LIFETIME``, HttpOnly, SameSite=Lax, and
+  ``Secure`` whenever the request came over https (also via a trusted proxy's
   ``X-Forwarded-Proto``) or ``IVR_PUBLIC_URL`` is https.
 * The user id in the session carries a fingerprint of the password hash: changing the password or
   disabling the operator ends all of their sessions.
@@ -299,8 +301,11 @@ def _throttle_minutes(db, username: str, ip: str, moment: dt.datetime) -> int:
     return max(1, int((until - moment).total_seconds() // 60) + 1)
 
 
-def check_login(db, username: str, password: str, ip: str | None = None) -> tuple[Operator | None, str | None]:
+def check_login(db, username: str, password: str, ip: str | None = None, *,
+                logging_in: bool = True) -> tuple[Operator | None, str | None]:
     """(operator, None) when the password is right; (None, message) otherwise. Commits.
+    ``logging_in=False`` checks a logged-in operator's password (before changing it) with the same
+    throttling, without counting it as a log-in.
 
     The attempt is committed before the password is checked, then counted: of N parallel
     attempts the k-th to commit sees at least k, so no more than ``MAX_FAILURES`` are ever checked.
@@ -347,10 +352,45 @@ def check_login(db, username: str, password: str, ip: str | None = None) -> tupl
         return None, "Wrong name or password."
     # The right password: this name's failures from this address are forgiven.
     db.execute(delete(LoginAttempt).where(LoginAttempt.username == username, LoginAttempt.ip == ip))
-    operator.failed_logins = 0
-    operator.last_login_at = moment
+    if logging_in:
+        operator.failed_logins = 0
+        operator.last_login_at = moment
     db.commit()
     return operator, None
+
+
+def change_own_password(db, operator: Operator, current: str, new: str, repeated: str) -> tuple[int, str]:
+    """The logged-in operator sets a new password: (200, message) when changed, else (status, why),
+    with nothing changed. The current password is checked like a log-in (the same throttling, so a
+    left-open session cannot be used to guess it). Every other session of the operator ends; this
+    one goes on. Audited. Commits."""
+    if _has_control(current, new, repeated):
+        return 422, "Passwords have no control characters."
+    problem = password_problem(new)
+    if problem:
+        return 422, f"Not changed: {problem}."
+    if new != repeated:
+        return 422, "Not changed: the new password and its repetition differ."
+    checked, error = check_login(db, operator.username, current, logging_in=False)
+    if checked is None:
+        status = 429 if error.startswith("Too many") else 422
+        return status, error if status == 429 else "Not changed: the current password is wrong."
+    if check_password_hash(checked.password_hash, new):
+        return 422, "Not changed: the new password is the one you have."
+    moment = now()
+    checked.password_hash = hash_password(new)
+    checked.failed_logins = 0
+    this = g.get("console_session")
+    db.execute(update(ConsoleSession).where(ConsoleSession.operator_id == checked.id, ConsoleSession.ended_at.is_(None),
+                                            ConsoleSession.id != (this.id if this is not None else -1))
+               .values(ended_at=moment))
+    service.audit(db, actor_kind="operator", actor_id=checked.id, actor_name=checked.username,
+                  action="operator.own_password", entity="operator", entity_id=checked.id,
+                  after={"other_sessions": "ended"})
+    db.commit()
+    # The session names the operator with a fingerprint of the password hash: renew it for this one.
+    login_user(ConsoleUser(checked))
+    return 200, "Your password was changed. Your other sessions have ended."
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -1,15 +1,24 @@
 """The manager's figures for a period: calls per hour, outcomes, the drop-off per question,
-readings per region against the submission deadline, the review queue's age, and how callers
-answer (speech or keypad, re-asks) per language. Plain queries over a session, no Flask."""
+readings per region against each region's submission window, the review queue's age, and how
+callers answer (speech or keypad, re-asks) per language. Plain queries over a session, no Flask.
+
+Every figure is counted by the database (GROUP BY over the calls, and over the steps each call
+logged, unnested with ``json_each`` on SQLite and ``json_array_elements`` on PostgreSQL), so the
+page costs a few aggregate queries however many calls the period holds.
+"""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import (JSON, BigInteger, and_, case, cast, column, func, literal, null, or_, select, true, union,
+                        union_all)
 from sqlalchemy.orm import Session
 
-from readings_store.models import Account, Call, Meter, Reading, Region, ReviewTask, Utterance
+from grammars.plural import english
+from readings_store import rules, service
+from readings_store.models import UTILITIES, Account, Call, Meter, Reading, Region, ReviewTask
 
 from . import labels
 
@@ -18,139 +27,259 @@ from . import labels
 QUESTIONS = ("reminder", "language", "region", "offer_account", "account", "meter", "register", "value", "confirm")
 OUTCOME_ORDER = ("completed", "no_reading", "transferred", "gave_up", "hung_up", "service_not_ready", None)
 AGE_BUCKETS = ((1, "under 1 h"), (4, "1–4 h"), (24, "4–24 h"), (72, "1–3 days"), (None, "over 3 days"))
-KEYPAD_ENGINES = ("keypad", "dtmf")
+# How a caller answered a question, as the phone line logs it in the step's event (``ivr.calls``).
+KEYPAD, SPEECH = "digits", "speech"
 SAVED = ("accepted", "pending_review")
 
 
-def calls_in(session: Session, start: dt.datetime, end: dt.datetime, region_id: int | None):
-    query = select(Call).where(Call.started_at >= start, Call.started_at < end)
-    if region_id is not None:
-        query = query.where(Call.region_id == region_id)
-    return session.scalars(query.order_by(Call.started_at, Call.id)).all()
+@dataclass(frozen=True)
+class Scope:
+    """The calls a dashboard counts: started in [start, end), in one region or all."""
+
+    start: dt.datetime
+    end: dt.datetime
+    region_id: int | None = None
+
+    def where(self) -> list:
+        clauses = [Call.started_at >= self.start, Call.started_at < self.end]
+        if self.region_id is not None:
+            clauses.append(Call.region_id == self.region_id)
+        return clauses
 
 
-def calls_per_hour(calls, start: dt.datetime, end: dt.datetime, zone: str) -> list[tuple[str, int]]:
-    """Calls started in each hour of the period, hours labelled in ``zone``."""
-    tz = ZoneInfo(zone)
-    counts: dict[dt.datetime, int] = {}
-    for call in calls:
-        hour = call.started_at.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
-        counts[hour] = counts.get(hour, 0) + 1
-    out = []
-    hour = start.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
-    single_day = end - start <= dt.timedelta(days=1)
-    while hour < end:
-        local = hour.astimezone(tz)
-        name = local.strftime("%H") if single_day else local.strftime("%d.%m %H")
-        out.append((name, counts.get(hour, 0)))
-        hour += dt.timedelta(hours=1)
-    return out
+# --- calls ----------------------------------------------------------------------------------------
 
-
-def outcomes(calls) -> list[dict]:
-    counts: dict = {}
-    for call in calls:
-        counts[call.outcome] = counts.get(call.outcome, 0) + 1
+def outcomes(session: Session, scope: Scope) -> list[dict]:
+    counts = dict(session.execute(select(Call.outcome, func.count()).where(*scope.where())
+                                  .group_by(Call.outcome)).all())
     known = [o for o in OUTCOME_ORDER if o in counts]
     other = sorted(o for o in counts if o not in OUTCOME_ORDER)
     return [{"code": o or "", "label": labels.label(o, "outcome"), "value": counts[o]} for o in known + other]
 
 
-def funnel(calls) -> list[dict]:
+def _utc_hour(session: Session):
+    """SQL: the UTC hour a call started in, as text "YYYY-MM-DD HH"."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", Call.started_at), "YYYY-MM-DD HH24")
+    return func.strftime("%Y-%m-%d %H", Call.started_at)  # SQLite keeps UTC times as text
+
+
+def calls_per_hour(session: Session, scope: Scope, zone: str) -> list[tuple[str, int]]:
+    """Calls started in each hour of the period, hours labelled in ``zone``."""
+    hour = _utc_hour(session).label("hour")
+    counts = dict(session.execute(select(hour, func.count()).where(*scope.where()).group_by(hour)).all())
+    tz = ZoneInfo(zone)
+    out = []
+    moment = scope.start.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    single_day = scope.end - scope.start <= dt.timedelta(days=1)
+    while moment < scope.end:
+        local = moment.astimezone(tz)
+        name = local.strftime("%H") if single_day else local.strftime("%d.%m %H")
+        out.append((name, counts.get(moment.strftime("%Y-%m-%d %H"), 0)))
+        moment += dt.timedelta(hours=1)
+    return out
+
+
+def per_region_language(session: Session, scope: Scope) -> list[dict]:
+    """Calls per region and call language: how many, and how many completed, were transferred or
+    gave up. ``region_id`` and ``language`` are None when the call never got that far."""
+    def counted(outcome: str):
+        return func.sum(case((Call.outcome == outcome, 1), else_=0))
+
+    rows = session.execute(select(Call.region_id, Call.language, func.count(), counted("completed"),
+                                  counted("transferred"), counted("gave_up"))
+                           .where(*scope.where()).group_by(Call.region_id, Call.language)).all()
+    return [{"region_id": r, "language": lang, "calls": n, "completed": int(c), "transferred": int(t),
+             "gave_up": int(g)} for r, lang, n, c, t, g in rows]
+
+
+def _steps(session: Session, scope: Scope):
+    """One row per step the calls in ``scope`` logged: the call's id, language and outcome, the step,
+    the question asked next and how the step was answered (its event's kind). A materialised CTE:
+    the JSON is unnested and read once however often a query reads the rows."""
+    each = "json_array_elements" if session.get_bind().dialect.name == "postgresql" else "json_each"
+    entry = getattr(func, each)(Call.steps).table_valued(column("value", JSON)).alias("entry")
+    return (select(Call.id.label("call_id"), Call.language.label("language"), Call.outcome.label("outcome"),
+                   entry.c.value["step"].as_string().label("step"), entry.c.value["next"].as_string().label("next"),
+                   entry.c.value[("event", "kind")].as_string().label("kind"))
+            .select_from(Call).join(entry, true()).where(*scope.where())
+            .cte("steps").prefix_with("MATERIALIZED"))
+
+
+@dataclass(frozen=True)
+class StepCounts:
+    """What the calls' steps say, counted in one statement (the steps are unnested once):
+    per question the calls that reached and passed it, and per call language the answers."""
+
+    reached: dict[str, int]
+    passed: dict[str, int]
+    answers: dict[str | None, tuple[int, int, int, int]]  # language: speech, keypad, asked, reasked
+
+
+def step_counts(session: Session, scope: Scope) -> StepCounts:
+    steps = _steps(session, scope)
+    question = steps.c.step.in_(QUESTIONS)
+    # A call reached a question when a step of it was at the question or led to it.
+    asked = union(select(steps.c.call_id, steps.c.step.label("question")).where(question),
+                  select(steps.c.call_id, steps.c.next.label("question")).where(steps.c.next.in_(QUESTIONS))
+                  ).subquery("asked")
+    # It passed one when an answer there moved it on to another question, or it completed after it.
+    moved_on = and_(question, steps.c.next != steps.c.step,
+                    or_(steps.c.next.in_((*QUESTIONS, "more")), steps.c.outcome == "completed"))
+
+    def total(condition):
+        return func.sum(case((condition, 1), else_=0))
+
+    nothing = cast(null(), BigInteger)  # PostgreSQL types each UNION column from its first row
+    rows = session.execute(union_all(
+        select(literal("reached"), asked.c.question, func.count(), nothing, nothing, nothing)
+        .group_by(asked.c.question),
+        select(literal("passed"), steps.c.step, func.count(func.distinct(steps.c.call_id)), nothing, nothing, nothing)
+        .where(moved_on).group_by(steps.c.step),
+        select(literal("answers"), steps.c.language, total(steps.c.kind == SPEECH), total(steps.c.kind == KEYPAD),
+               total(question), total(and_(question, steps.c.next == steps.c.step)))
+        .group_by(steps.c.language))).all()
+    reached = {key: int(n) for tag, key, n, *_ in rows if tag == "reached"}
+    passed = {key: int(n) for tag, key, n, *_ in rows if tag == "passed"}
+    answers = {key: tuple(int(v or 0) for v in values) for tag, key, *values in rows if tag == "answers"}
+    return StepCounts(reached, passed, answers)
+
+
+def funnel(counts: StepCounts) -> list[dict]:
     """Per question: calls that reached it (the line asked it at least once) and calls that passed
     it (an answer moved the call on to another question, or the call completed after it)."""
-    reached: dict[str, int] = {}
-    passed: dict[str, int] = {}
-    for call in calls:
-        seen, through = set(), set()
-        for entry in call.steps or []:
-            if not isinstance(entry, dict):
-                continue
-            step, nxt = entry.get("step"), entry.get("next")
-            if step in QUESTIONS:
-                seen.add(step)
-                if nxt != step and (nxt in QUESTIONS or nxt == "more" or call.outcome == "completed"):
-                    through.add(step)
-            if nxt in QUESTIONS:
-                seen.add(nxt)
-        for step in seen:
-            reached[step] = reached.get(step, 0) + 1
-        for step in through:
-            passed[step] = passed.get(step, 0) + 1
-    return [{"code": q, "label": labels.label(q, "step"), "value": reached[q], "inner": passed.get(q, 0),
-             "note": f"reached, {passed.get(q, 0)} passed"} for q in QUESTIONS if reached.get(q)]
+    return [{"code": q, "label": labels.label(q, "step"), "value": counts.reached[q],
+             "inner": counts.passed.get(q, 0), "note": f"reached, {counts.passed.get(q, 0)} passed"}
+            for q in QUESTIONS if counts.reached.get(q)]
 
 
-def deadline_for(period: str) -> dt.date:
-    """Readings of a billing period are due by the 1st of the following month."""
-    year, month = int(period[:4]), int(period[5:7])
-    return dt.date(year + month // 12, month % 12 + 1, 1)
+def answers_by_language(counts: StepCounts) -> list[dict]:
+    """Per call language: answers given by speech and on the keypad (every answered step), and the
+    re-ask rate: the share of questions the line had to ask again (a step whose next question was
+    itself). ``language`` is None for calls that never chose one; calls without steps answered nothing."""
+    out = []
+    for lang in sorted(counts.answers, key=lambda lang: lang or ""):
+        speech, keypad, asked, reasked = counts.answers[lang]
+        answers = speech + keypad
+        out.append({"language": lang, "speech": speech, "keypad": keypad, "asked": asked, "reasked": reasked,
+                    "speech_share": speech / answers if answers else None,
+                    "reask_rate": reasked / asked if asked else None})
+    return out
 
 
-def coverage(session: Session, period: str, region_id: int | None, lang: str) -> list[dict]:
-    """Per region: active accounts with at least one meter, and how many of them have a reading
-    (accepted or waiting for review) in the billing period."""
-    accounts = (select(Account.region_id, func.count(func.distinct(Account.id)))
-                .join(Meter, Meter.account_id == Account.id)
-                .where(Account.active.is_(True)).group_by(Account.region_id))
-    with_reading = (select(Account.region_id, func.count(func.distinct(Account.id)))
-                    .join(Meter, Meter.account_id == Account.id).join(Reading, Reading.meter_id == Meter.id)
-                    .where(Account.active.is_(True), Reading.period == period, Reading.status.in_(SAVED))
-                    .group_by(Account.region_id))
-    if region_id is not None:
-        accounts = accounts.where(Account.region_id == region_id)
-        with_reading = with_reading.where(Account.region_id == region_id)
-    totals = dict(session.execute(accounts).all())
-    done = dict(session.execute(with_reading).all())
-    regions = {r.id: r for r in session.scalars(select(Region).where(Region.id.in_(totals)))}
-    rows = []
-    for rid, total in totals.items():
-        got = done.get(rid, 0)
-        rows.append({"region_id": rid, "label": regions[rid].name_in(lang), "accounts": total,
-                     "with_reading": got, "value": got / total if total else 0.0,
-                     "note": f"({got} of {total})"})
-    return sorted(rows, key=lambda r: r["label"])
-
+# --- the review queue -----------------------------------------------------------------------------
 
 def queue_age(session: Session, now: dt.datetime, region_id: int | None) -> list[dict]:
-    query = select(ReviewTask.created_at).where(ReviewTask.status == "open")
+    """Open review items by how long they have waited."""
+    buckets, lower = [], None
+    for limit, _name in AGE_BUCKETS:
+        newest = ReviewTask.created_at > now - dt.timedelta(hours=limit) if limit is not None else true()
+        oldest = ReviewTask.created_at <= now - dt.timedelta(hours=lower) if lower is not None else true()
+        buckets.append(func.sum(case((and_(newest, oldest), 1), else_=0)))
+        lower = limit
+    query = select(*buckets).where(ReviewTask.status == "open")
     if region_id is not None:
         query = query.where(ReviewTask.region_id == region_id)
-    counts = [0] * len(AGE_BUCKETS)
-    for created in session.scalars(query):
-        hours = (now - created).total_seconds() / 3600
-        for i, (limit, _name) in enumerate(AGE_BUCKETS):
-            if limit is None or hours < limit:
-                counts[i] += 1
-                break
+    counts = [int(n or 0) for n in session.execute(query).one()]
     return [{"label": name, "value": counts[i], "late": limit is None or limit > 24}
             for i, (limit, name) in enumerate(AGE_BUCKETS)]
 
 
-def answers_by_language(session: Session, calls) -> list[dict]:
-    """Per call language: answers given by speech and by keypad (utterances), and the re-ask rate:
-    the share of questions the line had to ask again (a step whose next question was itself)."""
-    by_call = {c.id: (c.language or "-") for c in calls}
-    rows: dict[str, dict] = {}
-    for call in calls:
-        row = rows.setdefault(by_call[call.id], {"speech": 0, "keypad": 0, "asked": 0, "reasked": 0})
-        for entry in call.steps or []:
-            if isinstance(entry, dict) and entry.get("step") in QUESTIONS:
-                row["asked"] += 1
-                row["reasked"] += entry.get("next") == entry.get("step")
-    ids = list(by_call)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        for call_id, engine, count in session.execute(
-                select(Utterance.call_id, Utterance.engine, func.count()).where(Utterance.call_id.in_(chunk))
-                .group_by(Utterance.call_id, Utterance.engine)):
-            row = rows[by_call[call_id]]
-            row["keypad" if engine in KEYPAD_ENGINES else "speech"] += count
-    out = []
-    for lang in sorted(rows):
-        row = rows[lang]
-        answers = row["speech"] + row["keypad"]
-        out.append({"language": lang, **row,
-                    "speech_share": row["speech"] / answers if answers else None,
-                    "reask_rate": row["reasked"] / row["asked"] if row["asked"] else None})
-    return out
+# --- readings against the submission windows ------------------------------------------------------
+
+def windows(session: Session, regions: list[Region]) -> dict[tuple[int, str], tuple[int, int] | None]:
+    """Each region's submission window per utility, as the phone line applies them."""
+    return {(r.id, u): service.window_for(session, r.id, u) for r in regions for u in UTILITIES}
+
+
+def default_period(regions: list[Region], windows_of: dict, now: dt.datetime) -> str:
+    """The billing period whose submission window is open now (each region's own day and windows;
+    the earliest when they differ), else the next one to open. Decided by ``rules.billing_period``,
+    as the phone line files a reading given now."""
+    open_now, next_ = set(), set()
+    for region in regions:
+        today = service.region_now(region, now).date()
+        for utility in UTILITIES:
+            decision = rules.billing_period(today, windows_of[(region.id, utility)])
+            (open_now if decision.in_window else next_).add(decision.period)
+    return min(open_now or next_ or {rules.billing_period(now.date(), None).period})
+
+
+@dataclass(frozen=True)
+class Window:
+    """When a region takes readings for a period (region dates), and where today stands."""
+
+    opens: dt.date
+    closes: dt.date  # the region's deadline: the last day of its last window for the period
+    today: dt.date
+
+    @property
+    def state(self) -> str:  # not_open | open | closed
+        return "not_open" if self.today < self.opens else "closed" if self.today > self.closes else "open"
+
+    @property
+    def days_left(self) -> int | None:
+        """Whole days after today on which readings still count (0 on the last day); None unless open."""
+        return (self.closes - self.today).days if self.state == "open" else None
+
+
+def region_window(region: Region, windows_of: dict, period: str, now: dt.datetime) -> Window:
+    """The region's window for ``period``: from the first of its utilities' windows to open to the
+    last to close (a utility without a window takes the calendar month, ``rules.window_dates``)."""
+    dates = [rules.window_dates(period, windows_of[(region.id, u)]) for u in UTILITIES]
+    return Window(min(o for o, _ in dates), max(c for _, c in dates), service.region_now(region, now).date())
+
+
+def coverage(session: Session, period: str, regions: list[Region], windows_of: dict, lang: str,
+             now: dt.datetime) -> list[dict]:
+    """Per region: active accounts with at least one meter, how many of them have a reading
+    (accepted or waiting for review) in the billing period, and the region's window for it."""
+    ids = [r.id for r in regions]
+    accounts = (select(Account.region_id, func.count(func.distinct(Account.id)))
+                .join(Meter, Meter.account_id == Account.id)
+                .where(Account.active.is_(True), Account.region_id.in_(ids)).group_by(Account.region_id))
+    with_reading = (select(Account.region_id, func.count(func.distinct(Account.id)))
+                    .join(Meter, Meter.account_id == Account.id).join(Reading, Reading.meter_id == Meter.id)
+                    .where(Account.active.is_(True), Account.region_id.in_(ids), Reading.period == period,
+                           Reading.status.in_(SAVED))
+                    .group_by(Account.region_id))
+    totals = dict(session.execute(accounts).all())
+    done = dict(session.execute(with_reading).all())
+    rows = []
+    for region in regions:
+        total = totals.get(region.id)
+        if not total:
+            continue
+        got = done.get(region.id, 0)
+        window = region_window(region, windows_of, period, now)
+        share = got / total
+        rows.append({"region_id": region.id, "label": region.name_in(lang), "accounts": total, "with_reading": got,
+                     "value": share, "window": window, "late": window.state == "closed" and share < 1,
+                     "note": f"({got} of {total}) {window_note(window)}"})
+    return sorted(rows, key=lambda r: r["label"])
+
+
+def window_note(window: Window) -> str:
+    """A region's window in words, never a negative number of days."""
+    if window.state == "not_open":
+        return f"window opens {window.opens}"
+    if window.state == "closed":
+        return f"window closed {window.closes}"
+    left = window.days_left
+    return f"closes {window.closes}, " + ("last day" if left == 0 else f"{left} {english(left, 'day', 'days')} left")
+
+
+def deadline_card(rows: list[dict]) -> dict | None:
+    """The headline for the period: the nearest deadline among regions whose window is open, else
+    when the next one opens, else when the last one closed. None without regions to cover."""
+    windows_ = [r["window"] for r in rows]
+    if not windows_:
+        return None
+    open_ = [w for w in windows_ if w.state == "open"]
+    if open_:
+        nearest = min(open_, key=lambda w: (w.days_left, w.closes))
+        return {"state": "open", "days": nearest.days_left, "date": nearest.closes}
+    waiting = [w for w in windows_ if w.state == "not_open"]
+    if waiting:
+        return {"state": "not_open", "days": None, "date": min(w.opens for w in waiting)}
+    return {"state": "closed", "days": None, "date": max(w.closes for w in windows_)}

@@ -94,3 +94,14 @@ class ProfileForm(ConsoleForm):
     language = SelectField("Language of region names", choices=[SelectChoice("en", "English"), SelectChoice("ro", "Română"),
                                                                 SelectChoice("ru", "Русский"),
                                                                 SelectChoice("uk", "Українська")])
+
+
+class PasswordForm(ConsoleForm):
+    """An operator's own new password (checked in ``auth.change_own_password``)."""
+
+    current = PasswordField("Current password", validators=[DataRequired(message="Enter your current password."),
+                                                            Length(max=200)])
+    new = PasswordField("New password", validators=[DataRequired(message="Enter the new password."),
+                                                    Length(max=200)])
+    repeated = PasswordField("New password again", validators=[DataRequired(message="Repeat the new password."),
+                                                               Length(max=200)])

@@ -1,10 +1,13 @@
 """Words for the codes the phone line and the review service record, as operators read them.
 
 One mapping for the whole console: review reasons, refusal rules, call steps and their events,
-call outcomes, reading statuses and channels, audit actions. A code that is not listed is still shown readably
+call outcomes, reading statuses and channels, audit actions, languages, utilities, registers,
+review resolutions and kinds. A code that is not listed is still shown readably
 (underscores become spaces) rather than raw.
 """
 from __future__ import annotations
+
+from grammars.plural import english
 
 STEPS = {
     "start": "call start",
@@ -91,6 +94,7 @@ CHANNELS = {
     "console": "operator",
     "api": "billing system",
     "import": "import",
+    "sms": "text message",
 }
 
 EVENTS = {
@@ -114,6 +118,48 @@ DECISIONS = {
     "read_back": "read back",
 }
 
+# The phone line's languages, by their names in English (the console's language).
+LANGUAGES = {
+    None: "not chosen",
+    "en": "English",
+    "ro": "Romanian",
+    "ru": "Russian",
+    "uk": "Ukrainian",
+}
+
+UTILITIES = {
+    "electricity": "electricity",
+    "cold_water": "cold water",
+    "hot_water": "hot water",
+    "gas": "gas",
+    "heat": "heating",
+    "all": "every utility",  # a region's window for utilities without their own
+}
+
+REGISTERS = {
+    "total": "single tariff",
+    "day": "day",
+    "night": "night",
+}
+
+# What an operator's decision on a review item was (``ReviewTask.resolution``).
+RESOLUTIONS = {
+    "accepted": "accepted",
+    "corrected": "corrected",
+    "rejected": "rejected",
+    "linked": "linked to an account",
+    "closed": "closed",
+    "superseded": "replaced by a later reading",
+}
+
+# Review item kinds and account kinds.
+KINDS = {
+    "reading": "reading",
+    "identification": "identification",
+    "person": "person",
+    "company": "company",
+}
+
 # Audit trail actions (``AuditEvent.action``), as "who did what" reads in the console.
 ACTIONS = {
     "reading.accept": "accepted the reading",
@@ -128,6 +174,7 @@ ACTIONS = {
     "operator.disable": "disabled an operator",
     "operator.enable": "enabled an operator",
     "operator.password": "changed an operator's password",
+    "operator.own_password": "changed their own password",
     "operator.unlock": "unlocked an operator",
     "operator.locked": "locked an operator after failed log-ins",
     "account.put": "created or replaced an account (API)",
@@ -139,7 +186,9 @@ ACTIONS = {
 }
 
 _TABLES = {"step": STEPS, "reason": REASONS, "outcome": OUTCOMES, "status": STATUSES,
-           "channel": CHANNELS, "event": EVENTS, "decision": DECISIONS, "action": ACTIONS}
+           "channel": CHANNELS, "event": EVENTS, "decision": DECISIONS, "action": ACTIONS,
+           "language": LANGUAGES, "utility": UTILITIES, "register": REGISTERS, "resolution": RESOLUTIONS,
+           "kind": KINDS}
 
 
 def readable(code: str) -> str:
@@ -148,8 +197,9 @@ def readable(code: str) -> str:
 
 def label(code, kind: str = "reason") -> str:
     """The words for ``code`` of the given kind (step, reason, outcome, status, channel, event,
-    decision, action). Reasons may carry the step they happened at as a prefix (``account_max_tries``):
-    those read "account number: too many tries"."""
+    decision, action, language, utility, register, resolution, kind). Reasons may carry the step
+    they happened at as a prefix (``account_max_tries``): those read "account number: too many
+    tries"."""
     table = _TABLES[kind]
     if code in table:
         return table[code]
@@ -179,7 +229,7 @@ def step_event(event) -> str:
     kind = event.get("kind")
     keys = event.get("keys")
     if kind == "digits" and isinstance(keys, int):
-        text = f"{keys} key{'' if keys == 1 else 's'} pressed"
+        text = f"{keys} {english(keys, 'key', 'keys')} pressed"
     else:
         text = EVENTS.get(kind, readable(str(kind))) if kind else ""
     parts = [text] if text else []

@@ -9,15 +9,16 @@ Status transitions (a reading task holds a reading in ``pending_review``):
   period of the original call. History keeps both; the audit event links them.
 
 Either way the accepted reading's ``supersedes_id`` names what billing can follow: the last
-reading of its meter, register and period that was exported, else the last accepted one
-(``service.supersede_target``), never the pending reading the operator handled.
+reading of its meter, register and period that billing has received in an export batch, else
+nothing (``service.supersede_target``), never the pending reading the operator handled.
 * reject  -> the reading becomes ``rejected`` (``status_reason`` ``operator_rejected``).
 
 An identification task is either linked to an account (the call gets the account; optionally the
 caller's number is added to the account's phones) or closed with a reason.
 
-Rules: accept and correct run the same checks as the phone line (account and meter in service,
-``service.validate_reading``). A value that cannot be on the meter (register, digits, decimals)
+Rules: accept and correct judge the value by the intake policy every channel shares
+(``readings_store.intake``, as given by an operator: against the baseline, never counted as a
+probe). A value that cannot be on the meter (register, digits, decimals)
 or an account/meter out of service is always refused. ``below_previous`` and
 ``implausible_consumption`` may be overridden when the operator ticks "override" and gives a
 reason (e.g. the meter was replaced, or the caller confirmed the figure); the override and its
@@ -37,8 +38,10 @@ import phonenumbers
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from readings_store import rules, service
+from readings_store import intake, rules, service
 from readings_store.models import Account, AccountPhone, Call, Operator, Reading, ReviewTask, utcnow
+
+from . import labels
 
 OVERRIDABLE = frozenset({"below_previous", "implausible_consumption"})
 
@@ -63,13 +66,15 @@ class Actor:
     name: str
 
 
-def check_rules(session: Session, config, reading: Reading, value: Decimal) -> rules.Rejection | None:
-    """The phone line's checks for ``value`` on the reading's meter and register, judged at the
-    time the caller gave it (so the daily-consumption check is about the call, not the review)."""
-    meter = reading.meter
-    return (rules.check_account(meter.account) or rules.check_meter(meter.account, meter)
-            or service.validate_reading(session, meter, reading.register, value,
-                                        daily_limit=config.daily_limit(meter.utility), now=reading.taken_at))
+def check_rules(session: Session, config, reading: Reading, value: Decimal,
+                actor: Actor | None = None) -> rules.Rejection | None:
+    """The intake policy's verdict on ``value`` for the reading's meter and register, given by an
+    operator, judged at the time the caller gave it (so the daily-consumption check is about the
+    call, not the review); the refusal, if any. Without ``actor``, a preview: no lock is taken."""
+    source = intake.Source("operator", operator_id=actor.id if actor else None)
+    verdict = intake.judge(session, reading.meter, reading.register, value, source, config, now=reading.taken_at,
+                           lock=actor is not None)
+    return rules.Rejection(verdict.code, verdict.detail) if verdict.outcome == intake.REFUSED else None
 
 
 def _judge(problem: rules.Rejection | None, override: bool, reason: str | None) -> bool:
@@ -79,11 +84,11 @@ def _judge(problem: rules.Rejection | None, override: bool, reason: str | None) 
         return False
     overridable = problem.code in OVERRIDABLE
     if not overridable:
-        raise ActionError(f"Refused by the rules: {problem.detail} ({problem.code}). This rule cannot be "
-                          "overridden; correct the value instead.", code=problem.code)
+        raise ActionError(f"Refused by the rules: {labels.label(problem.code)} ({problem.detail}). "
+                          "This rule cannot be overridden; correct the value instead.", code=problem.code)
     if not override:
-        raise ActionError(f"Refused by the rules: {problem.detail} ({problem.code}). Tick \"override\" and "
-                          "give a reason if you are sure.", code=problem.code, overridable=True)
+        raise ActionError(f"Refused by the rules: {labels.label(problem.code)} ({problem.detail}). "
+                          "Tick \"override\" and give a reason if you are sure.", code=problem.code, overridable=True)
     if not (reason or "").strip():
         raise ActionError("An override needs a reason.", code=problem.code, overridable=True)
     return True
@@ -108,7 +113,7 @@ def already_handled_message(session: Session, task_id: int) -> str:
         session.refresh(task)
     who = session.get(Operator, task.resolved_by) if task and task.resolved_by else None
     by = f" by {who.username}" if who else ""
-    what = f" ({task.resolution})" if task and task.resolution else ""
+    what = f" ({labels.label(task.resolution, 'resolution')})" if task and task.resolution else ""
     return f"This item was already handled{by}{what}. Nothing was changed."
 
 
@@ -149,11 +154,12 @@ def _decide_utterance(reading: Reading, decision: str) -> None:
 def accept(session: Session, config, task: ReviewTask, actor: Actor, *, override: bool = False,
            reason: str | None = None) -> Reading:
     reading = _reading_task(session, task)
-    overridden = _judge(check_rules(session, config, reading, reading.value), override, reason)
+    overridden = _judge(check_rules(session, config, reading, reading.value, actor), override, reason)
     before = _snapshot(reading)
     _claim(session, task, actor, "accepted", utcnow())
     _set_reading_status(session, reading, "accepted", "operator_override" if overridden else None)
-    reading.operator_id = actor.id
+    # An operator vouched for it: a trusted source's reading, a baseline for later values.
+    reading.operator_id, reading.trusted = actor.id, True
     service.supersede_previous(session, reading)
     _decide_utterance(reading, "accepted")
     service.audit(session, actor_kind="operator", actor_id=actor.id, actor_name=actor.name,
@@ -173,7 +179,7 @@ def correct(session: Session, config, task: ReviewTask, actor: Actor, *, value: 
     if isinstance(parsed, rules.Rejection):
         raise ActionError(f"{value!r} is not a meter value: digits with an optional decimal point.",
                           code=parsed.code)
-    overridden = _judge(check_rules(session, config, reading, parsed), override, reason)
+    overridden = _judge(check_rules(session, config, reading, parsed, actor), override, reason)
     before = _snapshot(reading)
     moment = utcnow()
     _claim(session, task, actor, "corrected", moment)
@@ -295,8 +301,8 @@ def plausible_range(session: Session, config, reading: Reading) -> dict | None:
     """Previous accepted value, days since, the daily limit and the highest plausible value."""
     meter = reading.meter
     if reading.status == "pending_review":
-        # What the rule check compares with.
-        previous = service.last_accepted(session, meter.id, reading.register, before_id=reading.id)
+        # What the rule check compares with: the intake policy's baseline.
+        previous = intake.baseline(session, meter.id, reading.register, reading.period, reading.taken_at)
     else:
         # A handled item: the accepted reading before it, not its own correction.
         previous = session.scalars(

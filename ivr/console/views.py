@@ -15,6 +15,7 @@ from flask_login import current_user
 from sqlalchemy import and_, func, or_, select
 from wtforms.fields.choices import SelectChoice
 
+from grammars.plural import english
 from readings_store import service
 from readings_store.export import csv_safe
 from readings_store.models import (
@@ -23,8 +24,9 @@ from readings_store.models import (
 
 from . import bp, charts, labels, review
 from . import dashboard as stats
-from .auth import admin_required
-from .forms import AcceptForm, CloseForm, CorrectForm, LinkForm, ProfileForm, RejectForm
+from .auth import admin_required, change_own_password
+from .auth import now as console_now
+from .forms import AcceptForm, CloseForm, CorrectForm, LinkForm, PasswordForm, ProfileForm, RejectForm
 
 PAGE_SIZE = 25
 KINDS = ("reading", "identification")
@@ -119,7 +121,7 @@ def marked_words(utterance: Utterance | None) -> list[dict]:
 def _helpers():
     return {"local_time": local_time, "utilities": UTILITIES, "label": labels.label,
             "step_event": labels.step_event, "page_zone": page_zone, "region_name": region_name,
-            "step_time": step_time}
+            "step_time": step_time, "plural": english}
 
 
 def step_time(at: str | None) -> str:
@@ -210,8 +212,9 @@ def queue():
     query = open_tasks(filters)
     if wants_csv():
         rows = [{"item": t.id, "received": local_time(t.created_at, "%Y-%m-%d %H:%M:%S"), "zone": page_zone(),
-                 "kind": t.kind, "reason": labels.label(t.reason), "region": region_name(t.region),
-                 "utility": t.utility or "", "value": str(t.reading.value) if t.reading else
+                 "kind": labels.label(t.kind, "kind"), "reason": labels.label(t.reason),
+                 "region": region_name(t.region), "utility": labels.label(t.utility, "utility") if t.utility else "",
+                 "value": str(t.reading.value) if t.reading else
                  ", ".join(map(str, (t.details or {}).get("attempts", [])))}
                 for t in g.db.scalars(query.order_by(ReviewTask.created_at, ReviewTask.id).limit(10000))]
         return csv_response("queue", ["item", "received", "zone", "kind", "reason", "region", "utility", "value"],
@@ -497,6 +500,16 @@ def recording(utterance_id: int):
 
 # --- lookup ----------------------------------------------------------------------------------------
 
+LOOKUP_NAMES = 50  # accounts listed for a holder's name; a longer name narrows it
+
+
+def holder_has(word: str):
+    """SQL: the account holder's name contains ``word``, ignoring case in any alphabet."""
+    if g.db.get_bind().dialect.name == "postgresql":
+        return Account.holder_name.icontains(word, autoescape=True)
+    return func.casefold(Account.holder_name).contains(word.casefold(), autoescape=True)
+
+
 @bp.get("/lookup")
 def lookup():
     q = (request.args.get("q") or "").strip()[:64]
@@ -517,6 +530,11 @@ def lookup():
             for a in g.db.scalars(select(Account).join(AccountPhone).where(AccountPhone.phone == phone)
                                   .order_by(Account.id).limit(50)):
                 found[a.id] = a
+        words = q.split()
+        if any(ch.isalpha() for ch in q):
+            for a in g.db.scalars(select(Account).where(*[holder_has(word) for word in words])
+                                  .order_by(Account.holder_name, Account.id).limit(LOOKUP_NAMES)):
+                found.setdefault(a.id, a)
         accounts = list(found.values())
         if len(accounts) == 1 and request.args.get("go") != "0" and not wants_csv():
             return redirect(url_for("console.account", account_id=accounts[0].id))
@@ -524,7 +542,7 @@ def lookup():
         return csv_response("lookup", ["account", "region", "holder", "active"],
                             [{"account": a.number, "region": region_name(a.region), "holder": a.holder_name,
                               "active": "yes" if a.active else "no"} for a in accounts])
-    return render_template("console/lookup.html", q=q, accounts=accounts, phone=phone)
+    return render_template("console/lookup.html", q=q, accounts=accounts, phone=phone, limit=LOOKUP_NAMES)
 
 
 @bp.get("/accounts/<int:account_id>")
@@ -576,9 +594,9 @@ def probing(end: dt.datetime, region_id: int | None) -> list[dict]:
     return out
 
 
-def _period(args, zone: str) -> tuple[dt.date, dt.date]:
+def _period(args, zone: str, now: dt.datetime) -> tuple[dt.date, dt.date]:
     """The dashboard's days, inclusive: ``from``/``to``, or one ``date``, else today (in ``zone``)."""
-    today = utcnow().astimezone(ZoneInfo(zone)).date()
+    today = now.astimezone(ZoneInfo(zone)).date()
 
     def day(name):
         try:
@@ -611,118 +629,189 @@ def wants_csv() -> bool:
     return request.args.get("format") == "csv"
 
 
-def _dashboard_figures(filters: dict) -> dict:
-    db = g.db
-    region_id = filters.get("region")
-    zone = set_page_zone(_region_tz(region_id))
-    first, last = _period(request.args, zone)
-    start, _ = day_bounds(first, zone)
-    _, end = day_bounds(last, zone)
-    lang = operator_language()
-    calls = stats.calls_in(db, start, end, region_id)
-    outcomes = stats.outcomes(calls)
-    total = len(calls)
-    completed = sum(o["value"] for o in outcomes if o["code"] == "completed")
-    period = request.args.get("period") or ""
-    if not (len(period) == 7 and period[4] == "-" and period[:4].isdigit() and period[5:].isdigit()
-            and 1 <= int(period[5:]) <= 12):
-        period = last.strftime("%Y-%m")
-    deadline = stats.deadline_for(period)
-    today = utcnow().astimezone(ZoneInfo(zone)).date()
-    regions = {r.id: r for r in db.scalars(select(Region))}
-    per_region_language: dict[tuple, dict] = {}
-    for call in calls:
-        key = (region_name(regions.get(call.region_id)) if call.region_id else "unknown region", call.language or "-")
-        row = per_region_language.setdefault(key, {"region": key[0], "language": key[1], "calls": 0, "completed": 0,
-                                                   "transferred": 0, "gave_up": 0})
-        row["calls"] += 1
-        if call.outcome in ("completed", "transferred", "gave_up"):
-            row[call.outcome] += 1
-    readings = select(Reading.status, Reading.channel, func.count()).where(
-        Reading.received_at >= start, Reading.received_at < end)
-    if region_id is not None:
-        readings = readings.join(Meter).join(Account).where(Account.region_id == region_id)
-    reading_rows = [{"status": labels.label(s, "status"), "channel": labels.label(ch, "channel"), "count": c}
-                    for s, ch, c in db.execute(readings.group_by(Reading.status, Reading.channel))]
-    queue_rows = stats.queue_age(db, utcnow(), region_id)
-    per_operator = []
-    if current_user.is_admin:
-        per_operator = [{"operator": name, "resolution": labels.label(res), "items": count} for name, res, count in
-                        db.execute(select(Operator.username, ReviewTask.resolution, func.count())
-                                   .join(Operator, Operator.id == ReviewTask.resolved_by)
-                                   .where(ReviewTask.resolved_at >= start, ReviewTask.resolved_at < end)
-                                   .group_by(Operator.username, ReviewTask.resolution).order_by(Operator.username))]
-    hours = stats.calls_per_hour(calls, start, end, zone)
-    coverage = stats.coverage(db, period, region_id, lang)
-    for row in coverage:
-        row["late"] = today >= deadline and row["value"] < 1
-    funnel = stats.funnel(calls)
-    answers = stats.answers_by_language(db, calls)
-    probed = probing(end, region_id)
-    tables = {
-        "outcomes": (["outcome", "calls"], [{"outcome": o["label"], "calls": o["value"]} for o in outcomes]),
-        "per_region": (["region", "language", "calls", "completed", "transferred", "gave_up"],
-                       sorted(per_region_language.values(), key=lambda r: (r["region"], r["language"]))),
-        "hours": (["hour", "calls"], [{"hour": h, "calls": c} for h, c in hours]),
-        "funnel": (["question", "reached", "passed"],
-                   [{"question": r["label"], "reached": r["value"], "passed": r["inner"]} for r in funnel]),
-        "coverage": (["region", "accounts", "with_reading", "share"],
-                     [{"region": r["label"], "accounts": r["accounts"], "with_reading": r["with_reading"],
-                       "share": f"{r['value']:.3f}"} for r in coverage]),
-        "queue_age": (["age", "open_items"], [{"age": r["label"], "open_items": r["value"]} for r in queue_rows]),
-        "answers": (["language", "speech", "keypad", "asked", "reasked"], answers),
-        "readings": (["status", "channel", "count"], reading_rows),
-        "probing": (["account", "region", "period", "refused", "callers", "last"],
+class DashboardFigures:
+    """The dashboard's figures for the chosen days, region and billing period, each counted by the
+    database when first asked for: the page asks for all of them, a CSV download for its table only."""
+
+    TABLES = ("outcomes", "per_region", "hours", "funnel", "coverage", "queue_age", "answers", "readings",
+              "probing", "per_operator")
+
+    def __init__(self, region_id: int | None):
+        self.db = g.db
+        self.region_id = region_id
+        self.zone = set_page_zone(_region_tz(region_id))
+        self.now = console_now()
+        self.first, self.last = _period(request.args, self.zone, self.now)
+        self.start, _ = day_bounds(self.first, self.zone)
+        _, self.end = day_bounds(self.last, self.zone)
+        self.scope = stats.Scope(self.start, self.end, region_id)
+        self.lang = operator_language()
+
+    @functools.cached_property
+    def regions(self) -> dict[int, Region]:
+        return {r.id: r for r in self.db.scalars(select(Region))}
+
+    @functools.cached_property
+    def covered(self) -> list[Region]:
+        return [r for r in self.regions.values() if self.region_id is None or r.id == self.region_id]
+
+    @functools.cached_property
+    def windows(self) -> dict:
+        return stats.windows(self.db, self.covered)
+
+    @functools.cached_property
+    def period(self) -> str:
+        """The billing period asked for, else the one whose submission window is open now."""
+        period = request.args.get("period") or ""
+        if (len(period) == 7 and period[4] == "-" and period[:4].isdigit() and period[5:].isdigit()
+                and 1 <= int(period[5:]) <= 12):
+            return period
+        return stats.default_period(self.covered, self.windows, self.now)
+
+    @functools.cached_property
+    def outcomes(self) -> list[dict]:
+        return stats.outcomes(self.db, self.scope)
+
+    @functools.cached_property
+    def per_region_language(self) -> list[dict]:
+        return sorted(({**row, "region": region_name(self.regions.get(row["region_id"])) if row["region_id"]
+                        else "unknown region", "language": labels.label(row["language"], "language")}
+                       for row in stats.per_region_language(self.db, self.scope)),
+                      key=lambda r: (r["region"], r["language"]))
+
+    @functools.cached_property
+    def hours(self) -> list[tuple[str, int]]:
+        return stats.calls_per_hour(self.db, self.scope, self.zone)
+
+    @functools.cached_property
+    def steps(self) -> stats.StepCounts:
+        return stats.step_counts(self.db, self.scope)
+
+    @functools.cached_property
+    def funnel(self) -> list[dict]:
+        return stats.funnel(self.steps)
+
+    @functools.cached_property
+    def answers(self) -> list[dict]:
+        return [{**a, "language": labels.label(a["language"], "language")}
+                for a in stats.answers_by_language(self.steps)]
+
+    @functools.cached_property
+    def coverage(self) -> list[dict]:
+        return stats.coverage(self.db, self.period, self.covered, self.windows, self.lang, self.now)
+
+    @functools.cached_property
+    def readings_counted(self) -> list[tuple]:
+        readings = select(Reading.status, Reading.channel, func.count()).where(
+            Reading.received_at >= self.start, Reading.received_at < self.end)
+        if self.region_id is not None:
+            readings = readings.join(Meter).join(Account).where(Account.region_id == self.region_id)
+        return self.db.execute(readings.group_by(Reading.status, Reading.channel)).all()
+
+    @functools.cached_property
+    def readings(self) -> list[dict]:
+        return [{"status": labels.label(s, "status"), "channel": labels.label(ch, "channel"), "count": c}
+                for s, ch, c in self.readings_counted]
+
+    @functools.cached_property
+    def queue_rows(self) -> list[dict]:
+        return stats.queue_age(self.db, self.now, self.region_id)
+
+    @functools.cached_property
+    def per_operator(self) -> list[dict]:
+        if not current_user.is_admin:
+            return []
+        return [{"operator": name, "resolution": labels.label(res, "resolution"), "items": count}
+                for name, res, count in
+                self.db.execute(select(Operator.username, ReviewTask.resolution, func.count())
+                                .join(Operator, Operator.id == ReviewTask.resolved_by)
+                                .where(ReviewTask.resolved_at >= self.start, ReviewTask.resolved_at < self.end)
+                                .group_by(Operator.username, ReviewTask.resolution).order_by(Operator.username))]
+
+    @functools.cached_property
+    def probing(self) -> list[dict]:
+        return probing(self.end, self.region_id)
+
+    def table(self, name: str) -> tuple[list[str], list[dict]] | None:
+        """A table's CSV columns and rows; None for a name that is not one (or not for this operator)."""
+        if name not in self.TABLES or (name == "per_operator" and not current_user.is_admin):
+            return None
+        if name == "outcomes":
+            return ["outcome", "calls"], [{"outcome": o["label"], "calls": o["value"]} for o in self.outcomes]
+        if name == "per_region":
+            return ["region", "language", "calls", "completed", "transferred", "gave_up"], self.per_region_language
+        if name == "hours":
+            return ["hour", "calls"], [{"hour": h, "calls": c} for h, c in self.hours]
+        if name == "funnel":
+            return ["question", "reached", "passed"], [{"question": r["label"], "reached": r["value"],
+                                                        "passed": r["inner"]} for r in self.funnel]
+        if name == "coverage":
+            return (["region", "accounts", "with_reading", "share", "window_opens", "window_closes", "days_left"],
+                    [{"region": r["label"], "accounts": r["accounts"], "with_reading": r["with_reading"],
+                      "share": f"{r['value']:.3f}", "window_opens": r["window"].opens,
+                      "window_closes": r["window"].closes, "days_left": r["window"].days_left}
+                     for r in self.coverage])
+        if name == "queue_age":
+            return ["age", "open_items"], [{"age": r["label"], "open_items": r["value"]} for r in self.queue_rows]
+        if name == "answers":
+            return ["language", "speech", "keypad", "asked", "reasked"], self.answers
+        if name == "readings":
+            return ["status", "channel", "count"], self.readings
+        if name == "probing":
+            return (["account", "region", "period", "refused", "callers", "last"],
                     [{"account": p["account"].number, "region": region_name(p["account"].region),
                       "period": p["period"], "refused": p["count"], "callers": " ".join(p["callers"]),
-                      "last": local_time(p["last"])} for p in probed]),
-    }
-    if current_user.is_admin:
-        tables["per_operator"] = (["operator", "resolution", "items"], per_operator)
-    every = max(1, -(-len(hours) * 70 // 900))  # an hour label at least 70 px apart
-    return {
-        "first": first, "last": last, "tz": zone, "total_calls": total,
-        "completed_share": (completed / total) if total else None, "outcomes": outcomes,
-        "per_region_language": tables["per_region"][1], "readings": reading_rows,
-        "readings_saved": sum(c for s, _ch, c in db.execute(readings.group_by(Reading.status, Reading.channel))
-                              if s != "rejected"),
-        "queue_rows": queue_rows, "queue_size": sum(r["value"] for r in queue_rows), "per_operator": per_operator,
-        "probing": probed, "probe_limit": ivr().config.probe_limit, "period": period, "deadline": deadline,
-        "days_left": (deadline - today).days, "coverage": coverage, "funnel": funnel, "answers": answers,
-        "tables": tables,
-        "charts": {
-            "hours": charts.columns(hours, title="Calls per hour", chart_id="chart-hours", every=every),
-            "outcomes": charts.bars(outcomes, title="Calls by outcome", chart_id="chart-outcomes"),
-            "funnel": charts.bars(funnel, title="Calls that reached and passed each question",
-                                  chart_id="chart-funnel"),
-            "coverage": charts.bars(coverage, title=f"Accounts with a reading for {period}", percent=True,
-                                    target=1.0, chart_id="chart-coverage"),
-            "queue": charts.bars(queue_rows, title="Open review items by age", chart_id="chart-queue"),
-            "speech": charts.bars([{"label": a["language"], "value": a["speech_share"] or 0,
-                                    "note": f"speech ({a['speech']} spoken, {a['keypad']} on keys)"} for a in answers],
-                                  title="Share of answers by speech per language", percent=True,
-                                  chart_id="chart-speech"),
-            "reask": charts.bars([{"label": a["language"], "value": a["reask_rate"] or 0,
-                                   "note": f"asked again ({a['reasked']} of {a['asked']})"} for a in answers],
-                                 title="Re-ask rate per language", percent=True, chart_id="chart-reask"),
-        },
-    }
+                      "last": local_time(p["last"])} for p in self.probing])
+        return ["operator", "resolution", "items"], self.per_operator
+
+    def page(self) -> dict:
+        """Everything the page shows."""
+        total = sum(o["value"] for o in self.outcomes)
+        completed = sum(o["value"] for o in self.outcomes if o["code"] == "completed")
+        every = max(1, -(-len(self.hours) * 70 // 900))  # an hour label at least 70 px apart
+        return {
+            "first": self.first, "last": self.last, "tz": self.zone, "total_calls": total,
+            "completed_share": (completed / total) if total else None, "outcomes": self.outcomes,
+            "per_region_language": self.per_region_language, "readings": self.readings,
+            "readings_saved": sum(c for s, _ch, c in self.readings_counted if s != "rejected"),
+            "queue_rows": self.queue_rows, "queue_size": sum(r["value"] for r in self.queue_rows),
+            "per_operator": self.per_operator, "probing": self.probing, "probe_limit": ivr().config.probe_limit,
+            "period": self.period, "deadline": stats.deadline_card(self.coverage), "coverage": self.coverage,
+            "funnel": self.funnel, "answers": self.answers,
+            "charts": {
+                "hours": charts.columns(self.hours, title="Calls per hour", chart_id="chart-hours", every=every),
+                "outcomes": charts.bars(self.outcomes, title="Calls by outcome", chart_id="chart-outcomes"),
+                "funnel": charts.bars(self.funnel, title="Calls that reached and passed each question",
+                                      chart_id="chart-funnel"),
+                "coverage": charts.bars(self.coverage, title=f"Accounts with a reading for {self.period}",
+                                        percent=True, target=1.0, chart_id="chart-coverage"),
+                "queue": charts.bars(self.queue_rows, title="Open review items by age", chart_id="chart-queue"),
+                "speech": charts.bars([{"label": a["language"], "value": a["speech_share"] or 0,
+                                        "note": f"speech ({a['speech']} spoken, {a['keypad']} on keys)"}
+                                       for a in self.answers],
+                                      title="Share of answers by speech per language", percent=True,
+                                      chart_id="chart-speech"),
+                "reask": charts.bars([{"label": a["language"], "value": a["reask_rate"] or 0,
+                                       "note": f"asked again ({a['reasked']} of {a['asked']})"} for a in self.answers],
+                                     title="Re-ask rate per language", percent=True, chart_id="chart-reask"),
+            },
+        }
 
 
 @bp.get("/dashboard")
 def dashboard():
     filters = {k: v for k, v in parse_filters(request.args).items() if k == "region"}
-    figures = _dashboard_figures(filters)
+    figures = DashboardFigures(filters.get("region"))
     if wants_csv():
-        table = request.args.get("table", "")
-        if table not in figures["tables"]:
+        table = figures.table(request.args.get("table", ""))
+        if table is None:
             return render_template("console/error.html", title="No such table",
                                    message="Pick one of the tables' CSV links on the dashboard."), 400
-        fields, rows = figures["tables"][table]
-        return csv_response(f"dashboard-{table}-{figures['first']}-{figures['last']}", fields, rows)
+        fields, rows = table
+        return csv_response(f"dashboard-{request.args['table']}-{figures.first}-{figures.last}", fields, rows)
     query = {k: v for k, v in request.args.items() if k in ("region", "from", "to", "date", "period")}
     return render_template("console/dashboard.html", filters=filters, query=query,
-                           regions=g.db.scalars(select(Region).order_by(Region.name)).all(), **figures)
+                           regions=g.db.scalars(select(Region).order_by(Region.name)).all(), **figures.page())
 
 
 @bp.route("/profile", methods=["GET", "POST"])
@@ -733,7 +822,8 @@ def profile():
     if request.method == "GET":
         form.language.data = operator.language or "en"
         set_page_zone()
-        return render_template("console/profile.html", form=form, zones=known_zones())
+        return render_template("console/profile.html", form=form, zones=known_zones(),
+                               password_form=PasswordForm(prefix="password"))
     zone = (form.timezone.data or "").strip()
     error = None
     if not form.validate_on_submit():
@@ -742,12 +832,37 @@ def profile():
         error = f"“{zone[:64]}” is not a time zone; pick one from the list, such as Europe/Chisinau."
     if error:
         set_page_zone()
-        return render_template("console/profile.html", form=form, zones=known_zones(), error=error), 422
+        return render_template("console/profile.html", form=form, zones=known_zones(), error=error,
+                               password_form=PasswordForm(prefix="password")), 422
     operator.timezone = zone or None
     operator.language = form.language.data
     g.db.commit()
     flash("Preferences saved.", "success")
     return redirect(url_for("console.profile"))
+
+
+@bp.post("/profile/password")
+def change_password():
+    """The operator changes their own password (the current one is asked for)."""
+    form = PasswordForm(prefix="password")
+    if form.validate_on_submit():
+        status, message = change_own_password(g.db, me(), form.current.data, form.new.data, form.repeated.data)
+    else:
+        status, message = 422, _form_errors(form) or "Invalid form."
+    if status == 200:
+        flash(message, "success")
+        return redirect(url_for("console.profile"))
+    g.db.rollback()
+    operator = me()
+    profile_form = ProfileForm(obj=operator)
+    profile_form.language.data = operator.language or "en"
+    set_page_zone()
+    response = current_app.make_response((render_template(
+        "console/profile.html", form=profile_form, zones=known_zones(), password_form=PasswordForm(prefix="password"),
+        password_error=message), status))
+    if status == 429:
+        response.headers["Retry-After"] = str(g.get("login_retry_minutes", 15) * 60)
+    return response
 
 
 @bp.get("/admin/operators")

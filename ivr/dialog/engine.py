@@ -38,15 +38,11 @@ SPEECH_KINDS = {"reminder": "yes_no", "region": "menu", "offer_account": "yes_no
 CHANGE_REGION_KEY = "9"
 MAX_ACCOUNT_KEYS = 20
 MAX_VALUE_KEYS = 16
-# Answers that tell the caller something about the account's readings: a refusal by these rules,
-# and a value read back (it passed them) that the caller then drops ("not_confirmed"). They are
-# counted, and once the account has had too many, every value is kept for an operator without a
-# word on why, so nobody can search for a customer's previous reading by trying values.
-REVEALING = frozenset({"below_previous", "implausible_consumption"})
+# What becomes of a value is the intake policy's verdict (``Records.judge_value``); the dialog
+# chooses only how to go on. A value read back tells the caller it passed the rules: when the
+# verdict says that reveals something, it is counted as "not_confirmed" until the value is saved.
 NOT_CONFIRMED = "not_confirmed"
-# Pending-review reasons the caller hears only a neutral "we will check this reading" for (the
-# same words whether the value broke a rule or not).
-CHECKED_QUIETLY = REVEALING | {"repeated_refusals", "replaces_other_caller", "replaces_exported"}
+LOW_CONFIDENCE = "low_confidence"
 
 
 @dataclass(frozen=True)
@@ -485,22 +481,20 @@ def _on_value(records: Records, state: CallState, event: Event) -> Turn:
     state.decision, state.reason = Decision.ACCEPTED, None
     state.utterance_id = speech.utterance_id if speech else None
     if speech and speech.decision == "review":
-        state.decision, state.reason = Decision.PENDING_REVIEW, "low_confidence"
+        state.decision, state.reason = Decision.PENDING_REVIEW, LOW_CONFIDENCE
     meter = _meter(state)
-    problem = records.check_value(meter.id, state.register, typed)
-    if problem is None or problem in REVEALING:
-        if records.refusals_exceeded(meter.id):
-            # Whatever the value, the same answer: read back, then kept for an operator.
-            state.decision, state.reason = Decision.PENDING_REVIEW, "repeated_refusals"
-            problem = None
-        else:
-            # A value read back counts too until it is confirmed and saved.
-            records.write(NoteRefusal(meter.id, state.register, typed, problem or NOT_CONFIRMED))
+    verdict = records.judge_value(meter.id, state.register, typed)
+    problem = verdict.code if verdict.refused else None
     if problem:
+        if verdict.reveals:
+            records.write(NoteRefusal(meter.id, state.register, typed, problem))
         if state.tries + 1 < state.max_tries:
             return _retry(records, state, _ask_value, problem)
         # Last try and still failing: keep it for an operator rather than lose it.
         state.decision, state.reason = Decision.PENDING_REVIEW, problem
+    elif verdict.reveals:
+        # A value read back counts too until it is confirmed and saved (and judged again then).
+        records.write(NoteRefusal(meter.id, state.register, typed, NOT_CONFIRMED))
     state.value = typed
     return _enter(records, state, "confirm", keep_tries=True)
 
@@ -530,16 +524,17 @@ def _on_confirm(records: Records, state: CallState, event: Event) -> Turn:
     if key != "1":
         return _retry(records, state, _ask_confirm, "no_input" if event.kind == "timeout" else "invalid_choice")
     meter = _meter(state)
-    if state.decision == Decision.ACCEPTED:
-        # Replacing another caller's reading, or one billing already has, needs an operator.
-        reason = records.review_reason_to_replace(meter.id, state.register)
-        if reason:
-            state.decision, state.reason = Decision.PENDING_REVIEW, reason
+    # Judged again as it is saved: the readings may have changed since it was read back.
+    verdict = records.judge_value(meter.id, state.register, state.value)
+    if not verdict.accepted:
+        state.decision, state.reason = Decision.PENDING_REVIEW, verdict.code
+    elif state.reason != LOW_CONFIDENCE:
+        state.decision, state.reason = Decision.ACCEPTED, None
     _save(records, state, decision=state.decision, reason=state.reason)
     if state.decision == Decision.ACCEPTED:
         said = Say("saved")
     else:
-        said = Say("will_be_checked" if state.reason in CHECKED_QUIETLY else "saved_for_review")
+        said = Say("will_be_checked" if verdict.quiet else "saved_for_review")
     remaining = [r for r in meter.registers if (meter.id, r) not in state.done]
     if remaining:
         # Two-tariff meter: go straight on to the other register.

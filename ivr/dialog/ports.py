@@ -33,8 +33,30 @@ class MeterInfo:
     registers: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ValueVerdict:
+    """What becomes of a value, as the dialog needs to know it: ``refused`` (``code`` is the rule,
+    told as ``reason_<code>``), ``accepted``, or ``review`` (kept for an operator; ``code`` says
+    why). ``quiet``: the caller may hear only the neutral "we will check this reading" about it.
+    ``reveals``: telling the caller how it was judged says something about the account's readings
+    (a refusal is counted; a read-back counts until the value is saved)."""
+
+    outcome: str
+    code: str | None = None
+    quiet: bool = False
+    reveals: bool = False
+
+    @property
+    def refused(self) -> bool:
+        return self.outcome == "refused"
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome == "accepted"
+
+
 class Records(Protocol):
-    """Reads only, all within the turn's transaction."""
+    """Reads only (judging a value takes the account's lock), all within the turn's transaction."""
 
     def regions(self) -> list[RegionInfo]:
         """The regions a caller can choose, in menu order (each has a key)."""
@@ -51,17 +73,10 @@ class Records(Protocol):
 
     def meters(self, account_id: int) -> list[MeterInfo]: ...
 
-    def check_value(self, meter_id: int, register: str, value: str) -> str | None:
-        """None if the value passes every rule, else the rejection code to tell the caller."""
-
-    def refusals_exceeded(self, meter_id: int) -> bool:
-        """True once the meter's account has had as many answers that tell something about its
-        readings (values refused as lower or implausible, values read back and dropped) as the
-        limit allows in this period."""
-
-    def review_reason_to_replace(self, meter_id: int, register: str) -> str | None:
-        """None if this caller may replace what an accepted reading of the meter and register would
-        supersede now, else the reason code for keeping it for an operator instead."""
+    def judge_value(self, meter_id: int, register: str, value: str) -> ValueVerdict:
+        """The intake policy's verdict on ``value`` given by this call for the meter and register,
+        now (``readings_store.intake``). Judging a value the call already gave again counts nothing
+        new, so the engine asks again when the caller confirms it, just before it is saved."""
 
     def operator_number(self, region_id: int | None) -> str | None:
         """The number to transfer to if an operator is on duty now, else None (for no region:

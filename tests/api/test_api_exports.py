@@ -56,6 +56,33 @@ def test_export_takes_accepted_unexported_readings_once(client, store, db, write
     assert {i["id"]: i["export_batch"] for i in listed} == {a.id: body["id"], b.id: body["id"], c.id: third["id"]}
 
 
+def test_batch_ids_have_no_gaps(client, store, db, sessions, write_headers):
+    """Batches are numbered 1, 2, 3 ... on SQLite and PostgreSQL alike: an export that finds nothing
+    (204), or whose transaction is rolled back, leaves its number to the next batch."""
+    store.reading(store.el1, 100)
+    db.commit()
+    assert _export(client, write_headers).get_json()["id"] == 1
+    assert _export(client, write_headers).status_code == 204
+    assert _export(client, write_headers, {"region": "BAL"}).status_code == 204
+    store.reading(store.gas3, 7)
+    db.commit()
+    failed = sessions()
+    try:
+        assert export.create_batch(failed).id == 2
+        failed.rollback()  # the export's transaction failed: batch 2 never existed
+    finally:
+        failed.close()
+    second = _export(client, write_headers).get_json()
+    assert second["id"] == 2
+    store.reading(store.el1, 101)
+    db.commit()
+    assert _export(client, write_headers).get_json()["id"] == 3
+    # Walking the batches in order misses none.
+    listed = client.get("/api/v1/exports", headers=write_headers).get_json()["items"]
+    assert [b["id"] for b in listed] == [1, 2, 3]
+    assert client.get("/api/v1/exports/2", headers=write_headers).status_code == 200
+
+
 def test_export_filters_and_limit(client, store, db, write_headers):
     a = store.reading(store.el1, 100, period="2025-01")
     b = store.reading(store.gas3, 7, period="2025-01")

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 
 from readings_store.export import period_add, periods_between
+from readings_store.models import utcnow
 from tests import factories as f
 
 
@@ -93,7 +93,7 @@ def test_missing_pagination_and_csv(client, store, db, read_headers):
     assert rows[0] == ["meter_id", "account_number", "region_code", "meter_serial", "utility", "period",
                        "last_reading_period", "periods_without", "billing_basis"]
     assert rows[1][3:] == ["OR0000", "heat", "2030-01", "", str(periods_between(
-        f"{dt.datetime.now(dt.timezone.utc):%Y-%m}", "2030-01") + 1), "norm"]
+        f"{utcnow():%Y-%m}", "2030-01") + 1), "norm"]
     assert resp.headers["X-Next-Cursor"]
 
 

@@ -148,6 +148,9 @@ def seed_calls(db, region, now=None) -> list[Call]:
         started = now - dt.timedelta(hours=i % 3, minutes=5)
         call = Call(call_sid=f"CA{'f' * 30}{i:02d}", language=lang, region_id=region.id, outcome=outcome,
                     started_at=started, steps=steps(*pairs, at=started))
+        if i < 2:  # the first two calls spoke their value (the utterances below); the rest used keys
+            spoken = next(e for e in call.steps if e["step"] == "value")
+            spoken["event"] = {"kind": "speech", "keys": 0, "decision": "accept"}
         db.add(call)
         calls.append(call)
     db.flush()

@@ -9,13 +9,18 @@ import io
 import re
 from pathlib import Path
 
+from decimal import Decimal
+
+import pytest
+
+from readings_store import clock, service
 from readings_store.models import Account, Call, Operator, ReviewTask, utcnow
 from readings_store.regions import create_region
 from tests import factories as f
 
 from ivr.console import charts, labels
 
-from .helpers import add_tries, seed_calls, seed_pending
+from .helpers import add_tries, login, seed_calls, seed_pending
 
 
 def text(response) -> str:
@@ -59,6 +64,42 @@ def test_the_audit_trail_reads_as_words(oc, db, config):
     trail = page[page.index('id="audit"'):page.index("</ul>", page.index('id="audit"'))]
     assert "rejected the reading" in trail and "reading.reject" not in trail
     assert "(rejected)" in trail
+
+
+def test_codes_read_as_words_on_every_page(oc, db, config):
+    """Utilities, registers, kinds, languages, resolutions and refusal reasons are words on the queue,
+    the item, the account page and in the queue's CSV; items are numbered the same way in the queue
+    and in the operator's recent actions."""
+    for _ in range(3):  # readings before the item's, so that its reading id is not its item number
+        f.meter(db, f.account(db, f.region(db, code=f"X{_}", name=f"X{_}", menu_key=10 + _), number=f"9{_}"),
+                serial=f"X{_}", previous=5)
+    seeded = seed_pending(db, config, utility="cold_water", serial="CW0001", value="10000",
+                          reason="implausible_consumption")
+    task, reading = seeded["task"], seeded["reading"]
+    assert task.id != reading.id
+    main = text(oc.get("/console/queue")).split("<main>")[1]
+    assert "cold water" in main and "cold_water" not in main.replace('value="cold_water"', "")
+    assert "single tariff" in main and "(total)" not in main and f">#{task.id}<" in main
+    page = text(oc.get(f"/console/tasks/{task.id}")).split("<main>")[1]
+    for words in ("cold water", "single tariff", "English", "Heard by: speech", "reading ·"):
+        assert words in page, words
+    for code in ("cold_water", ">en<", "vosk", "implausible_consumption"):
+        assert code not in page, code
+    refused = text(oc.post(f"/console/tasks/{task.id}/accept")).split("<main>")[1]
+    assert "consumption above the plausible limit" in refused and "(implausible_consumption)" not in refused
+    account = text(oc.get(f"/console/accounts/{seeded['account'].id}")).split("<main>")[1]
+    assert "cold water" in account and "(person)" in account and "English" in account
+    assert "cold_water" not in account and ">total<" not in account
+    rows = rows_of(oc.get("/console/queue?format=csv"))
+    assert rows[1][3] == "reading" and rows[1][6] == "cold water"
+    # Rejected: the recent actions name the item as the queue did, linked to it.
+    assert oc.post(f"/console/tasks/{task.id}/reject", data={"reject-reason": "wrong meter"}).status_code == 302
+    recent = text(oc.get("/console/queue"))
+    recent = recent[recent.index('id="recent"'):]
+    assert f'<a href="/console/tasks/{task.id}">#{task.id}</a>' in recent
+    assert f"#{reading.id}<" not in recent and f"#{reading.id} " not in recent
+    handled = text(oc.get(f"/console/tasks/{task.id}"))
+    assert "Handled: rejected" in handled
 
 
 def test_call_steps_read_as_words_in_the_regions_zone(oc, db, config):
@@ -205,7 +246,7 @@ def test_dashboard_tells_transferred_from_gave_up(oc, db, config):
     assert dict(rows[1:]) == {"completed": "2", "transferred to an operator": "1", "gave up after retries": "1",
                               "caller hung up": "1", "in progress": "1"}
     per_region = rows_of(oc.get(f"/console/dashboard?{_period_query()}&format=csv&table=per_region"))
-    ro = next(r for r in per_region if r[1] == "ro")
+    ro = next(r for r in per_region if r[1] == "Romanian")
     assert per_region[0] == ["region", "language", "calls", "completed", "transferred", "gave_up"]
     assert ro[2:] == ["4", "1", "1", "0"]
 
@@ -224,20 +265,72 @@ def test_dashboard_funnel_per_question(oc, db, config):
     assert funnel["read-back and confirm"] == (2, 2)
 
 
-def test_dashboard_coverage_against_the_deadline(oc, db, config):
-    region = f.region(db)
-    seed_pending(db, config, region=region)  # a reading waiting for review this period
-    other = f.account(db, region, number="100009")
-    f.meter(db, other, serial="EL0009", previous=500)
-    f.account(db, region, number="100010")  # no meter: nothing to read
+# 3 December 2026, 10:00 UTC: Chișinău (window 20-5) still takes November's readings until the 5th;
+# Bălți (window 1-25) takes December's, and its November window closed on 25 November.
+DEC_3 = dt.datetime(2026, 12, 3, 10, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def on_dec_3(nocsrf, client, operator):
+    """A console client logged in with the product's clock stopped at ``DEC_3``."""
+    clock.set_clock(DEC_3, frozen=True)
+    assert login(client).status_code == 302
+    return client
+
+
+def _two_windows(db):
+    chi = f.region(db, window=(20, 5))
+    bal = f.region(db, code="BAL", name="Bălți", menu_key=2, window=(1, 25))
+    read, unread = f.account(db, chi, number="100001"), f.account(db, chi, number="100002")
+    f.account(db, chi, number="100003")  # no meter: nothing to read
+    meters = [f.meter(db, account, serial=f"EL{account.number}", previous=500) for account in (read, unread)]
+    bal_meter = f.meter(db, f.account(db, bal, number="200001"), serial="EL200001")  # new: no history
+    for meter in (meters[0], bal_meter):  # given today: November's in Chișinău, December's in Bălți
+        service.store_reading(db, meter, "total", Decimal(510), channel="phone_keypad", now=DEC_3)
     db.commit()
-    period = utcnow().strftime("%Y-%m")
-    rows = rows_of(oc.get(f"/console/dashboard?period={period}&format=csv&table=coverage"))
-    assert rows[1] == ["Chișinău", "2", "1", "0.500"]
-    page = text(oc.get(f"/console/dashboard?period={period}"))
-    year, month = int(period[:4]), int(period[5:])
-    deadline = dt.date(year + month // 12, month % 12 + 1, 1)
-    assert f"deadline for {period}" in page and str(deadline) in page
+    return chi, bal
+
+
+def test_dashboard_coverage_follows_each_regions_window(on_dec_3, db, config):
+    chi, bal = _two_windows(db)
+    client = on_dec_3
+    # The default period is the one whose window is open now: November, in Chișinău until the 5th.
+    rows = rows_of(client.get("/console/dashboard?format=csv&table=coverage"))
+    assert rows == [["region", "accounts", "with_reading", "share", "window_opens", "window_closes", "days_left"],
+                    ["Bălți", "1", "0", "0.000", "2026-11-01", "2026-11-25", ""],
+                    ["Chișinău", "2", "1", "0.500", "2026-11-20", "2026-12-05", "2"]]
+    page = text(client.get("/console/dashboard"))
+    card = page[page.index('id="deadline"'):page.index("</div>", page.index('id="deadline"'))]
+    assert 'id="days-left">2<' in card and "days left for 2026-11" in card and "2026-12-05" in card
+    chart = page[page.index('id="chart-coverage"'):page.index("</svg>", page.index('id="chart-coverage"'))]
+    assert "50% (1 of 2) closes 2026-12-05, 2 days left" in chart
+    assert "0% (1 of 1)" not in chart and "window closed 2026-11-25" in chart
+    assert re.search(r"[−-]\d+ day", page) is None  # never a negative number of days
+    # December: Bălți's window is open (22 days left), Chișinău's opens on the 20th.
+    rows = rows_of(client.get("/console/dashboard?period=2026-12&format=csv&table=coverage"))
+    assert rows[1:] == [["Bălți", "1", "1", "1.000", "2026-12-01", "2026-12-25", "22"],
+                        ["Chișinău", "2", "0", "0.000", "2026-12-20", "2027-01-05", ""]]
+    # One region: its own open window decides the period.
+    page = text(client.get(f"/console/dashboard?region={bal.id}"))
+    assert "Accounts with a reading for 2026-12" in page and 'id="days-left">22<' in page
+    page = text(client.get(f"/console/dashboard?region={chi.id}&period=2026-11"))
+    assert 'id="days-left">2<' in page and "2026-12-01" not in page
+
+
+def test_dashboard_deadline_on_the_last_day_and_after(nocsrf, client, operator, db, config):
+    chi = f.region(db, window=(20, 5))
+    f.meter(db, f.account(db, chi), previous=500)
+    db.commit()
+    clock.set_clock(dt.datetime(2026, 12, 5, 20, 0, tzinfo=dt.timezone.utc), frozen=True)  # 22:00 in Chișinău
+    assert login(client).status_code == 302
+    page = text(client.get("/console/dashboard"))
+    assert 'id="days-left">0<' in page and "today is the last day" in page and "for 2026-11" in page
+    clock.set_clock(dt.datetime(2026, 12, 5, 22, 30, tzinfo=dt.timezone.utc), frozen=True)  # 6 December there
+    assert login(client).status_code == 302  # a new session: the old one idled out as the clock moved on
+    page = text(client.get("/console/dashboard?period=2026-11"))
+    assert "closed on <span class=\"big\">2026-12-05</span>" in page and 'id="days-left"' not in page
+    # The default moves on to the next window (December's, opening on the 20th).
+    assert "The window for 2026-12 opens on" in text(client.get("/console/dashboard"))
 
 
 def test_dashboard_queue_age_and_answers_per_language(oc, db, config):
@@ -249,9 +342,13 @@ def test_dashboard_queue_age_and_answers_per_language(oc, db, config):
     assert ages == {"under 1 h": "1", "1–4 h": "0", "4–24 h": "0", "1–3 days": "0", "over 3 days": "1"}
     answers = {r[0]: r[1:] for r in rows_of(oc.get(f"/console/dashboard?{_period_query()}&format=csv&table=answers"))}
     assert answers["language"] == ["speech", "keypad", "asked", "reasked"]
-    # ro: one spoken answer; 10 questions asked, 2 of them again (the transferred call's account).
-    assert answers["ro"] == ["1", "0", "10", "2"]
-    assert answers["ru"] == ["1", "1", "9", "2"]
+    # Romanian: one spoken answer and nine on the keypad; 10 questions asked, 2 of them again (the
+    # transferred call's account). Keys count as answers as much as speech does.
+    assert answers["Romanian"] == ["1", "9", "10", "2"]
+    assert answers["Russian"] == ["1", "8", "9", "2"]
+    page = text(oc.get(f"/console/dashboard?{_period_query()}"))
+    speech = page[page.index('id="chart-speech"'):page.index("</svg>", page.index('id="chart-speech"'))]
+    assert "10% speech (1 spoken, 9 on keys)" in speech and "Romanian" in speech and ">ro<" not in speech
 
 
 def test_dashboard_csv_of_an_unknown_table_is_refused(oc, db):

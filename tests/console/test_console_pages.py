@@ -82,6 +82,28 @@ def test_account_page_shows_meters_and_history_with_channels(oc, db, pending):
     assert oc.get("/console/accounts/9999").status_code == 404
 
 
+def test_lookup_by_holder_name_in_any_case_and_alphabet(oc, db):
+    region = f.region(db)
+    ion = f.account(db, region, number="100001", holder="Ion Popescu")
+    maria = f.account(db, region, number="100002", holder="Maria Popescu")
+    olga = f.account(db, region, number="100003", holder="Ольга Шевченко")
+    f.account(db, region, number="100004", holder="SRL 100% Apă")
+    db.commit()
+    page = oc.get("/console/lookup?q=popescu").get_data(as_text=True)
+    assert f"/console/accounts/{ion.id}" in page and f"/console/accounts/{maria.id}" in page
+    assert f"/console/accounts/{olga.id}" not in page
+    # Every word must match, in any order; one match opens the account.
+    for typed in ("popescu ion", "ION POPESCU", "шевченко", "ОЛЬГА", "ольга шев"):
+        response = oc.get("/console/lookup", query_string={"q": typed})
+        expected = ion if "ion" in typed.lower() else olga
+        assert response.status_code == 302 and response.headers["Location"] == f"/console/accounts/{expected.id}", typed
+    # LIKE wildcards are searched for as they are, not as wildcards.
+    assert "No account matches" in oc.get("/console/lookup?q=Ion%25Mar").get_data(as_text=True)
+    assert oc.get("/console/lookup", query_string={"q": "100% apă"}).status_code == 302
+    found = oc.get("/console/lookup?q=popescu&format=csv").get_data(as_text=True).splitlines()
+    assert found[0] == "account,region,holder,active" and len(found) == 3
+
+
 # --- dashboard --------------------------------------------------------------------------------------
 
 def test_dashboard_figures(oc, db, config):

@@ -46,7 +46,7 @@ def test_admin_sees_every_setting_and_the_nav_link(ac, regions):
     page = ac.get("/console/admin/regions").get_data(as_text=True)
     assert 'href="/console/admin/regions"' in page
     for text in ("CHI", "Chișinău", "Кишинёв", "Europe/Chisinau", "12345", "08:00–17:00", "+37322123456",
-                 "+37322", "cold_water 20-25", "electricity 15-end", "hot_water 20-25", "BAL", "UNG"):
+                 "+37322", "cold water 20-25", "electricity 15-end", "hot water 20-25", "BAL", "UNG"):
         assert text in page, text
     rows = page.split("<tbody>")[1].split("</tr>")
     assert "CHI" in rows[0] and "BAL" in rows[1] and "UNG" in rows[2] and "—" in rows[2]

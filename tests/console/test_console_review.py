@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from ivr.console import review
+from readings_store import clock
 from readings_store.models import AccountPhone, AuditEvent, Call, Reading, ReviewTask, Utterance, utcnow
 from tests import factories as f
 
@@ -82,7 +83,16 @@ def test_queue_is_paginated(oc, db, config, monkeypatch):
 
 # --- item page --------------------------------------------------------------------------------------
 
-def test_item_page_shows_audio_transcript_range_history_and_steps(oc, pending):
+@pytest.fixture
+def pending_30_days_on(db, config):
+    """``pending`` on a day when the previous reading (30 days back) is in the previous period, so
+    that it is exactly 30 days old and the plausible range is 1000 + 30 x 200."""
+    clock.set_clock(dt.datetime(2026, 11, 10, 10, tzinfo=dt.timezone.utc))
+    return seed_pending(db, config)
+
+
+def test_item_page_shows_audio_transcript_range_history_and_steps(oc, pending_30_days_on):
+    pending = pending_30_days_on
     page = oc.get(f"/console/tasks/{pending['task'].id}").get_data(as_text=True)
     assert f'src="/console/recordings/{pending["utterance"].id}"' in page and "<audio" in page
     # "three" had confidence 0.41, under the 0.85 threshold: marked; the others are not.
@@ -167,7 +177,8 @@ def test_accept_refused_by_a_rule_unless_overridden_with_a_reason(oc, db, config
     url = f"/console/tasks/{seeded['task'].id}/accept"
     refused = oc.post(url)
     assert refused.status_code == 422
-    assert "implausible_consumption" in refused.get_data(as_text=True)
+    assert "Refused by the rules: consumption above the plausible limit (" in refused.get_data(as_text=True)
+    assert "implausible_consumption" not in refused.get_data(as_text=True).split("<main>")[1]
     assert _fresh(db, Reading, seeded["reading"].id).status == "pending_review"
     no_reason = oc.post(url, data={"accept-override": "y", "accept-reason": "  "})
     assert no_reason.status_code == 422 and "An override needs a reason." in no_reason.get_data(as_text=True)
@@ -214,7 +225,7 @@ def test_correct_stores_a_new_operator_reading(oc, db, pending, operator):
     ({"correct-value": "1200", "correct-reason": ""}, "A correction needs a reason."),
     ({"correct-value": "", "correct-reason": "x"}, "Enter the correct value."),
     ({"correct-value": "12a0", "correct-reason": "x"}, "is not a meter value"),
-    ({"correct-value": "900", "correct-reason": "x"}, "below_previous"),
+    ({"correct-value": "900", "correct-reason": "x"}, "Refused by the rules: lower than the previous reading ("),
     ({"correct-value": "1200.55", "correct-reason": "x", "correct-override": "y"}, "cannot be overridden"),
 ])
 def test_bad_corrections_are_refused_and_change_nothing(oc, db, pending, data, message):
@@ -341,7 +352,8 @@ def test_reading_actions_refused_on_identification_items(oc, db):
     assert oc.post("/console/tasks/99999/accept").status_code == 404
 
 
-def test_plausible_range_of_a_corrected_item_is_against_the_reading_before(oc, pending):
+def test_plausible_range_of_a_corrected_item_is_against_the_reading_before(oc, pending_30_days_on):
+    pending = pending_30_days_on
     oc.post(f"/console/tasks/{pending['task'].id}/correct",
             data={"correct-value": "1200", "correct-reason": "misheard"})
     page = oc.get(f"/console/tasks/{pending['task'].id}").get_data(as_text=True)

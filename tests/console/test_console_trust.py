@@ -72,10 +72,11 @@ def _probed_account(db, phone):
     db.commit()
     customer = _probe(phone, "+37369555111", "1500")
     customer.press("1")
-    _probe(phone, "anonymous", "750", "1125")
-    _probe(phone, "+37369555222", "1300", "1400")
-    _probe(phone, "anonymous", "1450")
-    sixth = _probe(phone, "anonymous", "1475")
+    # Below the baseline (the previous period's 1000), which is what probing would search for.
+    _probe(phone, "anonymous", "750", "875")
+    _probe(phone, "+37369555222", "937", "968")
+    _probe(phone, "anonymous", "984")
+    sixth = _probe(phone, "anonymous", "990")
     sixth.press("1")
     db.expire_all()
     return db.scalars(select(ReviewTask).where(ReviewTask.reason == "repeated_refusals")).one()
@@ -88,7 +89,7 @@ def test_the_review_item_shows_the_probing(oc, db, phone):
     assert '<strong id="refusal-count">5</strong> values refused for account 1000003' in page
     assert '<span id="refusal-callers">withheld, +37369555222</span>' in page
     assert "That is the limit of 5" in page
-    for value in ("750", "1125", "1300", "1400", "1450"):
+    for value in ("750", "875", "937", "968", "984"):
         assert f"<td>{value}</td><td>lower than the previous reading</td>" in page
 
 

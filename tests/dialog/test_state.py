@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pytest
 
@@ -28,10 +29,10 @@ def test_an_old_row_in_progress_loads_and_the_call_goes_on():
     assert state.step is Step.CONFIRM and state.decision is Decision.PENDING_REVIEW
     assert state.account == AccountRef(11, 1, "1234") and state.meters[1] == MeterRef(111, "gas", "0003", ["total"])
     assert state.saved == [SavedReading(110, "night", "700", "accepted")] and state.done == [(110, "night")]
-    records = FakeRecords()
+    records = FakeRecords(limits={"previous": Decimal("900")})  # 800 is still below the previous reading
     turn = dialog.handle(records, state, keys("1"))
     records.apply(turn.effects)
-    # Both registers are done: on to the next question, the reading kept for review as decided.
+    # Both registers are done: on to the next question, the reading kept for review as judged.
     assert asked(turn) == "next" and records.saved[0][:5] == (110, "day", "800", "pending_review", "below_previous")
     assert records.saved[0][5] == "CA1:10"
 

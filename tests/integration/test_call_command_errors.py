@@ -1,21 +1,15 @@
 """`ivr call` against a server that is not there, or that has another auth token: one clear line."""
-import socket
-
 from click.testing import CliRunner
 
 from ivr.cli import cli
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.servers import refused_port
 
 
 def test_no_server_is_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
-    url = f"http://127.0.0.1:{_free_port()}"
-    result = CliRunner().invoke(cli, ["call", "--url", url, "--keys", "1"])
+    with refused_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        result = CliRunner().invoke(cli, ["call", "--url", url, "--keys", "1"])
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [f"Error: no server answers at {url}/voice/incoming: "
                                                   "is `ivr serve` running there?"]

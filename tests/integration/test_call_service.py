@@ -36,7 +36,7 @@ def fake_apology(lang: str) -> str:
 
 @pytest.fixture
 def meter(db):
-    region = f.region(db)
+    region = f.region(db, work=f.NEVER_OPEN)  # failed calls end "after hours" at any time of day
     account = f.account(db, region, number="100001")
     meter = f.meter(db, account, previous=1000)
     db.commit()

@@ -2,7 +2,6 @@
 utility and tariff in the right case, and an honest ending for a value never confirmed."""
 from __future__ import annotations
 
-import datetime as dt
 
 import pytest
 from sqlalchemy import select
@@ -10,13 +9,12 @@ from sqlalchemy import select
 from readings_store.models import Call, Reading, ReviewTask
 from tests import factories as f
 
-NEVER = (dt.time(0), dt.time(0), "")
 
 
 @pytest.fixture
 def records(db):
-    north = f.region(db, code="N", name="North", menu_key=1, work=NEVER)
-    f.region(db, code="S", name="South", menu_key=2, work=NEVER)
+    north = f.region(db, code="N", name="North", menu_key=1, work=f.NEVER_OPEN)
+    f.region(db, code="S", name="South", menu_key=2, work=f.NEVER_OPEN)
     one = f.account(db, north, number="100001")
     f.meter(db, one, serial="EL000123", previous=1000, decimals=1)
     two = f.account(db, north, number="200002")

@@ -9,7 +9,6 @@ confidence policy, the dialog, the database) is the real code. Romanian uses Twi
 """
 from __future__ import annotations
 
-import datetime as dt
 import xml.etree.ElementTree as ET
 from collections import deque
 
@@ -24,7 +23,6 @@ from speech.recognizer import Recognition, Word
 from tests import factories as f
 from tests.conftest import AUTH_TOKEN
 
-NEVER = (dt.time(0), dt.time(0), "")
 ENGINES = {"en": "vosk", "ru": "vosk", "uk": "vosk", "ro": "twilio"}
 MEDIA = "https://api.twilio.com/2010-04-01/Accounts/AC" + "0" * 32 + "/Recordings/"
 WAV = b"RIFF$\x00\x00\x00WAVEfmt fake audio for the fake recognizer"
@@ -83,8 +81,8 @@ class FakeFetch:
 
 @pytest.fixture
 def records(db):
-    north = f.region(db, code="N", name="North", menu_key=1, work=NEVER)
-    f.region(db, code="S", name="South", menu_key=2, work=NEVER)
+    north = f.region(db, code="N", name="North", menu_key=1, work=f.NEVER_OPEN)
+    f.region(db, code="S", name="South", menu_key=2, work=f.NEVER_OPEN)
     one = f.account(db, north, number="100001")
     f.meter(db, one, serial="EL000123", previous=12000, decimals=1)
     two = f.account(db, north, number="300003")

@@ -2,7 +2,6 @@
 its action URLs followed."""
 from __future__ import annotations
 
-import datetime as dt
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -13,14 +12,12 @@ from readings_store.models import Call, Reading, ReviewTask
 from tests import factories as f
 from tests.conftest import AUTH_TOKEN
 
-ALWAYS = (dt.time(0), dt.time(23, 59, 59, 999999), "1234567")
-NEVER = (dt.time(0), dt.time(0), "")
 
 
 @pytest.fixture
 def records(db):
-    north = f.region(db, code="N", name="North", menu_key=1, work=NEVER)
-    f.region(db, code="S", name="South", menu_key=2, work=NEVER)
+    north = f.region(db, code="N", name="North", menu_key=1, work=f.NEVER_OPEN)
+    f.region(db, code="S", name="South", menu_key=2, work=f.NEVER_OPEN)
     one = f.account(db, north, number="100001")
     f.meter(db, one, serial="EL000123", previous=1000, decimals=1)
     many = f.account(db, north, number="200-02", phones=["+37369111222"])
@@ -130,7 +127,7 @@ def test_after_hours_failure_ends_politely_and_queues_identification(db, records
 
 
 def test_working_hours_failure_transfers_to_operator(db, records, phone):
-    records["north"].work_start, records["north"].work_end, records["north"].work_days = ALWAYS
+    records["north"].work_start, records["north"].work_end, records["north"].work_days = f.ALWAYS_OPEN
     db.commit()
     call = phone(caller="+442079460000")
     call.start(); call.press("4"); call.press("1")

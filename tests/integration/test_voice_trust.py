@@ -119,15 +119,16 @@ def test_the_neutral_prompt_in_every_language(db, demo, phone):
 
 def test_probing_for_the_previous_reading_stops_giving_directions(db, demo, phone):
     """The audit's script: anonymous calls, two probes each, binary search on "lower than the
-    previous one". After five refused values for the account (across calls), every value is kept
-    for review and the caller hears only that it will be checked."""
+    previous one" (the baseline, 1000: the customer's own reading of the period is never judged
+    against). After five refused values for the account (across calls), every value is kept for
+    review and the caller hears only that it will be checked."""
     give(phone, CUSTOMER, "1500")
     answers = []
-    for low, high in (("750", "1125"), ("1300", "1400")):
+    for low, high in (("750", "875"), ("937", "968")):
         heard = call(phone, "anonymous", "4", "1", "1000003#", f"{low}#", f"{high}#")
         answers.append(heard.count(LOWER))
         # The caller hangs up at the third try: nothing stored.
-    heard = call(phone, "anonymous", "4", "1", "1000003#", "1450#")
+    heard = call(phone, "anonymous", "4", "1", "1000003#", "984#")
     answers.append(heard.count(LOWER))
     assert answers == [2, 2, 1]
     assert readings(db) == [("1500", "accepted", None)]
@@ -158,10 +159,10 @@ def test_values_read_back_and_dropped_count_as_probes(db, demo, phone, config):
     config.probe_limit = 3
     give(phone, CUSTOMER, "1500")  # confirmed: not counted
     call(phone, "anonymous", "4", "1", "1000003#", "1600#")  # read back, hung up
-    call(phone, "anonymous", "4", "1", "1000003#", "1550#", "2", "1450#")  # dropped, then lower
+    call(phone, "anonymous", "4", "1", "1000003#", "1550#", "2", "950#")  # dropped, then lower
     refusals = db.scalars(select(ValueRefusal).order_by(ValueRefusal.id)).all()
     assert [(r.code, r.value, r.caller) for r in refusals] == [
-        ("not_confirmed", "1600", None), ("not_confirmed", "1550", None), ("below_previous", "1450", None)]
+        ("not_confirmed", "1600", None), ("not_confirmed", "1550", None), ("below_previous", "950", None)]
     heard = call(phone, "anonymous", "4", "1", "1000003#", "1400#")
     assert LOWER not in heard and "You entered 1 4 0 0." in heard
 

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,14 +15,9 @@ from ivr.simulator import SimulatedCall, http_transport
 from readings_store.models import Call, Reading
 from tests import factories as f
 from tests.conftest import AUTH_TOKEN
+from tests.servers import listening_socket, log_tail, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def children(pid: int) -> list[int]:
@@ -34,36 +27,27 @@ def children(pid: int) -> list[int]:
 
 @pytest.fixture
 def gunicorn(database_url, tmp_path):
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
     env.update(IVR_DATABASE_URL=database_url, IVR_DATA_DIR=str(tmp_path / "data"),
                IVR_TWILIO_AUTH_TOKEN=AUTH_TOKEN, IVR_SECRET_KEY="gunicorn-test-secret",
                IVR_OPERATOR_NUMBER="+37322999999",
                IVR_SPEECH_ENGINES='{"ro": "off", "ru": "off", "uk": "off", "en": "off"}')
-    log = open(tmp_path / "gunicorn.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                             "--workers", "2", "--bind", f"127.0.0.1:{port}"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
+    log_path = tmp_path / "gunicorn.log"
+    with listening_socket() as sock, open(log_path, "w") as log:
+        # gunicorn serves on the socket the test already holds (fd://), so no other process can take the port.
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+                                 "--workers", "2", "--bind", f"fd://{sock.fileno()}"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),))
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        wait_until_ready(lambda: requests.get(base + "/healthz", timeout=5).status_code == 200
+                         and len(children(proc.pid)) == 2, proc, log_path, "gunicorn")
+        yield base, proc
+        proc.send_signal(signal.SIGTERM)
         try:
-            if requests.get(base + "/healthz", timeout=1).status_code == 200 and len(children(proc.pid)) == 2:
-                break
-        except requests.ConnectionError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            log.seek(0)
-            pytest.fail(f"gunicorn did not start:\n{log.read()[-3000:]}")
-        time.sleep(0.1)
-    yield base, proc
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+            pytest.fail(f"gunicorn did not stop on SIGTERM; its log:\n{log_tail(log_path)}")
 
 
 def test_gunicorn_serves_signed_webhooks_and_health(gunicorn, db):

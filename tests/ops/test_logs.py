@@ -128,16 +128,17 @@ def test_gunicorn_logconfig_sends_gunicorn_lines_as_json():
 def test_serve_logs_text_unless_told(config, monkeypatch, setting, expected):
     """``ivr serve`` sets up its log before starting the server (here a fake that only records)."""
     from click.testing import CliRunner
-    from flask import Flask
 
     from ivr.cli import cli
+    from ivr.commands import core
 
     monkeypatch.setenv("IVR_DATABASE_URL", config.database_url)
     monkeypatch.setenv("IVR_TWILIO_AUTH_TOKEN", "x" * 32)
     if setting:
         monkeypatch.setenv("IVR_LOG_FORMAT", setting)
     started = []
-    monkeypatch.setattr(Flask, "run", lambda self, **kw: started.append(kw))  # fake: no server is started
+    # fake: no server is started
+    monkeypatch.setattr(core, "run_development_server", lambda app, host, port: started.append((host, port)))
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
@@ -148,3 +149,54 @@ def test_serve_logs_text_unless_told(config, monkeypatch, setting, expected):
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
+
+
+def test_terminal_colours_are_left_out_not_escaped():
+    """werkzeug colours access lines by status; a log line has no use for the codes."""
+    record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, '"%s" %s -',
+                               ("\x1b[33mGET /nope HTTP/1.1\x1b[0m", "404"), None)
+    assert logs.TextFormatter().format(record).endswith(' werkzeug: "GET /nope HTTP/1.1" 404 -')
+    assert json.loads(logs.JsonFormatter().format(record))["message"] == '"GET /nope HTTP/1.1" 404 -'
+    # Other control characters are still escaped.
+    record.args = ("GET /a\x1b]0;title\x07 HTTP/1.1", "404")
+    assert "\\x1b]0;title\\x07" in logs.TextFormatter().format(record)
+
+
+def test_development_server_prints_plain_lines(config, tmp_path):
+    """``ivr serve`` as a reader starts it from the checkout: the hint names ``.venv/bin/ivr`` (the
+    virtualenv's ivr, relative to where it was started), the banner is one plain line, and a
+    request's log line carries no escaped terminal codes."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    venv_bin = Path(sys.executable).parent
+    checkout = venv_bin.parent.parent  # the folder holding the virtualenv (.venv)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "IVR_DATABASE_URL": config.database_url,
+           "IVR_DATA_DIR": str(tmp_path / "data"), "IVR_SECRET_KEY": "x" * 32, "IVR_TWILIO_AUTH_TOKEN": "t" * 32}
+    server = subprocess.Popen([str(venv_bin / "ivr"), "serve", "--port", str(port)], cwd=checkout, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out = []
+        for line in server.stdout:
+            out.append(line.rstrip("\n"))
+            if line.startswith("Serving on"):
+                break
+        hint = next(line for line in out if line.startswith("Try a call:"))
+        assert hint.split()[-4:] == [f"{venv_bin.relative_to(checkout)}/ivr", "call", "--url",
+                                     f"http://127.0.0.1:{port}"]
+        assert out[-1].startswith(f"Serving on http://127.0.0.1:{port} ")
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/no-such-page", timeout=30)
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert '"GET /no-such-page HTTP/1.1" 404' in err
+    assert "\x1b" not in err and "\\x1b" not in err and "\\x0a" not in err, err

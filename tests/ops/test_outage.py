@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -16,14 +15,9 @@ from ivr.prompts import Prompts
 from readings_store.models import Call, Reading
 from tests import factories as f
 from tests.conftest import AUTH_TOKEN
+from tests.servers import refused_port
 
 SID = "CA" + "c" * 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def signed(client, path, params):
@@ -44,15 +38,16 @@ def down(tmp_path, monkeypatch):
         if key.startswith("IVR_") and not key.startswith("IVR_TEST_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
+    with refused_port() as port:
+        yield lambda **kwargs: _app_on(f"postgresql://ivr@127.0.0.1:{port}/ivr", **kwargs)
 
-    def make(operator_number="+37322999999"):
-        config = load_config(database_url=f"postgresql://ivr@127.0.0.1:{free_port()}/ivr",
-                             twilio_auth_token=AUTH_TOKEN, secret_key="s", operator_number=operator_number)
-        app = create_app(config)
-        app.config.update(PROPAGATE_EXCEPTIONS=False)
-        return app.test_client()
 
-    return make
+def _app_on(database_url, operator_number="+37322999999"):
+    config = load_config(database_url=database_url, twilio_auth_token=AUTH_TOKEN, secret_key="s",
+                         operator_number=operator_number)
+    app = create_app(config)
+    app.config.update(PROPAGATE_EXCEPTIONS=False)
+    return app.test_client()
 
 
 def test_healthz_reports_a_reachable_migrated_database(client):

@@ -331,7 +331,7 @@ def test_remind_call_command(db, town, config, monkeypatch):
         monkeypatch.setenv(name, value)
     result = runner.invoke(cli, ["remind", "--period", PERIOD, "--call", "--region", "KYI"])
     assert result.exit_code == 0, result.output
-    assert result.output == "KYI\t1\nqueued 1 reminder calls for 2026-11\n"
+    assert result.output == "KYI\t1\nqueued 1 reminder call for 2026-11\n"
     assert [(r.to_number, r.language, r.status) for r in rows(db)] == [(KYIV, "uk", "pending")]
     monkeypatch.delenv("IVR_PUBLIC_URL")
     result = runner.invoke(cli, ["sms", "send-pending"])

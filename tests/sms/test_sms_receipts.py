@@ -149,3 +149,79 @@ def test_a_bad_sender_setting_is_a_clear_error(monkeypatch, tmp_path, value):
     monkeypatch.setenv("IVR_SMS_FROM", value)
     with pytest.raises(ConfigError, match="IVR_SMS_FROM must be a phone number in E.164 form"):
         load_config()
+
+
+# --- what a receipt says: the call's readings as they stand when it is sent ----------------------------
+
+def test_a_reading_replaced_before_the_receipt_goes_is_reported_as_replaced(db, records, phone, sending, twilio):
+    """The caller's reading was replaced (here by a later reading from billing) before the receipt
+    was sent: the receipt still reports it, as replaced, instead of going out empty."""
+    from decimal import Decimal
+
+    from readings_store import service
+    from readings_store.models import Meter
+
+    call_and_save(phone, MOBILE_MD)
+    meter = db.scalars(select(Meter).where(Meter.serial == "EL000123")).one()
+    service.store_reading(db, meter, "total", Decimal("1101"), channel="api")
+    db.commit()
+    assert sending()["sent"] == 1
+    assert twilio.messages[0]["Body"].splitlines() == [
+        "Indicii transmiși în timpul apelului.", "Contul care se termină cu 0001.",
+        "energie electrică: 1100.5. Înlocuit cu un indice transmis ulterior."]
+
+
+def _call_with_readings(db, caller: str, language: str):
+    """A finished call on account 200-02 in which the caller gave: day 5100 then, correcting
+    it in the same call, 5101; night 6000, left for review; cold water 12.5, accepted, then
+    corrected by an operator; and a reading of the same account made later by the API."""
+    from decimal import Decimal
+
+    from readings_store import service
+    from readings_store.models import Call, Meter
+
+    day_night = db.scalars(select(Meter).where(Meter.serial == "EL000777")).one()
+    water = db.scalars(select(Meter).where(Meter.serial == "CW000888")).one()
+    call = Call(call_sid="CA" + "7" * 32, from_number=caller, language=language, account_id=day_night.account_id,
+                outcome="completed", steps=[])
+    db.add(call)
+    db.flush()
+    given = [(day_night, "day", "5100", "accepted", "phone_keypad"), (day_night, "day", "5101", "accepted", "phone_keypad"),
+             (day_night, "night", "6000", "pending_review", "phone_speech"),
+             (water, "total", "12.5", "accepted", "phone_speech")]
+    for meter, register, value, status, channel in given:
+        service.store_reading(db, meter, register, Decimal(value), channel=channel, status=status,
+                              reason="low_confidence" if status != "accepted" else None, call_id=call.id)
+    # An operator's correction is stored with the call too, but it is not what the caller gave.
+    service.store_reading(db, water, "total", Decimal("12.75"), channel="operator", call_id=call.id)
+    call.ended_at = utcnow()
+    sms_store.queue_receipt(db, call, language)
+    db.commit()
+    return call
+
+
+def test_a_receipt_lists_each_reading_the_caller_gave_as_it_stands(db, records, sending, twilio):
+    _call_with_readings(db, "+447911123456", "en")
+    assert sending()["sent"] == 1
+    assert twilio.messages[0]["Body"].splitlines() == [
+        "Readings received in your call.",
+        "Account ending 0002.",
+        "electricity, day: 5101. Accepted.",
+        "electricity, night: 6000. We will check it.",
+        "cold water: 12.5. Replaced by a later reading.",
+    ]
+
+
+def test_nothing_to_report_sends_nothing(db, records, sending, twilio):
+    """A receipt whose call has no reading of the caller's left to report is not sent at all."""
+    from readings_store.models import Call, Reading
+
+    call = _call_with_readings(db, "+447911123456", "en")
+    for reading in db.scalars(select(Reading).where(Reading.call_id == call.id, Reading.channel.like("phone%"))):
+        reading.call_id = None  # as if the call's readings were moved off it
+    db.commit()
+    assert sending() == {"sent": 0, "retry": 0, "failed": 0, "cancelled": 1, "deferred": 0}
+    assert twilio.messages == []
+    (row,) = outbox(db)
+    assert (row.status, row.error, row.body) == ("cancelled", "nothing to report", None)
+    assert db.get(Call, call.id) is not None

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ivr.media_server import Answer, MediaServer, Question
+from ivr.media_server import Answer, MediaServer, Question, ServerClock
 from speech.recognizer import Recognition, Word, recognize
 from speech.stream import FRAME_BYTES, StreamSettings, frame_dbfs
 from tests.speech.conftest import FIXTURES
@@ -328,9 +328,9 @@ def test_a_refused_stream_without_on_refused_is_still_closed():
     assert played.close_code == 1013 and stats.refused_streams == 1 and rec.events == []
 
 
-def _slow_listeners(slow_sids: set, seconds: float):
-    """FakeListeners whose calls in *slow_sids* take *seconds* to decode each batch of an answer:
-    a server short of CPU, for those calls."""
+def _slow_listeners(slow_sids: set, seconds: float, stuck: threading.Event | None = None):
+    """FakeListeners whose calls in *slow_sids* take *seconds* (or until *stuck* is set) to decode
+    each batch of an answer: a server short of CPU, for those calls."""
     class SlowListener(FakeListener):
         @property
         def listening(self) -> bool:
@@ -338,27 +338,68 @@ def _slow_listeners(slow_sids: set, seconds: float):
 
         def feed(self, pcm):
             if self.voiced and self.call_sid in slow_sids:
-                time.sleep(seconds)
+                if stuck is not None:
+                    stuck.wait(60)
+                else:
+                    time.sleep(seconds)
             return super().feed(pcm)
 
     return SlowListener
 
 
+class HandClock(ServerClock):
+    """A fake of the server's clock: time moves only when the test advances it, so a shedding
+    test asserts the rule, not how fast a loaded machine runs."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self._sleepers: list[tuple[float, asyncio.Future]] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        wake = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.now + seconds, wake))
+        await wake
+
+    def waiting(self) -> int:
+        return sum(not wake.done() for _, wake in self._sleepers)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for until, wake in self._sleepers:
+            if until <= self.now and not wake.done():
+                wake.set_result(None)
+
+
 def test_a_stream_whose_recognition_falls_behind_is_shed_at_once_and_the_others_go_on():
     rec = Recorder(Q_DIGITS, models=lambda lang: None)
     slow, fast = new_call_sid(), new_call_sid()
+    clock, stuck = HandClock(), threading.Event()
 
     async def scenario(url, server):
         audio = silence(200) + TONE + silence(600)
-        return await asyncio.gather(play_stream(url, TOKEN, audio, call_sid=slow),
-                                    play_stream(url, TOKEN, audio, call_sid=fast)), server.stats
+        slow_play = asyncio.create_task(play_stream(url, TOKEN, audio, call_sid=slow,
+                                                    hold=asyncio.Event()))
+        await _until(lambda: rec.kinds(slow) == ["speech_started"] and clock.waiting() == 1,
+                     "the slow call's answer stuck in recognition")
+        # The other call is recognised meanwhile, on the other thread, however long that takes.
+        kept = await play_stream(url, TOKEN, audio, call_sid=fast, realtime=False)
+        await _until(lambda: rec.kinds(fast) == ["speech_started", "utterance"], "the other call's answer")
+        assert clock.waiting() == 1 and not slow_play.done()  # nothing was shed before its time
+        clock.advance(1.001)  # the stuck batch has now waited longer than shed_after
+        shed = await slow_play
+        stuck.set()
+        return (shed, kept), server.stats
 
-    (shed, kept), stats = _serve(rec, scenario, listener_factory=_slow_listeners({slow}, 2.0), workers=2,
-                                 shed_after_ms=1000)
+    (shed, kept), stats = _serve(rec, scenario, listener_factory=_slow_listeners({slow}, 0, stuck), workers=2,
+                                 shed_after_ms=1000, clock=clock)
     assert shed.close_code == 1013 and kept.close_code == 1000
     assert rec.kinds(slow) == ["speech_started", "refused"]  # the answer it was hearing is dropped
     assert rec.kinds(fast) == ["speech_started", "utterance"]
     assert (stats.shed_streams, stats.refused_streams, stats.streams, stats.callback_errors) == (1, 0, 2, 0)
+    assert stats.active_streams == 0
 
 
 def test_no_shedding_when_it_is_off():
@@ -374,12 +415,17 @@ def test_no_shedding_when_it_is_off():
 
 
 def test_a_late_batch_marks_the_server_behind_and_new_streams_wait():
+    clock = HandClock()
     server = MediaServer(Recorder(None, models=lambda lang: None).handlers(), auth_token=TOKEN,
-                         shed_after_ms=60_000)  # a minute: no test is that slow, the rule is what counts
+                         shed_after_ms=60_000, clock=clock)
     server.recognised(59.0)  # within the bound
     assert server.refusal() is None
     server.recognised(61.0)
     assert server.refusal() == "recognition is behind"
+    clock.advance(59.9)
+    assert server.refusal() == "recognition is behind"
+    clock.advance(0.2)  # as long as the bound has passed since: new streams are welcome again
+    assert server.refusal() is None
     off = MediaServer(Recorder(None, models=lambda lang: None).handlers(), auth_token=TOKEN)
     off.recognised(3600.0)  # shedding off: never behind
     assert off.refusal() is None

@@ -164,3 +164,19 @@ def test_cli_list_and_download(server, tmp_path, monkeypatch):
     server.routes["/xx.zip"] = (200, b"junk", None)
     res = runner.invoke(cli, ["models", "download", "xx", "--no-progress"])
     assert res.exit_code == 1 and "not a valid zip" in res.output
+
+
+@pytest.mark.parametrize("base, why", [("http://models.invalid", "cannot find models.invalid"),
+                                       ("http://127.0.0.1:1", "127.0.0.1 refused the connection")])
+def test_cli_download_without_a_network_says_so_in_one_line(tmp_path, monkeypatch, base, why):
+    """No network: one short line naming the language and why, nothing tried after it, nothing left."""
+    from click.testing import CliRunner
+    from ivr.cli import cli
+    monkeypatch.setenv("IVR_MODELS_DIR", str(tmp_path))
+    monkeypatch.setattr(dl, "MODELS", {lang: ModelSpec(f"vosk-model-small-{lang}", f"{base}/{lang}.zip")
+                                       for lang in ("xx", "yy")})
+    res = CliRunner().invoke(cli, ["models", "download", "xx", "yy"])
+    assert res.exit_code == 1
+    assert res.output.count("\n") == 1 and len(res.output) < 200, res.output
+    assert res.output.startswith(f"Error: xx not installed: download of {base}/xx.zip failed: {why}")
+    assert list(tmp_path.iterdir()) == []

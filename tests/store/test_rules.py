@@ -1,10 +1,14 @@
 """Validation rules: each returns None or a Rejection a caller can be told."""
 import datetime as dt
 from decimal import Decimal as D
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from readings_store import rules
+from readings_store.models import Region
+from readings_store.service import history_time
 
 UTC = dt.timezone.utc
 
@@ -78,3 +82,39 @@ def test_daily_consumption_limit():
 def test_billing_period(date, window, period, inside):
     decision = rules.billing_period(date, window)
     assert (decision.period, decision.in_window) == (period, inside)
+
+
+# --- every day of every month: the period rule, its window dates and the history time agree --------
+
+_windows = st.one_of(st.none(), st.tuples(st.integers(1, 31), st.integers(1, 31)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(day=st.dates(dt.date(2020, 1, 1), dt.date(2035, 12, 31)), window=_windows)
+def test_a_day_in_its_periods_window_or_before_it(day, window):
+    decision = rules.billing_period(day, window)
+    opens, closes = rules.window_dates(decision.period, window)
+    if decision.in_window:
+        assert opens <= day <= closes
+    else:  # kept for the next window to open
+        assert day < opens
+        assert rules.billing_period(opens, window) == rules.PeriodDecision(decision.period, True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(moment=st.datetimes(dt.datetime(2020, 1, 1), dt.datetime(2035, 12, 31), timezones=st.just(dt.timezone.utc)),
+       window=_windows, zone=st.sampled_from(["Europe/Chisinau", "Europe/Kyiv", "Asia/Novosibirsk", "UTC"]),
+       days_ago=st.integers(1, 60))
+def test_history_is_always_in_an_earlier_period_than_now(moment, window, zone, days_ago):
+    region = Region(timezone=zone)
+    taken, period = history_time(region, window, moment, days_ago)
+    now_period = rules.billing_period(moment.astimezone(ZoneInfo(zone)).date(), window).period
+    assert taken <= moment - dt.timedelta(days=days_ago)
+    assert period < now_period
+    assert period == rules.billing_period(taken.astimezone(ZoneInfo(zone)).date(), window).period
+
+
+def test_shift_period_crosses_years():
+    assert rules.shift_period("2026-01", -1) == "2025-12"
+    assert rules.shift_period("2026-12", 1) == "2027-01"
+    assert rules.shift_period("2026-03", -14) == "2025-01"

@@ -1,4 +1,4 @@
-"""Storing readings: periods, superseding, idempotency, review tasks, validation against history."""
+"""Storing readings: periods, superseding, idempotency, review tasks."""
 import datetime as dt
 from decimal import Decimal as D
 
@@ -24,7 +24,7 @@ def test_second_reading_in_period_supersedes_first_keeping_history(db):
     second = service.store_reading(db, m, "total", D("110"), channel="phone_keypad", now=now)
     db.commit()
     assert first.status == "superseded" and second.status == "accepted"
-    assert second.supersedes_id == first.id
+    assert second.supersedes_id is None  # billing never received the first: it is never exported
     assert len(db.scalars(select(Reading)).all()) == 2
 
 
@@ -55,16 +55,6 @@ def test_outside_window_is_kept_for_next_period(db):
     when = dt.datetime(2026, 11, 15, 12, tzinfo=dt.timezone.utc)
     reading = service.store_reading(db, m, "total", D("100"), channel="api", now=when)
     assert (reading.period, reading.out_of_window, reading.status) == ("2026-12", True, "accepted")
-
-
-def test_validate_reading_uses_last_accepted(db):
-    _, _, m = _setup(db, previous=1000, previous_days_ago=10, digits=6, decimals=1)
-    now = utcnow()
-    assert service.validate_reading(db, m, "total", D("1500"), daily_limit=D("100"), now=now) is None
-    assert service.validate_reading(db, m, "total", D("999"), daily_limit=D("100"), now=now).code == "below_previous"
-    assert service.validate_reading(db, m, "total", D("2500"), daily_limit=D("100"), now=now).code == "implausible_consumption"
-    assert service.validate_reading(db, m, "night", D("1500"), daily_limit=D("100"), now=now).code == "unknown_register"
-    assert service.validate_reading(db, m, "total", D("1500.25"), daily_limit=D("100"), now=now).code == "too_many_decimals"
 
 
 def test_keypad_key_and_find_account(db):

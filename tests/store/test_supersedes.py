@@ -1,8 +1,8 @@
 """What ``supersedes`` names: the reading billing can follow the chain from.
 
-A new accepted reading supersedes the last reading of its meter, register and period that billing
-has received (exported), or, if none was exported, the last accepted one. Pending and rejected
-readings are never the target.
+A new accepted reading names the last reading of its meter, register and period that billing has
+received in an export batch, else nothing. A reading replaced before it was exported is never
+exported and never named; pending and rejected readings are never the target.
 """
 from decimal import Decimal as D
 
@@ -83,17 +83,22 @@ def test_the_last_exported_reading_is_named(db):
     assert (_fresh(db, b).supersedes_id, _fresh(db, c).supersedes_id) == (a.id, b.id)
 
 
-def test_without_an_export_the_last_accepted_is_named_and_rejected_never(db):
+def test_without_an_export_nothing_is_named_and_the_replaced_reading_is_never_exported(db):
+    """Saved 120, corrected to 125 before any export: the batch holds 125 alone, naming nothing."""
     meter = _meter(db)
-    a = service.store_reading(db, meter, "total", D("2000"), channel="phone_keypad")
-    rejected = service.store_reading(db, meter, "total", D("2005"), channel="phone_speech", status="pending_review",
+    a = service.store_reading(db, meter, "total", D("1120"), channel="phone_keypad")
+    rejected = service.store_reading(db, meter, "total", D("1122"), channel="phone_speech", status="pending_review",
                                      reason="low_confidence")
     rejected.status = "rejected"
     db.flush()
-    c = service.store_reading(db, meter, "total", D("2010"), channel="phone_keypad")
+    c = service.store_reading(db, meter, "total", D("1125"), channel="phone_keypad")
     db.commit()
-    assert _fresh(db, c).supersedes_id == a.id
-    assert _fresh(db, rejected).status == "rejected"
+    assert _fresh(db, c).supersedes_id is None
+    assert (_fresh(db, a).status, _fresh(db, rejected).status) == ("superseded", "rejected")
+    batch = export.create_batch(db)
+    db.commit()
+    this_period = [(r["id"], r["supersedes"]) for r in export.batch_readings(db, batch.id) if r["period"] == c.period]
+    assert this_period == [(c.id, None)]
 
 
 def test_other_registers_and_periods_are_not_targets(db):
@@ -104,27 +109,3 @@ def test_other_registers_and_periods_are_not_targets(db):
     night = service.store_reading(db, meter, "night", D("50"), channel="phone_keypad")
     db.commit()
     assert (day.supersedes_id, night.supersedes_id) == (None, None)
-
-
-def test_who_may_replace_an_accepted_reading_by_phone(db):
-    from readings_store.models import Call
-
-    meter = _meter(db)
-    mine = Call(call_sid="CA" + "1" * 32, from_number="+37369000001")
-    db.add(mine)
-    db.flush()
-    assert service.review_reason_to_replace(db, meter, "total", "+37369000001", mine.id) is None  # nothing yet
-    service.store_reading(db, meter, "total", D("2000"), channel="phone_keypad", call_id=mine.id)
-    db.flush()
-    assert service.review_reason_to_replace(db, meter, "total", "+37369000001") is None
-    assert service.review_reason_to_replace(db, meter, "total", None, mine.id) is None  # same call
-    assert service.review_reason_to_replace(db, meter, "total", "+37369000002") == "replaces_other_caller"
-    assert service.review_reason_to_replace(db, meter, "total", None) == "replaces_other_caller"
-    # A reading an operator (or an import, or the API) gave is nobody's own, even with the call's id.
-    service.store_reading(db, meter, "total", D("2001"), channel="operator", call_id=mine.id)
-    db.flush()
-    assert service.review_reason_to_replace(db, meter, "total", "+37369000001", mine.id) == "replaces_other_caller"
-    db.commit()
-    export.create_batch(db)
-    db.commit()
-    assert service.review_reason_to_replace(db, meter, "total", "+37369000001", mine.id) == "replaces_exported"

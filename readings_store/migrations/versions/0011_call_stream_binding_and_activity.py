@@ -1,7 +1,7 @@
 """calls: the media stream's one-time token and when it was opened; the call's last activity
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 
 ``stream_token_hash`` holds the SHA-256 of the random token the call's ``<Stream>`` carries (a
 ``<Parameter>``); the media endpoint opens a stream only for a live call whose token it names,
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import readings_store.models
 
 
-revision = '0010'
-down_revision = '0009'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
