@@ -45,9 +45,10 @@ import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from readings_store import intake, service
@@ -99,6 +100,11 @@ def find_call(session: Session, call_sid: str) -> Call | None:
 
 # --- the call's media stream ----------------------------------------------------------------------
 
+def _changed(session: Session, statement) -> int:
+    """Rows an UPDATE changed."""
+    return cast(CursorResult, session.execute(statement)).rowcount
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -127,12 +133,12 @@ def bind_stream(session: Session, config: Config, call_sid: str, token: str | No
     if not streams(config):
         return "calls are not streamed (IVR_SPEECH_TRANSPORT)"
     # One conditional UPDATE: of two streams naming the same token at once, one opens.
-    opened = session.execute(
-        update(Call).where(Call.call_sid == call_sid, Call.stream_token_hash == _token_hash(token),
-                           Call.stream_opened_at.is_(None), Call.outcome.is_(None), Call.ended_at.is_(None),
-                           or_(Call.speech_transport.is_(None), Call.speech_transport == STREAM_TRANSPORT))
+    opened = _changed(session, update(Call).where(
+        Call.call_sid == call_sid, Call.stream_token_hash == _token_hash(token), Call.stream_opened_at.is_(None),
+        Call.outcome.is_(None), Call.ended_at.is_(None),
+        or_(Call.speech_transport.is_(None), Call.speech_transport == STREAM_TRANSPORT))
         .values(stream_opened_at=utcnow()).execution_options(synchronize_session=False))
-    if opened.rowcount == 1:
+    if opened == 1:
         session.commit()
         return None
     session.rollback()
@@ -200,8 +206,9 @@ def answer_reminder_call(session: Session, config: Config, *, token: str, call_s
     turn = dialog.start_reminder(SqlRecords(session, config, call), call_sid=call_sid, callee=row.to_number,
                                  language=row.language, account_id=row.account_id, max_tries=config.max_tries)
     # The caller's audio is streamed only to a call that is asked something (not to a machine).
-    token = issue_stream_token(config, call) if any(isinstance(a, dialog.Ask) for a in turn.actions) else None
-    body = render(turn.actions, turn.state.lang, call.seq, stream_token=token)
+    asks = any(isinstance(a, dialog.Ask) for a in turn.actions)
+    body = render(turn.actions, turn.state.lang, call.seq,
+                  stream_token=issue_stream_token(config, call) if asks else None)
     _write_state(call, turn.state)
     call.last_twiml = body
     row.status = "answered"
@@ -319,13 +326,13 @@ def use_record_transport(session: Session, call_sid: str, *, only_if_streaming: 
     if state is None or state.over or call.outcome or call.ended_at is not None:
         return None
     # One UPDATE, not the ORM object: a turn being taken meanwhile keeps every other column.
-    moved = session.execute(update(Call).where(
+    moved = _changed(session, update(Call).where(
         Call.id == call.id, *([or_(Call.speech_transport.is_(None), Call.speech_transport != RECORD_TRANSPORT)]
                               if only_if_streaming else []))
         .values(speech_transport=RECORD_TRANSPORT).execution_options(synchronize_session=False))
     session.commit()
     session.refresh(call)
-    return call if moved.rowcount or not only_if_streaming else None
+    return call if moved or not only_if_streaming else None
 
 
 def speech_question(session: Session, config: Config, call: Call | None,
@@ -333,7 +340,9 @@ def speech_question(session: Session, config: Config, call: Call | None,
     """(state, speech kind, question) when the call's current question may be answered by voice
     through Vosk, whichever transport brings the audio; else None (a keypad question, a caller
     who typed, a language not heard by Vosk, a call that is over)."""
-    state = load_state(call) if call is not None else None
+    if call is None:
+        return None
+    state = load_state(call)
     if state is None or state.over or state.keypad_only:
         return None
     kind = dialog.engine.SPEECH_KINDS.get(state.step.value)
@@ -398,10 +407,10 @@ def sweep_idle_calls(session: Session, idle: dt.timedelta, *, now: dt.datetime |
     ended = []
     for call_id in ids:
         call = session.scalars(select(Call).where(Call.id == call_id).with_for_update()).first()
-        at = (call.last_activity_at or call.started_at) if call is not None else None
-        if call is None or call.ended_at is not None or at >= cutoff:
+        if call is None or call.ended_at is not None or (call.last_activity_at or call.started_at) >= cutoff:
             session.rollback()
             continue
+        at = call.last_activity_at or call.started_at
         _end(session, call, at, NO_STATUS)
         session.commit()
         log.warning("call %s ended by the sweep: no activity since %s and no end reported by Twilio",

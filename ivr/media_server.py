@@ -52,7 +52,6 @@ import base64
 import binascii
 import itertools
 import json
-import logging
 import math
 import os
 import queue

@@ -112,3 +112,34 @@ def test_the_idle_setting_is_checked(monkeypatch, tmp_path, raw):
 def test_the_idle_setting_is_documented():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "`IVR_CALL_IDLE_MINUTES`" in readme and "IVR_CALL_IDLE_MINUTES=" in (DEPLOY / "ivr.env.example").read_text()
+
+
+@pytest.mark.db
+def test_migration_0011_adds_the_stream_and_activity_columns_and_goes_back(empty_database_url):
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import inspect, text
+
+    from readings_store.db import alembic_config, make_engine, upgrade
+    from readings_store.models import Base
+
+    url = empty_database_url
+    upgrade(url, "0010")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO calls (call_sid, state, steps, seq, started_at) "
+                          "VALUES (:sid, '{}', '[]', 1, '2026-01-01 00:00:00+00')"), {"sid": "CA" + "a" * 32})
+    upgrade(url, "0011")
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT last_activity_at = started_at, stream_token_hash, stream_opened_at "
+                                "FROM calls")).one()
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert (bool(row[0]), row[1], row[2]) == (True, None, None)  # an old call's last activity: its start
+    assert [d for d in diffs if "calls" in repr(d)] == []
+    command.downgrade(alembic_config(url), "0010")
+    columns = {c["name"] for c in inspect(engine).get_columns("calls")}
+    assert not columns & {"last_activity_at", "stream_token_hash", "stream_opened_at"}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM calls")).scalar_one() == 1
+    engine.dispose()

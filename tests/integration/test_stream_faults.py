@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from ivr.speech_steps import SpeechSteps  # noqa: F401 - the line fixture's
 from readings_store.models import Call, Reading, Utterance
 from tests.conftest import AUTH_TOKEN
 from tests.stream_harness import play_stream, silence, until

@@ -9,7 +9,6 @@ import logging
 import socket
 import threading
 
-import pytest
 import requests
 
 from ivr import media_server
