@@ -15,8 +15,9 @@
   proxy's ``X-Forwarded-For`` only when ``IVR_TRUST_PROXY`` is set (ProxyFix in ``ivr.app``).
 * Sessions live on the server (``console_sessions``): the cookie carries a random token naming a
   row, and logging out or idling ``config.session_minutes`` ends the row, so a copy of an old
-  cookie is refused. Every request writes its time to the row, so idle expiry is exact. The
-  cookie itself is permanent for ``PERMANENT_SESSION_LIFETIME``, HttpOnly, SameSite=Lax, and
+  cookie is refused. Idle expiry is exact: every request's time goes into the signed cookie
+  (``SEEN_KEY``), and into the row at most once a minute (one UPDATE a minute, not one per
+  request); a session is idle since the later of the two. The cookie itself is permanent for ``PERMANENT_SESSION_LIFETIME``, HttpOnly, SameSite=Lax, and
   ``Secure`` whenever the request came over https (also via a trusted proxy's
   ``X-Forwarded-Proto``) or ``IVR_PUBLIC_URL`` is https.
 * The user id in the session carries a fingerprint of the password hash: changing the password or
@@ -55,6 +56,10 @@ MAX_FAILURES = 5  # per user name and source address
 MAX_FAILURES_PER_ADDRESS = 20  # per source address, whatever the names
 MAX_FAILURES_PER_NAME = 50  # per user name, from every address together
 LOCK_MINUTES = 15
+# The server-side session's last activity is written at most this often (one UPDATE a minute, not
+# one per request); the exact time of the last request travels in the signed cookie.
+SEEN_EVERY_SECONDS = 60
+SEEN_KEY = "console_seen"
 SESSION_KEY = "console_sid"
 ROLES = ("operator", "admin")
 MIN_PASSWORD = 8
@@ -135,7 +140,8 @@ def _load_user(user_id: str) -> ConsoleUser | None:
 def _start_server_session(operator: Operator, moment: dt.datetime) -> str:
     """A new server-side session for *operator*; returns the token for the cookie. Also sweeps
     the operator's ended and idle sessions."""
-    idle = moment - dt.timedelta(minutes=session_minutes())
+    # The row may lag the session's last request by up to SEEN_EVERY_SECONDS (its cookie knows).
+    idle = moment - dt.timedelta(minutes=session_minutes(), seconds=SEEN_EVERY_SECONDS)
     g.db.execute(delete(ConsoleSession).where(
         ConsoleSession.operator_id == operator.id,
         (ConsoleSession.ended_at.is_not(None)) | (ConsoleSession.last_seen_at < idle)))
@@ -204,18 +210,33 @@ def guard():
     if current_user.is_authenticated:
         row: ConsoleSession = g.console_session
         moment = now()
-        if moment - row.last_seen_at >= dt.timedelta(minutes=session_minutes()):
+        if moment - _last_seen(row, moment) >= dt.timedelta(minutes=session_minutes()):
             _end_server_session(moment)
             logout_user()
             session.clear()
             flash("Your session expired. Please log in again.", "warning")
             return redirect(url_for("console.login", next=_safe_next(request.full_path)))
-        # Every request counts as activity, to the microsecond: a session idle for less than
-        # IVR_SESSION_MINUTES is never ended early.
-        row.last_seen_at = moment
-        g.db.commit()
+        session[SEEN_KEY] = moment.timestamp()
+        idle = (moment - row.last_seen_at).total_seconds()
+        if idle >= SEEN_EVERY_SECONDS or idle < 0:
+            row.last_seen_at = moment
+            g.db.commit()
         return None
     return redirect(url_for("console.login", next=_safe_next(request.full_path)))
+
+
+def _last_seen(row: ConsoleSession, moment: dt.datetime) -> dt.datetime:
+    """The session's last request: the row's time, or the later one its signed cookie carries
+    (the row is written at most once a minute). A time after ``moment`` is not believed."""
+    seen = session.get(SEEN_KEY)
+    if isinstance(seen, (int, float)) and not isinstance(seen, bool):
+        try:
+            cookie = dt.datetime.fromtimestamp(seen, dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return row.last_seen_at
+        if row.last_seen_at < cookie <= moment:
+            return cookie
+    return row.last_seen_at
 
 
 @bp.errorhandler(CSRFError)

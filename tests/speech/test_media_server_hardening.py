@@ -9,9 +9,11 @@ import logging
 import socket
 import threading
 
+import pytest
 import requests
 
 from ivr import media_server
+from ivr.logsafe import RateLimitedLog
 from ivr.media_server import MediaServer
 from tests.stream_harness import Recorder, ServerThread, new_call_sid, play_stream, silence, until
 
@@ -33,6 +35,12 @@ class Silent:
 
     def resume(self):
         return False, None
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_budget(monkeypatch):
+    """Each test starts with the log's full budget (other tests in this process spend it)."""
+    monkeypatch.setattr(media_server, "noisy", RateLimitedLog(media_server.log, burst=10, period=60.0))
 
 
 def bound_handlers(models=lambda lang: None) -> tuple[Recorder, media_server.Handlers]:
@@ -231,3 +239,16 @@ def test_a_warning_when_signatures_are_off(caplog):
     assert played.status is None  # let in, for development...
     warnings = [r.getMessage() for r in caplog.records if "IVR_VALIDATE_SIGNATURES is off" in r.getMessage()]
     assert len(warnings) >= 2  # ... said at start-up, and again for the unchecked handshake
+
+
+def test_the_log_budget_says_what_it_left_out(caplog):
+    moment = [0.0]
+    limited = RateLimitedLog(logging.getLogger("ivr.test_budget"), burst=2, period=60.0, clock=lambda: moment[0])
+    with caplog.at_level(logging.WARNING, logger="ivr.test_budget"):
+        logged = [limited.warning("junk", "junk %d", i) for i in range(5)]
+        assert limited.warning("other", "another kind") is True  # each kind has its own budget
+        moment[0] = 61.0
+        limited.warning("junk", "junk %d", 5)
+    assert logged == [True, True, False, False, False]
+    assert [r.getMessage() for r in caplog.records] == [
+        "junk 0", "junk 1", "another kind", "junk 5 (3 similar lines left out before this one)"]
