@@ -53,7 +53,7 @@ from sqlalchemy.orm import Session
 
 from readings_store import intake, service
 from readings_store import sms as sms_store
-from readings_store.models import Call, ReviewTask, Utterance, utcnow
+from readings_store.models import Call, CallStep, ReviewTask, Utterance, utcnow
 
 from . import dialog
 from .config import RECORD_TRANSPORT, STREAM_TRANSPORT, Config
@@ -164,7 +164,7 @@ def open_call(session: Session, config: Config, *, call_sid: str, caller: str | 
     session.add(call)
     session.flush()
     turn = dialog.start(SqlRecords(session, config, call), call_sid=call_sid, caller=caller, language=language,
-                        max_tries=config.max_tries)
+                        max_tries=config.max_tries, may_record=config.may_record())
     body = render(turn.actions, turn.state.lang, call.seq, transport=call.speech_transport,
                   stream_token=issue_stream_token(config, call))
     call.state, call.last_twiml = turn.state.to_json(), body
@@ -189,7 +189,7 @@ def answer_reminder_call(session: Session, config: Config, *, token: str, call_s
     if existing is not None:
         return existing.last_twiml or polite_end(existing.language or fallback_language)
     row = sms_store.reminder_call(session, token)
-    if row is None or row.message_sid not in (None, call_sid) or callee != row.to_number \
+    if row is None or row.to_number is None or row.message_sid not in (None, call_sid) or callee != row.to_number \
             or row.status not in ("pending", "placed", "machine"):
         log.warning("reminder call %s: the answer URL names no reminder call placed to this number", call_sid)
         session.rollback()
@@ -204,7 +204,8 @@ def answer_reminder_call(session: Session, config: Config, *, token: str, call_s
     session.add(call)
     session.flush()
     turn = dialog.start_reminder(SqlRecords(session, config, call), call_sid=call_sid, callee=row.to_number,
-                                 language=row.language, account_id=row.account_id, max_tries=config.max_tries)
+                                 language=row.language, account_id=row.account_id, max_tries=config.max_tries,
+                                 may_record=config.may_record(row.language))
     # The caller's audio is streamed only to a call that is asked something (not to a machine).
     asks = any(isinstance(a, dialog.Ask) for a in turn.actions)
     body = render(turn.actions, turn.state.lang, call.seq,
@@ -308,10 +309,15 @@ def persist_effects(session: Session, call: Call, effects: list) -> None:
 
 
 def _log_step(call: Call, step: str, event: dict, actions: list) -> None:
+    """One row for the turn that took ``call.seq - 1`` (0: the call's opening), in the turn's
+    transaction: a turn writes its own step, never the call's whole history again."""
     asked = [a.step for a in actions if isinstance(a, dialog.Ask)]
     now = utcnow()
-    call.steps = [*call.steps, {"at": now.isoformat(), "step": step, "event": event,
-                                "next": asked[0] if asked else type(actions[-1]).__name__.lower()}]
+    Session.object_session(call).add(CallStep(
+        call_id=call.id, seq=call.seq - 1, at=now, step=step,
+        next=asked[0] if asked else type(actions[-1]).__name__.lower(), kind=event.get("kind"),
+        keys=event.get("keys"), decision=event.get("decision"),
+        detail=event.get("from", event.get("answered_by")), language=call.language, region_id=call.region_id))
     call.last_activity_at = now
 
 

@@ -2,9 +2,9 @@
 readings per region against each region's submission window, the review queue's age, and how
 callers answer (speech or keypad, re-asks) per language. Plain queries over a session, no Flask.
 
-Every figure is counted by the database (GROUP BY over the calls, and over the steps each call
-logged, unnested with ``json_each`` on SQLite and ``json_array_elements`` on PostgreSQL), so the
-page costs a few aggregate queries however many calls the period holds.
+Every figure is counted by the database (GROUP BY over the calls, and over the ``call_steps`` rows
+each call's turns wrote), so the page costs a few aggregate queries however many calls the period
+holds, and no row is loaded into Python.
 """
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import (JSON, BigInteger, and_, case, cast, column, func, literal, null, or_, select, true, union,
-                        union_all)
+from sqlalchemy import BigInteger, and_, case, cast, func, literal, null, or_, select, true, union, union_all
 from sqlalchemy.orm import Session
 
 from grammars.plural import english
 from readings_store import rules, service
-from readings_store.models import UTILITIES, Account, Call, Meter, Reading, Region, ReviewTask
+from readings_store.models import UTILITIES, Account, Call, CallStep, Meter, Reading, Region, ReviewTask
 
 from . import labels
 
@@ -94,15 +93,12 @@ def per_region_language(session: Session, scope: Scope) -> list[dict]:
 
 
 def _steps(session: Session, scope: Scope):
-    """One row per step the calls in ``scope`` logged: the call's id, language and outcome, the step,
-    the question asked next and how the step was answered (its event's kind). A materialised CTE:
-    the JSON is unnested and read once however often a query reads the rows."""
-    each = "json_array_elements" if session.get_bind().dialect.name == "postgresql" else "json_each"
-    entry = getattr(func, each)(Call.steps).table_valued(column("value", JSON)).alias("entry")
+    """One row per step the calls in ``scope`` logged (``call_steps``): the call's id, language and
+    outcome, the step, the question asked next and how the step was answered. A materialised CTE:
+    the rows are read once however often a query reads them."""
     return (select(Call.id.label("call_id"), Call.language.label("language"), Call.outcome.label("outcome"),
-                   entry.c.value["step"].as_string().label("step"), entry.c.value["next"].as_string().label("next"),
-                   entry.c.value[("event", "kind")].as_string().label("kind"))
-            .select_from(Call).join(entry, true()).where(*scope.where())
+                   CallStep.step.label("step"), CallStep.next.label("next"), CallStep.kind.label("kind"))
+            .select_from(Call).join(CallStep, CallStep.call_id == Call.id).where(*scope.where())
             .cte("steps").prefix_with("MATERIALIZED"))
 
 

@@ -16,12 +16,13 @@ from sqlalchemy import and_, func, or_, select
 from wtforms.fields.choices import SelectChoice
 
 from grammars.plural import english
-from readings_store import service
+from readings_store import retention, service
 from readings_store.export import csv_safe
 from readings_store.models import (
     UTILITIES, Account, AccountPhone, AuditEvent, Call, Meter, Operator, Reading, Region, ReviewTask,
     Utterance, ValueRefusal, utcnow)
 
+from .. import recordings
 from . import bp, charts, labels, review
 from . import dashboard as stats
 from .auth import admin_required, change_own_password
@@ -124,10 +125,10 @@ def _helpers():
             "step_time": step_time, "plural": english}
 
 
-def step_time(at: str | None) -> str:
-    """A call step's ISO timestamp in the page's zone, to the second."""
+def step_time(at: dt.datetime | str | None) -> str:
+    """A call step's time (or ISO timestamp) in the page's zone, to the second."""
     try:
-        moment = dt.datetime.fromisoformat(at) if at else None
+        moment = dt.datetime.fromisoformat(at) if isinstance(at, str) and at else at or None
     except (TypeError, ValueError):
         return ""
     return local_time(moment, "%H:%M:%S")
@@ -211,12 +212,19 @@ def queue():
         page = 1
     query = open_tasks(filters)
     if wants_csv():
+        # One statement: the items with their reading's value; regions are few (one query each at most).
+        listed = (query.with_only_columns(ReviewTask.id, ReviewTask.created_at, ReviewTask.kind, ReviewTask.reason,
+                                          ReviewTask.region_id, ReviewTask.utility, ReviewTask.details, Reading.value)
+                  .outerjoin(Reading, Reading.id == ReviewTask.reading_id)
+                  .order_by(ReviewTask.created_at, ReviewTask.id).limit(10000))
+        regions = {r.id: r for r in g.db.scalars(select(Region))}
         rows = [{"item": t.id, "received": local_time(t.created_at, "%Y-%m-%d %H:%M:%S"), "zone": page_zone(),
                  "kind": labels.label(t.kind, "kind"), "reason": labels.label(t.reason),
-                 "region": region_name(t.region), "utility": labels.label(t.utility, "utility") if t.utility else "",
-                 "value": str(t.reading.value) if t.reading else
+                 "region": region_name(regions.get(t.region_id)),
+                 "utility": labels.label(t.utility, "utility") if t.utility else "",
+                 "value": str(t.value) if t.value is not None else
                  ", ".join(map(str, (t.details or {}).get("attempts", [])))}
-                for t in g.db.scalars(query.order_by(ReviewTask.created_at, ReviewTask.id).limit(10000))]
+                for t in g.db.execute(listed)]
         return csv_response("queue", ["item", "received", "zone", "kind", "reason", "region", "utility", "value"],
                             rows)
     total = g.db.scalar(select(func.count()).select_from(query.subquery()))
@@ -360,6 +368,9 @@ def _task_context(task: ReviewTask) -> dict:
         "tries": tries(reading) if reading is not None else [],
         "accept_problem": accept_refused(reading),
         "audio_exists": bool(utterance and utterance.audio_path and _recording_path(utterance.audio_path)),
+        # When the call's recordings go (None while an item of the call is open) and after how long.
+        "audio_deleted_from": retention.deletion_time(db, call, ivr().config.recordings_keep_days) if call else None,
+        "keep_days": ivr().config.recordings_keep_days,
     }
 
 
@@ -476,12 +487,8 @@ def close(task_id: int):
 
 def _recording_path(stored: str) -> Path | None:
     """The file for an utterance's ``audio_path``, only if it lies inside ``recordings_dir``."""
-    root = Path(ivr().config.recordings_dir).resolve()
-    candidate = Path(stored)
-    candidate = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    if not candidate.is_relative_to(root) or not candidate.is_file():
-        return None
-    return candidate
+    candidate = recordings.recording_file(Path(ivr().config.recordings_dir), stored)
+    return candidate if candidate is not None and candidate.is_file() else None
 
 
 @bp.get("/recordings/<int:utterance_id>")

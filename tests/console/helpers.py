@@ -12,7 +12,7 @@ from pathlib import Path
 from werkzeug.security import generate_password_hash
 
 from readings_store import service
-from readings_store.models import Call, Operator, ReviewTask, Utterance, utcnow
+from readings_store.models import Call, CallStep, Operator, ReviewTask, Utterance, utcnow
 from tests import factories as f
 
 PASSWORD = "correct-horse-battery"
@@ -51,11 +51,11 @@ def seed_pending(db, config, *, value="1300", reason="low_confidence", previous=
     meter = f.meter(db, account, serial=serial, utility=utility, previous=previous,
                     previous_days_ago=previous_days_ago)
     call = Call(call_sid=f"CA{account.id:032x}", from_number="+37369123456", language="en", region_id=region.id,
-                account_id=account.id, outcome="completed",
-                steps=[{"at": utcnow().isoformat(), "step": "value", "event": {"speech": transcript},
-                        "next": "confirm"}])
+                account_id=account.id, outcome="completed")
     db.add(call)
     db.flush()
+    log_steps(db, call, [{"at": utcnow().isoformat(), "step": "value",
+                          "event": {"kind": "speech", "keys": 0, "decision": "confirm"}, "next": "confirm"}])
     audio_rel = f"{call.call_sid}/value.wav"
     if audio:
         write_wav(Path(config.recordings_dir) / audio_rel)
@@ -120,8 +120,30 @@ def add_tries(db, seeded: dict) -> list:
     return rows
 
 
+def step_rows(call_id: int, entries: list[dict], language=None, region_id=None) -> list[dict]:
+    """``call_steps`` rows for a call's logged steps, given as {at, step, event, next} entries
+    (seq 0 first, as the phone line numbers them)."""
+    rows = []
+    for seq, e in enumerate(entries):
+        event = e.get("event") or {}
+        at = e["at"] if isinstance(e["at"], dt.datetime) else dt.datetime.fromisoformat(e["at"])
+        rows.append({"call_id": call_id, "seq": seq, "at": at, "step": e["step"], "next": e.get("next"),
+                     "kind": event.get("kind"), "keys": event.get("keys"), "decision": event.get("decision"),
+                     "detail": event.get("from", event.get("answered_by")), "language": language,
+                     "region_id": region_id})
+    return rows
+
+
+def log_steps(db, call: Call, entries: list[dict]) -> None:
+    """Replace the steps ``call`` (flushed) logged with ``entries`` ({at, step, event, next})."""
+    db.query(CallStep).filter(CallStep.call_id == call.id).delete()
+    db.add_all(CallStep(**row) for row in step_rows(call.id, entries, call.language, call.region_id))
+    db.flush()
+    db.expire(call, ["logged_steps"])
+
+
 def steps(*pairs, at=None) -> list[dict]:
-    """Call.steps entries as the phone line records them: (step, next) pairs, keys as the answer."""
+    """Logged steps as the phone line records them: (step, next) pairs, keys as the answer."""
     at = at or utcnow()
     return [{"at": (at + dt.timedelta(seconds=10 * i)).isoformat(), "step": step,
              "event": {"kind": "digits", "keys": 1, "decision": None}, "next": nxt}
@@ -147,11 +169,14 @@ def seed_calls(db, region, now=None) -> list[Call]:
     for i, (outcome, lang, pairs) in enumerate(plans):
         started = now - dt.timedelta(hours=i % 3, minutes=5)
         call = Call(call_sid=f"CA{'f' * 30}{i:02d}", language=lang, region_id=region.id, outcome=outcome,
-                    started_at=started, steps=steps(*pairs, at=started))
+                    started_at=started)
+        entries = steps(*pairs, at=started)
         if i < 2:  # the first two calls spoke their value (the utterances below); the rest used keys
-            spoken = next(e for e in call.steps if e["step"] == "value")
+            spoken = next(e for e in entries if e["step"] == "value")
             spoken["event"] = {"kind": "speech", "keys": 0, "decision": "accept"}
         db.add(call)
+        db.flush()
+        log_steps(db, call, entries)
         calls.append(call)
     db.flush()
     for call in calls[:2]:

@@ -20,7 +20,7 @@ from tests import factories as f
 
 from ivr.console import charts, labels
 
-from .helpers import add_tries, login, seed_calls, seed_pending
+from .helpers import add_tries, log_steps, login, seed_calls, seed_pending
 
 
 def text(response) -> str:
@@ -105,8 +105,8 @@ def test_codes_read_as_words_on_every_page(oc, db, config):
 def test_call_steps_read_as_words_in_the_regions_zone(oc, db, config):
     seeded = seed_pending(db, config)
     at = dt.datetime(2026, 7, 1, 3, 36, 47, tzinfo=dt.timezone.utc)
-    seeded["call"].steps = [{"at": at.isoformat(), "step": "account",
-                             "event": {"kind": "digits", "keys": 7, "decision": None}, "next": "account"}]
+    log_steps(db, seeded["call"], [{"at": at, "step": "account",
+                                    "event": {"kind": "digits", "keys": 7, "decision": None}, "next": "account"}])
     seeded["call"].outcome = "transferred"
     db.commit()
     page = text(oc.get(f"/console/tasks/{seeded['task'].id}"))

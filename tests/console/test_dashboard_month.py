@@ -1,5 +1,5 @@
 """A month of a hotline, counted twice: the dashboard's every figure and every CSV table, and an
-independent count in plain SQL written here (json_each / json_array_elements over the calls' steps,
+independent count in plain SQL written here (over the calls and the `call_steps` rows their turns wrote,
 hour numbers from epoch seconds, correlated EXISTS for the funnel), on the same records.
 
 The month is November 2026 in four regions with different submission windows and time zones,
@@ -24,10 +24,10 @@ from sqlalchemy import bindparam, text
 
 from ivr.console import labels
 from readings_store import clock
-from readings_store.models import (Account, AccountPhone, Call, Meter, Operator, Reading, Region, ReviewTask,
+from readings_store.models import (Account, AccountPhone, Call, CallStep, Meter, Operator, Reading, Region, ReviewTask,
                                    SubmissionWindow, UTCDateTime, ValueRefusal)
 
-from .helpers import FAST_HASH, PASSWORD, login
+from .helpers import FAST_HASH, PASSWORD, login, step_rows
 
 pytestmark = pytest.mark.db
 
@@ -117,9 +117,10 @@ def _call_steps(rnd: random.Random, started: dt.datetime, two_tariff: bool) -> t
 
 
 def build_month(db, seed: int = 2026, *, calls_count: int = 3000, accounts_per_region: int = 150,
-                chunk: int = 20_000) -> dict:
+                tasks_count: int | None = None, chunk: int = 20_000) -> dict:
     """The records of the month, written with bulk inserts (a few thousand rows in well under a second;
-    ``benchmarks/dashboard_bench.py`` makes a bigger one)."""
+    ``benchmarks/console_bench.py`` makes a bigger one). ``tasks_count`` review items (default a
+    seventh of the calls)."""
     rnd = random.Random(seed)
     regions = {}
     for code, name, zone, key, windows in REGIONS:
@@ -159,7 +160,7 @@ def build_month(db, seed: int = 2026, *, calls_count: int = 3000, accounts_per_r
     _insert(db, AccountPhone, phones, chunk)
     _insert(db, Meter, meters, chunk)
 
-    calls = []
+    calls, logged = [], []
     for call_id in range(1, calls_count + 1):
         started = _at(rnd, dt.datetime(2026, 10, 28, tzinfo=UTC), NOW)
         region_id = rnd.choice([*regions.values(), None])
@@ -169,9 +170,11 @@ def build_month(db, seed: int = 2026, *, calls_count: int = 3000, accounts_per_r
         else:
             steps, outcome, reason = _call_steps(rnd, started, two_tariff=rnd.random() < 0.3)
         calls.append({"id": call_id, "call_sid": f"CA{call_id:032x}", "from_number": f"+3736{call_id:07d}",
-                      "language": lang, "region_id": region_id, "state": {}, "steps": steps, "seq": len(steps),
+                      "language": lang, "region_id": region_id, "state": {}, "steps": [], "seq": len(steps),
                       "outcome": outcome, "end_reason": reason, "started_at": started})
+        logged.extend(step_rows(call_id, steps, lang, region_id))
     _insert(db, Call, calls, chunk)
+    _insert(db, CallStep, logged, chunk)
 
     readings, reading_id = [], 0
     statuses = ["accepted"] * 6 + ["pending_review", "rejected", "superseded"]
@@ -193,7 +196,7 @@ def build_month(db, seed: int = 2026, *, calls_count: int = 3000, accounts_per_r
     _insert(db, Reading, readings, chunk)
 
     tasks = []
-    for task_id in range(1, calls_count // 7 + 1):
+    for task_id in range(1, (calls_count // 7 if tasks_count is None else tasks_count) + 1):
         created = NOW - dt.timedelta(hours=rnd.uniform(0, 240))
         done = rnd.random() < 0.5
         resolved = _at(rnd, created, NOW) if done else None
@@ -233,20 +236,16 @@ def _hash() -> str:
 # --- the independent count ---------------------------------------------------------------------------------
 
 class Sql:
-    """Plain SQL on the same database; steps unnested by the backend's own JSON function."""
+    """Plain SQL on the same database; the steps are the ``call_steps`` rows the calls' turns wrote."""
 
     def __init__(self, db):
         self.db = db
+        self.each = "call_steps e WHERE e.call_id = c.id AND"
+        self.steps = "calls c JOIN call_steps e ON e.call_id = c.id"
+        self.step, self.next, self.kind = "e.step", "e.next", "e.kind"
         if db.get_bind().dialect.name == "postgresql":
-            self.each = "json_array_elements(c.steps) AS e(v)"
-            self.steps = f"calls c CROSS JOIN LATERAL {self.each}"
-            self.step, self.next, self.kind = "e.v->>'step'", "e.v->>'next'", "e.v->'event'->>'kind'"
             self.hour = "floor(extract(epoch FROM (c.started_at - :start)) / 3600)"
         else:
-            self.each = "json_each(c.steps) AS e"
-            self.steps = f"calls c, {self.each}"
-            self.step, self.next, self.kind = ("json_extract(e.value, '$.step')", "json_extract(e.value, '$.next')",
-                                               "json_extract(e.value, '$.event.kind')")
             self.hour = "(strftime('%s', c.started_at) - strftime('%s', :start)) / 3600"
 
     def rows(self, sql: str, **params) -> list:
@@ -319,7 +318,7 @@ def test_every_dashboard_figure_matches_an_independent_count(month, db, client):
 
     # The drop-off per question: calls asked it (a step at it, or a step leading to it), calls past it.
     reached = {q: sql.calls("SELECT count(*) FROM calls c WHERE {calls} AND EXISTS (SELECT 1 FROM {each} "
-                            "WHERE {step} = :q OR {next} = :q)", q=q)[0][0] for q in QUESTIONS}
+                            "({step} = :q OR {next} = :q))", q=q)[0][0] for q in QUESTIONS}
     passed = dict(sql.calls(
         "SELECT {step}, count(DISTINCT c.id) FROM {steps} WHERE {calls} AND {step} IN ({questions}) "
         "AND {next} <> {step} AND ({next} IN ({questions}, 'more') OR c.outcome = 'completed') GROUP BY {step}"))

@@ -115,7 +115,7 @@ def test_the_idle_setting_is_documented():
 
 
 @pytest.mark.db
-def test_migration_0011_adds_the_stream_and_activity_columns_and_goes_back(empty_database_url):
+def test_migration_0014_adds_the_stream_and_activity_columns_and_goes_back(empty_database_url):
     from alembic import command
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -125,19 +125,24 @@ def test_migration_0011_adds_the_stream_and_activity_columns_and_goes_back(empty
     from readings_store.models import Base
 
     url = empty_database_url
-    upgrade(url, "0010")
+    upgrade(url, "0013")
     engine = make_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO calls (call_sid, state, steps, seq, started_at) "
-                          "VALUES (:sid, '{}', '[]', 1, '2026-01-01 00:00:00+00')"), {"sid": "CA" + "a" * 32})
-    upgrade(url, "0011")
+        for sid in ("CA" + "a" * 32, "CA" + "b" * 32):
+            conn.execute(text("INSERT INTO calls (call_sid, state, steps, seq, started_at) "
+                              "VALUES (:sid, '{}', '[]', 1, '2026-01-01 00:00:00+00')"), {"sid": sid})
+        conn.execute(text("INSERT INTO call_steps (call_id, seq, at, step, next) SELECT id, 0, "
+                          "'2026-01-01 00:05:00+00', 'incoming', 'language' FROM calls WHERE call_sid = :sid"),
+                     {"sid": "CA" + "b" * 32})
+    upgrade(url, "0014")
     with engine.connect() as conn:
-        row = conn.execute(text("SELECT last_activity_at = started_at, stream_token_hash, stream_opened_at "
-                                "FROM calls")).one()
+        rows = conn.execute(text("SELECT last_activity_at = started_at, stream_token_hash, stream_opened_at "
+                                 "FROM calls ORDER BY call_sid")).all()
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    assert (bool(row[0]), row[1], row[2]) == (True, None, None)  # an old call's last activity: its start
-    assert [d for d in diffs if "calls" in repr(d)] == []
-    command.downgrade(alembic_config(url), "0010")
+    # An old call's last activity: its last logged step, else its start.
+    assert [(bool(r[0]), r[1], r[2]) for r in rows] == [(True, None, None), (False, None, None)]
+    assert [d for d in diffs if "calls" in repr(d) and "call_steps" not in repr(d)] == []
+    command.downgrade(alembic_config(url), "0013")
     columns = {c["name"] for c in inspect(engine).get_columns("calls")}
     assert not columns & {"last_activity_at", "stream_token_hash", "stream_opened_at"}
     with engine.connect() as conn:

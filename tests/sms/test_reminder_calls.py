@@ -358,3 +358,18 @@ def test_the_callers_audio_is_streamed_to_a_person_not_to_a_machine(db, town, pl
         stream = ET.fromstring(body).find("Start/Stream")
         assert status == 200 and (stream is not None and stream.get("url") == "wss://ivr.example.org/voice/stream"
                                   and stream.get("track") == "inbound_track") is streamed, body
+
+
+def test_a_placed_call_to_a_number_erased_since_ends_politely(db, town, place, twilio, client, config):
+    from ivr.privacy import erase
+
+    queue(db)
+    place()
+    form, sid = placed_to(twilio, DUE)
+    erase(db, config.recordings_dir, DUE)
+    db.commit()
+    before = snapshot(db)
+    prompt = callee(client, form, sid).answer(form["Url"])
+    assert prompt.ended == "hangup" and prompt.texts == [
+        "Vă mulțumim. Puteți transmite indicii oricând, sunându-ne sau printr-un mesaj SMS. La revedere."]
+    assert snapshot(db) == before

@@ -1,13 +1,13 @@
 """calls: the media stream's one-time token and when it was opened; the call's last activity
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0014
+Revises: 0013
 
 ``stream_token_hash`` holds the SHA-256 of the random token the call's ``<Stream>`` carries (a
 ``<Parameter>``); the media endpoint opens a stream only for a live call whose token it names,
 once (``stream_opened_at``). ``last_activity_at`` is when the call was last answered; calls
 whose status callback never came are ended by ``ivr calls sweep`` after a configured idle time.
-Existing calls take their start time as their last activity.
+Existing calls take their last logged step (else their start) as their last activity.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import readings_store.models
 
 
-revision = '0011'
-down_revision = '0010'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
@@ -28,7 +28,9 @@ def upgrade() -> None:
                                       nullable=True))
         batch_op.add_column(sa.Column('last_activity_at', readings_store.models.UTCDateTime(timezone=True),
                                       nullable=True))
-    op.execute("UPDATE calls SET last_activity_at = started_at")
+    # The last step a call logged, else its start.
+    op.execute("UPDATE calls SET last_activity_at = COALESCE((SELECT max(call_steps.at) FROM call_steps "
+               "WHERE call_steps.call_id = calls.id), started_at)")
     with op.batch_alter_table('calls', schema=None) as batch_op:
         batch_op.create_index('ix_calls_open_activity', ['ended_at', 'last_activity_at'], unique=False)
 
