@@ -21,23 +21,27 @@ branch_labels = None
 depends_on = None
 
 
+COLUMNS = ("last_activity_at", "stream_opened_at", "stream_token_hash")
+
+
 def upgrade() -> None:
-    with op.batch_alter_table('calls', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('stream_token_hash', sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column('stream_opened_at', readings_store.models.UTCDateTime(timezone=True),
-                                      nullable=True))
-        batch_op.add_column(sa.Column('last_activity_at', readings_store.models.UTCDateTime(timezone=True),
-                                      nullable=True))
+    # Plain ALTER TABLE ... ADD COLUMN on both databases: copying the calls table (SQLite's batch
+    # mode) would trip over the rows of other tables that refer to calls.
+    op.add_column('calls', sa.Column('stream_token_hash', sa.String(length=64), nullable=True))
+    op.add_column('calls', sa.Column('stream_opened_at', readings_store.models.UTCDateTime(timezone=True),
+                                     nullable=True))
+    op.add_column('calls', sa.Column('last_activity_at', readings_store.models.UTCDateTime(timezone=True),
+                                     nullable=True))
     # The last step a call logged, else its start.
     op.execute("UPDATE calls SET last_activity_at = COALESCE((SELECT max(call_steps.at) FROM call_steps "
                "WHERE call_steps.call_id = calls.id), started_at)")
-    with op.batch_alter_table('calls', schema=None) as batch_op:
-        batch_op.create_index('ix_calls_open_activity', ['ended_at', 'last_activity_at'], unique=False)
+    op.create_index('ix_calls_open_activity', 'calls', ['ended_at', 'last_activity_at'], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('calls', schema=None) as batch_op:
-        batch_op.drop_index('ix_calls_open_activity')
-        batch_op.drop_column('last_activity_at')
-        batch_op.drop_column('stream_opened_at')
-        batch_op.drop_column('stream_token_hash')
+    op.drop_index('ix_calls_open_activity', table_name='calls')
+    for column in COLUMNS:
+        if op.get_bind().dialect.name == "sqlite":
+            op.execute(f"ALTER TABLE calls DROP COLUMN {column}")  # SQLite 3.35+, no copy of the table
+        else:
+            op.drop_column('calls', column)
