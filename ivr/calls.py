@@ -189,8 +189,8 @@ def answer_reminder_call(session: Session, config: Config, *, token: str, call_s
     if existing is not None:
         return existing.last_twiml or polite_end(existing.language or fallback_language)
     row = sms_store.reminder_call(session, token)
-    if row is None or row.to_number is None or row.message_sid not in (None, call_sid) or callee != row.to_number \
-            or row.status not in ("pending", "placed", "machine"):
+    if row is None or row.to_number is None or row.account_id is None or row.message_sid not in (None, call_sid) \
+            or callee != row.to_number or row.status not in ("pending", "placed", "machine"):
         log.warning("reminder call %s: the answer URL names no reminder call placed to this number", call_sid)
         session.rollback()
         return polite_end(fallback_language)
@@ -221,7 +221,9 @@ def answer_reminder_call(session: Session, config: Config, *, token: str, call_s
 def is_current(session: Session, call_sid: str, step: str, seq: int) -> bool:
     """Whether the call expects the turn ``seq`` at the question ``step`` now (a read only)."""
     call = find_call(session, call_sid)
-    state = load_state(call) if call is not None else None
+    if call is None:
+        return False
+    state = load_state(call)
     return state is not None and call.seq == seq and state.step.value == step
 
 
@@ -315,7 +317,10 @@ def _log_step(call: Call, step: str, event: dict, actions: list) -> None:
     transaction: a turn writes its own step, never the call's whole history again."""
     asked = [a.step for a in actions if isinstance(a, dialog.Ask)]
     now = utcnow()
-    Session.object_session(call).add(CallStep(
+    session = Session.object_session(call)
+    if session is None:  # pragma: no cover - a turn's call is always its session's
+        raise RuntimeError(f"call {call.call_sid} is not in a session")
+    session.add(CallStep(
         call_id=call.id, seq=call.seq - 1, at=now, step=step,
         next=asked[0] if asked else type(actions[-1]).__name__.lower(), kind=event.get("kind"),
         keys=event.get("keys"), decision=event.get("decision"),
@@ -330,7 +335,9 @@ def use_record_transport(session: Session, call_sid: str, *, only_if_streaming: 
     a call already on the record transport, so that of several reports of one failure only the
     first moves the call). Takes no turn: the question stays where it is."""
     call = find_call(session, call_sid)
-    state = load_state(call) if call is not None else None
+    if call is None:
+        return None
+    state = load_state(call)
     if state is None or state.over or call.outcome or call.ended_at is not None:
         return None
     # One UPDATE, not the ORM object: a turn being taken meanwhile keeps every other column.
