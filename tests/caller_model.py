@@ -271,9 +271,9 @@ class CapturingRenderer(TwimlRenderer):
 
     captured: list | None = None
 
-    def render(self, actions, lang, seq, *, start_stream=False, transport=None):
+    def render(self, actions, lang, seq, **options):
         self.captured = list(actions)
-        return super().render(actions, lang, seq, start_stream=start_stream, transport=transport)
+        return super().render(actions, lang, seq, **options)
 
 
 class ModelStreamLine(StreamLine):
