@@ -756,7 +756,7 @@ class CallRun:
 
     def _retry_maybe(self, step, seq, event, listen=None) -> None:
         """Twilio sends the same webhook again: the answer given the first time, nothing changed."""
-        if self.rng.random() < 0.05:
+        if self.rng.random() < 0.03:
             before = self.world.recogniser.used
             again = self._take(step, seq, event, listen=listen)
             self.stats["twilio_retry"] += 1
@@ -891,8 +891,11 @@ class CallRun:
             if not asked_person:
                 self.account_answers.append(self.account_rows)
             self.account_rows += 1
-        row = self._row() if asked_person or self.over or step not in ("meter", "register", "value", "confirm") \
-            or self.step in ("meter", "register", "value") and self.account is None else self._last_row
+        # The call's row is read only when the line may have changed what it holds: the language, the
+        # region, the account, the end (a turn costs the line a dozen statements; the model adds few).
+        moved = step != self.step and step in ("language", "region", "region_assumed", "offer_account")
+        identified = self.step in ("meter", "register", "value") and self.account is None
+        row = self._row() if self.over or moved or identified or self._last_row is None else self._last_row
         self._last_row = row
         self.lang = row.language
         if asked_person:
@@ -1291,11 +1294,11 @@ def persona(rng: random.Random) -> Persona:
         phone = None
     lang = rng.choice(["ro", "ru", "uk", "en"])
     transport = rng.choices(["keypad", "record", "stream"], [30, 35, 35])[0]
-    another = rng.choice([a for a in ACCOUNTS if a.meters and a.active]) if rng.random() < 0.1 else None
+    another = rng.choice([a for a in ACCOUNTS if a.meters and a.active]) if rng.random() < 0.06 else None
     return Persona(phone=phone, lang=lang, transport=transport, target=target,
                    bogus=rng.choice(["999", "100002", "12*34", "7777777"]),
-                   chaos=rng.choice([0.0, 0.05, 0.15, 0.35]), line=rng.choice(["good", "good", "fair", "poor"]),
-                   careful=rng.random() < 0.8, patience=rng.randint(1, 4), another=another)
+                   chaos=rng.choice([0.0, 0.04, 0.12, 0.3]), line=rng.choice(["good", "good", "fair", "poor"]),
+                   careful=rng.random() < 0.8, patience=rng.randint(1, 3), another=another)
 
 
 @dataclass
