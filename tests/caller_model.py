@@ -607,6 +607,12 @@ class CallRun:
         return self._keys(keys)
 
     def _misheard(self, number: str) -> list[str]:
+        """Other digits than those said: often another customer's account number one digit away
+        (the case a read-back is for), else a digit changed."""
+        near = [a.typed for a in ACCOUNTS if a.typed != number and len(a.typed) == len(number)
+                and sum(x != y for x, y in zip(a.typed, number)) == 1]
+        if near and self.rng.random() < 0.5:
+            return _digits_words(self.lang, self.rng.choice(near))
         digits = [c for c in number]
         places = [i for i, c in enumerate(digits) if c.isdigit()]
         i = self.rng.choice(places)
