@@ -95,7 +95,7 @@ def open_call(session: Session, config: Config, *, call_sid: str, caller: str | 
     session.add(call)
     session.flush()
     turn = dialog.start(SqlRecords(session, config, call), call_sid=call_sid, caller=caller, language=language,
-                        max_tries=config.max_tries)
+                        max_tries=config.max_tries, may_record=config.may_record())
     body = render(turn.actions, turn.state.lang, call.seq, transport=call.speech_transport)
     call.state, call.last_twiml = turn.state.to_json(), body
     _log_step(call, "incoming", {"from": "known" if caller else "withheld"}, turn.actions)
@@ -119,7 +119,7 @@ def answer_reminder_call(session: Session, config: Config, *, token: str, call_s
     if existing is not None:
         return existing.last_twiml or polite_end(existing.language or fallback_language)
     row = sms_store.reminder_call(session, token)
-    if row is None or row.message_sid not in (None, call_sid) or callee != row.to_number \
+    if row is None or row.to_number is None or row.message_sid not in (None, call_sid) or callee != row.to_number \
             or row.status not in ("pending", "placed", "machine"):
         log.warning("reminder call %s: the answer URL names no reminder call placed to this number", call_sid)
         session.rollback()
@@ -134,7 +134,8 @@ def answer_reminder_call(session: Session, config: Config, *, token: str, call_s
     session.add(call)
     session.flush()
     turn = dialog.start_reminder(SqlRecords(session, config, call), call_sid=call_sid, callee=row.to_number,
-                                 language=row.language, account_id=row.account_id, max_tries=config.max_tries)
+                                 language=row.language, account_id=row.account_id, max_tries=config.max_tries,
+                                 may_record=config.may_record(row.language))
     body = render(turn.actions, turn.state.lang, call.seq)
     _write_state(call, turn.state)
     call.last_twiml = body

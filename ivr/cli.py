@@ -6,7 +6,8 @@ import importlib
 import click
 
 # Modules under ivr/commands/ that define ``register(cli)``.
-COMMAND_MODULES = ("core", "parse_number_cmd", "speech", "console", "billing", "prompts", "regions", "media", "sms")
+COMMAND_MODULES = ("core", "parse_number_cmd", "speech", "console", "billing", "prompts", "regions", "media", "sms",
+                   "privacy")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

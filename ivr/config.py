@@ -264,6 +264,9 @@ class Config:
     # Recordings are fetched only from URLs under these prefixes (Twilio's API), never elsewhere.
     recording_url_prefixes: tuple = ("https://api.twilio.com/",)
     recording_max_bytes: int = 5 * 1024 * 1024  # a 20 s <Record> is about 320 KB
+    # Callers' recordings are deleted this many days after their review item is decided or, for a
+    # call without one, after the call (`ivr recordings purge`, run by deploy/ivr-sms.timer).
+    recordings_keep_days: int = 90
     session_minutes: int = 30
     # Country (ISO 3166) for phone numbers typed without a country code in the operator console.
     console_phone_region: str = "MD"
@@ -299,6 +302,12 @@ class Config:
     # How Vosk languages hear a spoken answer: "stream" (Media Streams, recognised while spoken)
     # or "record" (<Record>, fetched and recognised after the caller stops).
     speech_transport: str = "record"
+
+    def may_record(self, lang: str | None = None) -> bool:
+        """Whether a caller's spoken answers may be recorded (kept for operators): in ``lang``, or, with
+        None, in any language a caller may choose. Only Vosk keeps the audio it hears."""
+        engines = [self.speech_engines.get(lang)] if lang is not None else list(self.speech_engines.values())
+        return "vosk" in engines
 
     def daily_limit(self, utility: str) -> Decimal:
         return Decimal(str(self.daily_limits[utility]))
@@ -508,6 +517,7 @@ def load_config(**overrides) -> Config:
         console_phone_region=_console_phone_region(),
         generated_secrets=tuple(generated),
         recording_max_bytes=_env_number("RECORDING_MAX_BYTES", 5 * 1024 * 1024, low=1),
+        recordings_keep_days=_env_number("RECORDINGS_KEEP_DAYS", 90, low=1, high=3650),
         probe_limit=_env_number("PROBE_LIMIT", 5),
         sms_per_hour=_env_number("SMS_PER_HOUR", 10, low=1, high=10000),
         sms_from=_sms_from(),

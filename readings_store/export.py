@@ -20,12 +20,15 @@ import io
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from .models import READING_STATUSES, UTILITIES, Account, ExportBatch, Meter, Reading, Region, utcnow
+
+if TYPE_CHECKING:
+    from .token_views import View
 
 # Billing periods YYYY-MM from 1970-01 to 2999-12 (so that period arithmetic stays in range).
 PERIOD_PATTERN = r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$"
@@ -185,13 +188,17 @@ class ReadingFilter:
     region: str | None = None
     utility: str | None = None
     period: str | None = None
+    view: View | None = None  # the API token's view (token_views): nothing outside it
 
     def key(self) -> dict:
-        return {"status": list(self.statuses), "region": self.region, "utility": self.utility, "period": self.period}
+        key = {"status": list(self.statuses), "region": self.region, "utility": self.utility, "period": self.period}
+        return {**key, "view": self.view.key} if self.view is not None and self.view.limited else key
 
     def apply(self, query, *, statuses: bool = True):
         if statuses:
             query = query.where(Reading.status.in_(self.statuses))
+        if self.view is not None and self.view.limited:
+            query = query.where(self.view.clause())
         if self.region is not None:
             query = query.where(Region.code == self.region)
         if self.utility is not None:
@@ -243,24 +250,29 @@ def _next_batch_id(session: Session) -> int:
 
 
 def create_batch(session: Session, *, region: str | None = None, period: str | None = None,
-                 limit: int | None = None, created_by: int | None = None) -> ExportBatch | None:
+                 limit: int | None = None, created_by: int | None = None,
+                 view: View | None = None) -> ExportBatch | None:
     """Take every accepted, not yet exported reading (optionally of one region/period, at most
-    ``limit`` of them, lowest ids first) into a new batch. Returns None, with nothing written,
+    ``limit`` of them, lowest ids first; only of ``view``, ``token_views.for_export``, to which the
+    batch then belongs) into a new batch. Returns None, with nothing written,
     when there is nothing to export; raises ExportBusy, with nothing written, when there are such
     readings but another transaction holds every one of them (PostgreSQL). The caller commits."""
     postgres = session.get_bind().dialect.name == "postgresql"
     batch = ExportBatch(created_at=utcnow(), created_by=created_by, region_code=region, period=period,
-                        reading_count=0)
+                        reading_count=0, view=view.key if view is not None else None)
     if postgres:
         batch.id = _next_batch_id(session)
     session.add(batch)
     session.flush()
     filters = ReadingFilter(region=region, period=period)
     candidates = select(Reading.id).where(Reading.export_batch_id.is_(None), Reading.status == "accepted")
-    if region is not None or period is not None:
+    narrowed = view is not None and view.narrows
+    if region is not None or period is not None or narrowed:
         candidates = candidates.join(Meter, Reading.meter_id == Meter.id).join(Account, Meter.account_id == Account.id)
         candidates = candidates.join(Region, Account.region_id == Region.id)
         candidates = filters.apply(candidates, statuses=False)
+    if narrowed:
+        candidates = candidates.where(view.export_clause())
     candidates = candidates.order_by(Reading.id)
     if limit is not None:
         candidates = candidates.limit(limit)
@@ -331,8 +343,11 @@ def acknowledge(session: Session, batch_id: int) -> ExportBatch | None:
 
 
 def list_batches(session: Session, *, acknowledged: bool | None = None, after_id: int = 0,
-                 limit: int = 100) -> tuple[list[ExportBatch], bool]:
+                 limit: int = 100, view: View | None = None) -> tuple[list[ExportBatch], bool]:
+    """Batches in id order; with ``view``, only the ones that belong to it."""
     query = select(ExportBatch).where(ExportBatch.id > after_id)
+    if view is not None:
+        query = query.where(view.batch_clause())
     if acknowledged is True:
         query = query.where(ExportBatch.acknowledged_at.is_not(None))
     elif acknowledged is False:
@@ -350,9 +365,11 @@ class MissingFilter:
     period: str
     region: str | None = None
     utility: str | None = None
+    view: View | None = None  # the API token's view (token_views): nothing outside it
 
     def key(self) -> dict:
-        return {"period": self.period, "region": self.region, "utility": self.utility}
+        key = {"period": self.period, "region": self.region, "utility": self.utility}
+        return {**key, "view": self.view.key} if self.view is not None and self.view.limited else key
 
 
 _COUNTED = ("accepted", "pending_review")
@@ -377,6 +394,8 @@ def missing_meters(session: Session, filters: MissingFilter, *, after_id: int = 
         query = query.where(Region.code == filters.region)
     if filters.utility is not None:
         query = query.where(Meter.utility == filters.utility)
+    if filters.view is not None and filters.view.limited:
+        query = query.where(filters.view.clause())
     rows = session.execute(query.order_by(Meter.id).limit(limit + 1)).all()
     more = len(rows) > limit
     rows = rows[:limit]

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -214,6 +215,8 @@ class Call(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
     from_number: Mapped[str | None] = mapped_column(String(32), index=True)  # E.164 or None if withheld
+    # When the caller's number was erased (`ivr privacy erase`); from_number is then None.
+    caller_erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     caller_country: Mapped[str | None] = mapped_column(String(2))
     language: Mapped[str | None] = mapped_column(String(8))
     region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"))
@@ -280,12 +283,17 @@ class Utterance(Base):
     """One answer of a caller at a speech step: the audio, what was recognised, what was parsed."""
 
     __tablename__ = "utterances"
+    # Utterances whose audio is still kept, oldest first: what the retention command looks at.
+    __table_args__ = (Index("ix_utterances_audio_kept", "created_at", sqlite_where=text("audio_path IS NOT NULL"),
+                            postgresql_where=text("audio_path IS NOT NULL")),)
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
     step: Mapped[str] = mapped_column(String(32))
     engine: Mapped[str] = mapped_column(String(16))  # vosk, twilio, keypad
     recording_sid: Mapped[str | None] = mapped_column(String(64))
     audio_path: Mapped[str | None] = mapped_column(String(500))
+    # When the audio file was deleted (kept no longer than needed, or erased); audio_path is then None.
+    audio_deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     transcript: Mapped[str | None] = mapped_column(Text)
     words: Mapped[list] = mapped_column(JSON, default=list)  # [{"text","confidence","start","end"}]
     alternatives: Mapped[list] = mapped_column(JSON, default=list)  # [{"text","confidence"}]
@@ -305,6 +313,9 @@ class ExportBatch(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"))
     region_code: Mapped[str | None] = mapped_column(String(32))
     period: Mapped[str | None] = mapped_column(String(7))
+    # The view (readings_store.token_views.View.key) of the token that created it; None: every reading.
+    # Only tokens with the same view list, read and acknowledge it.
+    view: Mapped[str | None] = mapped_column(String(1000))
     reading_count: Mapped[int] = mapped_column(Integer, default=0)
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
@@ -421,9 +432,24 @@ class ApiClient(Base):
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     token_prefix: Mapped[str] = mapped_column(String(16))
     scope: Mapped[str] = mapped_column(String(8))  # read | write
+    # The token's view: the utilities it sees (None: every utility) and, in ``regions``, the regions
+    # (none listed: every region). See readings_store.token_views.
+    utilities: Mapped[list | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    regions: Mapped[list[ApiClientRegion]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+
+class ApiClientRegion(Base):
+    """A region an API token is limited to (a token with none sees every region)."""
+
+    __tablename__ = "api_client_regions"
+    __table_args__ = (UniqueConstraint("api_client_id", "region_id", name="uq_api_client_regions_client_region"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_client_id: Mapped[int] = mapped_column(ForeignKey("api_clients.id", ondelete="CASCADE"))
+    region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"), index=True)
 
 
 class AuditEvent(Base):
@@ -518,7 +544,7 @@ class SmsOutbox(Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # receipt | reminder | call
-    to_number: Mapped[str] = mapped_column(String(32))  # E.164
+    to_number: Mapped[str | None] = mapped_column(String(32))  # E.164; None once erased (`ivr privacy erase`)
     language: Mapped[str] = mapped_column(String(8))
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"), unique=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))

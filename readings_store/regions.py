@@ -19,11 +19,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import geocoder
 from phonenumbers import timezone as number_zones
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .models import UTILITIES, Account, Call, Region, ReviewTask, SubmissionWindow
+from .models import UTILITIES, Account, ApiClient, ApiClientRegion, Call, Region, ReviewTask, SubmissionWindow
 from .service import audit
 
 MAX_MENU_KEY = 99
@@ -393,6 +393,13 @@ def remove_region(session: Session, region: Region, *, actor: dict | None = None
     if history:
         raise RegionError(f"region {_label(region)} appears in {history} call(s) or review item(s); it was not "
                           "removed (to stop offering it on the phone, set its menu key to none)")
+    tokens = session.scalars(select(ApiClient.name).join(ApiClientRegion).where(
+        ApiClientRegion.region_id == region.id, ApiClient.revoked_at.is_(None))).all()
+    if tokens:
+        raise RegionError(f"API token(s) {', '.join(sorted(tokens))} see region {_label(region)}; it was not removed "
+                          "(revoke them first)")
+    # Revoked tokens see nothing any more; their view is kept in the audit trail of their creation.
+    session.execute(delete(ApiClientRegion).where(ApiClientRegion.region_id == region.id))
     _audit(session, "region.remove", region, actor, before=describe(region))
     session.delete(region)
     session.flush()

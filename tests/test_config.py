@@ -80,6 +80,9 @@ def test_boolean_words(clean_env, value, expected):
     ("IVR_MAX_TRIES", "0", "IVR_MAX_TRIES must be an integer from 1"),
     ("IVR_RECORDING_FETCH_BUDGET", "20", "IVR_RECORDING_FETCH_BUDGET must be a number from 0.5 to 12.0"),
     ("IVR_SESSION_MINUTES", "-5", "IVR_SESSION_MINUTES must be an integer from 1"),
+    ("IVR_RECORDINGS_KEEP_DAYS", "0", "IVR_RECORDINGS_KEEP_DAYS must be an integer from 1 to 3650, got '0'"),
+    ("IVR_RECORDINGS_KEEP_DAYS", "90d", "IVR_RECORDINGS_KEEP_DAYS must be an integer, got '90d'"),
+    ("IVR_RECORDINGS_KEEP_DAYS", "99999", "IVR_RECORDINGS_KEEP_DAYS must be an integer from 1 to 3650"),
     # URLs: a prefix that matches other hosts, plain http with credentials, not a URL at all.
     ("IVR_RECORDING_URL_PREFIXES", "https://api.twilio.com", "must end with '/'"),
     ("IVR_RECORDING_URL_PREFIXES", "https://", "must be an absolute http:// or https:// URL with a host"),
@@ -115,6 +118,9 @@ def test_good_values_are_accepted(clean_env):
     assert cfg.operator_number == "+37322999999"
     assert cfg.country_languages["40"] == "ro" and cfg.country_languages["*"] == "ru"
     assert cfg.daily_limit("gas") == 12.5 and cfg.console_phone_region == "UA"
+    assert cfg.recordings_keep_days == 90
+    clean_env.setenv("IVR_RECORDINGS_KEEP_DAYS", "30")
+    assert load_config().recordings_keep_days == 30
 
 
 def test_misspelt_variable_is_named_in_a_warning(clean_env, caplog):

@@ -17,7 +17,7 @@ from readings_store.models import Account, Region
 from readings_store.service import audit
 
 from . import bp
-from .auth import require
+from .auth import require, require_unlimited
 from .common import json_body, json_response, query_params
 from .problems import Problem, bad_request, unprocessable
 
@@ -110,6 +110,7 @@ def account_document(account: Account) -> dict:
 @require("write")
 def put_account(number: str):
     query_params(set())
+    require_unlimited("pushing accounts (it replaces an account's meters of every utility)")
     body = json_body()
     errors = _check_shape(body)
     if errors:
@@ -190,6 +191,7 @@ def _json_rows(rows) -> tuple[list[tuple[int, dict]], list[dict]]:
 @require("write")
 def import_accounts():
     query_params(set())
+    require_unlimited("importing accounts (rows of any region and utility)")
     mimetype = request.mimetype
     if mimetype == "text/csv":
         try:

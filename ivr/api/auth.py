@@ -6,9 +6,11 @@ import logging
 from functools import wraps
 
 from flask import g, request
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from readings_store.models import utcnow
+from readings_store import token_views
+from readings_store.models import Region, utcnow
 
 from . import tokens
 from .problems import Problem
@@ -58,9 +60,33 @@ def require(scope: str):
                 raise Problem(403, "forbidden", "Forbidden",
                               f"this token has scope {client.scope!r}; the operation needs {scope!r}")
             g.api_client_id, g.api_client_name = client.id, client.name
+            g.api_view = token_views.of_client(client)  # what the token sees: every query is filtered by it
             return view(*args, **kwargs)
 
         wrapper.required_scope = scope
         return wrapper
 
     return decorate
+
+
+def outside_view(what: str) -> Problem:
+    return Problem(403, "outside-view", "Outside the token's view",
+                   f"{what} is outside what this token sees ({token_views.describe(g.db, g.api_view)})")
+
+
+def check_in_view(region: str | None = None, utility: str | None = None) -> None:
+    """A region (code) or utility a request names must be in the token's view: 403 otherwise
+    (filtering it to nothing would look like "no readings")."""
+    view = g.api_view
+    if utility is not None and not view.has(utility=utility):
+        raise outside_view(f"utility {utility!r}")
+    if region is not None and view.regions is not None:
+        region_id = g.db.scalar(select(Region.id).where(Region.code == region))
+        if region_id is None or not view.has(region_id=region_id):
+            raise outside_view(f"region {region!r}")
+
+
+def require_unlimited(what: str) -> None:
+    """Account pushes replace records whatever their region or utility: only for a token that sees everything."""
+    if g.api_view.limited:
+        raise outside_view(what)

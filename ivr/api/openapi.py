@@ -36,7 +36,8 @@ def _param(name: str, schema: dict, description: str, required: bool = False, **
 ERRORS = {
     "400": _problem("Bad query parameter, cursor or malformed body"),
     "401": _problem("Missing, unknown or revoked token (with a WWW-Authenticate: Bearer header)"),
-    "403": _problem("The token's scope does not allow this operation"),
+    "403": _problem("The token's scope does not allow this operation, or the request names a region or utility "
+                    "outside the token's view (problem type outside-view)"),
     "405": _problem("Method not allowed on this path"),
     "406": _problem("The Accept header asks for a media type this resource does not offer"),
     "500": _problem("Unexpected server error; nothing was changed"),
@@ -316,7 +317,7 @@ PATHS = {
                            "then comes in the X-Next-Cursor and Link headers). Text cells starting with = + - @ "
                            "are prefixed with a quote. Unknown query parameters are a 400. Pages are keyset pages on the id: "
                            "rows stored while you page appear once, on a later page; for exactly-once delivery "
-                           "use export batches.",
+                           "use export batches. Only readings in the token's view.",
             "parameters": [
                 _param("status", {"type": "array", "minItems": 1, "uniqueItems": True,
                                   "items": {"type": "string", "enum": list(READING_STATUSES)}},
@@ -335,7 +336,9 @@ PATHS = {
         "post": {
             "operationId": "createExport",
             "summary": "Take every accepted, not yet exported reading into a new batch",
-            "description": "Atomic: a reading is in at most one batch, even with concurrent requests. Returns the "
+            "description": "Only readings in the token's view; the batch belongs to that view. A token without "
+                           "limits leaves out the readings of limited write tokens. "
+                           "Atomic: a reading is in at most one batch, even with concurrent requests. Returns the "
                            "batch with its readings (201, JSON or CSV); **204 with no body and no batch when there "
                            "is nothing to export**; 409 with `Retry-After` when there are readings to export but "
                            "another transaction holds them all right now (retry after that many seconds). Deliver "
@@ -358,7 +361,8 @@ PATHS = {
         "get": {
             "operationId": "listExports",
             "summary": "Export batches in id order (acknowledged=false: the ones still to deliver)",
-            "description": "Batch ids have no gaps, so batch n+1 follows batch n; to walk them, follow "
+            "description": "Only the batches of the token's view. Batch ids have no gaps, so batch n+1 follows "
+                           "batch n (a limited token's view holds some of them); to walk them, follow "
                            "`next_cursor` from the first page, or ask for `acknowledged=false` after a crash.",
             "parameters": [
                 _param("acknowledged", {"type": "boolean"}, "Only acknowledged (true) or unacknowledged (false)"),
@@ -379,7 +383,7 @@ PATHS = {
             "parameters": [BATCH_ID],
             "responses": {
                 "200": _json_or_csv("Batch", "The batch", BATCH_HEADERS),
-                "404": _problem("No such batch"),
+                "404": _problem("No such batch in the token's view"),
                 **_errors("400", "401", "403", "406", "500"),
             },
         },
@@ -391,7 +395,7 @@ PATHS = {
             "parameters": [BATCH_ID],
             "responses": {
                 "200": {"description": "The batch", "content": {"application/json": {"schema": _ref("BatchSummary")}}},
-                "404": _problem("No such batch"),
+                "404": _problem("No such batch in the token's view"),
                 **_errors("400", "401", "403", "500"),
             },
         },
@@ -400,7 +404,8 @@ PATHS = {
         "get": {
             "operationId": "listMissing",
             "summary": "Active meters without an accepted or pending reading in a period",
-            "description": "Meters of active accounts, installed before the period ended, in meter id order. "
+            "description": "Meters of active accounts, installed before the period ended, in the token's view, "
+                           "in meter id order. "
                            f"billing_basis is `average` for up to {AVERAGE_PERIODS} periods in a row without a "
                            "reading and `norm` after that.",
             "parameters": [
@@ -418,7 +423,8 @@ PATHS = {
         "put": {
             "operationId": "putAccount",
             "summary": "Create or replace an account with its phones and meters",
-            "description": "Validated with the rules of the CSV import; nothing changes when anything is bad.",
+            "description": "Validated with the rules of the CSV import; nothing changes when anything is bad. "
+                           "Needs a token without region or utility limits (403 otherwise).",
             "parameters": [{"name": "number", "in": "path", "required": True,
                             "schema": {"type": "string", "pattern": ACCOUNT_NUMBER, "maxLength": 64}}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("AccountInput")}}},
@@ -438,7 +444,8 @@ PATHS = {
             "summary": "Bulk upsert of accounts and meters (the CSV import's columns)",
             "description": "A JSON array of rows or a text/csv body with the header "
                            f"`{','.join(COLUMNS)}`. One transaction: any bad row and nothing is applied; the "
-                           "errors name each bad row by `index` (JSON) or `line` (CSV).",
+                           "errors name each bad row by `index` (JSON) or `line` (CSV). Needs a token without "
+                           "region or utility limits (403 otherwise).",
             "requestBody": {
                 "required": True,
                 "content": {
@@ -478,6 +485,11 @@ SPEC = {
             "Authenticate with `Authorization: Bearer <token>`; tokens come from "
             "`ivr api-tokens create NAME --scope read|write` (write implies read). Errors are "
             "`application/problem+json`.\n\n"
+            "A token may be limited to regions and utilities (`--regions CODE,… --utilities NAME,…`): its view. "
+            "Every list, read, export and acknowledgement is filtered by it, and a region or utility outside it "
+            "is a 403. An export batch belongs to the view it was created in, and each view receives each of its "
+            "readings exactly once: the views of write tokens are the same or apart, and a token without limits "
+            "exports only what no limited write token exports.\n\n"
             "Exactly-once recipe: `POST /exports` → store the readings → `POST /exports/{id}/ack`. After a crash, "
             "`GET /exports?acknowledged=false` and re-read each batch with `GET /exports/{id}` (same content), "
             "then acknowledge. A later correction (the customer's, or an operator's) is a new accepted reading "

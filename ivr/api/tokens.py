@@ -13,7 +13,8 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from readings_store.models import ApiClient, utcnow
+from readings_store import token_views
+from readings_store.models import ApiClient, ApiClientRegion, utcnow
 from readings_store.service import audit
 
 TOKEN_PREFIX = "ivr_"
@@ -40,19 +41,28 @@ def check_name(name: str) -> str:
     return name
 
 
-def create(session: Session, name: str, scope: str) -> tuple[ApiClient, str]:
-    """A new client and its token (the only time the token exists in clear). The caller commits."""
+def create(session: Session, name: str, scope: str, view: token_views.View = token_views.EVERYTHING
+           ) -> tuple[ApiClient, str]:
+    """A new client and its token (the only time the token exists in clear), seeing ``view``
+    (``token_views.parse``). The caller commits."""
     name = check_name(name)
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
     if session.scalars(select(ApiClient).where(ApiClient.name == name, ApiClient.revoked_at.is_(None))).first():
         raise ValueError(f"an active token named {name!r} exists; revoke it first or pick another name")
+    if scope == "write" and (other := token_views.overlapping_exporter(session, view)) is not None:
+        raise ValueError(f"token {other.name!r} exports {token_views.describe(session, token_views.of_client(other))}, "
+                         f"which shares readings with {token_views.describe(session, view)}; a reading is exported "
+                         "once, so the views of write tokens must be the same or apart")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    client = ApiClient(name=name, token_hash=hash_token(token), token_prefix=token[:PREFIX_LENGTH], scope=scope)
+    client = ApiClient(name=name, token_hash=hash_token(token), token_prefix=token[:PREFIX_LENGTH], scope=scope,
+                       utilities=sorted(view.utilities) if view.utilities is not None else None,
+                       regions=[ApiClientRegion(region_id=i) for i in sorted(view.regions or ())])
     session.add(client)
     session.flush()
     audit(session, actor_kind="system", action="api_token.create", entity="api_client", entity_id=client.id,
-          after={"name": name, "scope": scope, "prefix": client.token_prefix})
+          after={"name": name, "scope": scope, "prefix": client.token_prefix,
+                 "view": token_views.describe(session, view)})
     return client, token
 
 

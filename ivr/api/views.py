@@ -8,12 +8,12 @@ from urllib.parse import urlencode
 from flask import Response, current_app, g, request, url_for
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from readings_store import export
+from readings_store import export, token_views
 from readings_store.models import Region
 from readings_store.service import audit
 
 from . import bp
-from .auth import require
+from .auth import check_in_view, require
 from .common import (
     CSV,
     cursor_after,
@@ -66,7 +66,9 @@ def list_readings():
         region=parse_filter(export.check_region, args.get("region"), "region"),
         utility=parse_filter(export.check_utility, args.get("utility"), "utility"),
         period=parse_filter(export.check_period, args.get("period"), "period"),
+        view=g.api_view,
     )
+    check_in_view(filters.region, filters.utility)
     limit = parse_limit(args.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)
     after = cursor_after("readings", args.get("cursor"), filters.key())
     items, more = export.list_readings(g.db, filters, after_id=after, limit=limit)
@@ -143,9 +145,11 @@ def create_export():
         errors.append({"pointer": "/region", "detail": f"no region with code {region!r}"})
     if errors:
         raise unprocessable("the export request is not valid", errors)
+    check_in_view(region)
     fmt = negotiate()
     try:
-        batch = export.create_batch(g.db, region=region, period=period, limit=limit, created_by=g.api_client_id)
+        batch = export.create_batch(g.db, region=region, period=period, limit=limit, created_by=g.api_client_id,
+                                    view=token_views.for_export(g.db, g.api_view))
     except export.ExportBusy as exc:
         g.db.rollback()
         raise Problem(409, "export-busy", "Readings are locked", str(exc),
@@ -155,7 +159,7 @@ def create_export():
         return Response(status=204)
     audit(g.db, actor_kind="api", actor_id=g.api_client_id, actor_name=g.api_client_name, action="export.create",
           entity="export_batch", entity_id=batch.id,
-          after={"count": batch.reading_count, "region": region, "period": period})
+          after={"count": batch.reading_count, "region": region, "period": period, "view": batch.view})
     g.db.commit()
     return _batch_response(batch, fmt, status=201)
 
@@ -171,7 +175,8 @@ def list_exports():
     limit = parse_limit(args.get("limit"), 100, 1000)
     key = {"acknowledged": acknowledged}
     after = cursor_after("exports", args.get("cursor"), key)
-    batches, more = export.list_batches(g.db, acknowledged=acknowledged, after_id=after, limit=limit)
+    batches, more = export.list_batches(g.db, acknowledged=acknowledged, after_id=after, limit=limit,
+                                        view=g.api_view)
     cursor = next_cursor("exports", more, batches[-1].id if batches else None, key)
     return json_response({"items": [export.batch_summary(b) for b in batches], "next_cursor": cursor},
                          headers=_page_headers(cursor))
@@ -183,7 +188,7 @@ def get_export(batch_id: int):
     query_params(set())
     fmt = negotiate()
     batch = export.get_batch(g.db, batch_id)
-    if batch is None:
+    if batch is None or not g.api_view.owns(batch):  # another view's batch is not there for this token
         raise not_found(f"no export batch {batch_id}")
     return _batch_response(batch, fmt)
 
@@ -193,7 +198,7 @@ def get_export(batch_id: int):
 def ack_export(batch_id: int):
     query_params(set())
     before = export.get_batch(g.db, batch_id)
-    if before is None:
+    if before is None or not g.api_view.owns(before):
         raise not_found(f"no export batch {batch_id}")
     first_time = before.acknowledged_at is None
     batch = export.acknowledge(g.db, batch_id)
@@ -219,7 +224,9 @@ def missing():
         period=parse_filter(export.check_period, args["period"], "period"),
         region=parse_filter(export.check_region, args.get("region"), "region"),
         utility=parse_filter(export.check_utility, args.get("utility"), "utility"),
+        view=g.api_view,
     )
+    check_in_view(filters.region, filters.utility)
     limit = parse_limit(args.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)
     after = cursor_after("missing", args.get("cursor"), filters.key())
     items, more = export.missing_meters(g.db, filters, after_id=after, limit=limit)

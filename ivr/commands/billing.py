@@ -1,6 +1,7 @@
 """Billing integration commands: API tokens and exports.
 
-    ivr api-tokens create NAME --scope read|write   (prints the token once, alone on the last line)
+    ivr api-tokens create NAME --scope read|write [--regions CODE,…] [--utilities NAME,…]
+                                                    (prints the token once, alone on the last line)
     ivr api-tokens list
     ivr api-tokens revoke NAME-or-ID
     ivr export [--format csv|json] [--region R] [--period P] [--limit N] [--output FILE] [--ack]
@@ -38,41 +39,55 @@ def tokens_group() -> None:
 @click.argument("name")
 @click.option("--scope", type=click.Choice(["read", "write"]), default="read", show_default=True,
               help="read: GET endpoints; write: also exports, acknowledgements and account pushes.")
-def tokens_create(name: str, scope: str) -> None:
-    """Create a token for client NAME; the token is printed once, alone on the last line."""
+@click.option("--regions", multiple=True, metavar="CODE,…",
+              help="See only readings and meters of these regions (default: every region).")
+@click.option("--utilities", multiple=True, metavar="NAME,…",
+              help="See only readings and meters of these utilities (default: every utility).")
+def tokens_create(name: str, scope: str, regions: tuple[str, ...], utilities: tuple[str, ...]) -> None:
+    """Create a token for client NAME; the token is printed once, alone on the last line.
+
+    With --regions and/or --utilities the token sees only that part of the readings: every list,
+    read, export and acknowledgement is filtered by it (one supplier's billing system)."""
+    from readings_store import token_views
     from readings_store.db import transaction
 
     from ..api import tokens
 
     with transaction(migrated_sessions()) as session:
         try:
-            client, token = tokens.create(session, name, scope)
+            view = token_views.parse(session, regions or None, utilities or None)
+            client, token = tokens.create(session, name, scope, view)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-    click.echo(f"created API token {client.name!r} (id {client.id}, scope {client.scope}, prefix {client.token_prefix})",
-               err=True)
+        seen = token_views.describe(session, view)
+    click.echo(f"created API token {client.name!r} (id {client.id}, scope {client.scope}, "
+               f"prefix {client.token_prefix}, sees {seen})", err=True)
     click.echo("store it now: it cannot be shown again", err=True)
     click.echo(token)
 
 
 @tokens_group.command("list")
 def tokens_list() -> None:
-    """All tokens: id, name, scope, prefix, created, last used, revoked (never the token itself)."""
+    """All tokens: id, name, scope, prefix, created, last used, revoked, what it sees (never the token itself)."""
+    from readings_store import token_views
+
     from ..api import tokens
 
     session = migrated_sessions()()
     try:
         clients = tokens.all_clients(session)
+        seen = {c.id: token_views.describe(session, token_views.of_client(c)) for c in clients}
     finally:
         session.close()
     if not clients:
         click.echo("no API tokens")
         return
-    click.echo(f"{'id':>4}  {'name':<24} {'scope':<5} {'prefix':<12}  {'created':<20} {'last used':<20} revoked")
+    click.echo(f"{'id':>4}  {'name':<24} {'scope':<5} {'prefix':<12}  {'created':<20} {'last used':<20} "
+               f"{'revoked':<20} sees")
     for c in clients:
         fmt = lambda t: f"{t:%Y-%m-%d %H:%M:%S}" if t else "-"  # noqa: E731
         click.echo(f"{c.id:>4}  {c.name:<24} {c.scope:<5} {c.token_prefix:<12}  {fmt(c.created_at):<20} "
-                   f"{fmt(c.last_used_at):<20} {fmt(c.revoked_at)}")
+                   f"{fmt(c.last_used_at):<20} {fmt(c.revoked_at):<20} {seen[c.id]}")
 
 
 @tokens_group.command("revoke")
@@ -165,7 +180,7 @@ def export_group(ctx, fmt: str, region: str | None, period: str | None, limit: i
     """
     if ctx.invoked_subcommand is not None:
         return
-    from readings_store import export
+    from readings_store import export, token_views
     from readings_store.db import transaction
     from readings_store.models import Region
     from readings_store.service import audit
@@ -180,7 +195,9 @@ def export_group(ctx, fmt: str, region: str | None, period: str | None, limit: i
         if region is not None and session.query(Region.id).filter(Region.code == region).first() is None:
             raise click.BadParameter(f"no region with code {region!r}", param_hint="--region")
         try:
-            batch = export.create_batch(session, region=region, period=period, limit=limit)
+            # Readings that a limited token exports are that token's (token_views).
+            batch = export.create_batch(session, region=region, period=period, limit=limit,
+                                        view=token_views.for_export(session, token_views.EVERYTHING))
         except export.ExportBusy as exc:
             raise click.ClickException(str(exc)) from None
         if batch is not None:
@@ -230,8 +247,8 @@ def export_show(batch_id: int, fmt: str, output: Path | None) -> None:
 @export_group.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Acknowledged batches too.")
 def export_list(show_all: bool) -> None:
-    """Unacknowledged export batches (to resume after a crash)."""
-    from readings_store import export
+    """Unacknowledged export batches (to resume after a crash), with the view each belongs to."""
+    from readings_store import export, token_views
 
     session = migrated_sessions()()
     try:
@@ -243,6 +260,7 @@ def export_list(show_all: bool) -> None:
             if not more:
                 break
             after = page[-1].id
+        views = {key: token_views.describe_key(session, key) for key in {b.view for b in rows}}
     finally:
         session.close()
     if not rows:
@@ -252,7 +270,7 @@ def export_list(show_all: bool) -> None:
         s = export.batch_summary(b)
         click.echo(f"{s['id']:>6}  {s['created_at']}  {s['count']:>8} {english(s['count'], 'reading ', 'readings')}  "
                    f"region={s['region_code'] or '*'} "
-                   f"period={s['period'] or '*'}  acknowledged={s['acknowledged_at'] or 'no'}")
+                   f"period={s['period'] or '*'}  acknowledged={s['acknowledged_at'] or 'no'}  view: {views[b.view]}")
 
 
 def register(cli):

@@ -185,6 +185,8 @@ ACTIONS = {
     "export.ack": "billing confirmed an export",
     "api_token.create": "created an API token",
     "api_token.revoke": "revoked an API token",
+    "recordings.purge": "deleted recordings kept long enough",
+    "privacy.erase": "erased a caller's phone number",
 }
 
 _TABLES = {"step": STEPS, "reason": REASONS, "outcome": OUTCOMES, "status": STATUSES,

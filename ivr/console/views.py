@@ -16,12 +16,13 @@ from sqlalchemy import and_, func, or_, select
 from wtforms.fields.choices import SelectChoice
 
 from grammars.plural import english
-from readings_store import service
+from readings_store import retention, service
 from readings_store.export import csv_safe
 from readings_store.models import (
     UTILITIES, Account, AccountPhone, AuditEvent, Call, Meter, Operator, Reading, Region, ReviewTask,
     Utterance, ValueRefusal, utcnow)
 
+from .. import recordings
 from . import bp, charts, labels, review
 from . import dashboard as stats
 from .auth import admin_required, change_own_password
@@ -380,6 +381,9 @@ def _task_context(task: ReviewTask) -> dict:
         "answers": spoken_answers(task),
         "accept_problem": accept_refused(reading),
         "audio_exists": bool(utterance and utterance.audio_path and _recording_path(utterance.audio_path)),
+        # When the call's recordings go (None while an item of the call is open) and after how long.
+        "audio_deleted_from": retention.deletion_time(db, call, ivr().config.recordings_keep_days) if call else None,
+        "keep_days": ivr().config.recordings_keep_days,
     }
 
 
@@ -496,12 +500,8 @@ def close(task_id: int):
 
 def _recording_path(stored: str) -> Path | None:
     """The file for an utterance's ``audio_path``, only if it lies inside ``recordings_dir``."""
-    root = Path(ivr().config.recordings_dir).resolve()
-    candidate = Path(stored)
-    candidate = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    if not candidate.is_relative_to(root) or not candidate.is_file():
-        return None
-    return candidate
+    candidate = recordings.recording_file(Path(ivr().config.recordings_dir), stored)
+    return candidate if candidate is not None and candidate.is_file() else None
 
 
 @bp.get("/recordings/<int:utterance_id>")

@@ -106,17 +106,24 @@ class _Context:
         self.effects.append(effect)
 
 
-def start(records: Records, *, call_sid: str, caller: str | None, language: str, max_tries: int = 3) -> Turn:
+def start(records: Records, *, call_sid: str, caller: str | None, language: str, max_tries: int = 3,
+          may_record: bool = False) -> Turn:
     state = CallState(call_sid=call_sid, caller=caller, lang=language, max_tries=max_tries)
     ask = _ask_language(records, state)
     if records.operator_hours(_operator_region(records, state)) is not None:
         # Said once, in the welcome: 0 reaches a person at any question.
         ask = replace(ask, prompts=(ask.prompts[0], Say("operator_hint"), *ask.prompts[1:]))
-    return Turn(state, [ask])
+    return Turn(state, [_notice_recording(ask, may_record)])
+
+
+def _notice_recording(ask: Ask, may_record: bool) -> Ask:
+    """A caller whose spoken answers may be recorded hears so once, after the first prompt of the
+    call and before anything they say is heard."""
+    return replace(ask, prompts=(*ask.prompts[:1], Say("recording_notice"), *ask.prompts[1:])) if may_record else ask
 
 
 def start_reminder(records: Records, *, call_sid: str, callee: str, language: str, account_id: int,
-                   max_tries: int = 3) -> Turn:
+                   max_tries: int = 3, may_record: bool = False) -> Turn:
     """A reminder call answered by a person: the account is known, the question is whether to give
     its readings now. An account gone or closed since the call was queued ends the call politely."""
     state = CallState(call_sid=call_sid, caller=callee, lang=language, max_tries=max_tries, step=Step.REMINDER)
@@ -126,7 +133,7 @@ def start_reminder(records: Records, *, call_sid: str, callee: str, language: st
         return Turn(state, [Say("reminder_call_end"), Hangup()])
     state.region_id = account.region_id
     state.account = _account_ref(account)
-    return Turn(state, [_ask_reminder(records, state)])
+    return Turn(state, [_notice_recording(_ask_reminder(records, state), may_record)])
 
 
 def handle(records: Records, state: CallState, event: Event) -> Turn:

@@ -356,3 +356,18 @@ def test_the_callers_audio_is_streamed_to_a_person_not_to_a_machine(db, town, pl
         status, body = callee(client, form, sid).post(form["Url"], {"AnsweredBy": answered_by})
         assert status == 200 and ('<Stream track="inbound_track" url="wss://ivr.example.org/voice/stream"' in body) \
             is streamed, body
+
+
+def test_a_placed_call_to_a_number_erased_since_ends_politely(db, town, place, twilio, client, config):
+    from ivr.privacy import erase
+
+    queue(db)
+    place()
+    form, sid = placed_to(twilio, DUE)
+    erase(db, config.recordings_dir, DUE)
+    db.commit()
+    before = snapshot(db)
+    prompt = callee(client, form, sid).answer(form["Url"])
+    assert prompt.ended == "hangup" and prompt.texts == [
+        "Vă mulțumim. Puteți transmite indicii oricând, sunându-ne sau printr-un mesaj SMS. La revedere."]
+    assert snapshot(db) == before

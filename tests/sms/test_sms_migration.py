@@ -21,7 +21,7 @@ def test_sms_migrations_match_the_models_and_go_back(empty_database_url):
     from alembic import command
 
     url = empty_database_url
-    upgrade(url, "0008")
+    upgrade(url)  # the models are the newest revision's
     engine = make_engine(url)
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
