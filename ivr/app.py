@@ -6,15 +6,13 @@ import os
 from dataclasses import dataclass
 
 from flask import Flask, Response, g, request, url_for
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from readings_store.db import make_engine, make_session_factory
 
-from . import logs, metrics
+from . import health, logs, metrics
 from .config import Config, load_config
 from .prompts import Prompts
 from .speech_steps import SpeechSteps
@@ -31,6 +29,15 @@ class Services:
     sessions: sessionmaker
     prompts: Prompts
     speech: SpeechSteps
+    rest: object = None  # twilio.rest.Client, made on first use (tests set their own)
+
+    def twilio_rest(self):
+        """Twilio's REST client (moving a live call), or None without the account's credentials."""
+        if self.rest is None and self.config.twilio_account_sid and self.config.twilio_auth_token:
+            from twilio.rest import Client
+
+            self.rest = Client(self.config.twilio_account_sid, self.config.twilio_auth_token)
+        return self.rest
 
 
 def create_app(config: Config | None = None, engine: Engine | None = None, speech: SpeechSteps | None = None,
@@ -93,20 +100,14 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
 
     @app.get("/healthz")
     def healthz():
-        """For load balancers and monitoring: 200 when the database answers and is migrated."""
-        try:
-            conn = engine.connect()
-        except SQLAlchemyError as exc:
-            log.error("health check: database unreachable: %s", exc.__class__.__name__)
-            return {"status": "error", "database": "unreachable"}, 503
-        with conn:
-            try:
-                revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-            except SQLAlchemyError:
-                revision = None
-        if revision is None:
-            return {"status": "error", "database": "not migrated"}, 503
-        return {"status": "ok", "database": "ok", "schema": revision}
+        """For load balancers and monitoring (``ivr.health``): 503 when the database cannot be
+        read or written (no call can be served); 200 otherwise, ``degraded`` when the recordings
+        folder is full or the media server does not answer (calls go on without them). With
+        ``strict=1``, 503 unless everything is ``ok``: for monitors that look at the status only."""
+        body, status = health.report(config, engine)
+        strict = request.args.get("strict") == "1"
+        failed = status == "error" or (strict and status != "ok")
+        return body, 503 if failed else 200, {"Cache-Control": "no-store"}
 
     logging.getLogger("ivr").setLevel(logging.INFO)
     return app

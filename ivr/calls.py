@@ -25,18 +25,30 @@ it was answered: by a person, the dialog starts at the reminder question for the
 outbox row names; by a machine, the call is hung up and counts as placed.
 
 ``end_call`` takes Twilio's status callback: a call that ends before the dialog did is
-``hung_up``, with the step it was at as its ``end_reason``.
+``hung_up``, with the step it was at as its ``end_reason``. ``sweep_idle_calls`` ends the calls
+whose status callback never came (it hit a dying worker): after ``IVR_CALL_IDLE_MINUTES`` without
+a turn, a call is ended as that callback would have ended it.
+
+A call on the stream transport gets a random token for its one media stream
+(``issue_stream_token``, sent in the ``<Stream>``'s ``<Parameter>``); the media endpoint opens a
+stream only for a live call on that transport whose unused token it names (``bind_stream``).
 """
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import errno
+import hashlib
+import hmac
 import os
+import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from readings_store import intake, service
@@ -44,7 +56,7 @@ from readings_store import sms as sms_store
 from readings_store.models import Call, CallStep, ReviewTask, Utterance, utcnow
 
 from . import dialog
-from .config import RECORD_TRANSPORT, Config
+from .config import RECORD_TRANSPORT, STREAM_TRANSPORT, Config
 from .dialog.state import CallState, Outcome
 from .logsafe import safe_logger
 from .records import SqlRecords, call_meter
@@ -54,7 +66,8 @@ log = safe_logger(__name__)
 # Twilio call statuses after which the call is over.
 FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
-# (actions, call language, seq of the next turn, transport=the call's ``Call.speech_transport``)
+# (actions, call language, seq of the next turn, transport=the call's ``Call.speech_transport``,
+# stream_token=the token of the media stream the answer starts, on the call's first answer)
 # -> the transport's answer (TwiML)
 Render = Callable[..., str]
 # call language -> an apology that ends the call, needing nothing but the configuration
@@ -85,6 +98,62 @@ def find_call(session: Session, call_sid: str) -> Call | None:
     return session.scalars(select(Call).where(Call.call_sid == call_sid)).first()
 
 
+# --- the call's media stream ----------------------------------------------------------------------
+
+def _changed(session: Session, statement) -> int:
+    """Rows an UPDATE changed."""
+    return cast(CursorResult, session.execute(statement)).rowcount
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def streams(config: Config) -> bool:
+    """Whether calls hear speech answers over a media stream (``IVR_SPEECH_TRANSPORT=stream``)."""
+    return config.speech_transport == STREAM_TRANSPORT and bool(config.media_url)
+
+
+def issue_stream_token(config: Config, call: Call) -> str | None:
+    """A new random token for the call's one media stream (its hash kept on the call), or None
+    when calls are not streamed. The token goes only into the TwiML that starts the stream."""
+    if not streams(config) or call.speech_transport == RECORD_TRANSPORT:
+        return None
+    token = secrets.token_urlsafe(32)
+    call.stream_token_hash = _token_hash(token)
+    return token
+
+
+def bind_stream(session: Session, config: Config, call_sid: str, token: str | None) -> str | None:
+    """Open the media stream that names ``call_sid`` with ``token``: None when the call exists, is
+    live, is on the stream transport and this is its token, not used before (it is used now,
+    committed); otherwise why not (the stream is closed, and the call is left as it is)."""
+    if not isinstance(token, str) or not token or len(token) > 128:
+        return "no stream token"
+    if not streams(config):
+        return "calls are not streamed (IVR_SPEECH_TRANSPORT)"
+    # One conditional UPDATE: of two streams naming the same token at once, one opens.
+    opened = _changed(session, update(Call).where(
+        Call.call_sid == call_sid, Call.stream_token_hash == _token_hash(token), Call.stream_opened_at.is_(None),
+        Call.outcome.is_(None), Call.ended_at.is_(None),
+        or_(Call.speech_transport.is_(None), Call.speech_transport == STREAM_TRANSPORT))
+        .values(stream_opened_at=utcnow()).execution_options(synchronize_session=False))
+    if opened == 1:
+        session.commit()
+        return None
+    session.rollback()
+    call = find_call(session, call_sid)
+    if call is None:
+        return "unknown call"
+    if call.outcome or call.ended_at is not None:
+        return "the call is over"
+    if call.speech_transport == RECORD_TRANSPORT:
+        return "the call is on the record transport"
+    if call.stream_token_hash is None or not hmac.compare_digest(call.stream_token_hash, _token_hash(token)):
+        return "wrong stream token"
+    return "the call's stream token was used before"
+
+
 def open_call(session: Session, config: Config, *, call_sid: str, caller: str | None, country: str | None,
               language: str, render: Render, apology: Apology) -> str:
     """The first answer of a call; a repeated ``incoming`` request gets the answer it got before."""
@@ -96,7 +165,8 @@ def open_call(session: Session, config: Config, *, call_sid: str, caller: str | 
     session.flush()
     turn = dialog.start(SqlRecords(session, config, call), call_sid=call_sid, caller=caller, language=language,
                         max_tries=config.max_tries, may_record=config.may_record())
-    body = render(turn.actions, turn.state.lang, call.seq, transport=call.speech_transport)
+    body = render(turn.actions, turn.state.lang, call.seq, transport=call.speech_transport,
+                  stream_token=issue_stream_token(config, call))
     call.state, call.last_twiml = turn.state.to_json(), body
     _log_step(call, "incoming", {"from": "known" if caller else "withheld"}, turn.actions)
     session.commit()
@@ -119,8 +189,8 @@ def answer_reminder_call(session: Session, config: Config, *, token: str, call_s
     if existing is not None:
         return existing.last_twiml or polite_end(existing.language or fallback_language)
     row = sms_store.reminder_call(session, token)
-    if row is None or row.to_number is None or row.message_sid not in (None, call_sid) or callee != row.to_number \
-            or row.status not in ("pending", "placed", "machine"):
+    if row is None or row.to_number is None or row.account_id is None or row.message_sid not in (None, call_sid) \
+            or callee != row.to_number or row.status not in ("pending", "placed", "machine"):
         log.warning("reminder call %s: the answer URL names no reminder call placed to this number", call_sid)
         session.rollback()
         return polite_end(fallback_language)
@@ -136,7 +206,10 @@ def answer_reminder_call(session: Session, config: Config, *, token: str, call_s
     turn = dialog.start_reminder(SqlRecords(session, config, call), call_sid=call_sid, callee=row.to_number,
                                  language=row.language, account_id=row.account_id, max_tries=config.max_tries,
                                  may_record=config.may_record(row.language))
-    body = render(turn.actions, turn.state.lang, call.seq)
+    # The caller's audio is streamed only to a call that is asked something (not to a machine).
+    asks = any(isinstance(a, dialog.Ask) for a in turn.actions)
+    body = render(turn.actions, turn.state.lang, call.seq,
+                  stream_token=issue_stream_token(config, call) if asks else None)
     _write_state(call, turn.state)
     call.last_twiml = body
     row.status = "answered"
@@ -148,7 +221,9 @@ def answer_reminder_call(session: Session, config: Config, *, token: str, call_s
 def is_current(session: Session, call_sid: str, step: str, seq: int) -> bool:
     """Whether the call expects the turn ``seq`` at the question ``step`` now (a read only)."""
     call = find_call(session, call_sid)
-    state = load_state(call) if call is not None else None
+    if call is None:
+        return False
+    state = load_state(call)
     return state is not None and call.seq == seq and state.step.value == step
 
 
@@ -241,26 +316,55 @@ def _log_step(call: Call, step: str, event: dict, actions: list) -> None:
     """One row for the turn that took ``call.seq - 1`` (0: the call's opening), in the turn's
     transaction: a turn writes its own step, never the call's whole history again."""
     asked = [a.step for a in actions if isinstance(a, dialog.Ask)]
-    Session.object_session(call).add(CallStep(
-        call_id=call.id, seq=call.seq - 1, at=utcnow(), step=step,
+    now = utcnow()
+    session = Session.object_session(call)
+    if session is None:  # pragma: no cover - a turn's call is always its session's
+        raise RuntimeError(f"call {call.call_sid} is not in a session")
+    session.add(CallStep(
+        call_id=call.id, seq=call.seq - 1, at=now, step=step,
         next=asked[0] if asked else type(actions[-1]).__name__.lower(), kind=event.get("kind"),
         keys=event.get("keys"), decision=event.get("decision"),
         detail=event.get("from", event.get("answered_by")), language=call.language, region_id=call.region_id))
+    call.last_activity_at = now
 
 
-def use_record_transport(session: Session, call_sid: str) -> Call | None:
+def use_record_transport(session: Session, call_sid: str, *, only_if_streaming: bool = False) -> Call | None:
     """Hear the call's speech answers with the record transport from now on (the media endpoint
-    refused its stream); returns the call, read after the change is committed, or None (unknown
-    call, or over: nothing changes). Takes no turn: the question stays where it is."""
+    refused its stream, or the stream stopped); returns the call, read after the change is
+    committed, or None (unknown call, or over: nothing changes; with ``only_if_streaming``, also
+    a call already on the record transport, so that of several reports of one failure only the
+    first moves the call). Takes no turn: the question stays where it is."""
     call = find_call(session, call_sid)
-    state = load_state(call) if call is not None else None
+    if call is None:
+        return None
+    state = load_state(call)
     if state is None or state.over or call.outcome or call.ended_at is not None:
         return None
     # One UPDATE, not the ORM object: a turn being taken meanwhile keeps every other column.
-    session.execute(update(Call).where(Call.id == call.id).values(speech_transport=RECORD_TRANSPORT))
+    moved = _changed(session, update(Call).where(
+        Call.id == call.id, *([or_(Call.speech_transport.is_(None), Call.speech_transport != RECORD_TRANSPORT)]
+                              if only_if_streaming else []))
+        .values(speech_transport=RECORD_TRANSPORT).execution_options(synchronize_session=False))
     session.commit()
     session.refresh(call)
-    return call
+    return call if moved or not only_if_streaming else None
+
+
+def speech_question(session: Session, config: Config, call: Call | None,
+                    engine_for: Callable[[str], str]) -> tuple[CallState, str, dialog.Ask] | None:
+    """(state, speech kind, question) when the call's current question may be answered by voice
+    through Vosk, whichever transport brings the audio; else None (a keypad question, a caller
+    who typed, a language not heard by Vosk, a call that is over)."""
+    if call is None:
+        return None
+    state = load_state(call)
+    if state is None or state.over or state.keypad_only:
+        return None
+    kind = dialog.engine.SPEECH_KINDS.get(state.step.value)
+    ask = current_question(session, config, call)
+    if kind is None or ask is None or ask.speech is None or engine_for(state.lang) != "vosk":
+        return None
+    return state, kind, ask
 
 
 def end_call(session: Session, *, call_sid: str, status: str, duration: str | None) -> bool:
@@ -275,21 +379,59 @@ def end_call(session: Session, *, call_sid: str, status: str, duration: str | No
         return False
     call.twilio_status = status[:32]
     if call.twilio_status in FINAL_STATUSES:
-        call.ended_at = call.ended_at or utcnow()
         # ASCII digits that fit the INTEGER column; anything else ("²", 20 digits) is ignored.
         if duration and duration.isascii() and duration.isdigit() and len(duration) <= 9:
             call.duration_seconds = int(duration)
-        if not call.outcome:
-            state = load_state(call)
-            step = state.step.value if state else "start"
-            call.outcome, call.end_reason = Outcome.HUNG_UP.value, f"{step}:hung_up"
-            if state is not None:
-                state.outcome, state.end_reason = Outcome.HUNG_UP, call.end_reason
-                call.state = state.to_json()
-        # A receipt by SMS, written with the call's end and sent later (``ivr sms send-pending``).
-        sms_store.queue_receipt(session, call, call.language or "en")
+        _end(session, call, utcnow(), "hung_up")
     session.commit()
     return True
+
+
+def _end(session: Session, call: Call, at: dt.datetime, reason: str) -> None:
+    """What the end of a call writes, in the caller's transaction: its end time, an outcome
+    (``hung_up`` at the step it was at, ``reason`` after the step, if the dialog had not ended),
+    and the receipt by SMS."""
+    call.ended_at = call.ended_at or at
+    if not call.outcome:
+        state = load_state(call)
+        step = state.step.value if state else "start"
+        call.outcome, call.end_reason = Outcome.HUNG_UP.value, f"{step}:{reason}"
+        if state is not None:
+            state.outcome, state.end_reason = Outcome.HUNG_UP, call.end_reason
+            call.state = state.to_json()
+    # A receipt by SMS, written with the call's end and sent later (``ivr sms send-pending``).
+    sms_store.queue_receipt(session, call, call.language or "en")
+
+
+# end_reason of a call ended by the sweep: its end was never reported (Twilio's status callback
+# was lost), so the caller is taken to have hung up at the step the call was at.
+NO_STATUS = "no_status"
+
+
+def sweep_idle_calls(session: Session, idle: dt.timedelta, *, now: dt.datetime | None = None,
+                     limit: int = 1000) -> list[str]:
+    """End the calls not ended yet and without a turn for ``idle`` (their status callback never
+    came): each as ``end_call`` would, ended at its last activity. One transaction per call,
+    the call re-read under a row lock, so a turn or a status callback arriving meanwhile wins.
+    Returns the CallSids ended (at most ``limit``; the next run takes the rest)."""
+    cutoff = (now or utcnow()) - idle
+    last = func.coalesce(Call.last_activity_at, Call.started_at)
+    ids = session.scalars(select(Call.id).where(Call.ended_at.is_(None), last < cutoff)
+                          .order_by(Call.id).limit(limit)).all()
+    session.rollback()
+    ended = []
+    for call_id in ids:
+        call = session.scalars(select(Call).where(Call.id == call_id).with_for_update()).first()
+        if call is None or call.ended_at is not None or (call.last_activity_at or call.started_at) >= cutoff:
+            session.rollback()
+            continue
+        at = call.last_activity_at or call.started_at
+        _end(session, call, at, NO_STATUS)
+        session.commit()
+        log.warning("call %s ended by the sweep: no activity since %s and no end reported by Twilio",
+                    call.call_sid, at.isoformat())
+        ended.append(call.call_sid)
+    return ended
 
 
 # --- the caller's audio ---------------------------------------------------------------------------
@@ -302,22 +444,39 @@ def _fits(value: str | None, size: int) -> str | None:
 
 def store_audio(root: Path, call_sid: str, name: str, audio: bytes) -> str:
     """Write a caller's audio under the recordings folder ``root``; returns its path relative to
-    it. Callers' voices are personal data: folders 0700, files 0600, whatever the umask."""
+    it. Callers' voices are personal data: folders 0700, files 0600, whatever the umask. A write
+    that fails (a full or read-only volume) raises ``OSError`` and leaves no partial file."""
     relative = Path(call_sid) / name
     target = root / relative
     for folder in (root, target.parent):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(audio)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(audio)
+    except OSError:
+        target.unlink(missing_ok=True)
+        raise
     return str(relative)
+
+
+def store_audio_or_none(root: Path, call_sid: str, name: str, audio: bytes) -> str | None:
+    """``store_audio``, or None when the recordings folder cannot take the audio (full, read-only,
+    gone): the answer still counts without its audio, and the error says what to fix."""
+    try:
+        return store_audio(root, call_sid, name, audio)
+    except OSError as exc:
+        what = "full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "not writable"
+        log.error("call %s: the recordings folder %s is %s (%s): the answer is kept without its audio",
+                  call_sid, root, what, exc.strerror or exc.__class__.__name__)
+        return None
 
 
 def keep_utterance(session: Session, config: Config, call: Call, step: str, seq: int, heard, *,
                    recording_sid: str | None = None) -> dialog.SpeechInput:
     """Store the caller's audio and what was made of it (the operator console shows both); the
     speech input names the ``Utterance`` row."""
-    audio_path = (store_audio(config.recordings_dir, call.call_sid, f"{seq:03d}-{step}.wav", heard.audio)
+    audio_path = (store_audio_or_none(config.recordings_dir, call.call_sid, f"{seq:03d}-{step}.wav", heard.audio)
                   if heard.audio else None)
     utterance = Utterance(call_id=call.id, step=step, engine=heard.engine, recording_sid=recording_sid,
                           audio_path=audio_path, transcript=heard.transcript, words=heard.words,

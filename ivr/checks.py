@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import shutil
 import stat
-import tempfile
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import grammars
 
+from . import health
 from .config import PREFIX, Config
 
 
@@ -213,11 +213,12 @@ def recordings(config: Config) -> Result:
     if not folder.is_dir():
         return Result(False, name, f"{folder} does not exist: create it (mode 0700 or 0750) for the service user")
     mode = stat.S_IMODE(folder.stat().st_mode)
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".ivr-check-"):
-            pass
-    except OSError as exc:
-        return Result(False, name, f"{folder} is not writable: {exc.strerror}")
+    state = health.recordings(config)  # the same test as /healthz: room for a recording, and a write
+    if state == "full":
+        return Result(False, name, f"{folder} is full: less room than one recording (IVR_RECORDING_MAX_BYTES), "
+                                   "answers would be kept without their audio")
+    if state != "ok":
+        return Result(False, name, f"{folder} is not writable by this user")
     if mode & (stat.S_IROTH | stat.S_IWOTH | stat.S_IXOTH):
         return Result(False, name, f"{folder} is open to every user on this machine (mode {mode:04o}): "
                                    f"`chmod o-rwx {folder}`")

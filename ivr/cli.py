@@ -7,7 +7,7 @@ import click
 
 # Modules under ivr/commands/ that define ``register(cli)``.
 COMMAND_MODULES = ("core", "parse_number_cmd", "speech", "console", "billing", "prompts", "regions", "media", "sms",
-                   "privacy")
+                   "calls", "privacy")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -302,6 +302,9 @@ class Config:
     # How Vosk languages hear a spoken answer: "stream" (Media Streams, recognised while spoken)
     # or "record" (<Record>, fetched and recognised after the caller stops).
     speech_transport: str = "record"
+    # A call without a turn for this long, and never reported ended by Twilio (its status callback
+    # was lost), is ended by `ivr calls sweep`: outcome, end time and SMS receipt as at a hang-up.
+    call_idle_minutes: int = 60
 
     def may_record(self, lang: str | None = None) -> bool:
         """Whether a caller's spoken answers may be recorded (kept for operators): in ``lang``, or, with
@@ -536,6 +539,7 @@ def load_config(**overrides) -> Config:
         log_format=log_format(),
         media_url=(media_url := _media_url()),
         speech_transport=_speech_transport(media_url),
+        call_idle_minutes=_env_number("CALL_IDLE_MINUTES", 60, low=5, high=24 * 60),
     )
     for key, value in overrides.items():
         if not hasattr(cfg, key):

@@ -5,7 +5,19 @@ once per call; Twilio then opens a WebSocket here and sends JSON messages: ``con
 ``start`` (streamSid, callSid, customParameters, media format), one ``media`` message per 20 ms
 of the caller's audio (base64 G.711 μ-law, 8 kHz), ``mark``/``dtmf`` (bidirectional streams
 only) and ``stop``. The handshake carries ``X-Twilio-Signature``, Twilio's signature of the wss
-URL (no parameters) with the account's auth token; anything else is refused with 403.
+URL (``IVR_MEDIA_URL``, no parameters) with the account's auth token; anything else is refused
+with 403.
+
+That signature is the same for every call and never expires, so it does not say which call a
+stream is for: the ``start`` message does, with the call's one-time token among its custom
+parameters. ``authorize(call_sid, parameters)`` (the product's) opens the stream or says why not;
+a stream it refuses, or that sends no ``start`` within ``START_TIMEOUT`` seconds, is closed (1008)
+before it takes a slot, and its call is left alone.
+
+``GET /healthz`` on the same port answers whether the server is ready (its speech models loaded:
+streams arriving before are refused like any stream beyond the limit) and its stream counts; the
+web app's ``/healthz`` and ``/metrics`` read it. Log lines about what outsiders send (bad
+handshakes, junk messages, unbound streams) are escaped and rate limited.
 
 For each call a :class:`CallListener` cuts the audio into answers (``speech.stream``): it asks
 the :data:`QuestionSource` for the call's current question when the stream starts, again at
@@ -40,7 +52,6 @@ import base64
 import binascii
 import itertools
 import json
-import logging
 import math
 import os
 import queue
@@ -48,6 +59,7 @@ import re
 import threading
 import time
 from collections import deque
+from urllib.parse import urlsplit
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -58,13 +70,21 @@ from twilio.request_validator import RequestValidator
 from speech.recognizer import Recognition
 from speech.stream import FRAME_MS, ULAW_RATE, StreamingUtterance, StreamSettings, ulaw_to_pcm16
 
-log = logging.getLogger(__name__)
+from .logsafe import RateLimitedLog, safe_logger
+
+log = safe_logger(__name__)  # handshake paths and messages come from anyone: escaped
+noisy = RateLimitedLog(log, burst=10, period=60.0)  # ... and rate limited
 
 STREAM_PATH = "/voice/stream"
 MAX_MESSAGE_BYTES = 64 * 1024  # a media message is ~250 bytes; anything near this is not Twilio
 MAX_FRAME_BYTES = 1600  # μ-law bytes per media message: 200 ms (Twilio sends 160 = 20 ms)
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 TRY_AGAIN_LATER = 1013  # WebSocket close code of a refused or shed stream (RFC 6455 registry)
+POLICY_VIOLATION = 1008  # close code of a stream not bound to a live call (or without a start)
+HEALTH_PATH = "/healthz"
+START_TIMEOUT = 10.0  # seconds a connection may wait before its start message (Twilio sends it at once)
+SIGNATURES_OFF = ("IVR_VALIDATE_SIGNATURES is off: the media endpoint accepts unsigned handshakes. Never run "
+                  "like this in production.")
 # Concurrent streams per recognition thread (one per core) when no limit is configured: 2 cores
 # hear about 55 streams whose callers speak half of the time (docs/streaming.md, section 4).
 STREAMS_PER_CORE = 25
@@ -94,6 +114,8 @@ OnSpeechStarted = Callable[[str], None]
 OnRefused = Callable[[str], None]
 # language -> vosk.Model (speech.models.ModelPool.get)
 ModelSource = Callable[[str], Any]
+# (call_sid, the start message's custom parameters) -> None: the stream may open; else why not
+Authorize = Callable[[str, dict], Optional[str]]
 
 
 @dataclass
@@ -105,6 +127,7 @@ class Handlers:
     on_speech_started: OnSpeechStarted | None = None
     models: ModelSource | None = None  # None: a ModelPool over the configured models folder
     on_refused: OnRefused | None = None  # the stream is refused or shed: hear the call another way
+    authorize: Authorize | None = None  # binds a stream to its call; None: every signed stream opens
 
 
 @dataclass
@@ -202,6 +225,7 @@ class StreamStats:
     lags_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))  # recent batches: oldest frame's lag
     bad_messages: int = 0
     rejected_handshakes: int = 0
+    unbound_streams: int = 0  # closed at their start: not bound to a live call (authorize), or no start
     utterances: int = 0
     callback_errors: int = 0
     active_streams: int = 0  # streams being recognised now
@@ -227,11 +251,15 @@ class MediaServer:
                  path: str = STREAM_PATH, workers: int | None = None, callback_workers: int = 8,
                  feed_ms: int = 60, idle_feed_ms: int = 200, late_after_ms: float = 250.0, models_dir=None,
                  listener_factory: Callable[..., CallListener] = CallListener, max_streams: int = 0,
-                 shed_after_ms: float = 0, clock: "ServerClock | None" = None):
+                 shed_after_ms: float = 0, clock: "ServerClock | None" = None, media_url: str | None = None,
+                 preload: tuple[str, ...] = ()):
         """``max_streams``: concurrent streams recognised, more are refused (0: no limit);
         ``shed_after_ms``: how far behind the recognition of an answer may fall before its
-        stream is shed (0: never). The command passes the configured values. ``clock``: where
-        shedding reads the time and waits (tests drive it by hand)."""
+        stream is shed (0: never). ``media_url``: the wss URL Twilio connects to and signs
+        (``IVR_MEDIA_URL``; else ``public_url``'s host). ``preload``: the languages whose models
+        are loaded when the server starts, before it is ready for streams. The command passes
+        the configured values. ``clock``: where shedding reads the time and waits (tests drive it
+        by hand)."""
         if validate_signatures and not auth_token:
             raise ValueError("the media endpoint needs the Twilio auth token to check signatures")
         if feed_ms < FRAME_MS or feed_ms % FRAME_MS or idle_feed_ms < feed_ms or idle_feed_ms % FRAME_MS:
@@ -244,6 +272,10 @@ class MediaServer:
         self.validator = RequestValidator(auth_token) if auth_token else None
         self.validate_signatures = validate_signatures
         self.public_url = public_url
+        self.media_url = media_url
+        self.preload = tuple(preload)
+        self.ready = not self.preload  # set once the preloaded models are in memory
+        self.load_error: str | None = None
         self.settings = settings
         self.path = path
         # μ-law bytes per batch handed to the recognition threads: small while an answer is being
@@ -272,30 +304,79 @@ class MediaServer:
     # --- handshake ----------------------------------------------------------------------------
 
     def signed_url(self, request) -> str:
-        """The URL Twilio signed: the public wss URL of the request, not the one behind a proxy."""
-        if self.public_url:
+        """The URL Twilio signed: the public wss URL it connected to (``IVR_MEDIA_URL``, which may
+        be on another host than the web app), not the one behind a proxy."""
+        if self.media_url:
+            parts = urlsplit(self.media_url)
+            base = f"{parts.scheme}://{parts.netloc}"
+        elif self.public_url:
             base = re.sub(r"^http", "ws", self.public_url.rstrip("/"))
         else:
             base = "wss://" + request.headers.get("Host", "")
         return base + request.path
 
     def process_request(self, connection, request):
-        """Before the upgrade: right path and a valid Twilio signature, else an HTTP error."""
-        if request.path.split("?", 1)[0] != self.path:
+        """Before the upgrade: the health check, or the right path and a valid Twilio signature,
+        else an HTTP error."""
+        path = request.path.split("?", 1)[0]
+        if path == HEALTH_PATH:
+            return self._health(connection)
+        if path != self.path:
             return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
         if not self.validate_signatures:
+            noisy.warning("unsigned", "%s (unchecked handshake: %s)", SIGNATURES_OFF, request.path[:100])
             return None
         signature = request.headers.get("X-Twilio-Signature", "")
         if not signature or not self.validator.validate(self.signed_url(request), {}, signature):
             self.stats.rejected_handshakes += 1
-            log.warning("rejected media stream with a bad or missing Twilio signature: %s", request.path[:100])
+            noisy.warning("handshake", "rejected media stream with a bad or missing Twilio signature for %s: %s",
+                          self.signed_url(request)[:200], request.path[:100])
             return connection.respond(HTTPStatus.FORBIDDEN, "bad signature\n")
         return None
+
+    def health(self) -> dict:
+        """Readiness and stream counts (``GET /healthz``): what the web app reports."""
+        stats = self.stats
+        return {"status": "ok" if self.ready else ("error" if self.load_error else "loading"),
+                "ready": self.ready, **({"error": self.load_error} if self.load_error else {}),
+                "streams": {"active": stats.active_streams, "admitted": stats.streams,
+                            "refused": stats.refused_streams, "shed": stats.shed_streams,
+                            "unbound": stats.unbound_streams, "rejected_handshakes": stats.rejected_handshakes},
+                "max_streams": self.max_streams}
+
+    def _health(self, connection):
+        response = connection.respond(HTTPStatus.OK if self.ready else HTTPStatus.SERVICE_UNAVAILABLE,
+                                      json.dumps(self.health()) + "\n")
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def load_models(self) -> None:
+        """Load the preloaded languages' models (in a thread: the health check answers meanwhile);
+        the server is ready for streams once they are in memory."""
+        if self.ready:
+            return
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        for lang in self.preload:
+            try:
+                await loop.run_in_executor(None, self.handlers.models, lang)
+            except Exception as exc:  # a broken model: stay unready, every stream goes to <Record>
+                self.load_error = f"speech model {lang!r} could not be loaded: {exc.__class__.__name__}: {exc}"[:300]
+                log.error("%s; streams are refused (their calls are recorded) until the server is restarted "
+                          "with a working model", self.load_error)
+                return
+        self.ready = True
+        log.info("media endpoint ready: speech model(s) %s loaded in %.1f s", ", ".join(self.preload),
+                 time.monotonic() - started)
 
     # --- load shedding -------------------------------------------------------------------------
 
     def refusal(self) -> str | None:
         """Why a new stream cannot be recognised now, or None."""
+        if not self.ready:
+            return "speech models not loaded yet" if not self.load_error else "speech model broken"
         if self.max_streams and self.stats.active_streams >= self.max_streams:
             return f"{self.stats.active_streams} streams, the limit"
         if self.clock.monotonic() < self._behind_until:
@@ -316,11 +397,22 @@ class MediaServer:
     # --- serving ------------------------------------------------------------------------------
 
     async def start(self, host: str, port: int):
+        """Listen (the health check answers at once) and load the models; streams are
+        recognised once they are loaded. :meth:`wait_ready` waits for that."""
         from websockets.asyncio.server import serve
 
+        if not self.validate_signatures:
+            log.warning(SIGNATURES_OFF)
         self._server = await serve(self._handle, host, port, process_request=self.process_request,
-                                   max_size=MAX_MESSAGE_BYTES, compression=None)
+                                   max_size=MAX_MESSAGE_BYTES, compression=None,
+                                   logger=safe_logger("websockets.server"))
+        self._loading = asyncio.get_running_loop().create_task(self.load_models())
         return self._server
+
+    async def wait_ready(self) -> bool:
+        if getattr(self, "_loading", None) is not None:
+            await self._loading
+        return self.ready
 
     @property
     def port(self) -> int:
@@ -339,7 +431,9 @@ class MediaServer:
         """Serve until interrupted (``ivr media-server``)."""
         async def main():
             await self.start(host, port)
-            log.info("media endpoint listening on ws://%s:%d%s", host, self.port, self.path)
+            log.info("media endpoint listening on ws://%s:%d%s (health: http://%s:%d%s)%s", host, self.port,
+                     self.path, host, self.port, HEALTH_PATH,
+                     "" if self.ready else f"; loading speech model(s) {', '.join(self.preload)}")
             await asyncio.Future()
 
         try:
@@ -351,23 +445,28 @@ class MediaServer:
 
     async def _handle(self, connection) -> None:
         stream = _Stream(self, connection)
-        closing = None
+        loop = asyncio.get_running_loop()
+        # A connection that never says which call it is for holds no slot, and not for long either.
+        no_start = loop.call_later(START_TIMEOUT, stream.no_start)
         try:
             async for message in connection:
                 if not stream.refused:
                     stream.receive(message)
+                    if stream.starting:
+                        no_start.cancel()
+                        await stream.admit()  # bound to its call and admitted, or refused
                     if stream.stopped:
                         break
                 # A refused stream (here at its start; a shed one is closed by its pump) is read
                 # on until the peer's close frame, which comes behind the messages it sent before.
-                if stream.refused and closing is None and stream.listener is None:
-                    closing = asyncio.get_running_loop().create_task(
-                        connection.close(TRY_AGAIN_LATER, "try again later"))
+                if stream.refused and stream.closing is None and stream.listener is None:
+                    stream.closing = loop.create_task(stream.close_refused())
         except Exception as exc:  # connection dropped, message too big: this stream only
             log.info("media stream %s ended: %s", stream.call_sid or "?", exc)
         finally:
-            if closing is not None:
-                await closing
+            no_start.cancel()
+            if stream.closing is not None:
+                await stream.closing
             await stream.close()
 
 
@@ -383,6 +482,9 @@ class _Stream:
         self.listener: CallListener | None = None
         self.stopped = False
         self.refused = False  # refused at the start or shed: nothing more is recognised
+        self.unbound = False  # refused at the start as not bound to a live call: closed with 1008
+        self.starting = False  # a valid start message waits for admission
+        self.closing: asyncio.Task | None = None  # closing a refused stream
         self._admitted = False
         self._refusal: asyncio.Future | None = None
         self._priority = 0
@@ -395,7 +497,7 @@ class _Stream:
 
     def _bad(self, why: str) -> None:
         self.server.stats.bad_messages += 1
-        log.warning("media stream %s: %s", self.call_sid or "?", why)
+        noisy.warning("junk", "media stream %s: %s", self.call_sid or "?", why)
 
     def receive(self, message) -> None:
         if isinstance(message, bytes):
@@ -419,7 +521,7 @@ class _Stream:
         return self._bad(f"unknown event {str(event)[:30]!r}")
 
     def _start(self, msg: dict) -> None:
-        if self.listener is not None:
+        if self.listener is not None or self.call_sid is not None:
             return self._bad("second start message ignored")
         start = msg.get("start")
         if not isinstance(start, dict):
@@ -435,6 +537,25 @@ class _Stream:
         self.stream_sid = str(msg.get("streamSid") or start.get("streamSid") or "")[:64]
         custom = start.get("customParameters")
         self.custom = custom if isinstance(custom, dict) else {}
+        self.starting = True
+        return None
+
+    async def admit(self) -> None:
+        """After a valid start message: bind the stream to its call (``authorize``, in the
+        callback pool: it reads the database), then admit it or refuse it for load. A stream not
+        bound is closed before it takes a slot, and ``on_refused`` is not called: its call (if
+        any) is somebody else's."""
+        self.starting = False
+        authorize = self.server.handlers.authorize
+        if authorize is not None:
+            why = await asyncio.get_running_loop().run_in_executor(
+                self.server._callbacks, _authorization, authorize, self.call_sid, self.custom)
+            if why is not None:
+                self.refused = self.unbound = True
+                self.server.stats.unbound_streams += 1
+                noisy.warning("unbound", "media stream naming call %s closed: %s", self.call_sid, why)
+                return None
+        call_sid = self.call_sid
         refusal = self.server.refusal()
         if refusal is not None:
             self.refused = True
@@ -450,6 +571,20 @@ class _Stream:
         self._admitted = True
         self._pump = asyncio.get_running_loop().create_task(self._run())
         return None
+
+    def no_start(self) -> None:
+        """``START_TIMEOUT`` passed without a start message: close the connection."""
+        if self.call_sid is None and not self.refused and self.connection is not None:
+            self.refused = self.unbound = True
+            self.server.stats.unbound_streams += 1
+            noisy.warning("unbound", "media stream closed: no start message within %.0f s", START_TIMEOUT)
+            self.closing = asyncio.get_running_loop().create_task(self.close_refused())
+
+    async def close_refused(self) -> None:
+        if self.unbound:
+            await self.connection.close(POLICY_VIOLATION, "stream not bound to a live call")
+        else:
+            await self.connection.close(TRY_AGAIN_LATER, "try again later")
 
     def _callback(self, callback) -> asyncio.Future | None:
         """Run one of the product's callbacks for this call in the callback pool, off the loop."""
@@ -643,6 +778,16 @@ class RecognitionPool:
             thread.join()
 
 
+def _authorization(authorize: Authorize, call_sid: str, parameters: dict) -> str | None:
+    """The product's verdict on a stream; a failure to decide closes the stream (fail closed)."""
+    try:
+        why = authorize(call_sid, dict(parameters))
+    except Exception:
+        log.exception("media endpoint could not check the stream of call %s: closed", call_sid)
+        return "the stream could not be checked"
+    return None if why is None else str(why)
+
+
 def _guarded(callback, stats: StreamStats, *args) -> None:
     try:
         callback(*args)
@@ -663,6 +808,15 @@ def max_streams_from_config(config, workers: int | None = None) -> int:
     if config.media_max_streams is not None:
         return config.media_max_streams
     return STREAMS_PER_CORE * (workers or os.cpu_count() or 2)
+
+
+def preload_from_config(config) -> tuple[str, ...]:
+    """The languages heard by Vosk whose model is installed: loaded before streams are taken."""
+    from speech.models import ModelPool
+
+    installed = ModelPool(config.models_dir).available()
+    return tuple(sorted(lang for lang, engine in config.speech_engines.items()
+                        if engine == "vosk" and lang in installed))
 
 
 def load_handlers(spec: str, config) -> Handlers:

@@ -12,9 +12,14 @@ Two kinds:
   which a counter could not show. They are gauges: Prometheus' ``increase()``/``delta()`` give
   the rates.
 
+- Read from this host's media server (``ivr media-server``'s health report) at scrape time:
+  whether it answers and is ready, and its streams: active now, and since it started admitted,
+  refused (full, behind, models loading), shed and unbound (not bound to a live call).
+
 Access: a bearer token (IVR_METRICS_TOKEN), or a client address in IVR_METRICS_ALLOW (default:
-loopback only). A request that came through a proxy (X-Forwarded-For) while IVR_TRUST_PROXY is off
-is never let in by address: its peer is the proxy, not the client.
+loopback only). A request that came through a proxy (it carries X-Forwarded-For, Forwarded or
+X-Real-IP) is never let in by address unless IVR_TRUST_PROXY is on and the proxy named the client
+in X-Forwarded-For: otherwise its peer is the proxy, not the client.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ from pathlib import Path
 from flask import Flask, Response, current_app, g, request
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest, multiprocess)
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -143,6 +148,39 @@ class RecordsCollector:
         yield from (up, calls, readings, batches)
 
 
+class MediaServerCollector:
+    """This host's media server, as its health report says at scrape time (``ivr.health``)."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def collect(self):
+        from . import health
+
+        report = health.media_server(self.config)
+        if report is None:  # calls are not streamed: nothing to report
+            return
+        up = GaugeMetricFamily("ivr_media_server_up", "1 when this host's media server answers its health check")
+        ready = GaugeMetricFamily("ivr_media_server_ready", "1 when the media server has its speech models loaded")
+        answering = report["state"] != "unreachable"
+        up.add_metric([], 1 if answering else 0)
+        ready.add_metric([], 1 if report["state"] == "ok" else 0)
+        yield up
+        yield ready
+        streams = report.get("streams")
+        if not isinstance(streams, dict):
+            return
+        active = GaugeMetricFamily("ivr_media_streams_active", "Media streams being recognised now")
+        active.add_metric([], float(streams.get("active", 0)))
+        total = CounterMetricFamily("ivr_media_streams", "Media streams since the media server started, by outcome: "
+                                    "admitted, refused (full, behind, models loading), shed (fell behind), "
+                                    "unbound (no live call's token)", labels=["outcome"])
+        for outcome in ("admitted", "refused", "shed", "unbound"):
+            total.add_metric([outcome], float(streams.get(outcome, 0)))
+        yield active
+        yield total
+
+
 # --- the endpoint ---------------------------------------------------------------------------------
 
 def multiprocess_dir() -> Path | None:
@@ -161,6 +199,9 @@ def clear_multiprocess_dir(path: Path) -> int:
     return removed
 
 
+PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
 def _allowed(config) -> tuple[bool, int]:
     """(allowed, status to refuse with): 401 when a token would let the client in, else 403."""
     token = config.metrics_token
@@ -170,7 +211,10 @@ def _allowed(config) -> tuple[bool, int]:
         if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
             return True, 0
         return False, 401
-    proxied = "X-Forwarded-For" in request.headers and not config.trust_proxy
+    # Any proxy header means the peer may be a proxy: only a trusted proxy's X-Forwarded-For (which
+    # ProxyFix has turned into remote_addr) names the client.
+    proxied = any(name in request.headers for name in PROXY_HEADERS) and \
+        not (config.trust_proxy and "X-Forwarded-For" in request.headers)
     try:
         address = ipaddress.ip_address(request.remote_addr or "")
     except ValueError:
@@ -198,6 +242,7 @@ def metrics_view():
         process_registry = REGISTRY
     records = CollectorRegistry(auto_describe=False)
     records.register(RecordsCollector(services.sessions))
+    records.register(MediaServerCollector(services.config))
     body = generate_latest(process_registry) + generate_latest(records)
     return Response(body, content_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 

@@ -74,6 +74,8 @@ class SimulatedCall:
     direction: str = "inbound"  # "outbound-api" for a call we placed through the REST API
     heard: list[str] = field(default_factory=list)
     last: Prompt | None = None
+    # The media stream a <Start><Stream> asked for: {"url", "parameters", "status_callback"}.
+    stream: dict | None = None
 
     def _params(self, extra: dict | None = None) -> dict:
         params = {"CallSid": self.call_sid, "AccountSid": "AC" + "0" * 32, "From": self.caller,
@@ -100,7 +102,9 @@ class SimulatedCall:
                 raise CallError(f"not TwiML: {body[:200]}")
             redirect = None
             for verb in root:
-                if verb.tag == "Say":
+                if verb.tag == "Start":
+                    self._start_stream(verb)
+                elif verb.tag == "Say":
                     texts.append(verb.text or "")
                 elif verb.tag == "Play":
                     texts.append(f"[audio {verb.text}]")
@@ -128,6 +132,11 @@ class SimulatedCall:
                 return self.last
             url, extra = redirect, None
         raise CallError("too many redirects")
+
+    def _start_stream(self, start: ET.Element) -> None:
+        for stream in start.iter("Stream"):
+            self.stream = {"url": stream.get("url"), "status_callback": stream.get("statusCallback"),
+                           "parameters": {p.get("name"): p.get("value") for p in stream.iter("Parameter")}}
 
     def start(self) -> Prompt:
         return self._follow(self.base_url.rstrip("/") + "/voice/incoming")

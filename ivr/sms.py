@@ -78,14 +78,17 @@ def incoming():
     message = SmsMessage(message_sid=sid, from_number=sender, body=body, language=lang, received_at=now,
                          outcome="help")
     word = sms_store.keyword(body)
-    if word == "stop":
-        sms_store.opt_out(db, sender, body.strip().upper(), now)
+    opted_out = sms_store.is_opted_out(db, sender)
+    throttled = sms_store.texts_in_last_hour(db, sender, now) >= ivr().config.sms_per_hour
+    if throttled:
+        log.warning("SMS from %s throttled: more than %d texts in an hour", sender, ivr().config.sms_per_hour)
+    if word == "stop":  # honoured even when throttled; only the answer is held back
+        sms_store.opt_out(db, sender, sms_store.normalise(body), now)
         message.outcome, text = "keyword", _say(lang, "sms_stopped")
     elif word == "start":
         sms_store.opt_in(db, sender)
         message.outcome, text = "keyword", _say(lang, "sms_started")
-    elif sms_store.texts_in_last_hour(db, sender, now) >= ivr().config.sms_per_hour:
-        log.warning("SMS from %s throttled: more than %d texts in an hour", sender, ivr().config.sms_per_hour)
+    elif throttled:
         message.outcome, text = "throttled", None
     elif word == "help":
         message.outcome, text = "keyword", _say(lang, "sms_help")
@@ -95,6 +98,8 @@ def incoming():
             text = _say(lang, "sms_help")
         else:
             message.outcome, text, message.account_id = _submit(db, submission, sender, sid, lang, now)
+    if not sms_store.may_reply(word, opted_out, throttled):
+        text = None
     message.reply = text
     db.add(message)
     try:

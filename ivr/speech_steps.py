@@ -18,6 +18,7 @@ from typing import Callable, Iterable
 from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
+import urllib3
 
 import grammars
 from speech import confidence
@@ -74,22 +75,39 @@ def url_allowed(url: str, prefixes: Iterable[str]) -> bool:
     return False
 
 
-def _read_capped(response: requests.Response, max_bytes: int) -> bytes:
+def _wait_at_most(response: requests.Response, seconds: float) -> None:
+    """Let the next read of the body block at most ``seconds`` (the fetch's time left)."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(max(0.01, seconds))
+
+
+def _read_capped(response: requests.Response, max_bytes: int, deadline: float) -> bytes:
+    """The body, read as it arrives (one socket read at a time), refused beyond ``max_bytes`` and
+    abandoned at ``deadline``: a body trickling in a byte at a time must not hold the webhook."""
     declared = response.headers.get("Content-Length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise RecordingRefused(f"recording too large: {int(declared)} bytes declared, the limit is {max_bytes}")
     body = bytearray()
-    for chunk in response.iter_content(64 * 1024):
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RecordingUnavailable(f"recording body still arriving at the deadline ({len(body)} bytes read)")
+        _wait_at_most(response, remaining)
+        chunk = response.raw.read1(64 * 1024, decode_content=True)
+        if not chunk:
+            return bytes(body)
         body += chunk
         if len(body) > max_bytes:
             raise RecordingRefused(f"recording too large: over {max_bytes} bytes, the limit is {max_bytes}")
-    return bytes(body)
 
 
 def fetch_recording(url: str, *, account_sid: str | None, auth_token: str | None, budget: float,
                     session: requests.Session | None = None, allowed: Iterable[str] | None = None,
                     max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """GET a Twilio recording as WAV, retrying while it is not yet available (404) within ``budget`` s.
+    """GET a Twilio recording as WAV, retrying while it is not yet available (404) within ``budget`` s:
+    one deadline for the whole fetch, every attempt, redirect and the body included. Any failure
+    (timeout, connection or read error, an unusable answer) is ``RecordingUnavailable``.
 
     Redirects are followed by hand, at most ``MAX_REDIRECTS``, and only to URLs under *allowed*
     (default: the first URL's own scheme, host and port); the credentials go only to the first
@@ -107,21 +125,29 @@ def fetch_recording(url: str, *, account_sid: str | None, auth_token: str | None
         if remaining <= 0:
             raise RecordingUnavailable(f"recording not available within {budget:.1f} s ({last})")
         try:
-            response = _get_following(session, url, auth, allowed, timeout=min(5.0, max(0.5, remaining)))
+            response = _get_following(session, url, auth, allowed, timeout=min(5.0, max(0.05, remaining)))
         except RecordingRefused:
             raise
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             last = f"{type(exc).__name__}"
         else:
             with response:
                 if response.status_code == 200:
-                    content = _read_capped(response, max_bytes)
-                    if content:
-                        return content
-                if response.status_code in (401, 403):
+                    try:
+                        content = _read_capped(response, max_bytes, deadline)
+                    except RecordingUnavailable:  # refused (too large) or out of time: no retry
+                        raise
+                    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+                        last = f"{type(exc).__name__} while reading the body"
+                    else:
+                        if content:
+                            return content
+                        last = "HTTP 200 with an empty body"
+                elif response.status_code in (401, 403):
                     raise RecordingUnavailable(f"Twilio refused the credentials (HTTP {response.status_code}); "
                                                "check IVR_TWILIO_ACCOUNT_SID and IVR_TWILIO_AUTH_TOKEN")
-                last = f"HTTP {response.status_code}"
+                else:
+                    last = f"HTTP {response.status_code}"
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 1.0)
 
@@ -229,6 +255,9 @@ class SpeechSteps:
                 audio = self.fetch(url)
         except RecordingUnavailable as exc:
             log.warning("recording %s not fetched: %s", url[-40:], exc)
+            return _unusable()
+        except Exception as exc:  # noqa: BLE001 - any failure to fetch is an answer not understood, never a 500
+            log.error("recording %s not fetched: unexpected %s: %s", url[-40:], exc.__class__.__name__, exc)
             return _unusable()
         try:
             with timed_recognition(lang):

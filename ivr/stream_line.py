@@ -13,11 +13,16 @@ as the webhooks, and the live call is moved on with Twilio's REST API.
   left (the caller pressed keys meanwhile) loses the claim and changes nothing.
 - ``on_speech_started`` (barge-in): the call is moved to the same question without its prompt
   (``/voice/listen/<step>``), which stops the prompt and restarts the keypad's timeout.
-- ``on_refused`` (the media server is full or behind and will not recognise this call): the call
-  is moved to the record transport for good (``calls.use_record_transport``) and, if it is at a
-  question heard by speech, moved to that question again with its prompt
-  (``/voice/listen/<step>?prompt=1``), now followed by ``<Record>``. A call that is over or
-  unknown changes nothing.
+- ``authorize`` (a stream's ``start`` message, before it takes a slot): the stream is opened only
+  for a live call on the stream transport whose one-time token (the ``<Stream>``'s ``<Parameter>``)
+  it names, once (``calls.bind_stream``); anything else is closed and changes nothing, so a
+  replayed handshake can neither fill the server nor move somebody's call.
+- ``on_refused`` (the media server is full or behind and will not recognise this call), and
+  ``fall_back`` (Twilio reports the call's stream stopped or failed: the media server died): the
+  call is moved to the record transport for good (``calls.use_record_transport``) and, if it is at
+  a question heard by speech, moved to that question again with its prompt
+  (``/voice/listen/<step>?prompt=1``), now followed by ``<Record>``. A call that is over, unknown
+  or already moved changes nothing.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from .media_server import Handlers, Question
 from .prompts import Prompts
 from .records import SqlRecords
 from .speech_steps import SpeechSteps
-from .twiml import TwimlRenderer
+from .twiml import STREAM_TOKEN_PARAMETER, TwimlRenderer
 
 log = safe_logger(__name__)
 STREAM_ENGINE = "vosk-stream"  # Utterance.engine of an answer heard over the stream
@@ -71,19 +76,13 @@ class StreamLine:
     def handlers(self) -> Handlers:
         return Handlers(questions=self.question, on_utterance=self.on_utterance,
                         on_speech_started=self.on_speech_started, models=self.models or self.speech.pool.get,
-                        on_refused=self.on_refused)
+                        on_refused=self.on_refused, authorize=self.authorize)
 
     def _vosk_question(self, session: Session, call) -> tuple[dialog.CallState, str] | None:
         """(state, speech kind) when the call's current question may be answered by voice through
         Vosk, whichever transport brings the audio; else None."""
-        state = calls.load_state(call) if call is not None else None
-        if state is None or state.over or state.keypad_only:
-            return None
-        kind = dialog.engine.SPEECH_KINDS.get(state.step.value)
-        ask = calls.current_question(session, self.config, call)
-        if kind is None or ask is None or ask.speech is None or self.speech.engine_for(state.lang) != "vosk":
-            return None
-        return state, kind
+        found = calls.speech_question(session, self.config, call, self.speech.engine_for)
+        return found[:2] if found else None
 
     def _speech_question(self, session: Session, call) -> tuple[Question, dialog.CallState] | None:
         found = self._vosk_question(session, call)
@@ -131,21 +130,32 @@ class StreamLine:
             question = found[0]
         self.rest.calls(call_sid).update(url=self.listen_url(question.step, question.seq), method="POST")
 
-    def on_refused(self, call_sid: str) -> None:
+    def authorize(self, call_sid: str, parameters: dict) -> str | None:
+        """None when the stream may open (and its token is used now), else why not."""
         with self.sessions() as session:
-            call = calls.use_record_transport(session, call_sid)
+            return calls.bind_stream(session, self.config, call_sid, parameters.get(STREAM_TOKEN_PARAMETER))
+
+    def on_refused(self, call_sid: str) -> None:
+        self.fall_back(call_sid, "media stream refused")
+
+    def fall_back(self, call_sid: str, why: str) -> bool:
+        """Hear the call with the record transport from now on and, at a question heard by speech,
+        ask it again at once with ``<Record>``. True when the call was moved to that question."""
+        with self.sessions() as session:
+            call = calls.use_record_transport(session, call_sid, only_if_streaming=True)
             if call is None:
-                log.info("call %s: media stream refused, but the call is over or unknown: nothing changed", call_sid)
-                return
+                log.info("call %s: %s, but the call is over, unknown or recorded already: nothing changed",
+                         call_sid, why)
+                return False
             # Read after the change: a turn taken meanwhile has moved the question on.
             found = self._vosk_question(session, call)
             step, seq = (found[0].step.value, call.seq) if found else (None, None)
         if found is None:  # a keypad question sounds the same with either transport
-            log.info("call %s: media stream refused; speech answers will be recorded from now on", call_sid)
-            return
-        log.warning("call %s: media stream refused; %s (turn %d) asked again with the record transport",
-                    call_sid, step, seq)
+            log.info("call %s: %s; speech answers will be recorded from now on", call_sid, why)
+            return False
+        log.warning("call %s: %s; %s (turn %d) asked again with the record transport", call_sid, why, step, seq)
         self.rest.calls(call_sid).update(url=self.listen_url(step, seq, prompt=True), method="POST")
+        return True
 
 
 def handlers(config: Config) -> Handlers:

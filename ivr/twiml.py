@@ -25,18 +25,23 @@ RECORD_FINISH_KEYS = "0123456789*#"
 # Speech steps heard over a Media Stream: the keypad Gather waits this long after the prompt, so a
 # spoken answer (cut at 15 s by the media endpoint) is heard and moves the call on before it fires.
 STREAM_GATHER_TIMEOUT = 20
+# The <Stream>'s <Parameter> carrying the call's one-time stream token (``calls.issue_stream_token``):
+# Twilio hands it to the media endpoint in the stream's ``start`` message, never in a URL.
+STREAM_TOKEN_PARAMETER = "token"
 
 
 class TwimlRenderer:
     def __init__(self, config: Config, prompts: Prompts, url_for_step: Callable[[str, int], str],
                  url_for_prompt: Callable[[str, str], str], engine_for: Callable[[str], str] = lambda lang: "off",
-                 recording_callback: str | None = None):
+                 recording_callback: str | None = None, stream_callback: str | None = None):
+        """``stream_callback``: where Twilio reports the media stream's start, stop and failure."""
         self.config = config
         self.prompts = prompts
         self.url_for_step = url_for_step
         self.url_for_prompt = url_for_prompt
         self.engine_for = engine_for
         self.recording_callback = recording_callback
+        self.stream_callback = stream_callback
 
     def _speak(self, target, say: Say, call_lang: str) -> None:
         lang = say.lang or call_lang
@@ -50,17 +55,22 @@ class TwimlRenderer:
     def streaming(self) -> bool:
         return self.config.speech_transport == "stream" and bool(self.config.media_url)
 
-    def render(self, actions: list, lang: str, seq: int, *, start_stream: bool = False,
+    def render(self, actions: list, lang: str, seq: int, *, stream_token: str | None = None,
                transport: str | None = None) -> str:
-        """TwiML for the actions; ``start_stream``: the call's first answer starts streaming the
-        caller's audio to the media endpoint (stream transport), once per call. ``transport``: the
-        call's own speech transport (``Call.speech_transport``); ``"record"`` (its stream was
-        refused) renders its questions with ``<Record>`` whatever the configuration says."""
+        """TwiML for the actions; ``stream_token``: the call's first answer starts streaming the
+        caller's audio to the media endpoint (stream transport), once per call, the stream
+        carrying the call's token, and Twilio reporting its stop or failure to
+        ``stream_callback``. ``transport``: the call's own speech transport
+        (``Call.speech_transport``); ``"record"`` (its stream was refused or stopped) renders its
+        questions with ``<Record>`` whatever the configuration says."""
         streamed = self.streaming and transport != RECORD_TRANSPORT
         response = VoiceResponse()
-        if start_stream and streamed:
+        if stream_token and streamed:
             start = Start()
-            start.stream(url=self.config.media_url, track="inbound_track")
+            callback = dict(status_callback=self.stream_callback, status_callback_method="POST") \
+                if self.stream_callback else {}
+            stream = start.stream(url=self.config.media_url, track="inbound_track", **callback)
+            stream.parameter(name=STREAM_TOKEN_PARAMETER, value=stream_token)
             response.append(start)
         for action in actions:
             if isinstance(action, Say):

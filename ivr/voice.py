@@ -22,6 +22,7 @@ from twilio.request_validator import RequestValidator
 from readings_store.models import Call, Utterance
 
 from . import calls, dialog
+from .config import RECORD_TRANSPORT
 from .logsafe import safe_logger
 
 log = safe_logger(__name__)  # request data in log lines is escaped: no forged lines
@@ -132,7 +133,7 @@ def renderer():
     from .twiml import TwimlRenderer
 
     return TwimlRenderer(ivr().config, ivr().prompts, _step_url, _prompt_url, ivr().speech.engine_for,
-                         absolute(url_for("voice.recording_status")))
+                         absolute(url_for("voice.recording_status")), absolute(url_for("voice.stream_status")))
 
 
 @bp.post("/incoming")
@@ -142,8 +143,7 @@ def incoming():
     first = renderer()
     return twiml(calls.open_call(g.db, ivr().config, call_sid=sid, caller=number, country=country,
                                  language=default_language(number),
-                                 render=lambda actions, lang, seq, transport=None: first.render(
-                                     actions, lang, seq, start_stream=True, transport=transport),
+                                 render=first.render,
                                  apology=first.apology))
 
 
@@ -166,9 +166,7 @@ def reminder(token: str):
     return twiml(calls.answer_reminder_call(
         g.db, ivr().config, token=token, call_sid=sid, callee=callee, country=country,
         answered_by=request.form.get("AnsweredBy"), fallback_language=lang, polite_end=polite_end,
-        # The caller's audio is streamed only to a call that is asked something (not to a machine).
-        render=lambda actions, language, seq: first.render(
-            actions, language, seq, start_stream=any(isinstance(a, dialog.Ask) for a in actions))))
+        render=first.render))
 
 
 @bp.post("/listen/<step>")
@@ -259,9 +257,70 @@ def step(step: str):
     if first is not None and calls.is_current(g.db, sid, step, seq):
         # Nothing is claimed or written yet: the turn is taken when the whole number is in.
         return twiml(renderer().rest_of_number(absolute(url_for("voice.step", step=step, seq=seq, **{LEAD: first}))))
+    if not lead and _keypad_event().kind == "timeout":
+        again = _unheard_over_stream(sid, step, seq)
+        if again is not None:
+            return twiml(again)
     return twiml(calls.take_turn(g.db, ivr().config, call_sid=sid, step=step, seq=seq,
                                  keys=_keypad_event(lead), listen=_hear, recording_sid=_recording_sid(),
                                  render=renderer().render, apology=renderer().apology).body)
+
+
+def _unheard_over_stream(sid: str, step: str, seq: int) -> str | None:
+    """A question heard over the media stream whose keypad ``<Gather>`` ran out with no answer at
+    all: had the media server heard the caller, the spoken answer would have moved the call on
+    before. It may be dead or stuck (and its stream's stop never reported), so the call is moved
+    to the record transport for good and the question asked again at once with ``<Record>``;
+    no turn is taken (the caller loses no try for our fault). None: not such a question."""
+    config = ivr().config
+    if not calls.streams(config) or not calls.is_current(g.db, sid, step, seq):
+        return None
+    call = calls.find_call(g.db, sid)
+    if call.speech_transport == RECORD_TRANSPORT or \
+            calls.speech_question(g.db, config, call, ivr().speech.engine_for) is None:
+        return None
+    call = calls.use_record_transport(g.db, sid, only_if_streaming=True)
+    ask = calls.current_question(g.db, config, call) if call is not None and call.seq == seq else None
+    if ask is None:
+        return None
+    log.warning("call %s: no answer over the media stream to %s (turn %d); asked again with the record "
+                "transport: is `ivr media-server` running?", sid, step, seq)
+    return renderer().render([ask], call.language or "en", call.seq, transport=call.speech_transport)
+
+
+# Twilio's <Stream statusCallback> events that end a call's stream.
+STREAM_ENDED = frozenset({"stream-stopped", "stream-error"})
+
+
+@bp.post("/stream-status")
+def stream_status():
+    """Twilio reports the call's media stream (``StreamEvent``: started, stopped, error). A stream
+    that stops or fails while the call goes on (the media server died or closed it) moves the call
+    to the record transport at once, and a question heard by speech is asked again with
+    ``<Record>`` (``StreamLine.fall_back``); a call that is over or already recorded is left alone."""
+    sid = call_sid()
+    event = request.form.get("StreamEvent", "")
+    if event not in STREAM_ENDED:
+        return Response(status=204)
+    error = request.form.get("StreamError", "")
+    why = f"media stream {event.removeprefix('stream-')}" + (f" ({error[:200]})" if error else "")
+    services = ivr()
+    rest = services.twilio_rest()
+    if rest is None or not services.config.public_url:
+        calls.use_record_transport(g.db, sid, only_if_streaming=True)
+        log.error("call %s: %s; recorded from its next question on (moving it now needs IVR_TWILIO_ACCOUNT_SID "
+                  "and IVR_PUBLIC_URL)", sid, why)
+        return Response(status=204)
+    from twilio.base.exceptions import TwilioException
+
+    from .stream_line import StreamLine
+
+    line = StreamLine(services.config, services.sessions, services.speech, services.prompts, rest)
+    try:
+        line.fall_back(sid, why)
+    except (TwilioException, OSError) as exc:  # e.g. the call ended meanwhile: Twilio refuses the update
+        log.warning("call %s: not moved after its %s: %s", sid, why, exc.__class__.__name__)
+    return Response(status=204)
 
 
 def _recording_sid() -> str | None:
@@ -290,7 +349,8 @@ def recording_status():
     except Exception as exc:  # noqa: BLE001 - logged; Twilio keeps the recording for a later fetch
         log.warning("call %s: recording %s still not fetched: %s", sid, recording_sid, exc)
         return Response(status=204)
-    utterance.audio_path = calls.store_audio(ivr().config.recordings_dir, sid, f"late-{recording_sid}.wav", audio)
+    utterance.audio_path = calls.store_audio_or_none(ivr().config.recordings_dir, sid, f"late-{recording_sid}.wav",
+                                                     audio)
     g.db.commit()
     return Response(status=204)
 

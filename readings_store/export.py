@@ -151,12 +151,18 @@ def _item(row, status: str | None = None) -> dict:
     }
 
 
+# A spreadsheet starts a formula at = + - @ (or tab/CR before one), and some read the fullwidth
+# forms (＝ ＋ － ＠, as typed with East Asian keyboards) as the same characters.
+FORMULA_STARTS = "=+-@\t\r\uff1d\uff0b\uff0d\uff20"
+
+
 def csv_safe(value) -> str:
-    """Neutralise spreadsheet formula injection: text starting with = + - @ (or tab/CR) gets a quote."""
+    """Neutralise spreadsheet formula injection: text starting with a formula character
+    (``FORMULA_STARTS``) gets a quote."""
     if value is None:
         return ""
     text = str(value)
-    if text and text[0] in "=+-@\t\r":
+    if text and text[0] in FORMULA_STARTS:
         return "'" + text
     return text
 

@@ -212,6 +212,8 @@ class SubmissionWindow(Base):
 
 class Call(Base):
     __tablename__ = "calls"
+    # Open calls by last activity: what ``ivr calls sweep`` looks for.
+    __table_args__ = (Index("ix_calls_open_activity", "ended_at", "last_activity_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
     from_number: Mapped[str | None] = mapped_column(String(32), index=True)  # E.164 or None if withheld
@@ -236,6 +238,12 @@ class Call(Base):
     # How the call's speech answers are heard when it differs from IVR_SPEECH_TRANSPORT: "record"
     # once the media endpoint refused its stream (full, or behind); NULL: the configured transport.
     speech_transport: Mapped[str | None] = mapped_column(String(8))
+    # SHA-256 (hex) of the random token the call's <Stream> carries: the media endpoint opens one
+    # stream for the call that names it, once (``stream_opened_at``).
+    stream_token_hash: Mapped[str | None] = mapped_column(String(64))
+    stream_opened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # When the call was last answered (opened, a turn taken); a call idle for long is swept.
+    last_activity_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=utcnow)
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import phonenumbers
@@ -35,16 +36,44 @@ class Submission:
     values: tuple[str, ...]
 
 
+# A short phrase with a STOP word first or last ("Stop now", "please stop") opts out too: a person
+# who wants no more texts must not have to guess the exact word. START and HELP are whole texts.
+STOP_PHRASE_WORDS = 4
+_WORDS = re.compile(r"[^\W\d_]+")
+
+
+def normalise(body: str) -> str:
+    """The text as a keyword is matched: compatibility forms folded (fullwidth ＳＴＯＰ is STOP),
+    invisible format characters (zero-width spaces and joiners, bidi marks, BOM) removed, upper case."""
+    text = unicodedata.normalize("NFKC", body or "")
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip().upper()
+
+
 def keyword(body: str) -> str | None:
-    """``stop``, ``start`` or ``help`` when the whole text is one of their keywords."""
-    word = (body or "").strip().strip(".!").upper()
+    """``stop``, ``start`` or ``help`` when the text (normalised) is one of their keywords, or, for
+    ``stop``, a short phrase of words without digits beginning or ending with one."""
+    text = normalise(body)
+    word = text.strip(".!").strip()
     if word in STOP_WORDS:
         return "stop"
     if word in START_WORDS:
         return "start"
     if word in HELP_WORDS:
         return "help"
+    words = _WORDS.findall(text)
+    if not any(ch.isdigit() for ch in text) and 1 < len(words) <= STOP_PHRASE_WORDS and \
+            (words[0] in STOP_WORDS or words[-1] in STOP_WORDS):
+        return "stop"
     return None
+
+
+def may_reply(word: str | None, opted_out: bool, throttled: bool) -> bool:
+    """Whether a text gets an answer. A number over the hourly limit gets none, whatever it sent
+    (STOP and START included: the opt-out is still recorded); a number that opted out gets an
+    answer only to START and HELP."""
+    if throttled:
+        return False
+    return word in ("start", "help") or not opted_out
 
 
 def parse_submission(body: str) -> Submission | None:

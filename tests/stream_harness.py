@@ -205,3 +205,55 @@ class Recorder:
     def kinds(self, call_sid: str) -> list[str]:
         with self.lock:
             return [e.kind for e in self.events if e.call_sid == call_sid]
+
+
+class ServerThread:
+    """A media server on an event loop of its own thread, for tests whose other side is
+    synchronous (the Flask test client probing its health). ``run(coro)`` runs a coroutine on that
+    loop and waits for it; ``spawn(coro)`` starts one and returns its concurrent future."""
+
+    def __init__(self, server, host: str = "127.0.0.1"):
+        self.server, self.host = server, host
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="media-loop", daemon=True)
+
+    def __enter__(self) -> "ServerThread":
+        self.thread.start()
+        self.run(self.server.start(self.host, 0))
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.host}:{self.port}/voice/stream"
+
+    def spawn(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro, timeout: float = 60):
+        return self.spawn(coro).result(timeout)
+
+    def call(self, fn, *args):
+        """Run a plain function on the loop (e.g. ``event.set``)."""
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def __exit__(self, *exc):
+        try:
+            self.run(self.server.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.server.close()
+            self.loop.close()
+
+
+def until(condition, what: str, timeout: float = 30.0) -> None:
+    """Wait (bounded) for ``condition()``: tests assert what happens, not how fast."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.01)

@@ -5,15 +5,20 @@
   and it is kept per user name *and* source address: ``MAX_FAILURES`` failed log-ins for one name
   from one address within ``LOCK_MINUTES`` pause that name for that address only (a stranger's
   guesses cannot lock an administrator out everywhere), and ``MAX_FAILURES_PER_ADDRESS`` failures
-  from one address, whatever the names, pause that address. Each attempt is written and committed
-  *before* its password is checked and then counted, so N parallel guesses see counts 1..N and at
-  most ``MAX_FAILURES`` of them ever reach the password check. Unknown names are counted and
+  from one address, whatever the names, pause that address. Above both, ``MAX_FAILURES_PER_NAME``
+  failures for one name from all addresses together pause that name everywhere: one IPv6 host has
+  2^64 addresses, so per-address counts alone would not bound the guesses at a password. Each
+  attempt is written and committed *before* its password is checked and then counted, so N
+  parallel guesses see counts 1..N and at most ``MAX_FAILURES`` of them ever reach the password
+  check. Unknown names are counted and
   answered exactly like known ones. The source address is ``request.remote_addr``, which is the
   proxy's ``X-Forwarded-For`` only when ``IVR_TRUST_PROXY`` is set (ProxyFix in ``ivr.app``).
 * Sessions live on the server (``console_sessions``): the cookie carries a random token naming a
   row, and logging out or idling ``config.session_minutes`` ends the row, so a copy of an old
-  cookie is refused. The cookie itself is permanent for ``PERMANENT_SESSION_LIFETIME``, HttpOnly,
-  SameSite=Lax, and ``Secure`` whenever the request came over https (also via a trusted proxy's
+  cookie is refused. Idle expiry is exact: every request's time goes into the signed cookie
+  (``SEEN_KEY``), and into the row at most once a minute (one UPDATE a minute, not one per
+  request); a session is idle since the later of the two. The cookie itself is permanent for ``PERMANENT_SESSION_LIFETIME``, HttpOnly, SameSite=Lax, and
+  ``Secure`` whenever the request came over https (also via a trusted proxy's
   ``X-Forwarded-Proto``) or ``IVR_PUBLIC_URL`` is https.
 * The user id in the session carries a fingerprint of the password hash: changing the password or
   disabling the operator ends all of their sessions.
@@ -49,10 +54,12 @@ log = safe_logger(__name__)
 
 MAX_FAILURES = 5  # per user name and source address
 MAX_FAILURES_PER_ADDRESS = 20  # per source address, whatever the names
+MAX_FAILURES_PER_NAME = 50  # per user name, from every address together
 LOCK_MINUTES = 15
-# The server-side session's last activity is written at most this often (one UPDATE a minute,
-# not one per request); idle expiry is exact to within it.
+# The server-side session's last activity is written at most this often (one UPDATE a minute, not
+# one per request); the exact time of the last request travels in the signed cookie.
 SEEN_EVERY_SECONDS = 60
+SEEN_KEY = "console_seen"
 SESSION_KEY = "console_sid"
 ROLES = ("operator", "admin")
 MIN_PASSWORD = 8
@@ -133,7 +140,8 @@ def _load_user(user_id: str) -> ConsoleUser | None:
 def _start_server_session(operator: Operator, moment: dt.datetime) -> str:
     """A new server-side session for *operator*; returns the token for the cookie. Also sweeps
     the operator's ended and idle sessions."""
-    idle = moment - dt.timedelta(minutes=session_minutes())
+    # The row may lag the session's last request by up to SEEN_EVERY_SECONDS (its cookie knows).
+    idle = moment - dt.timedelta(minutes=session_minutes(), seconds=SEEN_EVERY_SECONDS)
     g.db.execute(delete(ConsoleSession).where(
         ConsoleSession.operator_id == operator.id,
         (ConsoleSession.ended_at.is_not(None)) | (ConsoleSession.last_seen_at < idle)))
@@ -202,18 +210,33 @@ def guard():
     if current_user.is_authenticated:
         row: ConsoleSession = g.console_session
         moment = now()
-        idle = (moment - row.last_seen_at).total_seconds()
-        if idle > session_minutes() * 60:
+        if moment - _last_seen(row, moment) >= dt.timedelta(minutes=session_minutes()):
             _end_server_session(moment)
             logout_user()
             session.clear()
             flash("Your session expired. Please log in again.", "warning")
             return redirect(url_for("console.login", next=_safe_next(request.full_path)))
+        session[SEEN_KEY] = moment.timestamp()
+        idle = (moment - row.last_seen_at).total_seconds()
         if idle >= SEEN_EVERY_SECONDS or idle < 0:
             row.last_seen_at = moment
             g.db.commit()
         return None
     return redirect(url_for("console.login", next=_safe_next(request.full_path)))
+
+
+def _last_seen(row: ConsoleSession, moment: dt.datetime) -> dt.datetime:
+    """The session's last request: the row's time, or the later one its signed cookie carries
+    (the row is written at most once a minute). A time after ``moment`` is not believed."""
+    seen = session.get(SEEN_KEY)
+    if isinstance(seen, (int, float)) and not isinstance(seen, bool):
+        try:
+            cookie = dt.datetime.fromtimestamp(seen, dt.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return row.last_seen_at
+        if row.last_seen_at < cookie <= moment:
+            return cookie
+    return row.last_seen_at
 
 
 @bp.errorhandler(CSRFError)
@@ -292,7 +315,10 @@ def _throttle_minutes(db, username: str, ip: str, moment: dt.datetime) -> int:
                       .order_by(LoginAttempt.at.desc()).offset(MAX_FAILURES - 1).limit(1)).first()
     per_ip = db.scalars(select(LoginAttempt.at).where(recent, LoginAttempt.ip == ip)
                         .order_by(LoginAttempt.at.desc()).offset(MAX_FAILURES_PER_ADDRESS - 1).limit(1)).first()
-    until = max([t + dt.timedelta(minutes=LOCK_MINUTES) for t in (pair, per_ip) if t is not None], default=moment)
+    per_name = db.scalars(select(LoginAttempt.at).where(recent, LoginAttempt.username == username)
+                          .order_by(LoginAttempt.at.desc()).offset(MAX_FAILURES_PER_NAME - 1).limit(1)).first()
+    until = max([t + dt.timedelta(minutes=LOCK_MINUTES) for t in (pair, per_ip, per_name) if t is not None],
+                default=moment)
     return max(1, int((until - moment).total_seconds() // 60) + 1)
 
 
@@ -316,10 +342,11 @@ def check_login(db, username: str, password: str, ip: str | None = None, *,
     recent = LoginAttempt.at >= cutoff
     pair = db.scalar(select(func.count()).where(recent, LoginAttempt.username == username, LoginAttempt.ip == ip))
     per_ip = db.scalar(select(func.count()).where(recent, LoginAttempt.ip == ip))
+    per_name = db.scalar(select(func.count()).where(recent, LoginAttempt.username == username))
     operator = db.scalars(select(Operator).where(Operator.username == username)).first()
     # An account an administrator locked by hand (``locked_until``) answers like a throttled one.
     held = operator is not None and operator.locked_until is not None and operator.locked_until > moment
-    if pair > MAX_FAILURES or per_ip > MAX_FAILURES_PER_ADDRESS or held:
+    if pair > MAX_FAILURES or per_ip > MAX_FAILURES_PER_ADDRESS or per_name > MAX_FAILURES_PER_NAME or held:
         # Refused without looking at the password; this attempt is not counted again, so the
         # pause ends LOCK_MINUTES after the failure that started it.
         db.execute(delete(LoginAttempt).where(LoginAttempt.id == attempt.id))
@@ -332,13 +359,15 @@ def check_login(db, username: str, password: str, ip: str | None = None, *,
         return None, THROTTLED.format(minutes=minutes)
     usable = operator is not None and operator.active
     if not check_password_hash(operator.password_hash if usable else _DUMMY_HASH, password) or not usable:
-        if pair >= MAX_FAILURES or per_ip >= MAX_FAILURES_PER_ADDRESS:
-            log.warning("console log-in paused for name %s from %s after %d failures", username, ip, pair)
+        if pair >= MAX_FAILURES or per_ip >= MAX_FAILURES_PER_ADDRESS or per_name >= MAX_FAILURES_PER_NAME:
+            log.warning("console log-in paused for name %s from %s after %d failures (%d from all addresses)",
+                        username, ip, pair, per_name)
             if usable:
                 service.audit(db, actor_kind="system", action="operator.locked", entity="operator",
                               entity_id=operator.id, actor_name=None,
                               after={"address": ip, "minutes": LOCK_MINUTES},
-                              reason=f"{pair} failed log-ins from {ip} (this name) / {per_ip} (all names)")
+                              reason=f"{pair} failed log-ins from {ip} (this name) / {per_ip} (all names) / "
+                                     f"{per_name} (this name, all addresses)")
                 db.commit()
             return None, THROTTLED.format(minutes=LOCK_MINUTES)
         return None, "Wrong name or password."

@@ -118,8 +118,11 @@ def start(records: Records, *, call_sid: str, caller: str | None, language: str,
 
 def _notice_recording(ask: Ask, may_record: bool) -> Ask:
     """A caller whose spoken answers may be recorded hears so once, after the first prompt of the
-    call and before anything they say is heard."""
-    return replace(ask, prompts=(*ask.prompts[:1], Say("recording_notice"), *ask.prompts[1:])) if may_record else ask
+    call (and the operator hint) and before anything they say is heard."""
+    if not may_record:
+        return ask
+    first = 2 if len(ask.prompts) > 1 and ask.prompts[1] == Say("operator_hint") else 1
+    return replace(ask, prompts=(*ask.prompts[:first], Say("recording_notice"), *ask.prompts[first:]))
 
 
 def start_reminder(records: Records, *, call_sid: str, callee: str, language: str, account_id: int,

@@ -9,7 +9,7 @@ import pytest
 
 from ivr import dialog
 from ivr.dialog import (Ask, Event, Hangup, Hours, MeterInfo, Outcome, ReportFailedIdentification, Say, SpeechInput,
-                        Step, Transfer)
+                        Transfer)
 from ivr.dialog.engine import MAX_TURNS, SPEECH_KINDS
 from ivr.dialog.ports import AccountInfo
 

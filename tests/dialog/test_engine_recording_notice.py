@@ -9,7 +9,8 @@ from .test_engine import SILENCE, FakeRecords, asked, keys, said
 def test_the_notice_follows_the_greeting_once():
     records = FakeRecords()
     turn = dialog.start(records, call_sid="CA1", caller=None, language="uk", may_record=True)
-    assert said(turn)[:4] == ["welcome", "recording_notice", "operator_hint", "language_option"]
+    # After the welcome and the operator hint (operators are set up in FakeRecords).
+    assert said(turn)[:4] == ["welcome", "operator_hint", "recording_notice", "language_option"]
     heard = list(said(turn))
     # A wrong key asks the language again, without the notice; nor does any later question repeat it.
     turn = dialog.handle(records, turn.state, keys("9"))

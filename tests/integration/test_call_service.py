@@ -16,7 +16,7 @@ from tests import factories as f
 SID = "CA" + "a" * 32
 
 
-def fake_render(actions: list, lang: str, seq: int, transport: str | None = None) -> str:
+def fake_render(actions: list, lang: str, seq: int, transport: str | None = None, stream_token: str | None = None) -> str:
     """A fake transport's answer: what would be said and asked, the turn it expects next, and the
     call's own speech transport when it has one."""
     parts = []

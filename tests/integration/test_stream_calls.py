@@ -130,7 +130,8 @@ def speak(line, call: SimulatedCall, *answers, gap_ms: int = 800):
         await server.start("127.0.0.1", 0)
         try:
             played = await play_stream(f"ws://127.0.0.1:{server.port}/voice/stream", AUTH_TOKEN, audio,
-                                       call_sid=call.call_sid, realtime=False, signed_url=MEDIA_URL)
+                                       call_sid=call.call_sid, realtime=False, signed_url=MEDIA_URL,
+                                       custom=call.stream["parameters"])
             assert played.status is None
             return server.stats
         finally:

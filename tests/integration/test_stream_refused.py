@@ -82,11 +82,12 @@ def test_a_full_media_server_moves_the_second_call_to_the_record_transport(db, r
         try:
             release = asyncio.Event()
             a = asyncio.create_task(play_stream(url, AUTH_TOKEN, audio, call_sid=first.call_sid, realtime=False,
-                                                signed_url=MEDIA_URL, hold=release))
+                                                signed_url=MEDIA_URL, hold=release,
+                                                custom=first.stream["parameters"]))
             await _until(lambda: len(moves(rest, first)) == 2, "the first call's answer moving it on")
             # The first call holds the server's one stream: the second caller's stream is refused.
             b = await play_stream(url, AUTH_TOKEN, audio, call_sid=second.call_sid, realtime=False,
-                                  signed_url=MEDIA_URL, hold=asyncio.Event())
+                                  signed_url=MEDIA_URL, hold=asyncio.Event(), custom=second.stream["parameters"])
             release.set()
             return await a, b, server.stats
         finally:

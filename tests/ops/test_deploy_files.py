@@ -48,6 +48,12 @@ def test_example_environment_loads_and_names_every_setting(example, caplog):
     assert unmentioned == []
 
 
+def test_the_readme_names_every_setting(example):
+    load_config()
+    readme = (DEPLOY.parent / "README.md").read_text()
+    assert sorted(name for name in config_module._READ if f"`{name}`" not in readme) == []
+
+
 def test_placeholders_fail_the_check(example):
     result = checks.secrets(load_config())
     assert not result.ok

@@ -207,9 +207,14 @@ def test_throttled_after_the_hourly_limit(client, db, home, app):
         assert message_text(post_sms(client, "hello", sender="+447700900123"))
     assert message_text(post_sms(client, "1000003 1001", sender="+447700900123")) is None
     assert db.scalar(select(func.count()).select_from(Reading).where(Reading.channel == "sms")) == 0
-    # Another number is not affected; STOP is honoured even when throttled.
+    # Another number is not affected; STOP and START are honoured even when throttled, unanswered.
     assert message_text(post_sms(client, "1000003 1001", sender="+447700900999"))
-    assert "no more messages" in message_text(post_sms(client, "STOP", sender="+447700900123"))
+    assert message_text(post_sms(client, "STOP", sender="+447700900123")) is None
+    db.expire_all()
+    assert db.scalars(select(SmsOptOut.phone)).all() == ["+447700900123"]
+    assert message_text(post_sms(client, "START", sender="+447700900123")) is None
+    db.expire_all()
+    assert db.scalars(select(SmsOptOut.phone)).all() == []
     # An hour later the number may text again.
     db.expire_all()
     for row in db.scalars(select(SmsMessage).where(SmsMessage.from_number == "+447700900123")):

@@ -5,7 +5,6 @@ Revision ID: 0011
 Revises: 0010
 """
 import datetime as dt
-import json
 
 from alembic import op
 import sqlalchemy as sa
