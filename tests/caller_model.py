@@ -271,9 +271,9 @@ class CapturingRenderer(TwimlRenderer):
 
     captured: list | None = None
 
-    def render(self, actions, lang, seq, *, start_stream=False, transport=None):
+    def render(self, actions, lang, seq, **options):
         self.captured = list(actions)
-        return super().render(actions, lang, seq, start_stream=start_stream, transport=transport)
+        return super().render(actions, lang, seq, **options)
 
 
 class ModelStreamLine(StreamLine):
@@ -515,6 +515,12 @@ class CallRun:
                                    render=w.renderer.render, apology=w.renderer.apology)
             if self.transport == "record":
                 calls.use_record_transport(db, self.sid)
+        if self.transport == "stream":
+            # The media endpoint opens the call's stream with the one-time token of its <Stream>.
+            token = re.search(r'<Parameter name="token" value="([^"]+)"', body)
+            self.check(token is not None, "a streamed call's first answer starts no stream")
+            self.check(w.line.authorize(self.sid, {"token": token.group(1)}) is None, "the call's own stream refused")
+            self.check(w.line.authorize(self.sid, {"token": token.group(1)}) is not None, "a stream opened twice")
         self.lang = lang
         self._answered(w.renderer.captured, body, "(incoming)", "incoming")
         self._check_first_turn()
@@ -777,8 +783,11 @@ class CallRun:
         self.stats["hang_up"] += 1
 
     def _refuse_stream(self) -> None:
-        """The media server is full: the call is moved to the record transport for good."""
-        self.world.line.on_refused(self.sid)
+        """The media server is full, or died: the call is moved to the record transport for good."""
+        if self.rng.random() < 0.5:
+            self.world.line.on_refused(self.sid)
+        else:
+            self.world.line.fall_back(self.sid, "the call's media stream stopped")
         self.refused_stream = True
         self.transport = "record"
         self.stats["stream_refused"] += 1
