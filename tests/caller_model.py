@@ -396,6 +396,7 @@ class Persona:
     careful: bool  # compares what is read back with what was meant
     patience: int  # meters the caller wants to give before finishing
     another: AccountSpec | None  # an account to give readings for after the first
+    speaks: float = 0.5  # how often the caller speaks where speech is heard (a mumbler always does)
 
 
 def _digits_words(lang: str, text: str) -> list[str]:
@@ -595,13 +596,14 @@ class CallRun:
         table = {"good": [("high", 80), ("middling", 8), ("unk", 4), ("ambiguous", 4), ("disagree", 2), ("low", 2)],
                  "fair": [("high", 45), ("middling", 15), ("misheard", 10), ("unk", 10), ("ambiguous", 8),
                           ("disagree", 6), ("low", 6)],
-                 "poor": [("high", 15), ("middling", 15), ("misheard", 20), ("unk", 15), ("low", 25), ("silence", 10)]}
+                 "poor": [("high", 15), ("middling", 15), ("misheard", 20), ("unk", 15), ("low", 25), ("silence", 10)],
+                 "mumbled": [("middling", 20), ("unk", 20), ("low", 40), ("silence", 20)]}
         names, weights = zip(*table[self.p.line])
         return rng.choices(names, weights)[0]
 
     def _answer(self, ask: dialog.Ask, keys: str, words: list[str] | None, number: str | None = None) -> None:
         """The caller gives ``keys``, or says ``words`` (a ``number``: digits that may be misheard)."""
-        if words is not None and self._can_speak(ask) and self.rng.random() < 0.5:
+        if words is not None and self._can_speak(ask) and self.rng.random() < self.p.speaks:
             quality = self._quality()
             heard = None
             if number is not None:
@@ -1310,10 +1312,13 @@ def persona(rng: random.Random) -> Persona:
     lang = rng.choice(["ro", "ru", "uk", "en"])
     transport = rng.choices(["keypad", "record", "stream"], [30, 35, 35])[0]
     another = rng.choice([a for a in ACCOUNTS if a.meters and a.active]) if rng.random() < 0.06 else None
+    mumbler = rng.random() < 0.12  # speaks every answer, and is heard badly
     return Persona(phone=phone, lang=lang, transport=transport, target=target,
                    bogus=rng.choice(["999", "100002", "12*34", "7777777"]),
-                   chaos=rng.choice([0.0, 0.04, 0.12, 0.3]), line=rng.choice(["good", "good", "fair", "poor"]),
-                   careful=rng.random() < 0.8, patience=rng.randint(1, 3), another=another)
+                   chaos=rng.choice([0.0, 0.04, 0.12, 0.3]),
+                   line="mumbled" if mumbler else rng.choice(["good", "good", "fair", "poor"]),
+                   careful=rng.random() < 0.8, patience=rng.randint(1, 3), another=another,
+                   speaks=1.0 if mumbler else 0.5)
 
 
 @dataclass
