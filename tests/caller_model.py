@@ -3,12 +3,14 @@ go every way a caller can, each call checked against the phone line's invariants
 
 Each call is one caller: withheld, unknown or on file; speaking one of the four languages; answering
 with the keypad, or by voice over the record transport (``<Record>``, fetched and recognised), the
-stream transport (the media endpoint's handlers in ``ivr/stream_line.py``, a stream sometimes
-refused half way) or Twilio's own recogniser (Romanian). At every question the caller chooses
-among the right keys, wrong keys, ``#`` too early, ``*``, silence, hanging up, ``0``, a speech
-answer heard with high, middling or low confidence, with ``[unk]``, parsed two ways, or heard as
-other digits, "yes", "no", "operator", "2" at the read-back, another meter, another account; and
-Twilio sometimes sends the same webhook twice. The phone line's clock is pinned and moves on
+stream transport (the media endpoint's handlers in ``ivr/stream_line.py``: the stream opened with
+the call's one-time token, sometimes refused or stopped half way) or Twilio's own recogniser
+(Romanian). At every question the caller chooses among the right keys, wrong keys, ``#`` too
+early, ``*``, silence, hanging up, ``0``, a speech answer heard with high, middling or low
+confidence, with ``[unk]``, parsed two ways, or heard as other digits (often another customer's
+account number), "yes", "no", "operator", "2" at the read-back, another meter, another account;
+and Twilio sometimes sends the same webhook twice. "2" at a read-back must ask the question again,
+as the prompt promises. The phone line's clock is pinned and moves on
 between calls, so calls fall in and out of working hours and submission windows, and the same
 run always makes the same calls.
 
@@ -34,9 +36,10 @@ Speech is recognised by ``FakeRecogniser`` (a fake standing in for Vosk and Twil
 what the caller said with the confidence the caller's line allows, and gives out only words of
 the question's grammar). The records are an in-memory SQLite database with the product's schema.
 
-``python -m tests.caller_model --calls 50000`` (``make caller-model``) runs it with a random seed
-and prints the seed of a failing run and the failing call's turns; ``--seed S --calls N`` replays
-it (every call depends on the ones before it: the records they left).
+``python -m tests.caller_model --calls 50000`` (``make caller-model``) runs it with a random seed,
+shared by one process per CPU (each with its own seed drawn from the run's), and prints the seed
+of a failing run and the failing call's turns; ``--jobs 1 --seed S --calls N`` replays it (every
+call depends on the ones before it: the records they left).
 """
 from __future__ import annotations
 
