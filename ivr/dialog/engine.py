@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from .actions import Ask, Digits, Hangup, Say, Term, Transfer
 from .effects import NoteRefusal, ReportFailedIdentification, SaveReading
@@ -104,6 +105,23 @@ class _Context:
 
     def write(self, effect) -> None:
         self.effects.append(effect)
+
+
+T = TypeVar("T")
+
+
+def _write(records: Records, effect) -> None:
+    """Collect an effect of the turn (the handlers run with the turn's ``_Context`` as records)."""
+    if not isinstance(records, _Context):
+        raise TypeError("effects are collected by the turn's context")
+    records.write(effect)
+
+
+def _need(value: T | None, what: str) -> T:
+    """A part of the call's state that the current step relies on; missing, it is a programming error."""
+    if value is None:
+        raise ValueError(f"the call's state has no {what} at this step")
+    return value
 
 
 def start(records: Records, *, call_sid: str, caller: str | None, language: str, max_tries: int = 3,
@@ -239,7 +257,7 @@ def _give_up(records: Records, state: CallState, *, reason: str, number: str | N
     when already found), else told politely what was saved and when operators answer."""
     if state.step.value in IDENTIFYING and (state.attempts or state.account_utterances):
         # Numbers not found, not understood or not confirmed: an operator can still listen to them.
-        records.write(ReportFailedIdentification(state.region_id, tuple(state.attempts), state.utterance_id,
+        _write(records, ReportFailedIdentification(state.region_id, tuple(state.attempts), state.utterance_id,
                                                  tuple(state.account_utterances)))
     kept = state.step == Step.CONFIRM and bool(state.value)
     if kept:
@@ -362,13 +380,14 @@ def _no_regions(records: Records, state: CallState) -> Turn:
 # --- reminder call ------------------------------------------------------------------------------
 
 def _ask_reminder(records: Records, state: CallState) -> Ask:
-    return Ask("reminder", (Say("reminder_call", {"tail": Digits(state.account.tail)}),), expect="choice",
+    return Ask("reminder", (Say("reminder_call", {"tail": Digits(_need(state.account, "account").tail)}),),
+               expect="choice",
                speech=SPEECH_KINDS["reminder"])
 
 
 def _on_reminder(records: Records, state: CallState, event: Event) -> Turn:
     if _choice(event) == "1":
-        return _use_account(records, state, state.account)
+        return _use_account(records, state, _need(state.account, "account"))
     # A call the callee did not ask for: one question, no retries, no operator.
     state.step, state.outcome = Step.ENDED, Outcome.NO_READING
     return Turn(state, [Say("reminder_call_end"), Hangup()])
@@ -431,14 +450,14 @@ def _account_ref(account: AccountInfo) -> AccountRef:
 
 
 def _ask_offer(records: Records, state: CallState) -> Ask:
-    return Ask("offer_account", (Say("offer_account", {"tail": Digits(state.offered.tail)}),),
+    return Ask("offer_account", (Say("offer_account", {"tail": Digits(_need(state.offered, "offered account").tail)}),),
                expect="choice", speech=SPEECH_KINDS["offer_account"])
 
 
 def _on_offer(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
     if key == "1":
-        account, state.offered = state.offered, None
+        account, state.offered = _need(state.offered, "offered account"), None
         state.region_id = account.region_id
         return _use_account(records, state, account)
     if key == "2":
@@ -476,7 +495,7 @@ def _on_account(records: Records, state: CallState, event: Event) -> Turn:
         return _retry(records, state, _ask_account, _why(event, "not_a_number"))
     typed = typed.replace(".", "*")
     state.attempts = [*state.attempts, typed]
-    account = records.find_account(state.region_id, typed)
+    account = records.find_account(_need(state.region_id, "region"), typed)
     if account is None:
         return _retry(records, state, _ask_account, "account_not_found")
     if not account.active:
@@ -580,7 +599,7 @@ def _on_register(records: Records, state: CallState, event: Event) -> Turn:
 # --- value and confirmation --------------------------------------------------------------------
 
 def _meter(state: CallState) -> MeterRef:
-    return state.meters[state.meter]
+    return state.meters[_need(state.meter, "meter")]
 
 
 def _ask_value(records: Records, state: CallState) -> Ask:
@@ -616,32 +635,34 @@ def _on_value(records: Records, state: CallState, event: Event) -> Turn:
     if speech and speech.decision == "review":
         state.decision, state.reason = Decision.PENDING_REVIEW, LOW_CONFIDENCE
     meter = _meter(state)
-    verdict = records.judge_value(meter.id, state.register, typed)
+    register = _need(state.register, "register")
+    verdict = records.judge_value(meter.id, register, typed)
     problem = verdict.code if verdict.refused else None
     if problem:
         if verdict.reveals:
-            records.write(NoteRefusal(meter.id, state.register, typed, problem))
+            _write(records, NoteRefusal(meter.id, register, typed, problem))
         if state.tries + 1 < state.max_tries:
             return _retry(records, state, _ask_value, problem)
         # Last try and still failing: keep it for an operator rather than lose it.
         state.decision, state.reason = Decision.PENDING_REVIEW, problem
     elif verdict.reveals:
         # A value read back counts too until it is confirmed and saved (and judged again then).
-        records.write(NoteRefusal(meter.id, state.register, typed, NOT_CONFIRMED))
+        _write(records, NoteRefusal(meter.id, register, typed, NOT_CONFIRMED))
     state.value = typed
     return _enter(records, state, "confirm", keep_tries=True)
 
 
 def _save(records: Records, state: CallState, *, decision: Decision, reason: str | None) -> None:
     meter = _meter(state)
-    records.write(SaveReading(meter.id, state.register, state.value, status=decision.value, reason=reason,
-                              key=_key(state), utterance_id=state.utterance_id))
-    state.saved = [*state.saved, SavedReading(meter.id, state.register, state.value, decision.value)]
-    state.done = [*state.done, (meter.id, state.register)]
+    register, value = _need(state.register, "register"), _need(state.value, "value")
+    _write(records, SaveReading(meter.id, register, value, status=decision.value, reason=reason,
+                                key=_key(state), utterance_id=state.utterance_id))
+    state.saved = [*state.saved, SavedReading(meter.id, register, value, decision.value)]
+    state.done = [*state.done, (meter.id, register)]
 
 
 def _ask_confirm(records: Records, state: CallState) -> Ask:
-    return Ask("confirm", (Say("read_back", {"value": Digits(state.value)}), Say("ask_confirm")),
+    return Ask("confirm", (Say("read_back", {"value": Digits(_need(state.value, "value"))}), Say("ask_confirm")),
                expect="choice", speech=SPEECH_KINDS["confirm"])
 
 
@@ -658,7 +679,7 @@ def _on_confirm(records: Records, state: CallState, event: Event) -> Turn:
         return _retry(records, state, _ask_confirm, _why(event, "invalid_choice"))
     meter = _meter(state)
     # Judged again as it is saved: the readings may have changed since it was read back.
-    verdict = records.judge_value(meter.id, state.register, state.value)
+    verdict = records.judge_value(meter.id, _need(state.register, "register"), _need(state.value, "value"))
     if not verdict.accepted:
         state.decision, state.reason = Decision.PENDING_REVIEW, verdict.code
     elif state.reason != LOW_CONFIDENCE:
