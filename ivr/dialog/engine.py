@@ -144,6 +144,7 @@ def handle(records: Records, state: CallState, event: Event) -> Turn:
     context = _Context(records)
     state = copy.deepcopy(state)
     state.seq += 1
+    state.choice_to_confirm = None  # the answer to a confirmation is the answer to its question
     if event.kind == "digits" and state.step in NUMBER_STEPS:
         # A caller who types a number gets the keypad's patient timeouts from now on, without
         # recording (a speech step's Gather waits only a second between keys before <Record>).
@@ -210,6 +211,20 @@ def _why(event: Event, otherwise: str) -> str:
     if event.kind == "speech" and (event.speech is None or not _understood(event.speech)):
         return "not_understood"
     return otherwise
+
+
+def _unsure(state: CallState, event: Event, key: str | None) -> Turn | None:
+    """A menu choice the recogniser heard below its accept threshold is not acted on: the caller
+    confirms it by pressing its key (or presses another). Acting on it could store a reading the
+    caller rejected ("два" heard as "да") or pick another meter."""
+    if event.kind == "speech" and event.speech and event.speech.decision in ("confirm", "review"):
+        state.choice_to_confirm = key
+        return Turn(state, [_ask_choice_confirmation(None, state)])
+    return None
+
+
+def _ask_choice_confirmation(records: Records | None, state: CallState) -> Ask:
+    return Ask(state.step.value, (Say("confirm_choice", {"key": state.choice_to_confirm}),), expect="choice")
 
 
 def _retry(records: Records, state: CallState, ask, reason: str) -> Turn:
@@ -368,6 +383,9 @@ def _ask_reminder(records: Records, state: CallState) -> Ask:
 
 def _on_reminder(records: Records, state: CallState, event: Event) -> Turn:
     if _choice(event) == "1":
+        unsure = _unsure(state, event, "1")
+        if unsure:
+            return unsure
         return _use_account(records, state, state.account)
     # A call the callee did not ask for: one question, no retries, no operator.
     state.step, state.outcome = Step.ENDED, Outcome.NO_READING
@@ -389,7 +407,7 @@ def _ask_region(records: Records, state: CallState) -> Ask:
     intro = (Say("ask_region"), Say("region_two_digits")) if wide else (Say("ask_region"),)
     return Ask("region", (*intro, *options), expect="choice", max_digits=2 if wide else 1,
                speech=None if wide else SPEECH_KINDS["region"],
-               phrases=tuple(dict.fromkeys(r.name_in(state.lang) for r in regions)))
+               phrases=tuple(dict.fromkeys(name for r in regions if (name := r.own_name(state.lang)))))
 
 
 def _on_region(records: Records, state: CallState, event: Event) -> Turn:
@@ -398,11 +416,14 @@ def _on_region(records: Records, state: CallState, event: Event) -> Turn:
     named = event.speech.phrase if event.speech else None
     if named:
         # A region's name said in the call's language picks it, when no other region has that name.
-        by_name = [r for r in regions if r.name_in(state.lang) == named]
+        by_name = [r for r in regions if r.own_name(state.lang) == named]
         key = str(by_name[0].menu_key) if len(by_name) == 1 else key
     match = [r for r in regions if key and key.isdigit() and r.menu_key == int(key)]
     if not match:
         return _retry(records, state, _ask_region, _why(event, "invalid_choice"))
+    unsure = _unsure(state, event, str(match[0].menu_key))
+    if unsure:
+        return unsure
     state.region_id = match[0].id
     return _enter(records, state, "account")
 
@@ -437,6 +458,9 @@ def _ask_offer(records: Records, state: CallState) -> Ask:
 
 def _on_offer(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
+    unsure = _unsure(state, event, key) if key in ("1", "2") else None
+    if unsure:
+        return unsure
     if key == "1":
         account, state.offered = state.offered, None
         state.region_id = account.region_id
@@ -548,6 +572,9 @@ def _on_meter(records: Records, state: CallState, event: Event) -> Turn:
         key = str(matching[0] + 1) if len(matching) == 1 else key
     if not (key and key.isdigit() and 1 <= int(key) <= min(9, len(state.meters))):
         return _retry(records, state, _ask_meter, _why(event, "invalid_choice"))
+    unsure = _unsure(state, event, key)
+    if unsure:
+        return unsure
     return _use_meter(records, state, int(key) - 1)
 
 
@@ -573,6 +600,9 @@ def _on_register(records: Records, state: CallState, event: Event) -> Turn:
         key = "1" if event.speech.register == "day" else "2"
     if key not in ("1", "2"):
         return _retry(records, state, _ask_register, _why(event, "invalid_choice"))
+    unsure = _unsure(state, event, key)
+    if unsure:
+        return unsure
     state.register = "day" if key == "1" else "night"
     return _enter(records, state, "value")
 
@@ -647,6 +677,9 @@ def _ask_confirm(records: Records, state: CallState) -> Ask:
 
 def _on_confirm(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
+    unsure = _unsure(state, event, key) if key in ("1", "2") else None
+    if unsure:
+        return unsure
     if key == "2":
         # The caller says the value is wrong: always asked for again, whatever the tries (a "2"
         # uses none up, and a value given on the last try is still kept for review; the dropped
@@ -688,6 +721,10 @@ def _ask_next(records: Records, state: CallState) -> Ask:
 
 def _on_next(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
+    valid = ("1", "2", "3") if len(state.meters) > 1 else ("2", "3")
+    unsure = _unsure(state, event, key) if key in valid else None
+    if unsure:
+        return unsure
     if key == "1" and len(state.meters) > 1:
         return _enter(records, state, "meter")
     if key == "2":
@@ -747,6 +784,8 @@ _HANDLERS = {
 
 def reask(records: Records, state: CallState) -> Ask | None:
     """The question for the current step again (used by a transport's fallback URL)."""
+    if state.choice_to_confirm and not state.over:
+        return _ask_choice_confirmation(records, state)
     asker = _ASKERS.get(state.step.value)
     return asker(records, state) if asker else None
 
