@@ -3,12 +3,14 @@ go every way a caller can, each call checked against the phone line's invariants
 
 Each call is one caller: withheld, unknown or on file; speaking one of the four languages; answering
 with the keypad, or by voice over the record transport (``<Record>``, fetched and recognised), the
-stream transport (the media endpoint's handlers in ``ivr/stream_line.py``, a stream sometimes
-refused half way) or Twilio's own recogniser (Romanian). At every question the caller chooses
-among the right keys, wrong keys, ``#`` too early, ``*``, silence, hanging up, ``0``, a speech
-answer heard with high, middling or low confidence, with ``[unk]``, parsed two ways, or heard as
-other digits, "yes", "no", "operator", "2" at the read-back, another meter, another account; and
-Twilio sometimes sends the same webhook twice. The phone line's clock is pinned and moves on
+stream transport (the media endpoint's handlers in ``ivr/stream_line.py``: the stream opened with
+the call's one-time token, sometimes refused or stopped half way) or Twilio's own recogniser
+(Romanian). At every question the caller chooses among the right keys, wrong keys, ``#`` too
+early, ``*``, silence, hanging up, ``0``, a speech answer heard with high, middling or low
+confidence, with ``[unk]``, parsed two ways, or heard as other digits (often another customer's
+account number), "yes", "no", "operator", "2" at the read-back, another meter, another account;
+and Twilio sometimes sends the same webhook twice. "2" at a read-back must ask the question again,
+as the prompt promises. The phone line's clock is pinned and moves on
 between calls, so calls fall in and out of working hours and submission windows, and the same
 run always makes the same calls.
 
@@ -34,9 +36,10 @@ Speech is recognised by ``FakeRecogniser`` (a fake standing in for Vosk and Twil
 what the caller said with the confidence the caller's line allows, and gives out only words of
 the question's grammar). The records are an in-memory SQLite database with the product's schema.
 
-``python -m tests.caller_model --calls 50000`` (``make caller-model``) runs it with a random seed
-and prints the seed of a failing run and the failing call's turns; ``--seed S --calls N`` replays
-it (every call depends on the ones before it: the records they left).
+``python -m tests.caller_model --calls 50000`` (``make caller-model``) runs it with a random seed,
+shared by one process per CPU (each with its own seed drawn from the run's), and prints the seed
+of a failing run and the failing call's turns; ``--jobs 1 --seed S --calls N`` replays it (every
+call depends on the ones before it: the records they left).
 """
 from __future__ import annotations
 
@@ -396,6 +399,7 @@ class Persona:
     careful: bool  # compares what is read back with what was meant
     patience: int  # meters the caller wants to give before finishing
     another: AccountSpec | None  # an account to give readings for after the first
+    speaks: float = 0.5  # how often the caller speaks where speech is heard (a mumbler always does)
 
 
 def _digits_words(lang: str, text: str) -> list[str]:
@@ -515,6 +519,12 @@ class CallRun:
                                    render=w.renderer.render, apology=w.renderer.apology)
             if self.transport == "record":
                 calls.use_record_transport(db, self.sid)
+        if self.transport == "stream":
+            # The media endpoint opens the call's stream with the one-time token of its <Stream>.
+            token = re.search(r'<Parameter name="token" value="([^"]+)"', body)
+            self.check(token is not None, "a streamed call's first answer starts no stream")
+            self.check(w.line.authorize(self.sid, {"token": token.group(1)}) is None, "the call's own stream refused")
+            self.check(w.line.authorize(self.sid, {"token": token.group(1)}) is not None, "a stream opened twice")
         self.lang = lang
         self._answered(w.renderer.captured, body, "(incoming)", "incoming")
         self._check_first_turn()
@@ -589,14 +599,15 @@ class CallRun:
         table = {"good": [("high", 80), ("middling", 8), ("unk", 4), ("ambiguous", 4), ("disagree", 2), ("low", 2)],
                  "fair": [("high", 45), ("middling", 15), ("misheard", 10), ("unk", 10), ("ambiguous", 8),
                           ("disagree", 6), ("low", 6)],
-                 "poor": [("high", 15), ("middling", 15), ("misheard", 20), ("unk", 15), ("low", 25), ("silence", 10)]}
+                 "poor": [("high", 15), ("middling", 15), ("misheard", 20), ("unk", 15), ("low", 25), ("silence", 10)],
+                 "mumbled": [("middling", 20), ("unk", 20), ("low", 40), ("silence", 20)]}
         names, weights = zip(*table[self.p.line])
         return rng.choices(names, weights)[0]
 
     def _answer(self, ask: dialog.Ask, keys: str, words: list[str] | None, number: str | None = None) -> None:
         """The caller gives ``keys``, or says ``words`` (a ``number``: digits that may be misheard)."""
         self.meant = keys
-        if words is not None and self._can_speak(ask) and self.rng.random() < 0.5:
+        if words is not None and self._can_speak(ask) and self.rng.random() < self.p.speaks:
             quality = self._quality()
             heard = None
             if number is not None:
@@ -608,6 +619,12 @@ class CallRun:
         return self._keys(keys)
 
     def _misheard(self, number: str) -> list[str]:
+        """Other digits than those said: often another customer's account number one digit away
+        (the case a read-back is for), else a digit changed."""
+        near = [a.typed for a in ACCOUNTS if a.typed != number and len(a.typed) == len(number)
+                and sum(x != y for x, y in zip(a.typed, number)) == 1]
+        if near and self.rng.random() < 0.5:
+            return _digits_words(self.lang, self.rng.choice(near))
         digits = [c for c in number]
         places = [i for i, c in enumerate(digits) if c.isdigit()]
         i = self.rng.choice(places)
@@ -760,7 +777,7 @@ class CallRun:
 
     def _retry_maybe(self, step, seq, event, listen=None) -> None:
         """Twilio sends the same webhook again: the answer given the first time, nothing changed."""
-        if self.rng.random() < 0.05:
+        if self.rng.random() < 0.03:
             before = self.world.recogniser.used
             again = self._take(step, seq, event, listen=listen)
             self.stats["twilio_retry"] += 1
@@ -775,8 +792,11 @@ class CallRun:
         self.stats["hang_up"] += 1
 
     def _refuse_stream(self) -> None:
-        """The media server is full: the call is moved to the record transport for good."""
-        self.world.line.on_refused(self.sid)
+        """The media server is full, or died: the call is moved to the record transport for good."""
+        if self.rng.random() < 0.5:
+            self.world.line.on_refused(self.sid)
+        else:
+            self.world.line.fall_back(self.sid, "the call's media stream stopped")
         self.refused_stream = True
         self.transport = "record"
         self.stats["stream_refused"] += 1
@@ -895,8 +915,11 @@ class CallRun:
             if not asked_person:
                 self.account_answers.append(self.account_rows)
             self.account_rows += 1
-        row = self._row() if asked_person or self.over or step not in ("meter", "register", "value", "confirm") \
-            or self.step in ("meter", "register", "value") and self.account is None else self._last_row
+        # The call's row is read only when the line may have changed what it holds: the language, the
+        # region, the account, the end (a turn costs the line a dozen statements; the model adds few).
+        moved = step != self.step and step in ("language", "region", "region_assumed", "offer_account")
+        identified = self.step in ("meter", "register", "value") and self.account is None
+        row = self._row() if self.over or moved or identified or self._last_row is None else self._last_row
         self._last_row = row
         self.lang = row.language
         if asked_person:
@@ -1297,11 +1320,14 @@ def persona(rng: random.Random) -> Persona:
         phone = None
     lang = rng.choice(["ro", "ru", "uk", "en"])
     transport = rng.choices(["keypad", "record", "stream"], [30, 35, 35])[0]
-    another = rng.choice([a for a in ACCOUNTS if a.meters and a.active]) if rng.random() < 0.1 else None
+    another = rng.choice([a for a in ACCOUNTS if a.meters and a.active]) if rng.random() < 0.06 else None
+    mumbler = rng.random() < 0.12  # speaks every answer, and is heard badly
     return Persona(phone=phone, lang=lang, transport=transport, target=target,
                    bogus=rng.choice(["999", "100002", "12*34", "7777777"]),
-                   chaos=rng.choice([0.0, 0.05, 0.15, 0.35]), line=rng.choice(["good", "good", "fair", "poor"]),
-                   careful=rng.random() < 0.8, patience=rng.randint(1, 4), another=another)
+                   chaos=rng.choice([0.0, 0.04, 0.12, 0.3]),
+                   line="mumbled" if mumbler else rng.choice(["good", "good", "fair", "poor"]),
+                   careful=rng.random() < 0.8, patience=rng.randint(1, 3), another=another,
+                   speaks=1.0 if mumbler else 0.5)
 
 
 @dataclass

@@ -339,3 +339,14 @@ def test_failed_identification_effect_is_written_once():
         t = c(spoken("", decision="retry", utterance_id=n + 1))
     assert [e for e in t.effects if isinstance(e, ReportFailedIdentification)] == [
         ReportFailedIdentification(1, (), 3, (1, 2, 3))]
+
+
+def test_zero_at_a_reminder_call_question_reaches_the_accounts_operators():
+    r = FakeRecords(operator=OPERATOR)
+    turn = dialog.start_reminder(r, call_sid="CA9", callee="+37369000001", language="ru", account_id=20)
+    turn = dialog.handle(r, turn.state, keys("0"))
+    assert turn.actions[-1] == Transfer(OPERATOR) and r.operator_regions[-1] == 2
+    r = FakeRecords(operator=None)
+    turn = dialog.start_reminder(r, call_sid="CA9", callee="+37369000001", language="ru", account_id=20)
+    turn = dialog.handle(r, turn.state, keys("0"))
+    assert said(turn)[0] == "operator_closed" and asked(turn) == "reminder"
