@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import dialog
+from .dialog.actions import Hours
 from .dialog.engine import LANGUAGE_KEYS
 from .dialog.ports import AccountInfo, MeterInfo, RegionInfo, ValueVerdict
 from .prompts import Prompts, speaking_seconds
@@ -62,6 +63,10 @@ class SampleRecords:
 
     def operator_number(self, region_id):
         return None
+
+    def operator_hours(self, region_id):
+        # An operator line answers on weekdays, so the welcome tells the caller 0 reaches a person.
+        return Hours("12345", "08:00", "17:00")
 
 
 # The answer a caller gives at each question: keys, or what the recogniser understood.

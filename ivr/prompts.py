@@ -17,7 +17,7 @@ Working hours (an ``Hours`` parameter) are put together from the pack's ``hours_
 8:00 to 17:00", "с понедельника по пятницу с 8:00 до 17:00".
 
 A sentence may have a ``speech`` form (``ask_account.speech``): what is said instead while the
-question also listens for speech ("say the number digit by digit, or key it in..."). Where speech
+question also listens for speech ("say the number digit by digit, or enter it..."). Where speech
 is off, the sentence itself is said, keypad only.
 
 Robot speech is estimated at ``WORDS_PER_SECOND`` (every word spoken, digits read one by one

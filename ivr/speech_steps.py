@@ -327,12 +327,16 @@ class SpeechSteps:
         intent = grammars.classify_reply(text, lang)
         if kind not in MENU_KINDS and intent != "operator":
             intent = None  # a number question hears only digits, and a request for a person
-        if kind == "menu" and intent not in MENU_ANYWHERE:
-            intent = None  # a menu is answered by a key's digit or a name, never by yes or no
+        # A menu is answered by a key's digit or a name, never by yes or no: a "yes" there is heard
+        # (judged by its confidence like any answer) but chooses nothing.
+        no_choice = kind == "menu" and intent not in MENU_ANYWHERE
+        if no_choice:
+            intent = None
         utility = grammars.match_utility(text, lang) if kind == "menu" else None
         register = grammars.match_register(text, lang) if kind == "menu" else None
         phrase = grammars.match_phrase(text, lang, phrases) if kind == "menu" and phrases else None
         understood = parsed.best is not None or intent or utility or register or phrase
+        heard = understood or no_choice
         if understood and kind in MENU_KINDS and min_conf < self.thresholds.review:
             # A menu choice barely heard is no choice: the menu steps act on it directly (a
             # mumbled "yes" would store the reading), so it is asked again instead.
@@ -343,7 +347,7 @@ class SpeechSteps:
             intent = None  # nor is a barely heard "operator" among digits a request for a person
             understood = parsed.best is not None
         decision = confidence.decide(
-            min_word_confidence=min_conf if understood else 0.0,
+            min_word_confidence=min_conf if heard else 0.0,
             alternatives_disagree=disagree,
             has_unk=has_unk or bool(parsed.unknown and kind not in MENU_KINDS),
             parse_ambiguous=parsed.ambiguous and kind not in MENU_KINDS,

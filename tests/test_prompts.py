@@ -304,6 +304,7 @@ SPEECH_QUESTIONS = {
     "reminder_call": "reminder", "ask_region": "region", "offer_account": "offer_account",
     "ask_account": "account", "ask_meter": "meter", "ask_register": "register", "ask_value": "value",
     "ask_value_register": "value", "ask_confirm": "confirm", "next_finish": "next",
+    "ask_confirm_account": "confirm_account",
 }
 DIGIT_BY_DIGIT = {"ru": "по одной цифре", "uk": "по одній цифрі", "ro": "cifră cu cifră", "en": "digit by digit"}
 QUOTED = re.compile(r"«([^»]+)»|'([^']+)'")
@@ -340,7 +341,7 @@ def test_speech_prompts_name_words_the_question_hears(lang):
     assert grammars.parse_account(f"1 2 {quoted(account)[0]} 3", lang).best == "12-3"
     point = quoted(PROMPTS.text(lang, "ask_value.speech"))[0]
     assert point == PROMPTS.text(lang, "point") and grammars.parse_number(f"12 {point} 5", lang).best == "12.5"
-    for key in ("ask_confirm", "offer_account"):
+    for key in ("ask_confirm", "offer_account", "ask_confirm_account"):
         yes, no = quoted(PROMPTS.text(lang, f"{key}.speech"))
         assert (grammars.classify_reply(yes, lang), grammars.classify_reply(no, lang)) == ("yes", "no")
     assert [grammars.classify_reply(w, lang) for w in quoted(PROMPTS.text(lang, "reminder_call.speech"))] == ["yes"]

@@ -197,9 +197,10 @@ def _asks_for_operator(event: Event) -> bool:
 
 
 def _understood(speech: SpeechInput) -> bool:
-    """Whether a speech answer gave anything at all: a number, a word the step knows, a name."""
-    return speech.decision != "retry" and any(
-        (speech.value, speech.intent, speech.utility, speech.register, speech.phrase))
+    """Whether a speech answer gave anything at all: a number, a word the step knows, a name, or a
+    reply heard surely that names nothing the question offers ("yes" at a menu: accepted, empty)."""
+    return speech.decision != "retry" and (speech.decision == "accept" or any(
+        (speech.value, speech.intent, speech.utility, speech.register, speech.phrase)))
 
 
 def _why(event: Event, otherwise: str) -> str:

@@ -209,7 +209,7 @@ def test_clear_speech_read_back_confirmed_by_speech(db, records, dial, fake, fet
     call = dial()
     to_account(call)
     p = say(call, fake, rec("one zero zero zero zero one"))
-    assert "Say or key in the electricity reading and press hash. Decimal point: star or 'point'." in p.texts
+    assert "Say or enter the electricity reading and press hash. Decimal point: star or 'point'." in p.texts
     p = say(call, fake, rec("one two one zero zero"))
     assert "That's 1 2 1 0 0." in p.texts
     p = say(call, fake, rec("yes"))
