@@ -6,7 +6,7 @@ account number find the customer's previous reading by trying values?
 On a scratch SQLite database with the demo records, the customer of account 1000003 gives 1500
 from their phone. Then anonymous calls, exactly as Twilio makes them, run a binary search over
 0..10000, two values per call: "lower than the previous one" raises the low bound, "unusually
-high consumption" or a read-back ("You entered ...": the value passed, the script hangs up) lowers
+high consumption" or a read-back ("That's ...": the value passed, the script hangs up) lowers
 the high bound. Prints the calls, values tried, time, the script's answer and the refusals stored.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 LOWER = "The reading is lower than the previous one."
-HIGH = "The reading means an unusually high consumption."
+HIGH = "This reading would mean unusually high consumption."
 
 
 def main() -> None:

@@ -4,14 +4,15 @@ Word lists live in ``grammars/data/<lang>.json``; this package turns them into V
 Twilio hints, and parsers for what callers say. It imports nothing else of the project.
 """
 from ._lexicon import LANGUAGES, UnknownLanguage
-from .numbers import NumberParse, parse_number
+from .numbers import SEPARATOR, NumberParse, parse_account, parse_number
 from .replies import classify_reply, match_phrase, match_register, match_utility
-from .vosk_grammar import KINDS, build_grammar, grammar_json, hints, vocabulary
+from .vosk_grammar import KINDS, build_grammar, grammar_json, hints, phrase_words, vocabulary
 
 __all__ = [
     "KINDS",
     "LANGUAGES",
     "NumberParse",
+    "SEPARATOR",
     "UnknownLanguage",
     "build_grammar",
     "classify_reply",
@@ -20,6 +21,8 @@ __all__ = [
     "match_phrase",
     "match_register",
     "match_utility",
+    "parse_account",
     "parse_number",
+    "phrase_words",
     "vocabulary",
 ]

@@ -16,6 +16,7 @@ from importlib import resources
 LANGUAGES: tuple[str, ...] = ("ro", "ru", "uk", "en")
 
 UNK = "[unk]"
+NEEDS_COUNT = 2  # the value of a multiplier word that needs a count before it ("sute", "mii")
 
 
 class UnknownLanguage(ValueError):
@@ -65,9 +66,10 @@ def key(word: str, lang: str) -> str:
     return word
 
 
-# A recogniser's "[unk]", numerals with inner separators (12,5 / 42.317), or words with inner
-# apostrophes. Hyphens and other punctuation separate tokens ("twenty-one" → two words).
-_TOKEN_RE = re.compile(r"\[unk\]|\d+(?:[.,]\d+)*|[^\W\d_]+(?:'[^\W\d_]+)*")
+# A recogniser's "[unk]", numerals with inner separators (12,5 / 42.317 / 123-456), or words with
+# inner apostrophes. Between words, hyphens and other punctuation separate tokens ("twenty-one" →
+# two words); between digits a hyphen stays, since an account number may have one ("123-456").
+_TOKEN_RE = re.compile(r"\[unk\]|\d+(?:[.,]\d+)*(?:-\d+(?:[.,]\d+)*)*|[^\W\d_]+(?:'[^\W\d_]+)*")
 
 
 def tokenize(text: str, lang: str) -> list[str]:
@@ -78,7 +80,7 @@ def tokenize(text: str, lang: str) -> list[str]:
 class Word:
     """What a single number-related word means."""
 
-    kind: str  # D T X H MH MK MM ART CONN DEC INT FAND FRAC REP FILL
+    kind: str  # D T X H MH MK MM ART CONN DEC INT FAND FRAC REP FILL SEP HALF1
     value: int = 0
 
 
@@ -95,12 +97,34 @@ class Pack:
     negators: frozenset[str] = frozenset()
     utilities: dict[tuple[str, ...], str] = field(default_factory=dict)
     registers: dict[tuple[str, ...], str] = field(default_factory=dict)
+    # "… and a half" phrases ("с половиной", "și jumătate") as tuples of keys
+    halves: dict[tuple[str, ...], str] = field(default_factory=dict)
     # key of a spelling that sounds like another -> key of the spelling recognisers get
     same_sound: dict[str, str] = field(default_factory=dict)
+    # the same for whole phrases ("холодной воды" -> "холодная вода")
+    same_sound_phrases: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+    # key(s) of the spelling recognisers get -> that spelling as written
+    spelling: dict = field(default_factory=dict)
 
     def sound(self, phrase: str) -> tuple[str, ...]:
         """What a phrase sounds like: its keys, with same-sounding spellings made one."""
-        return tuple(self.same_sound.get(k, k) for k in (key(w, self.lang) for w in phrase.split()))
+        keys = tuple(key(w, self.lang) for w in phrase.split())
+        keys = self.same_sound_phrases.get(keys, keys)
+        return tuple(self.same_sound.get(k, k) for k in keys)
+
+    def spelled(self, phrase: str) -> str:
+        """A phrase as recognisers get it: each word (or the whole phrase) in the spelling its
+        ``same_sound`` group puts first ("gaze naturale" -> "gaz naturale")."""
+        words = phrase.split()
+        keys = tuple(key(w, self.lang) for w in words)
+        if keys in self.same_sound_phrases:
+            return self.spelling[self.same_sound_phrases[keys]]
+        return " ".join(self.spelling.get(self.same_sound.get(k, k), normalize(w, self.lang))
+                        for k, w in zip(keys, words))
+
+    def rule(self, name: str, default=False):
+        """A property of how the language builds numbers (``numbers.rules`` in the pack)."""
+        return self.raw["numbers"].get("rules", {}).get(name, default)
 
     def surface(self, *sections: str) -> list[str]:
         """Surface forms (as written in the pack) of the given ``numbers`` sections, in order."""
@@ -141,10 +165,15 @@ def load(lang: str) -> Pack:
         for value, ws in nums.get(sec, {}).items():
             for w in ws:
                 add(w, Word(kind, int(value)))
+    # A plural scale word ("sute", "mii") is not the number alone that its singular is.
+    plurals = {key(w, lang) for w in nums.get("rules", {}).get("plural_needs_count", [])}
+    for kind, sec in (("MH", "hundred"), ("MK", "thousand"), ("MM", "million")):
+        for w in nums.get(sec, []):
+            add(w, Word(kind, NEEDS_COUNT if key(w, lang) in plurals else 0))
     for kind, sec in (
-        ("MH", "hundred"), ("MK", "thousand"), ("MM", "million"), ("ART", "one_before_scale"),
+        ("ART", "one_before_scale"),
         ("CONN", "connectors"), ("DEC", "decimal_point"), ("INT", "integer_part"),
-        ("FAND", "fraction_and"), ("FILL", "fillers"),
+        ("FAND", "fraction_and"), ("FILL", "fillers"), ("SEP", "separator"), ("HALF1", "one_and_a_half"),
     ):
         for w in nums.get(sec, []):
             add(w, Word(kind))
@@ -155,6 +184,7 @@ def load(lang: str) -> Pack:
         for w in ws:
             add(w, Word("REP", int(value)))
     pack.weak_decimal = frozenset(key(w, lang) for w in nums.get("decimal_weak", []))
+    _phrases(pack, {"half": nums.get("half", [])}, pack.halves, where)
 
     replies = raw["replies"]
     _phrases(pack, {k: v for k, v in replies.items() if k != "negators"}, pack.replies, where)
@@ -165,26 +195,33 @@ def load(lang: str) -> Pack:
     return pack
 
 
-def _meanings(pack: Pack, k: str) -> set:
-    """Every meaning a single word has in the pack (as a number word or a one-word phrase)."""
-    found = {pack.words[k]} if k in pack.words else set()
-    for table in (pack.replies, pack.utilities, pack.registers):
-        if (k,) in table:
-            found.add(table[(k,)])
+def meanings(pack: Pack, keys: tuple[str, ...]) -> set:
+    """Every meaning a word or phrase (as a tuple of keys) has in the pack: a number word's, a
+    reply's, a utility's, a register's, an "… and a half"."""
+    found = {pack.words[keys[0]]} if len(keys) == 1 and keys[0] in pack.words else set()
+    for name, table in (("reply", pack.replies), ("utility", pack.utilities), ("register", pack.registers),
+                        ("half", pack.halves)):
+        if keys in table:
+            found.add((name, table[keys]))
     return found
 
 
 def _same_sound(pack: Pack, groups: list, where: str) -> None:
-    # Only spellings of one word with one meaning may be merged: anything else would make a
+    # Only forms of one word (or phrase) with one meaning may be merged: anything else would make a
     # recogniser unable to tell apart words the caller means differently.
     for group in groups:
-        keys = [key(w, pack.lang) for w in group]
-        meanings = [_meanings(pack, k) for k in keys]
-        if len(keys) < 2 or not all(meanings) or any(m != meanings[0] for m in meanings):
+        keys = [tuple(key(w, pack.lang) for w in phrase.split()) for phrase in group]
+        found = [meanings(pack, k) for k in keys]
+        if len(keys) < 2 or not all(found) or any(m != found[0] for m in found):
             raise ValueError(f"same_sound group {group!r} in {where}: every spelling must be a listed "
                              f"word with the same meaning")
+        head = keys[0][0] if len(keys[0]) == 1 else keys[0]
+        pack.spelling[head] = normalize(group[0], pack.lang)
         for k in keys[1:]:
-            _add(pack.same_sound, k, keys[0], where)
+            if len(k) == 1 and len(keys[0]) == 1:
+                _add(pack.same_sound, k[0], keys[0][0], where)
+            else:
+                _add(pack.same_sound_phrases, k, keys[0], where)
 
 
 def find_phrases(tokens: list[str], table: dict[tuple[str, ...], str]) -> list[tuple[int, int, str]]:

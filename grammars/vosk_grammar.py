@@ -21,12 +21,16 @@ from ._lexicon import UNK, Pack, check_language, key, load, normalize, tokenize
 
 KINDS: tuple[str, ...] = ("digits", "number", "yes_no", "menu")
 
-_DIGIT_SECTIONS = ("digits", "decimal_point", "repeat_next")
+# An account number: digits one by one, and the words for a dash (or the decimal point, which a
+# keypad's "*" stands for too).
+_DIGIT_SECTIONS = ("digits", "separator", "decimal_point", "repeat_next")
 _NUMBER_SECTIONS = (
     "digits", "teens", "tens", "hundreds", "hundred", "thousand", "million",
     "one_before_scale", "connectors", "decimal_point", "integer_part", "fraction_and", "fraction",
-    "repeat_next",
+    "one_and_a_half", "half", "repeat_next",
 )
+# What any question hears besides its own answers: a request to repeat or for a person.
+_ALWAYS = ("repeat", "operator")
 
 
 def _phrases(pack: Pack, section: dict, labels=None) -> list[str]:
@@ -38,10 +42,9 @@ def _phrases(pack: Pack, section: dict, labels=None) -> list[str]:
     ]
 
 
-def _reply_phrases(pack: Pack) -> list[str]:
-    replies = pack.raw["replies"]
+def _reply_phrases(pack: Pack, labels=None) -> list[str]:
     # negators are listed so that "не верно" / "not right" can be heard as a whole
-    return _phrases(pack, {k: v for k, v in replies.items()})
+    return _phrases(pack, pack.raw["replies"], labels)
 
 
 def operator_words(lang: str) -> list[str]:
@@ -69,11 +72,13 @@ def _items_cached(lang: str, kind: str) -> tuple[str, ...]:
     elif kind == "yes_no":
         items = _reply_phrases(pack)
     elif kind == "menu":
+        # A menu is answered by its keys' digits or by name; yes/no words have no place in it,
+        # and would be confused with digit words ("да" with "два", "nu" with "unu").
         items = (
-            pack.surface(*_DIGIT_SECTIONS)
+            pack.surface("digits")
             + _phrases(pack, pack.raw["utilities"])
             + _phrases(pack, pack.raw["registers"])
-            + _reply_phrases(pack)
+            + _reply_phrases(pack, _ALWAYS)
         )
     else:
         raise ValueError(f"unknown grammar kind {kind!r}: expected one of {', '.join(KINDS)}")
@@ -81,17 +86,17 @@ def _items_cached(lang: str, kind: str) -> tuple[str, ...]:
 
 
 def _one_per_sound(pack: Pack, items: list[str]) -> list[str]:
-    """Drop phrases that sound like an earlier one or like a sequence of other phrases.
+    """One phrase per sound, in the spelling recognisers get; without phrases that sound like a
+    sequence of other phrases.
 
-    Same sound: a spelling the pack lists in ``same_sound`` after the first, and (through the
-    lookup key) a Romanian spelling without diacritics after the one with them. A sequence:
-    "неверно" is heard exactly as "не" + "верно", which the grammar already allows.
+    Same sound: the spellings of a ``same_sound`` group (forms of one word: "одна"/"одну" are
+    heard as "один", "gaze naturale" as "gaz naturale"), and (through the lookup key) a Romanian
+    spelling without diacritics. A sequence: "неверно" is heard exactly as "не" + "верно", which
+    the grammar already allows.
     """
     kept: dict[tuple[str, ...], str] = {}
     for phrase in items:
-        if any(key(w, pack.lang) in pack.same_sound for w in phrase.split()):
-            continue
-        kept.setdefault(pack.sound(phrase), phrase)
+        kept.setdefault(pack.sound(phrase), pack.spelled(phrase))
     joined = {"".join(s): s for s in kept}
     return [p for s, p in kept.items() if not _sequence_of_others("".join(s), joined, s)]
 
@@ -133,6 +138,12 @@ def vocabulary(lang: str) -> set[str]:
     words the model does not know, which would make those words impossible to recognise.
     """
     return {w for kind in KINDS for phrase in _items(lang, kind) for w in phrase.split()}
+
+
+def phrase_words(lang: str, phrases) -> set[str]:
+    """The words a grammar holds for a question's own phrases (region names), as the recogniser
+    must know them: a model that lacks one can never hear that name."""
+    return {w for phrase in _extra(check_language(lang), phrases) for w in phrase.split()}
 
 
 def hints(lang: str, kind: str, extra=()) -> str:

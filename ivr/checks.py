@@ -36,6 +36,25 @@ def grammar_vocabulary(lang: str) -> set[str]:
     return grammars.vocabulary(lang)
 
 
+def region_name_words(engine, lang: str) -> set[str]:
+    """The words of the region names a call in *lang* listens for (a model must know them too);
+    none when the database cannot be read (the regions check says so)."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from readings_store.models import Region
+
+    if engine is None:
+        return set()
+    try:
+        with Session(engine) as session:
+            names = [(r.names or {}).get(lang) for r in session.scalars(select(Region).where(Region.menu_key.is_not(None)))]
+    except SQLAlchemyError:
+        return set()
+    return grammars.phrase_words(lang, [name for name in names if name])
+
+
 def database(config: Config, engine) -> Result:
     """Reachable, and migrated to the newest schema (Alembic head)."""
     from alembic.runtime.migration import MigrationContext
@@ -153,6 +172,14 @@ def regions(config: Config, engine) -> Result:
     no_name = [r.code for r in rows if not (r.name or "").strip()]
     if no_name:
         problems.append(f"without a name: {', '.join(no_name)}")
+    # A call listens for a region's name in its own language only: without one, speech callers
+    # hear the name in another language and can choose the region by key only.
+    heard = [lang for lang, engine in sorted(config.speech_engines.items()) if engine != "off"]
+    for lang in heard:
+        unnamed = [r.code for r in rows if r.menu_key is not None and not (r.names or {}).get(lang)]
+        if unnamed:
+            problems.append(f"without a name in {lang} (speech is on: callers can choose them by key only): "
+                            f"{', '.join(unnamed)}; set one with `ivr regions set CODE --name-{lang} NAME`")
     if not config.operator_number:
         no_operator = [r.code for r in rows if not r.operator_number]
         if no_operator:
@@ -164,11 +191,13 @@ def regions(config: Config, engine) -> Result:
                         + ("" if rows else " (there are no regions; `ivr import` creates them)"))
     if problems:
         return Result(False, "regions", "; ".join(problems))
-    return Result(True, "regions", f"{len(offered)} in the menu, each with a name and an operator number")
+    named = f", named in {', '.join(heard)}" if heard else ""
+    return Result(True, "regions", f"{len(offered)} in the menu, each with a name{named} and an operator number")
 
 
-def speech_models(config: Config) -> list[Result]:
-    """One line per language whose engine is ``vosk``: installed, and knows every grammar word."""
+def speech_models(config: Config, engine=None) -> list[Result]:
+    """One line per language whose engine is ``vosk``: installed, and knows every grammar word and
+    every word of the region names the language's calls listen for (read through ``engine``)."""
     from speech.models import ModelError, ModelPool, looks_like_model, missing_words
 
     pool = ModelPool(config.models_dir)
@@ -183,7 +212,7 @@ def speech_models(config: Config) -> list[Result]:
             results.append(Result(False, name, f"not installed in {path}: run `ivr models download {lang}` "
                                                f"(or set {lang} to twilio or off in {PREFIX}SPEECH_ENGINES)"))
             continue
-        words = grammar_vocabulary(lang)
+        words = grammar_vocabulary(lang) | region_name_words(engine, lang)
         try:
             missing = missing_words(path, words)
         except ModelError as exc:
@@ -242,16 +271,16 @@ def run_all(config: Config) -> list[Result]:
     from readings_store.db import make_engine
 
     rest = [secrets(config), public_url(config), speech_transport(config), outbound(config)]
-    tail = [*speech_models(config), ffmpeg(), recordings(config)]
+    tail = [ffmpeg(), recordings(config)]
     missing = _missing_sqlite_file(config.database_url)
     if missing:
         return [Result(False, "database", f"{missing} does not exist: run `ivr db upgrade`"), *rest,
-                Result(False, "regions", "not checked: no database"), *tail]
+                Result(False, "regions", "not checked: no database"), *speech_models(config), *tail]
     engine = make_engine(config.database_url)
     try:
         db = database(config, engine)
         zones = regions(config, engine) if db.ok else Result(False, "regions", "not checked: no usable database")
-        return [db, *rest, zones, *tail]
+        return [db, *rest, zones, *speech_models(config, engine if db.ok else None), *tail]
     finally:
         engine.dispose()
 

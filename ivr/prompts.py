@@ -15,12 +15,20 @@ A number may name a counted word after a colon, ``{count} {count:reading}``: the
 Working hours (an ``Hours`` parameter) are put together from the pack's ``hours_*`` phrases and
 ``weekday_1``..``weekday_7`` words, in the forms each phrase asks for: "Monday to Friday, from
 8:00 to 17:00", "с понедельника по пятницу с 8:00 до 17:00".
+
+A sentence may have a ``speech`` form (``ask_account.speech``): what is said instead while the
+question also listens for speech ("say the number digit by digit, or enter it..."). Where speech
+is off, the sentence itself is said, keypad only.
+
+Robot speech is estimated at ``WORDS_PER_SECOND`` (every word spoken, digits read one by one
+included), the rate the prompts are budgeted at.
 """
 from __future__ import annotations
 
 import functools
 import itertools
 import json
+import re
 import string
 from pathlib import Path
 
@@ -32,11 +40,18 @@ from .dialog.actions import Digits, Hours, Say, Term
 PACKAGE_DIR = Path(audio_prompts.__file__).parent
 AUDIO_EXTENSIONS = (".wav", ".mp3")
 FORM_SEPARATOR = "."
+SPEECH_FORM = "speech"
+WORDS_PER_SECOND = 2.5
+_SPOKEN_WORD = re.compile(r"\w")
 # Keys that are words spoken inside other prompts (``Term``s, counted words, the decimal point),
 # not sentences.
 COUNTED_PREFIX = "count_"
 WORD_PREFIXES = ("utility_", "register_", "weekday_", COUNTED_PREFIX)
 WORDS = ("point",)
+# Texts sent as text messages, not spoken: their numbers are written as numerals.
+SMS_PREFIX = "sms_"
+# A region's name as a call in each language says it (``ivr regions set --name-ru ...``).
+SAMPLE_REGION_NAMES = {"ro": "Chișinău", "ru": "Кишинёв", "uk": "Кишинів", "en": "Chisinau"}
 # Keys that are pieces of a parameter's words (working hours), neither sentences nor words: they
 # are reviewed inside the sentences that say them.
 PIECE_PREFIXES = ("hours_",)
@@ -62,6 +77,12 @@ def _load(base: str, lang: str) -> dict[str, str]:
 
 def _is_word(key: str) -> bool:
     return key in WORDS or key.startswith(WORD_PREFIXES)
+
+
+def speaking_seconds(text: str) -> float:
+    """How long a robot voice takes to say ``text``, at ``WORDS_PER_SECOND`` (dashes and other
+    punctuation are not words; each spelled digit is one)."""
+    return sum(1 for word in text.split() if _SPOKEN_WORD.search(word)) / WORDS_PER_SECOND
 
 
 def _label(value) -> str:
@@ -201,15 +222,37 @@ class Prompts:
                 f"{', '.join(parts[:-1])} {self.text(lang, 'hours_and')} {parts[-1]}"
         return self._phrase(lang, "hours_times", days=said, start=_clock(hours.start), end=_clock(hours.end))
 
-    def render(self, say: Say, call_lang: str) -> tuple[str, str]:
-        """(language, text) of a prompt with its parameters filled in."""
+    def variant(self, lang: str, key: str, listening: bool) -> str:
+        """The key of what is said for prompt ``key``: its ``speech`` form while the question
+        listens for speech (when it has one), else the prompt itself."""
+        spoken = f"{key}{FORM_SEPARATOR}{SPEECH_FORM}"
+        return spoken if listening and spoken in self.texts(lang) else key
+
+    def speech_forms(self, lang: str) -> list[str]:
+        """The sentences that have a ``speech`` form, in file order."""
+        return [k for k in self.sentences(lang) if self.variant(lang, k, True) != k]
+
+    def render(self, say: Say, call_lang: str, *, listening: bool = False) -> tuple[str, str]:
+        """(language, text) of a prompt with its parameters filled in; ``listening``: the
+        question also takes a spoken answer, so a ``speech`` form is said where there is one."""
         lang = say.lang or call_lang
-        text = self.text(lang, say.key)
-        return lang, _Filler(self, lang, say.key).vformat(text, (), dict(say.params))
+        key = self.variant(lang, say.key, listening)
+        text = self.text(lang, key)
+        return lang, _Filler(self, lang, key).vformat(text, (), dict(say.params))
 
     def examples(self, lang: str, key: str, samples: dict[str, tuple] | None = None) -> list[tuple[str, Say]]:
-        """Every way a call can fill a prompt's parameters: (label, Say) pairs, one per combination."""
-        samples = parameter_samples() if samples is None else samples
+        """Every way a call can fill a prompt's parameters: (label, Say) pairs, one per combination.
+
+        With the default samples, a ``{key}`` is a digit the prompt does not already say (a
+        reviewer must not hear "press 1 ... press 1" where a call says "press 1 ... press 9"), and
+        a text message gets its numbers as the numerals it sends."""
+        if samples is None:
+            samples = parameter_samples()
+            text = self.text(lang, key)
+            samples["key"] = (next(d for d in "9876543210" if d not in text),)
+            samples["name"] = (SAMPLE_REGION_NAMES.get(lang, samples["name"][0]),)
+            if key.startswith(SMS_PREFIX):
+                samples = {n: tuple(v.value if isinstance(v, Digits) else v for v in vs) for n, vs in samples.items()}
         names = set(name for name, _ in self.fields(lang, key))
         missing = sorted(names - set(samples))
         if missing:

@@ -30,9 +30,19 @@ from .metrics import timed_fetch, timed_recognition
 
 log = safe_logger(__name__)
 MENU_KINDS = ("menu", "yes_no")
+# Replies any question takes: asking to hear it again, or for a person.
+MENU_ANYWHERE = (None, "repeat", "operator")
+# The grammar kind of the account number, read with its separators; the keypad types each as "*".
+ACCOUNT_KIND = "digits"
+KEYPAD_SEPARATOR = "*"
 MAX_REDIRECTS = 3
 # A 20 s <Record> is about 320 KB of 8 kHz WAV; anything far larger is not a caller's answer.
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+
+
+def _parse(text: str, lang: str, kind: str) -> grammars.NumberParse:
+    """The number in an answer: an account number with its dashes, or a number."""
+    return (grammars.parse_account if kind == ACCOUNT_KIND else grammars.parse_number)(text, lang)
 
 
 class RecordingUnavailable(RuntimeError):
@@ -280,7 +290,7 @@ class SpeechSteps:
         heard = self._interpret(lang, kind, recognition.text, recognition.min_confidence, attempt,
                                 has_unk=recognition.has_unk, phrases=phrases,
                                 disagree=confidence.alternatives_disagree(
-                                    recognition, lambda t: grammars.parse_number(t, lang).best))
+                                    recognition, lambda t: _parse(t, lang, kind).best))
         heard.engine, heard.audio = engine, audio
         heard.words = [{"text": w.text, "confidence": w.confidence, "start": w.start, "end": w.end}
                        for w in recognition.words]
@@ -313,14 +323,20 @@ class SpeechSteps:
 
     def _interpret(self, lang: str, kind: str, text: str, min_conf: float, attempt: int, *,
                    has_unk: bool, disagree: bool, phrases: tuple[str, ...] = ()) -> Heard:
-        parsed = grammars.parse_number(text, lang)
+        parsed = _parse(text, lang, kind)
         intent = grammars.classify_reply(text, lang)
         if kind not in MENU_KINDS and intent != "operator":
             intent = None  # a number question hears only digits, and a request for a person
+        # A menu is answered by a key's digit or a name, never by yes or no: a "yes" there is heard
+        # (judged by its confidence like any answer) but chooses nothing.
+        no_choice = kind == "menu" and intent not in MENU_ANYWHERE
+        if no_choice:
+            intent = None
         utility = grammars.match_utility(text, lang) if kind == "menu" else None
         register = grammars.match_register(text, lang) if kind == "menu" else None
         phrase = grammars.match_phrase(text, lang, phrases) if kind == "menu" and phrases else None
         understood = parsed.best is not None or intent or utility or register or phrase
+        heard = understood or no_choice
         if understood and kind in MENU_KINDS and min_conf < self.thresholds.review:
             # A menu choice barely heard is no choice: the menu steps act on it directly (a
             # mumbled "yes" would store the reading), so it is asked again instead.
@@ -331,7 +347,7 @@ class SpeechSteps:
             intent = None  # nor is a barely heard "operator" among digits a request for a person
             understood = parsed.best is not None
         decision = confidence.decide(
-            min_word_confidence=min_conf if understood else 0.0,
+            min_word_confidence=min_conf if heard else 0.0,
             alternatives_disagree=disagree,
             has_unk=has_unk or bool(parsed.unknown and kind not in MENU_KINDS),
             parse_ambiguous=parsed.ambiguous and kind not in MENU_KINDS,
@@ -339,7 +355,10 @@ class SpeechSteps:
             attempt=attempt,
             thresholds=self.thresholds,
         ).value
-        speech = SpeechInput(text=text, value=parsed.best, intent=intent, utility=utility, register=register,
+        value = parsed.best
+        if value and kind == ACCOUNT_KIND:
+            value = value.replace(grammars.SEPARATOR, KEYPAD_SEPARATOR)  # as the keypad types it
+        speech = SpeechInput(text=text, value=value, intent=intent, utility=utility, register=register,
                              phrase=phrase, decision=decision)
         return Heard(speech=speech, engine="", transcript=text, candidates=list(parsed.candidates),
                      confidence=min_conf)

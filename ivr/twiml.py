@@ -43,12 +43,15 @@ class TwimlRenderer:
         self.recording_callback = recording_callback
         self.stream_callback = stream_callback
 
-    def _speak(self, target, say: Say, call_lang: str) -> None:
+    def _speak(self, target, say: Say, call_lang: str, *, listening: bool = False) -> None:
+        """Say or play a prompt; ``listening``: its question takes speech too, so the prompt's
+        speech form is said (it invites the caller to speak) where there is one."""
         lang = say.lang or call_lang
-        if not say.params and self.prompts.recording(lang, say.key):
-            target.play(self.url_for_prompt(lang, say.key))
+        key = self.prompts.variant(lang, say.key, listening)
+        if not say.params and self.prompts.recording(lang, key):
+            target.play(self.url_for_prompt(lang, key))
             return
-        lang, text = self.prompts.render(say, call_lang)
+        lang, text = self.prompts.render(say, call_lang, listening=listening)
         target.say(text, voice=self.config.voices.get(lang), language=self.config.say_languages.get(lang))
 
     @property
@@ -109,7 +112,7 @@ class TwimlRenderer:
                            hints=grammars.hints(lang, ask.speech, ask.phrases), speech_timeout="auto")
         gather = Gather(**options)
         for say in ask.prompts:
-            self._speak(gather, say, lang)
+            self._speak(gather, say, lang, listening=engine != "off")
         response.append(gather)
         if engine == "vosk" and not streamed:
             response.record(action=action, method="POST", max_length=RECORD_MAX_SECONDS,

@@ -415,7 +415,7 @@ def _out_of_order(lang: str | None = None) -> str:
 
 @bp.get("/prompts/<lang>/<key>")
 def prompt_audio(lang: str, key: str):
-    if lang not in ivr().config.say_languages or not re.fullmatch(r"[a-z_]+", key):
+    if lang not in ivr().config.say_languages or not re.fullmatch(r"[a-z_]+(\.speech)?", key):
         abort(404)
     path = ivr().prompts.recording(lang, key)
     if path is None:

@@ -606,6 +606,7 @@ class CallRun:
 
     def _answer(self, ask: dialog.Ask, keys: str, words: list[str] | None, number: str | None = None) -> None:
         """The caller gives ``keys``, or says ``words`` (a ``number``: digits that may be misheard)."""
+        self.meant = keys
         if words is not None and self._can_speak(ask) and self.rng.random() < self.p.speaks:
             quality = self._quality()
             heard = None
@@ -637,6 +638,9 @@ class CallRun:
         return _digits_words(self.lang, number[:-2]) + tens if tens else None
 
     def _sensible(self, step: str, ask: dialog.Ask) -> None:
+        if ask.prompts and ask.prompts[0].key == "confirm_choice":
+            # A menu answer heard but not surely: the caller presses the key they meant.
+            return self._keys(getattr(self, "meant", None) or str(ask.prompts[0].params["key"]))
         handler = getattr(self, f"_at_{step}")
         handler(ask)
 
@@ -1190,6 +1194,8 @@ class CallRun:
                 self._check_saved(step, seq)
             elif s.key == "transfer":
                 self.check(isinstance(self.actions[-1], dialog.Transfer), "'connecting you' without a transfer")
+        if "confirm_choice" in keys:
+            return  # a menu answer heard but not surely: nothing is decided until its key is pressed
         if step in ("confirm", "confirm_account") and self._said_no(how, digits, spoken, step):
             # "To enter it again, press 2": whatever the tries, the question again
             again = "value" if step == "confirm" else "account"

@@ -20,7 +20,7 @@ PROMPTS = Prompts()
 SAMPLES = parameter_samples()
 
 
-def problems(lang: str, text: str) -> list[str]:
+def problems(lang: str, text: str, key: str = "") -> list[str]:
     """What a listener would notice: leftovers, empty slots, stray spaces or punctuation."""
     found = []
     if "{" in text or "}" in text:
@@ -37,8 +37,8 @@ def problems(lang: str, text: str) -> list[str]:
         found.append("no full stop at the end")
     if "None" in text:
         found.append("None spoken")
-    if lang != "en" and re.search(r"\d[.,]\d", text):
-        found.append("decimal number not spelled")
+    if lang != "en" and re.search(r"\d[.,]\d", text) and not key.startswith("sms_"):
+        found.append("decimal number not spelled")  # a text message sends the numeral
     return found
 
 
@@ -47,6 +47,8 @@ def every_rendering():
         for key in PROMPTS.sentences(lang):
             for label, say in PROMPTS.examples(lang, key):
                 yield lang, key, label, PROMPTS.render(say, lang)[1]
+                if PROMPTS.variant(lang, key, True) != key:
+                    yield lang, f"{key}.speech", label, PROMPTS.render(say, lang, listening=True)[1]
 
 
 RENDERINGS = list(every_rendering())
@@ -62,8 +64,8 @@ def rendered(lang: str, key: str, **labels) -> str:
 
 
 def test_every_prompt_with_every_parameter_reads_cleanly():
-    bad = [(lang, key, label, text, problems(lang, text)) for lang, key, label, text in RENDERINGS
-           if problems(lang, text)]
+    bad = [(lang, key, label, text, problems(lang, text, key)) for lang, key, label, text in RENDERINGS
+           if problems(lang, text, key)]
     assert bad == []
     # all the combinations are there: 5 utilities x 2 registers x 4 languages for the register question
     assert len([r for r in RENDERINGS if r[1] == "ask_value_register"]) == len(UTILITIES) * 2 * len(LANGUAGES)
@@ -101,9 +103,9 @@ METER_OF = {
            "heat": "contorului de energie termică"},
 }
 MENU_METER = {
-    "ru": "Для счётчика {}",
-    "uk": "Для лічильника {}",
-    "ro": "Pentru contorul {}",
+    "ru": "Счётчик {}",
+    "uk": "Лічильник {}",
+    "ro": "Contorul {}",
 }
 TARIFF = {
     "ru": {"day": "по дневному тарифу", "night": "по ночному тарифу"},
@@ -140,7 +142,7 @@ def test_the_russian_value_question_reads_as_a_native_sentence():
     assert rendered("ru", "ask_value_register", utility="electricity", register="day") == (
         "Введите показания счётчика электроэнергии по дневному тарифу и нажмите решётку. "
         "Вместо запятой нажмите звёздочку.")
-    assert rendered("ru", "read_back", value="1234.5") == "Вы ввели 1 2 3 4 запятая 5."
+    assert rendered("ru", "read_back", value="1234.5") == "Показания: 1 2 3 4 запятая 5."
 
 
 def walk_engine_says() -> list[Say]:
@@ -231,7 +233,7 @@ def test_render_errors_name_the_prompt_and_language(tmp_path):
 
 def test_plain_word_and_digits_fill_without_forms():
     assert PROMPTS.render(Say("meter_option", {"key": 2, "utility": Term("utility_gas"), "tail": Digits("07")}),
-                          "en") == ("en", "For gas, meter ending in 0 7, press 2.")
+                          "en") == ("en", "The gas meter ending in 0 7: press 2.")
 
 
 def walk_paths_says() -> list[Say]:
@@ -288,3 +290,91 @@ def test_the_hours_read_as_a_sentence_in_every_language(lang):
     saturday = PROMPTS.render(Say("operator_hours", {"hours": Hours("6", "09:00", "13:00")}), lang)[1]
     assert {"en": "on Saturday", "ru": "по субботам", "uk": "по суботах", "ro": "sâmbăta"}[lang] in saturday
     assert "Sorry, I did not catch that." == PROMPTS.text("en", "reason_not_understood")
+
+
+# --- what callers are told where speech is on ----------------------------------------------------
+
+import grammars  # noqa: E402
+from ivr.dialog.engine import SPEECH_KINDS  # noqa: E402
+from ivr.prompt_paths import BUDGET_SECONDS, PATHS, total, walk  # noqa: E402
+from ivr.prompts import speaking_seconds  # noqa: E402
+
+# The prompt that asks each question heard by speech, and the question's step.
+SPEECH_QUESTIONS = {
+    "reminder_call": "reminder", "ask_region": "region", "offer_account": "offer_account",
+    "ask_account": "account", "ask_meter": "meter", "ask_register": "register", "ask_value": "value",
+    "ask_value_register": "value", "ask_confirm": "confirm", "next_finish": "next",
+    "ask_confirm_account": "confirm_account",
+}
+DIGIT_BY_DIGIT = {"ru": "по одной цифре", "uk": "по одній цифрі", "ro": "cifră cu cifră", "en": "digit by digit"}
+QUOTED = re.compile(r"«([^»]+)»|'([^']+)'")
+
+
+def quoted(text: str) -> list[str]:
+    return [a or b for a, b in QUOTED.findall(text)]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_question_heard_by_speech_says_so_and_keypad_questions_do_not(lang):
+    assert set(PROMPTS.speech_forms(lang)) == set(SPEECH_QUESTIONS)
+    for key in PROMPTS.sentences(lang):
+        assert not quoted(PROMPTS.text(lang, key)), f"{key}: the keypad wording names words to say"
+        if key in SPEECH_QUESTIONS:
+            spoken = PROMPTS.text(lang, f"{key}.speech")
+            assert {n for n, _ in PROMPTS.fields(lang, f"{key}.speech")} == {n for n, _ in PROMPTS.fields(lang, key)}
+            assert spoken != PROMPTS.text(lang, key)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_speech_prompts_name_words_the_question_hears(lang):
+    """Every word a prompt tells the caller to say is one the recogniser listens for at that question
+    (in the grammar, for the Vosk languages) and the parser understands as the prompt means it."""
+    pack = grammars._lexicon.load(lang)
+    for key, step in SPEECH_QUESTIONS.items():
+        kind = SPEECH_KINDS[step]
+        heard = set(grammars.build_grammar(lang, kind))
+        for word in quoted(PROMPTS.text(lang, f"{key}.speech")):
+            assert word in heard or lang == "ro", (key, word)  # ro: Twilio, not limited to a grammar
+            assert pack.sound(word) in {pack.sound(p) for p in heard}, (key, word)
+    account = PROMPTS.text(lang, "ask_account.speech")
+    assert DIGIT_BY_DIGIT[lang] in account
+    assert grammars.parse_account(f"1 2 {quoted(account)[0]} 3", lang).best == "12-3"
+    point = quoted(PROMPTS.text(lang, "ask_value.speech"))[0]
+    assert point == PROMPTS.text(lang, "point") and grammars.parse_number(f"12 {point} 5", lang).best == "12.5"
+    for key in ("ask_confirm", "offer_account", "ask_confirm_account"):
+        yes, no = quoted(PROMPTS.text(lang, f"{key}.speech"))
+        assert (grammars.classify_reply(yes, lang), grammars.classify_reply(no, lang)) == ("yes", "no")
+    assert [grammars.classify_reply(w, lang) for w in quoted(PROMPTS.text(lang, "reminder_call.speech"))] == ["yes"]
+    day, night = quoted(PROMPTS.text(lang, "ask_register.speech"))
+    assert (grammars.match_register(day, lang), grammars.match_register(night, lang)) == ("day", "night")
+
+
+NOT_NEUTRAL = {"ru": "ввели", "uk": "ввели", "ro": "introdus", "en": "entered"}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_read_back_is_neutral_after_keys_or_speech(lang):
+    """"Вы ввели" is untrue after a spoken answer: the read-back names the value only."""
+    text = rendered(lang, "read_back", value="1234.5")
+    assert NOT_NEUTRAL[lang] not in text.lower() and "1 2 3 4" in text
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("speech", [True, False], ids=["speech", "keypad"])
+def test_a_first_time_caller_hears_at_most_45_seconds_of_robot_speech(lang, speech):
+    """Language menu, four regions, account, one single-register meter's value, read-back and
+    confirmation, goodbye: at 2.5 words a second, for whichever utility's prompts are longest."""
+    path = next(p for p in PATHS if p.name == "first_time")
+    for utility in UTILITIES:
+        heard = walk(PROMPTS, lang, path, speech=speech, utility=utility)
+        keys = [h.key.split(".")[0] for h in heard]
+        assert keys[:1] == ["welcome"] and keys.count("language_option") == 4 and keys.count("region_option") == 4
+        assert ("recording_notice" in keys) == speech  # spoken answers may be kept: the caller is told
+        assert {"ask_account", "ask_value", "read_back", "ask_confirm", "saved", "goodbye"} <= set(keys)
+        assert all(h.key.endswith(".speech") for h in heard if h.key.split(".")[0] in SPEECH_QUESTIONS) == speech
+        assert total(heard) <= BUDGET_SECONDS, (utility, [(h.key, h.seconds) for h in heard])
+
+
+def test_speaking_time_counts_words_and_spelled_digits():
+    assert speaking_seconds("Показания: 1 2 3 4 запятая 5.") == 7 / 2.5
+    assert speaking_seconds("Кишинёв — 1.") == 2 / 2.5  # a dash is not a word

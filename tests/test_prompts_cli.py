@@ -34,11 +34,14 @@ def test_one_language_every_utility_and_register():
     r = run("--lang", "ru")
     assert r.exit_code == 0, r.output
     lines = section(r.output, "ask_value_register")
-    assert len(lines) == len(UTILITIES) * 2 and all(line.startswith("ru  [") for line in lines)
-    assert ("ru  [utility=electricity register=day] Введите показания счётчика электроэнергии по дневному "
+    # keypad wording, then the wording said where the question also listens for speech
+    assert len(lines) == len(UTILITIES) * 2 * 2 and all(line.startswith("ru  ") for line in lines)
+    assert ("ru   5.6 s  [utility=electricity register=day] Введите показания счётчика электроэнергии по дневному "
             "тарифу и нажмите решётку. Вместо запятой нажмите звёздочку.") in lines
-    assert "ru  [utility=gas] Введите показания счётчика газа и нажмите решётку. Вместо запятой нажмите звёздочку." \
-        in section(r.output, "ask_value")
+    assert ("ru   6.8 s  [speech utility=electricity register=day] Назовите или наберите показания счётчика "
+            "электроэнергии по дневному тарифу и нажмите решётку. Запятая — звёздочка или слово «запятая».") in lines
+    assert "ru   4.4 s  [utility=gas] Введите показания счётчика газа и нажмите решётку. Вместо запятой нажмите " \
+        "звёздочку." in section(r.output, "ask_value")
     assert "ru  utility_gas: газ; gen: газа" in r.output
     assert "{" not in r.output and not any(line.startswith(("en ", "ro ", "uk ")) for line in r.output.splitlines())
 
@@ -48,9 +51,26 @@ def test_all_languages_grouped_by_prompt():
     assert r.exit_code == 0, r.output
     lines = section(r.output, "read_back")
     assert [line.split()[0] for line in lines] == [lang for lang in LANGUAGES for _ in range(2)]
-    assert "en  [value=1234.5] You entered 1 2 3 4 point 5." in lines
-    assert "uk  [value=1234.5] Ви ввели 1 2 3 4 кома 5." in lines
-    assert section(r.output, "goodbye")[0] == "ro  Vă mulțumim pentru apel. La revedere."
+    assert "en   2.8 s  [value=1234.5] That's 1 2 3 4 point 5." in lines
+    assert "uk   2.8 s  [value=1234.5] Показання: 1 2 3 4 кома 5." in lines
+    assert section(r.output, "goodbye")[0] == "ro   1.6 s  Vă mulțumim. La revedere."
+
+
+def test_sample_keys_differ_from_the_keys_a_prompt_names_and_texts_show_numerals():
+    r = run("--lang", "ru")
+    assert section(r.output, "region_assumed") == [
+        "ru   8.0 s  [name=Кишинёв key=9] Судя по вашему номеру, вы звоните из региона Кишинёв. Если это так, "
+        "нажмите 1. Чтобы выбрать другой регион, нажмите 9."]
+    assert "ru    text  [utility=gas value=1234.5] газ: 1234.5." in section(r.output, "sms_value")
+
+
+def test_robot_speech_per_path_and_language():
+    r = run()
+    lines = r.output.splitlines()
+    start = lines.index("-- first-time caller, one meter")
+    totals = {line.split()[0]: float(line.split()[2]) for line in lines[start + 1:start + 5]}
+    assert set(totals) == set(LANGUAGES) and all(0 < t <= 45 for t in totals.values()), totals
+    assert "ask_account.speech" in lines[start + 1] and "-- reminder call answered, one meter" in lines
 
 
 def test_out_writes_the_same_text_to_a_file(tmp_path):

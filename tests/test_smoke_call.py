@@ -12,14 +12,14 @@ def test_keypad_call_stores_reading(db, phone):
     db.commit()
     call = phone(caller="+447700900123")
     p = call.start()
-    assert "For English, press 4." in p.texts
+    assert "English — press 4." in p.texts
     p = call.press("4")
-    assert any("personal account" in t for t in p.texts)
+    assert any("account number" in t for t in p.texts)
     p = call.press("100001#")
     assert any("electricity" in t for t in p.texts)
     p = call.press("1250*5#")
-    assert "You entered 1 2 5 0 point 5." in p.texts
+    assert "That's 1 2 5 0 point 5." in p.texts
     p = call.press("1")
-    assert "Your reading has been saved." in p.texts
+    assert "Reading saved." in p.texts
     readings = db.scalars(select(Reading).where(Reading.channel == "phone_keypad")).all()
     assert [(str(x.value), x.status) for x in readings] == [("1250.5", "accepted")]

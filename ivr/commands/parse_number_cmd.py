@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from grammars import LANGUAGES, parse_number
+from grammars import LANGUAGES, parse_account, parse_number
 
 
 def register(cli: click.Group) -> None:
@@ -12,10 +12,12 @@ def register(cli: click.Group) -> None:
     @cli.command("parse-number")
     @click.option("--lang", "lang", required=True, type=click.Choice(LANGUAGES),
                   help="Language of the words.")
+    @click.option("--account", is_flag=True,
+                  help="Read WORDS as an account number (dash words separate its groups).")
     @click.argument("words", nargs=-1)
-    def parse_number_cmd(lang: str, words: tuple[str, ...]) -> None:
+    def parse_number_cmd(lang: str, account: bool, words: tuple[str, ...]) -> None:
         """Print the best reading of WORDS, then the other candidates, one per line."""
-        result = parse_number(" ".join(words), lang)
+        result = (parse_account if account else parse_number)(" ".join(words), lang)
         if result.best is None:
             heard = ", ".join(result.unknown) or "nothing"
             click.echo(f"no number recognised (not understood: {heard})", err=True)

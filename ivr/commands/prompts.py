@@ -9,10 +9,12 @@ from ..config import LANGUAGES
 
 
 def review_text(prompts, langs) -> tuple[str, list[str]]:
-    """Every prompt with every combination of parameters filled in, grouped by prompt key, then the
-    words spoken inside prompts with their grammatical forms. Returns the text and the problems
-    (prompts that could not be rendered), which are also marked in the text."""
-    from ivr.prompts import PromptError
+    """Every prompt with every combination of parameters filled in, grouped by prompt key, each with
+    the seconds a robot voice takes to say it; a prompt's ``speech`` form (said where the question
+    also listens for speech) follows it, marked "speech". Then the words spoken inside prompts with
+    their grammatical forms, and the robot speech on a call's common paths. Returns the text and the
+    problems (prompts that could not be rendered), which are also marked in the text."""
+    from ivr.prompts import SMS_PREFIX, PromptError, speaking_seconds
 
     lines: list[str] = []
     problems: list[str] = []
@@ -26,20 +28,47 @@ def review_text(prompts, langs) -> tuple[str, list[str]]:
                 examples, problem = [], str(exc)
                 lines.append(f"{lang}  !! {problem}")
                 problems.append(f"{lang}: {problem}")
-            for label, say in examples:
-                try:
-                    text = prompts.render(say, lang)[1]
-                except PromptError as exc:
-                    text = f"!! {exc}"
-                    problems.append(f"{lang} {key} {label}: {exc}")
-                lines.append(f"{lang}  {f'[{label}] ' if label else ''}{text}")
+            forms = (False, True) if prompts.variant(lang, key, True) != key else (False,)
+            for listening in forms:
+                for label, say in examples:
+                    tags = " ".join(t for t in ("speech" if listening else "", label) if t)
+                    tags = f"[{tags}] " if tags else ""
+                    try:
+                        text = prompts.render(say, lang, listening=listening)[1]
+                    except PromptError as exc:
+                        lines.append(f"{lang}  {tags}!! {exc}")
+                        problems.append(f"{lang} {key}{' (speech)' if listening else ''} {label}: {exc}")
+                        continue
+                    length = "text" if key.startswith(SMS_PREFIX) else f"{speaking_seconds(text):.1f} s"
+                    lines.append(f"{lang}  {length:>6}  {tags}{text}")
         lines.append("")
     lines.append("== words spoken inside prompts (form: text)")
     for lang in langs:
         for key, forms in prompts.words(lang).items():
             spelled = "; ".join([prompts.texts(lang)[key], *(f"{form}: {text}" for form, text in forms.items())])
             lines.append(f"{lang}  {key}: {spelled}")
+    if not problems:
+        lines += ["", *path_lines(prompts, langs)]
     return "\n".join(lines) + "\n", problems
+
+
+def path_lines(prompts, langs) -> list[str]:
+    """The robot speech on each common path, per language: answered by voice (where the question
+    listens) and keypad only, for the utility whose prompts are longest; then what was said."""
+    from ivr.prompt_paths import BUDGET_SECONDS, PATHS, total, walk
+    from ivr.prompts import WORDS_PER_SECOND
+    from readings_store.models import UTILITIES
+
+    lines = [f"== robot speech on a call's paths, at {WORDS_PER_SECOND:g} words a second "
+             f"(a first-time caller's budget: {BUDGET_SECONDS:g} s)"]
+    for path in PATHS:
+        lines.append(f"-- {path.description}")
+        for lang in langs:
+            spoken = max((walk(prompts, lang, path, speech=True, utility=u) for u in UTILITIES), key=total)
+            keyed = max((walk(prompts, lang, path, speech=False, utility=u) for u in UTILITIES), key=total)
+            lines.append(f"{lang}  speech {total(spoken):.1f} s, keypad only {total(keyed):.1f} s: "
+                         + ", ".join(f"{h.key} {h.seconds:.1f}" for h in spoken))
+    return lines
 
 
 def register(cli):
@@ -55,7 +84,8 @@ def register(cli):
     @click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
                   help="Write to this file instead of the screen.")
     def render(lang, out):
-        """Every prompt with every utility, register and sample number filled in, for review."""
+        """Every prompt with every utility, register and sample number filled in, for review, with
+        the seconds each takes to say and the robot speech on a call's common paths."""
         from ivr.config import load_config
         from ivr.prompts import Prompts
 

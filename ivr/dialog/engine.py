@@ -162,6 +162,7 @@ def handle(records: Records, state: CallState, event: Event) -> Turn:
     context = _Context(records)
     state = copy.deepcopy(state)
     state.seq += 1
+    state.choice_to_confirm = None  # the answer to a confirmation is the answer to its question
     if event.kind == "digits" and state.step in NUMBER_STEPS:
         # A caller who types a number gets the keypad's patient timeouts from now on, without
         # recording (a speech step's Gather waits only a second between keys before <Record>).
@@ -214,9 +215,10 @@ def _asks_for_operator(event: Event) -> bool:
 
 
 def _understood(speech: SpeechInput) -> bool:
-    """Whether a speech answer gave anything at all: a number, a word the step knows, a name."""
-    return speech.decision != "retry" and any(
-        (speech.value, speech.intent, speech.utility, speech.register, speech.phrase))
+    """Whether a speech answer gave anything at all: a number, a word the step knows, a name, or a
+    reply heard surely that names nothing the question offers ("yes" at a menu: accepted, empty)."""
+    return speech.decision != "retry" and (speech.decision == "accept" or any(
+        (speech.value, speech.intent, speech.utility, speech.register, speech.phrase)))
 
 
 def _why(event: Event, otherwise: str) -> str:
@@ -228,6 +230,20 @@ def _why(event: Event, otherwise: str) -> str:
     if event.kind == "speech" and (event.speech is None or not _understood(event.speech)):
         return "not_understood"
     return otherwise
+
+
+def _unsure(state: CallState, event: Event, key: str | None) -> Turn | None:
+    """A menu choice the recogniser heard below its accept threshold is not acted on: the caller
+    confirms it by pressing its key (or presses another). Acting on it could store a reading the
+    caller rejected ("два" heard as "да") or pick another meter."""
+    if event.kind == "speech" and event.speech and event.speech.decision in ("confirm", "review"):
+        state.choice_to_confirm = key
+        return Turn(state, [_ask_choice_confirmation(None, state)])
+    return None
+
+
+def _ask_choice_confirmation(records: Records | None, state: CallState) -> Ask:
+    return Ask(state.step.value, (Say("confirm_choice", {"key": state.choice_to_confirm}),), expect="choice")
 
 
 def _retry(records: Records, state: CallState, ask, reason: str) -> Turn:
@@ -387,6 +403,9 @@ def _ask_reminder(records: Records, state: CallState) -> Ask:
 
 def _on_reminder(records: Records, state: CallState, event: Event) -> Turn:
     if _choice(event) == "1":
+        unsure = _unsure(state, event, "1")
+        if unsure:
+            return unsure
         return _use_account(records, state, _need(state.account, "account"))
     # A call the callee did not ask for: one question, no retries, no operator.
     state.step, state.outcome = Step.ENDED, Outcome.NO_READING
@@ -408,7 +427,7 @@ def _ask_region(records: Records, state: CallState) -> Ask:
     intro = (Say("ask_region"), Say("region_two_digits")) if wide else (Say("ask_region"),)
     return Ask("region", (*intro, *options), expect="choice", max_digits=2 if wide else 1,
                speech=None if wide else SPEECH_KINDS["region"],
-               phrases=tuple(dict.fromkeys(r.name_in(state.lang) for r in regions)))
+               phrases=tuple(dict.fromkeys(name for r in regions if (name := r.own_name(state.lang)))))
 
 
 def _on_region(records: Records, state: CallState, event: Event) -> Turn:
@@ -417,11 +436,14 @@ def _on_region(records: Records, state: CallState, event: Event) -> Turn:
     named = event.speech.phrase if event.speech else None
     if named:
         # A region's name said in the call's language picks it, when no other region has that name.
-        by_name = [r for r in regions if r.name_in(state.lang) == named]
+        by_name = [r for r in regions if r.own_name(state.lang) == named]
         key = str(by_name[0].menu_key) if len(by_name) == 1 else key
     match = [r for r in regions if key and key.isdigit() and r.menu_key == int(key)]
     if not match:
         return _retry(records, state, _ask_region, _why(event, "invalid_choice"))
+    unsure = _unsure(state, event, str(match[0].menu_key))
+    if unsure:
+        return unsure
     state.region_id = match[0].id
     return _enter(records, state, "account")
 
@@ -456,6 +478,9 @@ def _ask_offer(records: Records, state: CallState) -> Ask:
 
 def _on_offer(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
+    unsure = _unsure(state, event, key) if key in ("1", "2") else None
+    if unsure:
+        return unsure
     if key == "1":
         account, state.offered = _need(state.offered, "offered account"), None
         state.region_id = account.region_id
@@ -567,6 +592,9 @@ def _on_meter(records: Records, state: CallState, event: Event) -> Turn:
         key = str(matching[0] + 1) if len(matching) == 1 else key
     if not (key and key.isdigit() and 1 <= int(key) <= min(9, len(state.meters))):
         return _retry(records, state, _ask_meter, _why(event, "invalid_choice"))
+    unsure = _unsure(state, event, key)
+    if unsure:
+        return unsure
     return _use_meter(records, state, int(key) - 1)
 
 
@@ -592,6 +620,9 @@ def _on_register(records: Records, state: CallState, event: Event) -> Turn:
         key = "1" if event.speech.register == "day" else "2"
     if key not in ("1", "2"):
         return _retry(records, state, _ask_register, _why(event, "invalid_choice"))
+    unsure = _unsure(state, event, key)
+    if unsure:
+        return unsure
     state.register = "day" if key == "1" else "night"
     return _enter(records, state, "value")
 
@@ -668,6 +699,9 @@ def _ask_confirm(records: Records, state: CallState) -> Ask:
 
 def _on_confirm(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
+    unsure = _unsure(state, event, key) if key in ("1", "2") else None
+    if unsure:
+        return unsure
     if key == "2":
         # The caller says the value is wrong: always asked for again, whatever the tries (a "2"
         # uses none up, and a value given on the last try is still kept for review; the dropped
@@ -709,6 +743,10 @@ def _ask_next(records: Records, state: CallState) -> Ask:
 
 def _on_next(records: Records, state: CallState, event: Event) -> Turn:
     key = _choice(event)
+    valid = ("1", "2", "3") if len(state.meters) > 1 else ("2", "3")
+    unsure = _unsure(state, event, key) if key in valid else None
+    if unsure:
+        return unsure
     if key == "1" and len(state.meters) > 1:
         return _enter(records, state, "meter")
     if key == "2":
@@ -768,6 +806,8 @@ _HANDLERS = {
 
 def reask(records: Records, state: CallState) -> Ask | None:
     """The question for the current step again (used by a transport's fallback URL)."""
+    if state.choice_to_confirm and not state.over:
+        return _ask_choice_confirmation(records, state)
     asker = _ASKERS.get(state.step.value)
     return asker(records, state) if asker else None
 

@@ -16,7 +16,13 @@ class RegionInfo:
     names: dict = field(default_factory=dict)  # the name per call language, when set
 
     def name_in(self, lang: str | None) -> str:
+        """The name said to a caller in ``lang``: the region's name in it, else its only name."""
         return self.names.get(lang or "") or self.name
+
+    def own_name(self, lang: str | None) -> str | None:
+        """The region's name in ``lang`` if it has one: only that is listened for in a call in ``lang``
+        (a name in another language is neither in the recogniser's words nor said that way)."""
+        return self.names.get(lang or "") or None
 
 
 @dataclass(frozen=True)

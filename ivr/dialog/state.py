@@ -150,6 +150,7 @@ class CallState:
     account_utterances: list[int] = field(default_factory=list)
     heard_account: AccountRef | None = None
     keypad_only: bool = False
+    choice_to_confirm: str | None = None  # a menu key heard by speech but not surely, to be pressed
     outcome: Outcome | None = None
     end_reason: str | None = None  # "<step>:<reason>" for a transferred, gave_up or hung_up call
 
@@ -169,7 +170,8 @@ class CallState:
             "done": [[m, r] for m, r in self.done], "attempts": list(self.attempts),
             "account_utterances": list(self.account_utterances),
             "heard_account": self.heard_account.to_json() if self.heard_account else None,
-            "keypad_only": self.keypad_only, "outcome": self.outcome.value if self.outcome else None,
+            "keypad_only": self.keypad_only, "choice_to_confirm": self.choice_to_confirm,
+            "outcome": self.outcome.value if self.outcome else None,
             "end_reason": self.end_reason,
         }
 
@@ -197,7 +199,8 @@ class CallState:
                 attempts=[str(a) for a in data.get("attempts") or []],
                 account_utterances=[int(u) for u in data.get("account_utterances") or []],
                 heard_account=AccountRef.from_json(data.get("heard_account")),
-                keypad_only=bool(data.get("keypad_only", False)), outcome=outcome, end_reason=end_reason,
+                keypad_only=bool(data.get("keypad_only", False)), choice_to_confirm=data.get("choice_to_confirm"),
+                outcome=outcome, end_reason=end_reason,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a call state: {exc}") from exc

@@ -54,3 +54,9 @@ def test_lang_is_required_and_checked(cli):
     r = run(cli, "--lang", "de", "fünf")
     assert r.exit_code == 2
     assert "de" in r.output
+
+
+def test_account_number_with_its_dash(cli):
+    r = run(cli, "--lang", "ru", "--account", "двенадцать тире триста сорок пять")
+    assert (r.exit_code, r.output) == (0, "12-345\n")
+    assert run(cli, "--lang", "ru", "двенадцать тире триста сорок пять").output == "12345\n"

@@ -151,3 +151,127 @@ def test_decimals_with_and_instead_of_whole_word(lang, joiner, whole, frac):
         # (Were the whole part to end in a tens or hundreds word, "двести двадцать один
         # тысячных" is 0.221 to anyone: such words run on into the numerator.)
         assert f"{whole}.{frac}" in r.candidates, (text, r)
+
+
+# --- numbers as people say them, beyond what num2words writes ------------------------------------
+
+from grammars import SEPARATOR, parse_account  # noqa: E402
+
+SEPARATORS = {
+    "ru": ("тире", "дефис", "черточка"), "uk": ("дефіс", "тире", "риска"),
+    "ro": ("liniuță", "cratimă", "liniuta"), "en": ("dash", "hyphen"),
+}
+_groups = st.lists(st.text(alphabet="0123456789", min_size=1, max_size=6), min_size=1, max_size=3)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@settings(max_examples=200, deadline=None)
+@given(groups=_groups, data=st.data())
+def test_account_groups_between_separator_words(lang, groups, data):
+    """Each group said digit by digit, in pairs or as num2words reads it, a dash word between: each
+    group is read as it is read alone."""
+    said, expected = [], []
+    for g in groups:
+        style = data.draw(st.sampled_from(["digits", "pairs", "whole"]))
+        if style == "whole" and not g.startswith("0"):
+            words = spoken(int(g), lang)
+        elif style == "pairs":
+            words = grouped(g, lang)
+        else:
+            words = digit_by_digit(g, lang)
+        # "201" in pairs is "twenty one" to anyone: 21 (see test_grouped_by_two)
+        expected.append(parse_account(words, lang).best if style == "pairs" and _tens_then_lone_digit(g) else g)
+        said += [words, data.draw(st.sampled_from(SEPARATORS[lang]))]
+    text = " ".join(said[:-1])
+    r = parse_account(text, lang)
+    assert r.best == SEPARATOR.join(expected) and not r.unknown, (text, r)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@settings(max_examples=100, deadline=None)
+@given(groups=st.lists(st.integers(min_value=0, max_value=99_999), min_size=2, max_size=3))
+def test_recogniser_numerals_keep_their_hyphen(lang, groups):
+    text = "-".join(str(g) for g in groups)
+    assert parse_account(text, lang).best == text
+    assert parse_number(text, lang).best == text.replace("-", "")  # a reading has no dash
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@settings(max_examples=200, deadline=None)
+@given(digits=st.text(alphabet="0123456789", min_size=2, max_size=12))
+def test_accounts_read_in_pairs_are_not_ambiguous(lang, digits):
+    r = parse_account(grouped(digits, lang), lang)
+    assert r.best == digits or _tens_then_lone_digit(digits)
+    if not (lang == "ro" and _tens_then_lone_digit(digits)):  # "douăzeci trei" without "și": a real doubt
+        assert not r.ambiguous, (grouped(digits, lang), r)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_no_number_num2words_writes_is_ambiguous(lang):
+    """Every tens-and-units number, and every other below ten thousand, is heard one way only."""
+    flagged = [n for n in range(10_000) if parse_number(spoken(n, lang), lang).ambiguous]
+    assert flagged == []
+
+
+HALF = {"ru": "с половиной", "uk": "з половиною", "ro": "și jumătate", "en": "and a half"}
+ONE_AND_A_HALF = {"ru": ("полтора", "полторы"), "uk": ("півтора", "півтори"), "ro": ("unu și jumătate",),
+                  "en": ("one and a half",)}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(min_value=0, max_value=999_999).filter(lambda n: n < 1000 or n % 1000))
+def test_and_a_half(lang, n):
+    # (a whole number of thousands "и с половиной" is 2500 or 2000.5: see the unit tests)
+    text = f"{spoken(n, lang)} {HALF[lang]}"
+    r = parse_number(text, lang)
+    assert r.best == f"{n}.5" and not r.unknown, (text, r)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(min_value=1, max_value=999))
+def test_and_a_half_of_thousands(lang, n):
+    """"две с половиной тысячи", "two and a half thousand": (n + ½) thousand."""
+    thousand = {"ru": "тысячи", "uk": "тисячі", "ro": "de mii", "en": "thousand"}[lang]
+    text = f"{spoken(n, lang)} {HALF[lang]} {thousand}"
+    assert parse_number(text, lang).best == str(n * 1000 + 500), text
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_one_and_a_half(lang):
+    for word in ONE_AND_A_HALF[lang]:
+        assert parse_number(word, lang).best == "1.5", word
+    thousand = {"ru": "тысячи", "uk": "тисячі", "ro": "mii", "en": "thousand"}[lang]
+    if lang in ("ru", "uk"):
+        assert parse_number(f"{ONE_AND_A_HALF[lang][1]} {thousand}", lang).best == "1500"
+
+
+@pytest.mark.parametrize("lang,joiner", [("ru", "и"), ("uk", "і"), ("uk", "й")])
+@settings(max_examples=200, deadline=None)
+@given(whole=st.integers(min_value=1, max_value=999_999), frac=st.integers(min_value=1, max_value=99))
+def test_and_instead_of_the_decimal_point(lang, joiner, whole, frac):
+    """"тридцать шесть и шесть": 36.6 first, and doubtful enough to be read back."""
+    text = f"{spoken(whole, lang)} {joiner} {spoken(frac, lang)}"
+    r = parse_number(text, lang)
+    assert r.best == f"{whole}.{frac}" and r.ambiguous, (text, r)
+
+
+@settings(max_examples=200, deadline=None)
+@given(whole=st.integers(min_value=0, max_value=999_999), places=st.sampled_from(["zecime", "sutime", "miime"]))
+def test_romanian_one_tenth_hundredth_thousandth(whole, places):
+    """"cinci întregi și o zecime" is 5.1: the article is the fraction's one."""
+    text = f"{spoken(whole, 'ro')} întregi și o {places}"
+    fraction = {"zecime": "1", "sutime": "01", "miime": "001"}[places]
+    r = parse_number(text, "ro")
+    assert r.best == f"{whole}.{fraction}" and not r.unknown, (text, r)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tens=st.integers(min_value=1, max_value=99), hundreds=st.integers(min_value=1, max_value=9),
+       rest=st.integers(min_value=0, max_value=99))
+def test_romanian_hundreds_take_a_single_digit(tens, hundreds, rest):
+    """"douăzeci cinci sute" is 20 500 read in groups of three: "N sute" with N ≥ 10 is not Romanian."""
+    n = hundreds * 100 + rest
+    text = f"{spoken(tens, 'ro')} {spoken(n, 'ro')}"
+    assert parse_number(text, "ro").best == f"{tens}{n}", text

@@ -74,12 +74,12 @@ def test_two_after_a_value_refused_on_the_last_try_asks_again_and_saves(db, line
     assert "The reading is lower than the previous one." in call.press("10#").texts
     assert "The reading is lower than the previous one." in call.press("11#").texts
     p = call.press("1100#")
-    assert "You entered 1 1 0 0." in p.texts
+    assert "That's 1 1 0 0." in p.texts
     p = call.press("2")
     assert p.ended is None and any("Please enter the electricity meter reading" in t for t in p.texts)
     assert "We could not complete your request." not in p.texts
     call.press("1101#")
-    assert "Your reading has been saved." in call.press("1").texts
+    assert "Reading saved." in call.press("1").texts
     assert stored(db) == [("EL000123", "total", "1101", "accepted", "phone_keypad")]
 
 
@@ -88,7 +88,7 @@ def test_a_value_out_of_tries_is_kept_for_review(db, line, phone):
     call.press("4"); call.press("1"); call.press("100001#")
     call.press("10#"); call.press("11#")
     p = call.press("12#")  # the last try, below the previous reading: read back, kept for review
-    assert "You entered 1 2." in p.texts
+    assert "That's 1 2." in p.texts
     p = call.press("1")
     assert "Thank you. We will check this reading." in p.texts
     assert stored(db) == [("EL000123", "total", "12", "pending_review", "phone_keypad")]
@@ -104,7 +104,7 @@ def test_a_spoken_account_number_not_sure_is_read_back_and_confirmed(db, line, d
     assert "/voice/step/confirm_account" in p.gather["action"]
     assert db.scalars(select(Call)).one().account_id is None
     p = say(call, fake, rec("yes"))
-    assert any("Please enter the electricity meter reading" in t for t in p.texts)
+    assert any("the electricity reading" in t for t in p.texts)
     say(call, fake, rec("one two zero"))
     say(call, fake, rec("yes"))
     assert stored(db) == [("EL000555", "total", "120", "accepted", "phone_speech")]
@@ -119,7 +119,7 @@ def test_a_misheard_account_declined_at_the_read_back_gets_nothing(db, line, dia
                                                                                ("three zero zero zero zero three", 0.4)]))
     assert "I heard the account number ending in 0 0 0 1." in p.texts
     p = say(call, fake, rec("no"))
-    assert any("personal account number" in t for t in p.texts)
+    assert any("account number digit by digit" in t for t in p.texts)
     p = call.press("300003#")
     assert any("meter reading" in t for t in p.texts)
     call.press("150#"); call.press("1")
@@ -131,7 +131,7 @@ def test_a_sure_spoken_account_number_goes_straight_on(db, line, dial, fake):
     call = dial()
     call.start(); call.press("4"); call.press("1")
     p = say(call, fake, rec("three zero zero zero zero three", 0.97))
-    assert any("Please enter the electricity meter reading" in t for t in p.texts)
+    assert any("the electricity reading" in t for t in p.texts)
 
 
 # --- failed identification by speech -----------------------------------------------------------------
@@ -148,7 +148,7 @@ def test_a_failed_identification_by_speech_leaves_an_item_with_the_recordings(db
     assert "We could not find this account number in the selected region." in p.texts
     p = say(call, fake, rec("one zero zero zero zero one", 0.6))  # found, not sure: read back
     p = say(call, fake, rec("no"))  # not the caller's: asked again
-    assert any("personal account number" in t for t in p.texts)
+    assert any("account number digit by digit" in t for t in p.texts)
     p = say(call, fake, rec("[unk]"))  # the last try
     assert p.ended == "hangup" and "No reading was saved during this call." in p.texts
     task = db.scalars(select(ReviewTask)).one()
@@ -164,10 +164,10 @@ def test_a_failed_identification_by_speech_leaves_an_item_with_the_recordings(db
 
 def test_zero_at_the_first_question_on_an_accounts_own_number_in_working_hours_is_put_through(db, line, phone):
     call = keypad_call(phone, caller=KNOWN)
-    assert "Pentru a vorbi cu un operator, apăsați 0 în orice moment." in call.last.texts  # said once
+    assert "Pentru un operator, apăsați 0 oricând." in call.last.texts  # said once
     p = call.press("0")
     assert p.ended == f"dial:{OPERATOR}"
-    assert "Vă rugăm să rămâneți pe linie. Vă conectăm cu un operator." in p.texts
+    assert "Vă rugăm să rămâneți pe linie. Vă facem legătura cu un operator." in p.texts
     c = db.scalars(select(Call)).one()
     assert (c.outcome, c.end_reason) == ("transferred", "language:asked_operator")
 
@@ -215,7 +215,7 @@ def test_a_closed_line_without_hours_says_nothing_untrue(db, line, phone):
     p = call.press("2")  # not the offered account: the region menu
     p = call.press("0")
     assert p.texts[0] == "Sorry, no operator can take your call on this line."
-    assert "/voice/step/region" in p.gather["action"] and "Please choose your region." in p.texts
+    assert "/voice/step/region" in p.gather["action"] and "Choose your region and press its number." in p.texts
 
 
 # --- meters named by the digits of their serial ----------------------------------------------------
@@ -224,6 +224,6 @@ def test_meters_are_named_by_the_digits_their_serial_ends_in(db, line, phone):
     call = keypad_call(phone, caller=KNOWN)
     call.press("4")
     p = call.press("1")  # the offered account
-    assert "For electricity, meter ending in 1, press 1." in p.texts
+    assert "The electricity meter ending in 1: press 1." in p.texts
     assert "For gas, press 2." in p.texts  # "12345AB" does not end in digits
     assert not any("L" in t.split("ending in")[-1] for t in p.texts if "ending in" in t)

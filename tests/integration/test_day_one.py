@@ -56,13 +56,13 @@ def _value(db, serial):
 def test_straight_after_import_a_stranger_can_choose_a_region_and_give_a_reading(imported, db, phone):
     heard = _call(phone, ["4", "2", "7002#", "123*5#", "1"])
     menu = heard[1].texts
-    assert "For ORH, press 1." in menu and "For CAH, press 2." in menu, menu
+    assert "ORH, 1." in menu and "CAH, 2." in menu, menu
     assert _value(db, "CAH-GA-1") == Decimal("123.5")
 
 
 @pytest.mark.parametrize("lang_key, options, serial", [
-    ("4", ["For Orhei, press 1.", "For Cahul, press 2."], "ORH-EL-1"),
-    ("2", ["Орхей — нажмите 1.", "Кагул — нажмите 2."], "ORH-EL-1"),
+    ("4", ["Orhei, 1.", "Cahul, 2."], "ORH-EL-1"),
+    ("2", ["Орхей — 1.", "Кагул — 2."], "ORH-EL-1"),
 ])
 def test_regions_named_per_language_are_heard_in_the_callers_language(imported, run, db, phone, lang_key,
                                                                        options, serial):
@@ -82,14 +82,14 @@ def test_a_csv_with_region_names_is_heard_by_name_at_once(run, tmp_path, db, pho
     output = run("import", str(path))
     assert "region CAH is named 'Cahul' on line 3; 'Kagul' is ignored" in output
     heard = _call(phone, ["4", "2", "7002#", "42#", "1"])
-    assert "For Orhei, press 1." in heard[1].texts and "For Cahul, press 2." in heard[1].texts, heard[1].texts
+    assert "Orhei, 1." in heard[1].texts and "Cahul, 2." in heard[1].texts, heard[1].texts
     assert _value(db, "CAH-GA-1") == Decimal(42)
     # A later import does not rename a region an administrator may have named since.
     run("regions", "set", "ORH", "--name", "Orhei (nord)")
     path.write_text(lines[0] + ",region_name\n" + lines[1] + ",Orhei\n", encoding="utf-8")
     run("import", str(path))
     heard = _call(phone, ["4"])
-    assert "For Orhei (nord), press 1." in heard[1].texts, heard[1].texts
+    assert "Orhei (nord), 1." in heard[1].texts, heard[1].texts
 
 
 def test_a_bad_region_name_is_a_row_error_and_nothing_is_imported(config, monkeypatch, tmp_path, db):

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.db
 
 CUSTOMER = "+447700900111"  # on file for the account
 STRANGER = "+447700900222"
-SAVED = "Your reading has been saved."
+SAVED = "Reading saved."
 WILL_CHECK = "Thank you. We will check this reading."
 LOWER = "The reading is lower than the previous one."
 TOO_HIGH = "The reading means an unusually high consumption."
@@ -55,7 +55,7 @@ def by_phone(phone, caller: str, value: str) -> list[str]:
     prompt = call.press("1" if caller == CUSTOMER else "1000003#")
     assert "Please enter" in " ".join(prompt.texts) or "Please say" in " ".join(prompt.texts), prompt.texts
     prompt = call.press(value.replace(".", "*") + "#")  # star for the decimal point
-    if not any(text.startswith("You entered") for text in prompt.texts):
+    if not any(text.startswith("That's") for text in prompt.texts):
         return prompt.texts  # refused: asked again
     heard = call.press("1").texts
     call.press("3")

@@ -53,7 +53,7 @@ def _call_and_save(phone, caller: str, keys: tuple[str, ...]) -> None:
     call.start()
     for typed in keys:
         p = call.press(typed)
-    assert "Indicii au fost salvați." in p.texts, p.texts
+    assert "Indicii sunt salvați." in p.texts, p.texts
     call.press("3")
     assert call.hang_up() < 300
 

@@ -36,8 +36,8 @@ def test_russian_caller_hears_meters_and_tariffs_in_the_right_case(db, records, 
     call.press("")  # keep Russian, guessed from the caller ID
     call.press("1")  # region North
     p = call.press("200002#")
-    assert "Для счётчика электроэнергии с номером, оканчивающимся на 0 7 7 7, нажмите 1." in p.texts
-    assert "Для счётчика газа с номером, оканчивающимся на 0 8 8 8, нажмите 2." in p.texts
+    assert "Счётчик электроэнергии с окончанием 0 7 7 7 — нажмите 1." in p.texts
+    assert "Счётчик газа с окончанием 0 8 8 8 — нажмите 2." in p.texts
     assert "Дневной тариф — нажмите 1. Ночной тариф — нажмите 2." in call.press("1").texts
     p = call.press("2")
     assert ("Введите показания счётчика электроэнергии по ночному тарифу и нажмите решётку. "
@@ -52,16 +52,16 @@ def test_ukrainian_value_question_for_gas(db, records, phone):
     call = phone(caller="+380441234567")
     call.start(); call.press(""); call.press("1"); call.press("200002#")
     p = call.press("2")
-    assert ("Введіть показники лічильника газу та натисніть решітку. Замість коми натисніть зірочку."
+    assert ("Введіть показання лічильника газу та натисніть решітку. Замість коми натисніть зірочку."
             in p.texts)
     p = call.press("12*5#")
-    assert "Ви ввели 1 2 кома 5." in p.texts
+    assert "Показання: 1 2 кома 5." in p.texts
 
 
 @pytest.mark.parametrize("caller,told", [
     ("+74951234567", ["Показания записаны, их проверит оператор.", "Спасибо за звонок. До свидания."]),
     ("+442079460000", ["Your reading has been recorded and will be checked by an operator.",
-                       "Thank you for calling. Goodbye."]),
+                       "Thank you, goodbye."]),
 ])
 def test_value_never_confirmed_is_told_it_goes_to_an_operator(db, records, phone, caller, told):
     call = phone(caller=caller)
@@ -86,5 +86,5 @@ def test_unconfirmed_value_after_a_saved_one_counts_only_the_saved(db, records, 
     call.press("7"); call.press("8")
     p = call.press("9")
     assert p.texts[-3:] == ["Your reading has been recorded and will be checked by an operator.",
-                            "Readings saved during this call: 1.", "Thank you for calling. Goodbye."]
+                            "Saved: 1 reading.", "Thank you, goodbye."]
     assert readings(db) == [("GS000888", "total", "12.5", "accepted"), ("EL000777", "day", "5100", "pending_review")]

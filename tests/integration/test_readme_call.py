@@ -35,8 +35,8 @@ def test_the_readme_scripted_call_saves_its_reading(config, db, monkeypatch, loc
     assert loaded.exit_code == 0, loaded.output
     result = runner.invoke(cli, ["call", "--keys", README_KEYS])
     assert result.exit_code == 0, result.output
-    assert "robot: Your reading has been saved." in result.output
-    assert "robot: Readings saved during this call: 1." in result.output
+    assert "robot: Reading saved." in result.output
+    assert "robot: Saved: 1 reading." in result.output
     db.expire_all()
     saved = db.scalars(select(Reading).where(Reading.channel == "phone_keypad")).all()
     assert [(str(r.value), r.status) for r in saved] == [("1500", "accepted")]

@@ -25,11 +25,11 @@ def test_an_account_number_typed_after_the_prompt_is_not_lost(db, records, dial,
     to_account(call)
     seq = _seq(db)
     p = call.type_late("100001#")
-    assert "Please enter the electricity meter reading, then press the pound key. For a decimal point, press star." in p.texts
+    assert "Please enter the electricity meter reading, then press the hash key. For a decimal point, press star." in p.texts
     assert p.record is None  # typed once: the keypad from now on
     call.press("12100#")
     p = call.press("1")
-    assert "Your reading has been saved." in p.texts
+    assert "Reading saved." in p.texts
     assert stored(db) == [("EL000123", "total", "12100", "accepted", "phone_keypad")]
     assert fake.calls == [] and fetch.urls == [] and utterances(db) == []  # keys win: nothing recognised
     assert _seq(db) == seq + 3  # one turn for the whole account number
@@ -65,7 +65,7 @@ def test_a_menu_key_typed_during_the_recording_is_the_choice(db, records, dial, 
     p = say(call, fake, rec("three zero zero zero zero three"))  # spoken account: two meters
     assert p.record is not None
     p = call.type_late("2")  # the gas meter, by key
-    assert any("gas meter reading" in t for t in p.texts)
+    assert any("the gas reading" in t for t in p.texts)  # a menu key leaves speech on
     assert len(fake.calls) == 1  # only the spoken account was recognised
 
 
@@ -74,7 +74,7 @@ def test_pound_alone_still_ends_a_spoken_answer(db, records, dial, fake):
     to_account(call)
     fake.script.append(rec("one zero zero zero zero one"))
     p = call.type_late("#")
-    assert any("electricity meter reading" in t for t in p.texts) and len(fake.calls) == 1
+    assert any("the electricity reading" in t for t in p.texts) and len(fake.calls) == 1
 
 
 def test_a_late_record_post_for_an_old_turn_gets_the_stored_answer(db, records, dial, client):

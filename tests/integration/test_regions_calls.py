@@ -65,8 +65,8 @@ def _reading(db, serial):
 
 
 @pytest.mark.parametrize("lang_key, menu, chosen, account, serial", [
-    ("4", ["For Orhei, press 1.", "For Cahul, press 2."], "2", "7001*12#", "CAH-EL-1"),
-    ("2", ["Орхей — нажмите 1.", "Кагул — нажмите 2."], "1", "5001#", "ORH-EL-1"),
+    ("4", ["Orhei, 1.", "Cahul, 2."], "2", "7001*12#", "CAH-EL-1"),
+    ("2", ["Орхей — 1.", "Кагул — 2."], "1", "5001#", "ORH-EL-1"),
 ])
 def test_imported_regions_take_readings_by_phone(imported, db, phone, lang_key, menu, chosen, account, serial):
     call = phone(caller=NOT_ON_FILE)
@@ -101,10 +101,10 @@ def test_prefix_assumes_the_region_and_one_key_changes_it(imported, db, phone, r
     call = phone(caller="+37323512345")
     call.start()
     prompt = call.press("4")
-    assert prompt.texts == ["We assume you are calling about Orhei. To continue, press 1. "
+    assert prompt.texts == ["It looks like you are calling from Orhei. To continue, press 1. "
                             "To choose another region, press 9."]
     prompt = call.press("9")
-    assert "For Cahul, press 2." in prompt.texts
+    assert "Cahul, 2." in prompt.texts
     call.press("2")
     call.press("7002#"); call.press("12*5#"); call.press("1")
     assert _reading(db, "CAH-GA-1").value == Decimal("12.5")
@@ -113,7 +113,7 @@ def test_prefix_assumes_the_region_and_one_key_changes_it(imported, db, phone, r
     call = phone(caller="+37323512345")
     call.start()
     prompt = call.press("2")
-    assert prompt.texts[0].startswith("Мы полагаем, что вы звоните по региону Орхей.")
+    assert prompt.texts[0].startswith("Судя по вашему номеру, вы звоните из региона Орхей.")
     prompt = call.press("")
     assert "/voice/step/account" in prompt.gather["action"]
     call.press("5001#"); call.press("42#"); call.press("1")
@@ -126,7 +126,7 @@ def test_a_wrong_key_at_the_assumed_region_is_explained(imported, phone, regions
     call.start(); call.press("4")
     prompt = call.press("5")
     assert prompt.texts[0] == "That is not one of the options."
-    assert "We assume you are calling about Cahul." in prompt.texts[1]
+    assert "It looks like you are calling from Cahul." in prompt.texts[1]
 
 
 def test_geocoder_place_assumes_the_region_without_a_prefix(imported, db, phone):
@@ -134,7 +134,7 @@ def test_geocoder_place_assumes_the_region_without_a_prefix(imported, db, phone)
     call = phone(caller="+37329912345")  # the geocoder says "Cahul"
     call.start()
     prompt = call.press("3")
-    assert prompt.texts == ["Ми припускаємо, що ви телефонуєте щодо регіону Кагул. Щоб продовжити, натисніть 1. "
+    assert prompt.texts == ["Схоже, ви телефонуєте з регіону Кагул. Щоб продовжити, натисніть 1. "
                             "Щоб обрати інший регіон, натисніть 9."]
     prompt = call.press("1")
     assert "/voice/step/account" in prompt.gather["action"]
@@ -149,9 +149,9 @@ def test_more_than_nine_regions_ask_for_two_digits(db, phone):
     call = phone(caller=NOT_ON_FILE)
     call.start()
     prompt = call.press("4")
-    assert prompt.texts[:3] == ["Please choose your region.", "Each region has a two-digit number: press both digits.",
-                                "For Region 1, press 0 1."]
-    assert "For Region 10, press 1 0." in prompt.texts
+    assert prompt.texts[:3] == ["Choose your region and press its number.",
+                                "Each region has a two-digit number: press both digits.", "Region 1, 0 1."]
+    assert "Region 10, 1 0." in prompt.texts
     assert prompt.gather["numDigits"] == "2"
     prompt = call.press("10")
     assert "/voice/step/account" in prompt.gather["action"]
@@ -161,7 +161,7 @@ def test_more_than_nine_regions_ask_for_two_digits(db, phone):
     call.start()
     prompt = call.press("2")
     assert "Номер региона состоит из двух цифр: нажмите обе цифры." in prompt.texts
-    assert "Регион 3 — нажмите 0 3." in prompt.texts
+    assert "Регион 3 — 0 3." in prompt.texts
     prompt = call.press("03")
     assert "/voice/step/account" in prompt.gather["action"]
 

@@ -209,11 +209,11 @@ def test_clear_speech_read_back_confirmed_by_speech(db, records, dial, fake, fet
     call = dial()
     to_account(call)
     p = say(call, fake, rec("one zero zero zero zero one"))
-    assert "Please enter the electricity meter reading, then press the pound key. For a decimal point, press star." in p.texts
+    assert "Say or enter the electricity reading and press hash. Decimal point: star or 'point'." in p.texts
     p = say(call, fake, rec("one two one zero zero"))
-    assert "You entered 1 2 1 0 0." in p.texts
+    assert "That's 1 2 1 0 0." in p.texts
     p = say(call, fake, rec("yes"))
-    assert "Your reading has been saved." in p.texts
+    assert "Reading saved." in p.texts
     assert stored(db) == [("EL000123", "total", "12100", "accepted", "phone_speech")]
     # the recognizer got the call's language and each step's grammar (always with [unk])
     assert [c[0] for c in fake.calls] == ["en", "en", "en"]
@@ -241,7 +241,7 @@ def test_alternatives_are_kept_and_disagreement_asks_to_confirm(db, records, dia
     say(call, fake, rec("one zero zero zero zero one"))
     p = say(call, fake, rec("one two one zero zero", alternatives=[("one two one zero zero", 0.6),
                                                                   ("one two one zero", 0.4)]))
-    assert "You entered 1 2 1 0 0." in p.texts
+    assert "That's 1 2 1 0 0." in p.texts
     utt = utterances(db)[-1]
     assert utt.decision == "confirm"
     assert utt.alternatives == [{"text": "one two one zero zero", "confidence": 0.6},
@@ -249,28 +249,41 @@ def test_alternatives_are_kept_and_disagreement_asks_to_confirm(db, records, dia
 
 
 def test_ambiguous_number_is_confirmed_and_on_last_try_goes_to_review(db, records, dial, fake):
-    call = dial()
-    to_account(call)
-    say(call, fake, rec("three zero zero zero zero three"))
-    p = say(call, fake, rec("gas"))  # the meter menu, by speech
-    assert any("gas meter reading" in t for t in p.texts)
-    p = say(call, fake, rec("twenty three"))
-    assert "You entered 2 3." in p.texts
+    """"тридцать шесть и шесть" is 36.6 to a listener, or 366: read back, and kept for an operator
+    when it is still doubtful on the last try."""
+    call = dial(RU)
+    to_account(call, lang_key="2")
+    say(call, fake, rec("три ноль ноль ноль ноль три"))
+    p = say(call, fake, rec("газ"))  # the meter menu, by speech
+    assert any("показания счётчика газа" in t for t in p.texts)
+    p = say(call, fake, rec("тридцать шесть и шесть"))
+    assert "Показания: 3 6 запятая 6." in p.texts
     assert utterances(db)[-1].decision == "confirm"
-    assert utterances(db)[-1].candidates == ["23", "203"]
-    p = say(call, fake, rec("no"))  # asked again: a "no" uses no try up
+    assert utterances(db)[-1].candidates == ["36.6", "366", "306.6"]
+    p = say(call, fake, rec("нет"))  # asked again: a "no" uses no try up
     p = say(call, fake, SILENCE)  # try 1 fails: nothing heard
-    assert "Sorry, I did not catch that." in p.texts
+    assert "Извините, не удалось разобрать ваш ответ." in p.texts
     p = say(call, fake, SILENCE)  # try 2 fails
-    p = say(call, fake, rec("twenty three"))  # the last try
-    assert "You entered 2 3." in p.texts
+    p = say(call, fake, rec("тридцать шесть и шесть"))  # the last try
+    assert "Показания: 3 6 запятая 6." in p.texts
     assert utterances(db)[-1].decision == "review"
-    p = say(call, fake, rec("yes"))
-    assert "Your reading has been recorded and will be checked by an operator." in p.texts
-    assert stored(db) == [("GA000999", "total", "23", "pending_review", "phone_speech")]
+    p = say(call, fake, rec("да"))
+    assert "Показания записаны, их проверит оператор." in p.texts
+    assert stored(db) == [("GA000999", "total", "36.6", "pending_review", "phone_speech")]
     task = db.scalars(select(ReviewTask)).one()
     assert task.kind == "reading" and task.reason == "low_confidence"
     assert task.utterance_id == utterances(db)[-2].id  # the value answer, with its audio
+
+
+def test_a_number_a_listener_would_not_hesitate_over_is_accepted(db, records, dial, fake):
+    """"twenty three" is 23: the reading in two-digit groups (203) is no reason to doubt it."""
+    call = dial()
+    to_account(call)
+    say(call, fake, rec("three zero zero zero zero three"))
+    say(call, fake, rec("gas"))
+    p = say(call, fake, rec("twenty three"))
+    assert "That's 2 3." in p.texts
+    assert (utterances(db)[-1].decision, utterances(db)[-1].candidates) == ("accept", ["23", "203"])
 
 
 def test_unknown_word_in_result_asks_to_confirm(db, records, dial, fake):
@@ -278,11 +291,11 @@ def test_unknown_word_in_result_asks_to_confirm(db, records, dial, fake):
     to_account(call)
     say(call, fake, rec("one zero zero zero zero one"))
     p = say(call, fake, rec("one two [unk] one zero zero"))
-    assert "You entered 1 2 1 0 0." in p.texts
+    assert "That's 1 2 1 0 0." in p.texts
     utt = utterances(db)[-1]
     assert utt.decision == "confirm" and utt.transcript == "one two [unk] one zero zero"
     p = say(call, fake, rec("no"))
-    assert any("Please enter the electricity meter reading" in t for t in p.texts)
+    assert any("the electricity reading" in t for t in p.texts)
     assert stored(db) == []
 
 
@@ -309,7 +322,7 @@ def test_low_confidence_retries_then_last_attempt_stored_for_review(db, records,
     p = say(call, fake, rec("one two one zero zero", 0.3))
     assert "Sorry, I did not catch that." in p.texts
     p = say(call, fake, rec("one two one zero zero", 0.3))  # the last attempt: keep it for review
-    assert "You entered 1 2 1 0 0." in p.texts
+    assert "That's 1 2 1 0 0." in p.texts
     assert utterances(db)[-1].decision == "review"
     p = call.press("1")  # confirmed by key
     assert "Your reading has been recorded and will be checked by an operator." in p.texts
@@ -325,7 +338,7 @@ def test_middling_confidence_is_read_back(db, records, dial, fake):
     to_account(call)
     say(call, fake, rec("one zero zero zero zero one"))
     p = say(call, fake, rec("one two one zero zero", 0.7))
-    assert "You entered 1 2 1 0 0." in p.texts
+    assert "That's 1 2 1 0 0." in p.texts
     assert utterances(db)[-1].decision == "confirm"
     say(call, fake, rec("yes"))
     assert stored(db) == [("EL000123", "total", "12100", "accepted", "phone_speech")]
@@ -338,11 +351,11 @@ def test_low_confidence_yes_does_not_confirm(db, records, dial, fake):
     say(call, fake, rec("one zero zero zero zero one"))
     say(call, fake, rec("one two one zero zero"))
     p = say(call, fake, rec("yes", 0.2))
-    assert "Your reading has been saved." not in p.texts
-    assert "You entered 1 2 1 0 0." in p.texts  # asked again
+    assert "Reading saved." not in p.texts
+    assert "That's 1 2 1 0 0." in p.texts  # asked again
     assert stored(db) == []
     p = say(call, fake, rec("yes"))
-    assert "Your reading has been saved." in p.texts
+    assert "Reading saved." in p.texts
     assert len(stored(db)) == 1
 
 
@@ -353,7 +366,7 @@ def test_keys_still_work_at_a_speech_step(db, records, dial, fake, fetch):
     to_account(call)
     p = call.press("100001#")  # Digits to the same action, from the <Gather>
     p = call.press("12100#")
-    assert "You entered 1 2 1 0 0." in p.texts
+    assert "That's 1 2 1 0 0." in p.texts
     p = call.press("1")
     assert stored(db) == [("EL000123", "total", "12100", "accepted", "phone_keypad")]
     assert fake.calls == [] and fetch.urls == [] and utterances(db) == []
@@ -364,7 +377,7 @@ def test_digits_with_a_recording_are_keys(db, records, dial, fake, fetch):
     call = dial()
     to_account(call)
     p = say(call, fake, None, digits="100001")
-    assert any("Please enter the electricity meter reading" in t for t in p.texts)
+    assert any("Please enter the electricity meter reading" in t for t in p.texts)  # keypad only from now on
     assert fetch.urls == [] and utterances(db) == []
 
 
@@ -372,24 +385,24 @@ def test_menus_by_speech_meter_register_confirm_and_next(db, records, dial, fake
     call = dial()
     to_account(call)
     p = say(call, fake, rec("three zero zero zero zero three"))
-    assert "Please choose the meter." in p.texts
+    assert "Say which meter, or press its number." in p.texts
     p = say(call, fake, rec("electricity"))
-    assert "For the day reading, press 1. For the night reading, press 2." in p.texts
+    assert "For the day reading, say 'day' or press 1. For the night reading, say 'night' or press 2." in p.texts
     p = say(call, fake, rec("night"))
     assert any("night reading of the electricity meter" in t for t in p.texts)
     p = say(call, fake, rec("five one zero zero"))
     p = say(call, fake, rec("yes"))
-    assert "Your reading has been saved." in p.texts
+    assert "Reading saved." in p.texts
     assert any("day reading of the electricity meter" in t for t in p.texts)  # the other register next
     p = say(call, fake, rec("five two zero zero"))
     p = say(call, fake, rec("no"))  # not right: say it again
     assert any("day reading of the electricity meter" in t for t in p.texts)
     p = say(call, fake, rec("five two zero one"))
-    assert "You entered 5 2 0 1." in p.texts
+    assert "That's 5 2 0 1." in p.texts
     p = say(call, fake, rec("yes"))
-    assert "To report another meter, press 1." in p.texts
+    assert "Another meter: press 1." in p.texts
     p = call.press("3")
-    assert p.ended == "hangup" and "Readings saved during this call: 2." in p.texts
+    assert p.ended == "hangup" and "Saved: 2 readings." in p.texts
     assert stored(db) == [("EL000555", "night", "5100", "accepted", "phone_speech"),
                           ("EL000555", "day", "5201", "accepted", "phone_speech")]
 
@@ -398,9 +411,9 @@ def test_region_by_speech(db, records, dial, fake):
     call = dial()
     call.start()
     p = call.press("4")
-    assert "Please choose your region." in p.texts
+    assert "Say your region, or press its number." in p.texts
     p = say(call, fake, rec("two"))
-    assert any("personal account number" in t for t in p.texts)
+    assert any("account number digit by digit" in t for t in p.texts)
     db.expire_all()
     assert db.scalars(select(Call)).one().region_id == db.scalars(select(Call)).one().state["region_id"]
     assert db.scalars(select(Call)).one().state["region_id"] != records["north"].id
@@ -508,7 +521,7 @@ def test_repeated_record_webhook_stores_once(db, records, dial, fake, fetch):
     first = call.post(action, params)
     again = call.post(action, params)  # Twilio retried the webhook
     assert first == again and first[0] == 200
-    assert "Your reading has been saved." in first[1]
+    assert "Reading saved." in first[1]
     assert len(stored(db)) == 1
     assert len(fetch.urls) == 3 and len(fake.calls) == 3  # the repeat was not fetched or recognised
     assert [u.step for u in utterances(db)] == ["account", "value", "confirm"]
@@ -518,9 +531,9 @@ def test_hangup_during_recording_still_keeps_the_answer(db, records, dial, fake)
     call = dial()
     to_account(call)
     p = say(call, fake, rec("one zero zero zero zero one"), digits="hangup")
-    assert any("Please enter the electricity meter reading" in t for t in p.texts)
+    assert any("the electricity reading" in t for t in p.texts)
     p = say(call, fake, rec("one two one zero zero"), digits=None)  # no Digits at all
-    assert "You entered 1 2 1 0 0." in p.texts
+    assert "That's 1 2 1 0 0." in p.texts
 
 
 def test_recording_status_attaches_late_audio(db, records, dial, fake, fetch, speech_config):
@@ -612,3 +625,71 @@ def test_recording_status_ignores_recording_of_another_call(db, records, dial, f
     assert status == 204
     db.expire_all()
     assert db.get(Utterance, utt.id).audio_path is None
+
+
+# --- numbers and menus as people say them --------------------------------------------------------
+
+def test_a_spoken_account_number_with_its_dashes(db, records, dial, fake):
+    """"один два тире три четыре пять тире шесть": the dash said by its name finds 12-345-6."""
+    account = f.account(db, records["north"], number="12-345-6")
+    f.meter(db, account, serial="EL000246", previous=100, decimals=0)
+    db.commit()
+    call = dial(RU)
+    p = to_account(call, lang_key="2")
+    assert any("по одной цифре" in t and "«дефис»" in t for t in p.texts)  # the caller is told how
+    p = say(call, fake, rec("один два тире три четыре пять дефис шесть"))
+    assert any("показания счётчика электроэнергии" in t for t in p.texts), p.texts
+    assert "тире" in fake.calls[-1][1] and "дефис" in fake.calls[-1][1]  # the account grammar hears them
+    utt = utterances(db)[-1]
+    assert (utt.parsed_value, utt.candidates, utt.decision) == ("12*345*6", ["12-345-6"], "accept")
+
+
+def test_a_menu_is_not_answered_by_yes(db, records, dial, fake):
+    """At the meter menu "да" is no choice (and not in the grammar, where it would be heard for
+    "два"); "два" is meter 2."""
+    call = dial(RU)
+    to_account(call, lang_key="2")
+    p = say(call, fake, rec("три ноль ноль ноль ноль три"))
+    assert "Назовите счётчик или нажмите его номер." in p.texts
+    p = say(call, fake, rec("да"))
+    assert "Такого варианта нет." in p.texts and "/voice/step/meter" in p.gather["action"]
+    grammar = fake.calls[-1][1]
+    assert "два" in grammar and "да" not in grammar and "нет" not in grammar
+    p = say(call, fake, rec("два"))
+    assert any("показания счётчика газа" in t for t in p.texts)
+
+
+def test_a_menu_choice_barely_heard_is_confirmed_by_its_key(db, records, dial, fake):
+    call = dial(RU)
+    to_account(call, lang_key="2")
+    say(call, fake, rec("один ноль ноль ноль ноль один"))
+    p = say(call, fake, rec("один два один ноль ноль"))
+    assert "Показания: 1 2 1 0 0." in p.texts
+    p = say(call, fake, rec("да", 0.7))  # between the re-ask and the accept thresholds
+    assert p.texts == ["Чтобы подтвердить свой ответ, нажмите 1."] and p.record is None  # keys only
+    assert stored(db) == []
+    p = call.press("1")
+    assert "Показания сохранены." in p.texts and len(stored(db)) == 1
+
+
+def test_a_recorded_speech_wording_is_played_where_speech_is_heard(db, records, speech_config, engine, fake, tmp_path):
+    """``ask_account.speech.wav`` beside the texts is played at a question heard by speech; the
+    keypad wording's recording (or text) where it is not."""
+    import shutil
+
+    from ivr.prompts import PACKAGE_DIR
+
+    base = tmp_path / "prompts"
+    shutil.copytree(PACKAGE_DIR, base, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (base / "en" / "ask_account.speech.wav").write_bytes(b"RIFF....WAVE")
+    speech_config.prompts_dir = base
+    client = create_app(speech_config, engine=engine, speech=SpeechSteps(speech_config, recognizer=fake)).test_client()
+    call = SimulatedCall("http://localhost", AUTH_TOKEN, flask_transport(client), caller=EN)
+    p = to_account(call)
+    assert p.texts == ["[audio http://localhost/voice/prompts/en/ask_account.speech]"]
+    assert client.get("/voice/prompts/en/ask_account.speech").status_code == 200
+    assert client.get("/voice/prompts/en/ask_account.other").status_code == 404
+    speech_config.speech_engines = {**ENGINES, "en": "off"}
+    call = SimulatedCall("http://localhost", AUTH_TOKEN, flask_transport(client), caller=EN)
+    p = to_account(call)
+    assert p.texts == ["Please key in your account number and press the hash key. For a dash, press star."]

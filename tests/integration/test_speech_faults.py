@@ -60,7 +60,7 @@ def answer_by_recording(config, engine, audio: bytes):
 
 def check_kept_and_asked_again(db, config, caplog, prompt, audio: bytes, problem: str):
     assert "Sorry, I did not catch that." in prompt.texts  # asked again
-    assert any("personal account" in t for t in prompt.texts)
+    assert any("account number" in t for t in prompt.texts)
     utt = db.scalars(select(Utterance)).one()
     assert utt.decision == "retry" and utt.step == "account" and utt.recording_sid == RECORDING_SID
     assert (config.recordings_dir / utt.audio_path).read_bytes() == audio  # kept for an operator

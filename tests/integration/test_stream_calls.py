@@ -177,9 +177,9 @@ def test_a_caller_speaks_the_account_and_the_value_over_the_stream(db, records, 
                                                                     "listen/value", "step/value"]
     assert all(sid == call.call_sid and form["Method"] == "POST" for sid, form in rest.updates)
     p = rest.fetched[-1]  # Twilio fetched the step URL: the answer stored for it, the read-back
-    assert "You entered 1 2 1 0 0." in p.texts and call.last is p
+    assert "That's 1 2 1 0 0." in p.texts and call.last is p
     p = call.press("1")
-    assert "Your reading has been saved." in p.texts
+    assert "Reading saved." in p.texts
     assert stored(db) == [("EL000123", "total", "12100", "accepted", "phone_speech")]
     kept = list(db.scalars(select(Utterance).order_by(Utterance.id)))
     assert [(u.step, u.engine, u.parsed_value) for u in kept] == [("account", STREAM_ENGINE, "100001"),
@@ -191,7 +191,7 @@ def test_a_caller_who_types_during_the_prompt(db, records, line, rest):
     call = dial(line, rest)
     to_account(call)
     p = call.press("100001#")  # keys interrupt the prompt: the webhook takes the turn
-    assert "Please enter the electricity meter reading, then press the pound key. For a decimal point, press star." in p.texts
+    assert "Please enter the electricity meter reading, then press the hash key. For a decimal point, press star." in p.texts
     # Typed once, keypad from then on: the stream hears the caller but asks no question.
     assert line.question(call.call_sid) is None
     speak(line, call, rec("five five"))
@@ -211,7 +211,7 @@ def test_a_caller_who_speaks_over_the_prompt(db, records, line, rest):
     assert p.texts == [] and "/voice/step/account?seq=" in p.gather["action"]
     # The answer ended: the call was moved on to the next question.
     p = rest.fetched[1]
-    assert any("electricity meter reading" in t for t in p.texts)
+    assert any("the electricity reading" in t for t in p.texts)
     call.press("12100#")
     call.press("1")
     assert stored(db) == [("EL000123", "total", "12100", "accepted", "phone_keypad")]

@@ -70,7 +70,7 @@ def test_a_failed_stream_moves_the_call_to_record_at_once(db, records, line, web
     assert len(moves(web_rest, call)) == 1
     say(call, fake, rec("one zero zero zero zero one"))
     say(call, fake, rec("one two one zero zero"))
-    assert "Your reading has been saved." in call.press("1").texts
+    assert "Reading saved." in call.press("1").texts
     assert stored(db) == [("EL000123", "total", "12100", "accepted", "phone_speech")]
 
 
@@ -114,7 +114,7 @@ def test_a_streamed_question_timing_out_with_no_answer_asks_again_with_record(db
     assert rest.updates == []
     say(call, fake, rec("one zero zero zero zero one"))
     call.press("12100#")
-    assert "Your reading has been saved." in call.press("1").texts
+    assert "Reading saved." in call.press("1").texts
     assert stored(db) == [("EL000123", "total", "12100", "accepted", "phone_keypad")]
 
 
@@ -204,8 +204,8 @@ def test_the_media_server_killed_mid_call_the_call_finishes_by_recording(
 
     # The call finishes by recording, and the reading is stored once.
     p = say(call, fake, rec("one two one zero zero"))
-    assert "You entered 1 2 1 0 0." in p.texts
-    assert "Your reading has been saved." in call.press("1").texts
+    assert "That's 1 2 1 0 0." in p.texts
+    assert "Reading saved." in call.press("1").texts
     assert call.hang_up() == 204
     assert stored(db) == [("EL000123", "total", "12100", "accepted", "phone_speech")]
     assert len(db.scalars(select(Reading).where(Reading.call_id == row(db, call).id)).all()) == 1

@@ -119,8 +119,8 @@ def test_a_full_media_server_moves_the_second_call_to_the_record_transport(db, r
     p = say(second, fake, rec("one zero zero zero zero one"))
     assert p.record is not None and p.record["finishOnKey"] == RECORD_KEYS  # the next question too
     p = say(second, fake, rec("one two one zero zero"))
-    assert "You entered 1 2 1 0 0." in p.texts
-    assert "Your reading has been saved." in second.press("1").texts
+    assert "That's 1 2 1 0 0." in p.texts
+    assert "Reading saved." in second.press("1").texts
     assert stored(db) == [("EL000123", "total", "12100", "accepted", "phone_speech")]
     kept = db.scalars(select(Utterance).join(Call).where(Call.call_sid == second.call_sid)).all()
     assert [(u.step, u.engine) for u in kept] == [("account", "vosk"), ("value", "vosk")]

@@ -92,11 +92,11 @@ def test_bad_seq_is_refused(db, client, phone, north):
 def test_withheld_or_invalid_caller_id_works(db, phone, north, caller):
     call = phone(caller=caller)
     p = call.start()
-    assert "For English, press 4." in p.texts
+    assert "English — press 4." in p.texts
     c = db.scalars(select(Call)).one()
     assert c.from_number is None and c.language == "en"
     p = call.press("")
-    assert any("personal account" in t for t in p.texts)  # one region: asked straight away
+    assert any("account number" in t for t in p.texts)  # one region: asked straight away
 
 
 @pytest.mark.parametrize("digits", ["abc", "1" * 500, "12;DROP", "١٢٣"])
@@ -107,7 +107,7 @@ def test_garbage_digits_are_asked_again(db, phone, north, digits):
     call.press("4")
     p = call.press(digits + "#")
     assert "That is not a valid number." in p.texts
-    assert any("personal account" in t for t in p.texts)
+    assert any("account number" in t for t in p.texts)
     assert counts(db)[1:] == before
 
 

@@ -34,10 +34,10 @@ def stored(db):
 
 
 LANG_CASES = [
-    ("+37369000001", "ro", "ro-RO", "Pentru limba română, apăsați 1.", "Indicii au fost salvați."),
-    ("+380441234567", "uk", "uk-UA", "Для української мови натисніть 3.", "Показники збережено."),
-    ("+74951234567", "ru", "ru-RU", "Для русского языка нажмите 2.", "Показания сохранены."),
-    ("+442079460000", "en", "en-US", "For English, press 4.", "Your reading has been saved."),
+    ("+37369000001", "ro", "ro-RO", "Română — apăsați 1.", "Indicii sunt salvați."),
+    ("+380441234567", "uk", "uk-UA", "Українська — натисніть 3.", "Показання збережено."),
+    ("+74951234567", "ru", "ru-RU", "Русский — нажмите 2.", "Показания сохранены."),
+    ("+442079460000", "en", "en-US", "English — press 4.", "Reading saved."),
 ]
 
 
@@ -67,7 +67,7 @@ def test_language_key_switches_language(db, records, phone):
     call = phone(caller="+37369000001")
     call.start()
     p = call.press("2")
-    assert "Выберите ваш регион." in p.texts
+    assert "Выберите регион и нажмите его номер." in p.texts
 
 
 def test_known_caller_two_register_and_several_meters(db, records, phone):
@@ -78,7 +78,7 @@ def test_known_caller_two_register_and_several_meters(db, records, phone):
     assert "the account ending in 0 0 0 2 for your phone number" in offer
     assert "Ion" not in offer and "Popescu" not in offer
     p = call.press("1")  # use the offered account
-    assert any("electricity, meter ending in 0 7 7 7" in t for t in p.texts)
+    assert any("electricity meter ending in 0 7 7 7" in t for t in p.texts)
     p = call.press("1")  # electricity
     p = call.press("1")  # day
     assert any("day reading" in t for t in p.texts)
@@ -90,10 +90,10 @@ def test_known_caller_two_register_and_several_meters(db, records, phone):
     p = call.press("1")  # another meter
     p = call.press("2")  # cold water
     p = call.press("12*345#")
-    assert "You entered 1 2 point 3 4 5." in p.texts
+    assert "That's 1 2 point 3 4 5." in p.texts
     p = call.press("1")
     p = call.press("3")
-    assert "Readings saved during this call: 3." in p.texts
+    assert "Saved: 3 readings." in p.texts
     assert stored(db) == [
         ("EL000777", "day", "5100", "accepted", "phone_keypad"),
         ("EL000777", "night", "5050", "accepted", "phone_keypad"),
@@ -146,7 +146,7 @@ def test_value_below_previous_explained_then_pending_review(db, records, phone):
     assert "The reading is lower than the previous one." in p.texts
     call.press("11#")
     p = call.press("12#")
-    assert "You entered 1 2." in p.texts
+    assert "That's 1 2." in p.texts
     p = call.press("1")
     assert "Thank you. We will check this reading." in p.texts
     assert stored(db) == [("EL000123", "total", "12", "pending_review", "phone_keypad")]
@@ -189,7 +189,7 @@ def test_fallback_reasks_current_question_without_advancing(db, records, phone):
     before = db.scalars(select(Call)).one()
     seq = before.seq
     status, body = call.post("http://localhost/voice/fallback", {"ErrorCode": "11200", "ErrorUrl": "x"})
-    assert status == 200 and "Please choose your region." in body and f"seq={seq}" in body
+    assert status == 200 and "Choose your region and press its number." in body and f"seq={seq}" in body
     db.expire_all()
     assert db.scalars(select(Call)).one().seq == seq
 

@@ -18,9 +18,9 @@ from readings_store.models import Account, Reading, ReviewTask, ValueRefusal
 CUSTOMER = "+37369555111"
 NEIGHBOUR = "+37369555222"
 LOWER = "The reading is lower than the previous one."
-TOO_HIGH = "The reading means an unusually high consumption."
+TOO_HIGH = "This reading would mean unusually high consumption."
 WILL_CHECK = "Thank you. We will check this reading."
-SAVED = "Your reading has been saved."
+SAVED = "Reading saved."
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_a_withheld_number_gives_the_first_reading_of_the_month(db, demo, phone)
 def test_the_neutral_prompt_in_every_language(db, demo, phone):
     give(phone, CUSTOMER, "1500")
     expected = {"1": "Vă mulțumim. Vom verifica acești indici.", "2": "Спасибо. Мы проверим эти показания.",
-                "3": "Дякуємо. Ми перевіримо ці показники."}
+                "3": "Дякуємо. Ми перевіримо ці показання."}
     for key, text in expected.items():
         assert text in call(phone, "anonymous", key, "1", "1000003#", "1690#", "1", "3")
 
@@ -141,7 +141,7 @@ def test_probing_for_the_previous_reading_stops_giving_directions(db, demo, phon
         c.start(); c.press("4"); c.press("1"); c.press("1000003#")
         p = c.press(f"{value}#")
         assert LOWER not in p.texts and TOO_HIGH not in p.texts
-        assert f"You entered {' '.join(value)}." in p.texts
+        assert f"That's {' '.join(value)}." in p.texts
         p = c.press("1")
         assert WILL_CHECK in p.texts and SAVED not in p.texts
         c.press("3")
@@ -154,7 +154,7 @@ def test_probing_for_the_previous_reading_stops_giving_directions(db, demo, phon
 
 
 def test_values_read_back_and_dropped_count_as_probes(db, demo, phone, config):
-    """A script can learn as much from "You entered ..." (the value passed) as from "lower": a value
+    """A script can learn as much from "That's ..." (the value passed) as from "lower": a value
     read back and not confirmed counts; one confirmed and saved does not."""
     config.probe_limit = 3
     give(phone, CUSTOMER, "1500")  # confirmed: not counted
@@ -164,7 +164,7 @@ def test_values_read_back_and_dropped_count_as_probes(db, demo, phone, config):
     assert [(r.code, r.value, r.caller) for r in refusals] == [
         ("not_confirmed", "1600", None), ("not_confirmed", "1550", None), ("below_previous", "950", None)]
     heard = call(phone, "anonymous", "4", "1", "1000003#", "1400#")
-    assert LOWER not in heard and "You entered 1 4 0 0." in heard
+    assert LOWER not in heard and "That's 1 4 0 0." in heard
 
 
 def test_the_limit_holds_for_the_customer_too_and_counts_per_account(db, demo, phone, config):
@@ -223,6 +223,6 @@ def test_parallel_calls_on_several_workers_get_no_more_directions_than_the_limit
         t.join(60)
     assert len(heard) == 6
     assert sum(LOWER in texts for texts in heard) == 3
-    assert sum("You entered 5 0 0." in texts for texts in heard) == 3
+    assert sum("That's 5 0 0." in texts for texts in heard) == 3
     db.expire_all()
     assert db.scalar(select(func.count()).select_from(ValueRefusal)) == 3

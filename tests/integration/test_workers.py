@@ -37,7 +37,7 @@ def test_alternating_workers_serve_one_call(db, config):
     for keys in ("4", "100001#", "1500#"):
         call.press(keys)
     p = call.press("1")
-    assert "Your reading has been saved." in p.texts
+    assert "Reading saved." in p.texts
     assert [str(r.value) for r in db.scalars(select(Reading).where(Reading.channel == "phone_keypad"))] == ["1500"]
 
 
@@ -78,6 +78,6 @@ def test_ivr_call_command_in_process(db, config, monkeypatch):
 
     result = CliRunner().invoke(cli, ["call", "--from", "anonymous", "--keys", "4 100001# 1500# 1 3"])
     assert result.exit_code == 0, result.output
-    assert "robot: You entered 1 5 0 0." in result.output
-    assert "robot: Readings saved during this call: 1." in result.output
+    assert "robot: That's 1 5 0 0." in result.output
+    assert "robot: Saved: 1 reading." in result.output
     assert "[call ended: hangup]" in result.output

@@ -47,8 +47,11 @@ def ready(config, db, tmp_path, monkeypatch):
                         "RECORDINGS_DIR": str(recordings),
                         "SPEECH_ENGINES": '{"en": "vosk", "ru": "off", "uk": "twilio", "ro": "twilio"}'}.items():
         monkeypatch.setenv(f"IVR_{name}", value)
-    f.region(db, code="N", name="North", menu_key=1, operator_number="+37322111111")
-    f.region(db, code="S", name="South", menu_key=2)
+    north = f.region(db, code="N", name="North", menu_key=1, operator_number="+37322111111")
+    south = f.region(db, code="S", name="South", menu_key=2)
+    # named in every language a call listens in (Korean stands in for English, as for the words)
+    north.names = {"en": "일", "uk": "Північ", "ro": "Nord"}
+    south.names = {"en": "이", "uk": "Південь", "ro": "Sud"}
     db.commit()
     return monkeypatch
 
@@ -66,7 +69,7 @@ def test_everything_ready(ready):
                            "speech model en", "ffmpeg", "recordings folder"]
     assert all(line.startswith("✓") for line in lines.values())
     assert "knows all 6 grammar words" in lines["speech model en"]
-    assert "2 in the menu" in lines["regions"]
+    assert "2 in the menu, each with a name, named in en, ro, uk" in lines["regions"]
     assert "all 9 checks passed" in result.output
     assert "record (<Record>" in lines["speech transport"] and "off (" in lines["texts and calls"]
 
@@ -195,7 +198,7 @@ def test_empty_region_menu(ready, db):
 def test_speech_model_missing_or_lacking_words(ready, tmp_path):
     ready.setattr(checks, "grammar_vocabulary", lambda lang: {"영", "일", "zero", "seven"})
     line = failing("speech model en")
-    assert "lacks 2 of 4 grammar words" in line and "seven, zero" in line
+    assert "lacks 2 of 5 grammar words" in line and "seven, zero" in line  # and the regions: 일, 이
     ready.setenv("IVR_SPEECH_ENGINES", '{"en": "vosk", "ru": "vosk"}')
     _, lines = run()
     assert lines["speech model ru"].startswith("✗") and "ivr models download ru" in lines["speech model ru"]
@@ -237,3 +240,24 @@ def test_recordings_folder_not_writable(ready, tmp_path):
         folder.chmod(0o500)
     ready.setenv("IVR_RECORDINGS_DIR", str(folder))
     assert "is not writable" in failing("recordings folder")
+
+
+def test_regions_without_a_name_in_a_language_heard_by_speech(ready, db):
+    """A call listens for region names in its own language only: a region unnamed in a language
+    with speech on is reachable by key only, and is flagged."""
+    db.execute(text("UPDATE regions SET names = '{\"en\": \"일\", \"ro\": \"Nord\"}' WHERE code = 'N'"))
+    db.commit()
+    line = failing("regions")
+    assert "without a name in uk (speech is on: callers can choose them by key only): N" in line
+    assert "ivr regions set CODE --name-uk NAME" in line and "in ro" not in line
+    ready.setenv("IVR_SPEECH_ENGINES", '{"en": "vosk", "ru": "off", "uk": "off", "ro": "twilio"}')
+    _, lines = run()
+    assert lines["regions"].startswith("✓")
+
+
+def test_the_models_words_cover_the_region_names(ready, db):
+    db.execute(text("UPDATE regions SET names = '{\"en\": \"Orhei\", \"uk\": \"x\", \"ro\": \"x\"}' "
+                    "WHERE code = 'N'"))
+    db.commit()
+    line = failing("speech model en")
+    assert "lacks 1 of 7 grammar words" in line and "orhei" in line

@@ -88,7 +88,7 @@ def test_fallback_without_database_or_operator_asks_to_call_back(down):
     assert r.status_code == 200
     assert verbs(r.get_data(as_text=True)) == [
         ("Say", "Sorry, we have a technical problem and cannot take your reading right now."),
-        ("Say", "Please call again later."), ("Say", "Thank you for calling. Goodbye."), ("Hangup", "")]
+        ("Say", "Please call again later."), ("Say", "Thank you, goodbye."), ("Hangup", "")]
 
 
 def test_fallback_still_checks_the_signature_with_the_database_down(down):
@@ -110,7 +110,7 @@ def test_step_failing_twice_ends_the_call_politely(db, north, app, engine, phone
     call = phone(caller="+442079460000")
     call.start()
     call.press("4")  # English; the only region is chosen: the account question
-    assert "Please enter your personal account number" in " ".join(call.last.texts)
+    assert "Please key in your account number" in " ".join(call.last.texts)
     seq = db.scalars(select(Call)).one().seq
 
     @event.listens_for(engine, "before_cursor_execute")
@@ -127,7 +127,7 @@ def test_step_failing_twice_ends_the_call_politely(db, north, app, engine, phone
 
     again = answer("100001")
     # First failure: the same question again, for the same turn, nothing changed.
-    assert "Please enter your personal account number" in " ".join(again.texts)
+    assert "Please key in your account number" in " ".join(again.texts)
     assert f"seq={seq}" in again.gather["action"] and "after_error=en" in again.gather["action"]
     # The answer to the question asked again fails too: an apology and the operator, not a loop.
     last = answer("100001")

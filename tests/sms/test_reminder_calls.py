@@ -141,7 +141,7 @@ def test_a_person_presses_1_and_gives_the_reading_for_that_account(db, town, pla
     prompt = call.press("1")  # straight to the value: no region, account or meter question
     assert prompt.gather["action"] == f"{PUBLIC}/voice/step/value?seq=2"
     assert call.press("1234#").gather["action"].split("?")[0].endswith("/voice/step/confirm")
-    assert "Indicii au fost salvați." in call.press("1").texts
+    assert "Indicii sunt salvați." in call.press("1").texts
     assert call.press("3").ended == "hangup"
     assert call.hang_up() == 204
     db.expire_all()
@@ -190,10 +190,10 @@ def test_a_callee_who_presses_nothing_is_let_go_politely(db, town, place, twilio
     place()
     form, sid = placed_to(twilio, KYIV)
     call = callee(client, form, sid)
-    assert call.answer(form["Url"]).texts[0].startswith("Вітаємо, це служба прийому показників")
+    assert call.answer(form["Url"]).texts[0].startswith("Вітаємо, це служба прийому показань")
     end = call.press("")
     assert end.ended == "hangup" and end.texts == [
-        "Дякуємо. Ви можете передати показники будь-коли, зателефонувавши нам або надіславши SMS. До побачення."]
+        "Дякуємо. Ви можете передати показання будь-коли, зателефонувавши нам або надіславши SMS. До побачення."]
     call.hang_up()
     db.expire_all()
     stored = db.scalars(select(Call)).one()

@@ -112,7 +112,7 @@ def test_sent_at_the_configured_rate_and_not_in_quiet_hours(db, town, config, se
         assert counts["sent"] == 3 and pauses == [0.25, 0.25]
         bodies = {m["To"]: m["Body"] for m in fake.messages}
         assert bodies["+37369000001"].startswith("Vă rugăm să transmiteți indicii") and "0001" in bodies["+37369000001"]
-        assert bodies["+380671234567"].startswith("Будь ласка, передайте показники")
+        assert bodies["+380671234567"].startswith("Будь ласка, передайте показання")
     finally:
         fake.close()
 

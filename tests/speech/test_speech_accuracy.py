@@ -148,7 +148,7 @@ def test_figures_on_known_answers():
     def ans(expected, best, conf, **doubt):
         d = {"min_word_confidence": conf if best else 0.0, "alternatives_disagree": False,
              "has_unk": False, "parse_ambiguous": False, **doubt}
-        return sa.Answer(sa.Sample("f/x.wav", "en", expected), "", best, conf, d)
+        return sa.Answer(sa.Sample("f/x.wav", "en", expected), best or "", best, conf, d)
 
     answers = [ans("12", "12", 0.9), ans("34", "35", 0.9), ans("5", "5", 0.6), ans("6", None, 0.0),
                ans("78", "78", 0.95, parse_ambiguous=True)]
@@ -156,9 +156,10 @@ def test_figures_on_known_answers():
     assert fig.n == 5 and fig.exact == pytest.approx(3 / 5)
     assert fig.digit_error_rate == pytest.approx((0 + 1 + 0 + 1 + 0) / 8)
     assert fig.by_threshold[(0.5, 0.85)] == pytest.approx(
-        {"accepted": 2 / 5, "wrongly_accepted": 1 / 5, "confirmed": 2 / 5, "reasked": 1 / 5})
+        {"accepted": 2 / 5, "wrongly_accepted": 1 / 5, "confirmed": 2 / 5, "wrong_read_back": 0.0, "reasked": 1 / 5})
     assert fig.by_threshold[(0.7, 0.95)] == pytest.approx(
-        {"accepted": 0.0, "wrongly_accepted": 0.0, "confirmed": 3 / 5, "reasked": 2 / 5})
+        {"accepted": 0.0, "wrongly_accepted": 0.0, "confirmed": 3 / 5, "wrong_read_back": 1 / 5, "reasked": 2 / 5})
+    assert fig.empty == pytest.approx(1 / 5)  # the one with no words at all
     assert answers[1].decision(DEFAULT) is Decision.ACCEPT and not answers[1].correct
     with pytest.raises(ValueError):
         sa.figures([], [(0.5, 0.85)])
@@ -178,8 +179,67 @@ def test_vosk_engine_needs_a_model(capsys):
 
 def test_pocketsphinx_engine_is_english_only(capsys):
     with pytest.raises(SystemExit):
-        sa.main(["--lang", "ru"])
+        sa.main(["--engine", "pocketsphinx", "--lang", "ru"])
     assert "English only" in capsys.readouterr().err
+
+
+def test_what_cannot_be_measured_is_named_with_the_reason(capsys, tmp_path):
+    if not (SAMPLES / "manifest.csv").is_file():
+        pytest.skip(f"labelled speech samples not found at {SAMPLES}")
+    sa.main(["--engine", "pocketsphinx", "--engine", "vosk", "--engine", "twilio", "--lang", "ru", "--lang", "uk",
+             "--models-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "measured: nothing" in out
+    assert "not measured: pocketsphinx ru: no model (pocketsphinx's model is English only)" in out
+    assert f"not measured: vosk ru: no model in {tmp_path / 'ru'}" in out
+    assert "not measured: twilio uk: Twilio's recogniser is a remote service" in out
+
+
+def _wav(seconds: float, rate: int = 16000, tone_hz: float = 0.0, lead_ms: int = 0) -> bytes:
+    import math as m
+
+    from speech.audio import pcm_to_wav
+
+    n = int(seconds * rate)
+    samples = [0] * int(lead_ms * rate / 1000) + [int(8000 * m.sin(2 * m.pi * tone_hz * i / rate)) if tone_hz else 0
+                                                 for i in range(n)]
+    return pcm_to_wav(b"".join(v.to_bytes(2, "little", signed=True) for v in samples), rate)
+
+
+def _level(wav: bytes) -> float:
+    from speech.audio import decode_audio, parse_wav_header
+
+    info = parse_wav_header(wav)
+    pcm = decode_audio(wav, info.sample_rate, pad_ms=0, normalise=False)
+    return sa._audioop().rms(pcm, 2)
+
+
+def test_the_telephone_line_is_8_khz_mu_law_from_300_to_3400_hz():
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    from speech.audio import parse_wav_header
+
+    voice, hum, hiss = (sa.telephone(_wav(0.5, tone_hz=f)) for f in (1000, 80, 6000))
+    info = parse_wav_header(voice)
+    assert (info.format_tag, info.sample_rate, info.bits, info.channels) == (7, 8000, 8, 1)  # μ-law
+    assert _level(hum) < 0.2 * _level(voice) and _level(hiss) < 0.2 * _level(voice)  # outside the band: gone
+
+
+def test_trimming_takes_the_silence_off_both_ends():
+    import shutil
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    from speech.audio import parse_wav_header
+
+    line = sa.telephone(_wav(0.4, tone_hz=1000, lead_ms=600))
+    trimmed = sa.trim_silence(line)
+    assert parse_wav_header(line).seconds == pytest.approx(1.0, abs=0.02)
+    assert parse_wav_header(trimmed).seconds == pytest.approx(0.4, abs=0.05)
+    silent = sa.telephone(_wav(0.5))
+    assert sa.trim_silence(silent) == silent  # never trimmed to nothing
 
 
 def test_one_spelling_per_sound_keeps_confidence_whole(tmp_path):
