@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
 from ivr.console import review
+from ivr.console.views import DEFAULT_TZ
 from readings_store import clock
 from readings_store.models import AccountPhone, AuditEvent, Call, Reading, ReviewTask, Utterance, utcnow
 from tests import factories as f
@@ -63,7 +65,8 @@ def test_queue_filters(oc, db, config):
     assert ids("utility=electricity") == {a["task"].id}
     assert ids("reason=implausible_consumption") == {b["task"].id}
     assert ids("kind=identification") == set()
-    today = utcnow().date()
+    # The filter's day is the page's (the console's default zone here), not UTC's: near midnight they differ.
+    today = a["task"].created_at.replace(tzinfo=dt.timezone.utc).astimezone(ZoneInfo(DEFAULT_TZ)).date()
     assert ids(f"date={today.isoformat()}") == {a["task"].id, b["task"].id}
     assert ids(f"date={(today - dt.timedelta(days=3)).isoformat()}") == set()
     assert ids("region=abc&utility=bogus&date=nonsense") == {a["task"].id, b["task"].id}
