@@ -21,7 +21,7 @@ import multiprocessing
 import os
 
 from ivr.config import data_folder, log_format
-from ivr.logs import gunicorn_logconfig
+from ivr.ops.logs import gunicorn_logconfig
 
 wsgi_app = "ivr.app:create_app(preload_models=True)"
 preload_app = True
@@ -60,7 +60,7 @@ os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 
 def on_starting(server):
-    from ivr.metrics import clear_multiprocess_dir, multiprocess_dir
+    from ivr.ops.metrics import clear_multiprocess_dir, multiprocess_dir
 
     clear_multiprocess_dir(multiprocess_dir())
 

@@ -30,7 +30,7 @@ def main() -> None:
 
     from ivr.app import create_app
     from ivr.config import load_config
-    from ivr.simulator import SimulatedCall, flask_transport
+    from ivr.voice.simulator import SimulatedCall, flask_transport
     from readings_store.db import make_engine, make_session_factory, upgrade
     from readings_store.demo import load_demo
     from readings_store.models import ValueRefusal

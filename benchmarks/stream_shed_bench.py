@@ -51,7 +51,7 @@ def client_main(spec_path: str) -> None:
 async def run(model, audio: bytes, n: int, max_streams: int, shed_after_ms: int) -> dict:
     import stream_turn_bench as base
 
-    from ivr.media_server import MediaServer, Question
+    from ivr.voice.media_server import MediaServer, Question
     from speech.stream import StreamSettings
     from tests.stream_harness import Recorder, new_call_sid, voiced_span_ends
 
@@ -107,7 +107,7 @@ def main():
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import stream_turn_bench as base
 
-    from ivr.media_server import STREAMS_PER_CORE
+    from ivr.voice.media_server import STREAMS_PER_CORE
     from speech.models import deterministic_view
 
     logging.disable(logging.WARNING)  # one warning per refused or shed stream

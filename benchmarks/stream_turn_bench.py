@@ -14,7 +14,7 @@ the digit grammar, feature dither off (reproducible), one model for every sectio
 3. From the caller's last voiced frame to the robot's next step sent to Twilio, both transports
    through the product (Flask app, SQLite migrated, the turn service), printed side by side:
    - ``latency`` (stream): the media server in this process with the phone line's handlers
-     (``ivr.stream_line.StreamLine``), Twilio's side in a child process sending in real time; up
+     (``ivr.voice.stream_line.StreamLine``), Twilio's side in a child process sending in real time; up
      to the REST update (``calls(sid).update``, the real ``twilio.rest.Client``) reaching a fake
      of Twilio's REST API. Trailing silence included.
    - ``record``: ``<Record timeout=N>`` as the app's TwiML has it (Twilio ends the recording
@@ -65,7 +65,7 @@ sys.path.insert(0, str(ROOT))
 
 import vosk  # noqa: E402
 
-from ivr.media_server import Handlers, MediaServer, Question  # noqa: E402
+from ivr.voice.media_server import Handlers, MediaServer, Question  # noqa: E402
 from speech.models import deterministic_view  # noqa: E402
 from speech.recognizer import StreamingRecognizer  # noqa: E402
 from speech.stream import StreamingUtterance, StreamSettings, pcm16_to_ulaw, ulaw_to_pcm16  # noqa: E402
@@ -413,13 +413,13 @@ class Product:
     the Korean one stands in with the Korean digit grammar instead of the step's English one: the
     answers are then "not a valid number, again" (``max_tries`` is raised so that every answer
     takes the same turn). The stream transport adds the phone line's media handlers
-    (``ivr.stream_line.StreamLine``) with the REST API played by ``TimedRest``; the record
+    (``ivr.voice.stream_line.StreamLine``) with the REST API played by ``TimedRest``; the record
     transport fetches recordings from ``FakeRecordings`` over HTTP."""
 
     def __init__(self, model, folder: Path, transport: str, recordings: FakeRecordings):
         from ivr.app import create_app
         from ivr.config import load_config
-        from ivr.speech_steps import SpeechSteps, fetch_recording
+        from ivr.voice.speech_steps import SpeechSteps, fetch_recording
         from readings_store.db import make_engine, make_session_factory, upgrade
         from speech.audio import decode_audio
         from speech.recognizer import recognize
@@ -470,7 +470,7 @@ class Product:
 
     def call_at_account_step(self):
         """A new call, keyed through to the account number question (speech allowed)."""
-        from ivr.simulator import SimulatedCall, flask_transport
+        from ivr.voice.simulator import SimulatedCall, flask_transport
 
         call = SimulatedCall(PUBLIC_URL, TOKEN, flask_transport(self.client), caller=CALLER)
         call.start()
@@ -483,7 +483,7 @@ class Product:
     def stream_handlers(self, rest: TimedRest, fired: dict) -> Handlers:
         """The phone line's handlers (``StreamLine``), asking in Korean; ``fired`` gets the time
         each answer reached ``on_utterance``."""
-        from ivr.stream_line import StreamLine
+        from ivr.voice.stream_line import StreamLine
 
         line = StreamLine(self.config, self.sessions, self.speech, self.app.extensions["ivr"].prompts,
                           rest.client(), models=lambda lang: self.model)

@@ -103,7 +103,7 @@ def prepare(folder: Path, model: Path) -> str:
 
 def speech_call(base: str, recording_base: str) -> bool:
     """One call whose account number is spoken: True if the recording reached recognition."""
-    from ivr.simulator import SimulatedCall, http_transport
+    from ivr.voice.simulator import SimulatedCall, http_transport
 
     call = SimulatedCall(base, AUTH_TOKEN, http_transport(), caller="+442079460000")
     call.start()

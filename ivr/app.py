@@ -12,10 +12,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from readings_store.db import make_engine, make_session_factory
 
-from . import health, logs, metrics
+from ivr.ops import health, logs, metrics
 from .config import Config, load_config
 from .prompts import Prompts
-from .speech_steps import SpeechSteps
+from ivr.voice.speech_steps import SpeechSteps
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
 
     from .api import bp as api_bp
     from .console import bp as console_bp
-    from .sms import bp as sms_bp
-    from .voice import bp as voice_bp
+    from ivr.sms.webhook import bp as sms_bp
+    from ivr.voice.webhooks import bp as voice_bp
 
     app.register_blueprint(voice_bp)
     app.register_blueprint(sms_bp)
@@ -100,7 +100,7 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
 
     @app.get("/healthz")
     def healthz():
-        """For load balancers and monitoring (``ivr.health``): 503 when the database cannot be
+        """For load balancers and monitoring (``ivr.ops.health``): 503 when the database cannot be
         read or written (no call can be served); 200 otherwise, ``degraded`` when the recordings
         folder is full or the media server does not answer (calls go on without them). With
         ``strict=1``, 503 unless everything is ``ok``: for monitors that look at the status only."""

@@ -1,6 +1,6 @@
 """The phone line's turns, without Flask: open a call, take a turn, end a call.
 
-A transport (the Twilio webhooks in ``ivr/voice.py``) turns a request into an event and the
+A transport (the Twilio webhooks in ``ivr/voice/webhooks.py``) turns a request into an event and the
 actions it gets back into its own answer; everything else happens here, in one transaction per
 turn:
 

@@ -285,7 +285,7 @@ class Config:
     stream_alternatives: int = 3  # media endpoint: n-best list per answer (0 halves recognition CPU)
     media_host: str = "127.0.0.1"  # `ivr media-server` listens here...
     media_port: int = 8765  # ...on this port (wss://<public host>/voice/stream behind the proxy)
-    media_handlers: str = "ivr.stream_line:handlers"  # module:factory returning ivr.media_server.Handlers
+    media_handlers: str = "ivr.voice.stream_line:handlers"  # module:factory returning ivr.voice.media_server.Handlers
     # Streams one media server recognises at once, more are moved to the record transport;
     # None: 25 per CPU core (media_server.STREAMS_PER_CORE), 0: no limit.
     media_max_streams: int | None = None
@@ -531,7 +531,7 @@ def load_config(**overrides) -> Config:
         stream_alternatives=_env_number("STREAM_ALTERNATIVES", 3, low=0, high=10),
         media_host=_env("MEDIA_HOST") or "127.0.0.1",
         media_port=_env_number("MEDIA_PORT", 8765, low=0, high=65535),
-        media_handlers=_env("MEDIA_HANDLERS") or "ivr.stream_line:handlers",
+        media_handlers=_env("MEDIA_HANDLERS") or "ivr.voice.stream_line:handlers",
         media_max_streams=_env_number("MEDIA_MAX_STREAMS", None, low=0, high=100_000),
         media_shed_after_ms=_media_shed_after_ms(),
         metrics_token=_metrics_token(),

@@ -3,7 +3,7 @@ go every way a caller can, each call checked against the phone line's invariants
 
 Each call is one caller: withheld, unknown or on file; speaking one of the four languages; answering
 with the keypad, or by voice over the record transport (``<Record>``, fetched and recognised), the
-stream transport (the media endpoint's handlers in ``ivr/stream_line.py``: the stream opened with
+stream transport (the media endpoint's handlers in ``ivr/voice/stream_line.py``: the stream opened with
 the call's one-time token, sometimes refused or stopped half way) or Twilio's own recogniser
 (Romanian). At every question the caller chooses among the right keys, wrong keys, ``#`` too
 early, ``*``, silence, hanging up, ``0``, a speech answer heard with high, middling or low
@@ -67,9 +67,9 @@ from ivr import calls, dialog
 from ivr.config import load_config
 from ivr.dialog.engine import MAX_TURNS, SPEECH_KINDS, speech_phrases
 from ivr.prompts import Prompts
-from ivr.speech_steps import SpeechSteps
-from ivr.stream_line import StreamLine
-from ivr.twiml import TwimlRenderer
+from ivr.voice.speech_steps import SpeechSteps
+from ivr.voice.stream_line import StreamLine
+from ivr.voice.twiml import TwimlRenderer
 from readings_store import clock as product_clock
 from readings_store.db import make_session_factory
 from readings_store.models import (Account, AccountPhone, Base, Call, Meter, Reading, Region, ReviewTask,

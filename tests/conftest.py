@@ -12,7 +12,7 @@ from werkzeug.serving import make_server
 
 from ivr.app import create_app
 from ivr.config import load_config
-from ivr.simulator import SimulatedCall, flask_transport
+from ivr.voice.simulator import SimulatedCall, flask_transport
 from readings_store import clock
 from readings_store.db import make_engine, make_session_factory, scratch_postgres_database, upgrade
 from readings_store.models import Base

@@ -16,10 +16,10 @@ def main(spec_path: str) -> None:
     from twilio.rest import Client
 
     from ivr.config import load_config
-    from ivr.media_server import MediaServer
+    from ivr.voice.media_server import MediaServer
     from ivr.prompts import Prompts
-    from ivr.speech_steps import SpeechSteps
-    from ivr.stream_line import StreamLine
+    from ivr.voice.speech_steps import SpeechSteps
+    from ivr.voice.stream_line import StreamLine
     from readings_store.db import make_engine, make_session_factory
     from tests.integration.test_speech_calls import FakeRecognizer, rec
     from tests.integration.test_stream_calls import FakeListener

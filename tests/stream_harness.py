@@ -21,7 +21,7 @@ from pathlib import Path
 
 from twilio.request_validator import RequestValidator
 
-from ivr.media_server import Handlers, Question
+from ivr.voice.media_server import Handlers, Question
 from speech.stream import FRAME_BYTES, FRAME_MS, frame_dbfs, pcm16_to_ulaw
 
 with warnings.catch_warnings():

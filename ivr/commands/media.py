@@ -14,9 +14,9 @@ def register(cli):
     @click.option("--port", default=None, type=int, help="Port (default IVR_MEDIA_PORT).")
     def media_server(host, port):
         """Serve wss://…/voice/stream: recognise callers' answers while they speak."""
-        from ivr import logs
+        from ivr.ops import logs
         from ivr.config import ConfigError, load_config
-        from ivr.media_server import (MediaServer, load_handlers, max_streams_from_config, preload_from_config,
+        from ivr.voice.media_server import (MediaServer, load_handlers, max_streams_from_config, preload_from_config,
                                       settings_from_config)
 
         try:

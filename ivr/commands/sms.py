@@ -33,7 +33,7 @@ def send_pending_cmd(limit: int) -> None:
 
     from ..config import load_config
     from ..prompts import Prompts
-    from ..sms import place_pending_calls, send_pending
+    from ivr.sms.webhook import place_pending_calls, send_pending
 
     config = load_config()
     if not (config.sms_from or config.call_from):

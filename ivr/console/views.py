@@ -22,7 +22,7 @@ from readings_store.models import (
     UTILITIES, Account, AccountPhone, AuditEvent, Call, Meter, Operator, Reading, Region, ReviewTask,
     Utterance, ValueRefusal, utcnow)
 
-from .. import recordings
+from ivr.ops import recordings
 from . import bp, charts, labels, review
 from . import dashboard as stats
 from .auth import admin_required, change_own_password

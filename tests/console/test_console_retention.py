@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from ivr.recordings import purge
+from ivr.ops.recordings import purge
 from readings_store import clock
 
 from .helpers import login, seed_pending

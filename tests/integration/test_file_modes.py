@@ -10,8 +10,8 @@ from sqlalchemy import text
 
 from ivr.app import create_app
 from ivr.config import ensure_dev_auth_token
-from ivr.simulator import SimulatedCall, flask_transport
-from ivr.speech_steps import SpeechSteps
+from ivr.voice.simulator import SimulatedCall, flask_transport
+from ivr.voice.speech_steps import SpeechSteps
 from readings_store.db import make_engine, upgrade
 from speech.audio import decode_audio
 from tests import factories as f

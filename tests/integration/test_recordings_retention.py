@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from ivr.calls import store_audio
 from ivr.cli import cli
-from ivr.recordings import purge
+from ivr.ops.recordings import purge
 from readings_store import clock, retention
 from readings_store.models import AuditEvent, Call, ReviewTask, Utterance
 from tests import factories as f

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from ivr.app import create_app
-from ivr.simulator import SimulatedCall, flask_transport
-from ivr.speech_steps import RecordingUnavailable, SpeechSteps
+from ivr.voice.simulator import SimulatedCall, flask_transport
+from ivr.voice.speech_steps import RecordingUnavailable, SpeechSteps
 from readings_store.models import Call, Reading, ReviewTask, Utterance
 from speech.recognizer import Recognition, Word
 from tests import factories as f

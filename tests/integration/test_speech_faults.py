@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from ivr.app import create_app
-from ivr.simulator import SimulatedCall, flask_transport
-from ivr.speech_steps import SpeechSteps
+from ivr.voice.simulator import SimulatedCall, flask_transport
+from ivr.voice.speech_steps import SpeechSteps
 from readings_store.models import Utterance
 from tests import factories as f
 from tests.conftest import AUTH_TOKEN
@@ -64,7 +64,7 @@ def check_kept_and_asked_again(db, config, caplog, prompt, audio: bytes, problem
     utt = db.scalars(select(Utterance)).one()
     assert utt.decision == "retry" and utt.step == "account" and utt.recording_sid == RECORDING_SID
     assert (config.recordings_dir / utt.audio_path).read_bytes() == audio  # kept for an operator
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name == "ivr.speech_steps"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name == "ivr.voice.speech_steps"]
     assert errors and problem in errors[0], errors
 
 

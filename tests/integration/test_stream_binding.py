@@ -15,7 +15,7 @@ from collections import deque
 
 from sqlalchemy import select
 
-from ivr.media_server import MediaServer
+from ivr.voice.media_server import MediaServer
 from readings_store.models import Call
 from speech.stream import StreamSettings
 from tests.conftest import AUTH_TOKEN

@@ -1,7 +1,7 @@
 """Speech answers over a Twilio Media Stream, whole calls: the webhooks through the Flask app as
 Twilio calls them (``SimulatedCall``), the caller's audio through the real media endpoint
-(``ivr.media_server.MediaServer``, signed handshake, JSON messages, μ-law, played by
-``tests.stream_harness.play_stream``), the phone line's handlers (``ivr.stream_line``), and
+(``ivr.voice.media_server.MediaServer``, signed handshake, JSON messages, μ-law, played by
+``tests.stream_harness.play_stream``), the phone line's handlers (``ivr.voice.stream_line``), and
 Twilio's REST API played by ``FakeTwilioRest``, a local HTTP server that records every call
 update the real ``twilio.rest.Client`` makes.
 
@@ -21,10 +21,10 @@ from sqlalchemy import select
 
 from ivr.app import create_app
 from ivr.config import ConfigError, load_config
-from ivr.media_server import Answer, MediaServer
-from ivr.simulator import SimulatedCall, flask_transport
-from ivr.speech_steps import SpeechSteps
-from ivr.stream_line import STREAM_ENGINE, StreamLine
+from ivr.voice.media_server import Answer, MediaServer
+from ivr.voice.simulator import SimulatedCall, flask_transport
+from ivr.voice.speech_steps import SpeechSteps
+from ivr.voice.stream_line import STREAM_ENGINE, StreamLine
 from readings_store.models import Call, Reading, Utterance
 from speech.stream import FRAME_BYTES, StreamSettings, frame_dbfs
 from tests.conftest import AUTH_TOKEN
@@ -40,7 +40,7 @@ VOICE = read_pcm8k(FIXTURES / "ko_357_16k.wav")  # any voiced audio: FakeListene
 
 
 class FakeListener:
-    """Stands in for ``ivr.media_server.CallListener``: an answer is a stretch of voiced audio
+    """Stands in for ``ivr.voice.media_server.CallListener``: an answer is a stretch of voiced audio
     ended by 300 ms of silence, and its recognition is the next one scripted for the call. The
     question is asked at the onset, as the real listener does; no question, no answer."""
 
@@ -281,11 +281,11 @@ def test_the_transport_setting(monkeypatch):
 
 
 def test_the_media_server_loads_the_phone_line_handlers(stream_config):
-    from ivr.media_server import Handlers, load_handlers
+    from ivr.voice.media_server import Handlers, load_handlers
 
     stream_config.twilio_account_sid = ACCOUNT_SID
-    handlers = load_handlers("ivr.stream_line:handlers", stream_config)
+    handlers = load_handlers("ivr.voice.stream_line:handlers", stream_config)
     assert isinstance(handlers, Handlers) and handlers.on_speech_started is not None
     stream_config.twilio_account_sid = None
     with pytest.raises(ValueError, match="IVR_TWILIO_ACCOUNT_SID"):
-        load_handlers("ivr.stream_line:handlers", stream_config)
+        load_handlers("ivr.voice.stream_line:handlers", stream_config)

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import select
 
 from ivr.app import create_app
-from ivr.media_server import MediaServer
-from ivr.simulator import SimulatedCall, flask_transport
-from ivr.speech_steps import SpeechSteps
-from ivr.stream_line import StreamLine
+from ivr.voice.media_server import MediaServer
+from ivr.voice.simulator import SimulatedCall, flask_transport
+from ivr.voice.speech_steps import SpeechSteps
+from ivr.voice.stream_line import StreamLine
 from readings_store.models import Call, Utterance
 from speech.stream import StreamSettings
 from tests.conftest import AUTH_TOKEN

@@ -223,7 +223,7 @@ def test_sids_with_a_trailing_newline_are_refused(db, client, phone, north):
                                                    "RecordingStatus": "completed",
                                                    "RecordingUrl": "https://api.twilio.com/x"})
     assert r.status_code == 400 and b"RecordingSid is malformed" in r.data
-    from ivr import voice
+    from ivr.voice import webhooks as voice
 
     assert voice._SID.fullmatch(SID) and not voice._SID.fullmatch(SID + "\n")  # noqa: SLF001
     with client.application.test_request_context(method="POST", data={"RecordingSid": "RE" + "1" * 32 + "\n"}):

@@ -216,7 +216,7 @@ def test_recorded_prompt_is_played(db, records, phone, config, tmp_path):
     (base / "en" / "welcome.wav").write_bytes(b"RIFF....WAVE")
     config.prompts_dir = base
     from ivr.app import create_app
-    from ivr.simulator import SimulatedCall, flask_transport
+    from ivr.voice.simulator import SimulatedCall, flask_transport
 
     client = create_app(config).test_client()
     call = SimulatedCall("http://localhost", AUTH_TOKEN, flask_transport(client), caller="+442079460000")

@@ -196,7 +196,7 @@ def test_parallel_calls_on_several_workers_get_no_more_directions_than_the_limit
     import threading
 
     from ivr.app import create_app
-    from ivr.simulator import SimulatedCall, flask_transport
+    from ivr.voice.simulator import SimulatedCall, flask_transport
     from readings_store.db import make_engine
     from tests.conftest import AUTH_TOKEN
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from ivr.app import create_app
-from ivr.simulator import SimulatedCall, flask_transport
+from ivr.voice.simulator import SimulatedCall, flask_transport
 from readings_store.db import make_engine
 from readings_store.models import Reading
 from tests import factories as f

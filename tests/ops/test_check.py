@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 import speech.models as _models
-from ivr import checks
+from ivr.ops import checks
 from ivr.cli import cli
 from readings_store.db import make_engine
 from tests import factories as f

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr import checks, config as config_module
+from ivr import config as config_module
+from ivr.ops import checks
 from ivr.config import load_config
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

@@ -11,7 +11,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from ivr.simulator import SimulatedCall, http_transport
+from ivr.voice.simulator import SimulatedCall, http_transport
 from readings_store.models import Call, Reading
 from tests import factories as f
 from tests.conftest import AUTH_TOKEN

@@ -8,7 +8,7 @@ import logging.config
 
 import pytest
 
-from ivr import logs
+from ivr.ops import logs
 from tests import factories as f
 
 

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from ivr.app import create_app
-from ivr.media_server import MediaServer
+from ivr.voice.media_server import MediaServer
 from tests.conftest import AUTH_TOKEN
 from tests.stream_harness import Recorder, ServerThread, play_stream, silence, until
 

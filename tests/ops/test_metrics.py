@@ -7,11 +7,11 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 from prometheus_client.parser import text_string_to_metric_families
 
-from ivr import metrics
+from ivr.ops import metrics
 from ivr.api import tokens
 from ivr.app import create_app
 from ivr.config import ConfigError, load_config
-from ivr.speech_steps import RecordingUnavailable, SpeechSteps
+from ivr.voice.speech_steps import RecordingUnavailable, SpeechSteps
 from speech.recognizer import Recognition, Word
 from tests import factories as f
 

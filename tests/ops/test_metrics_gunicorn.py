@@ -15,7 +15,7 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry, multiprocess
 
-from ivr.simulator import SimulatedCall, Transport, http_transport
+from ivr.voice.simulator import SimulatedCall, Transport, http_transport
 from tests.conftest import AUTH_TOKEN
 from tests.ops.test_gunicorn import children, gunicorn  # noqa: F401  (the fixture)
 from tests.ops.test_metrics import value
@@ -114,5 +114,5 @@ def test_one_scrape_sums_every_worker(stale_values, gunicorn, tmp_path):  # noqa
     # The log: one JSON object per line, gunicorn's and the app's; the refused webhook names its call.
     records = [json.loads(line) for line in (tmp_path / "gunicorn.log").read_text().splitlines()]
     assert any(r["logger"] == "gunicorn.access" and "/voice/status" in r["message"] for r in records)
-    refused = [r for r in records if r["logger"] == "ivr.voice" and "signature" in r["message"]]
+    refused = [r for r in records if r["logger"] == "ivr.voice.webhooks" and "signature" in r["message"]]
     assert [(r["call_sid"], r["path"]) for r in refused] == [("CA" + "d" * 32, "/voice/incoming")]

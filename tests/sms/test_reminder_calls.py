@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from twilio.request_validator import RequestValidator
 
 from ivr.cli import cli
-from ivr.simulator import SimulatedCall, flask_transport
-from ivr.sms import place_pending_calls
+from ivr.voice.simulator import SimulatedCall, flask_transport
+from ivr.sms.webhook import place_pending_calls
 from readings_store import sms as sms_store
 from readings_store.models import Call, Reading, SmsOptOut, SmsOutbox
 from readings_store.sms import plan_reminders
@@ -361,7 +361,7 @@ def test_the_callers_audio_is_streamed_to_a_person_not_to_a_machine(db, town, pl
 
 
 def test_a_placed_call_to_a_number_erased_since_ends_politely(db, town, place, twilio, client, config):
-    from ivr.privacy import erase
+    from ivr.ops.privacy import erase
 
     queue(db)
     place()

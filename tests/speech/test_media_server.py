@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ivr.media_server import Answer, MediaServer, Question, ServerClock
+from ivr.voice.media_server import Answer, MediaServer, Question, ServerClock
 from speech.recognizer import Recognition, Word, recognize
 from speech.stream import FRAME_BYTES, StreamSettings, frame_dbfs
 from tests.speech.conftest import FIXTURES
@@ -439,7 +439,7 @@ def test_with_shedding_the_oldest_stream_is_recognised_first():
 
 
 def test_the_recognition_pool_takes_work_by_priority():
-    from ivr.media_server import RecognitionPool
+    from ivr.voice.media_server import RecognitionPool
 
     pool = RecognitionPool(1)
     gate, ran = threading.Event(), []
@@ -488,7 +488,7 @@ def not_handlers_factory(config):
 
 @pytest.mark.parametrize("env, message", [
     ({"IVR_MEDIA_HANDLERS": "no-colon"}, "module:factory"),
-    ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:not_handlers_factory"}, "not ivr.media_server.Handlers"),
+    ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:not_handlers_factory"}, "not ivr.voice.media_server.Handlers"),
     ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:fake_handlers_factory",
       "IVR_STREAM_TRAILING_SILENCE_MS": "20"}, "IVR_STREAM_TRAILING_SILENCE_MS must be an integer from 100 to 5000"),
     ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:fake_handlers_factory",
@@ -517,7 +517,7 @@ def test_media_server_command_refuses_bad_settings(env, message, monkeypatch, tm
 
 def test_media_server_settings_come_from_the_configuration(monkeypatch, tmp_path):
     from ivr.config import load_config
-    from ivr.media_server import load_handlers, settings_from_config
+    from ivr.voice.media_server import load_handlers, settings_from_config
 
     monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("IVR_STREAM_TRAILING_SILENCE_MS", "900")
@@ -532,7 +532,7 @@ def test_media_server_settings_come_from_the_configuration(monkeypatch, tmp_path
 
 def test_the_load_settings_and_their_defaults(monkeypatch, tmp_path):
     from ivr.config import load_config
-    from ivr.media_server import STREAMS_PER_CORE, max_streams_from_config
+    from ivr.voice.media_server import STREAMS_PER_CORE, max_streams_from_config
 
     monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
     for key in ("IVR_MEDIA_MAX_STREAMS", "IVR_MEDIA_SHED_AFTER_MS"):

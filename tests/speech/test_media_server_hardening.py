@@ -12,9 +12,9 @@ import threading
 import pytest
 import requests
 
-from ivr import media_server
+from ivr.voice import media_server
 from ivr.logsafe import RateLimitedLog
-from ivr.media_server import MediaServer
+from ivr.voice.media_server import MediaServer
 from tests.stream_harness import Recorder, ServerThread, new_call_sid, play_stream, silence, until
 
 TOKEN = "test-auth-token-0123456789abcdef"
@@ -211,7 +211,7 @@ def raw_request(port: int, target: bytes) -> bytes:
 
 def test_control_characters_from_a_handshake_are_escaped_in_the_log(caplog):
     _, handlers = bound_handlers()
-    with caplog.at_level(logging.WARNING, logger="ivr.media_server"), serve(handlers) as st:
+    with caplog.at_level(logging.WARNING, logger="ivr.voice.media_server"), serve(handlers) as st:
         answer = raw_request(st.port, b"/voice/stream?\x1b[2J\x08\x08FORGED")
     assert answer.startswith(b"HTTP/1.1 403")
     lines = [r.getMessage() for r in caplog.records if "bad or missing Twilio signature" in r.getMessage()]
@@ -222,7 +222,7 @@ def test_control_characters_from_a_handshake_are_escaped_in_the_log(caplog):
 def test_junk_messages_are_logged_at_a_limited_rate(caplog):
     _, handlers = bound_handlers()
     junk = ["not json"] * 300
-    with caplog.at_level(logging.WARNING, logger="ivr.media_server"), serve(handlers) as st:
+    with caplog.at_level(logging.WARNING, logger="ivr.voice.media_server"), serve(handlers) as st:
         st.run(play(st, extra=junk))
         bad = st.server.stats.bad_messages
     lines = [r for r in caplog.records if "message is not JSON" in r.getMessage()]
@@ -233,7 +233,7 @@ def test_junk_messages_are_logged_at_a_limited_rate(caplog):
 def test_a_warning_when_signatures_are_off(caplog):
     _, handlers = bound_handlers()
     server = MediaServer(handlers, auth_token=None, validate_signatures=False, listener_factory=Silent)
-    with caplog.at_level(logging.WARNING, logger="ivr.media_server"), ServerThread(server) as st:
+    with caplog.at_level(logging.WARNING, logger="ivr.voice.media_server"), ServerThread(server) as st:
         played = st.run(play_stream(st.url, None, silence(100), realtime=False, signature="",
                                     custom={"token": GOOD}))
     assert played.status is None  # let in, for development...

@@ -131,7 +131,7 @@ class Scripted:
 @pytest.mark.parametrize("kind,recognition", SCRIPTED)
 def test_harness_decides_as_the_speech_steps_do(config, kind, recognition):
     """The harness feeds the policy what the product's speech steps feed it."""
-    from ivr.speech_steps import SpeechSteps
+    from ivr.voice.speech_steps import SpeechSteps
 
     config.recording_url_prefixes = ("https://api.twilio.com/",)
     scripted = Scripted()

@@ -70,7 +70,7 @@ from twilio.request_validator import RequestValidator
 from speech.recognizer import Recognition
 from speech.stream import FRAME_MS, ULAW_RATE, StreamingUtterance, StreamSettings, ulaw_to_pcm16
 
-from .logsafe import RateLimitedLog, safe_logger
+from ivr.logsafe import RateLimitedLog, safe_logger
 
 log = safe_logger(__name__)  # handshake paths and messages come from anyone: escaped
 noisy = RateLimitedLog(log, burst=10, period=60.0)  # ... and rate limited
@@ -829,5 +829,5 @@ def load_handlers(spec: str, config) -> Handlers:
     factory = getattr(importlib.import_module(module_name), attr)
     handlers = factory(config)
     if not isinstance(handlers, Handlers):
-        raise TypeError(f"{spec} returned {type(handlers).__name__}, not ivr.media_server.Handlers")
+        raise TypeError(f"{spec} returned {type(handlers).__name__}, not ivr.voice.media_server.Handlers")
     return handlers

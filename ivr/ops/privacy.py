@@ -35,8 +35,8 @@ from readings_store.models import (
 )
 from readings_store.service import audit
 
-from .console.review import normalise_phone
-from .recordings import delete_audio
+from ivr.console.review import normalise_phone
+from ivr.ops.recordings import delete_audio
 
 # A call from the number that started this recently and has not ended may still be going on: its
 # next turn would write the number back into its state.

@@ -19,8 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from .config import Config
-from .logsafe import safe_logger
+from ivr.config import Config
+from ivr.logsafe import safe_logger
 
 log = safe_logger(__name__)
 
@@ -99,11 +99,11 @@ def media_server(config: Config, timeout: float = MEDIA_PROBE_SECONDS) -> dict |
     not streamed (``IVR_SPEECH_TRANSPORT=record``)."""
     import requests
 
-    from .calls import streams
+    from ivr.calls import streams
 
     if not streams(config):
         return None
-    from .media_server import HEALTH_PATH
+    from ivr.voice.media_server import HEALTH_PATH
 
     try:
         response = requests.get(media_address(config) + HEALTH_PATH, timeout=timeout)

@@ -1,6 +1,6 @@
 """Twilio voice webhooks: signed requests in, TwiML out. A thin transport: the request becomes an
 event, the turn service (``ivr/calls.py``) takes the turn, its actions become TwiML
-(``ivr/twiml.py``).
+(``ivr/voice/twiml.py``).
 
 Each step's ``<Gather>`` posts to ``/voice/step/<step>?seq=N``. ``seq`` is the turn number the
 call expects next: the first request for it claims the turn (so two workers racing on a retried
@@ -21,9 +21,9 @@ from twilio.request_validator import RequestValidator
 
 from readings_store.models import Call, Utterance
 
-from . import calls, dialog
-from .config import RECORD_TRANSPORT
-from .logsafe import safe_logger
+from ivr import calls, dialog
+from ivr.config import RECORD_TRANSPORT
+from ivr.logsafe import safe_logger
 
 log = safe_logger(__name__)  # request data in log lines is escaped: no forged lines
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -49,7 +49,7 @@ def check_signature():
         return None  # prompt audio is public: Twilio fetches it unsigned
     token = ivr().config.twilio_auth_token
     if not ivr().config.validate_signatures:
-        from .app import SIGNATURES_OFF
+        from ivr.app import SIGNATURES_OFF
 
         log.warning("%s (unchecked request: %s)", SIGNATURES_OFF, request.path)
         return None
@@ -130,7 +130,7 @@ def _prompt_url(lang: str, key: str) -> str:
 
 
 def renderer():
-    from .twiml import TwimlRenderer
+    from ivr.voice.twiml import TwimlRenderer
 
     return TwimlRenderer(ivr().config, ivr().prompts, _step_url, _prompt_url, ivr().speech.engine_for,
                          absolute(url_for("voice.recording_status")), absolute(url_for("voice.stream_status")))
@@ -313,7 +313,7 @@ def stream_status():
         return Response(status=204)
     from twilio.base.exceptions import TwilioException
 
-    from .stream_line import StreamLine
+    from ivr.voice.stream_line import StreamLine
 
     line = StreamLine(services.config, services.sessions, services.speech, services.prompts, rest)
     try:

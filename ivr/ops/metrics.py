@@ -39,7 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from readings_store.models import Call, ExportBatch, Reading
 
-from .logsafe import safe_logger
+from ivr.logsafe import safe_logger
 
 log = safe_logger(__name__)
 
@@ -82,7 +82,7 @@ def route_label() -> str:
 @contextmanager
 def timed_fetch():
     """Around fetching one recording: its time, and a failure by reason."""
-    from .speech_steps import RecordingRefused, RecordingUnavailable
+    from ivr.voice.speech_steps import RecordingRefused, RecordingUnavailable
 
     start = time.perf_counter()
     outcome = "ok"
@@ -149,13 +149,13 @@ class RecordsCollector:
 
 
 class MediaServerCollector:
-    """This host's media server, as its health report says at scrape time (``ivr.health``)."""
+    """This host's media server, as its health report says at scrape time (``ivr.ops.health``)."""
 
     def __init__(self, config):
         self.config = config
 
     def collect(self):
-        from . import health
+        from ivr.ops import health
 
         report = health.media_server(self.config)
         if report is None:  # calls are not streamed: nothing to report

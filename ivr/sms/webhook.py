@@ -29,10 +29,10 @@ from readings_store import intake, service
 from readings_store import sms as sms_store
 from readings_store.models import Account, SmsMessage, SmsOutbox, utcnow
 
-from .dialog.actions import Say, Term
-from .logsafe import safe_logger
-from .records import TAIL
-from .voice import caller_number, check_signature, default_language, ivr, twiml
+from ivr.dialog.actions import Say, Term
+from ivr.logsafe import safe_logger
+from ivr.records import TAIL
+from ivr.voice.webhooks import caller_number, check_signature, default_language, ivr, twiml
 
 log = safe_logger(__name__)
 bp = Blueprint("sms", __name__, url_prefix="/sms")

@@ -23,10 +23,10 @@ import urllib3
 import grammars
 from speech import confidence
 
-from .config import Config
-from .dialog import SpeechInput
-from .logsafe import safe_logger
-from .metrics import timed_fetch, timed_recognition
+from ivr.config import Config
+from ivr.dialog import SpeechInput
+from ivr.logsafe import safe_logger
+from ivr.ops.metrics import timed_fetch, timed_recognition
 
 log = safe_logger(__name__)
 MENU_KINDS = ("menu", "yes_no")

@@ -6,9 +6,9 @@ from typing import Callable
 import grammars
 from twilio.twiml.voice_response import Gather, Start, VoiceResponse
 
-from .config import RECORD_TRANSPORT, Config
-from .dialog.actions import Ask, Hangup, Say, Transfer
-from .prompts import Prompts
+from ivr.config import RECORD_TRANSPORT, Config
+from ivr.dialog.actions import Ask, Hangup, Say, Transfer
+from ivr.prompts import Prompts
 
 # Seconds of silence before a Gather gives up: a menu answer comes quickly, a long number less so.
 CHOICE_TIMEOUT = 6

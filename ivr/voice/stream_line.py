@@ -1,4 +1,4 @@
-"""The phone line's side of the media endpoint (``IVR_MEDIA_HANDLERS=ivr.stream_line:handlers``):
+"""The phone line's side of the media endpoint (``IVR_MEDIA_HANDLERS=ivr.voice.stream_line:handlers``):
 speech answers heard over a Twilio Media Stream take their turn through the same turn service
 as the webhooks, and the live call is moved on with Twilio's REST API.
 
@@ -31,14 +31,14 @@ from typing import Callable
 import grammars
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import calls, dialog
-from .config import RECORD_TRANSPORT, Config
-from .logsafe import safe_logger
-from .media_server import Handlers, Question
-from .prompts import Prompts
-from .records import SqlRecords
-from .speech_steps import SpeechSteps
-from .twiml import STREAM_TOKEN_PARAMETER, TwimlRenderer
+from ivr import calls, dialog
+from ivr.config import RECORD_TRANSPORT, Config
+from ivr.logsafe import safe_logger
+from ivr.voice.media_server import Handlers, Question
+from ivr.prompts import Prompts
+from ivr.records import SqlRecords
+from ivr.voice.speech_steps import SpeechSteps
+from ivr.voice.twiml import STREAM_TOKEN_PARAMETER, TwimlRenderer
 
 log = safe_logger(__name__)
 STREAM_ENGINE = "vosk-stream"  # Utterance.engine of an answer heard over the stream
@@ -159,7 +159,7 @@ class StreamLine:
 
 
 def handlers(config: Config) -> Handlers:
-    """``IVR_MEDIA_HANDLERS=ivr.stream_line:handlers``: the phone line over the configured database
+    """``IVR_MEDIA_HANDLERS=ivr.voice.stream_line:handlers``: the phone line over the configured database
     and Twilio account."""
     from twilio.rest import Client
 

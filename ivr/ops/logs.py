@@ -2,7 +2,7 @@
 
 ``IVR_LOG_FORMAT=json`` writes each record as one line::
 
-    {"time": "2026-11-22T07:30:01.123Z", "level": "INFO", "logger": "ivr.voice", "message": "...",
+    {"time": "2026-11-22T07:30:01.123Z", "level": "INFO", "logger": "ivr.voice.webhooks", "message": "...",
      "call_sid": "CA...", "path": "/voice/step/account", "method": "POST"}
 
 ``call_sid`` is present on every line logged while a ``/voice/...`` webhook is answered (taken from
@@ -22,7 +22,7 @@ import re
 import sys
 from datetime import datetime, timezone
 
-from .logsafe import escape
+from ivr.logsafe import escape
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 _JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u2028\u2029]")

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import grammars
 
-from . import health
-from .config import PREFIX, Config
+from ivr.ops import health
+from ivr.config import PREFIX, Config
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Operations: metrics, logs, health, the deployment checks, recordings retention and erasure."""

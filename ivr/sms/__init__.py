@@ -1,0 +1,1 @@
+"""The SMS edge: the Twilio messaging webhook, and the outbox jobs that send texts and place calls."""
