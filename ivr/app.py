@@ -12,10 +12,16 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from readings_store.db import make_engine, make_session_factory
 
+from ivr.api import bp as api_bp
+from ivr.api.problems import problem_response
+from ivr.console import bp as console_bp
 from ivr.ops import health, logs, metrics
-from .config import Config, load_config
-from .prompts import Prompts
+from ivr.sms.webhook import bp as sms_bp
+from ivr.twilio_webhooks import NO_AUTH_TOKEN, SIGNATURES_OFF
+from ivr.config import Config, load_config
+from ivr.prompts import Prompts
 from ivr.voice.speech_steps import SpeechSteps
+from ivr.voice.webhooks import bp as voice_bp
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +87,6 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
                 db.rollback()
             db.close()
 
-    from .api import bp as api_bp
-    from .console import bp as console_bp
-    from ivr.sms.webhook import bp as sms_bp
-    from ivr.voice.webhooks import bp as voice_bp
-
     app.register_blueprint(voice_bp)
     app.register_blueprint(sms_bp)
     app.register_blueprint(console_bp)
@@ -139,8 +140,6 @@ def refuse_nul():
         return None
     detail = "a parameter contains a NUL byte"
     if request.path.startswith("/api/"):
-        from .api.problems import problem_response
-
         return problem_response(400, "bad-request", "Bad request", detail)
     return Response(detail + "\n", status=400, mimetype="text/plain")
 
@@ -157,12 +156,6 @@ FRONT_PAGE = """<!doctype html>
 </ul>
 </body></html>
 """
-
-NO_AUTH_TOKEN = ("IVR_TWILIO_AUTH_TOKEN is not set: every request from Twilio will be refused (403), so no call "
-                 "and no text message can be answered. Set it to the auth token of the Twilio account.")
-SIGNATURES_OFF = ("IVR_VALIDATE_SIGNATURES is off: the voice and SMS webhooks accept unsigned requests, so ANYONE "
-                  "can post to them and store readings. Never run like this in production.")
-
 
 def _preload_models(config: Config, speech: SpeechSteps) -> None:
     for lang, engine in sorted(config.speech_engines.items()):

@@ -375,15 +375,13 @@ def _secret_key(data_dir: Path) -> tuple[str, bool]:
 def _operator_number(raw: str | None) -> str | None:
     if not raw:
         return None
-    import phonenumbers
+    from readings_store.phones import e164
 
-    try:
-        number = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException as exc:
-        raise ConfigError(f"{PREFIX}OPERATOR_NUMBER must be an international number (+...), got {raw!r}") from exc
-    if not phonenumbers.is_possible_number(number):
-        raise ConfigError(f"{PREFIX}OPERATOR_NUMBER is not a possible phone number: {raw!r}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    number = e164(raw)
+    if number is None:
+        raise ConfigError(f"{PREFIX}OPERATOR_NUMBER must be an international number (+...) of a possible length, "
+                          f"got {raw!r}")
+    return number
 
 
 def _database_url(default: str) -> str:

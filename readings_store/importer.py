@@ -24,6 +24,7 @@ from sqlalchemy import any_, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from . import phones
 from .models import ACCOUNT_KINDS, UTILITIES, Account, AccountPhone, Meter, Region, utcnow
 from .regions import next_free_menu_key
 from .service import keypad_key
@@ -158,13 +159,10 @@ def normalise_phone(phone: str) -> str:
 
 @functools.lru_cache(maxsize=8192)
 def _parse_phone(phone: str) -> str:
-    try:
-        parsed = phonenumbers.parse(phone, None)
-    except phonenumbers.NumberParseException:
-        raise ValueError(f"phone {phone!r} is not an E.164 number like +37322123456") from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"phone {phone!r} is not a valid number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    number = phones.e164(phone, valid=True)
+    if number is None:
+        raise ValueError(f"phone {phone!r} is not a valid number in E.164 form like +37322123456")
+    return number
 
 
 def _text(value) -> str:

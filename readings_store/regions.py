@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from . import phones
 from .models import UTILITIES, Account, ApiClient, ApiClientRegion, Call, Region, ReviewTask, SubmissionWindow
 from .service import audit
 
@@ -171,16 +172,10 @@ def parse_operator_number(value) -> str | None:
     if value is None or str(value).strip().lower() in _NONE:
         return None
     text = str(value).strip()
-    problem = f"operator number {text!r} is not a valid phone number in E.164 form (like +37322123456)"
-    if not text.startswith("+") or len(text) > 32:
-        raise RegionError(problem)
-    try:
-        number = phonenumbers.parse(text, None)
-    except phonenumbers.NumberParseException:
-        raise RegionError(problem) from None
-    if not phonenumbers.is_valid_number(number):
-        raise RegionError(problem)
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    number = phones.e164(text, valid=True) if text.startswith("+") else None
+    if number is None:
+        raise RegionError(f"operator number {text!r} is not a valid phone number in E.164 form (like +37322123456)")
+    return number
 
 
 def parse_prefix(value) -> str:

@@ -16,7 +16,7 @@ from readings_store import importer
 from readings_store.models import Account, Region
 from readings_store.service import audit
 
-from . import bp
+from .blueprint import bp
 from .auth import require, require_unlimited
 from .common import json_body, json_response, query_params
 from .problems import Problem, bad_request, unprocessable

@@ -12,7 +12,7 @@ from readings_store import export, token_views
 from readings_store.models import Region
 from readings_store.service import audit
 
-from . import bp
+from .blueprint import bp
 from .auth import check_in_view, require
 from .common import (
     CSV,

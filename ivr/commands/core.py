@@ -114,6 +114,7 @@ def serve(host: str, port: int) -> None:
     """Run the web server (development server; use gunicorn in production, see README)."""
     from ..app import create_app
     from ivr.ops.logs import configure
+    from ivr.twilio_routes import TwilioRoutes
 
     config = load_config()
     configure(config.log_format or "text")
@@ -124,10 +125,10 @@ def serve(host: str, port: int) -> None:
         click.echo("warning: IVR_TWILIO_AUTH_TOKEN is not set; a local development token was created in "
                    f"{config.data_dir}. Real Twilio requests are rejected until you set it.", err=True)
     app = create_app(config)
-    base = (config.public_url or f"http://{host}:{port}").rstrip("/")
-    click.echo(f"Voice webhook (A call comes in, HTTP POST): {base}/voice/incoming")
-    click.echo(f"Status callback URL:                        {base}/voice/status")
-    click.echo(f"Primary handler fails (fallback):           {base}/voice/fallback")
+    urls = TwilioRoutes(config.public_url or f"http://{host}:{port}")
+    click.echo(f"Voice webhook (A call comes in, HTTP POST): {urls.incoming()}")
+    click.echo(f"Status callback URL:                        {urls.status()}")
+    click.echo(f"Primary handler fails (fallback):           {urls.fallback()}")
     click.echo(f"Try a call:                                 {ivr_command()} call --url http://{host}:{port}")
     run_development_server(app, host, port)
 

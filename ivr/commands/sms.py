@@ -33,7 +33,8 @@ def send_pending_cmd(limit: int) -> None:
 
     from ..config import load_config
     from ..prompts import Prompts
-    from ivr.sms.webhook import place_pending_calls, send_pending
+    from ..sms.outbox import place_pending_calls, send_pending
+    from ..twilio_routes import TwilioRoutes
 
     config = load_config()
     if not (config.sms_from or config.call_from):
@@ -48,7 +49,7 @@ def send_pending_cmd(limit: int) -> None:
     sessions = migrated_sessions(config)
     client = Client(config.twilio_account_sid, config.twilio_auth_token)
     if config.sms_from:
-        callback = config.public_url.rstrip("/") + "/sms/status" if config.public_url else None
+        callback = TwilioRoutes(config.public_url).sms_status() if config.public_url else None
         counts = send_pending(sessions, config, Prompts(config.prompts_dir), client, status_callback=callback,
                               limit=limit)
         click.echo(" ".join(f"{k}={v}" for k, v in counts.items()))

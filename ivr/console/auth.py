@@ -47,7 +47,7 @@ from readings_store.models import ConsoleSession, LoginAttempt, Operator, utcnow
 
 from ..logsafe import safe_logger
 
-from . import bp
+from .blueprint import bp
 from .forms import LoginForm, LogoutForm
 
 log = safe_logger(__name__)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from readings_store import regions as settings_service
 from readings_store.models import UTILITIES, Account, Region
 
-from . import bp
+from .blueprint import bp
 from .auth import admin_required
 from .forms import RegionForm, RemoveRegionForm
 

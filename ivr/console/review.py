@@ -34,7 +34,6 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-import phonenumbers
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -276,25 +275,6 @@ def close(session: Session, task: ReviewTask, actor: Actor, *, reason: str) -> N
                   before={"task_id": task.id, "status": "open"}, after={"task_id": task.id, "status": "done"},
                   reason=reason.strip())
     session.flush()
-
-
-def normalise_phone(text: str, default_region: str | None = None) -> str | None:
-    """E.164 for something typed as a phone number, or None."""
-    text = (text or "").strip()
-    if not text or len(text) > 32:
-        return None
-    if text.startswith("00"):
-        text = "+" + text[2:]
-    region = None if text.startswith("+") else default_region
-    if region is None and not text.startswith("+"):
-        return None
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def plausible_range(session: Session, config, reading: Reading) -> dict | None:

@@ -16,14 +16,15 @@ from sqlalchemy import and_, func, or_, select
 from wtforms.fields.choices import SelectChoice
 
 from grammars.plural import english
-from readings_store import retention, service
+from readings_store import phones, retention, service
 from readings_store.export import csv_safe
 from readings_store.models import (
     UTILITIES, Account, AccountPhone, AuditEvent, Call, Meter, Operator, Reading, Region, ReviewTask,
     Utterance, ValueRefusal, utcnow)
 
 from ivr.ops import recordings
-from . import bp, charts, labels, review
+from . import charts, labels, review
+from .blueprint import bp
 from . import dashboard as stats
 from .auth import admin_required, change_own_password
 from .auth import now as console_now
@@ -545,7 +546,7 @@ def lookup():
                                                             func.replace(Account.keypad_key, "*", "") == digits))
                                   .order_by(Account.id).limit(50)):
                 found[a.id] = a
-        phone = review.normalise_phone(q, ivr().config.console_phone_region)
+        phone = phones.e164(q, ivr().config.console_phone_region)
         if phone:
             for a in g.db.scalars(select(Account).join(AccountPhone).where(AccountPhone.phone == phone)
                                   .order_by(Account.id).limit(50)):

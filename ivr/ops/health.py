@@ -19,8 +19,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ivr.calls import streams
 from ivr.config import Config
 from ivr.logsafe import safe_logger
+from ivr.twilio_routes import MEDIA_HEALTH_PATH
 
 log = safe_logger(__name__)
 
@@ -99,14 +101,11 @@ def media_server(config: Config, timeout: float = MEDIA_PROBE_SECONDS) -> dict |
     not streamed (``IVR_SPEECH_TRANSPORT=record``)."""
     import requests
 
-    from ivr.calls import streams
-
     if not streams(config):
         return None
-    from ivr.voice.media_server import HEALTH_PATH
 
     try:
-        response = requests.get(media_address(config) + HEALTH_PATH, timeout=timeout)
+        response = requests.get(media_address(config) + MEDIA_HEALTH_PATH, timeout=timeout)
         report = response.json()
     except (requests.RequestException, ValueError) as exc:
         log.warning("health check: the media server at %s does not answer: %s", media_address(config),

@@ -27,7 +27,6 @@ import hmac
 import ipaddress
 import os
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask, Response, current_app, g, request
@@ -40,12 +39,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from readings_store.models import Call, ExportBatch, Reading
 
 from ivr.logsafe import safe_logger
+from ivr.voice.recording_fetch import LATENCY_BUCKETS  # the speech steps' own series use them too
 
 log = safe_logger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# Twilio gives up after 15 s; the buckets resolve the range that matters for a webhook.
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, float("inf"))
 
 REQUEST_SECONDS = Histogram("ivr_http_request_duration_seconds", "Time to answer a request, per route template",
                             ["route", "method"], buckets=LATENCY_BUCKETS)
@@ -53,13 +51,6 @@ RESPONSES = Counter("ivr_http_responses_total", "Responses, per route template a
                     ["route", "method", "status"])
 IN_FLIGHT = Gauge("ivr_http_requests_in_flight", "Requests being answered now", ["route"],
                   multiprocess_mode="livesum")
-FETCH_SECONDS = Histogram("ivr_recording_fetch_duration_seconds",
-                          "Time to fetch a caller's recording, failures included", ["outcome"],
-                          buckets=LATENCY_BUCKETS)
-FETCH_FAILURES = Counter("ivr_recording_fetch_failures_total",
-                         "Recordings not fetched: refused (URL or size) or unavailable in time", ["reason"])
-RECOGNITION_SECONDS = Histogram("ivr_recognition_duration_seconds", "Time to decode and recognise one recording",
-                                ["language"], buckets=LATENCY_BUCKETS)
 
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -75,42 +66,6 @@ def route_label() -> str:
     would let any client create series without end."""
     rule = request.url_rule
     return rule.rule if rule is not None else "(unmatched)"
-
-
-# --- timing hooks for the speech steps ------------------------------------------------------------
-
-@contextmanager
-def timed_fetch():
-    """Around fetching one recording: its time, and a failure by reason."""
-    from ivr.voice.speech_steps import RecordingRefused, RecordingUnavailable
-
-    start = time.perf_counter()
-    outcome = "ok"
-    try:
-        yield
-    except RecordingRefused:
-        outcome = "refused"
-        raise
-    except RecordingUnavailable:
-        outcome = "unavailable"
-        raise
-    except Exception:
-        outcome = "error"
-        raise
-    finally:
-        FETCH_SECONDS.labels(outcome).observe(time.perf_counter() - start)
-        if outcome != "ok":
-            FETCH_FAILURES.labels(outcome).inc()
-
-
-@contextmanager
-def timed_recognition(language: str):
-    """Around recognising one recording (decoding included)."""
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        RECOGNITION_SECONDS.labels(language).observe(time.perf_counter() - start)
 
 
 # --- counts from the database ---------------------------------------------------------------------

@@ -33,9 +33,9 @@ from readings_store.models import (
     ValueRefusal,
     utcnow,
 )
+from readings_store import phones
 from readings_store.service import audit
 
-from ivr.console.review import normalise_phone
 from ivr.ops.recordings import delete_audio
 
 # A call from the number that started this recently and has not ended may still be going on: its
@@ -91,7 +91,7 @@ class Erasure:
 
 def parse_phone(text: str) -> str:
     """The number in E.164 form, as the phone and SMS lines store it; PhoneError otherwise."""
-    phone = normalise_phone(text) if (text or "").strip().startswith(("+", "00")) else None
+    phone = phones.e164(text)  # international form only: no country is assumed for a number to erase
     if phone is None:
         raise PhoneError(f"{text!r} is not a phone number in international form such as +37369123456; "
                          "nothing was erased")

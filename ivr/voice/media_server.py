@@ -71,17 +71,17 @@ from speech.recognizer import Recognition
 from speech.stream import FRAME_MS, ULAW_RATE, StreamingUtterance, StreamSettings, ulaw_to_pcm16
 
 from ivr.logsafe import RateLimitedLog, safe_logger
+from ivr.twilio_routes import MEDIA_HEALTH_PATH as HEALTH_PATH
+from ivr.twilio_routes import STREAM_PATH
 
 log = safe_logger(__name__)  # handshake paths and messages come from anyone: escaped
 noisy = RateLimitedLog(log, burst=10, period=60.0)  # ... and rate limited
 
-STREAM_PATH = "/voice/stream"
 MAX_MESSAGE_BYTES = 64 * 1024  # a media message is ~250 bytes; anything near this is not Twilio
 MAX_FRAME_BYTES = 1600  # μ-law bytes per media message: 200 ms (Twilio sends 160 = 20 ms)
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 TRY_AGAIN_LATER = 1013  # WebSocket close code of a refused or shed stream (RFC 6455 registry)
 POLICY_VIOLATION = 1008  # close code of a stream not bound to a live call (or without a start)
-HEALTH_PATH = "/healthz"
 START_TIMEOUT = 10.0  # seconds a connection may wait before its start message (Twilio sends it at once)
 SIGNATURES_OFF = ("IVR_VALIDATE_SIGNATURES is off: the media endpoint accepts unsigned handshakes. Never run "
                   "like this in production.")

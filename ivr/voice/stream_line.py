@@ -37,6 +37,7 @@ from ivr.logsafe import safe_logger
 from ivr.voice.media_server import Handlers, Question
 from ivr.prompts import Prompts
 from ivr.records import SqlRecords
+from ivr.twilio_routes import TwilioRoutes
 from ivr.voice.speech_steps import SpeechSteps
 from ivr.voice.twiml import STREAM_TOKEN_PARAMETER, TwimlRenderer
 
@@ -56,20 +57,13 @@ class StreamLine:
         self.prompts = prompts
         self.rest = rest_client
         self.models = models
-        self.base = config.public_url.rstrip("/")
+        self.urls = TwilioRoutes(config.public_url)
 
     # --- URLs and TwiML, as the webhooks build them ----------------------------------------------
 
-    def step_url(self, step: str, seq: int) -> str:
-        return f"{self.base}/voice/step/{step}?seq={seq}"
-
-    def listen_url(self, step: str, seq: int, *, prompt: bool = False) -> str:
-        return f"{self.base}/voice/listen/{step}?seq={seq}" + ("&prompt=1" if prompt else "")
-
     def renderer(self) -> TwimlRenderer:
-        return TwimlRenderer(self.config, self.prompts, self.step_url,
-                             lambda lang, key: f"{self.base}/voice/prompts/{lang}/{key}", self.speech.engine_for,
-                             f"{self.base}/voice/recording-status")
+        return TwimlRenderer(self.config, self.prompts, self.urls.step, self.urls.prompt_audio,
+                             self.speech.engine_for, self.urls.recording_status())
 
     # --- the media endpoint's handlers ------------------------------------------------------------
 
@@ -116,7 +110,7 @@ class StreamLine:
         if answer.taken:
             # Twilio requests the answered step's URL; that turn is taken, so it gets its stored
             # answer: the next question.
-            self.rest.calls(call_sid).update(url=self.step_url(question.step, question.seq), method="POST")
+            self.rest.calls(call_sid).update(url=self.urls.step(question.step, question.seq), method="POST")
         else:
             log.info("call %s: spoken answer to %s (turn %d) came after the call moved on: dropped",
                      call_sid, question.step, question.seq)
@@ -128,7 +122,7 @@ class StreamLine:
             if found is None:
                 return
             question = found[0]
-        self.rest.calls(call_sid).update(url=self.listen_url(question.step, question.seq), method="POST")
+        self.rest.calls(call_sid).update(url=self.urls.listen(question.step, question.seq), method="POST")
 
     def authorize(self, call_sid: str, parameters: dict) -> str | None:
         """None when the stream may open (and its token is used now), else why not."""
@@ -154,7 +148,7 @@ class StreamLine:
             log.info("call %s: %s; speech answers will be recorded from now on", call_sid, why)
             return False
         log.warning("call %s: %s; %s (turn %d) asked again with the record transport", call_sid, why, step, seq)
-        self.rest.calls(call_sid).update(url=self.listen_url(step, seq, prompt=True), method="POST")
+        self.rest.calls(call_sid).update(url=self.urls.listen(step, seq, prompt=True), method="POST")
         return True
 
 

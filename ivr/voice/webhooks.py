@@ -13,130 +13,53 @@ import dataclasses
 import re
 from urllib.parse import parse_qs, urlsplit
 
-import phonenumbers
-from flask import Blueprint, Response, abort, current_app, g, request, send_file, url_for
+from flask import Blueprint, Response, abort, g, request, send_file
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from twilio.request_validator import RequestValidator
 
 from readings_store.models import Call, Utterance
 
 from ivr import calls, dialog
 from ivr.config import RECORD_TRANSPORT
+from ivr import twilio_routes as rules
+from ivr import twilio_webhooks
 from ivr.logsafe import safe_logger
+from ivr.twilio_webhooks import bad_request, caller_number, default_language, required, routes, twiml
+from ivr.twilio_webhooks import services as ivr
+from ivr.voice.twiml import TwimlRenderer
 
 log = safe_logger(__name__)  # request data in log lines is escaped: no forged lines
-bp = Blueprint("voice", __name__, url_prefix="/voice")
+bp = Blueprint("voice", __name__, url_prefix=rules.VOICE_PREFIX)
 
-TWIML = "application/xml"
 _SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 _RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
 _REMINDER_TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
 MAX_DIGITS_PARAM = 64
 MAX_SEQ = 2**31 - 1  # Call.seq is a 32-bit INTEGER column
-# Twilio's placeholders for a withheld caller ID.
-WITHHELD = {"", "anonymous", "restricted", "unknown", "private", "+266696687", "+86282452253", "+7378742833", "+2562533"}
-
-
-def ivr():
-    return current_app.extensions["ivr"]
 
 
 @bp.before_request
 def check_signature():
-    """Reject anything not signed by Twilio with our auth token, before it can touch the database."""
+    """Every voice webhook is signed by Twilio, but the prompt audio: Twilio fetches it unsigned."""
     if request.endpoint == "voice.prompt_audio":
-        return None  # prompt audio is public: Twilio fetches it unsigned
-    token = ivr().config.twilio_auth_token
-    if not ivr().config.validate_signatures:
-        from ivr.app import SIGNATURES_OFF
-
-        log.warning("%s (unchecked request: %s)", SIGNATURES_OFF, request.path)
         return None
-    if not token:
-        log.error("IVR_TWILIO_AUTH_TOKEN is not set: rejecting Twilio request")
-        abort(403)
-    signature = request.headers.get("X-Twilio-Signature", "")
-    params = request.form.to_dict(flat=True) if request.method == "POST" else {}
-    if not signature or not RequestValidator(token).validate(public_url(), params, signature):
-        log.warning("rejected request with a bad or missing Twilio signature: %s", request.path)
-        abort(403)
-    return None
-
-
-def public_url() -> str:
-    """The URL Twilio requested, as it signed it (the public URL, not the one behind the proxy)."""
-    base = ivr().config.public_url
-    query = request.query_string.decode()
-    if base:
-        return base.rstrip("/") + request.path + (f"?{query}" if query else "")
-    return request.url
-
-
-def twiml(body: str, status: int = 200) -> Response:
-    return Response(body, status=status, mimetype=TWIML)
-
-
-def caller_number(raw: str | None) -> tuple[str | None, str | None]:
-    """(E.164 number, ISO country) of the caller, or (None, None) when withheld or invalid."""
-    raw = (raw or "").strip()
-    if raw.lower() in WITHHELD or len(raw) > 32:
-        return None, None
-    try:
-        number = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException:
-        return None, None
-    if not phonenumbers.is_possible_number(number):
-        return None, None
-    return (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-            phonenumbers.region_code_for_number(number))
-
-
-def default_language(e164: str | None) -> str:
-    table = ivr().config.country_languages
-    if e164:
-        code = str(phonenumbers.parse(e164, None).country_code)
-        if code in table:
-            return table[code]
-    return table.get("*", "en")
-
-
-def required(name: str) -> str:
-    value = request.form.get(name, "")
-    if not value:
-        abort(Response(f"missing parameter {name}\n", status=400, mimetype="text/plain"))
-    return value
+    return twilio_webhooks.check_signature()
 
 
 def call_sid() -> str:
     sid = required("CallSid")
     if not _SID.fullmatch(sid):
-        abort(Response("CallSid is malformed\n", status=400, mimetype="text/plain"))
+        bad_request("CallSid is malformed")
     return sid
 
 
-def absolute(path: str) -> str:
-    """A URL Twilio can reach: under the configured public URL, else the one it called us on."""
-    base = ivr().config.public_url or request.host_url
-    return base.rstrip("/") + path
+def renderer() -> TwimlRenderer:
+    urls = routes()
+    return TwimlRenderer(ivr().config, ivr().prompts, urls.step, urls.prompt_audio, ivr().speech.engine_for,
+                         urls.recording_status(), urls.stream_status())
 
 
-def _step_url(step: str, seq: int) -> str:
-    return absolute(url_for("voice.step", step=step, seq=seq))
-
-
-def _prompt_url(lang: str, key: str) -> str:
-    return absolute(url_for("voice.prompt_audio", lang=lang, key=key))
-
-
-def renderer():
-    from ivr.voice.twiml import TwimlRenderer
-
-    return TwimlRenderer(ivr().config, ivr().prompts, _step_url, _prompt_url, ivr().speech.engine_for,
-                         absolute(url_for("voice.recording_status")), absolute(url_for("voice.stream_status")))
-
-
-@bp.post("/incoming")
+@bp.post(rules.INCOMING)
 def incoming():
     sid = call_sid()
     number, country = caller_number(request.form.get("From"))
@@ -147,7 +70,7 @@ def incoming():
                                  apology=first.apology))
 
 
-@bp.post("/reminder/<token>")
+@bp.post(rules.REMINDER)
 def reminder(token: str):
     """Twilio fetches this when a reminder call we placed is answered (``ivr remind --call``).
     ``token`` names the outbox row, and nothing else: whoever answers may not be the customer, and
@@ -169,7 +92,7 @@ def reminder(token: str):
         render=first.render))
 
 
-@bp.post("/listen/<step>")
+@bp.post(rules.LISTEN)
 def listen(step: str):
     """The question ``step`` of turn ``seq`` asked again, by default without its prompt: where the
     media endpoint moves a call whose caller started speaking over the prompt (barge-in). The
@@ -179,10 +102,10 @@ def listen(step: str):
     sid = call_sid()
     raw_seq = request.args.get("seq", "")
     if not re.fullmatch(r"[0-9]{1,10}", raw_seq) or not 0 < int(raw_seq) <= MAX_SEQ:
-        abort(Response("seq is missing or not a number\n", status=400, mimetype="text/plain"))
+        bad_request("seq is missing or not a number")
     with_prompt = request.args.get("prompt", "0")
     if with_prompt not in ("0", "1"):
-        abort(Response("prompt must be 0 or 1\n", status=400, mimetype="text/plain"))
+        bad_request("prompt must be 0 or 1")
     call = calls.find_call(g.db, sid)
     if call is None:
         return twiml(renderer().apology())
@@ -203,7 +126,7 @@ LEAD_KEYS = frozenset("0123456789*")
 def _lead() -> str:
     lead = request.args.get(LEAD, "")
     if lead and lead not in LEAD_KEYS:
-        abort(Response(f"{LEAD} is not a key\n", status=400, mimetype="text/plain"))
+        bad_request(f"{LEAD} is not a key")
     return lead
 
 
@@ -246,17 +169,17 @@ def _hear(state: dialog.CallState, records):
     return None
 
 
-@bp.post("/step/<step>")
+@bp.post(rules.STEP)
 def step(step: str):
     sid = call_sid()
     raw_seq = request.args.get("seq", "")
     if not re.fullmatch(r"[0-9]{1,10}", raw_seq) or not 0 < int(raw_seq) <= MAX_SEQ:
-        abort(Response("seq is missing or not a number\n", status=400, mimetype="text/plain"))
+        bad_request("seq is missing or not a number")
     seq, lead = int(raw_seq), _lead()
     first = None if lead else _key_ending_recording(step)
     if first is not None and calls.is_current(g.db, sid, step, seq):
         # Nothing is claimed or written yet: the turn is taken when the whole number is in.
-        return twiml(renderer().rest_of_number(absolute(url_for("voice.step", step=step, seq=seq, **{LEAD: first}))))
+        return twiml(renderer().rest_of_number(routes().step(step, seq, **{LEAD: first})))
     if not lead and _keypad_event().kind == "timeout":
         again = _unheard_over_stream(sid, step, seq)
         if again is not None:
@@ -292,7 +215,7 @@ def _unheard_over_stream(sid: str, step: str, seq: int) -> str | None:
 STREAM_ENDED = frozenset({"stream-stopped", "stream-error"})
 
 
-@bp.post("/stream-status")
+@bp.post(rules.STREAM_STATUS)
 def stream_status():
     """Twilio reports the call's media stream (``StreamEvent``: started, stopped, error). A stream
     that stops or fails while the call goes on (the media server died or closed it) moves the call
@@ -329,14 +252,14 @@ def _recording_sid() -> str | None:
     return sid if _RECORDING_SID.fullmatch(sid) else None
 
 
-@bp.post("/recording-status")
+@bp.post(rules.RECORDING_STATUS)
 def recording_status():
     """Twilio says a recording is ready. If the step's answer went out before the audio could be
     fetched, attach it now so an operator can still listen to it."""
     sid = call_sid()
     recording_sid = required("RecordingSid")
     if not _RECORDING_SID.fullmatch(recording_sid):
-        abort(Response("RecordingSid is malformed\n", status=400, mimetype="text/plain"))
+        bad_request("RecordingSid is malformed")
     utterance = g.db.scalars(
         select(Utterance).join(Call).where(Utterance.recording_sid == recording_sid, Call.call_sid == sid)
     ).first()
@@ -355,7 +278,7 @@ def recording_status():
     return Response(status=204)
 
 
-@bp.post("/status")
+@bp.post(rules.STATUS)
 def status():
     calls.end_call(g.db, call_sid=call_sid(), status=required("CallStatus"),
                    duration=request.form.get("CallDuration", ""))
@@ -367,7 +290,7 @@ def status():
 AFTER_ERROR = "after_error"
 
 
-@bp.post("/fallback")
+@bp.post(rules.FALLBACK)
 def fallback():
     """Twilio calls this when the primary URL failed (an exception, a timeout, an HTTP error).
 
@@ -395,7 +318,7 @@ def fallback():
         return twiml(call.last_twiml or renderer().apology(call.language or "en"))
     lang = call.language or "en"
     again = renderer()
-    again.url_for_step = lambda step, seq: absolute(url_for("voice.step", step=step, seq=seq, **{AFTER_ERROR: lang}))
+    again.url_for_step = lambda step, seq: routes().step(step, seq, **{AFTER_ERROR: lang})
     return twiml(again.render([ask], lang, call.seq, transport=call.speech_transport))
 
 
@@ -413,7 +336,7 @@ def _out_of_order(lang: str | None = None) -> str:
     return renderer().render(actions, lang, 0)
 
 
-@bp.get("/prompts/<lang>/<key>")
+@bp.get(rules.PROMPT_AUDIO)
 def prompt_audio(lang: str, key: str):
     if lang not in ivr().config.say_languages or not re.fullmatch(r"[a-z_]+(\.speech)?", key):
         abort(404)

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import event, select
 
 from ivr.app import create_app
-from ivr.voice.speech_steps import RecordingUnavailable
+from ivr.voice.recording_fetch import RecordingUnavailable
 from readings_store.db import make_engine
 from readings_store.models import Utterance
 

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from ivr.app import create_app
 from ivr.voice.simulator import SimulatedCall, flask_transport
-from ivr.voice.speech_steps import RecordingUnavailable, SpeechSteps, fetch_recording
+from ivr.voice.recording_fetch import RecordingUnavailable, fetch_recording
+from ivr.voice.speech_steps import SpeechSteps
 from readings_store.models import Utterance
 from tests import factories as f
 from tests.conftest import AUTH_TOKEN

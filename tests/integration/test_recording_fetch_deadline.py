@@ -10,7 +10,8 @@ import pytest
 
 from ivr.app import create_app
 from ivr.voice.simulator import SimulatedCall, flask_transport
-from ivr.voice.speech_steps import RecordingUnavailable, SpeechSteps, fetch_recording
+from ivr.voice.recording_fetch import RecordingUnavailable, fetch_recording
+from ivr.voice.speech_steps import SpeechSteps
 from tests.conftest import AUTH_TOKEN
 
 from .test_recording_fetch import ACCOUNT_SID

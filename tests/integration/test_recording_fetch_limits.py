@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ivr.voice.speech_steps import RecordingRefused, SpeechSteps, fetch_recording, url_allowed
+from ivr.voice.recording_fetch import RecordingRefused, fetch_recording, url_allowed
+from ivr.voice.speech_steps import SpeechSteps
 from tests.conftest import AUTH_TOKEN
 
 from .test_recording_fetch import ACCOUNT_SID, MediaServer

@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from ivr.app import create_app
 from ivr.voice.simulator import SimulatedCall, flask_transport
-from ivr.voice.speech_steps import RecordingUnavailable, SpeechSteps
+from ivr.voice.recording_fetch import RecordingUnavailable
+from ivr.voice.speech_steps import SpeechSteps
 from readings_store.models import Call, Reading, ReviewTask, Utterance
 from speech.recognizer import Recognition, Word
 from tests import factories as f

@@ -11,7 +11,8 @@ from ivr.ops import metrics
 from ivr.api import tokens
 from ivr.app import create_app
 from ivr.config import ConfigError, load_config
-from ivr.voice.speech_steps import RecordingUnavailable, SpeechSteps
+from ivr.voice.recording_fetch import RecordingUnavailable
+from ivr.voice.speech_steps import SpeechSteps
 from speech.recognizer import Recognition, Word
 from tests import factories as f
 

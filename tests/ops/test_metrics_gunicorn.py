@@ -114,5 +114,5 @@ def test_one_scrape_sums_every_worker(stale_values, gunicorn, tmp_path):  # noqa
     # The log: one JSON object per line, gunicorn's and the app's; the refused webhook names its call.
     records = [json.loads(line) for line in (tmp_path / "gunicorn.log").read_text().splitlines()]
     assert any(r["logger"] == "gunicorn.access" and "/voice/status" in r["message"] for r in records)
-    refused = [r for r in records if r["logger"] == "ivr.voice.webhooks" and "signature" in r["message"]]
+    refused = [r for r in records if r["logger"] == "ivr.twilio_webhooks" and "signature" in r["message"]]
     assert [(r["call_sid"], r["path"]) for r in refused] == [("CA" + "d" * 32, "/voice/incoming")]

@@ -18,7 +18,7 @@ from twilio.request_validator import RequestValidator
 
 from ivr.cli import cli
 from ivr.voice.simulator import SimulatedCall, flask_transport
-from ivr.sms.webhook import place_pending_calls
+from ivr.sms.outbox import place_pending_calls
 from readings_store import sms as sms_store
 from readings_store.models import Call, Reading, SmsOptOut, SmsOutbox
 from readings_store.sms import plan_reminders

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from ivr.prompts import Prompts
-from ivr.sms.webhook import send_pending
+from ivr.sms.outbox import send_pending
 from readings_store import sms as sms_store
 from readings_store.models import SmsOptOut, SmsOutbox, utcnow
 from tests.conftest import AUTH_TOKEN

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ivr.cli import cli
 from ivr.prompts import Prompts
-from ivr.sms.webhook import send_pending
+from ivr.sms.outbox import send_pending
 from readings_store.models import Reading, SmsOptOut, SmsOutbox
 from readings_store.sms import plan_reminders
 from tests import factories as f
