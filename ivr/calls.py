@@ -72,8 +72,10 @@ FINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "cancele
 Render = Callable[..., str]
 # call language -> an apology that ends the call, needing nothing but the configuration
 Apology = Callable[[str], str]
-# (call state, records) -> a recognised speech answer (``speech_steps.Heard``) or None
-Listen = Callable[[CallState, SqlRecords], object]
+# (call state, the question being answered) -> a recognised speech answer (``speech_steps.Heard``)
+# or None. Called only for a question that listens for speech (``Ask.speech``: the grammar kind,
+# ``Ask.phrases``: the names it offers), so a transport knows what to recognise from the question.
+Listen = Callable[[CallState, dialog.Ask], object]
 
 
 def load_state(call: Call) -> CallState | None:
@@ -240,7 +242,8 @@ def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq
     if state is None:
         return TurnAnswer(call.last_twiml or apology(call.language or "en"), False)
     current = call.seq == seq and state.step.value == step
-    heard = listen(state, SqlRecords(session, config, call)) if current and listen is not None else None
+    ask = _question(session, config, call, state) if current and listen is not None else None
+    heard = listen(state, ask) if listen is not None and ask is not None and ask.speech is not None else None
     # The transport is read with the claim: a call moved to the record transport meanwhile (its
     # stream refused) gets this turn's question recorded, not streamed to nobody.
     claimed = session.execute(
@@ -360,11 +363,10 @@ def speech_question(session: Session, config: Config, call: Call | None,
     state = load_state(call)
     if state is None or state.over or state.keypad_only:
         return None
-    kind = dialog.engine.SPEECH_KINDS.get(state.step.value)
-    ask = current_question(session, config, call)
-    if kind is None or ask is None or ask.speech is None or engine_for(state.lang) != "vosk":
+    ask = _question(session, config, call, state)
+    if ask is None or ask.speech is None or engine_for(state.lang) != "vosk":
         return None
-    return state, kind, ask
+    return state, ask.speech, ask
 
 
 def end_call(session: Session, *, call_sid: str, status: str, duration: str | None) -> bool:
@@ -491,4 +493,20 @@ def keep_utterance(session: Session, config: Config, call: Call, step: str, seq:
 def current_question(session: Session, config: Config, call: Call) -> dialog.Ask | None:
     """The question the call is at, asked again (a transport's fallback), or None when over."""
     state = load_state(call)
-    return dialog.engine.reask(SqlRecords(session, config, call), state) if state else None
+    return _question(session, config, call, state) if state else None
+
+
+def question_at(session: Session, config: Config, call_sid: str, step: str, seq: int) -> dialog.Ask | None:
+    """The question ``step`` of turn ``seq`` when the call is at it now, else None: what it
+    expects (``Ask.expect``) and listens for (``Ask.speech``, ``Ask.phrases``). Changes nothing."""
+    call = find_call(session, call_sid)
+    if call is None or call.seq != seq:
+        return None
+    state = load_state(call)
+    if state is None or state.step.value != step:
+        return None
+    return _question(session, config, call, state)
+
+
+def _question(session: Session, config: Config, call: Call, state: CallState) -> dialog.Ask | None:
+    return dialog.reask(SqlRecords(session, config, call), state)

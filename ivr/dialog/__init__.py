@@ -6,12 +6,12 @@ fake; what a turn writes comes back as effects, persisted by the turn service (`
 """
 from .actions import Ask, Digits, Hangup, Hours, Say, Term, Transfer
 from .effects import NoteRefusal, ReportFailedIdentification, SaveReading
-from .engine import Event, SpeechInput, Turn, handle, start, start_reminder
+from .engine import Event, SpeechInput, Turn, handle, reask, start, start_reminder
 from .ports import AccountInfo, MeterInfo, Records, RegionInfo
 from .state import CallState, Decision, Outcome, Step
 
 __all__ = [
     "Ask", "Digits", "Hangup", "Hours", "Say", "Term", "Transfer", "Event", "SpeechInput", "Turn",
-    "handle", "start", "start_reminder", "AccountInfo", "MeterInfo", "Records", "RegionInfo", "CallState", "Decision", "Outcome",
+    "handle", "reask", "start", "start_reminder", "AccountInfo", "MeterInfo", "Records", "RegionInfo", "CallState", "Decision", "Outcome",
     "Step", "NoteRefusal", "ReportFailedIdentification", "SaveReading",
 ]

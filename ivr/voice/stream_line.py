@@ -36,7 +36,6 @@ from ivr.config import RECORD_TRANSPORT, Config
 from ivr.logsafe import safe_logger
 from ivr.voice.media_server import Handlers, Question
 from ivr.prompts import Prompts
-from ivr.records import SqlRecords
 from ivr.twilio_routes import TwilioRoutes
 from ivr.voice.speech_steps import SpeechSteps
 from ivr.voice.twiml import STREAM_TOKEN_PARAMETER, TwimlRenderer
@@ -72,19 +71,14 @@ class StreamLine:
                         on_speech_started=self.on_speech_started, models=self.models or self.speech.pool.get,
                         on_refused=self.on_refused, authorize=self.authorize)
 
-    def _vosk_question(self, session: Session, call) -> tuple[dialog.CallState, str] | None:
-        """(state, speech kind) when the call's current question may be answered by voice through
-        Vosk, whichever transport brings the audio; else None."""
-        found = calls.speech_question(session, self.config, call, self.speech.engine_for)
-        return found[:2] if found else None
-
     def _speech_question(self, session: Session, call) -> tuple[Question, dialog.CallState] | None:
-        found = self._vosk_question(session, call)
+        """The question the call is at, when Vosk may hear its answer over the stream, with the
+        grammar of what it listens for (``Ask.speech``, ``Ask.phrases``); else None."""
+        found = calls.speech_question(session, self.config, call, self.speech.engine_for)
         if found is None or call.speech_transport == RECORD_TRANSPORT:  # recorded, not streamed
             return None
-        state, kind = found
-        phrases = dialog.engine.speech_phrases(SqlRecords(session, self.config, call), state)
-        grammar = tuple(grammars.build_grammar(state.lang, kind, phrases))
+        state, kind, ask = found
+        grammar = tuple(grammars.build_grammar(state.lang, kind, ask.phrases))
         return Question(language=state.lang, grammar=grammar, step=state.step.value, seq=call.seq), state
 
     def question(self, call_sid: str) -> Question | None:
@@ -93,13 +87,8 @@ class StreamLine:
             return found[0] if found else None
 
     def on_utterance(self, call_sid: str, question: Question, recognition, wav: bytes) -> None:
-        kind = dialog.engine.SPEECH_KINDS.get(question.step)
-        if kind is None:
-            return
-
-        def listen(state: dialog.CallState, records):
-            phrases = dialog.engine.speech_phrases(records, state)
-            return self.speech.from_recognition(state.lang, kind, recognition, state.tries + 1, phrases,
+        def listen(state: dialog.CallState, ask: dialog.Ask):
+            return self.speech.from_recognition(state.lang, ask.speech, recognition, state.tries + 1, ask.phrases,
                                                 audio=wav, engine=STREAM_ENGINE)
 
         renderer = self.renderer()
@@ -142,7 +131,7 @@ class StreamLine:
                          call_sid, why)
                 return False
             # Read after the change: a turn taken meanwhile has moved the question on.
-            found = self._vosk_question(session, call)
+            found = calls.speech_question(session, self.config, call, self.speech.engine_for)
             step, seq = (found[0].step.value, call.seq) if found else (None, None)
         if found is None:  # a keypad question sounds the same with either transport
             log.info("call %s: %s; speech answers will be recorded from now on", call_sid, why)

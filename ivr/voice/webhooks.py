@@ -141,31 +141,27 @@ def _keypad_event(lead: str = "") -> dialog.Event:
     return dialog.Event("digits", digits=lead + digits)
 
 
-def _key_ending_recording(step: str) -> str | None:
-    """The key that ended a ``<Record>`` at a number step (the caller started typing after the
-    Gather gave way), or None: the rest of the number is still to come."""
+def _key_ending_recording() -> str | None:
+    """The key that ended a ``<Record>`` (the caller started typing after the Gather gave way), or
+    None. At a question that expects a number, it is the number's first key: the rest is to come."""
     digits = request.form.get("Digits", "")
-    if request.form.get("RecordingUrl") and digits in LEAD_KEYS and step in dialog.engine.NUMBER_STEPS:
-        return digits
-    return None
+    return digits if request.form.get("RecordingUrl") and digits in LEAD_KEYS else None
 
 
-def _hear(state: dialog.CallState, records):
-    """The speech answer this request carries (a ``Heard``), or None for keys and silence.
-    Called by the turn service before the turn is claimed: a slow recognition holds no lock."""
-    kind = dialog.engine.SPEECH_KINDS.get(state.step.value)
-    if kind is None or request.args.get("timeout") == "1":
+def _hear(state: dialog.CallState, ask: dialog.Ask):
+    """The speech answer this request carries (a ``Heard``) to ``ask``, a question that listens
+    for speech, or None for keys and silence. Called by the turn service before the turn is
+    claimed: a slow recognition holds no lock."""
+    if request.args.get("timeout") == "1":
         return None
     attempt = state.tries + 1
     speech = ivr().speech
-    # Names the question offers (regions), heard beside the kind's words.
-    phrases = dialog.engine.speech_phrases(records, state)
     if request.form.get("SpeechResult") is not None and not request.form.get("Digits"):
-        return speech.from_twilio(state.lang, kind, request.form["SpeechResult"], request.form.get("Confidence"),
-                                  attempt, phrases)
+        return speech.from_twilio(state.lang, ask.speech, request.form["SpeechResult"], request.form.get("Confidence"),
+                                  attempt, ask.phrases)
     url = request.form.get("RecordingUrl")
     if url and request.form.get("Digits", "#") in ("", "#", "hangup"):
-        return speech.from_recording(state.lang, kind, url, attempt, phrases)
+        return speech.from_recording(state.lang, ask.speech, url, attempt, ask.phrases)
     return None
 
 
@@ -176,10 +172,12 @@ def step(step: str):
     if not re.fullmatch(r"[0-9]{1,10}", raw_seq) or not 0 < int(raw_seq) <= MAX_SEQ:
         bad_request("seq is missing or not a number")
     seq, lead = int(raw_seq), _lead()
-    first = None if lead else _key_ending_recording(step)
-    if first is not None and calls.is_current(g.db, sid, step, seq):
-        # Nothing is claimed or written yet: the turn is taken when the whole number is in.
-        return twiml(renderer().rest_of_number(routes().step(step, seq, **{LEAD: first})))
+    first = None if lead else _key_ending_recording()
+    if first is not None:
+        ask = calls.question_at(g.db, ivr().config, sid, step, seq)
+        if ask is not None and ask.expect == "number":
+            # Nothing is claimed or written yet: the turn is taken when the whole number is in.
+            return twiml(renderer().rest_of_number(routes().step(step, seq, **{LEAD: first})))
     if not lead and _keypad_event().kind == "timeout":
         again = _unheard_over_stream(sid, step, seq)
         if again is not None:

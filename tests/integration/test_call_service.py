@@ -241,15 +241,39 @@ def test_a_call_moved_while_its_turn_is_taken_gets_the_record_transport(db, conf
     """The mark lands between the turn's read of the call and its claim (another process, the
     media endpoint): the answer is rendered with the transport read by the claim."""
     _open(db, config)
+    assert _turn(db, config, "language", 1, "4") == "en|2|ask:account"
+    asked = []
 
-    def mark_meanwhile(state, records):
+    def mark_meanwhile(state, ask):
+        asked.append((ask.step, ask.speech))
         with sessions() as other:
             assert calls.use_record_transport(other, SID) is not None
         return None
 
+    answer = calls.take_turn(db, config, call_sid=SID, step="account", seq=2,
+                             keys=dialog.Event("digits", digits="100001#"), listen=mark_meanwhile,
+                             render=fake_render, apology=fake_apology)
+    assert answer.taken and answer.body == "en|3|ask:value|record"
+    assert asked == [("account", "digits")]  # the question says what it listens for
+
+
+def test_the_transport_listens_only_at_a_question_that_listens_for_speech(db, config, meter):
+    """The language menu is keys only (its Ask has no speech kind): no recognition is asked for."""
+    _open(db, config)
+    heard = []
     answer = calls.take_turn(db, config, call_sid=SID, step="language", seq=1, keys=dialog.Event("digits", digits="4"),
-                             listen=mark_meanwhile, render=fake_render, apology=fake_apology)
-    assert answer.taken and answer.body == "en|2|ask:account|record"
+                             listen=lambda state, ask: heard.append(ask), render=fake_render, apology=fake_apology)
+    assert answer.taken and answer.body == "en|2|ask:account" and heard == []
+
+
+def test_question_at_names_the_current_question_only(db, config, meter):
+    _open(db, config)
+    _turn(db, config, "language", 1, "4")
+    ask = calls.question_at(db, config, SID, "account", 2)
+    assert (ask.step, ask.expect, ask.speech) == ("account", "number", "digits")
+    assert calls.question_at(db, config, SID, "account", 1) is None  # a turn already taken
+    assert calls.question_at(db, config, SID, "language", 2) is None
+    assert calls.question_at(db, config, "CA" + "0" * 32, "account", 2) is None
 
 
 def test_an_unknown_or_finished_call_is_not_moved(db, config, meter):
