@@ -6,7 +6,7 @@ import re
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from . import rules
@@ -31,11 +31,27 @@ def keypad_key(account_number: str) -> str:
     return _SEPARATORS.sub("*", account_number.strip()).strip("*")
 
 
-def find_account(session: Session, region_id: int, typed: str) -> Account | None:
-    matches = session.scalars(
-        select(Account).where(Account.region_id == region_id, Account.keypad_key == keypad_key(typed)).limit(2)
-    ).all()
-    # Two accounts typed alike cannot be told apart on a keypad: treat as not found (operator review).
+def accounts_by_key(session: Session, typed: str, *, region_id: int | None = None, limit: int = 2,
+                    any_separators: bool = False) -> list[Account]:
+    """The accounts whose number is typed as ``typed`` on a keypad (``keypad_key``), in the region
+    ``region_id`` or in any; the lowest ids first, at most ``limit``. ``any_separators``: also
+    those whose digits match whatever separators either has (an operator's search)."""
+    key = keypad_key(typed or "")
+    if not key:
+        return []
+    match = Account.keypad_key == key
+    if any_separators:
+        match = or_(match, func.replace(Account.keypad_key, "*", "") == key.replace("*", ""))
+    query = select(Account).where(match)
+    if region_id is not None:
+        query = query.where(Account.region_id == region_id)
+    return list(session.scalars(query.order_by(Account.id).limit(limit)))
+
+
+def find_account(session: Session, region_id: int | None, typed: str) -> Account | None:
+    """The one account typed as ``typed`` (in ``region_id``, or in any region when None). Two
+    accounts typed alike cannot be told apart on a keypad: None then, as for none (operator review)."""
+    matches = accounts_by_key(session, typed, region_id=region_id)
     return matches[0] if len(matches) == 1 else None
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from . import intake, rules
 from .models import (UTILITIES, Account, AccountPhone, Call, Meter, Reading, Region, SmsMessage, SmsOptOut,
                      SmsOutbox, UTCDateTime, utcnow)
-from .service import keypad_key, region_now, window_for
+from .service import find_account, region_now, window_for
 
 # Keywords in every language of the line (upper-cased before matching). Carriers and Twilio use
 # the English ones; the others are what a customer writes in Romanian, Russian and Ukrainian.
@@ -88,12 +88,6 @@ def parse_submission(body: str) -> Submission | None:
     return Submission(account, tuple(v.replace(",", ".") for v in values))
 
 
-def find_account(session: Session, typed: str) -> Account | None:
-    """The one account, in any region, with this number; None when none or several match."""
-    matches = session.scalars(select(Account).where(Account.keypad_key == keypad_key(typed)).limit(2)).all()
-    return matches[0] if len(matches) == 1 else None
-
-
 def registers(account: Account) -> list[tuple[Meter, str]]:
     """The account's registers in the phone menu's order: active meters, day before night."""
     return [(m, r) for m in account.meters if m.active for r in m.register_names]
@@ -125,7 +119,7 @@ def submit(session: Session, submission: Submission, *, sender: str, message_sid
     """Judge and store each value of a text through the intake policy, in the account's registers'
     order, as given by ``sender`` (the caller commits)."""
     now = now or utcnow()
-    account = find_account(session, submission.account)
+    account = find_account(session, None, submission.account)  # in any region
     problem = rules.check_account(account)
     if problem:
         return SubmissionResult(account, "account_not_found" if account is None else problem.code)

@@ -223,11 +223,9 @@ def _identification_task(session: Session, task: ReviewTask) -> None:
 
 
 def find_account(session: Session, region_id: int, typed: str) -> Account:
-    key = service.keypad_key(typed or "")
-    if not key:
+    if not service.keypad_key(typed or ""):
         raise ActionError("Enter the account number.")
-    matches = session.scalars(select(Account).where(Account.region_id == region_id, Account.keypad_key == key)
-                              .limit(2)).all()
+    matches = service.accounts_by_key(session, typed, region_id=region_id)
     if not matches:
         raise ActionError(f"No account {typed!r} in that region.")
     if len(matches) > 1:

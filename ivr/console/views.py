@@ -413,88 +413,68 @@ def _form_errors(form) -> str:
     return " ".join(msg for errors in form.errors.values() for msg in errors)
 
 
-@bp.post("/tasks/<int:task_id>/accept")
-def accept(task_id: int):
+def _act(task_id: int, name: str, form_class, act, *, choices=None):
+    """One review action, as every action button runs it: the item (404), not handled already, its
+    form valid, then ``act(task, form)`` (the message to flash) committed; a refusal changes
+    nothing and shows the item again with the error under the form ``name``."""
     task = _task_or_404(task_id)
     if (handled := _already_handled(task)) is not None:
         return handled
-    form = AcceptForm(prefix="accept")
+    form = form_class(prefix=name)
+    if choices is not None:
+        form.region_id.choices = choices()
     if not form.validate_on_submit():
-        return _refused(task, review.ActionError(_form_errors(form) or "Invalid form."), "accept")
+        return _refused(task, review.ActionError(_form_errors(form) or "Invalid form."), name)
     try:
+        message = act(task, form)
+    except review.ActionError as exc:
+        return _refused(task, exc, name)
+    g.db.commit()
+    return _after_action(task, message)
+
+
+@bp.post("/tasks/<int:task_id>/accept")
+def accept(task_id: int):
+    def act(task, form):
         reading = review.accept(g.db, ivr().config, task, actor(), override=form.override.data,
                                 reason=form.reason.data)
-    except review.ActionError as exc:
-        return _refused(task, exc, "accept")
-    g.db.commit()
-    return _after_action(task, f"Accepted {reading.value} for item #{task.id}.")
+        return f"Accepted {reading.value} for item #{task.id}."
+    return _act(task_id, "accept", AcceptForm, act)
 
 
 @bp.post("/tasks/<int:task_id>/correct")
 def correct(task_id: int):
-    task = _task_or_404(task_id)
-    if (handled := _already_handled(task)) is not None:
-        return handled
-    form = CorrectForm(prefix="correct")
-    if not form.validate_on_submit():
-        return _refused(task, review.ActionError(_form_errors(form) or "Invalid form."), "correct")
-    try:
+    def act(task, form):
         new = review.correct(g.db, ivr().config, task, actor(), value=form.value.data, reason=form.reason.data,
                              override=form.override.data)
-    except review.ActionError as exc:
-        return _refused(task, exc, "correct")
-    g.db.commit()
-    return _after_action(task, f"Corrected item #{task.id} to {new.value}.")
+        return f"Corrected item #{task.id} to {new.value}."
+    return _act(task_id, "correct", CorrectForm, act)
 
 
 @bp.post("/tasks/<int:task_id>/reject")
 def reject(task_id: int):
-    task = _task_or_404(task_id)
-    if (handled := _already_handled(task)) is not None:
-        return handled
-    form = RejectForm(prefix="reject")
-    if not form.validate_on_submit():
-        return _refused(task, review.ActionError(_form_errors(form) or "Invalid form."), "reject")
-    try:
+    def act(task, form):
         review.reject(g.db, ivr().config, task, actor(), reason=form.reason.data)
-    except review.ActionError as exc:
-        return _refused(task, exc, "reject")
-    g.db.commit()
-    return _after_action(task, f"Rejected item #{task.id}.")
+        return f"Rejected item #{task.id}."
+    return _act(task_id, "reject", RejectForm, act)
 
 
 @bp.post("/tasks/<int:task_id>/link")
 def link(task_id: int):
-    task = _task_or_404(task_id)
-    if (handled := _already_handled(task)) is not None:
-        return handled
-    form = LinkForm(prefix="link")
-    form.region_id.choices = [SelectChoice(r.id, r.name) for r in g.db.scalars(select(Region).order_by(Region.name))]
-    if not form.validate_on_submit():
-        return _refused(task, review.ActionError(_form_errors(form) or "Invalid form."), "link")
-    try:
+    def act(task, form):
         account = review.link(g.db, task, actor(), region_id=form.region_id.data, number=form.number.data,
                               add_phone=form.add_phone.data, note=form.reason.data)
-    except review.ActionError as exc:
-        return _refused(task, exc, "link")
-    g.db.commit()
-    return _after_action(task, f"Linked item #{task.id} to account {account.number}.")
+        return f"Linked item #{task.id} to account {account.number}."
+    regions = lambda: [SelectChoice(r.id, r.name) for r in g.db.scalars(select(Region).order_by(Region.name))]  # noqa: E731
+    return _act(task_id, "link", LinkForm, act, choices=regions)
 
 
 @bp.post("/tasks/<int:task_id>/close")
 def close(task_id: int):
-    task = _task_or_404(task_id)
-    if (handled := _already_handled(task)) is not None:
-        return handled
-    form = CloseForm(prefix="close")
-    if not form.validate_on_submit():
-        return _refused(task, review.ActionError(_form_errors(form) or "Invalid form."), "close")
-    try:
+    def act(task, form):
         review.close(g.db, task, actor(), reason=form.reason.data)
-    except review.ActionError as exc:
-        return _refused(task, exc, "close")
-    g.db.commit()
-    return _after_action(task, f"Closed item #{task.id}.")
+        return f"Closed item #{task.id}."
+    return _act(task_id, "close", CloseForm, act)
 
 
 # --- recordings ------------------------------------------------------------------------------------
@@ -537,15 +517,8 @@ def lookup():
     accounts: list[Account] = []
     phone = None
     if q:
-        key = service.keypad_key(q)
-        found = {}
-        if key:
-            # As typed (separators matter on the keypad) or digits only, ignoring the separators.
-            digits = key.replace("*", "")
-            for a in g.db.scalars(select(Account).where(or_(Account.keypad_key == key,
-                                                            func.replace(Account.keypad_key, "*", "") == digits))
-                                  .order_by(Account.id).limit(50)):
-                found[a.id] = a
+        # As typed (separators matter on the keypad) or digits only, ignoring the separators.
+        found = {a.id: a for a in service.accounts_by_key(g.db, q, limit=50, any_separators=True)}
         phone = phones.e164(q, ivr().config.console_phone_region)
         if phone:
             for a in g.db.scalars(select(Account).join(AccountPhone).where(AccountPhone.phone == phone)

@@ -69,6 +69,23 @@ def test_keypad_key_and_find_account(db):
     assert service.find_account(db, r.id, "123456") is None
 
 
+def test_one_lookup_by_keypad_key_for_every_channel(db):
+    """The phone line (per region), a text (any region) and the console's search (separators
+    ignored) all find accounts by ``accounts_by_key``; two accounts typed alike are found by none."""
+    north, south = f.region(db), f.region(db, code="SUD", name="Sud", menu_key=2)
+    f.account(db, north, number="12-34")
+    f.account(db, south, number="12-34")
+    f.account(db, south, number="555-1")
+    db.commit()
+    assert [a.region_id for a in service.accounts_by_key(db, "12*34", limit=5)] == [north.id, south.id]
+    assert service.find_account(db, north.id, "12 34").region_id == north.id
+    assert service.find_account(db, None, "12*34") is None  # alike in two regions: not told apart
+    assert service.find_account(db, None, "555/1").number == "555-1"
+    assert service.accounts_by_key(db, "5551") == []
+    assert [a.number for a in service.accounts_by_key(db, "5551", any_separators=True)] == ["555-1"]
+    assert service.accounts_by_key(db, " - ") == []
+
+
 def test_working_hours_in_region_timezone():
     from readings_store.models import Region
 
