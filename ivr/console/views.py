@@ -689,14 +689,18 @@ class DashboardFigures:
         return stats.default_period(self.covered, self.windows, self.now)
 
     @functools.cached_property
+    def calls(self) -> stats.CallCounts:
+        return stats.call_counts(self.db, self.scope)
+
+    @functools.cached_property
     def outcomes(self) -> list[dict]:
-        return stats.outcomes(self.db, self.scope)
+        return stats.outcomes(self.calls)
 
     @functools.cached_property
     def per_region_language(self) -> list[dict]:
         return sorted(({**row, "region": region_name(self.regions.get(row["region_id"])) if row["region_id"]
                         else "unknown region", "language": labels.label(row["language"], "language")}
-                       for row in stats.per_region_language(self.db, self.scope)),
+                       for row in stats.per_region_language(self.calls)),
                       key=lambda r: (r["region"], r["language"]))
 
     @functools.cached_property
@@ -704,17 +708,13 @@ class DashboardFigures:
         return stats.calls_per_hour(self.db, self.scope, self.zone)
 
     @functools.cached_property
-    def steps(self) -> stats.StepCounts:
-        return stats.step_counts(self.db, self.scope)
-
-    @functools.cached_property
     def funnel(self) -> list[dict]:
-        return stats.funnel(self.steps)
+        return stats.funnel(self.calls)
 
     @functools.cached_property
     def answers(self) -> list[dict]:
         return [{**a, "language": labels.label(a["language"], "language")}
-                for a in stats.answers_by_language(self.steps)]
+                for a in stats.answers_by_language(self.calls)]
 
     @functools.cached_property
     def coverage(self) -> list[dict]:
