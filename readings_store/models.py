@@ -148,6 +148,8 @@ class Account(Base):
     __table_args__ = (
         UniqueConstraint("region_id", "number", name="uq_accounts_region_number"),
         Index("ix_accounts_keypad", "region_id", "keypad_key"),
+        # The active accounts of a region, counted from the index alone (the dashboard's coverage).
+        Index("ix_accounts_region_active", "region_id", "active"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"))
