@@ -417,7 +417,11 @@ class ReviewTask(Base):
     """Something the robot was unsure of, waiting for an operator: a reading or an identification."""
 
     __tablename__ = "review_tasks"
-    __table_args__ = (Index("ix_review_tasks_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_review_tasks_status_created", "status", "created_at"),
+        # The queue's counts of open items by reason and kind, under any of its filters, from the index alone.
+        Index("ix_review_tasks_status_reason", "status", "reason", "kind", "region_id", "utility", "created_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # reading | identification
     reason: Mapped[str] = mapped_column(String(64))

@@ -7,7 +7,7 @@ Each call gets the figures the dashboard sums (``readings_store.call_figures``):
 questions it reached, passed and left, and counts of its steps by how they were answered. Existing
 calls are counted from the ``call_steps`` rows their turns wrote. Indexes let the console count
 from indexes alone: the calls of a period with their figures, an account's latest calls, readings
-received in a period, readings of a billing period by status, and a region's active accounts.
+received in a period, readings of a billing period by status, a region's active accounts, and open review items by reason and kind.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -29,6 +29,7 @@ INDEXES = (
     ("ix_readings_received", "readings", ["received_at", "status", "channel"]),
     ("ix_readings_period_status", "readings", ["period", "status", "meter_id"]),
     ("ix_accounts_region_active", "accounts", ["region_id", "active"]),
+    ("ix_review_tasks_status_reason", "review_tasks", ["status", "reason", "kind", "region_id", "utility", "created_at"]),
 )
 
 
