@@ -6,11 +6,12 @@ Two kinds:
   writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` (gunicorn.conf.py sets it to
   ``<IVR_DATA_DIR>/metrics`` and empties it when the master starts), and a scrape of any worker
   sums them all (prometheus_client's multi-process mode).
-- Counted in the database at scrape time: calls by outcome, readings by status and channel, export
-  batches by state. The database is the record, so these are right whichever worker answers and
-  survive restarts; a reading that moves from pending review to accepted moves between series,
-  which a counter could not show. They are gauges: Prometheus' ``increase()``/``delta()`` give
-  the rates.
+- Counted in the database: calls by outcome, readings by status and channel, export batches by
+  state. Triggers keep these counts as the rows are inserted, changed and deleted (``RecordCount``,
+  migration 0015_volume), so a scrape reads a few rows however many calls there are. The database
+  is the record, so these are right whichever worker answers and survive restarts; a reading that
+  moves from pending review to accepted moves between series, which a counter could not show. They
+  are gauges: Prometheus' ``increase()``/``delta()`` give the rates.
 
 - Read from this host's media server (``ivr media-server``'s health report) at scrape time:
   whether it answers and is ready, and its streams: active now, and since it started admitted,
@@ -34,10 +35,10 @@ from flask import Flask, Response, current_app, g, request
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest, multiprocess)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from readings_store.models import Call, ExportBatch, Reading
+from readings_store.models import RecordCount
 
 from .logsafe import safe_logger
 
@@ -131,19 +132,25 @@ class RecordsCollector:
         up = GaugeMetricFamily("ivr_records_up", "1 when the database counts below could be read")
         try:
             with self.sessions() as session:
-                for outcome, count in session.execute(select(Call.outcome, func.count()).group_by(Call.outcome)):
-                    calls.add_metric([outcome or "in_progress"], count)
-                for status, channel, count in session.execute(
-                        select(Reading.status, Reading.channel, func.count()).group_by(Reading.status, Reading.channel)):
-                    readings.add_metric([status, channel], count)
-                total, acked = session.execute(select(func.count(), func.count(ExportBatch.acknowledged_at))).one()
-                batches.add_metric(["created"], total)
-                batches.add_metric(["acknowledged"], acked)
+                # Kept by triggers as the rows change (``RecordCount``): a few rows, however many
+                # calls and readings there are.
+                counted = session.execute(select(RecordCount.family, RecordCount.first, RecordCount.second,
+                                                 RecordCount.n)).all()
         except SQLAlchemyError as exc:
             log.error("metrics: database counts unavailable: %s", exc.__class__.__name__)
             up.add_metric([], 0)
             yield up
             return
+        counts = {"created": 0, "acknowledged": 0}
+        for family, first, second, n in counted:
+            if family == "calls":
+                calls.add_metric([first or "in_progress"], n)
+            elif family == "readings":
+                readings.add_metric([first, second], n)
+            elif family == "export_batches" and first in counts:
+                counts[first] = n
+        batches.add_metric(["created"], counts["created"])
+        batches.add_metric(["acknowledged"], counts["acknowledged"])
         up.add_metric([], 1)
         yield from (up, calls, readings, batches)
 

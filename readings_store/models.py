@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -331,6 +332,20 @@ class Utterance(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     call: Mapped[Call] = relationship(back_populates="utterances")
+
+
+class RecordCount(Base):
+    """How many calls there are by outcome, readings by status and channel, and export batches
+    created and acknowledged: kept by database triggers (migration 0015_volume) as those rows are
+    inserted, changed and deleted, so ``/metrics`` reads a few rows instead of counting every call
+    and reading. ``family`` is calls, readings or export_batches; ``first``/``second`` its labels
+    ("" for a call without an outcome yet, and where a family has one label)."""
+
+    __tablename__ = "record_counts"
+    family: Mapped[str] = mapped_column(String(16), primary_key=True)
+    first: Mapped[str] = mapped_column(String(32), primary_key=True)
+    second: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class ExportBatch(Base):

@@ -1,6 +1,6 @@
 """Migration 0015_volume: each call's dashboard figures counted from the ``call_steps`` rows its
 turns wrote, exactly as the turns count them (``readings_store.call_figures``); the indexes the
-console counts from, as the models describe them; and back."""
+console counts from and the counts /metrics reads, as the models describe them; and back."""
 from __future__ import annotations
 
 import datetime as dt
@@ -50,11 +50,20 @@ def test_migration_counts_each_calls_steps_as_its_turns_would_and_goes_back(empt
         got = {row[0]: dict(zip(call_figures.COLUMNS, row[1:])) for row in conn.execute(
             text(f"SELECT id, {', '.join(call_figures.COLUMNS)} FROM calls ORDER BY id"))}
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        # The counts /metrics reads start from the rows already there.
+        counts = conn.execute(text("SELECT family, first, second, n FROM record_counts WHERE n <> 0")).all()
     assert got == expected
+    assert [tuple(row) for row in counts] == [("calls", "", "", 120)]
     assert any(figures["questions_left"] for figures in got.values())  # the outcome-dependent pass is counted
     assert got[17] == dict.fromkeys(call_figures.COLUMNS, 0)
-    assert [d for d in diffs if "calls" in repr(d) or "readings" in repr(d)] == []
+    assert [d for d in diffs if any(name in repr(d) for name in ("calls", "readings", "record_counts",
+                                                                  "accounts", "review_tasks"))] == []
     command.downgrade(alembic_config(url), "0014")
     assert not set(call_figures.COLUMNS) & {c["name"] for c in inspect(engine).get_columns("calls")}
     assert "ix_readings_received" not in {i["name"] for i in inspect(engine).get_indexes("readings")}
+    assert "record_counts" not in inspect(engine).get_table_names()
+    with engine.begin() as conn:  # no trigger is left behind to write to it
+        conn.execute(text("UPDATE calls SET outcome = 'completed'"))
+        conn.execute(text("DELETE FROM call_steps"))
+        conn.execute(text("DELETE FROM calls"))
     engine.dispose()
