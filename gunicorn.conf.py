@@ -66,6 +66,8 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
-    from prometheus_client import multiprocess
+    from ivr.metrics import archive_dead_process, multiprocess_dir
 
-    multiprocess.mark_process_dead(worker.pid)  # its requests in flight no longer count
+    # Its counts are added to the archive files and its own files removed (a scrape reads every
+    # file: they would pile up with each restart); its requests in flight no longer count.
+    archive_dead_process(multiprocess_dir(), worker.pid)

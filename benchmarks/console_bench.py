@@ -9,7 +9,8 @@ with re-asks, transfers and hang-ups, each turn's step a ``call_steps`` row, rea
 status, review items, refused values), made ``--calls`` calls big (default 100 000), with
 ``--tasks`` review items (default 50 000) and ``--accounts`` accounts per region (4 regions;
 default 25 000, which gives about 330 000 readings). The product's clock is stopped on 3 December
-2026. An administrator's console then asks, ``--runs`` times, for each page and CSV, and each is
+2026 (the dashboard's "today"; its "31 days" are the longest span it shows, 2 November to 3
+December). An administrator's console then asks, ``--runs`` times, for each page and CSV, and each is
 printed with its median time, the SQL statements it ran and how much it grew the process's peak
 memory (Linux: peak RSS reset before each request). With PostgreSQL a scratch database is created
 next to the one named in the URL and dropped at the end.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import os
 import statistics
 import sys
@@ -74,14 +76,18 @@ def _reset_peak() -> bool:
 def pages(db, query: str) -> list[tuple[str, str]]:
     """(name, path) of every console page and CSV, for records of the generated month."""
     from readings_store.models import Account, ReviewTask
-    from tests.console.test_dashboard_month import LAST
+    from tests.console.test_dashboard_month import LAST, NOW
+
+    TODAY = NOW.date()
 
     task = db.scalar(select(func.min(ReviewTask.id)).where(ReviewTask.status == "open"))
     account = db.get(Account, db.scalar(select(func.min(Account.id))))
     open_items = db.scalar(select(func.count()).select_from(ReviewTask).where(ReviewTask.status == "open"))
     last_page = max(1, -(-open_items // 50))
     out = [("dashboard, the month", f"/console/dashboard?{query}"),
-           ("dashboard, one day", f"/console/dashboard?date={LAST}")]
+           ("dashboard, one day", f"/console/dashboard?date={LAST}"),
+           ("dashboard, today", "/console/dashboard"),
+           ("dashboard, 31 days", f"/console/dashboard?from={TODAY - dt.timedelta(days=31)}&to={TODAY}")]
     from ivr.console.views import DashboardFigures
     out += [(f"dashboard CSV {table}", f"/console/dashboard?{query}&format=csv&table={table}")
             for table in DashboardFigures.TABLES]

@@ -51,7 +51,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from readings_store import intake, service
+from readings_store import call_figures, intake, service
 from readings_store import sms as sms_store
 from readings_store.models import Call, CallStep, ReviewTask, Utterance, utcnow
 
@@ -323,11 +323,13 @@ def _log_step(call: Call, step: str, event: dict, actions: list) -> None:
     session = Session.object_session(call)
     if session is None:  # pragma: no cover - a turn's call is always its session's
         raise RuntimeError(f"call {call.call_sid} is not in a session")
+    next_ = asked[0] if asked else type(actions[-1]).__name__.lower()
     session.add(CallStep(
-        call_id=call.id, seq=call.seq - 1, at=now, step=step,
-        next=asked[0] if asked else type(actions[-1]).__name__.lower(), kind=event.get("kind"),
+        call_id=call.id, seq=call.seq - 1, at=now, step=step, next=next_, kind=event.get("kind"),
         keys=event.get("keys"), decision=event.get("decision"),
         detail=event.get("from", event.get("answered_by")), language=call.language, region_id=call.region_id))
+    # The dashboard's figures of the call, in the row the turn writes anyway.
+    call_figures.add_step(call, step, next_, event.get("kind"))
     call.last_activity_at = now
 
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -27,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
-from . import clock
+from . import call_figures, clock
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -148,6 +149,8 @@ class Account(Base):
     __table_args__ = (
         UniqueConstraint("region_id", "number", name="uq_accounts_region_number"),
         Index("ix_accounts_keypad", "region_id", "keypad_key"),
+        # The active accounts of a region, counted from the index alone (the dashboard's coverage).
+        Index("ix_accounts_region_active", "region_id", "active"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     region_id: Mapped[int] = mapped_column(ForeignKey("regions.id"))
@@ -212,8 +215,15 @@ class SubmissionWindow(Base):
 
 class Call(Base):
     __tablename__ = "calls"
-    # Open calls by last activity: what ``ivr calls sweep`` looks for.
-    __table_args__ = (Index("ix_calls_open_activity", "ended_at", "last_activity_at"),)
+    __table_args__ = (
+        # Open calls by last activity: what ``ivr calls sweep`` looks for.
+        Index("ix_calls_open_activity", "ended_at", "last_activity_at"),
+        # Everything the dashboard counts over the calls of a period, read from the index alone
+        # (a call's row also holds its state and last TwiML, kilobytes the count never needs).
+        Index("ix_calls_figures", "started_at", "region_id", "language", "outcome", *call_figures.COLUMNS),
+        # An account's latest calls (its console page).
+        Index("ix_calls_account_started", "account_id", "started_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
     from_number: Mapped[str | None] = mapped_column(String(32), index=True)  # E.164 or None if withheld
@@ -247,6 +257,16 @@ class Call(Base):
     duration_seconds: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The call's figures for the dashboard, counted by each turn as it logs its step
+    # (``readings_store.call_figures``): bit masks of questions, and counts of steps.
+    questions_reached: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    questions_passed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    questions_left: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    answers_speech: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    answers_keypad: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    questions_asked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    questions_reasked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    steps_logged: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     region: Mapped[Region | None] = relationship()
     account: Mapped[Account | None] = relationship()
@@ -314,6 +334,20 @@ class Utterance(Base):
     call: Mapped[Call] = relationship(back_populates="utterances")
 
 
+class RecordCount(Base):
+    """How many calls there are by outcome, readings by status and channel, and export batches
+    created and acknowledged: kept by database triggers (migration 0015_volume) as those rows are
+    inserted, changed and deleted, so ``/metrics`` reads a few rows instead of counting every call
+    and reading. ``family`` is calls, readings or export_batches; ``first``/``second`` its labels
+    ("" for a call without an outcome yet, and where a family has one label)."""
+
+    __tablename__ = "record_counts"
+    family: Mapped[str] = mapped_column(String(16), primary_key=True)
+    first: Mapped[str] = mapped_column(String(32), primary_key=True)
+    second: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class ExportBatch(Base):
     __tablename__ = "export_batches"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -337,6 +371,10 @@ class Reading(Base):
     __table_args__ = (
         Index("ix_readings_meter_register", "meter_id", "register", "period"),
         Index("ix_readings_status_id", "status", "id"),
+        # The dashboard: readings received in a period by status and channel, and the meters with
+        # a reading of a billing period; both read from the index alone.
+        Index("ix_readings_received", "received_at", "status", "channel"),
+        Index("ix_readings_period_status", "period", "status", "meter_id"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
@@ -394,7 +432,11 @@ class ReviewTask(Base):
     """Something the robot was unsure of, waiting for an operator: a reading or an identification."""
 
     __tablename__ = "review_tasks"
-    __table_args__ = (Index("ix_review_tasks_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_review_tasks_status_created", "status", "created_at"),
+        # The queue's counts of open items by reason and kind, under any of its filters, from the index alone.
+        Index("ix_review_tasks_status_reason", "status", "reason", "kind", "region_id", "utility", "created_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # reading | identification
     reason: Mapped[str] = mapped_column(String(64))

@@ -2,9 +2,10 @@
 readings per region against each region's submission window, the review queue's age, and how
 callers answer (speech or keypad, re-asks) per language. Plain queries over a session, no Flask.
 
-Every figure is counted by the database (GROUP BY over the calls, and over the ``call_steps`` rows
-each call's turns wrote), so the page costs a few aggregate queries however many calls the period
-holds, and no row is loaded into Python.
+Every figure is counted by the database (GROUP BY over the calls, whose figures each call's turns
+kept as they logged their steps, ``readings_store.call_figures``; and over indexes of readings and
+review items), so the page costs a few aggregate queries however many calls the period holds, and
+no row is loaded into Python: at most one row per region, language and outcome.
 """
 from __future__ import annotations
 
@@ -12,22 +13,18 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, and_, case, cast, func, literal, null, or_, select, true, union, union_all
+from sqlalchemy import and_, case, func, select, true
 from sqlalchemy.orm import Session
 
 from grammars.plural import english
 from readings_store import rules, service
-from readings_store.models import UTILITIES, Account, Call, CallStep, Meter, Reading, Region, ReviewTask
+from readings_store.call_figures import QUESTIONS
+from readings_store.models import UTILITIES, Account, Call, Meter, Reading, Region, ReviewTask
 
 from . import labels
 
-# Questions in the order a call asks them (a reminder call we placed starts at "reminder", then goes
-# to the meter); the funnel follows this order.
-QUESTIONS = ("reminder", "language", "region", "offer_account", "account", "meter", "register", "value", "confirm")
 OUTCOME_ORDER = ("completed", "no_reading", "transferred", "gave_up", "hung_up", "service_not_ready", None)
 AGE_BUCKETS = ((1, "under 1 h"), (4, "1–4 h"), (24, "4–24 h"), (72, "1–3 days"), (None, "over 3 days"))
-# How a caller answered a question, as the phone line logs it in the step's event (``ivr.calls``).
-KEYPAD, SPEECH = "digits", "speech"
 SAVED = ("accepted", "pending_review")
 
 
@@ -48,19 +45,78 @@ class Scope:
 
 # --- calls ----------------------------------------------------------------------------------------
 
-def outcomes(session: Session, scope: Scope) -> list[dict]:
-    counts = dict(session.execute(select(Call.outcome, func.count()).where(*scope.where())
-                                  .group_by(Call.outcome)).all())
-    known = [o for o in OUTCOME_ORDER if o in counts]
-    other = sorted(o for o in counts if o not in OUTCOME_ORDER)
-    return [{"code": o or "", "label": labels.label(o, "outcome"), "value": counts[o]} for o in known + other]
+@dataclass(frozen=True)
+class CallCounts:
+    """The calls of a scope counted in one statement, by region, language and outcome, from the
+    figures each call's turns kept (``readings_store.call_figures``), read from ``ix_calls_figures``
+    alone. ``rows``: region_id, language, outcome, calls, then the steps' counts (speech, keypad,
+    asked, reasked, logged), then per question the sums of its bit in the calls' masks: reached,
+    passed, and passed or left (a question left for something that is not a question counts as
+    passed if the call completed)."""
+
+    rows: list[tuple]
+
+    def outcomes(self) -> dict[str | None, int]:
+        out: dict[str | None, int] = {}
+        for _region_id, _language, outcome, calls, *_ in self.rows:
+            out[outcome] = out.get(outcome, 0) + calls
+        return out
+
+    def _bits(self, mask: int, row: tuple) -> list[int]:
+        first = 9 + mask * len(QUESTIONS)
+        return [int(row[first + i] or 0) >> i for i in range(len(QUESTIONS))]  # a sum of bit i, over 2**i
+
+    def reached(self) -> dict[str, int]:
+        """Per question, the calls that reached it."""
+        totals = [sum(column) for column in zip(*(self._bits(0, row) for row in self.rows))] or [0] * len(QUESTIONS)
+        return dict(zip(QUESTIONS, totals))
+
+    def passed(self) -> dict[str, int]:
+        """Per question, the calls that passed it."""
+        totals = [sum(column) for column in zip(*(self._bits(2 if row[2] == "completed" else 1, row)
+                                                   for row in self.rows))] or [0] * len(QUESTIONS)
+        return dict(zip(QUESTIONS, totals))
+
+    def answers(self) -> dict[str | None, tuple[int, int, int, int]]:
+        """Per call language with steps logged: speech, keypad, asked, reasked."""
+        out: dict[str | None, list[int]] = {}
+        for row in self.rows:
+            language, counts, logged = row[1], row[4:8], row[8]
+            if not logged:
+                continue  # calls without steps answered nothing
+            total = out.setdefault(language, [0, 0, 0, 0])
+            for i, n in enumerate(counts):
+                total[i] += int(n or 0)
+        return {language: (total[0], total[1], total[2], total[3]) for language, total in out.items()}
+
+
+def call_counts(session: Session, scope: Scope) -> CallCounts:
+    # Sums of "mask & 2**i" (one operation per row and question): the cheapest form on both databases.
+    def bits(mask) -> list:
+        return [func.sum(mask.op("&")(1 << i)) for i in range(len(QUESTIONS))]
+
+    query = (select(Call.region_id, Call.language, Call.outcome, func.count(),
+                    func.sum(Call.answers_speech), func.sum(Call.answers_keypad), func.sum(Call.questions_asked),
+                    func.sum(Call.questions_reasked), func.sum(Call.steps_logged),
+                    *bits(Call.questions_reached), *bits(Call.questions_passed),
+                    *bits(Call.questions_passed.op("|")(Call.questions_left)))
+             .where(*scope.where()).group_by(Call.region_id, Call.language, Call.outcome))
+    return CallCounts([tuple(row) for row in session.execute(query)])
+
+
+def outcomes(counts: CallCounts) -> list[dict]:
+    by_outcome = counts.outcomes()
+    known = [o for o in OUTCOME_ORDER if o in by_outcome]
+    other = sorted(o for o in by_outcome if o not in OUTCOME_ORDER)
+    return [{"code": o or "", "label": labels.label(o, "outcome"), "value": by_outcome[o]} for o in known + other]
 
 
 def _utc_hour(session: Session):
     """SQL: the UTC hour a call started in, as text "YYYY-MM-DD HH"."""
     if session.get_bind().dialect.name == "postgresql":
         return func.to_char(func.timezone("UTC", Call.started_at), "YYYY-MM-DD HH24")
-    return func.strftime("%Y-%m-%d %H", Call.started_at)  # SQLite keeps UTC times as text
+    # SQLite keeps UTC times as text, "YYYY-MM-DD HH:MM:SS.ffffff": the hour is its first 13 characters.
+    return func.substr(Call.started_at, 1, 13)
 
 
 def calls_per_hour(session: Session, scope: Scope, zone: str) -> list[tuple[str, int]]:
@@ -79,86 +135,39 @@ def calls_per_hour(session: Session, scope: Scope, zone: str) -> list[tuple[str,
     return out
 
 
-def per_region_language(session: Session, scope: Scope) -> list[dict]:
+def per_region_language(counts: CallCounts) -> list[dict]:
     """Calls per region and call language: how many, and how many completed, were transferred or
     gave up. ``region_id`` and ``language`` are None when the call never got that far."""
-    def counted(outcome: str):
-        return func.sum(case((Call.outcome == outcome, 1), else_=0))
-
-    rows = session.execute(select(Call.region_id, Call.language, func.count(), counted("completed"),
-                                  counted("transferred"), counted("gave_up"))
-                           .where(*scope.where()).group_by(Call.region_id, Call.language)).all()
-    return [{"region_id": r, "language": lang, "calls": n, "completed": int(c), "transferred": int(t),
-             "gave_up": int(g)} for r, lang, n, c, t, g in rows]
-
-
-def _steps(session: Session, scope: Scope):
-    """One row per step the calls in ``scope`` logged (``call_steps``): the call's id, language and
-    outcome, the step, the question asked next and how the step was answered. A materialised CTE:
-    the rows are read once however often a query reads them."""
-    return (select(Call.id.label("call_id"), Call.language.label("language"), Call.outcome.label("outcome"),
-                   CallStep.step.label("step"), CallStep.next.label("next"), CallStep.kind.label("kind"))
-            .select_from(Call).join(CallStep, CallStep.call_id == Call.id).where(*scope.where())
-            .cte("steps").prefix_with("MATERIALIZED"))
+    out: dict[tuple, dict] = {}
+    for region_id, language, outcome, calls, *_ in counts.rows:
+        row = out.setdefault((region_id, language), {"region_id": region_id, "language": language, "calls": 0,
+                                                     "completed": 0, "transferred": 0, "gave_up": 0})
+        row["calls"] += calls
+        if outcome in ("completed", "transferred", "gave_up"):
+            row[outcome] += calls
+    return list(out.values())
 
 
-@dataclass(frozen=True)
-class StepCounts:
-    """What the calls' steps say, counted in one statement (the steps are unnested once):
-    per question the calls that reached and passed it, and per call language the answers."""
-
-    reached: dict[str, int]
-    passed: dict[str, int]
-    answers: dict[str | None, tuple[int, int, int, int]]  # language: speech, keypad, asked, reasked
-
-
-def step_counts(session: Session, scope: Scope) -> StepCounts:
-    steps = _steps(session, scope)
-    question = steps.c.step.in_(QUESTIONS)
-    # A call reached a question when a step of it was at the question or led to it.
-    asked = union(select(steps.c.call_id, steps.c.step.label("question")).where(question),
-                  select(steps.c.call_id, steps.c.next.label("question")).where(steps.c.next.in_(QUESTIONS))
-                  ).subquery("asked")
-    # It passed one when an answer there moved it on to another question, or it completed after it.
-    moved_on = and_(question, steps.c.next != steps.c.step,
-                    or_(steps.c.next.in_((*QUESTIONS, "more")), steps.c.outcome == "completed"))
-
-    def total(condition):
-        return func.sum(case((condition, 1), else_=0))
-
-    nothing = cast(null(), BigInteger)  # PostgreSQL types each UNION column from its first row
-    rows = session.execute(union_all(
-        select(literal("reached"), asked.c.question, func.count(), nothing, nothing, nothing)
-        .group_by(asked.c.question),
-        select(literal("passed"), steps.c.step, func.count(func.distinct(steps.c.call_id)), nothing, nothing, nothing)
-        .where(moved_on).group_by(steps.c.step),
-        select(literal("answers"), steps.c.language, total(steps.c.kind == SPEECH), total(steps.c.kind == KEYPAD),
-               total(question), total(and_(question, steps.c.next == steps.c.step)))
-        .group_by(steps.c.language))).all()
-    reached = {key: int(n) for tag, key, n, *_ in rows if tag == "reached"}
-    passed = {key: int(n) for tag, key, n, *_ in rows if tag == "passed"}
-    answers = {key: tuple(int(v or 0) for v in values) for tag, key, *values in rows if tag == "answers"}
-    return StepCounts(reached, passed, answers)
-
-
-def funnel(counts: StepCounts) -> list[dict]:
+def funnel(counts: CallCounts) -> list[dict]:
     """Per question: calls that reached it (the line asked it at least once) and calls that passed
     it (an answer moved the call on to another question, or the call completed after it)."""
-    return [{"code": q, "label": labels.label(q, "step"), "value": counts.reached[q],
-             "inner": counts.passed.get(q, 0), "note": f"reached, {counts.passed.get(q, 0)} passed"}
-            for q in QUESTIONS if counts.reached.get(q)]
+    reached, passed = counts.reached(), counts.passed()
+    return [{"code": q, "label": labels.label(q, "step"), "value": reached[q],
+             "inner": passed[q], "note": f"reached, {passed[q]} passed"}
+            for q in QUESTIONS if reached[q]]
 
 
-def answers_by_language(counts: StepCounts) -> list[dict]:
+def answers_by_language(counts: CallCounts) -> list[dict]:
     """Per call language: answers given by speech and on the keypad (every answered step), and the
     re-ask rate: the share of questions the line had to ask again (a step whose next question was
     itself). ``language`` is None for calls that never chose one; calls without steps answered nothing."""
     out = []
-    for lang in sorted(counts.answers, key=lambda lang: lang or ""):
-        speech, keypad, asked, reasked = counts.answers[lang]
-        answers = speech + keypad
+    answers = counts.answers()
+    for lang in sorted(answers, key=lambda lang: lang or ""):
+        speech, keypad, asked, reasked = answers[lang]
+        given = speech + keypad
         out.append({"language": lang, "speech": speech, "keypad": keypad, "asked": asked, "reasked": reasked,
-                    "speech_share": speech / answers if answers else None,
+                    "speech_share": speech / given if given else None,
                     "reask_rate": reasked / asked if asked else None})
     return out
 
@@ -231,13 +240,16 @@ def coverage(session: Session, period: str, regions: list[Region], windows_of: d
     """Per region: active accounts with at least one meter, how many of them have a reading
     (accepted or waiting for review) in the billing period, and the region's window for it."""
     ids = [r.id for r in regions]
-    accounts = (select(Account.region_id, func.count(func.distinct(Account.id)))
-                .join(Meter, Meter.account_id == Account.id)
-                .where(Account.active.is_(True), Account.region_id.in_(ids)).group_by(Account.region_id))
-    with_reading = (select(Account.region_id, func.count(func.distinct(Account.id)))
-                    .join(Meter, Meter.account_id == Account.id).join(Reading, Reading.meter_id == Meter.id)
-                    .where(Account.active.is_(True), Account.region_id.in_(ids), Reading.period == period,
-                           Reading.status.in_(SAVED))
+    # Active accounts with a meter, from the index of a region's active accounts; and of them those
+    # with a saved reading of the period, found from the period's readings (ix_readings_period_status:
+    # a few readings per account) rather than by probing every account's meters for one.
+    has_meter = select(Meter.id).where(Meter.account_id == Account.id).exists()
+    accounts = (select(Account.region_id, func.count())
+                .where(Account.active.is_(True), Account.region_id.in_(ids), has_meter).group_by(Account.region_id))
+    read = (select(Meter.account_id).join(Reading, Reading.meter_id == Meter.id)
+            .where(Reading.period == period, Reading.status.in_(SAVED)))
+    with_reading = (select(Account.region_id, func.count())
+                    .where(Account.active.is_(True), Account.region_id.in_(ids), Account.id.in_(read))
                     .group_by(Account.region_id))
     totals = dict(session.execute(accounts).all())
     done = dict(session.execute(with_reading).all())

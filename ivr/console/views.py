@@ -218,10 +218,13 @@ def queue():
                                           ReviewTask.region_id, ReviewTask.utility, ReviewTask.details, Reading.value)
                   .outerjoin(Reading, Reading.id == ReviewTask.reading_id)
                   .order_by(ReviewTask.created_at, ReviewTask.id).limit(10000))
-        regions = {r.id: r for r in g.db.scalars(select(Region))}
-        rows = [{"item": t.id, "received": local_time(t.created_at, "%Y-%m-%d %H:%M:%S"), "zone": page_zone(),
-                 "kind": labels.label(t.kind, "kind"), "reason": labels.label(t.reason),
-                 "region": region_name(regions.get(t.region_id)),
+        # What every row shares is worked out once: up to 10 000 rows are written per request.
+        names = {r.id: region_name(r) for r in g.db.scalars(select(Region))}
+        zone_name = page_zone()
+        zone = ZoneInfo(zone_name)
+        rows = [{"item": t.id, "received": t.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+                 "zone": zone_name, "kind": labels.label(t.kind, "kind"), "reason": labels.label(t.reason),
+                 "region": names.get(t.region_id, "-"),
                  "utility": labels.label(t.utility, "utility") if t.utility else "",
                  "value": str(t.value) if t.value is not None else
                  ", ".join(map(str, (t.details or {}).get("attempts", [])))}
@@ -663,14 +666,18 @@ class DashboardFigures:
         return stats.default_period(self.covered, self.windows, self.now)
 
     @functools.cached_property
+    def calls(self) -> stats.CallCounts:
+        return stats.call_counts(self.db, self.scope)
+
+    @functools.cached_property
     def outcomes(self) -> list[dict]:
-        return stats.outcomes(self.db, self.scope)
+        return stats.outcomes(self.calls)
 
     @functools.cached_property
     def per_region_language(self) -> list[dict]:
         return sorted(({**row, "region": region_name(self.regions.get(row["region_id"])) if row["region_id"]
                         else "unknown region", "language": labels.label(row["language"], "language")}
-                       for row in stats.per_region_language(self.db, self.scope)),
+                       for row in stats.per_region_language(self.calls)),
                       key=lambda r: (r["region"], r["language"]))
 
     @functools.cached_property
@@ -678,17 +685,13 @@ class DashboardFigures:
         return stats.calls_per_hour(self.db, self.scope, self.zone)
 
     @functools.cached_property
-    def steps(self) -> stats.StepCounts:
-        return stats.step_counts(self.db, self.scope)
-
-    @functools.cached_property
     def funnel(self) -> list[dict]:
-        return stats.funnel(self.steps)
+        return stats.funnel(self.calls)
 
     @functools.cached_property
     def answers(self) -> list[dict]:
         return [{**a, "language": labels.label(a["language"], "language")}
-                for a in stats.answers_by_language(self.steps)]
+                for a in stats.answers_by_language(self.calls)]
 
     @functools.cached_property
     def coverage(self) -> list[dict]:

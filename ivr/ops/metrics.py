@@ -5,12 +5,15 @@ Two kinds:
   in flight, recording fetch time and failures, recognition time. Under gunicorn every worker
   writes its values to files in ``PROMETHEUS_MULTIPROC_DIR`` (gunicorn.conf.py sets it to
   ``<IVR_DATA_DIR>/metrics`` and empties it when the master starts), and a scrape of any worker
-  sums them all (prometheus_client's multi-process mode).
-- Counted in the database at scrape time: calls by outcome, readings by status and channel, export
-  batches by state. The database is the record, so these are right whichever worker answers and
-  survive restarts; a reading that moves from pending review to accepted moves between series,
-  which a counter could not show. They are gauges: Prometheus' ``increase()``/``delta()`` give
-  the rates.
+  sums them all (prometheus_client's multi-process mode). When a worker exits, the master adds
+  its values into one archive file per kind (``archive_dead_process``), so a scrape reads the
+  files of the live workers and a few archives, however often workers were replaced.
+- Counted in the database: calls by outcome, readings by status and channel, export batches by
+  state. Triggers keep these counts as the rows are inserted, changed and deleted (``RecordCount``,
+  migration 0015_volume), so a scrape reads a few rows however many calls there are. The database
+  is the record, so these are right whichever worker answers and survive restarts; a reading that
+  moves from pending review to accepted moves between series, which a counter could not show. They
+  are gauges: Prometheus' ``increase()``/``delta()`` give the rates.
 
 - Read from this host's media server (``ivr media-server``'s health report) at scrape time:
   whether it answers and is ready, and its streams: active now, and since it started admitted,
@@ -33,10 +36,11 @@ from flask import Flask, Response, current_app, g, request
 from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
                                generate_latest, multiprocess)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import func, select
+from prometheus_client.mmap_dict import MmapedDict
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from readings_store.models import Call, ExportBatch, Reading
+from readings_store.models import RecordCount
 
 from ivr.logsafe import safe_logger
 from ivr.voice.recording_fetch import LATENCY_BUCKETS  # the speech steps' own series use them too
@@ -86,19 +90,25 @@ class RecordsCollector:
         up = GaugeMetricFamily("ivr_records_up", "1 when the database counts below could be read")
         try:
             with self.sessions() as session:
-                for outcome, count in session.execute(select(Call.outcome, func.count()).group_by(Call.outcome)):
-                    calls.add_metric([outcome or "in_progress"], count)
-                for status, channel, count in session.execute(
-                        select(Reading.status, Reading.channel, func.count()).group_by(Reading.status, Reading.channel)):
-                    readings.add_metric([status, channel], count)
-                total, acked = session.execute(select(func.count(), func.count(ExportBatch.acknowledged_at))).one()
-                batches.add_metric(["created"], total)
-                batches.add_metric(["acknowledged"], acked)
+                # Kept by triggers as the rows change (``RecordCount``): a few rows, however many
+                # calls and readings there are.
+                counted = session.execute(select(RecordCount.family, RecordCount.first, RecordCount.second,
+                                                 RecordCount.n)).all()
         except SQLAlchemyError as exc:
             log.error("metrics: database counts unavailable: %s", exc.__class__.__name__)
             up.add_metric([], 0)
             yield up
             return
+        counts = {"created": 0, "acknowledged": 0}
+        for family, first, second, n in counted:
+            if family == "calls":
+                calls.add_metric([first or "in_progress"], n)
+            elif family == "readings":
+                readings.add_metric([first, second], n)
+            elif family == "export_batches" and first in counts:
+                counts[first] = n
+        batches.add_metric(["created"], counts["created"])
+        batches.add_metric(["acknowledged"], counts["acknowledged"])
         up.add_metric([], 1)
         yield from (up, calls, readings, batches)
 
@@ -152,6 +162,47 @@ def clear_multiprocess_dir(path: Path) -> int:
         item.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+# Value files whose values add up across processes: a dead worker's are kept in the sum.
+ADDITIVE_KINDS = ("counter", "histogram", "summary")
+
+
+def archive_dead_process(path: Path, pid: int) -> int:
+    """After worker ``pid`` exited (gunicorn's ``child_exit``, in the master): add its counter,
+    histogram and summary values into one archive file per kind (``counter_archive.db``, ...) and
+    remove its files, then drop its live gauges (``multiprocess.mark_process_dead``). A scrape
+    reads every file in the folder: without this, each worker ever started would leave files that
+    every scrape reads again, and scrapes would slow down with every restart. The values are the
+    raw entries prometheus_client writes (histogram buckets not yet accumulated, as
+    ``MultiProcessCollector.merge(accumulate=False)`` would give them), summed key by key, so the
+    scraped totals do not change. Returns how many files of the worker were archived."""
+    archived = 0
+    for kind in ADDITIVE_KINDS:
+        dead = path / f"{kind}_{pid}.db"
+        if not dead.exists():
+            continue
+        archive = path / f"{kind}_archive.db"
+        totals: dict[str, float] = {}
+        for source in (archive, dead):
+            if source.exists():
+                for key, value, _timestamp, _pos in MmapedDict.read_all_values_from_file(str(source)):
+                    totals[key] = totals.get(key, 0.0) + value
+        # Written under a name a scrape does not read, then put in place at once; the dead file
+        # goes right after (a scrape in between may count it twice, for that instant).
+        partial = path / f".{kind}_archive.partial"
+        partial.unlink(missing_ok=True)
+        merged = MmapedDict(str(partial))
+        try:
+            for key, value in totals.items():
+                merged.write_value(key, value, 0.0)
+        finally:
+            merged.close()
+        os.replace(partial, archive)
+        dead.unlink()
+        archived += 1
+    multiprocess.mark_process_dead(pid, str(path))
+    return archived
 
 
 PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from werkzeug.security import generate_password_hash
 
-from readings_store import service
+from readings_store import call_figures, service
 from readings_store.models import Call, CallStep, Operator, ReviewTask, Utterance, utcnow
 from tests import factories as f
 
@@ -137,7 +137,11 @@ def step_rows(call_id: int, entries: list[dict], language=None, region_id=None) 
 def log_steps(db, call: Call, entries: list[dict]) -> None:
     """Replace the steps ``call`` (flushed) logged with ``entries`` ({at, step, event, next})."""
     db.query(CallStep).filter(CallStep.call_id == call.id).delete()
-    db.add_all(CallStep(**row) for row in step_rows(call.id, entries, call.language, call.region_id))
+    rows = step_rows(call.id, entries, call.language, call.region_id)
+    db.add_all(CallStep(**row) for row in rows)
+    # The call's dashboard figures, as its turns would have counted these steps.
+    for name, value in call_figures.of_steps((r["step"], r["next"], r["kind"]) for r in rows).items():
+        setattr(call, name, value)
     db.flush()
     db.expire(call, ["logged_steps"])
 

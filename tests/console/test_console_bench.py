@@ -23,6 +23,7 @@ def test_bench_prints_every_console_page_with_its_statements(tmp_path):
     rows = [line.split() for line in out.splitlines() if line.startswith(("dashboard", "queue", "item page",
                                                                           "lookup", "account page"))]
     names = [" ".join(r[:-4]) for r in rows]
-    assert {"dashboard, the month", "dashboard CSV funnel", "dashboard CSV answers", "queue", "queue CSV",
+    assert {"dashboard, the month", "dashboard, today", "dashboard, 31 days", "dashboard CSV funnel",
+            "dashboard CSV answers", "queue", "queue CSV",
             "item page", "account page"} <= set(names)
     assert all(int(r[-2]) > 0 for r in rows)  # each page ran its statements

@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import bindparam, text
 
 from ivr.console import labels
-from readings_store import clock
+from readings_store import call_figures, clock
 from readings_store.models import (Account, AccountPhone, Call, CallStep, Meter, Operator, Reading, Region, ReviewTask,
                                    SubmissionWindow, UTCDateTime, ValueRefusal)
 
@@ -169,10 +169,13 @@ def build_month(db, seed: int = 2026, *, calls_count: int = 3000, accounts_per_r
             steps, outcome, reason = [], "service_not_ready", None
         else:
             steps, outcome, reason = _call_steps(rnd, started, two_tariff=rnd.random() < 0.3)
+        rows = step_rows(call_id, steps, lang, region_id)
         calls.append({"id": call_id, "call_sid": f"CA{call_id:032x}", "from_number": f"+3736{call_id:07d}",
                       "language": lang, "region_id": region_id, "state": {}, "steps": [], "seq": len(steps),
-                      "outcome": outcome, "end_reason": reason, "started_at": started})
-        logged.extend(step_rows(call_id, steps, lang, region_id))
+                      "outcome": outcome, "end_reason": reason, "started_at": started,
+                      # As the calls' turns count their steps (the test below counts the steps themselves).
+                      **call_figures.of_steps((r["step"], r["next"], r["kind"]) for r in rows)})
+        logged.extend(rows)
     _insert(db, Call, calls, chunk)
     _insert(db, CallStep, logged, chunk)
 

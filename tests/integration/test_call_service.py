@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import inspect, select, text
 
 from ivr import calls, dialog
-from readings_store import service
+from readings_store import call_figures, service
 from readings_store.db import alembic_config, make_engine, upgrade
 from readings_store.models import Call, Reading, ReviewTask, ValueRefusal
 from tests import factories as f
@@ -73,6 +73,28 @@ def test_a_whole_call_through_the_service(db, config, meter):
         Reading.channel == "phone_keypad"))] == [("1500", "accepted", f"{SID}:4")]
     # The read-back counted as a refusal until it was saved with it, in the same turn.
     assert db.scalars(select(ValueRefusal)).all() == []
+
+
+def test_each_turn_counts_its_step_in_the_calls_dashboard_figures(db, config, meter):
+    _open(db, config)
+    _turn(db, config, "language", 1, "4")
+    _turn(db, config, "account", 2, "")  # no answer: asked again
+    _turn(db, config, "account", 3, "100001#")
+    call = _call(db)
+    bits = call_figures.BIT
+    assert (call.questions_reached, call.questions_passed) == (bits["language"] | bits["account"] | bits["value"],
+                                                               bits["language"] | bits["account"])
+    assert (call.answers_keypad, call.answers_speech, call.questions_asked, call.questions_reasked,
+            call.steps_logged) == (2, 0, 3, 1, 4)
+    for step, seq, keys in (("value", 4, "1500#"), ("confirm", 5, "1"), ("next", 6, "3")):
+        _turn(db, config, step, seq, keys)
+    call = _call(db)
+    # Whatever the turns counted is what their logged steps say, a repeated turn counted once.
+    _turn(db, config, "next", 6, "3")
+    assert {name: getattr(_call(db), name) for name in call_figures.COLUMNS} == call_figures.of_steps(
+        (s.step, s.next, s.kind) for s in call.logged_steps)
+    # The confirmation led to "next" (not one of the funnel's questions): passed because the call completed.
+    assert call.answers_keypad == 5 and call.questions_left == bits["confirm"] and call.outcome == "completed"
 
 
 def test_a_repeated_turn_gets_the_same_answer_and_changes_nothing(db, config, meter):

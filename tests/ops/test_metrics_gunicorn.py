@@ -110,6 +110,8 @@ def test_one_scrape_sums_every_worker(stale_values, gunicorn, tmp_path):  # noqa
     assert not (folder / f"gauge_livesum_{gone}.db").exists()
     again = requests.get(base + "/metrics", timeout=10).text
     assert value(again, HISTOGRAM, route="/voice/incoming", method="POST") == calls + 1
+    # Its own files are gone, its values added into the archives a scrape reads instead.
+    assert not list(folder.glob(f"*_{gone}.db")) and (folder / "histogram_archive.db").exists()
 
     # The log: one JSON object per line, gunicorn's and the app's; the refused webhook names its call.
     records = [json.loads(line) for line in (tmp_path / "gunicorn.log").read_text().splitlines()]
