@@ -33,7 +33,7 @@ system-packages:
 # The whole suite on the embedded SQLite default; then the database tests again on PostgreSQL
 # when IVR_TEST_DATABASE_URL points at one (CI sets it).
 test: $(VENV)/.installed-test system-packages
-	$(BIN)/pytest -n auto
+	$(BIN)/pytest -n auto --durations=15
 	@if [ -n "$$IVR_TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$IVR_TEST_DATABASE_URL): database tests =="; \
 		$(BIN)/pytest -n auto -m "db and not speech and not browser"; \
