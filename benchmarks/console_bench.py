@@ -11,8 +11,10 @@ status, review items, refused values), made ``--calls`` calls big (default 100 0
 default 25 000, which gives about 330 000 readings). The product's clock is stopped on 3 December
 2026 (the dashboard's "today"; its "31 days" are the longest span it shows, 2 November to 3
 December). An administrator's console then asks, ``--runs`` times, for each page and CSV, and each is
-printed with its median time, the SQL statements it ran and how much it grew the process's peak
-memory (Linux: peak RSS reset before each request). With PostgreSQL a scratch database is created
+printed with its median time, the SQL statements it ran, how much it grew the process's peak
+memory (Linux: peak RSS reset before each request) and the median CPU time this process spent on
+it (with SQLite that includes the database's work; on a shared machine it varies less than the
+time). With PostgreSQL a scratch database is created
 next to the one named in the URL and dropped at the end.
 """
 from __future__ import annotations
@@ -130,16 +132,17 @@ def run(url: str, args) -> None:
     statements: list[str] = []
     event.listen(engine, "before_cursor_execute", lambda conn, cursor, sql, *a: statements.append(sql))
     width = max(len(name) for name, _ in to_time)
-    print(f"{'page':<{width}}  median s   runs (s)            SQL  peak +MB")
+    print(f"{'page':<{width}}  median s   runs (s)            SQL  peak +MB  CPU s")
     for name, path in to_time:
-        times, grown = [], []
+        times, grown, cpu = [], [], []
         for _ in range(args.runs):
             statements.clear()
             peak_known = _reset_peak()
             before = _kb("VmRSS")
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             response = client.get(path)
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
             after = _kb("VmHWM")
             if peak_known and before is not None and after is not None:
                 grown.append((after - before) / 1024)
@@ -147,7 +150,7 @@ def run(url: str, args) -> None:
                 raise SystemExit(f"{path} answered {response.status_code}")
         memory = f"{max(grown):8.1f}" if grown else "       ?"
         print(f"{name:<{width}}  {statistics.median(times):8.3f}   {', '.join(f'{t:.3f}' for t in times):<18} "
-              f"{len(statements):4d}  {memory}")
+              f"{len(statements):4d}  {memory}  {statistics.median(cpu):5.3f}")
     load = os.getloadavg()
     print(f"load average after: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     engine.dispose()

@@ -336,16 +336,21 @@ class Utterance(Base):
 
 class RecordCount(Base):
     """How many calls there are by outcome, readings by status and channel, and export batches
-    created and acknowledged: kept by database triggers (migration 0015_volume) as those rows are
-    inserted, changed and deleted, so ``/metrics`` reads a few rows instead of counting every call
-    and reading. ``family`` is calls, readings or export_batches; ``first``/``second`` its labels
-    ("" for a call without an outcome yet, and where a family has one label)."""
+    created and acknowledged, as changes to add up: database triggers (migration 0015_volume) add
+    a row of +1 or -1 as those rows are inserted, changed and deleted, in the same transaction, and
+    ``/metrics`` sums them and now and then folds them into one row per series
+    (``ivr.metrics.compact_record_counts``). Appended, never updated in place: a counter row
+    updated by every insert would serialise concurrent calls on it, and on PostgreSQL a bulk insert
+    in one transaction would make it longer with every row. ``family`` is calls, readings or
+    export_batches; ``first``/``second`` its labels ("" for a call without an outcome yet, and
+    where a family has one label)."""
 
     __tablename__ = "record_counts"
-    family: Mapped[str] = mapped_column(String(16), primary_key=True)
-    first: Mapped[str] = mapped_column(String(32), primary_key=True)
-    second: Mapped[str] = mapped_column(String(32), primary_key=True)
-    n: Mapped[int] = mapped_column(BigInteger, default=0)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    family: Mapped[str] = mapped_column(String(16))
+    first: Mapped[str] = mapped_column(String(32))
+    second: Mapped[str] = mapped_column(String(32))
+    n: Mapped[int] = mapped_column(BigInteger)
 
 
 class ExportBatch(Base):

@@ -9,8 +9,9 @@ Two kinds:
   its values into one archive file per kind (``archive_dead_process``), so a scrape reads the
   files of the live workers and a few archives, however often workers were replaced.
 - Counted in the database: calls by outcome, readings by status and channel, export batches by
-  state. Triggers keep these counts as the rows are inserted, changed and deleted (``RecordCount``,
-  migration 0015_volume), so a scrape reads a few rows however many calls there are. The database
+  state. Triggers append a +1 or -1 as the rows are inserted, changed and deleted (``RecordCount``,
+  migration 0015_volume), and a scrape sums those, folding them when many have piled up, so it
+  reads a few hundred rows at most however many calls there are. The database
   is the record, so these are right whichever worker answers and survive restarts; a reading that
   moves from pending review to accepted moves between series, which a counter could not show. They
   are gauges: Prometheus' ``increase()``/``delta()`` give the rates.
@@ -37,7 +38,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry,
                                generate_latest, multiprocess)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.mmap_dict import MmapedDict
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from readings_store.models import RecordCount
@@ -90,10 +91,7 @@ class RecordsCollector:
         up = GaugeMetricFamily("ivr_records_up", "1 when the database counts below could be read")
         try:
             with self.sessions() as session:
-                # Kept by triggers as the rows change (``RecordCount``): a few rows, however many
-                # calls and readings there are.
-                counted = session.execute(select(RecordCount.family, RecordCount.first, RecordCount.second,
-                                                 RecordCount.n)).all()
+                counted = read_record_counts(session)
         except SQLAlchemyError as exc:
             log.error("metrics: database counts unavailable: %s", exc.__class__.__name__)
             up.add_metric([], 0)
@@ -111,6 +109,45 @@ class RecordsCollector:
         batches.add_metric(["acknowledged"], counts["acknowledged"])
         up.add_metric([], 1)
         yield from (up, calls, readings, batches)
+
+
+# Changes appended since the last fold beyond which a scrape folds them into one row per series.
+COMPACT_AFTER = 500
+
+
+def read_record_counts(session) -> list[tuple[str, str, str, int]]:
+    """(family, first, second, count) of every series, summed from the rows the triggers appended
+    (``RecordCount``); when many have piled up they are folded first, so a scrape sums a few
+    hundred rows at most however many calls and readings there are."""
+    query = (select(RecordCount.family, RecordCount.first, RecordCount.second, func.sum(RecordCount.n), func.count())
+             .group_by(RecordCount.family, RecordCount.first, RecordCount.second))
+    rows = session.execute(query).all()
+    if sum(changes for *_, changes in rows) - len(rows) > COMPACT_AFTER:
+        try:
+            compact_record_counts(session)
+        except SQLAlchemyError as exc:  # the counts read above are still right
+            session.rollback()
+            log.warning("metrics: record counts not folded: %s", exc.__class__.__name__)
+    return [(family, first, second, int(total)) for family, first, second, total, _changes in rows]
+
+
+def compact_record_counts(session) -> None:
+    """Fold the appended changes into one row per series, in one transaction. On PostgreSQL one
+    statement deletes the rows it sums (a change committed meanwhile is neither summed nor deleted,
+    and counts at the next fold); SQLite has one writer at a time, so its two statements see the
+    same rows."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(
+            "WITH gone AS (DELETE FROM record_counts RETURNING family, first, second, n) "
+            "INSERT INTO record_counts (family, first, second, n) "
+            "SELECT family, first, second, sum(n) FROM gone GROUP BY family, first, second"))
+    else:
+        last = session.scalar(select(func.max(RecordCount.id)))
+        session.execute(text(
+            "INSERT INTO record_counts (family, first, second, n) SELECT family, first, second, sum(n) "
+            "FROM record_counts WHERE id <= :last GROUP BY family, first, second"), {"last": last})
+        session.execute(text("DELETE FROM record_counts WHERE id <= :last"), {"last": last})
+    session.commit()
 
 
 class MediaServerCollector:

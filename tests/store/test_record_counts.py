@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import delete, func, insert, select, update
 
+from ivr.metrics import compact_record_counts, read_record_counts
 from readings_store.models import Call, ExportBatch, Reading, RecordCount
 from tests import factories as f
 
@@ -18,8 +19,7 @@ AT = dt.datetime(2026, 11, 3, 9, 0, tzinfo=dt.timezone.utc)
 
 
 def kept(db) -> dict:
-    return {(family, first, second): n for family, first, second, n in
-            db.execute(select(RecordCount.family, RecordCount.first, RecordCount.second, RecordCount.n)) if n}
+    return {(family, first, second): n for family, first, second, n in read_record_counts(db) if n}
 
 
 def counted(db) -> dict:
@@ -74,3 +74,25 @@ def test_counts_follow_every_change_of_the_rows(db):
     db.flush()
     db.rollback()
     assert kept(db) == counted(db)
+    # Folded into one row per series, the counts are the same, and go on from there.
+    appended = db.scalar(select(func.count()).select_from(RecordCount))
+    compact_record_counts(db)
+    assert db.scalar(select(func.count()).select_from(RecordCount)) < appended
+    assert kept(db) == counted(db)
+    db.execute(update(Call).values(outcome="no_reading"))
+    db.commit()
+    assert kept(db) == counted(db) == {
+        ("calls", "no_reading", ""): 3, ("readings", "accepted", "phone_speech"): 1,
+        ("readings", "rejected", "api"): 1, ("export_batches", "created", ""): 1}
+
+
+def test_a_scrape_folds_many_changes(db, monkeypatch):
+    import ivr.metrics
+
+    monkeypatch.setattr(ivr.metrics, "COMPACT_AFTER", 10)
+    db.execute(insert(Call), [{"call_sid": f"CA{n:032d}", "started_at": AT, "state": {}, "steps": [],
+                               "outcome": ("completed", "hung_up", None)[n % 3]} for n in range(60)])
+    db.commit()
+    assert kept(db) == counted(db) == {("calls", "completed", ""): 20, ("calls", "hung_up", ""): 20,
+                                       ("calls", "", ""): 20}
+    assert db.scalar(select(func.count()).select_from(RecordCount)) <= 3 + 2  # a row per series (and batches')

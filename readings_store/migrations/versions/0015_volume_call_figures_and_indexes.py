@@ -11,8 +11,9 @@ from indexes alone: the calls of a period with their figures, an account's lates
 received in a period, readings of a billing period by status, a region's active accounts, and open review items by reason and kind.
 
 ``record_counts`` holds how many calls there are by outcome, readings by status and channel, and
-export batches created and acknowledged; triggers on those tables keep it as rows are inserted,
-changed and deleted, in the same transaction, so a scrape of ``/metrics`` reads a few rows instead
+export batches created and acknowledged, as changes to add up: triggers on those tables append a
++1 or -1 row as rows are inserted, changed and deleted, in the same transaction (appended, never a
+counter updated in place: see ``RecordCount``), so a scrape of ``/metrics`` sums a few rows instead
 of counting every call and reading. It starts from a count of the rows already there.
 """
 from alembic import op
@@ -72,7 +73,7 @@ COUNTED = (
 
 def _sqlite_add(family: str, first: str, second: str, delta: str, when: str = "1") -> str:
     return (f"INSERT INTO record_counts (family, first, second, n) SELECT '{family}', {first}, {second}, {delta} "
-            f"WHERE {when} ON CONFLICT (family, first, second) DO UPDATE SET n = n + excluded.n;")
+            f"WHERE {when};")
 
 
 def _sqlite_triggers() -> list[str]:
@@ -101,8 +102,7 @@ def _sqlite_triggers() -> list[str]:
 
 def _postgresql_triggers() -> list[str]:
     out = ["CREATE FUNCTION record_counts_add(f text, a text, b text, d bigint) RETURNS void LANGUAGE sql AS $$ "
-           "INSERT INTO record_counts (family, first, second, n) VALUES (f, a, b, d) "
-           "ON CONFLICT (family, first, second) DO UPDATE SET n = record_counts.n + EXCLUDED.n $$"]
+           "INSERT INTO record_counts (family, first, second, n) VALUES (f, a, b, d) $$"]
     for family, table, (first, second), columns in COUNTED:
         old = f"'{family}', {first.replace('X.', 'OLD.')}, {second.replace('X.', 'OLD.')}"
         new = f"'{family}', {first.replace('X.', 'NEW.')}, {second.replace('X.', 'NEW.')}"
@@ -154,11 +154,12 @@ def upgrade() -> None:
         op.create_index(name, table, columns, unique=False)
     op.create_table(
         'record_counts',
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('family', sa.String(length=16), nullable=False),
         sa.Column('first', sa.String(length=32), nullable=False),
         sa.Column('second', sa.String(length=32), nullable=False),
         sa.Column('n', sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint('family', 'first', 'second', name=op.f('pk_record_counts')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_record_counts')),
     )
     op.execute("INSERT INTO record_counts (family, first, second, n) "
                "SELECT 'calls', COALESCE(outcome, ''), '', count(*) FROM calls GROUP BY COALESCE(outcome, '')")
