@@ -61,8 +61,10 @@ MENU_METERS = 9
 LAST_READING_KEY = "8"
 # At the serial question, alone: all meters in turn; at a value question of that walk: skip the meter.
 WALK_KEY = "*"
-# Turns a walk allows per register it asks for (value, read-back, and one more), beyond MAX_TURNS.
+# Turns a walk allows per register it asks for (value, read-back, and one more), beyond MAX_TURNS,
+# up to MAX_EXTRA_TURNS in all: a caller starting walk after walk still meets an end.
 WALK_TURNS_PER_REGISTER = 3
+MAX_EXTRA_TURNS = 600
 # What becomes of a value is the intake policy's verdict (``Records.judge_value``); the dialog
 # chooses only how to go on. A value read back tells the caller it passed the rules: when the
 # verdict says that reveals something, it is counted as "not_confirmed" until the value is saved.
@@ -682,6 +684,10 @@ def _on_meter_serial(records: Records, state: CallState, event: Event) -> Turn:
     typed = _typed_number(event, MAX_SERIAL_KEYS)
     if typed is None or not typed.isdigit() or (speech is not None and speech.decision == "retry"):
         return _retry(records, state, _ask_meter_serial, _why(event, "not_a_number"))
+    if speech is not None and speech.decision != "accept":
+        # Digits heard unsurely may name another meter, and nothing reads them back: asked again
+        # (the prompt says they may be typed).
+        return _retry(records, state, _ask_meter_serial, "not_understood")
     matching = [i for i, m in enumerate(state.meters) if m.serial.endswith(typed)]
     exact = [i for i in matching if state.meters[i].serial == typed]
     if len(matching) > 1 and len(exact) == 1:
@@ -705,7 +711,8 @@ def _start_walk(records: Records, state: CallState) -> Turn:
         turn = _enter(records, state, "next")
         return Turn(turn.state, [Say("walk_none"), *turn.actions])
     state.walk, state.walk_from, state.walk_skipped = todo[1:], len(state.saved), 0
-    state.extra_turns += WALK_TURNS_PER_REGISTER * sum(len(state.meters[i].registers) for i in todo)
+    state.extra_turns = min(MAX_EXTRA_TURNS, state.extra_turns + WALK_TURNS_PER_REGISTER * sum(
+        len(state.meters[i].registers) for i in todo))
     turn = _use_meter(records, state, todo[0])
     return Turn(turn.state, [Say("walk_start", {"count": len(todo)}), _meter_named(state.meters[todo[0]]),
                              *turn.actions])

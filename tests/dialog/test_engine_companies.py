@@ -119,3 +119,22 @@ def test_more_than_nine_meters_of_a_person_are_picked_by_serial_too():
     rec = records()
     rec.accounts[(1, "3030")] = AccountInfo(30, 1, "3030", True, "person")
     company_call(rec)
+
+
+def test_digits_heard_unsurely_pick_no_meter():
+    from ivr.dialog import Event, SpeechInput
+    call = company_call(records())
+    turn = call(Event("speech", speech=SpeechInput("one seven", value="17", decision="confirm")))
+    assert said(turn)[0] == "reason_not_understood" and asked(turn) == "meter_serial" and call.state.meter is None
+    turn = call(Event("speech", speech=SpeechInput("one seven", value="17", decision="accept")))
+    assert call.state.meter == 17
+
+
+def test_walk_after_walk_still_ends():
+    from ivr.dialog.engine import MAX_EXTRA_TURNS
+    call = company_call(records())
+    while not call.state.over:
+        call(keys("*"))  # start a walk, or skip its meter
+        if call.state.step.value == "next":
+            call(keys("1"))
+    assert call.state.seq <= MAX_TURNS + MAX_EXTRA_TURNS + 1 and call.state.outcome is not None
