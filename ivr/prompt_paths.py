@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from . import dialog
 from .dialog.actions import Hours
 from .dialog.engine import LANGUAGE_KEYS
-from .dialog.ports import AccountInfo, MeterInfo, RegionInfo, ValueVerdict, Window
+from .dialog.ports import AccountInfo, LastReading, MeterInfo, RegionInfo, ValueVerdict, Window
 from .prompts import Prompts, speaking_seconds
 
 BUDGET_SECONDS = 45.0  # robot speech for a first-time caller giving one reading
@@ -69,7 +69,8 @@ class SampleRecords:
         return phone == KNOWN_PHONE
 
     def last_reading(self, meter_id, register):
-        return None
+        # The meter has a reading: a caller on file is offered it (the engine asks only for them).
+        return LastReading("1180.5", dt.date(2026, 2, 24))
 
     def find_account_by_serial(self, region_id, typed):
         return None
