@@ -100,12 +100,18 @@ class SqlRecords:
     def read_this_period(self, account_id: int) -> set[int]:
         account = self.session.get(Account, account_id)
         now = utcnow()
-        periods = {m.id: service.period_for(self.session, m, now).period for m in account.meters if m.active}
+        meters = {m.id: m for m in account.meters if m.active}
+        periods = {i: service.period_for(self.session, m, now).period for i, m in meters.items()}
         if not periods:
             return set()
-        rows = self.session.execute(select(Reading.meter_id, Reading.period).where(
+        rows = self.session.execute(select(Reading.meter_id, Reading.register, Reading.period).where(
             Reading.meter_id.in_(periods), Reading.status.in_(("accepted", "pending_review"))).distinct())
-        return {meter_id for meter_id, period in rows if periods.get(meter_id) == period}
+        given: dict[int, set[str]] = {}
+        for meter_id, register, period in rows:
+            if periods[meter_id] == period:
+                given.setdefault(meter_id, set()).add(register)
+        # A two-tariff meter with one tariff given is still to read.
+        return {i for i, registers in given.items() if set(meters[i].register_names) <= registers}
 
     def on_file(self, account_id: int, phone: str | None) -> bool:
         return intake.on_file(self.session, account_id, phone)

@@ -116,3 +116,26 @@ def test_the_last_reading_for_a_caller_on_file_only(db, line, phone):
         p = call.press("8")
         assert not any("last accepted reading" in t for t in p.texts)
         assert "The reading is lower than the previous one." in p.texts
+
+
+def test_the_records_port_says_the_last_reading_to_the_accounts_numbers_only(db, line, config):
+    """Whatever the dialog asks: the port over the database says nothing to another number."""
+    from ivr.records import SqlRecords
+
+    meter = db.scalars(select(Meter).where(Meter.serial == "EL000123")).one()
+    for caller, expected in ((KNOWN, "1000"), (STRANGER, None), (None, None)):
+        call = Call(call_sid=f"CA{caller}", from_number=caller, account_id=meter.account_id)
+        last = SqlRecords(db, config, call).last_reading(meter.id, "total")
+        assert (last.value if last else None) == expected
+
+
+def test_a_two_tariff_meter_with_one_tariff_given_is_still_to_read(db, line, config):
+    from ivr.records import SqlRecords
+
+    company = line["meters"][0].account
+    two = f.meter(db, company, serial="CO-DN0001", registers=2, previous=50, decimals=0)
+    db.add(Reading(meter_id=two.id, register="day", value=Decimal(60), period=service.period_for(db, two, utcnow()).period,
+                   channel="api", status="accepted"))
+    db.commit()
+    read = SqlRecords(db, config, Call(call_sid="CAx", from_number=None)).read_this_period(company.id)
+    assert read == {m.id for m in line["meters"][:35]}
