@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from ivr.records import SqlRecords
 from readings_store import clock, service
 from readings_store.models import Call, Meter, Reading, utcnow
 from tests import factories as f
@@ -120,8 +121,6 @@ def test_the_last_reading_for_a_caller_on_file_only(db, line, phone):
 
 def test_the_records_port_says_the_last_reading_to_the_accounts_numbers_only(db, line, config):
     """Whatever the dialog asks: the port over the database says nothing to another number."""
-    from ivr.records import SqlRecords
-
     meter = db.scalars(select(Meter).where(Meter.serial == "EL000123")).one()
     for caller, expected in ((KNOWN, "1000"), (STRANGER, None), (None, None)):
         call = Call(call_sid=f"CA{caller}", from_number=caller, account_id=meter.account_id)
@@ -130,8 +129,6 @@ def test_the_records_port_says_the_last_reading_to_the_accounts_numbers_only(db,
 
 
 def test_a_two_tariff_meter_with_one_tariff_given_is_still_to_read(db, line, config):
-    from ivr.records import SqlRecords
-
     company = line["meters"][0].account
     two = f.meter(db, company, serial="CO-DN0001", registers=2, previous=50, decimals=0)
     db.add(Reading(meter_id=two.id, register="day", value=Decimal(60), period=service.period_for(db, two, utcnow()).period,
