@@ -23,7 +23,16 @@ At any question the caller may press 0 or say "operator": in working hours the c
 at once, otherwise the caller hears the operators' hours and the same question again (the welcome
 says so once). A spoken account number is read back by its last digits and confirmed unless the
 recogniser was sure of it; "2" at a value's read-back always asks for the value again. A call
-takes at most ``MAX_TURNS`` turns, so every call ends.
+takes at most ``MAX_TURNS`` turns (a round of all meters in turn adds some, up to
+``MAX_EXTRA_TURNS``), so every call ends.
+
+A meter whose submission window is closed is introduced by when the window a reading given now
+counts in opens and closes. A caller on file for the account is told once, at a value question,
+the key that says the register's last accepted reading (``LAST_READING_KEY``); for anyone else it
+is a value like any other. A company account, or one with more than ``MENU_METERS`` meters, picks a
+meter by the last digits of its serial (``meter_serial``) or takes all meters still without a
+reading this period in turn (``WALK_KEY``), with one summary at the end; a company's caller may
+give a meter's serial number instead of the account number.
 """
 from __future__ import annotations
 
@@ -41,8 +50,8 @@ NUMBER_STEPS = ("account", "meter_serial", "value")
 # The grammar each question listens with when the call's language has a speech engine
 # (transports read it too, to know how to recognise an answer to that step).
 SPEECH_KINDS = {"reminder": "yes_no", "region": "menu", "offer_account": "yes_no", "account": "digits",
-                "confirm_account": "yes_no", "meter": "menu", "meter_serial": "digits", "register": "menu", "value": "number",
-                "confirm": "yes_no", "next": "menu"}
+                "confirm_account": "yes_no", "meter": "menu", "meter_serial": "digits", "register": "menu",
+                "value": "number", "confirm": "yes_no", "next": "menu"}
 # The key that leaves a region assumed from the caller ID for the region menu (1 continues).
 CHANGE_REGION_KEY = "9"
 # The key that asks for a person, at any question (alone: a number step's "0#" too).
