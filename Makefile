@@ -46,7 +46,8 @@ test: $(VENV)/.installed-test system-packages
 CLOCK_TESTS := tests/dialog tests/integration/test_voice_trust.py tests/integration/test_call_service.py \
 	tests/console/test_console_trust.py tests/sms tests/integration/test_readme_call.py tests/test_smoke_call.py \
 	tests/store/test_service.py tests/store/test_supersedes.py tests/console/test_console_review.py \
-	tests/store/test_intake.py tests/integration/test_intake_channels.py tests/integration/test_supersedes_channels.py
+	tests/store/test_intake.py tests/integration/test_intake_channels.py tests/integration/test_supersedes_channels.py \
+	tests/integration/test_company_calls.py tests/integration/test_window_closed_calls.py
 CLOCK_INSTANTS := 2026-12-01T06:05:00 2026-12-03T13:00:00 2026-12-31T21:30:00 2028-02-29T10:00:00 2027-03-27T23:59:30
 test-clock: $(VENV)/.installed-test system-packages
 	@for at in $(CLOCK_INSTANTS); do \

@@ -8,12 +8,13 @@ within ``BUDGET_SECONDS`` of robot speech in every language.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from . import dialog
 from .dialog.actions import Hours
 from .dialog.engine import LANGUAGE_KEYS
-from .dialog.ports import AccountInfo, MeterInfo, RegionInfo, ValueVerdict
+from .dialog.ports import AccountInfo, LastReading, MeterInfo, RegionInfo, ValueVerdict, Window
 from .prompts import Prompts, speaking_seconds
 
 BUDGET_SECONDS = 45.0  # robot speech for a first-time caller giving one reading
@@ -57,6 +58,22 @@ class SampleRecords:
 
     def meters(self, account_id):
         return [MeterInfo(100, self.utility, "0815", ("total",))]
+
+    def window(self, meter_id):
+        return Window(True, dt.date(2026, 3, 20), dt.date(2026, 4, 5))  # open: the common path says nothing of it
+
+    def read_this_period(self, account_id):
+        return set()
+
+    def on_file(self, account_id, phone):
+        return phone == KNOWN_PHONE
+
+    def last_reading(self, meter_id, register):
+        # The meter has a reading: a caller on file is offered it (the engine asks only for them).
+        return LastReading("1180.5", dt.date(2026, 2, 24))
+
+    def find_account_by_serial(self, region_id, typed):
+        return None
 
     def judge_value(self, meter_id, register, value):
         return ValueVerdict("accepted")

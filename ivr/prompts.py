@@ -20,11 +20,15 @@ A sentence may have a ``speech`` form (``ask_account.speech``): what is said ins
 question also listens for speech ("say the number digit by digit, or enter it..."). Where speech
 is off, the sentence itself is said, keypad only.
 
+A day (a ``Day`` parameter) is said by the pack's ``date_day_month`` phrase with the month's word
+``month_1``..``month_12`` in the form it asks for: "December 20", "20 декабря".
+
 Robot speech is estimated at ``WORDS_PER_SECOND`` (every word spoken, digits read one by one
 included), the rate the prompts are budgeted at.
 """
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import itertools
 import json
@@ -35,7 +39,7 @@ from pathlib import Path
 import audio_prompts
 from grammars import plural
 
-from .dialog.actions import Digits, Hours, Say, Term
+from .dialog.actions import Day, Digits, Hours, Say, Term
 
 PACKAGE_DIR = Path(audio_prompts.__file__).parent
 AUDIO_EXTENSIONS = (".wav", ".mp3")
@@ -46,7 +50,7 @@ _SPOKEN_WORD = re.compile(r"\w")
 # Keys that are words spoken inside other prompts (``Term``s, counted words, the decimal point),
 # not sentences.
 COUNTED_PREFIX = "count_"
-WORD_PREFIXES = ("utility_", "register_", "weekday_", COUNTED_PREFIX)
+WORD_PREFIXES = ("utility_", "register_", "weekday_", "month_", COUNTED_PREFIX)
 WORDS = ("point",)
 # Texts sent as text messages, not spoken: their numbers are written as numerals.
 SMS_PREFIX = "sms_"
@@ -54,7 +58,7 @@ SMS_PREFIX = "sms_"
 SAMPLE_REGION_NAMES = {"ro": "Chișinău", "ru": "Кишинёв", "uk": "Кишинів", "en": "Chisinau"}
 # Keys that are pieces of a parameter's words (working hours), neither sentences nor words: they
 # are reviewed inside the sentences that say them.
-PIECE_PREFIXES = ("hours_",)
+PIECE_PREFIXES = ("hours_", "date_")
 
 
 def _clock(hhmm: str) -> str:
@@ -93,6 +97,8 @@ def _label(value) -> str:
         return value.value
     if isinstance(value, Hours):
         return f"{value.days}/{value.start}-{value.end}"
+    if isinstance(value, Day):
+        return value.value.isoformat()
     return str(value)
 
 
@@ -115,6 +121,11 @@ def parameter_samples() -> dict[str, tuple]:
         # weekdays, every day, a single day, days apart; whole hours and half hours
         "hours": (Hours("12345", "08:00", "17:00"), Hours("1234567", "00:00", "23:59"), Hours("6", "09:30", "13:00"),
                   Hours("1356", "07:00", "15:30")),
+        # a window that wraps into the next month, and a day in a month of each form
+        "opens": (Day(dt.date(2026, 12, 20)),),
+        "closes": (Day(dt.date(2027, 1, 5)),),
+        "date": (Day(dt.date(2026, 3, 1)), Day(dt.date(2026, 11, 28))),
+        "skipped": (0, 1, 5),
     }
 
 
@@ -142,6 +153,8 @@ class _Filler(string.Formatter):
             return self.prompts.spell(self.lang, value.value)
         if isinstance(value, Hours):
             return self.prompts.hours(self.lang, value)
+        if isinstance(value, Day):
+            return self.prompts.day(self.lang, value)
         return str(value)
 
 
@@ -221,6 +234,10 @@ class Prompts:
             said = parts[0] if len(parts) == 1 else \
                 f"{', '.join(parts[:-1])} {self.text(lang, 'hours_and')} {parts[-1]}"
         return self._phrase(lang, "hours_times", days=said, start=_clock(hours.start), end=_clock(hours.end))
+
+    def day(self, lang: str, day: Day) -> str:
+        """A day by its day of the month and its month's word ("December 20", "20 декабря")."""
+        return self._phrase(lang, "date_day_month", day=day.value.day, month=Term(f"month_{day.value.month}"))
 
     def variant(self, lang: str, key: str, listening: bool) -> str:
         """The key of what is said for prompt ``key``: its ``speech`` form while the question

@@ -9,12 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from readings_store import regions as region_settings
-from readings_store import intake, service
-from readings_store.models import DEFAULT_TIMEZONE, DEFAULT_WORK_HOURS, Account, Call, Meter, Region, utcnow
+from readings_store import intake, rules, service
+from readings_store.models import DEFAULT_TIMEZONE, DEFAULT_WORK_HOURS, Account, Call, Meter, Reading, Region, utcnow
 
 from .config import Config
 from .dialog.actions import Hours
-from .dialog.ports import AccountInfo, MeterInfo, RegionInfo, ValueVerdict
+from .dialog.ports import AccountInfo, LastReading, MeterInfo, RegionInfo, ValueVerdict, Window
 
 TAIL = 4
 _TRAILING_DIGITS = re.compile(r"[0-9]+$")
@@ -28,9 +28,16 @@ def serial_tail(serial: str) -> str:
     return found.group()[-TAIL:] if found else ""
 
 
+def serial_digits(serial: str) -> str:
+    """Every digit of a serial, letters and separators dropped, as a keypad types it ("EL-2024-LC1"
+    gives "20241"): a caller picks a meter by the last of these."""
+    return "".join(c for c in serial if "0" <= c <= "9")
+
+
 def _account_info(account: Account) -> AccountInfo:
     return AccountInfo(id=account.id, region_id=account.region_id,
-                       number_tail=account.keypad_key.replace("*", "")[-TAIL:], active=account.active)
+                       number_tail=account.keypad_key.replace("*", "")[-TAIL:], active=account.active,
+                       kind=account.kind)
 
 
 def _region_info(region: Region) -> RegionInfo:
@@ -72,8 +79,66 @@ class SqlRecords:
 
     def meters(self, account_id: int) -> list[MeterInfo]:
         account = self.session.get(Account, account_id)
-        return [MeterInfo(id=m.id, utility=m.utility, serial_tail=serial_tail(m.serial), registers=m.register_names)
+        return [MeterInfo(id=m.id, utility=m.utility, serial_tail=serial_tail(m.serial), registers=m.register_names,
+                          serial_digits=serial_digits(m.serial))
                 for m in account.meters if m.active]
+
+    def _any_meter(self, meter_id: int) -> Meter:
+        """A meter of the account the turn is identifying (``Call.account_id`` is set after the turn)."""
+        meter = self.session.get(Meter, meter_id)
+        if meter is None:
+            raise LookupError(f"no meter {meter_id}")
+        return meter
+
+    def window(self, meter_id: int) -> Window:
+        meter = self._any_meter(meter_id)
+        decision = service.period_for(self.session, meter, utcnow())
+        opens, closes = rules.window_dates(decision.period, service.window_for(
+            self.session, meter.account.region_id, meter.utility))
+        return Window(decision.in_window, opens, closes)
+
+    def read_this_period(self, account_id: int) -> set[int]:
+        account = self.session.get(Account, account_id)
+        now = utcnow()
+        meters = {m.id: m for m in account.meters if m.active}
+        periods = {i: service.period_for(self.session, m, now).period for i, m in meters.items()}
+        if not periods:
+            return set()
+        rows = self.session.execute(select(Reading.meter_id, Reading.register, Reading.period).where(
+            Reading.meter_id.in_(periods), Reading.status.in_(("accepted", "pending_review"))).distinct())
+        given: dict[int, set[str]] = {}
+        for meter_id, register, period in rows:
+            if periods[meter_id] == period:
+                given.setdefault(meter_id, set()).add(register)
+        # A two-tariff meter with one tariff given is still to read.
+        return {i for i, registers in given.items() if set(meters[i].register_names) <= registers}
+
+    def on_file(self, account_id: int, phone: str | None) -> bool:
+        return intake.on_file(self.session, account_id, phone)
+
+    def last_reading(self, meter_id: int, register: str) -> LastReading | None:
+        meter = self._any_meter(meter_id)
+        if not intake.on_file(self.session, meter.account_id, self.call.from_number):
+            return None  # said to the account's own numbers only, whatever the dialog asks
+        now = utcnow()
+        reading = self.session.scalars(select(Reading).where(
+            Reading.meter_id == meter.id, Reading.register == register, Reading.status == "accepted",
+            Reading.taken_at <= now).order_by(Reading.taken_at.desc(), Reading.id.desc()).limit(1)).first()
+        if reading is None:
+            return None
+        day = service.region_now(meter.account.region, reading.taken_at).date()
+        return LastReading(format(reading.value.normalize(), "f"), day)
+
+    def find_account_by_serial(self, region_id: int, typed: str) -> AccountInfo | None:
+        digits = typed
+        if not digits.isdigit():
+            return None
+        meters = self.session.scalars(select(Meter).join(Account).where(
+            Account.region_id == region_id, Account.kind == "company", Account.active.is_(True),
+            Meter.active.is_(True))).all()
+        found = [m for m in meters if serial_digits(m.serial) == digits]
+        # Two meters with the same digits cannot be told apart on a keypad: not found, like an account.
+        return _account_info(found[0].account) if len(found) == 1 else None
 
     def _meter(self, meter_id: int) -> Meter:
         return call_meter(self.session, self.call, meter_id)

@@ -71,6 +71,7 @@ from ivr.voice.speech_steps import SpeechSteps
 from ivr.voice.stream_line import StreamLine
 from ivr.voice.twiml import TwimlRenderer
 from readings_store import clock as product_clock
+from readings_store import rules
 from readings_store.db import make_session_factory
 from readings_store.models import (Account, AccountPhone, Base, Call, Meter, Reading, Region, ReviewTask,
                                    SubmissionWindow, Utterance)
@@ -131,6 +132,12 @@ class AccountSpec:
     phones: tuple[str, ...] = ()
     active: bool = True
     meters: tuple[MeterSpec, ...] = ()
+    kind: str = "person"
+
+    @property
+    def by_serial(self) -> bool:
+        """Its meters are picked by their serials' last digits (or all in turn), not from a menu."""
+        return self.kind == "company" or len(self.meters) > 9
 
     @property
     def typed(self) -> str:
@@ -166,6 +173,9 @@ ACCOUNTS = (
                                                                     previous="5"),)),
     AccountSpec("500005", "S", active=False, meters=(MeterSpec("EL000500", "electricity"),)),
     AccountSpec("600006", "I", ("+442079460000",), meters=(MeterSpec("EL000999", "electricity", previous="42"),)),
+    # a company with a dozen meters in a region with a submission window, one phone on file
+    AccountSpec("800008", "K", ("+380442223344",), kind="company",
+                meters=tuple(MeterSpec(f"CO-77{i:04d}", "electricity", previous="300") for i in range(12))),
 )
 UNKNOWN_CALLERS = ("+37369555000", "+380671112233", "+79131234567", "+442071112222", "+15551234567")
 
@@ -346,7 +356,7 @@ class World:
                 self.region_codes[region.id] = spec.code
             for spec in ACCOUNTS:
                 account = Account(region_id=rows[spec.region].id, number=spec.number, keypad_key=spec.typed,
-                                  holder_name=f"Holder {spec.number}", active=spec.active)
+                                  holder_name=f"Holder {spec.number}", active=spec.active, kind=spec.kind)
                 account.phones = [AccountPhone(phone=p) for p in spec.phones]
                 db.add(account)
                 db.flush()
@@ -455,6 +465,10 @@ class CallRun:
         self.value_given: str | None = None  # what the caller meant at the value question
         self.read_back: str | None = None  # the value the line read back
         self.done: set[tuple[str, str]] = set()
+        self.walking: list[int] | None = None  # all meters in turn: [readings stored, meters skipped] so far
+        self.skipping = False  # the caller skipped the meter at this value question
+        self.last_offered = False
+        self.last_asked: set[tuple[str, str]] = set()  # (serial, register) whose last reading the caller asked
         self.reported: set[tuple[str, str]] = set()
         self.confirmed: list[tuple[int, str, str, str]] = []  # (seq, serial, register, value)
         self.kept_at_end: int | None = None  # the seq of the turn that ended the call at a read-back
@@ -692,6 +706,20 @@ class CallRun:
         words = [utility] if self.rng.random() < 0.5 else _digits_words(self.lang, str(index + 1))
         return self._answer(ask, str(index + 1), words)
 
+    def _at_meter_serial(self, ask):
+        meters = self.account.meters
+        todo = [m for m in meters if any((m.serial, r) not in self.reported for r in m.register_names)]
+        if self.rng.random() < 0.3:
+            return self._keys("*")  # all meters in turn
+        meter = todo[0] if todo and self.rng.random() < 0.8 else self.rng.choice(meters)
+        digits = "".join(c for c in meter.serial if c.isdigit())
+        # as few digits as tell it from the others, sometimes too few (a clash), sometimes more
+        unique = next(k for k in range(1, len(digits) + 1)
+                      if sum("".join(c for c in m.serial if c.isdigit()).endswith(digits[-k:]) for m in meters) == 1)
+        k = max(1, min(len(digits), unique + self.rng.choice([-1, 0, 0, 0, 1, 2])))
+        tail = digits[-k:]
+        return self._answer(ask, tail + "#", _digits_words(self.lang, tail), number=tail)
+
     def _at_register(self, ask):
         meter = self.meter
         left = [r for r in meter.register_names if (meter.serial, r) not in self.reported] or ["day"]
@@ -709,6 +737,13 @@ class CallRun:
 
     def _at_value(self, ask):
         rng = self.rng
+        meter_register = (self.meter.serial, self.register)
+        if self.last_offered and meter_register not in self.last_asked and rng.random() < 0.3:
+            self.last_asked.add(meter_register)
+            self.stats["asked_last_reading"] += 1
+            return self._keys("8")
+        if self.walking is not None and rng.random() < 0.15:
+            return self._keys("*#")  # skip this meter
         value = self._right_value()
         kind = rng.choices(["right", "below", "huge", "decimals"], [80, 10, 5, 5])[0]
         if kind == "below":
@@ -918,7 +953,7 @@ class CallRun:
         # The call's row is read only when the line may have changed what it holds: the language, the
         # region, the account, the end (a turn costs the line a dozen statements; the model adds few).
         moved = step != self.step and step in ("language", "region", "region_assumed", "offer_account")
-        identified = self.step in ("meter", "register", "value") and self.account is None
+        identified = self.step in ("meter", "meter_serial", "register", "value") and self.account is None
         row = self._row() if self.over or moved or identified or self._last_row is None else self._last_row
         self._last_row = row
         self.lang = row.language
@@ -930,11 +965,27 @@ class CallRun:
             self.check("operator_closed" not in keys and "no_operator" not in keys,
                        "the operators' hours were said though nobody asked for a person")
         self.check("operator_hint" not in keys, "the hint about 0 was said again")
+        self._follow_walk(step, how, digits, keys)
         self._check_says(step, seq, how, digits, spoken, keys, said)
+        if "walk_summary" in keys or "walk_none" in keys or self.over:
+            self.walking = None
         if not asked_person:  # (a request for a person answered no question)
             self._learn(step, seq, how, digits, spoken, said, row)
         if self.over and not asked_person:
             self._check_ending(step, seq, keys, said, row)
+
+    def _follow_walk(self, step: str, how: str, digits: str, keys: list[str]) -> None:
+        """Count what a round of all meters in turn stored and skipped, for its summary."""
+        if "walk_start" in keys:
+            self.check(step == "meter_serial" and how == "keys" and digits.rstrip("#") == "*",
+                       "all meters in turn began without the caller asking")
+            self.walking = [0, 0]
+            self.stats["walk"] += 1
+        elif self.walking is not None:
+            if step == "value" and how == "keys" and digits.rstrip("#") == "*":
+                self.walking[1] += 1
+            elif step == "confirm" and any(k in keys for k in ("saved", "will_be_checked", "saved_for_review")):
+                self.walking[0] += 1
 
     def _operator_region(self) -> RegionSpec | None:
         if self.region is not None:
@@ -1102,7 +1153,7 @@ class CallRun:
             self.check(chosen == [self.region], f"key {digits} chose region {self.region}")
         if now_asked == "account" and step == "next":
             self.account, self.meter = None, None
-        identified = now_asked in ("meter", "register", "value") and self.account is None or (
+        identified = now_asked in ("meter", "meter_serial", "register", "value") and self.account is None or (
             self.over and end_reason and end_reason.endswith(":no_meters"))
         if identified:
             self.check(account_id is not None, "meters asked about before an account was chosen")
@@ -1115,7 +1166,15 @@ class CallRun:
             say = self.ask.prompts[0]
             utility = say.params["utility"].key.removeprefix("utility_")
             register = say.params["register"].key.removeprefix("register_") if "register" in say.params else None
-            meters = [m for m in self.account.meters if m.utility == utility]
+            named = [x for x in said if x.key == "meter_named"]
+            if named:
+                # A meter picked by its serial, or the next of all in turn, is said by its last digits.
+                tail = named[-1].params["tail"].value
+                meters = [m for m in self.account.meters if m.tail == tail and m.utility == utility]
+            elif self.account.by_serial and step in ("value", "confirm") and self.meter is not None:
+                meters = [self.meter]  # the same meter's question again, or its other tariff
+            else:
+                meters = [m for m in self.account.meters if m.utility == utility]
             self.check(len(meters) == 1, f"asked the value of a {utility} meter the account does not have")
             self.meter = meters[0]
             self.register = register or "total"
@@ -1192,6 +1251,28 @@ class CallRun:
                 self.check(bool(on_file) and on_file[0].tail == tail, f"offered an account ending in {tail}")
             elif s.key == "saved":
                 self._check_saved(step, seq)
+            elif s.key in ("last_reading_offer", "last_reading", "no_last_reading"):
+                account = self.account or self.world.account_by_id[self._row()[1]]
+                self.check(self.p.phone is not None and self.p.phone in account.phones,
+                           f"{s.key} said to a caller not on file for account {account.number}")
+                if s.key == "last_reading_offer":
+                    self.check(not self.last_offered, "the last reading offered twice in a call")
+                    self.last_offered = True
+                else:
+                    self.check(step == "value" and digits.rstrip("#") == "8" and self.last_offered,
+                               f"{s.key} said without the key that asks for it")
+                if s.key == "last_reading":
+                    base = self.baselines.get((self.meter.serial, self.register))
+                    self.check(base is not None and Decimal(s.params["value"].value) == base,
+                               f"the last reading said as {s.params['value'].value}, the last accepted is {base}")
+                    self.stats["last_reading"] += 1
+            elif s.key == "window_closed":
+                self._check_window(s)
+            elif s.key == "walk_summary":
+                saved, skipped = self.walking or [None, None]
+                self.check((s.params["count"], s.params["skipped"]) == (saved, skipped),
+                           f"the round of all meters summed up as {s.params}, {saved} stored and {skipped} skipped")
+                self.stats["walk_summary"] += 1
             elif s.key == "transfer":
                 self.check(isinstance(self.actions[-1], dialog.Transfer), "'connecting you' without a transfer")
         if "confirm_choice" in keys:
@@ -1216,6 +1297,20 @@ class CallRun:
                 return
         if self.over and (stored or isinstance(self.actions[-1], dialog.Transfer)):
             self.kept_at_end = seq  # left at its read-back when the call ended: kept for review
+
+    def _check_window(self, say: dialog.Say) -> None:
+        """'Readings are not taken now; the next period is from ... to ...': true of the region's
+        window on the region's day, now."""
+        account = self.account or self.world.account_by_id[self._row()[1]]
+        spec = self.world.regions[account.region]
+        self.check(spec.window is not None, f"a closed window said in region {spec.code}, which has none")
+        today = self.world.clock.now.astimezone(ZoneInfo(spec.zone)).date()
+        decision = rules.billing_period(today, spec.window)
+        self.check(not decision.in_window, f"the window said closed on {today}, inside {spec.window}")
+        opens, closes = rules.window_dates(decision.period, spec.window)
+        self.check((say.params["opens"].value, say.params["closes"].value) == (opens, closes),
+                   f"the next window said as {say.params}, it is {opens}..{closes}")
+        self.stats["window_closed"] += 1
 
     def _check_saved(self, step, seq) -> None:
         self.check(step == "confirm", "'saved' said at a turn that confirmed nothing")
@@ -1308,7 +1403,7 @@ class CallRun:
 
 def persona(rng: random.Random) -> Persona:
     kind = rng.choices(["withheld", "unknown", "known"], [15, 35, 50])[0]
-    target = rng.choices([a for a in ACCOUNTS] + [None], [12, 10, 10, 3, 10, 6, 10, 3, 8, 6])[0]
+    target = rng.choices([a for a in ACCOUNTS] + [None], [12, 10, 10, 3, 10, 6, 10, 3, 8, 8, 6])[0]
     if kind == "known":
         holders = [a for a in ACCOUNTS if a.phones]
         holder = rng.choice(holders)

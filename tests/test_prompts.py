@@ -304,7 +304,7 @@ SPEECH_QUESTIONS = {
     "reminder_call": "reminder", "ask_region": "region", "offer_account": "offer_account",
     "ask_account": "account", "ask_meter": "meter", "ask_register": "register", "ask_value": "value",
     "ask_value_register": "value", "ask_confirm": "confirm", "next_finish": "next",
-    "ask_confirm_account": "confirm_account",
+    "ask_confirm_account": "confirm_account", "ask_meter_serial": "meter_serial",
 }
 DIGIT_BY_DIGIT = {"ru": "по одной цифре", "uk": "по одній цифрі", "ro": "cifră cu cifră", "en": "digit by digit"}
 QUOTED = re.compile(r"«([^»]+)»|'([^']+)'")

@@ -19,6 +19,7 @@ STEPS = {
     "confirm_account": "account number read back",
     "offer_account": "account offered from the phone number",
     "meter": "meter",
+    "meter_serial": "meter by its serial's last digits",
     "register": "register (day/night)",
     "value": "meter value",
     "confirm": "read-back and confirm",

@@ -1,6 +1,7 @@
 """What the engine asks a transport to do. Prompts are keys into ``audio_prompts/<lang>/prompts.json``."""
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 
@@ -16,6 +17,13 @@ class Term:
     """A word from the prompt file, e.g. ``utility_gas``, spoken in the call's language."""
 
     key: str
+
+
+@dataclass(frozen=True)
+class Day:
+    """A calendar day said by its day and month ("20 December"), a local day of the region."""
+
+    value: dt.date
 
 
 @dataclass(frozen=True)

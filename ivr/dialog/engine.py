@@ -23,7 +23,16 @@ At any question the caller may press 0 or say "operator": in working hours the c
 at once, otherwise the caller hears the operators' hours and the same question again (the welcome
 says so once). A spoken account number is read back by its last digits and confirmed unless the
 recogniser was sure of it; "2" at a value's read-back always asks for the value again. A call
-takes at most ``MAX_TURNS`` turns, so every call ends.
+takes at most ``MAX_TURNS`` turns (a round of all meters in turn adds some, up to
+``MAX_EXTRA_TURNS``), so every call ends.
+
+A meter whose submission window is closed is introduced by when the window a reading given now
+counts in opens and closes. A caller on file for the account is told once, at a value question,
+the key that says the register's last accepted reading (``LAST_READING_KEY``); for anyone else it
+is a value like any other. A company account, or one with more than ``MENU_METERS`` meters, picks a
+meter by the last digits of its serial (``meter_serial``) or takes all meters still without a
+reading this period in turn (``WALK_KEY``), with one summary at the end; a company's caller may
+give a meter's serial number instead of the account number.
 """
 from __future__ import annotations
 
@@ -31,18 +40,18 @@ import copy
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from .actions import Ask, Digits, Hangup, Say, Term, Transfer
+from .actions import Ask, Day, Digits, Hangup, Say, Term, Transfer
 from .effects import NoteRefusal, ReportFailedIdentification, SaveReading
 from .ports import AccountInfo, Records
 from .state import AccountRef, CallState, Decision, MeterRef, Outcome, SavedReading, Step
 
 LANGUAGE_KEYS = {"1": "ro", "2": "ru", "3": "uk", "4": "en"}
-NUMBER_STEPS = ("account", "value")
+NUMBER_STEPS = ("account", "meter_serial", "value")
 # The grammar each question listens with when the call's language has a speech engine
 # (transports read it too, to know how to recognise an answer to that step).
 SPEECH_KINDS = {"reminder": "yes_no", "region": "menu", "offer_account": "yes_no", "account": "digits",
-                "confirm_account": "yes_no", "meter": "menu", "register": "menu", "value": "number",
-                "confirm": "yes_no", "next": "menu"}
+                "confirm_account": "yes_no", "meter": "menu", "meter_serial": "digits", "register": "menu",
+                "value": "number", "confirm": "yes_no", "next": "menu"}
 # The key that leaves a region assumed from the caller ID for the region menu (1 continues).
 CHANGE_REGION_KEY = "9"
 # The key that asks for a person, at any question (alone: a number step's "0#" too).
@@ -54,6 +63,17 @@ MAX_TURNS = 150
 IDENTIFYING = frozenset({"account", "offer_account", "confirm_account"})
 MAX_ACCOUNT_KEYS = 20
 MAX_VALUE_KEYS = 16
+MAX_SERIAL_KEYS = 30
+# More active meters than a one-key menu names: the account's meters are picked by their serials.
+MENU_METERS = 9
+# At the value question, alone: a caller on file hears the meter's last accepted reading (offered once).
+LAST_READING_KEY = "8"
+# At the serial question, alone: all meters in turn; at a value question of that walk: skip the meter.
+WALK_KEY = "*"
+# Turns a walk allows per register it asks for (value, read-back, and one more), beyond MAX_TURNS,
+# up to MAX_EXTRA_TURNS in all: a caller starting walk after walk still meets an end.
+WALK_TURNS_PER_REGISTER = 3
+MAX_EXTRA_TURNS = 600
 # What becomes of a value is the intake policy's verdict (``Records.judge_value``); the dialog
 # chooses only how to go on. A value read back tells the caller it passed the rules: when the
 # verdict says that reveals something, it is counted as "not_confirmed" until the value is saved.
@@ -169,7 +189,7 @@ def handle(records: Records, state: CallState, event: Event) -> Turn:
         state.keypad_only = True
     if state.over:
         turn = _ended(context, state, event)
-    elif state.seq > MAX_TURNS:
+    elif state.seq > MAX_TURNS + state.extra_turns:
         turn = _give_up(context, state, reason="too_many_turns")
     elif _asks_for_operator(event):
         turn = _operator(context, state)
@@ -521,6 +541,9 @@ def _on_account(records: Records, state: CallState, event: Event) -> Turn:
     typed = typed.replace(".", "*")
     state.attempts = [*state.attempts, typed]
     account = records.find_account(_need(state.region_id, "region"), typed)
+    if account is None and typed.isdigit():
+        # A company's caller may give a meter's serial number instead: the account is the meter's.
+        account = records.find_account_by_serial(_need(state.region_id, "region"), typed)
     if account is None:
         return _retry(records, state, _ask_account, "account_not_found")
     if not account.active:
@@ -560,14 +583,21 @@ def _on_confirm_account(records: Records, state: CallState, event: Event) -> Tur
 
 def _use_account(records: Records, state: CallState, account: AccountRef) -> Turn:
     state.account = account
-    state.meters = [MeterRef(id=m.id, utility=m.utility, tail=m.serial_tail, registers=list(m.registers))
+    state.meters = [MeterRef(id=m.id, utility=m.utility, tail=m.serial_tail, registers=list(m.registers),
+                             serial=m.serial_digits)
                     for m in records.meters(account.id)]
-    state.done = []
+    state.done, state.walk = [], None
     if not state.meters:
         return _give_up(records, state, reason="no_meters")
+    info = records.account(account.id)
+    state.by_serial = len(state.meters) > MENU_METERS or (info is not None and info.kind == "company")
     if len(state.meters) == 1:
         return _use_meter(records, state, 0)
-    return _enter(records, state, "meter")
+    return _enter(records, state, _meter_step(state))
+
+
+def _meter_step(state: CallState) -> str:
+    return "meter_serial" if state.by_serial else "meter"
 
 
 # --- meter and register ------------------------------------------------------------------------
@@ -601,13 +631,29 @@ def _on_meter(records: Records, state: CallState, event: Event) -> Turn:
 def _use_meter(records: Records, state: CallState, index: int) -> Turn:
     state.meter = index
     meter = state.meters[index]
+    notice = _window_notice(records, state, meter)
     # The tariff is asked only when there is a choice: a one-register meter, or a two-tariff one
-    # with one register still to give in this call, goes straight to the value.
+    # with one register still to give in this call, goes straight to the value. A walk through the
+    # meters takes every register in turn (the confirmation goes on to the next one).
     left = [r for r in meter.registers if (meter.id, r) not in state.done] or list(meter.registers)
-    if len(left) == 1:
+    if len(left) == 1 or state.walk is not None:
         state.register = left[0]
-        return _enter(records, state, "value")
-    return _enter(records, state, "register")
+        turn = _enter(records, state, "value")
+    else:
+        turn = _enter(records, state, "register")
+    return Turn(turn.state, [*notice, *turn.actions])
+
+
+def _window_notice(records: Records, state: CallState, meter: MeterRef) -> list[Say]:
+    """The meter's submission window is closed now: the caller hears when the window a reading
+    given now counts in opens and closes (the reading is still taken, for that period). Said once
+    per window in a call: a company's meters mostly share one."""
+    window = records.window(meter.id)
+    told = f"{window.opens.isoformat()}/{window.closes.isoformat()}"
+    if window.open or told in state.windows_told:
+        return []
+    state.windows_told = [*state.windows_told, told]
+    return [Say("window_closed", {"opens": Day(window.opens), "closes": Day(window.closes)})]
 
 
 def _ask_register(records: Records, state: CallState) -> Ask:
@@ -627,6 +673,73 @@ def _on_register(records: Records, state: CallState, event: Event) -> Turn:
     return _enter(records, state, "value")
 
 
+# --- a company's meters: by serial, or all in turn ---------------------------------------------
+
+def _ask_meter_serial(records: Records, state: CallState) -> Ask:
+    return Ask("meter_serial", (Say("ask_meter_serial"),), expect="number", max_digits=MAX_SERIAL_KEYS,
+               speech=SPEECH_KINDS["meter_serial"])
+
+
+def _meter_named(meter: MeterRef) -> Say:
+    if meter.tail:
+        return Say("meter_named", {"utility": Term(f"utility_{meter.utility}"), "tail": Digits(meter.tail)})
+    return Say("meter_named_no_tail", {"utility": Term(f"utility_{meter.utility}")})
+
+
+def _on_meter_serial(records: Records, state: CallState, event: Event) -> Turn:
+    if event.kind == "digits" and event.digits.rstrip("#") == WALK_KEY:
+        return _start_walk(records, state)
+    speech = event.speech
+    typed = _typed_number(event, MAX_SERIAL_KEYS)
+    if typed is None or not typed.isdigit() or (speech is not None and speech.decision == "retry"):
+        return _retry(records, state, _ask_meter_serial, _why(event, "not_a_number"))
+    if speech is not None and speech.decision != "accept":
+        # Digits heard unsurely may name another meter, and nothing reads them back: asked again
+        # (the prompt says they may be typed).
+        return _retry(records, state, _ask_meter_serial, "not_understood")
+    matching = [i for i, m in enumerate(state.meters) if m.serial.endswith(typed)]
+    exact = [i for i in matching if state.meters[i].serial == typed]
+    if len(matching) > 1 and len(exact) == 1:
+        matching = exact  # a serial that is the end of a longer one is still named in full
+    if not matching:
+        return _retry(records, state, _ask_meter_serial, "serial_not_found")
+    if len(matching) > 1:
+        # Not the caller's mistake: asked for more digits, no try used (MAX_TURNS bounds it).
+        return Turn(state, [Say("reason_serial_ambiguous"), _ask_meter_serial(records, state)])
+    turn = _use_meter(records, state, matching[0])
+    return Turn(turn.state, [_meter_named(state.meters[matching[0]]), *turn.actions])
+
+
+def _start_walk(records: Records, state: CallState) -> Turn:
+    """All meters in turn: every meter still without a reading this period (none given in this
+    call either), each named, its registers asked one after another, one summary at the end."""
+    read = records.read_this_period(_need(state.account, "account").id)
+    todo = [i for i, m in enumerate(state.meters)
+            if m.id not in read and any((m.id, r) not in state.done for r in m.registers)]
+    if not todo:
+        turn = _enter(records, state, "next")
+        return Turn(turn.state, [Say("walk_none"), *turn.actions])
+    state.walk, state.walk_from, state.walk_skipped = todo[1:], len(state.saved), 0
+    state.extra_turns = min(MAX_EXTRA_TURNS, state.extra_turns + WALK_TURNS_PER_REGISTER * sum(
+        len(state.meters[i].registers) for i in todo))
+    turn = _use_meter(records, state, todo[0])
+    return Turn(turn.state, [Say("walk_start", {"count": len(todo)}), _meter_named(state.meters[todo[0]]),
+                             *turn.actions])
+
+
+def _walk_on(records: Records, state: CallState, said: list[Say]) -> Turn:
+    """The next meter of the walk, or its summary and the question what next."""
+    walk = _need(state.walk, "walk")
+    if walk:
+        index, state.walk = walk[0], walk[1:]
+        turn = _use_meter(records, state, index)
+        return Turn(turn.state, [*said, _meter_named(state.meters[index]), *turn.actions])
+    summary = Say("walk_summary", {"count": len(state.saved) - state.walk_from, "skipped": state.walk_skipped})
+    state.walk = None
+    turn = _enter(records, state, "next")
+    return Turn(turn.state, [*said, summary, *turn.actions])
+
+
 # --- value and confirmation --------------------------------------------------------------------
 
 def _meter(state: CallState) -> MeterRef:
@@ -643,7 +756,44 @@ def _ask_value(records: Records, state: CallState) -> Ask:
                speech=SPEECH_KINDS["value"])
 
 
+def _offer_last_reading(records: Records, state: CallState, ask: Ask) -> Ask:
+    """Once per call, a caller on file for the account is told the key that says the meter's last
+    accepted reading, at the first value question that has one to say. Nobody else is told."""
+    if state.last_offered or not _on_file(records, state):
+        return ask
+    meter, register = _meter(state), _need(state.register, "register")
+    if records.last_reading(meter.id, register) is None:
+        return ask
+    state.last_offered = True
+    return replace(ask, prompts=(*ask.prompts, Say("last_reading_offer")))
+
+
+def _on_file(records: Records, state: CallState) -> bool:
+    return state.account is not None and records.on_file(state.account.id, state.caller)
+
+
+def _asks_last_reading(records: Records, state: CallState, event: Event) -> bool:
+    """The key alone, typed by a caller on file who was offered it, for a meter and register whose
+    last reading was not said yet (after that, or for anyone else, it is the value 8)."""
+    if not (event.kind == "digits" and event.digits.rstrip("#") == LAST_READING_KEY and state.last_offered):
+        return False
+    return (_meter(state).id, _need(state.register, "register")) not in state.last_heard and _on_file(records, state)
+
+
+def _say_last_reading(records: Records, state: CallState) -> Turn:
+    meter, register = _meter(state), _need(state.register, "register")
+    state.last_heard = [*state.last_heard, (meter.id, register)]
+    last = records.last_reading(meter.id, register)
+    said = Say("last_reading", {"date": Day(last.day), "value": Digits(last.value)}) if last else Say("no_last_reading")
+    return Turn(state, [said, _ask_value(records, state)])
+
+
 def _on_value(records: Records, state: CallState, event: Event) -> Turn:
+    if _asks_last_reading(records, state, event):
+        return _say_last_reading(records, state)
+    if state.walk is not None and event.kind == "digits" and event.digits.rstrip("#") == WALK_KEY:
+        state.walk_skipped += 1
+        return _walk_on(records, state, [])
     typed = _typed_number(event, MAX_VALUE_KEYS)
     if typed is not None:
         typed = typed.replace("*", ".")
@@ -729,6 +879,8 @@ def _on_confirm(records: Records, state: CallState, event: Event) -> Turn:
         state.register = remaining[0]
         turn = _enter(records, state, "value")
         return Turn(turn.state, [said, *turn.actions])
+    if state.walk is not None:
+        return _walk_on(records, state, [said])
     turn = _enter(records, state, "next")
     return Turn(turn.state, [said, *turn.actions])
 
@@ -748,7 +900,7 @@ def _on_next(records: Records, state: CallState, event: Event) -> Turn:
     if unsure:
         return unsure
     if key == "1" and len(state.meters) > 1:
-        return _enter(records, state, "meter")
+        return _enter(records, state, _meter_step(state))
     if key == "2":
         state.account, state.meters, state.meter = None, [], None
         return _enter(records, state, "account")
@@ -771,6 +923,7 @@ _ASKERS = {
     "account": _ask_account,
     "confirm_account": _ask_confirm_account,
     "meter": _ask_meter,
+    "meter_serial": _ask_meter_serial,
     "register": _ask_register,
     "value": _ask_value,
     "confirm": _ask_confirm,
@@ -783,7 +936,10 @@ def _enter(records: Records, state: CallState, step: str, *, keep_tries: bool = 
     _goto(state, step)
     if keep_tries:
         state.tries = tries
-    return Turn(state, [_ASKERS[step](records, state)])
+    ask = _ASKERS[step](records, state)
+    if step == "value":
+        ask = _offer_last_reading(records, state, ask)
+    return Turn(state, [ask])
 
 
 _HANDLERS = {
@@ -795,6 +951,7 @@ _HANDLERS = {
     "account": _on_account,
     "confirm_account": _on_confirm_account,
     "meter": _on_meter,
+    "meter_serial": _on_meter_serial,
     "register": _on_register,
     "value": _on_value,
     "confirm": _on_confirm,

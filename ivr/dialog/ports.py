@@ -2,6 +2,7 @@
 what a turn writes comes back from the engine as effects (``effects.py``)."""
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,6 +32,7 @@ class AccountInfo:
     region_id: int
     number_tail: str  # last digits only: the holder's name and address are never read out
     active: bool
+    kind: str = "person"  # person | company
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,25 @@ class MeterInfo:
     utility: str
     serial_tail: str  # the last digits of the serial (letters are not read out); "" when it has none
     registers: tuple[str, ...]
+    serial_digits: str = ""  # every digit of the serial, letters dropped: a caller picks a meter by its end
+
+
+@dataclass(frozen=True)
+class Window:
+    """The submission window a reading of a meter given now counts in (``rules.billing_period``):
+    whether it is open now, and its first and last day, local days of the region."""
+
+    open: bool
+    opens: dt.date
+    closes: dt.date
+
+
+@dataclass(frozen=True)
+class LastReading:
+    """The last accepted reading of a meter's register: its value and the local day it was taken."""
+
+    value: str
+    day: dt.date
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,24 @@ class Records(Protocol):
         """The account with this id (a reminder call's), or None."""
 
     def meters(self, account_id: int) -> list[MeterInfo]: ...
+
+    def window(self, meter_id: int) -> Window:
+        """The submission window a reading of the meter given now counts in."""
+
+    def read_this_period(self, account_id: int) -> set[int]:
+        """The account's meters that already have a reading (accepted or kept for review) of every
+        register for the period a reading given now counts in."""
+
+    def on_file(self, account_id: int, phone: str | None) -> bool:
+        """Whether ``phone`` is one of the account's numbers on file."""
+
+    def last_reading(self, meter_id: int, register: str) -> LastReading | None:
+        """The last accepted reading of the meter's register, for a caller on file for its account
+        only (None for anyone else, and when there is none)."""
+
+    def find_account_by_serial(self, region_id: int, typed: str) -> AccountInfo | None:
+        """The active company account in the region with exactly one active meter whose serial's
+        digits are ``typed`` (a company caller identifies by a meter), else None."""
 
     def judge_value(self, meter_id: int, register: str, value: str) -> ValueVerdict:
         """The intake policy's verdict on ``value`` given by this call for the meter and register,

@@ -22,6 +22,7 @@ class Step(str, Enum):
     OFFER_ACCOUNT = "offer_account"
     ACCOUNT = "account"
     METER = "meter"
+    METER_SERIAL = "meter_serial"  # a company's meter, by the last digits of its serial (or all in turn)
     REGISTER = "register"
     VALUE = "value"
     CONFIRM = "confirm"
@@ -78,13 +79,16 @@ class MeterRef:
     utility: str
     tail: str
     registers: list[str]
+    serial: str = ""  # the serial's digits, for a meter picked by their end
 
     def to_json(self) -> dict:
-        return {"id": self.id, "utility": self.utility, "tail": self.tail, "registers": list(self.registers)}
+        return {"id": self.id, "utility": self.utility, "tail": self.tail, "registers": list(self.registers),
+                "serial": self.serial}
 
     @classmethod
     def from_json(cls, data: dict) -> MeterRef:
-        return cls(int(data["id"]), str(data["utility"]), str(data["tail"]), [str(r) for r in data["registers"]])
+        return cls(int(data["id"]), str(data["utility"]), str(data["tail"]), [str(r) for r in data["registers"]],
+                   str(data.get("serial") or ""))
 
 
 @dataclass
@@ -151,6 +155,14 @@ class CallState:
     heard_account: AccountRef | None = None
     keypad_only: bool = False
     choice_to_confirm: str | None = None  # a menu key heard by speech but not surely, to be pressed
+    windows_told: list[str] = field(default_factory=list)  # closed windows said ("<opens>/<closes>")
+    last_offered: bool = False  # a caller on file was told the key that says a meter's last reading
+    last_heard: list[tuple[int, str]] = field(default_factory=list)  # (meter id, register) whose last reading was said
+    by_serial: bool = False  # the account's meters are picked by their serials' last digits
+    walk: list[int] | None = None  # going through the meters in turn: the indexes still to come
+    walk_from: int = 0  # readings saved before the walk began
+    walk_skipped: int = 0
+    extra_turns: int = 0  # turns allowed beyond MAX_TURNS: a walk through many meters takes many
     outcome: Outcome | None = None
     end_reason: str | None = None  # "<step>:<reason>" for a transferred, gave_up or hung_up call
 
@@ -171,6 +183,10 @@ class CallState:
             "account_utterances": list(self.account_utterances),
             "heard_account": self.heard_account.to_json() if self.heard_account else None,
             "keypad_only": self.keypad_only, "choice_to_confirm": self.choice_to_confirm,
+            "windows_told": list(self.windows_told), "last_offered": self.last_offered,
+            "last_heard": [[m, r] for m, r in self.last_heard], "by_serial": self.by_serial,
+            "walk": list(self.walk) if self.walk is not None else None, "walk_from": self.walk_from,
+            "walk_skipped": self.walk_skipped, "extra_turns": self.extra_turns,
             "outcome": self.outcome.value if self.outcome else None,
             "end_reason": self.end_reason,
         }
@@ -200,6 +216,13 @@ class CallState:
                 account_utterances=[int(u) for u in data.get("account_utterances") or []],
                 heard_account=AccountRef.from_json(data.get("heard_account")),
                 keypad_only=bool(data.get("keypad_only", False)), choice_to_confirm=data.get("choice_to_confirm"),
+                windows_told=[str(w) for w in data.get("windows_told") or []],
+                last_offered=bool(data.get("last_offered", False)),
+                last_heard=[(int(m), str(r)) for m, r in data.get("last_heard") or []],
+                by_serial=bool(data.get("by_serial", False)),
+                walk=[int(i) for i in data["walk"]] if data.get("walk") is not None else None,
+                walk_from=int(data.get("walk_from", 0)), walk_skipped=int(data.get("walk_skipped", 0)),
+                extra_turns=int(data.get("extra_turns", 0)),
                 outcome=outcome, end_reason=end_reason,
             )
         except (KeyError, TypeError, AttributeError) as exc:

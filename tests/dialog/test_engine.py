@@ -1,13 +1,14 @@
 """The pure dialog engine, step by step, with a fake ``Records`` (no Flask, Twilio, Vosk or database)."""
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 
 from ivr import dialog
 from ivr.dialog import Ask, Event, Hangup, Hours, NoteRefusal, Outcome, ReportFailedIdentification, SaveReading, Say, SpeechInput, Step, Transfer
-from ivr.dialog.ports import AccountInfo, MeterInfo, RegionInfo, ValueVerdict
+from ivr.dialog.ports import AccountInfo, MeterInfo, RegionInfo, ValueVerdict, Window
 
 
 @dataclass
@@ -39,6 +40,10 @@ class FakeRecords:
     caller_regions: dict = field(default_factory=dict)  # phone -> RegionInfo the caller ID suggests
     hours: Hours | None = Hours("12345", "08:00", "17:00")  # None: no operator line at all
     operator_regions: list = field(default_factory=list)  # the regions operators were looked up for
+    windows: dict = field(default_factory=dict)  # meter id -> Window (absent: open, this month)
+    read: set = field(default_factory=set)  # meter ids with a reading this period
+    last: dict = field(default_factory=dict)  # (meter id, register) -> LastReading
+    serials: dict = field(default_factory=dict)  # (region id, serial digits) -> AccountInfo (companies)
 
     def regions(self):
         return list(self.regions_list)
@@ -57,6 +62,21 @@ class FakeRecords:
 
     def meters(self, account_id):
         return self.meter_table.get(account_id, [])
+
+    def window(self, meter_id):
+        return self.windows.get(meter_id, Window(True, dt.date(2026, 3, 1), dt.date(2026, 3, 31)))
+
+    def read_this_period(self, account_id):
+        return {m.id for m in self.meters(account_id)} & self.read
+
+    def on_file(self, account_id, phone):
+        return any(a.id == account_id for a in self.phones.get(phone, [])) if phone else False
+
+    def last_reading(self, meter_id, register):
+        return self.last.get((meter_id, register))  # the engine asks only for a caller on file (asserted)
+
+    def find_account_by_serial(self, region_id, typed):
+        return self.serials.get((region_id, typed))
 
     def judge_value(self, meter_id, register, value):
         """The intake policy in miniature: lower than ``previous`` is refused and counted; past the
