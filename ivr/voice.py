@@ -227,6 +227,17 @@ def _key_ending_recording(step: str) -> str | None:
     return None
 
 
+def _carries_speech() -> bool:
+    """Whether the request may bring a speech answer for ``_hear`` (Twilio's transcript, or a
+    recording not ended by a key): only then is the turn read before it is claimed, so that
+    recognition holds no lock; keys and silence are claimed at once."""
+    if request.args.get("timeout") == "1":
+        return False
+    if request.form.get("SpeechResult") is not None and not request.form.get("Digits"):
+        return True
+    return bool(request.form.get("RecordingUrl")) and request.form.get("Digits", "#") in ("", "#", "hangup")
+
+
 def _hear(state: dialog.CallState, records):
     """The speech answer this request carries (a ``Heard``), or None for keys and silence.
     Called by the turn service before the turn is claimed: a slow recognition holds no lock."""
@@ -262,7 +273,8 @@ def step(step: str):
         if again is not None:
             return twiml(again)
     return twiml(calls.take_turn(g.db, ivr().config, call_sid=sid, step=step, seq=seq,
-                                 keys=_keypad_event(lead), listen=_hear, recording_sid=_recording_sid(),
+                                 keys=_keypad_event(lead), listen=_hear if _carries_speech() else None,
+                                 recording_sid=_recording_sid(),
                                  render=renderer().render, apology=renderer().apology).body)
 
 

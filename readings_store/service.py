@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -87,6 +88,18 @@ def history_time(region: Region, window: tuple[int, int] | None, now: dt.datetim
     return taken, rules.billing_period(region_now(region, taken).date(), window).period
 
 
+@dataclass(frozen=True)
+class Judged:
+    """What judging a value read, for storing it in the same transaction: its billing period,
+    and for a reading stored with ``status``, the reading it names in ``supersedes`` and the ids
+    of those it replaces (``supersede_target``, ``replaced_by``)."""
+
+    decision: rules.PeriodDecision
+    status: str | None
+    supersedes_id: int | None
+    replaces: tuple[int, ...]
+
+
 def store_reading(
     session: Session,
     meter: Meter,
@@ -103,13 +116,16 @@ def store_reading(
     idempotency_key: str | None = None,
     given_from: str | None = None,
     trusted: bool | None = None,
+    judged: Judged | None = None,
 ) -> Reading:
     """Store a reading in its billing period; a newer one supersedes the older in that period
     (``supersede_previous``). What may be stored, and with which status, is for the intake policy
     to say (``readings_store.intake``); ``trusted`` defaults to what the channel says.
 
     Idempotent on ``idempotency_key``: a repeated webhook gets the reading stored the first time.
-    The caller commits (the phone line commits before it says "saved").
+    The caller commits (the phone line commits before it says "saved"). ``judged``: what the
+    intake policy read for this value in the same transaction (under the account's lock), so as
+    not to read it again.
     """
     if idempotency_key:
         existing = session.scalars(select(Reading).where(Reading.idempotency_key == idempotency_key)).first()
@@ -117,7 +133,18 @@ def store_reading(
             return existing
     now = now or utcnow()
     region = meter.account.region
-    decision = period_for(session, meter, now)
+    if judged is not None and judged.status == status:
+        decision = judged.decision
+        target_id = judged.supersedes_id if status == "accepted" else None
+        replaced = list(session.scalars(select(Reading).where(Reading.id.in_(judged.replaces)).order_by(Reading.id))) \
+            if judged.replaces else []
+    else:
+        decision = judged.decision if judged is not None else period_for(session, meter, now)
+        # What it supersedes is read before it is written: the INSERT then carries ``supersedes_id``
+        # (no UPDATE after it), and the readings it replaces cannot include itself.
+        target = supersede_target(session, meter.id, register, decision.period) if status == "accepted" else None
+        target_id = target.id if target is not None else None
+        replaced = replaced_by(session, meter.id, register, decision.period, status)
     reading = Reading(
         meter_id=meter.id,
         register=register,
@@ -134,12 +161,13 @@ def store_reading(
         operator_id=operator_id,
         idempotency_key=idempotency_key,
         given_from=given_from,
+        supersedes_id=target_id,
         # None leaves it to the column's default: by channel.
         **({} if trusted is None else {"trusted": trusted}),
     )
     session.add(reading)
     session.flush()
-    supersede_previous(session, reading)
+    _supersede(session, replaced, reading.received_at)
     if status == "pending_review":
         session.add(
             ReviewTask(
@@ -189,21 +217,28 @@ def supersede_previous(session: Session, reading: Reading) -> None:
     target = supersede_target(session, reading.meter_id, reading.register, reading.period, reading.id) \
         if reading.status == "accepted" else None
     reading.supersedes_id = target.id if target is not None else None
-    for old in replaced_by(session, reading.meter_id, reading.register, reading.period, reading.status, reading.id):
+    _supersede(session, replaced_by(session, reading.meter_id, reading.register, reading.period, reading.status,
+                                    reading.id), reading.received_at)
+
+
+def _supersede(session: Session, replaced: list[Reading], at: dt.datetime) -> None:
+    """``replaced`` end superseded at ``at``, their open review tasks closed."""
+    for old in replaced:
         old.status = "superseded"
         for task in session.scalars(
             select(ReviewTask).where(ReviewTask.reading_id == old.id, ReviewTask.status == "open")
         ):
             task.status = "done"
             task.resolution = "superseded"
-            task.resolved_at = reading.received_at
+            task.resolved_at = at
 
 
 def record_refusal(session: Session, meter: Meter, register: str, value: str, code: str, *,
-                   call_id: int | None, caller: str | None, now: dt.datetime | None = None) -> ValueRefusal:
+                   call_id: int | None, caller: str | None, now: dt.datetime | None = None,
+                   period: str | None = None) -> ValueRefusal:
     now = now or utcnow()
     refusal = ValueRefusal(account_id=meter.account_id, meter_id=meter.id, register=register,
-                           period=period_for(session, meter, now).period, value=value[:32], code=code,
+                           period=period or period_for(session, meter, now).period, value=value[:32], code=code,
                            call_id=call_id, caller=caller, created_at=now)
     session.add(refusal)
     return refusal
