@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass
 
 from flask import Flask, Response, g, request, url_for
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -18,6 +20,34 @@ from .prompts import Prompts
 from .speech_steps import SpeechSteps
 
 log = logging.getLogger(__name__)
+
+
+class IvrFlask(Flask):
+    """Flask, serving a request again, once, on a new connection when its database connection
+    turned out to be dead (the server restarted, a proxy dropped it) before it committed anything.
+    The pool does not ping a connection before each use (a round trip per request): a dead one is
+    found by the first statement that fails on it, and SQLAlchemy then invalidates the pool."""
+
+    def dispatch_request(self):
+        try:
+            return super().dispatch_request()
+        except DBAPIError as exc:
+            db = g.get("db")
+            if not exc.connection_invalidated or db is None or db.info.get(COMMITTED):
+                raise
+            log.warning("database connection lost (%s): the request is served again on a new connection",
+                        exc.orig.__class__.__name__ if exc.orig is not None else exc.__class__.__name__)
+            db.close()
+            g.db = self.extensions["ivr"].sessions()
+            return super().dispatch_request()
+
+
+# Session.info key: the request's session has committed (serving the request again would repeat it).
+COMMITTED = "ivr.committed"
+
+
+def _note_commit(session) -> None:
+    session.info[COMMITTED] = True
 
 
 @dataclass
@@ -50,7 +80,7 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
         log.warning(SIGNATURES_OFF)
     elif not config.twilio_auth_token:
         log.error(NO_AUTH_TOKEN)
-    app = Flask(__name__)
+    app = IvrFlask(__name__)
     app.config.update(SECRET_KEY=config.secret_key, MAX_CONTENT_LENGTH=16 * 1024 * 1024)
     if config.trust_proxy:
         # Behind a load balancer: take scheme and host from X-Forwarded-* so signatures validate.
@@ -62,7 +92,9 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
         _preload_models(config, speech)
         # Connections must not cross a fork: a worker starts with an empty pool of its own.
         os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
-    app.extensions["ivr"] = Services(config, engine, make_session_factory(engine), Prompts(config.prompts_dir), speech)
+    sessions = make_session_factory(engine)
+    event.listen(sessions, "after_commit", _note_commit)
+    app.extensions["ivr"] = Services(config, engine, sessions, Prompts(config.prompts_dir), speech)
 
     # First: every log line of the request, from here on, carries the call's CallSid.
     app.before_request(logs.remember_call_sid)
