@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from readings_store.db import make_engine, make_session_factory
 
-from . import health, logs, metrics
+from . import health, logs, metrics, queue_wait, voice
 from .config import Config, load_config
 from .prompts import Prompts
 from .speech_steps import SpeechSteps
@@ -100,6 +100,16 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
     app.before_request(logs.remember_call_sid)
     metrics.init_app(app)
     app.before_request(refuse_nul)
+
+    @app.before_request
+    def answer_late_webhook():
+        """A Twilio webhook that waited for a worker thread longer than IVR_QUEUE_WAIT (the workers
+        are saturated) is answered now, with the fallback's words, before it costs anything more:
+        served late, its answer would come after Twilio gave up (15 s)."""
+        waited = queue_wait.waited()
+        if waited is None or waited <= config.queue_wait or request.endpoint not in voice.ANSWERED_WHEN_LATE:
+            return None
+        return voice.answer_late(waited)
 
     @app.before_request
     def open_session():

@@ -411,6 +411,20 @@ def fallback():
     return twiml(again.render([ask], lang, call.seq, transport=call.speech_transport))
 
 
+# The webhooks whose answer the caller waits for (the status callbacks are served whenever they
+# can be: nobody listens to them).
+ANSWERED_WHEN_LATE = frozenset({"voice.incoming", "voice.reminder", "voice.step", "voice.listen", "voice.fallback"})
+
+
+def answer_late(waited: float) -> Response:
+    """The answer to a signed webhook that waited ``waited`` seconds for a worker (overload): the
+    fallback's words, needing no database; the call's state is left as it is."""
+    check_signature()  # aborts with 403 unless Twilio signed it
+    log.warning("webhook %s waited %.1f s for a worker (over IVR_QUEUE_WAIT): answered with the fallback's "
+                "words", request.path, waited)
+    return twiml(_out_of_order())
+
+
 def _out_of_order(lang: str | None = None) -> str:
     """An apology, then the operator line or a request to call back; no database needed. The
     language is the call's when known, else the one its caller ID suggests."""
