@@ -49,6 +49,7 @@ from typing import Callable, cast
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from readings_store import intake, service
@@ -156,10 +157,8 @@ def bind_stream(session: Session, config: Config, call_sid: str, token: str | No
 
 def open_call(session: Session, config: Config, *, call_sid: str, caller: str | None, country: str | None,
               language: str, render: Render, apology: Apology) -> str:
-    """The first answer of a call; a repeated ``incoming`` request gets the answer it got before."""
-    existing = find_call(session, call_sid)
-    if existing is not None:
-        return existing.last_twiml or apology(existing.language or "en")
+    """The first answer of a call; a repeated ``incoming`` request gets the answer it got before
+    (the CallSid is unique: its row is not looked for first, the INSERT of a repeat fails)."""
     call = Call(call_sid=call_sid, from_number=caller, caller_country=country, language=language, seq=1, steps=[])
     # The row is inserted once, with its first state and answer (the opening reads no id of it).
     with session.no_autoflush:
@@ -169,7 +168,14 @@ def open_call(session: Session, config: Config, *, call_sid: str, caller: str | 
                   stream_token=issue_stream_token(config, call))
     call.state, call.last_twiml, call.last_activity_at = turn.state.to_json(), body, utcnow()
     session.add(call)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        existing = find_call(session, call_sid)
+        if existing is None:
+            raise  # another constraint: a programming error
+        return existing.last_twiml or apology(existing.language or "en")
     _log_step(call, "incoming", {"from": "known" if caller else "withheld"}, turn.actions, at=call.last_activity_at)
     session.commit()
     return body

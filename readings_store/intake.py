@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from . import rules
 from .models import CHANNELS, TRUSTED_CHANNELS, Account, AccountPhone, Meter, Reading, ValueRefusal, utcnow
-from .service import Judged, period_for, record_refusal, replaced_by, store_reading, supersede_target
+from .service import Judged, period_for, record_refusal, replaced_by, store_reading, supersession
 
 # Where a person gives the value and is answered at once: what they are told is counted.
 PUBLIC_CHANNELS = frozenset({"phone_keypad", "phone_speech", "sms"})
@@ -266,8 +266,7 @@ def judge(session: Session, meter: Meter, register: str, value: str | Decimal, s
     if problem:
         return _refused(problem, reveals=source.public and problem.code in REVEALING, **facts)
 
-    exported = supersede_target(session, meter.id, register, period)
-    replaced = replaced_by(session, meter.id, register, period, "accepted")
+    exported, replaced = supersession(session, meter.id, register, period, "accepted")
     if not trusted:
         if exported is not None:
             return review(REPLACES_EXPORTED, f"billing has reading {exported.id} of this period", source.public)

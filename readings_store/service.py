@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from . import rules
@@ -142,9 +142,8 @@ def store_reading(
         decision = judged.decision if judged is not None else period_for(session, meter, now)
         # What it supersedes is read before it is written: the INSERT then carries ``supersedes_id``
         # (no UPDATE after it), and the readings it replaces cannot include itself.
-        target = supersede_target(session, meter.id, register, decision.period) if status == "accepted" else None
-        target_id = target.id if target is not None else None
-        replaced = replaced_by(session, meter.id, register, decision.period, status)
+        target, replaced = supersession(session, meter.id, register, decision.period, status)
+        target_id = target.id if target is not None and status == "accepted" else None
     reading = Reading(
         meter_id=meter.id,
         register=register,
@@ -208,6 +207,21 @@ def replaced_by(session: Session, meter_id: int, register: str, period: str, sta
     if exclude_id is not None:
         query = query.where(Reading.id != exclude_id)
     return list(session.scalars(query.order_by(Reading.id)))
+
+
+def supersession(session: Session, meter_id: int, register: str, period: str,
+                 status: str) -> tuple[Reading | None, list[Reading]]:
+    """(``supersede_target``, ``replaced_by``) for a new reading of this meter, register, period
+    and ``status``, read by one query (the readings of one meter, register and period are few)."""
+    replaceable = ("accepted", "pending_review") if status == "accepted" else ("pending_review",)
+    rows = list(session.scalars(select(Reading).where(
+        Reading.meter_id == meter_id, Reading.register == register, Reading.period == period,
+        or_(Reading.export_batch_id.is_not(None), Reading.status.in_(replaceable))).order_by(Reading.id)
+        # Told apart in Python below: the rows as they are now, not as this session last saw them.
+        .execution_options(populate_existing=True)))
+    exported = [r for r in rows if r.export_batch_id is not None]
+    target = max(exported, key=lambda r: (r.export_batch_id, r.id)) if exported else None
+    return target, [r for r in rows if r.status in replaceable]
 
 
 def supersede_previous(session: Session, reading: Reading) -> None:
