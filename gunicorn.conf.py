@@ -29,7 +29,11 @@ preload_app = True
 # Recognition is CPU-bound: more processes than cores would only queue. WEB_CONCURRENCY is the
 # usual way to override the count without editing this file.
 workers = int(os.environ.get("WEB_CONCURRENCY") or multiprocessing.cpu_count())
-worker_class = "gthread"
+# gunicorn's gthread worker, noting when each request is queued for a thread: under overload a
+# Twilio webhook that waited more than IVR_QUEUE_WAIT seconds for a thread is answered at once
+# with the fallback's words (an apology, then the operator or "call back later") instead of being
+# served after Twilio has given up at 15 s (``timeout`` does not count time spent queued).
+worker_class = "ivr.ops.gthread_worker.QueueTimedWorker"
 threads = 4
 
 # Twilio gives up on a webhook after 15 s and then calls the fallback URL: a worker silent for
@@ -66,7 +70,7 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
-    from ivr.metrics import archive_dead_process, multiprocess_dir
+    from ivr.ops.metrics import archive_dead_process, multiprocess_dir
 
     # Its counts are added to the archive files and its own files removed (a scrape reads every
     # file: they would pile up with each restart); its requests in flight no longer count.

@@ -11,6 +11,8 @@ each (median reported):
 * pull: every page of ``GET /api/v1/readings?limit=5000`` through the Flask test client;
 * export CSV: ``POST /api/v1/exports`` with ``Accept: text/csv`` (batch creation + the streamed CSV);
 * export JSON: the same with JSON;
+* raw: the same rows as the pull by the driver alone (SQLite ``fetchall``, PostgreSQL ``COPY ... TO
+  STDOUT``), and the pull's ratio to it;
 * after each export, re-reading the batch (``GET /api/v1/exports/{id}``: rendering alone);
 between export runs the batch is undone (export_batch_id set back to NULL, then VACUUM on PostgreSQL).
 """
@@ -172,6 +174,12 @@ def run(url: str, data_dir: str, args, *, postgres: bool) -> None:
         assert count == total, (count, total)
         pulls.append(seconds)
     results["pull (GET /readings, 5000/page)"] = pulls
+    raws = []
+    for _ in range(args.runs):
+        seconds, count = timed(lambda: raw_fetch(engine, postgres))
+        assert count == total, (count, total)
+        raws.append(seconds)
+    results["raw COPY ... TO STDOUT (same rows)" if postgres else "raw fetchall (same rows)"] = raws
     for label, accept in (("export CSV (POST /exports)", "text/csv"), ("export JSON (POST /exports)", "application/json")):
         runs, rereads = [], []
         for _ in range(args.runs):
@@ -188,7 +196,31 @@ def run(url: str, data_dir: str, args, *, postgres: bool) -> None:
     for label, runs in results.items():
         med = statistics.median(runs)
         print(f"{label:<52} {med:>9.2f} {total / med:>11,.0f}   {', '.join(f'{r:.2f}' for r in runs)}")
+    raw = statistics.median(raws)
+    print(f"pull / raw: {statistics.median(pulls) / raw:.2f}x (goal: at most 3x)")
     engine.dispose()
+
+
+# The rows and columns a pull gives, in its order, as one query without the API.
+RAW_SQL = ("SELECT r.id, a.number, g.code, m.serial, m.utility, r.register, r.value, r.period, r.taken_at, "
+           "r.received_at, r.channel, r.status, r.supersedes_id, r.export_batch_id FROM readings r "
+           "JOIN meters m ON r.meter_id = m.id JOIN accounts a ON m.account_id = a.id "
+           "JOIN regions g ON a.region_id = g.id WHERE r.status = 'accepted' ORDER BY r.id")
+
+
+def raw_fetch(engine, postgres: bool) -> int:
+    """The floor a pull is compared with: the same rows by the driver alone (SQLite: ``fetchall``;
+    PostgreSQL: ``COPY (...) TO STDOUT``, as text). Returns the number of rows."""
+    with engine.connect() as conn:
+        dbapi = conn.connection.dbapi_connection
+        if not postgres:
+            return len(dbapi.execute(RAW_SQL).fetchall())
+        rows = 0
+        with dbapi.cursor() as cur, cur.copy(f"COPY ({RAW_SQL}) TO STDOUT") as copy:
+            for block in copy:
+                rows += bytes(block).count(b"\n")
+        dbapi.rollback()
+        return rows
 
 
 if __name__ == "__main__":

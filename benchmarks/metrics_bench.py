@@ -11,7 +11,7 @@ printed on its own). Then it scrapes ``/metrics`` ``--scrapes`` times
 (default 20) in the app, as gunicorn's workers do, and prints the median; and again after
 ``--restarts`` workers (default 2 000) have each left their metric files (copies of this process's
 own, so with the product's series), first as they were left before dead workers were archived,
-then archived as gunicorn's ``child_exit`` does (``ivr.metrics.archive_dead_process``). For
+then archived as gunicorn's ``child_exit`` does (``ivr.ops.metrics.archive_dead_process``). For
 comparison it also prints the time of the same counts made by GROUP BY over every call and
 reading, which is what a scrape used to run. With PostgreSQL a scratch database is created next
 to the one named in the URL and dropped at the end.
@@ -108,7 +108,7 @@ def median_ms(client, scrapes: int) -> tuple[float, bytes]:
 def run(url: str, args) -> None:
     from ivr.app import create_app
     from ivr.config import load_config
-    from ivr.metrics import ADDITIVE_KINDS, archive_dead_process
+    from ivr.ops.metrics import ADDITIVE_KINDS, archive_dead_process
     from readings_store.models import Call, Reading
 
     os.environ.setdefault("IVR_DATA_DIR", tempfile.mkdtemp())

@@ -6,7 +6,9 @@ import os
 from dataclasses import dataclass
 
 from flask import Flask, Response, g, request, url_for
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -16,14 +18,44 @@ from ivr.api import bp as api_bp
 from ivr.api.problems import problem_response
 from ivr.console import bp as console_bp
 from ivr.ops import health, logs, metrics
+from ivr.ops import queue_wait
 from ivr.sms.webhook import bp as sms_bp
 from ivr.twilio_webhooks import NO_AUTH_TOKEN, SIGNATURES_OFF
 from ivr.config import Config, load_config
 from ivr.prompts import Prompts
 from ivr.voice.speech_steps import SpeechSteps
+from ivr.voice import webhooks as voice
 from ivr.voice.webhooks import bp as voice_bp
 
 log = logging.getLogger(__name__)
+
+
+class IvrFlask(Flask):
+    """Flask, serving a request again, once, on a new connection when its database connection
+    turned out to be dead (the server restarted, a proxy dropped it) before it committed anything.
+    The pool does not ping a connection before each use (a round trip per request): a dead one is
+    found by the first statement that fails on it, and SQLAlchemy then invalidates the pool."""
+
+    def dispatch_request(self):
+        try:
+            return super().dispatch_request()
+        except DBAPIError as exc:
+            db = g.get("db")
+            if not exc.connection_invalidated or db is None or db.info.get(COMMITTED):
+                raise
+            log.warning("database connection lost (%s): the request is served again on a new connection",
+                        exc.orig.__class__.__name__ if exc.orig is not None else exc.__class__.__name__)
+            db.close()
+            g.db = self.extensions["ivr"].sessions()
+            return super().dispatch_request()
+
+
+# Session.info key: the request's session has committed (serving the request again would repeat it).
+COMMITTED = "ivr.committed"
+
+
+def _note_commit(session) -> None:
+    session.info[COMMITTED] = True
 
 
 @dataclass
@@ -56,7 +88,7 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
         log.warning(SIGNATURES_OFF)
     elif not config.twilio_auth_token:
         log.error(NO_AUTH_TOKEN)
-    app = Flask(__name__)
+    app = IvrFlask(__name__)
     app.config.update(SECRET_KEY=config.secret_key, MAX_CONTENT_LENGTH=16 * 1024 * 1024)
     if config.trust_proxy:
         # Behind a load balancer: take scheme and host from X-Forwarded-* so signatures validate.
@@ -68,12 +100,24 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
         _preload_models(config, speech)
         # Connections must not cross a fork: a worker starts with an empty pool of its own.
         os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
-    app.extensions["ivr"] = Services(config, engine, make_session_factory(engine), Prompts(config.prompts_dir), speech)
+    sessions = make_session_factory(engine)
+    event.listen(sessions, "after_commit", _note_commit)
+    app.extensions["ivr"] = Services(config, engine, sessions, Prompts(config.prompts_dir), speech)
 
     # First: every log line of the request, from here on, carries the call's CallSid.
     app.before_request(logs.remember_call_sid)
     metrics.init_app(app)
     app.before_request(refuse_nul)
+
+    @app.before_request
+    def answer_late_webhook():
+        """A Twilio webhook that waited for a worker thread longer than IVR_QUEUE_WAIT (the workers
+        are saturated) is answered now, with the fallback's words, before it costs anything more:
+        served late, its answer would come after Twilio gave up (15 s)."""
+        waited = queue_wait.waited()
+        if waited is None or waited <= config.queue_wait or request.endpoint not in voice.ANSWERED_WHEN_LATE:
+            return None
+        return voice.answer_late(waited)
 
     @app.before_request
     def open_session():

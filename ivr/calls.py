@@ -49,6 +49,7 @@ from typing import Callable, cast
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from readings_store import call_figures, intake, service
@@ -158,19 +159,26 @@ def bind_stream(session: Session, config: Config, call_sid: str, token: str | No
 
 def open_call(session: Session, config: Config, *, call_sid: str, caller: str | None, country: str | None,
               language: str, render: Render, apology: Apology) -> str:
-    """The first answer of a call; a repeated ``incoming`` request gets the answer it got before."""
-    existing = find_call(session, call_sid)
-    if existing is not None:
-        return existing.last_twiml or apology(existing.language or "en")
+    """The first answer of a call; a repeated ``incoming`` request gets the answer it got before
+    (the CallSid is unique: its row is not looked for first, the INSERT of a repeat fails)."""
     call = Call(call_sid=call_sid, from_number=caller, caller_country=country, language=language, seq=1, steps=[])
-    session.add(call)
-    session.flush()
-    turn = dialog.start(SqlRecords(session, config, call), call_sid=call_sid, caller=caller, language=language,
-                        max_tries=config.max_tries, may_record=config.may_record())
+    # The row is inserted once, with its first state and answer (the opening reads no id of it).
+    with session.no_autoflush:
+        turn = dialog.start(SqlRecords(session, config, call), call_sid=call_sid, caller=caller, language=language,
+                            max_tries=config.max_tries, may_record=config.may_record())
     body = render(turn.actions, turn.state.lang, call.seq, transport=call.speech_transport,
                   stream_token=issue_stream_token(config, call))
-    call.state, call.last_twiml = turn.state.to_json(), body
-    _log_step(call, "incoming", {"from": "known" if caller else "withheld"}, turn.actions)
+    call.state, call.last_twiml, call.last_activity_at = turn.state.to_json(), body, utcnow()
+    session.add(call)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        existing = find_call(session, call_sid)
+        if existing is None:
+            raise  # another constraint: a programming error
+        return existing.last_twiml or apology(existing.language or "en")
+    _log_step(call, "incoming", {"from": "known" if caller else "withheld"}, turn.actions, at=call.last_activity_at)
     session.commit()
     return body
 
@@ -233,7 +241,20 @@ def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq
               render: Render, apology: Apology, listen: Listen | None = None,
               recording_sid: str | None = None) -> TurnAnswer:
     """Take the turn ``seq`` of the call, answering the question ``step``: the caller's ``keys``
-    event, or the speech answer ``listen`` recognises (its audio kept with ``recording_sid``)."""
+    event, or the speech answer ``listen`` recognises (its audio kept with ``recording_sid``).
+
+    ``listen`` only for a request that carries speech: it is recognised before the turn is claimed,
+    so a slow recognition holds no lock. Keys need no such wait: the call is claimed and loaded by
+    one statement (``_claim``), so that a keypad turn costs one read-and-claim and one write."""
+    if listen is None:
+        call = _claim(session, call_sid, seq)
+        if call is None:
+            return _not_taken(session, call_sid, apology)
+        state = load_state(call)
+        if state is None or state.step.value != step:
+            return _not_taken(session, call_sid, apology)
+        return TurnAnswer(_advance(session, config, call, state, step, keys, seq, render, call.speech_transport),
+                          True)
     call = find_call(session, call_sid)
     if call is None:
         log.warning("webhook for unknown call %s", call_sid)
@@ -242,8 +263,8 @@ def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq
     if state is None:
         return TurnAnswer(call.last_twiml or apology(call.language or "en"), False)
     current = call.seq == seq and state.step.value == step
-    ask = _question(session, config, call, state) if current and listen is not None else None
-    heard = listen(state, ask) if listen is not None and ask is not None and ask.speech is not None else None
+    ask = _question(session, config, call, state) if current else None
+    heard = listen(state, ask) if ask is not None and ask.speech is not None else None
     # The transport is read with the claim: a call moved to the record transport meanwhile (its
     # stream refused) gets this turn's question recorded, not streamed to nobody.
     claimed = session.execute(
@@ -262,14 +283,41 @@ def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq
                       True)
 
 
+def _claim(session: Session, call_sid: str, seq: int) -> Call | None:
+    """Claim the turn ``seq`` and load the call, in one statement: ``UPDATE ... SET seq = seq + 1
+    WHERE call_sid = ? AND seq = ? RETURNING *``. None: no such call, or the turn was taken
+    before (a retried webhook, two workers racing). The claim holds the row (PostgreSQL) or the
+    database's write lock (SQLite) until the turn commits or rolls back."""
+    call = session.scalars(
+        update(Call).where(Call.call_sid == call_sid, Call.seq == seq).values(seq=seq + 1).returning(Call)
+        .execution_options(synchronize_session=False, populate_existing=True)).first()
+    if call is not None:
+        intake.note_write_lock(session)
+    return call
+
+
+def _not_taken(session: Session, call_sid: str, apology: Apology) -> TurnAnswer:
+    """A keypad request that took no turn (repeated, out of date, for another question, or for an
+    unknown call): the claim, if any, is undone, and the answer given before is given again."""
+    session.rollback()
+    call = find_call(session, call_sid)
+    if call is None:
+        log.warning("webhook for unknown call %s", call_sid)
+        return TurnAnswer(apology("en"), False)
+    return TurnAnswer(call.last_twiml or apology(call.language or "en"), False)
+
+
 def _advance(session: Session, config: Config, call: Call, state: CallState, step: str, event: dialog.Event,
              seq: int, render: Render, transport: str | None) -> str:
-    turn = dialog.handle(SqlRecords(session, config, call), state, event)
+    records = SqlRecords(session, config, call)
+    turn = dialog.handle(records, state, event)
+    # The effects first: what they read must not flush the call's row early, so that the call is
+    # written once, by one UPDATE, with its step row at the commit.
+    persist_effects(session, call, turn.effects, records)
     call.seq = seq + 1
     body = render(turn.actions, turn.state.lang, call.seq, transport=transport)
     _write_state(call, turn.state)
     call.last_twiml = body
-    persist_effects(session, call, turn.effects)
     _log_step(call, step, {"kind": event.kind, "keys": len(event.digits),
                            "decision": event.speech.decision if event.speech else None}, turn.actions)
     # Commit before answering: the caller hears "saved" only for a reading that is stored.
@@ -288,23 +336,31 @@ def _write_state(call: Call, state: CallState) -> None:
         call.outcome, call.end_reason = state.outcome.value, state.end_reason
 
 
-def persist_effects(session: Session, call: Call, effects: list) -> None:
+def persist_effects(session: Session, call: Call, effects: list, records: SqlRecords | None = None) -> None:
     """Write what the engine decided, in the turn's transaction (the caller commits)."""
+    def meter_of(meter_id: int):
+        return records.meter(meter_id) if records is not None else call_meter(session, call, meter_id)
+
     for effect in effects:
         if isinstance(effect, dialog.SaveReading):
-            meter = call_meter(session, call, effect.meter_id)
+            meter = meter_of(effect.meter_id)
             source = intake.Source("phone_speech" if effect.utterance_id else "phone_keypad",
                                    phone=call.from_number, call_id=call.id)
+            verdict = records.verdict(meter.id, effect.register, effect.value) if records is not None else None
             service.store_reading(
                 session, meter, effect.register, Decimal(effect.value), channel=source.channel,
                 status=effect.status, reason=effect.reason, call_id=call.id, utterance_id=effect.utterance_id,
                 idempotency_key=effect.key, given_from=source.phone,
-                trusted=intake.is_trusted(session, meter, source),
+                trusted=verdict.trusted if verdict is not None and verdict.judged is not None
+                else intake.is_trusted(session, meter, source),
+                judged=verdict.judged if verdict is not None else None,
             )
             service.forget_read_back(session, call.id, meter.id, effect.register, effect.value)
         elif isinstance(effect, dialog.NoteRefusal):
-            service.record_refusal(session, call_meter(session, call, effect.meter_id), effect.register,
-                                   effect.value, effect.code, call_id=call.id, caller=call.from_number)
+            verdict = records.verdict(effect.meter_id, effect.register, effect.value) if records is not None else None
+            service.record_refusal(session, meter_of(effect.meter_id), effect.register,
+                                   effect.value, effect.code, call_id=call.id, caller=call.from_number,
+                                   period=verdict.period if verdict is not None else None)
         elif isinstance(effect, dialog.ReportFailedIdentification):
             # Every spoken answer to the account question is named, so an operator can listen to each.
             session.add(ReviewTask(kind="identification", reason="account_not_found", region_id=effect.region_id,
@@ -315,11 +371,11 @@ def persist_effects(session: Session, call: Call, effects: list) -> None:
             raise TypeError(f"unknown effect {effect!r}")
 
 
-def _log_step(call: Call, step: str, event: dict, actions: list) -> None:
+def _log_step(call: Call, step: str, event: dict, actions: list, *, at: dt.datetime | None = None) -> None:
     """One row for the turn that took ``call.seq - 1`` (0: the call's opening), in the turn's
     transaction: a turn writes its own step, never the call's whole history again."""
     asked = [a.step for a in actions if isinstance(a, dialog.Ask)]
-    now = utcnow()
+    now = at or utcnow()
     session = Session.object_session(call)
     if session is None:  # pragma: no cover - a turn's call is always its session's
         raise RuntimeError(f"call {call.call_sid} is not in a session")

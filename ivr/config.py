@@ -261,6 +261,9 @@ class Config:
     confidence_accept: float = 0.85
     confidence_review: float = 0.5
     recording_fetch_budget: float = 8.0
+    # Seconds a Twilio webhook may wait for a free web worker thread (under gunicorn): one that
+    # waited longer is answered at once with the fallback's words instead of being served late.
+    queue_wait: float = 4.0
     # Recordings are fetched only from URLs under these prefixes (Twilio's API), never elsewhere.
     recording_url_prefixes: tuple = ("https://api.twilio.com/",)
     recording_max_bytes: int = 5 * 1024 * 1024  # a 20 s <Record> is about 320 KB
@@ -514,6 +517,8 @@ def load_config(**overrides) -> Config:
         # Twilio waits 15 s for an answer; the fetch must leave time to recognise and reply.
         recording_fetch_budget=_env_number("RECORDING_FETCH_BUDGET", 8.0, float, low=0.5, high=12.0),
         recording_url_prefixes=_recording_url_prefixes(),
+        # Twilio gives up after 15 s: a webhook queued longer than this is answered, not served late.
+        queue_wait=_env_number("QUEUE_WAIT", 4.0, float, low=0.5, high=12.0),
         session_minutes=_env_number("SESSION_MINUTES", 30, low=1, high=24 * 60),
         console_phone_region=_console_phone_region(),
         generated_secrets=tuple(generated),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from readings_store import regions as region_settings
 from readings_store import intake, rules, service
@@ -46,7 +46,8 @@ def _region_info(region: Region) -> RegionInfo:
 
 def call_meter(session: Session, call: Call, meter_id: int) -> Meter:
     """A meter of the call's account (``Call.account_id``); anything else is a programming error."""
-    meter = session.get(Meter, meter_id)
+    # With its account and region: the verdict and the reading need both (one query, not three).
+    meter = session.get(Meter, meter_id, options=[joinedload(Meter.account).joinedload(Account.region)])
     if meter is None or meter.account_id != call.account_id:
         raise LookupError(f"meter {meter_id} is not on the call's account")
     return meter
@@ -57,6 +58,12 @@ class SqlRecords:
         self.session = session
         self.config = config
         self.call = call
+        # The meters read in this turn: the session's identity map holds its objects weakly, so
+        # the meter judged would be read again to store its reading.
+        self._meters: dict[int, Meter] = {}
+        # The verdicts given in this turn, by (meter id, register, value): storing the value reads
+        # nothing the verdict has read already.
+        self._verdicts: dict[tuple[int, str, str], intake.Verdict] = {}
 
     def regions(self) -> list[RegionInfo]:
         rows = self.session.scalars(select(Region).where(Region.menu_key.is_not(None)).order_by(Region.menu_key))
@@ -78,10 +85,11 @@ class SqlRecords:
         return _account_info(account) if account is not None else None
 
     def meters(self, account_id: int) -> list[MeterInfo]:
-        account = self.session.get(Account, account_id)
+        rows = self.session.scalars(select(Meter).where(Meter.account_id == account_id, Meter.active.is_(True))
+                                    .order_by(Meter.id))
         return [MeterInfo(id=m.id, utility=m.utility, serial_tail=serial_tail(m.serial), registers=m.register_names,
                           serial_digits=serial_digits(m.serial))
-                for m in account.meters if m.active]
+                for m in rows]
 
     def _any_meter(self, meter_id: int) -> Meter:
         """A meter of the account the turn is identifying (``Call.account_id`` is set after the turn)."""
@@ -140,16 +148,24 @@ class SqlRecords:
         # Two meters with the same digits cannot be told apart on a keypad: not found, like an account.
         return _account_info(found[0].account) if len(found) == 1 else None
 
-    def _meter(self, meter_id: int) -> Meter:
-        return call_meter(self.session, self.call, meter_id)
+    def meter(self, meter_id: int) -> Meter:
+        """A meter of the call's account (``call_meter``), read once per turn."""
+        if meter_id not in self._meters:
+            self._meters[meter_id] = call_meter(self.session, self.call, meter_id)
+        return self._meters[meter_id]
+
+    def verdict(self, meter_id: int, register: str, value: str) -> intake.Verdict | None:
+        """The verdict ``judge_value`` gave this value in this turn, if it did."""
+        return self._verdicts.get((meter_id, register, value))
 
     def source(self, channel: str = "phone_keypad") -> intake.Source:
         """This call as the giver of a value (keys or speech are judged alike)."""
         return intake.Source(channel, phone=self.call.from_number, call_id=self.call.id)
 
     def judge_value(self, meter_id: int, register: str, value: str) -> ValueVerdict:
-        verdict = intake.judge(self.session, self._meter(meter_id), register, value, self.source(), self.config,
+        verdict = intake.judge(self.session, self.meter(meter_id), register, value, self.source(), self.config,
                                now=utcnow())
+        self._verdicts[(meter_id, register, value)] = verdict
         return ValueVerdict(verdict.outcome, verdict.code, quiet=verdict.quiet, reveals=verdict.reveals)
 
     def _operator_line(self, region_id: int | None) -> tuple[str | None, Region]:

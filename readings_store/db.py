@@ -38,7 +38,10 @@ def make_engine(url: str, **kwargs) -> Engine:
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     # An unreachable server must fail fast: Twilio waits 15 s for a webhook's answer.
     kwargs.setdefault("connect_args", {"connect_timeout": 5})
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # No ping before each checkout (a round trip per request): a connection found dead by its
+    # first statement invalidates the pool, and the web app serves that request again once
+    # (``ivr.app.IvrFlask``).
+    return create_engine(url, pool_pre_ping=False, **kwargs)
 
 
 def _casefold(text):

@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from . import rules
 from .models import CHANNELS, TRUSTED_CHANNELS, Account, AccountPhone, Meter, Reading, ValueRefusal, utcnow
-from .service import period_for, record_refusal, replaced_by, store_reading, supersede_target
+from .service import Judged, period_for, record_refusal, replaced_by, store_reading, supersession
 
 # Where a person gives the value and is answered at once: what they are told is counted.
 PUBLIC_CHANNELS = frozenset({"phone_keypad", "phone_speech", "sms"})
@@ -110,6 +110,7 @@ class Verdict:
     value: Decimal | None = None
     reveals: bool = False
     period: str | None = None
+    in_window: bool = True
     trusted: bool = False
     baseline_id: int | None = None
     supersedes_id: int | None = None
@@ -119,6 +120,15 @@ class Verdict:
     def status(self) -> str | None:
         """The status the reading is stored with (None: nothing is stored)."""
         return {ACCEPTED: "accepted", REVIEW: "pending_review"}.get(self.outcome)
+
+    @property
+    def judged(self) -> Judged | None:
+        """What was read to judge it, for ``store_reading`` in the same transaction (None: a
+        value refused before anything was read)."""
+        if self.period is None:
+            return None
+        return Judged(rules.PeriodDecision(self.period, self.in_window), self.status, self.supersedes_id,
+                      self.replaces)
 
     @property
     def quiet(self) -> bool:
@@ -132,10 +142,26 @@ def lock_account(session: Session, account_id: int) -> None:
     has no row locks and takes its write lock at a transaction's first write, which would come after
     the count: a write that changes nothing takes it now (as ``BEGIN IMMEDIATE`` would)."""
     if session.get_bind().dialect.name == "sqlite":
+        if _holds_write_lock(session):
+            return  # this transaction has written already: SQLite's one write lock is ours
         session.execute(update(Account.__table__).where(Account.__table__.c.id == account_id)
                         .values(updated_at=Account.__table__.c.updated_at))
     else:
         session.execute(select(Account.id).where(Account.id == account_id).with_for_update(key_share=True))
+
+
+_WRITE_LOCK = "intake.write_lock"
+
+
+def note_write_lock(session: Session) -> None:
+    """Say that the session's transaction has written (on SQLite it then holds the database's one
+    write lock until it ends), so that ``lock_account`` needs no write of its own."""
+    session.info[_WRITE_LOCK] = session.get_transaction()
+
+
+def _holds_write_lock(session: Session) -> bool:
+    transaction = session.get_transaction()
+    return transaction is not None and session.info.get(_WRITE_LOCK) is transaction
 
 
 def count_refusals(session: Session, account_id: int, period: str, *,
@@ -219,10 +245,12 @@ def judge(session: Session, meter: Meter, register: str, value: str | Decimal, s
 
     if lock:
         lock_account(session, meter.account_id)
-    period = period_for(session, meter, now).period
+    decision = period_for(session, meter, now)
+    period = decision.period
     trusted = is_trusted(session, meter, source)
     base = baseline(session, meter.id, register, period, now)
-    facts = {"value": parsed, "period": period, "trusted": trusted, "baseline_id": base.id if base else None}
+    facts = {"value": parsed, "period": period, "in_window": decision.in_window, "trusted": trusted,
+             "baseline_id": base.id if base else None}
 
     def review(code: str, detail: str, reveals: bool) -> Verdict:
         # Kept for an operator: stored pending, it replaces only the pending readings of the period.
@@ -238,8 +266,7 @@ def judge(session: Session, meter: Meter, register: str, value: str | Decimal, s
     if problem:
         return _refused(problem, reveals=source.public and problem.code in REVEALING, **facts)
 
-    exported = supersede_target(session, meter.id, register, period)
-    replaced = replaced_by(session, meter.id, register, period, "accepted")
+    exported, replaced = supersession(session, meter.id, register, period, "accepted")
     if not trusted:
         if exported is not None:
             return review(REPLACES_EXPORTED, f"billing has reading {exported.id} of this period", source.public)
@@ -265,7 +292,7 @@ def store(session: Session, meter: Meter, register: str, verdict: Verdict, sourc
     return store_reading(session, meter, register, verdict.value, channel=source.channel, status=verdict.status,
                          reason=verdict.code, now=now, call_id=source.call_id, utterance_id=utterance_id,
                          operator_id=source.operator_id, idempotency_key=idempotency_key,
-                         given_from=source.phone, trusted=verdict.trusted)
+                         given_from=source.phone, trusted=verdict.trusted, judged=verdict.judged)
 
 
 def take(session: Session, meter: Meter, register: str, value: str | Decimal, source: Source, policy: Policy, *,

@@ -339,7 +339,7 @@ class RecordCount(Base):
     created and acknowledged, as changes to add up: database triggers (migration 0015_volume) add
     a row of +1 or -1 as those rows are inserted, changed and deleted, in the same transaction, and
     ``/metrics`` sums them and now and then folds them into one row per series
-    (``ivr.metrics.compact_record_counts``). Appended, never updated in place: a counter row
+    (``ivr.ops.metrics.compact_record_counts``). Appended, never updated in place: a counter row
     updated by every insert would serialise concurrent calls on it, and on PostgreSQL a bulk insert
     in one transaction would make it longer with every row. ``family`` is calls, readings or
     export_batches; ``first``/``second`` its labels ("" for a call without an outcome yet, and

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -103,6 +104,18 @@ def history_time(region: Region, window: tuple[int, int] | None, now: dt.datetim
     return taken, rules.billing_period(region_now(region, taken).date(), window).period
 
 
+@dataclass(frozen=True)
+class Judged:
+    """What judging a value read, for storing it in the same transaction: its billing period,
+    and for a reading stored with ``status``, the reading it names in ``supersedes`` and the ids
+    of those it replaces (``supersede_target``, ``replaced_by``)."""
+
+    decision: rules.PeriodDecision
+    status: str | None
+    supersedes_id: int | None
+    replaces: tuple[int, ...]
+
+
 def store_reading(
     session: Session,
     meter: Meter,
@@ -119,13 +132,16 @@ def store_reading(
     idempotency_key: str | None = None,
     given_from: str | None = None,
     trusted: bool | None = None,
+    judged: Judged | None = None,
 ) -> Reading:
     """Store a reading in its billing period; a newer one supersedes the older in that period
     (``supersede_previous``). What may be stored, and with which status, is for the intake policy
     to say (``readings_store.intake``); ``trusted`` defaults to what the channel says.
 
     Idempotent on ``idempotency_key``: a repeated webhook gets the reading stored the first time.
-    The caller commits (the phone line commits before it says "saved").
+    The caller commits (the phone line commits before it says "saved"). ``judged``: what the
+    intake policy read for this value in the same transaction (under the account's lock), so as
+    not to read it again.
     """
     if idempotency_key:
         existing = session.scalars(select(Reading).where(Reading.idempotency_key == idempotency_key)).first()
@@ -133,7 +149,17 @@ def store_reading(
             return existing
     now = now or utcnow()
     region = meter.account.region
-    decision = period_for(session, meter, now)
+    if judged is not None and judged.status == status:
+        decision = judged.decision
+        target_id = judged.supersedes_id if status == "accepted" else None
+        replaced = list(session.scalars(select(Reading).where(Reading.id.in_(judged.replaces)).order_by(Reading.id))) \
+            if judged.replaces else []
+    else:
+        decision = judged.decision if judged is not None else period_for(session, meter, now)
+        # What it supersedes is read before it is written: the INSERT then carries ``supersedes_id``
+        # (no UPDATE after it), and the readings it replaces cannot include itself.
+        target, replaced = supersession(session, meter.id, register, decision.period, status)
+        target_id = target.id if target is not None and status == "accepted" else None
     reading = Reading(
         meter_id=meter.id,
         register=register,
@@ -150,12 +176,13 @@ def store_reading(
         operator_id=operator_id,
         idempotency_key=idempotency_key,
         given_from=given_from,
+        supersedes_id=target_id,
         # None leaves it to the column's default: by channel.
         **({} if trusted is None else {"trusted": trusted}),
     )
     session.add(reading)
     session.flush()
-    supersede_previous(session, reading)
+    _supersede(session, replaced, reading.received_at)
     if status == "pending_review":
         session.add(
             ReviewTask(
@@ -198,6 +225,21 @@ def replaced_by(session: Session, meter_id: int, register: str, period: str, sta
     return list(session.scalars(query.order_by(Reading.id)))
 
 
+def supersession(session: Session, meter_id: int, register: str, period: str,
+                 status: str) -> tuple[Reading | None, list[Reading]]:
+    """(``supersede_target``, ``replaced_by``) for a new reading of this meter, register, period
+    and ``status``, read by one query (the readings of one meter, register and period are few)."""
+    replaceable = ("accepted", "pending_review") if status == "accepted" else ("pending_review",)
+    rows = list(session.scalars(select(Reading).where(
+        Reading.meter_id == meter_id, Reading.register == register, Reading.period == period,
+        or_(Reading.export_batch_id.is_not(None), Reading.status.in_(replaceable))).order_by(Reading.id)
+        # Told apart in Python below: the rows as they are now, not as this session last saw them.
+        .execution_options(populate_existing=True)))
+    exported = [r for r in rows if r.export_batch_id is not None]
+    target = max(exported, key=lambda r: (r.export_batch_id, r.id)) if exported else None
+    return target, [r for r in rows if r.status in replaceable]
+
+
 def supersede_previous(session: Session, reading: Reading) -> None:
     """The readings ``reading`` replaces (``replaced_by``) end ``superseded``, their open review
     tasks closed; an accepted reading names in ``supersedes_id`` the one billing can follow
@@ -205,21 +247,28 @@ def supersede_previous(session: Session, reading: Reading) -> None:
     target = supersede_target(session, reading.meter_id, reading.register, reading.period, reading.id) \
         if reading.status == "accepted" else None
     reading.supersedes_id = target.id if target is not None else None
-    for old in replaced_by(session, reading.meter_id, reading.register, reading.period, reading.status, reading.id):
+    _supersede(session, replaced_by(session, reading.meter_id, reading.register, reading.period, reading.status,
+                                    reading.id), reading.received_at)
+
+
+def _supersede(session: Session, replaced: list[Reading], at: dt.datetime) -> None:
+    """``replaced`` end superseded at ``at``, their open review tasks closed."""
+    for old in replaced:
         old.status = "superseded"
         for task in session.scalars(
             select(ReviewTask).where(ReviewTask.reading_id == old.id, ReviewTask.status == "open")
         ):
             task.status = "done"
             task.resolution = "superseded"
-            task.resolved_at = reading.received_at
+            task.resolved_at = at
 
 
 def record_refusal(session: Session, meter: Meter, register: str, value: str, code: str, *,
-                   call_id: int | None, caller: str | None, now: dt.datetime | None = None) -> ValueRefusal:
+                   call_id: int | None, caller: str | None, now: dt.datetime | None = None,
+                   period: str | None = None) -> ValueRefusal:
     now = now or utcnow()
     refusal = ValueRefusal(account_id=meter.account_id, meter_id=meter.id, register=register,
-                           period=period_for(session, meter, now).period, value=value[:32], code=code,
+                           period=period or period_for(session, meter, now).period, value=value[:32], code=code,
                            call_id=call_id, caller=caller, created_at=now)
     session.add(refusal)
     return refusal

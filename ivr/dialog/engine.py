@@ -43,7 +43,7 @@ from typing import TypeVar
 from .actions import Ask, Day, Digits, Hangup, Say, Term, Transfer
 from .effects import NoteRefusal, ReportFailedIdentification, SaveReading
 from .ports import AccountInfo, Records
-from .state import AccountRef, CallState, Decision, MeterRef, Outcome, SavedReading, Step
+from .state import AccountRef, CallState, Decision, MeterRef, Outcome, Step
 
 LANGUAGE_KEYS = {"1": "ro", "2": "ru", "3": "uk", "4": "en"}
 NUMBER_STEPS = ("account", "meter_serial", "value")
@@ -306,8 +306,8 @@ def _give_up(records: Records, state: CallState, *, reason: str, number: str | N
     state.outcome = Outcome.GAVE_UP
     if kept:
         # Say what becomes of that value, then count only the readings saved before it.
-        earlier = state.saved[:-1]
-        closing = [Say("saved_for_review"), *([Say("saved_count", {"count": len(earlier)})] if earlier else [])]
+        earlier = state.saved - 1
+        closing = [Say("saved_for_review"), *([Say("saved_count", {"count": earlier})] if earlier else [])]
     else:
         closing = [Say("not_completed"), *_operator_hours(records, region_id), *_summary(state)]
     return Turn(state, [*closing, Say("goodbye"), Hangup()])
@@ -349,7 +349,7 @@ def _operator(records: Records, state: CallState) -> Turn:
 def _summary(state: CallState) -> list[Say]:
     if not state.saved:
         return [Say("nothing_saved")]
-    return [Say("saved_count", {"count": len(state.saved)})]
+    return [Say("saved_count", {"count": state.saved})]
 
 
 def _finish(state: CallState) -> Turn:
@@ -719,7 +719,7 @@ def _start_walk(records: Records, state: CallState) -> Turn:
     if not todo:
         turn = _enter(records, state, "next")
         return Turn(turn.state, [Say("walk_none"), *turn.actions])
-    state.walk, state.walk_from, state.walk_skipped = todo[1:], len(state.saved), 0
+    state.walk, state.walk_from, state.walk_skipped = todo[1:], state.saved, 0
     state.extra_turns = min(MAX_EXTRA_TURNS, state.extra_turns + WALK_TURNS_PER_REGISTER * sum(
         len(state.meters[i].registers) for i in todo))
     turn = _use_meter(records, state, todo[0])
@@ -734,7 +734,7 @@ def _walk_on(records: Records, state: CallState, said: list[Say]) -> Turn:
         index, state.walk = walk[0], walk[1:]
         turn = _use_meter(records, state, index)
         return Turn(turn.state, [*said, _meter_named(state.meters[index]), *turn.actions])
-    summary = Say("walk_summary", {"count": len(state.saved) - state.walk_from, "skipped": state.walk_skipped})
+    summary = Say("walk_summary", {"count": state.saved - state.walk_from, "skipped": state.walk_skipped})
     state.walk = None
     turn = _enter(records, state, "next")
     return Turn(turn.state, [*said, summary, *turn.actions])
@@ -838,8 +838,11 @@ def _save(records: Records, state: CallState, *, decision: Decision, reason: str
     register, value = _need(state.register, "register"), _need(state.value, "value")
     _write(records, SaveReading(meter.id, register, value, status=decision.value, reason=reason,
                                 key=_key(state), utterance_id=state.utterance_id))
-    state.saved = [*state.saved, SavedReading(meter.id, register, value, decision.value)]
-    state.done = [*state.done, (meter.id, register)]
+    # A count and a set, not a list of what was said: the state a turn writes does not grow with
+    # the length of the call.
+    state.saved += 1
+    if (meter.id, register) not in state.done:
+        state.done = [*state.done, (meter.id, register)]
 
 
 def _ask_confirm(records: Records, state: CallState) -> Ask:

@@ -91,19 +91,9 @@ class MeterRef:
                    str(data.get("serial") or ""))
 
 
-@dataclass
-class SavedReading:
-    meter_id: int
-    register: str
-    value: str
-    status: str
-
-    def to_json(self) -> dict:
-        return {"meter_id": self.meter_id, "register": self.register, "value": self.value, "status": self.status}
-
-    @classmethod
-    def from_json(cls, data: dict) -> SavedReading:
-        return cls(int(data["meter_id"]), str(data["register"]), str(data["value"]), str(data["status"]))
+def _count(saved) -> int:
+    """The readings saved, from this version's count or an older row's list of them."""
+    return len(saved) if isinstance(saved, list) else int(saved or 0)
 
 
 # Steps a give-up reason of an older row may start with, longest first ("offer_account_no_input").
@@ -146,7 +136,7 @@ class CallState:
     decision: Decision = Decision.ACCEPTED
     reason: str | None = None  # why the value goes to review
     utterance_id: int | None = None
-    saved: list[SavedReading] = field(default_factory=list)
+    saved: int = 0  # readings saved in this call (older rows stored a list of them: its length)
     done: list[tuple[int, str]] = field(default_factory=list)  # (meter id, register) saved this account
     attempts: list[str] = field(default_factory=list)  # account numbers not found
     # Spoken answers to the account question since the account was last identified (utterance ids),
@@ -178,7 +168,7 @@ class CallState:
             "account": self.account.to_json() if self.account else None,
             "meters": [m.to_json() for m in self.meters], "meter": self.meter, "register": self.register,
             "value": self.value, "decision": self.decision.value, "reason": self.reason,
-            "utterance_id": self.utterance_id, "saved": [s.to_json() for s in self.saved],
+            "utterance_id": self.utterance_id, "saved": self.saved,
             "done": [[m, r] for m, r in self.done], "attempts": list(self.attempts),
             "account_utterances": list(self.account_utterances),
             "heard_account": self.heard_account.to_json() if self.heard_account else None,
@@ -210,7 +200,7 @@ class CallState:
                 register=data.get("register"), value=data.get("value"),
                 decision=Decision(data.get("decision") or data.get("status") or Decision.ACCEPTED.value),
                 reason=data.get("reason"), utterance_id=data.get("utterance_id"),
-                saved=[SavedReading.from_json(s) for s in data.get("saved") or []],
+                saved=_count(data.get("saved")),
                 done=[(int(m), str(r)) for m, r in data.get("done") or []],
                 attempts=[str(a) for a in data.get("attempts") or []],
                 account_utterances=[int(u) for u in data.get("account_utterances") or []],

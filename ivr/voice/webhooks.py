@@ -148,6 +148,17 @@ def _key_ending_recording() -> str | None:
     return digits if request.form.get("RecordingUrl") and digits in LEAD_KEYS else None
 
 
+def _carries_speech() -> bool:
+    """Whether the request may bring a speech answer for ``_hear`` (Twilio's transcript, or a
+    recording not ended by a key): only then is the turn read before it is claimed, so that
+    recognition holds no lock; keys and silence are claimed at once."""
+    if request.args.get("timeout") == "1":
+        return False
+    if request.form.get("SpeechResult") is not None and not request.form.get("Digits"):
+        return True
+    return bool(request.form.get("RecordingUrl")) and request.form.get("Digits", "#") in ("", "#", "hangup")
+
+
 def _hear(state: dialog.CallState, ask: dialog.Ask):
     """The speech answer this request carries (a ``Heard``) to ``ask``, a question that listens
     for speech, or None for keys and silence. Called by the turn service before the turn is
@@ -183,7 +194,8 @@ def step(step: str):
         if again is not None:
             return twiml(again)
     return twiml(calls.take_turn(g.db, ivr().config, call_sid=sid, step=step, seq=seq,
-                                 keys=_keypad_event(lead), listen=_hear, recording_sid=_recording_sid(),
+                                 keys=_keypad_event(lead), listen=_hear if _carries_speech() else None,
+                                 recording_sid=_recording_sid(),
                                  render=renderer().render, apology=renderer().apology).body)
 
 
@@ -318,6 +330,20 @@ def fallback():
     again = renderer()
     again.url_for_step = lambda step, seq: routes().step(step, seq, **{AFTER_ERROR: lang})
     return twiml(again.render([ask], lang, call.seq, transport=call.speech_transport))
+
+
+# The webhooks whose answer the caller waits for (the status callbacks are served whenever they
+# can be: nobody listens to them).
+ANSWERED_WHEN_LATE = frozenset({"voice.incoming", "voice.reminder", "voice.step", "voice.listen", "voice.fallback"})
+
+
+def answer_late(waited: float) -> Response:
+    """The answer to a signed webhook that waited ``waited`` seconds for a worker (overload): the
+    fallback's words, needing no database; the call's state is left as it is."""
+    check_signature()  # aborts with 403 unless Twilio signed it
+    log.warning("webhook %s waited %.1f s for a worker (over IVR_QUEUE_WAIT): answered with the fallback's "
+                "words", request.path, waited)
+    return twiml(_out_of_order())
 
 
 def _out_of_order(lang: str | None = None) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from ivr import dialog
 from ivr.dialog import CallState, Decision, Outcome, Step
-from ivr.dialog.state import AccountRef, MeterRef, SavedReading, legacy_outcome
+from ivr.dialog.state import AccountRef, MeterRef, legacy_outcome
 
 from .test_engine import Caller, FakeRecords, asked, keys
 
@@ -28,7 +28,7 @@ def test_an_old_row_in_progress_loads_and_the_call_goes_on():
     state = CallState.from_json(json.loads(json.dumps(OLD_IN_PROGRESS)))
     assert state.step is Step.CONFIRM and state.decision is Decision.PENDING_REVIEW
     assert state.account == AccountRef(11, 1, "1234") and state.meters[1] == MeterRef(111, "gas", "0003", ["total"])
-    assert state.saved == [SavedReading(110, "night", "700", "accepted")] and state.done == [(110, "night")]
+    assert state.saved == 1 and state.done == [(110, "night")]  # an older row's list counts its readings
     records = FakeRecords(limits={"previous": Decimal("900")})  # 800 is still below the previous reading
     turn = dialog.handle(records, state, keys("1"))
     records.apply(turn.effects)
@@ -75,3 +75,19 @@ def test_enums_are_their_stored_strings():
     assert [o.value for o in Outcome] == ["completed", "no_reading", "transferred", "gave_up", "hung_up",
                                           "service_not_ready"]
     assert Step.VALUE == "value" and str(Step.VALUE) == "value" and str(Outcome.GAVE_UP) == "gave_up"
+
+
+def test_what_a_turn_stores_does_not_grow_with_the_length_of_the_call():
+    """A caller who gives an account's reading again and again: the state written after the 30th
+    reading is as large as after the second (a count, not a list of the readings)."""
+    c = Caller(FakeRecords())
+    c(keys("1")); c(keys("1"))
+    sizes = []
+    for n in range(30):  # 122 turns, within MAX_TURNS
+        assert asked(c(keys("1001#"))) == "value"
+        assert asked(c(keys(f"{1234 + n}#"))) == "confirm"
+        assert asked(c(keys("1"))) == "next"
+        sizes.append(len(json.dumps(c.state.to_json())))
+        assert asked(c(keys("2"))) == "account"
+    assert c.state.saved == 30
+    assert max(sizes) - min(sizes) <= 4  # the digits of the count and of the turn number (a list: +80 a reading)

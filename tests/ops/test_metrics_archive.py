@@ -10,11 +10,11 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
-from ivr.metrics import archive_dead_process
+from ivr.ops.metrics import archive_dead_process
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
-from ivr.metrics import FETCH_FAILURES, IN_FLIGHT, REQUEST_SECONDS, RESPONSES
+from ivr.ops.metrics import FETCH_FAILURES, IN_FLIGHT, REQUEST_SECONDS, RESPONSES
 import os, sys
 n = int(sys.argv[1])
 for i in range(n):

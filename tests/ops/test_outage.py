@@ -157,3 +157,26 @@ def test_step_recovering_after_one_failure_goes_on(db, north, app, engine, phone
     assert "Please enter the electricity meter reading" in " ".join(p.texts)
     assert "after_error" not in p.gather["action"]
     event.remove(engine, "before_cursor_execute", fail_once)
+
+
+@pytest.mark.skipif(not os.environ.get("IVR_TEST_DATABASE_URL"), reason="a dropped connection needs PostgreSQL")
+def test_a_request_on_a_dropped_connection_is_served_again_on_a_new_one(db, north, app, engine, phone, caplog):
+    """No ping before each request: the server closing the pooled connections (a restart) is
+    found by the first statement, and that request is served again once, on a new connection."""
+    from sqlalchemy import text
+
+    from readings_store.db import make_engine
+
+    call = phone()
+    assert "English — press 4." in call.start().texts  # the pool now holds a connection
+    db.close()
+    other = make_engine(str(engine.url.render_as_string(hide_password=False)))  # not the app's pool
+    try:
+        with other.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    finally:
+        other.dispose()
+    prompt = call.press("4")  # the pool hands out a connection the server has closed
+    assert prompt.gather is not None and any("account number" in t for t in prompt.texts)
+    assert "database connection lost" in caplog.text

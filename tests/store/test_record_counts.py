@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import delete, func, insert, select, update
 
-from ivr.metrics import compact_record_counts, read_record_counts
+from ivr.ops.metrics import compact_record_counts, read_record_counts
 from readings_store.models import Call, ExportBatch, Reading, RecordCount
 from tests import factories as f
 
@@ -87,9 +87,9 @@ def test_counts_follow_every_change_of_the_rows(db):
 
 
 def test_a_scrape_folds_many_changes(db, monkeypatch):
-    import ivr.metrics
+    import ivr.ops.metrics
 
-    monkeypatch.setattr(ivr.metrics, "COMPACT_AFTER", 10)
+    monkeypatch.setattr(ivr.ops.metrics, "COMPACT_AFTER", 10)
     db.execute(insert(Call), [{"call_sid": f"CA{n:032d}", "started_at": AT, "state": {}, "steps": [],
                                "outcome": ("completed", "hung_up", None)[n % 3]} for n in range(60)])
     db.commit()

@@ -1,0 +1,301 @@
+"""Webhook benchmark: what one keypad call costs the server, beside a lean floor and Flask "hello".
+
+    .venv/bin/python benchmarks/webhook_bench.py                        # SQLite (a temporary file)
+    .venv/bin/python benchmarks/webhook_bench.py --database-url postgresql://postgres@localhost/postgres
+
+With PostgreSQL a scratch database is created next to the one named in the URL and dropped at the
+end. The store gets ``--accounts`` accounts (one meter each, with last period's reading), inserted
+with Core executemany. Then ``--calls`` calls are made ``--runs`` times (medians reported) three ways:
+
+* product: the scripted keypad call of ``tests/integration/test_call_cost.py`` (opening, language,
+  account, value, confirmation, finish, status callback: 7 signed webhooks) through the app, in
+  process (Flask's test client); the CPU is the server's (thread CPU time inside the WSGI app);
+* lean floor: the same turns by minimal hand-written SQL (claim, the reads the turn needs, one
+  UPDATE and a step row, a TwiML string) on the same database, without Flask or the ORM;
+* hello: 7 requests to a Flask app that answers "hello", through the same test client.
+
+Each line gives statements, commits and server CPU per call (ms), and the ratio to the floor.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from flask import Flask  # noqa: E402
+from sqlalchemy import event, insert, select, text  # noqa: E402
+
+from ivr.app import create_app  # noqa: E402
+from ivr.config import load_config  # noqa: E402
+from ivr.voice.simulator import SimulatedCall, flask_transport  # noqa: E402
+from readings_store.db import make_engine, scratch_postgres_database, upgrade  # noqa: E402
+from readings_store.models import Account, Meter, Reading, Region  # noqa: E402
+
+TOKEN = "bench-auth-token-0123456789abcdef"
+TARGET = "100001"
+
+
+def fill(engine, accounts: int) -> None:
+    now = dt.datetime.now(dt.timezone.utc)
+    with engine.begin() as conn:
+        conn.execute(insert(Region), [{"code": "CHI", "name": "North", "timezone": "Europe/Chisinau",
+                                       "work_start": dt.time(8), "work_end": dt.time(8), "work_days": "",
+                                       "menu_key": 1, "created_at": now}])
+        region_id = conn.scalar(select(Region.id))
+    chunk = 20_000
+    numbers = [TARGET] + [f"9{i:07d}" for i in range(accounts - 1)]
+    with engine.begin() as conn:
+        for start in range(0, len(numbers), chunk):
+            conn.execute(insert(Account), [{"region_id": region_id, "number": n, "keypad_key": n, "holder_name": "H",
+                                            "kind": "person", "active": True, "created_at": now, "updated_at": now}
+                                           for n in numbers[start:start + chunk]])
+        ids = list(conn.scalars(select(Account.id).order_by(Account.id)))
+        for start in range(0, len(ids), chunk):
+            conn.execute(insert(Meter), [{"account_id": i, "serial": f"EL{i:07d}", "utility": "electricity",
+                                          "registers": 1, "digits": 6, "decimals": 1, "active": True,
+                                          "created_at": now} for i in ids[start:start + chunk]])
+        meter_ids = list(conn.scalars(select(Meter.id).order_by(Meter.id)))
+        taken = now - dt.timedelta(days=45)
+        period = f"{taken.year:04d}-{taken.month:02d}"
+        for start in range(0, len(meter_ids), chunk):
+            conn.execute(insert(Reading), [{"meter_id": m, "register": "total", "value": 1000, "period": period,
+                                            "taken_at": taken, "received_at": taken, "channel": "import",
+                                            "status": "accepted", "trusted": True}
+                                           for m in meter_ids[start:start + chunk]])
+
+
+class Counter:
+    """Statements and commits on an engine, and the server's CPU time."""
+
+    def __init__(self, engine):
+        self.statements = self.commits = 0
+        self.cpu = 0.0
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._commit)
+
+    def _statement(self, *args):
+        self.statements += 1
+
+    def _commit(self, *args):
+        self.commits += 1
+
+    def wrap(self, app):
+        inner = app.wsgi_app
+
+        def timed(environ, start_response):
+            started = time.thread_time()
+            try:
+                return list(inner(environ, start_response))  # the body is made inside the timing
+            finally:
+                self.cpu += time.thread_time() - started
+
+        app.wsgi_app = timed
+
+
+def product_call(client, n: int) -> None:
+    call = SimulatedCall("http://localhost", TOKEN, flask_transport(client), caller="+447700900123",
+                         call_sid=f"CA{n:032x}")
+    call.start()
+    call.press("4")
+    call.press(f"{TARGET}#")
+    call.press(f"{1100 + n % 100}#")  # a plausible month since last period's 1000
+    assert "Reading saved." in call.press("1").texts, "the product call did not save its reading"
+    call.press("3")
+    call.hang_up()
+
+
+def lean_call(engine, n: int, counter: Counter, postgres: bool) -> None:
+    """The same seven webhooks by hand: what any implementation must read and write."""
+    sid = f"CB{n:031x}"
+    twiml = '<?xml version="1.0" encoding="UTF-8"?><Response><Gather action="/voice/step/{}?seq={}">' \
+            '<Say>{}</Say></Gather></Response>'
+    now = dt.datetime.now(dt.timezone.utc)
+    started = time.thread_time()
+
+    def step(conn, call_id, seq, name):
+        conn.execute(text("INSERT INTO call_steps (call_id, seq, at, step) VALUES (:c, :s, :at, :st)"),
+                     {"c": call_id, "s": seq, "at": now, "st": name})
+
+    def claim(conn, seq):
+        return conn.execute(text("UPDATE calls SET seq = seq + 1 WHERE call_sid = :sid AND seq = :seq "
+                                 "RETURNING id, state"), {"sid": sid, "seq": seq}).first()
+
+    def write(conn, call_id, state, body, **columns):
+        sets = "".join(f", {k} = :{k}" for k in columns)
+        conn.execute(text(f"UPDATE calls SET state = :state, last_twiml = :body, last_activity_at = :at{sets} "
+                          "WHERE id = :id"), {"state": json.dumps(state), "body": body, "at": now, "id": call_id,
+                                              **columns})
+
+    with engine.begin() as conn:  # incoming
+        conn.execute(text("SELECT a.id FROM accounts a JOIN account_phones p ON p.account_id = a.id "
+                          "WHERE p.phone = :p"), {"p": "+447700900123"}).all()
+        conn.execute(text("SELECT id, name FROM regions WHERE menu_key IS NOT NULL ORDER BY menu_key")).all()
+        state = {"step": "language", "seq": 0}
+        call_id = conn.execute(text("INSERT INTO calls (call_sid, seq, state, steps, last_twiml, started_at) "
+                                    "VALUES (:sid, 1, :st, '[]', :body, :at) RETURNING id"),
+                               {"sid": sid, "st": json.dumps(state), "body": twiml.format("language", 1, "hi"),
+                                "at": now}).scalar()
+        step(conn, call_id, 0, "incoming")
+    with engine.begin() as conn:  # language
+        row = claim(conn, 1)
+        state = json.loads(row.state) if isinstance(row.state, str) else row.state
+        regions = conn.execute(text("SELECT id FROM regions WHERE menu_key IS NOT NULL")).all()
+        state.update(step="account", lang="en", region_id=regions[0].id)
+        write(conn, call_id, state, twiml.format("account", 2, "account?"), region_id=regions[0].id)
+        step(conn, call_id, 1, "language")
+    with engine.begin() as conn:  # account
+        claim(conn, 2)
+        account = conn.execute(text("SELECT id, active FROM accounts WHERE region_id = :r AND keypad_key = :k "
+                                    "LIMIT 2"), {"r": regions[0].id, "k": TARGET}).first()
+        meter = conn.execute(text("SELECT id, serial, digits FROM meters WHERE account_id = :a AND active"),
+                             {"a": account.id}).first()
+        state.update(step="value", account=account.id, meters=[meter.id])
+        write(conn, call_id, state, twiml.format("value", 3, "value?"), account_id=account.id)
+        step(conn, call_id, 2, "account")
+    value = 1100 + n % 100
+    for seq, name in ((3, "value"), (4, "confirm")):
+        with engine.begin() as conn:
+            claim(conn, seq)
+            if postgres:
+                conn.execute(text("SELECT id FROM accounts WHERE id = :a FOR NO KEY UPDATE"), {"a": account.id})
+            base = conn.execute(text("SELECT id, value, taken_at FROM readings WHERE meter_id = :m AND trusted "
+                                     "ORDER BY taken_at DESC LIMIT 1"), {"m": meter.id}).first()
+            conn.execute(text("SELECT count(*) FROM value_refusals WHERE account_id = :a"), {"a": account.id}).scalar()
+            assert base is not None and value >= Decimal(str(base.value))
+            if name == "value":
+                conn.execute(text("INSERT INTO value_refusals (account_id, meter_id, register, period, value, code, "
+                                  "call_id, created_at) VALUES (:a, :m, 'total', '2026-01', :v, 'not_confirmed', "
+                                  ":c, :at)"), {"a": account.id, "m": meter.id, "v": str(value), "c": call_id,
+                                                "at": now})
+            else:
+                conn.execute(text("INSERT INTO readings (meter_id, register, value, period, taken_at, received_at, "
+                                  "channel, status, trusted, out_of_window, call_id) VALUES (:m, 'total', :v, '2026-01', :at, :at, "
+                                  "'phone_keypad', 'accepted', false, false, :c)"),
+                             {"m": meter.id, "v": value, "at": now, "c": call_id})
+                conn.execute(text("DELETE FROM value_refusals WHERE call_id = :c AND code = 'not_confirmed'"),
+                             {"c": call_id})
+            state.update(step=name)
+            write(conn, call_id, state, twiml.format(name, seq + 1, "saved"))
+            step(conn, call_id, seq, name)
+    with engine.begin() as conn:  # finish
+        claim(conn, 5)
+        state.update(step="ended", outcome="completed")
+        write(conn, call_id, state, twiml.format("ended", 6, "goodbye"), outcome="completed")
+        step(conn, call_id, 5, "next")
+    with engine.begin() as conn:  # status callback
+        conn.execute(text("UPDATE calls SET twilio_status = 'completed', ended_at = :at WHERE call_sid = :sid"),
+                     {"at": now, "sid": sid})
+    counter.cpu += time.thread_time() - started
+
+
+def hello_app():
+    app = Flask("hello")
+
+    @app.post("/hello")
+    def hello():
+        return "hello"
+
+    return app
+
+
+def measure(what: str, calls: int, runs: int, once) -> list[tuple[float, float, float]]:
+    """[(statements, commits, CPU ms) per call] for each run."""
+    results = []
+    for run in range(runs):
+        counter = once(run)
+        results.append((counter.statements / calls, counter.commits / calls, counter.cpu * 1000 / calls))
+    return results
+
+
+def run(url: str, data_dir: str, args, *, postgres: bool) -> None:
+    upgrade(url)
+    engine = make_engine(url)
+    started = time.monotonic()
+    fill(engine, args.accounts)
+    print(f"# {args.accounts:,} accounts loaded in {time.monotonic() - started:.1f} s; "
+          f"{args.calls} calls x {args.runs} runs; load {os.getloadavg()[0]:.2f}", flush=True)
+    os.environ["IVR_DATA_DIR"] = data_dir
+    config = load_config(database_url=url, twilio_auth_token=TOKEN, secret_key="bench",
+                         speech_engines={"ro": "off", "ru": "off", "uk": "off", "en": "off"})
+    app = create_app(config, engine=engine)
+    hello = hello_app()
+    rows = {}
+    counters: list[Counter] = []
+
+    def fresh() -> Counter:
+        for old in counters:
+            event.remove(engine, "before_cursor_execute", old._statement)
+            event.remove(engine, "commit", old._commit)
+        counters[:] = [Counter(engine)]
+        return counters[0]
+
+    def product(run_no: int) -> Counter:
+        counter = fresh()
+        app.wsgi_app = app_wsgi
+        counter.wrap(app)
+        client = app.test_client()
+        for n in range(args.calls):
+            product_call(client, (run_no + 1) * args.calls + n)
+        return counter
+
+    def lean(run_no: int) -> Counter:
+        counter = fresh()
+        for n in range(args.calls):
+            lean_call(engine, (run_no + 1) * args.calls + n, counter, postgres)
+        return counter
+
+    def hi(run_no: int) -> Counter:
+        counter = fresh()
+        hello.wsgi_app = hello_wsgi
+        counter.wrap(hello)
+        client = hello.test_client()
+        for _ in range(args.calls * 7):
+            client.post("/hello")
+        return counter
+
+    app_wsgi, hello_wsgi = app.wsgi_app, hello.wsgi_app
+    product(-1)  # warm up (imports, prompts, first connections)
+    lean(-1)
+    rows["product"] = measure("product", args.calls, args.runs, product)
+    rows["lean floor"] = measure("lean", args.calls, args.runs, lean)
+    rows["flask hello"] = measure("hello", args.calls, args.runs, hi)
+    floor = statistics.median(r[2] for r in rows["lean floor"])
+    print(f"{'per keypad call':<16}{'statements':>11}{'commits':>9}{'CPU ms':>9}{'x floor':>9}")
+    for name, results in rows.items():
+        statements = statistics.median(r[0] for r in results)
+        commits = statistics.median(r[1] for r in results)
+        cpu = statistics.median(r[2] for r in results)
+        print(f"{name:<16}{statements:>11.1f}{commits:>9.1f}{cpu:>9.1f}{cpu / floor:>9.2f}")
+    engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", help="PostgreSQL server URL (a scratch database is made); default SQLite")
+    parser.add_argument("--accounts", type=int, default=213_000)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    if args.accounts < 1 or args.calls < 1 or args.runs < 1:
+        parser.error("--accounts, --calls and --runs must be at least 1")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.database_url:
+            with scratch_postgres_database(args.database_url, "ivr_webhook_bench") as url:
+                run(url, tmp, args, postgres=True)
+        else:
+            run(f"sqlite:///{Path(tmp) / 'bench.sqlite3'}", tmp, args, postgres=False)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
