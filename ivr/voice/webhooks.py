@@ -2,10 +2,8 @@
 event, the turn service (``ivr/calls.py``) takes the turn, its actions become TwiML
 (``ivr/voice/twiml.py``).
 
-Each step's ``<Gather>`` posts to ``/voice/step/<step>?seq=N``. ``seq`` is the turn number the
-call expects next: the first request for it claims the turn (so two workers racing on a retried
-webhook cannot both act), and a repeated request gets the TwiML that was answered the first time,
-so a reading is never stored twice.
+Each step's ``<Gather>`` posts to ``/voice/step/<step>?seq=N``, ``seq`` being the turn the call
+expects next (docs/design.md, *One webhook, step by step*, tells how a turn is claimed once).
 """
 from __future__ import annotations
 
