@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from flask import Blueprint, Response, abort, g, request, send_file
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from twilio.base.exceptions import TwilioException
 
 from readings_store.models import Call, Utterance
 
@@ -24,6 +25,7 @@ from ivr import twilio_webhooks
 from ivr.logsafe import safe_logger
 from ivr.twilio_webhooks import bad_request, caller_number, default_language, required, routes, twiml
 from ivr.twilio_webhooks import services as ivr
+from ivr.voice.stream_line import StreamLine
 from ivr.voice.twiml import TwimlRenderer
 
 log = safe_logger(__name__)  # request data in log lines is escaped: no forged lines
@@ -230,10 +232,6 @@ def stream_status():
         log.error("call %s: %s; recorded from its next question on (moving it now needs IVR_TWILIO_ACCOUNT_SID "
                   "and IVR_PUBLIC_URL)", sid, why)
         return Response(status=204)
-    from twilio.base.exceptions import TwilioException
-
-    from ivr.voice.stream_line import StreamLine
-
     line = StreamLine(services.config, services.sessions, services.speech, services.prompts, rest)
     try:
         line.fall_back(sid, why)
