@@ -58,7 +58,7 @@ from speech.confidence import Decision, Thresholds, alternatives_disagree, decid
 from speech.recognizer import Recognition, Word  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = Path(os.environ.get("IVR_TEST_SPEECH_SAMPLES", ROOT.parent / "shared" / "speech-samples"))
+SAMPLES = Path(os.environ.get("IVR_TEST_SPEECH_SAMPLES", ROOT / "tests" / "speech-samples"))
 SAMPLE_RATE = 16000
 MAX_SECONDS = 60  # as the speech steps decode callers' recordings
 REVIEW = (0.3, 0.4, 0.5, 0.6, 0.7)

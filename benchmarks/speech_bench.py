@@ -25,8 +25,8 @@ from speech.audio import decode_audio, pcm_seconds  # noqa: E402
 from speech.models import ModelPool  # noqa: E402
 from speech.recognizer import recognize  # noqa: E402
 
-SAMPLES = Path(os.environ.get("IVR_TEST_SPEECH_SAMPLES", "/work/shared/speech-samples"))
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "audio"
+SAMPLES = Path(os.environ.get("IVR_TEST_SPEECH_SAMPLES", FIXTURES.parents[1] / "speech-samples"))
 KO_DIGITS = "영 일 이 삼 사 오 육 칠 팔 구".split()
 
 

@@ -1,24 +1,10 @@
 """The phone line's turns, without Flask: open a call, take a turn, end a call.
 
-A transport (the Twilio webhooks in ``ivr/voice/webhooks.py``) turns a request into an event and the
-actions it gets back into its own answer; everything else happens here, in one transaction per
-turn:
-
-1. The ``Call`` row is read by its CallSid, its state loaded (``dialog.CallState``).
-2. A speech answer is recognised first, by the transport's ``listen``, outside any write lock,
-   and only when the request is for the turn the call expects.
-3. The turn is claimed with ``UPDATE calls SET seq = seq + 1 WHERE id = ? AND seq = ?``. A
-   request whose ``seq`` is already used (a retried webhook, two workers racing, a key and a
-   voice answer arriving together) touches no row: it is rolled back and gets the answer stored
-   the first time (``last_twiml``); nothing changes.
-4. The caller's audio and what was made of it are kept (an ``Utterance`` row, the WAV under the
-   recordings folder), so the event the engine gets names its utterance.
-5. The engine (``ivr/dialog``) reads records through the read-only ``Records`` port and returns
-   the new state, the actions and the effects: readings to store (pending ones open a review
-   task), refused values to count, failed identifications for an operator.
-6. The effects, the state, the call's columns (language, region, account, outcome, end reason)
-   and the rendered answer are committed together, before the answer goes out: the caller hears
-   "saved" only for a reading that is stored, and a turn is written whole or not at all.
+A transport (the Twilio webhooks in ``ivr/voice/webhooks.py``, the stream line in
+``ivr/voice/stream_line.py``) turns a request into an event and the actions it gets back into its
+own answer; everything else happens here, in one transaction per turn. How a turn is taken (read,
+listen, claim, keep the audio, the engine, one commit) is told once, in docs/design.md, *One
+webhook, step by step*.
 
 ``answer_reminder_call`` opens a reminder call we placed (``ivr remind --call``) when Twilio says
 it was answered: by a person, the dialog starts at the reminder question for the account the

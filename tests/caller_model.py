@@ -65,7 +65,7 @@ import grammars
 from grammars._lexicon import load as load_pack
 from ivr import calls, dialog
 from ivr.config import load_config
-from ivr.dialog.engine import MAX_TURNS, SPEECH_KINDS, speech_phrases
+from ivr.dialog.engine import MAX_TURNS, SPEECH_KINDS
 from ivr.prompts import Prompts
 from ivr.voice.speech_steps import SpeechSteps
 from ivr.voice.stream_line import StreamLine
@@ -841,15 +841,13 @@ class CallRun:
         step, seq, _ = self._before()
         spoken = Spoken(words, quality, heard)
         self.stats[f"speech:{quality}"] += 1
-        kind = SPEECH_KINDS[step]
         conf = FakeRecogniser.CONFIDENCE[quality]
         if self.lang == "ro":  # Twilio's recogniser: SpeechResult and Confidence on the Gather action
             w.recogniser.next = spoken
             text = w.recogniser.recognition(None).text.replace("[unk]", "").strip()
 
-            def listen(state, records):
-                return w.speech.from_twilio(state.lang, kind, text, str(conf), state.tries + 1,
-                                            speech_phrases(records, state))
+            def listen(state, ask):  # the turn service says what the question listens for
+                return w.speech.from_twilio(state.lang, ask.speech, text, str(conf), state.tries + 1, ask.phrases)
 
             self._via_listen(step, seq, listen, spoken, "twilio")
         elif self.transport == "stream":
@@ -873,8 +871,8 @@ class CallRun:
             w.recogniser.next = spoken
             url = f"{RECORDINGS}RE{self.number:016x}{seq:016x}"
 
-            def listen(state, records):
-                return w.speech.from_recording(state.lang, kind, url, state.tries + 1, speech_phrases(records, state))
+            def listen(state, ask):
+                return w.speech.from_recording(state.lang, ask.speech, url, state.tries + 1, ask.phrases)
 
             self._via_listen(step, seq, listen, spoken, "record", recording_sid=f"RE{self.number:016x}{seq:016x}")
 

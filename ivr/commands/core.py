@@ -113,8 +113,8 @@ def demo_data(accounts: int) -> None:
 def serve(host: str, port: int) -> None:
     """Run the web server (development server; use gunicorn in production, see README)."""
     from ..app import create_app
-    from ivr.ops.logs import configure
-    from ivr.twilio_routes import TwilioRoutes
+    from ..ops.logs import configure
+    from ..twilio_routes import TwilioRoutes
 
     config = load_config()
     configure(config.log_format or "text")
@@ -169,7 +169,7 @@ def run_development_server(app, host: str, port: int) -> None:
 @click.command("check")
 def check() -> None:
     """Check an installation before it takes calls: one line per check, exit status 1 on any ✗."""
-    from ivr.ops.checks import run_all
+    from ..ops.checks import run_all
 
     results = run_all(load_config())
     for result in results:
@@ -188,7 +188,7 @@ def check() -> None:
               help="Scripted answers separated by spaces, e.g. '4 1000001# 1 12345# 1 3'; '-' is silence.")
 def call(url: str | None, caller: str, keys: str | None) -> None:
     """Play a phone call, signed like Twilio, printing each prompt."""
-    from ivr.voice.simulator import CallError, SimulatedCall, flask_transport, http_transport
+    from ..voice.simulator import CallError, SimulatedCall, flask_transport, http_transport
 
     config = load_config()
     token = config.twilio_auth_token or ensure_dev_auth_token(config.data_dir)

@@ -21,7 +21,7 @@ def purge_cmd(dry_run: bool) -> None:
     """Delete the recordings that are due: IVR_RECORDINGS_KEEP_DAYS after the call's last review
     item was decided or, for a call without one, after the call."""
     from ..config import load_config
-    from ivr.ops.recordings import purge
+    from ..ops.recordings import purge
 
     config = load_config()
     done = purge(migrated_sessions(config), config.recordings_dir, config.recordings_keep_days, dry_run=dry_run)
@@ -43,7 +43,7 @@ def erase_cmd(phone: str) -> None:
     from readings_store.db import transaction
 
     from ..config import load_config
-    from ivr.ops.privacy import PhoneError, erase
+    from ..ops.privacy import PhoneError, erase
 
     config = load_config()
     sessions = migrated_sessions(config)

@@ -47,8 +47,8 @@ from .state import AccountRef, CallState, Decision, MeterRef, Outcome, Step
 
 LANGUAGE_KEYS = {"1": "ro", "2": "ru", "3": "uk", "4": "en"}
 NUMBER_STEPS = ("account", "meter_serial", "value")
-# The grammar each question listens with when the call's language has a speech engine
-# (transports read it too, to know how to recognise an answer to that step).
+# The grammar each question listens with when the call's language has a speech engine; a
+# transport learns it from the question asked (``Ask.speech``), through the turn service.
 SPEECH_KINDS = {"reminder": "yes_no", "region": "menu", "offer_account": "yes_no", "account": "digits",
                 "confirm_account": "yes_no", "meter": "menu", "meter_serial": "digits", "register": "menu",
                 "value": "number", "confirm": "yes_no", "next": "menu"}

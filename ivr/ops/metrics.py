@@ -44,6 +44,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from readings_store.models import RecordCount
 
 from ivr.logsafe import safe_logger
+from ivr.ops import health
 from ivr.voice.recording_fetch import LATENCY_BUCKETS  # the speech steps' own series use them too
 
 log = safe_logger(__name__)
@@ -157,8 +158,6 @@ class MediaServerCollector:
         self.config = config
 
     def collect(self):
-        from ivr.ops import health
-
         report = health.media_server(self.config)
         if report is None:  # calls are not streamed: nothing to report
             return

@@ -6,7 +6,8 @@ once per call; Twilio then opens a WebSocket here and sends JSON messages: ``con
 of the caller's audio (base64 G.711 μ-law, 8 kHz), ``mark``/``dtmf`` (bidirectional streams
 only) and ``stop``. The handshake carries ``X-Twilio-Signature``, Twilio's signature of the wss
 URL (``IVR_MEDIA_URL``, no parameters) with the account's auth token; anything else is refused
-with 403.
+with 403. The messages are read and checked by ``ivr/voice/twilio_media.py`` (the wire protocol);
+this module admits streams, batches their audio for recognition and sheds load.
 
 That signature is the same for every call and never expires, so it does not say which call a
 stream is for: the ``start`` message does, with the call's one-time token among its custom
@@ -48,8 +49,6 @@ closed with 1013 (try again later):
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import itertools
 import json
 import math
@@ -73,15 +72,12 @@ from speech.stream import FRAME_MS, ULAW_RATE, StreamingUtterance, StreamSetting
 from ivr.logsafe import RateLimitedLog, safe_logger
 from ivr.twilio_routes import MEDIA_HEALTH_PATH as HEALTH_PATH
 from ivr.twilio_routes import STREAM_PATH
+from ivr.voice import twilio_media
+from ivr.voice.twilio_media import MAX_MESSAGE_BYTES, POLICY_VIOLATION, TRY_AGAIN_LATER
 
 log = safe_logger(__name__)  # handshake paths and messages come from anyone: escaped
 noisy = RateLimitedLog(log, burst=10, period=60.0)  # ... and rate limited
 
-MAX_MESSAGE_BYTES = 64 * 1024  # a media message is ~250 bytes; anything near this is not Twilio
-MAX_FRAME_BYTES = 1600  # μ-law bytes per media message: 200 ms (Twilio sends 160 = 20 ms)
-CALL_SID = re.compile(r"CA[0-9a-f]{32}")
-TRY_AGAIN_LATER = 1013  # WebSocket close code of a refused or shed stream (RFC 6455 registry)
-POLICY_VIOLATION = 1008  # close code of a stream not bound to a live call (or without a start)
 START_TIMEOUT = 10.0  # seconds a connection may wait before its start message (Twilio sends it at once)
 SIGNATURES_OFF = ("IVR_VALIDATE_SIGNATURES is off: the media endpoint accepts unsigned handshakes. Never run "
                   "like this in production.")
@@ -500,43 +496,26 @@ class _Stream:
         noisy.warning("junk", "media stream %s: %s", self.call_sid or "?", why)
 
     def receive(self, message) -> None:
-        if isinstance(message, bytes):
-            return self._bad("binary message ignored")
         try:
-            msg = json.loads(message)
-        except ValueError:
-            return self._bad("message is not JSON")
-        if not isinstance(msg, dict):
-            return self._bad("message is not a JSON object")
-        event = msg.get("event")
+            event, msg = twilio_media.read(message)
+        except twilio_media.BadMessage as exc:
+            return self._bad(str(exc))
         if event == "media":
             return self._media(msg)
         if event == "start":
             return self._start(msg)
         if event == "stop":
             self.stopped = True
-            return None
-        if event in ("connected", "mark", "dtmf"):
-            return None  # the dialog hears keys through <Gather>; marks are for bidirectional streams
-        return self._bad(f"unknown event {str(event)[:30]!r}")
+        return None
 
     def _start(self, msg: dict) -> None:
         if self.listener is not None or self.call_sid is not None:
             return self._bad("second start message ignored")
-        start = msg.get("start")
-        if not isinstance(start, dict):
-            return self._bad("start message without start object")
-        call_sid = start.get("callSid")
-        if not isinstance(call_sid, str) or not CALL_SID.fullmatch(call_sid):
-            return self._bad("start message without a valid callSid")
-        fmt = start.get("mediaFormat") or {}
-        if isinstance(fmt, dict) and fmt.get("encoding") not in (None, "audio/x-mulaw") or \
-                isinstance(fmt, dict) and fmt.get("sampleRate") not in (None, ULAW_RATE):
-            return self._bad(f"unsupported media format {fmt!r}")
-        self.call_sid = call_sid
-        self.stream_sid = str(msg.get("streamSid") or start.get("streamSid") or "")[:64]
-        custom = start.get("customParameters")
-        self.custom = custom if isinstance(custom, dict) else {}
+        try:
+            start = twilio_media.start(msg)
+        except twilio_media.BadMessage as exc:
+            return self._bad(str(exc))
+        self.call_sid, self.stream_sid, self.custom = start.call_sid, start.stream_sid, start.custom
         self.starting = True
         return None
 
@@ -598,18 +577,10 @@ class _Stream:
             return None
         if self.listener is None:
             return self._bad("media before start ignored")
-        media = msg.get("media")
-        if not isinstance(media, dict) or not isinstance(media.get("payload"), str):
-            return self._bad("media message without payload")
-        if media.get("track", "inbound") != "inbound":
-            return None  # only the caller's side is recognised
-        payload = media["payload"]
-        if len(payload) > MAX_FRAME_BYTES * 4 // 3 + 4:
-            return self._bad(f"oversized media frame ({len(payload)} base64 chars) dropped")
         try:
-            ulaw = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            return self._bad("media payload is not base64")
+            ulaw = twilio_media.inbound_audio(msg)
+        except twilio_media.BadMessage as exc:
+            return self._bad(str(exc))
         if not ulaw:
             return None
         self._buffer.append((self.server.clock.monotonic(), ulaw))

@@ -2,10 +2,8 @@
 event, the turn service (``ivr/calls.py``) takes the turn, its actions become TwiML
 (``ivr/voice/twiml.py``).
 
-Each step's ``<Gather>`` posts to ``/voice/step/<step>?seq=N``. ``seq`` is the turn number the
-call expects next: the first request for it claims the turn (so two workers racing on a retried
-webhook cannot both act), and a repeated request gets the TwiML that was answered the first time,
-so a reading is never stored twice.
+Each step's ``<Gather>`` posts to ``/voice/step/<step>?seq=N``, ``seq`` being the turn the call
+expects next (docs/design.md, *One webhook, step by step*, tells how a turn is claimed once).
 """
 from __future__ import annotations
 
@@ -16,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 from flask import Blueprint, Response, abort, g, request, send_file
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from twilio.base.exceptions import TwilioException
 
 from readings_store.models import Call, Utterance
 
@@ -26,6 +25,7 @@ from ivr import twilio_webhooks
 from ivr.logsafe import safe_logger
 from ivr.twilio_webhooks import bad_request, caller_number, default_language, required, routes, twiml
 from ivr.twilio_webhooks import services as ivr
+from ivr.voice.stream_line import StreamLine
 from ivr.voice.twiml import TwimlRenderer
 
 log = safe_logger(__name__)  # request data in log lines is escaped: no forged lines
@@ -244,10 +244,6 @@ def stream_status():
         log.error("call %s: %s; recorded from its next question on (moving it now needs IVR_TWILIO_ACCOUNT_SID "
                   "and IVR_PUBLIC_URL)", sid, why)
         return Response(status=204)
-    from twilio.base.exceptions import TwilioException
-
-    from ivr.voice.stream_line import StreamLine
-
     line = StreamLine(services.config, services.sessions, services.speech, services.prompts, rest)
     try:
         line.fall_back(sid, why)

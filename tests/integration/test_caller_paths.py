@@ -68,7 +68,7 @@ def keypad_call(phone, caller=EN):
 # --- "2" at the read-back --------------------------------------------------------------------------
 
 def test_two_after_a_value_refused_on_the_last_try_asks_again_and_saves(db, line, phone):
-    """The issue's caller: refused twice, reads back the next value, presses 2 — and is asked again."""
+    """A caller refused twice, reads back the next value, presses 2 — and is asked again."""
     call = keypad_call(phone)
     call.press("4"); call.press("1"); call.press("100001#")
     assert "The reading is lower than the previous one." in call.press("10#").texts

@@ -1,4 +1,6 @@
-"""Fixtures for speech tests: the real Korean Vosk model (and any model in /work/shared/models)."""
+"""Fixtures for speech tests: the real Korean Vosk model, and any Vosk model in the folder
+``IVR_TEST_SHARED_MODELS`` names; labelled recordings from ``IVR_TEST_SPEECH_SAMPLES``. Without
+them, the tests that need them are skipped."""
 from __future__ import annotations
 
 import os
@@ -9,8 +11,9 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "audio"
-SHARED_MODELS = Path(os.environ.get("IVR_TEST_SHARED_MODELS", "/work/shared/models"))
-SHARED_SAMPLES = Path(os.environ.get("IVR_TEST_SPEECH_SAMPLES", "/work/shared/speech-samples"))
+# Unset: folders in the repository that exist only where someone put models or samples there.
+SHARED_MODELS = Path(os.environ.get("IVR_TEST_SHARED_MODELS", FIXTURES.parents[1] / "models"))
+SHARED_SAMPLES = Path(os.environ.get("IVR_TEST_SPEECH_SAMPLES", FIXTURES.parents[1] / "speech-samples"))
 
 # Digit words per language: the grammar the tests recognise with.
 DIGIT_WORDS = {
