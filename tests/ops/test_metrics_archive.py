@@ -14,7 +14,8 @@ from ivr.ops.metrics import archive_dead_process
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
-from ivr.ops.metrics import FETCH_FAILURES, IN_FLIGHT, REQUEST_SECONDS, RESPONSES
+from ivr.ops.metrics import IN_FLIGHT, REQUEST_SECONDS, RESPONSES
+from ivr.voice.recording_fetch import FETCH_FAILURES
 import os, sys
 n = int(sys.argv[1])
 for i in range(n):
