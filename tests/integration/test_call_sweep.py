@@ -138,6 +138,8 @@ def test_migration_0014_adds_the_stream_and_activity_columns_and_goes_back(empty
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT last_activity_at = started_at, stream_token_hash, stream_opened_at "
                                  "FROM calls ORDER BY call_sid")).all()
+    upgrade(url)  # the models are the newest revision's
+    with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     # An old call's last activity: its last logged step, else its start.
     assert [(bool(r[0]), r[1], r[2]) for r in rows] == [(True, None, None), (False, None, None)]

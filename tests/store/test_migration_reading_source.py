@@ -64,7 +64,8 @@ def test_migration_0010_fills_in_who_gave_each_reading_and_goes_back(empty_datab
         (6, None, True),  # an operator
         (7, None, True),  # the API
     ]
-    assert [d for d in diffs if "readings" in repr(d)] == []
+    # What this revision adds is as the models have it (later revisions add more to readings).
+    assert [d for d in diffs if "readings" in repr(d) and ("given_from" in repr(d) or "trusted" in repr(d))] == []
     command.downgrade(alembic_config(url), "0009")
     engine.dispose()
     engine = make_engine(url)
