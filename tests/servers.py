@@ -6,18 +6,23 @@
   as long as the block lasts (nobody else can bind it meanwhile).
 * ``wait_until_ready``: polls with a generous deadline (a busy 2-core machine is normal) and fails
   with the server's own log.
+* ``gunicorn_server``: the repository's ``gunicorn.conf.py`` on such a socket, ready and then stopped.
 """
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 
+ROOT = Path(__file__).resolve().parents[1]
 # Starting gunicorn with its workers takes about 2 s on a quiet machine; far more under load.
 READY_DEADLINE = 120.0
 
@@ -66,3 +71,27 @@ def log_tail(log: Path, chars: int = 4000) -> str:
         return log.read_text(errors="replace")[-chars:]
     except OSError as exc:
         return f"(no log: {exc})"
+
+
+@contextmanager
+def gunicorn_server(env: dict, log_path: Path, *options: str,
+                    ready: Callable[[subprocess.Popen], bool] = lambda proc: True
+                    ) -> Iterator[tuple[str, subprocess.Popen]]:
+    """gunicorn with the repository's ``gunicorn.conf.py`` and ``options``, serving on a socket the
+    test already holds (fd://, so no other process can take the port); yields (base URL, process)
+    once ``/healthz`` answers 200 and ``ready(process)``, then stops it with SIGTERM and fails the
+    test if it does not stop."""
+    with listening_socket() as sock, open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), *options,
+                                 "--bind", f"fd://{sock.fileno()}"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),))
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        wait_until_ready(lambda: requests.get(base + "/healthz", timeout=5).status_code == 200 and ready(proc),
+                         proc, log_path, "gunicorn")
+        yield base, proc
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            pytest.fail(f"gunicorn did not stop on SIGTERM; its log:\n{log_tail(log_path)}")

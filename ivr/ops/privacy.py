@@ -15,12 +15,13 @@ The audit event counts what was erased and names the calls, but never the number
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sqlalchemy import String, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from grammars.plural import english
 from readings_store.models import (
     AccountPhone,
     AuditEvent,
@@ -62,15 +63,12 @@ class Erasure:
     audit_events: int = 0
 
     def counts(self) -> dict:
-        return {"calls": self.calls, "recordings": self.recordings, "texts": self.texts, "outbox": self.outbox,
-                "cancelled": self.cancelled, "refusals": self.refusals, "identifications": self.identifications,
-                "accounts_on_file": self.accounts_on_file, "opted_out": self.opted_out,
-                "audit_events": self.audit_events}
+        return {name: value for name, value in asdict(self).items() if name != "phone"}
 
     def line(self) -> str:
         """One line saying what was erased and what keeps the number."""
         def n(count: int, one: str, many: str) -> str:
-            return f"{count} {one if count == 1 else many}"
+            return f"{count} {english(count, one, many)}"
 
         parts = [n(self.calls, "call", "calls"), n(self.recordings, "recording", "recordings"),
                  n(self.texts, "text message", "text messages"), n(self.outbox, "outbox message", "outbox messages")

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,9 +12,7 @@ from ivr.voice.simulator import SimulatedCall, http_transport
 from readings_store.models import Call, Reading
 from tests import factories as f
 from tests.conftest import AUTH_TOKEN
-from tests.servers import listening_socket, log_tail, wait_until_ready
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import gunicorn_server
 
 
 def children(pid: int) -> list[int]:
@@ -33,21 +28,8 @@ def gunicorn(database_url, tmp_path):
                IVR_OPERATOR_NUMBER="+37322999999",
                IVR_SPEECH_ENGINES='{"ro": "off", "ru": "off", "uk": "off", "en": "off"}')
     log_path = tmp_path / "gunicorn.log"
-    with listening_socket() as sock, open(log_path, "w") as log:
-        # gunicorn serves on the socket the test already holds (fd://), so no other process can take the port.
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                                 "--workers", "2", "--bind", f"fd://{sock.fileno()}"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),))
-        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        wait_until_ready(lambda: requests.get(base + "/healthz", timeout=5).status_code == 200
-                         and len(children(proc.pid)) == 2, proc, log_path, "gunicorn")
-        yield base, proc
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail(f"gunicorn did not stop on SIGTERM; its log:\n{log_tail(log_path)}")
+    with gunicorn_server(env, log_path, "--workers", "2", ready=lambda proc: len(children(proc.pid)) == 2) as server:
+        yield server
 
 
 def test_gunicorn_serves_signed_webhooks_and_health(gunicorn, db):

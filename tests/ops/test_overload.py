@@ -4,13 +4,9 @@ served after Twilio has given up."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
@@ -19,9 +15,8 @@ from twilio.request_validator import RequestValidator
 
 from readings_store.db import make_engine
 from tests.conftest import AUTH_TOKEN
-from tests.servers import listening_socket, log_tail, wait_until_ready
+from tests.servers import gunicorn_server, log_tail
 
-ROOT = Path(__file__).resolve().parents[2]
 QUEUE_WAIT = 1.0
 HOLD, GAP = 2.0, 0.2  # every turn waits for the database up to HOLD: each takes about as long
 
@@ -35,20 +30,8 @@ def saturated_gunicorn(database_url, tmp_path):
                IVR_OPERATOR_NUMBER="+37322999999", IVR_QUEUE_WAIT=str(QUEUE_WAIT),
                IVR_SPEECH_ENGINES='{"ro": "off", "ru": "off", "uk": "off", "en": "off"}')
     log_path = tmp_path / "gunicorn.log"
-    with listening_socket() as sock, open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                                 "--workers", "2", "--threads", "1", "--bind", f"fd://{sock.fileno()}"],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),))
-        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        wait_until_ready(lambda: requests.get(base + "/healthz", timeout=5).status_code == 200, proc, log_path,
-                         "gunicorn")
+    with gunicorn_server(env, log_path, "--workers", "2", "--threads", "1") as (base, _):
         yield base, log_path
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail(f"gunicorn did not stop on SIGTERM; its log:\n{log_tail(log_path)}")
 
 
 def _slow_database(database_url: str, stop: threading.Event) -> None:
