@@ -75,6 +75,21 @@ def voiced_span_ends(pcm: bytes, gap_ms: int = 400) -> list[int]:
     return ends
 
 
+class Silent:
+    """A fake listener that hears nothing (what is recognised is not the subject of its tests)."""
+
+    listening = False
+
+    def __init__(self, *args):
+        pass
+
+    def feed(self, pcm):
+        return False, None
+
+    def resume(self):
+        return False, None
+
+
 @dataclass
 class Played:
     call_sid: str

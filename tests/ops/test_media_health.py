@@ -11,25 +11,12 @@ import pytest
 from ivr.app import create_app
 from ivr.voice.media_server import MediaServer
 from tests.conftest import AUTH_TOKEN
-from tests.stream_harness import Recorder, ServerThread, play_stream, silence, until
+from tests.stream_harness import Recorder, ServerThread, Silent, play_stream, silence, until
 
 from .test_metrics import app_with, scrape, value
 
 MEDIA_URL = "wss://ivr.example.org/voice/stream"
 GOOD = "the-calls-own-token"
-
-
-class Silent:
-    listening = False
-
-    def __init__(self, *args):
-        pass
-
-    def feed(self, pcm):
-        return False, None
-
-    def resume(self):
-        return False, None
 
 
 def media_server(**kwargs) -> MediaServer:

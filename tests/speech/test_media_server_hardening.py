@@ -15,26 +15,11 @@ import requests
 from ivr.voice import media_server
 from ivr.logsafe import RateLimitedLog
 from ivr.voice.media_server import MediaServer
-from tests.stream_harness import Recorder, ServerThread, new_call_sid, play_stream, silence, until
+from tests.stream_harness import Recorder, ServerThread, Silent, new_call_sid, play_stream, silence, until
 
 TOKEN = "test-auth-token-0123456789abcdef"
 MEDIA_URL = "wss://media.example.net/voice/stream"
 GOOD = "the-one-time-token-of-this-call"
-
-
-class Silent:
-    """A listener that hears nothing (what is recognised is not the subject here)."""
-
-    listening = False
-
-    def __init__(self, *args):
-        pass
-
-    def feed(self, pcm):
-        return False, None
-
-    def resume(self):
-        return False, None
 
 
 @pytest.fixture(autouse=True)
