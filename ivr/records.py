@@ -100,9 +100,10 @@ class SqlRecords:
 
     def window(self, meter_id: int) -> Window:
         meter = self._any_meter(meter_id)
-        decision = service.period_for(self.session, meter, utcnow())
-        opens, closes = rules.window_dates(decision.period, service.window_for(
-            self.session, meter.account.region_id, meter.utility))
+        # ``service.period_for`` with the region's window read once: it also gives the dates.
+        days = service.window_for(self.session, meter.account.region_id, meter.utility)
+        decision = rules.billing_period(service.region_now(meter.account.region, utcnow()).date(), days)
+        opens, closes = rules.window_dates(decision.period, days)
         return Window(decision.in_window, opens, closes)
 
     def read_this_period(self, account_id: int) -> set[int]:
