@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from readings_store import regions
 from readings_store.db import make_engine, make_session_factory
 
 from ivr.api import bp as api_bp
@@ -98,6 +99,7 @@ def create_app(config: Config | None = None, engine: Engine | None = None, speec
     speech.check_models()  # warns, naming grammar words an installed model cannot recognise
     if preload_models:
         _preload_models(config, speech)
+        regions.load_geocoder()
         # Connections must not cross a fork: a worker starts with an empty pool of its own.
         os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
     sessions = make_session_factory(engine)

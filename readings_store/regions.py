@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from phonenumbers import geocoder
 from phonenumbers import timezone as number_zones
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -422,9 +421,17 @@ def region_by_prefix(regions: list[Region], phone: str) -> Region | None:
     return best
 
 
+def load_geocoder() -> None:
+    """Load the geocoder's place names now rather than on the first call that needs them."""
+    import phonenumbers.geocoder  # noqa: F401
+
+
 def region_by_geocoder(regions: list[Region], phone: str) -> Region | None:
     """The region named in the geocoder's English place description of ``phone`` (by any of its
     names or its code); None when no region, or more than one equally well, matches."""
+    # Imported here: its place-name data takes a second or more to load, which every command
+    # line run would pay (the web app loads it before forking: ``load_geocoder``).
+    from phonenumbers import geocoder
     try:
         description = geocoder.description_for_number(phonenumbers.parse(phone, None), "en")
     except phonenumbers.NumberParseException:
