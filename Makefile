@@ -44,7 +44,7 @@ test: $(VENV)/.installed-test system-packages
 # are: the 1st at 08:05, Thursday the 3rd at 15:00, the 31st at 23:30, 29 February at 12:00, and
 # 30 s before the spring switch to summer time (02:00 -> 03:00 on 2027-03-28).
 CLOCK_TESTS := tests/dialog tests/integration/test_voice_trust.py tests/integration/test_call_service.py \
-	tests/console/test_console_trust.py tests/sms tests/integration/test_readme_call.py tests/test_smoke_call.py \
+	tests/console/test_console_trust.py tests/console/test_console_pages.py tests/sms tests/integration/test_readme_call.py tests/test_smoke_call.py \
 	tests/store/test_service.py tests/store/test_supersedes.py tests/console/test_console_review.py \
 	tests/store/test_intake.py tests/integration/test_intake_channels.py tests/integration/test_supersedes_channels.py \
 	tests/integration/test_company_calls.py tests/integration/test_window_closed_calls.py
