@@ -135,6 +135,9 @@ class Region(Base):
     names: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     # Caller ID prefixes (E.164, e.g. "+37322") that place a caller in this region.
     phone_prefixes: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+    # A caller identified for a company account is asked to say the organisation's name (recorded
+    # for operators, nothing decided on it).
+    ask_org_name: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     accounts: Mapped[list[Account]] = relationship(back_populates="region")
