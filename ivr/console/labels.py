@@ -20,6 +20,7 @@ STEPS = {
     "offer_account": "account offered from the phone number",
     "meter": "meter",
     "meter_serial": "meter by its serial's last digits",
+    "org_name": "organisation's name (recorded)",
     "register": "register (day/night)",
     "value": "meter value",
     "confirm": "read-back and confirm",
