@@ -213,3 +213,17 @@ def test_kept_as_long_as_answers_and_erased_with_the_number(db, line, app_with, 
     erased = privacy.erase(db, config.recordings_dir, STRANGER, now=utcnow() + dt.timedelta(hours=2))
     db.commit()
     assert erased.recordings == 1 and not path.exists()
+
+
+
+def test_the_dashboard_funnel_shows_both_questions(db, line, app_with):
+    from ivr.console import dashboard, labels
+
+    _named_call(db, app_with(**KEYPAD_ONLY))
+    now = utcnow()
+    counts = dashboard.call_counts(db, dashboard.Scope(now - dt.timedelta(days=1), now + dt.timedelta(days=1)))
+    rows = {r["code"]: (r["value"], r["inner"]) for r in dashboard.funnel(counts)}
+    assert rows["org_name"] == (1, 1) and rows["meter_serial"] == (1, 1)
+    codes = [r["code"] for r in dashboard.funnel(counts)]
+    assert codes.index("account") < codes.index("org_name") < codes.index("meter_serial") < codes.index("value")
+    assert labels.label("org_name", "step") == "organisation's name (recorded)"
