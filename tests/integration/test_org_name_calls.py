@@ -110,6 +110,22 @@ def test_a_line_that_records_said_the_notice_at_the_start_only(db, line, app_wit
     assert heard.count(NOTICE) == 1 and NOTICE not in p.texts and p.texts[-1] == QUESTION
 
 
+def test_a_name_not_fetched_in_time_is_attached_when_twilio_reports_it(db, line, app_with, fetch, config):
+    call = dial(app_with(**KEYPAD_ONLY))
+    _, p = to_the_name(call)
+    assert p.record["recordingStatusCallback"] == "http://localhost/voice/recording-status"
+    fetch.fail = OSError("connection reset")
+    params = recording_params()
+    call._follow(call.last.record["action"], params)  # noqa: SLF001
+    fetch.fail = None
+    late = {"RecordingSid": params["RecordingSid"], "RecordingUrl": params["RecordingUrl"],
+            "RecordingStatus": "completed", "RecordingDuration": "3"}
+    assert call.post("http://localhost/voice/recording-status", late)[0] == 204
+    db.expire_all()
+    name = db.scalars(select(Utterance).where(Utterance.step == "org_name")).one()
+    assert (Path(config.recordings_dir) / name.audio_path).read_bytes() == WAV
+
+
 @pytest.mark.parametrize("answer", ["silence", "key", "not fetched"])
 def test_nothing_decided_on_the_name(db, line, app_with, fetch, answer):
     call = dial(app_with(**KEYPAD_ONLY))
