@@ -320,7 +320,7 @@ class Utterance(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
     step: Mapped[str] = mapped_column(String(32))
-    engine: Mapped[str] = mapped_column(String(16))  # vosk, twilio, keypad
+    engine: Mapped[str] = mapped_column(String(16))  # vosk, twilio, keypad; record: kept, not recognised (org_name)
     recording_sid: Mapped[str | None] = mapped_column(String(64))
     audio_path: Mapped[str | None] = mapped_column(String(500))
     # When the audio file was deleted (kept no longer than needed, or erased); audio_path is then None.

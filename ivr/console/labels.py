@@ -92,6 +92,7 @@ CHANNELS = {
     "speech": "speech",
     "vosk": "speech",
     "twilio": "speech",
+    "record": "recording",
     "dtmf": "keypad",
     "keypad": "keypad",
     "digits": "keypad",
