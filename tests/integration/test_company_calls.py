@@ -179,3 +179,24 @@ def test_the_keypad_wording_names_no_words(db, line, phone):
     call, p = company_call(phone)  # English: no speech engine here
     assert any("For all meters in turn, press star." in t for t in p.texts)
     assert not any("all meters'" in t for t in p.texts)
+
+
+@pytest.mark.parametrize("lang, kind, text, choice", [
+    ("en", "serial", "all meters", "all_meters"), ("ru", "serial", "все счетчики", "all_meters"),
+    ("uk", "serial", "всі лічильники", "all_meters"), ("en", "number_last", "last reading", "last_reading"),
+    ("ru", "number_last", "последние показания", "last_reading"), ("uk", "number_last", "останні показання", "last_reading"),
+])
+def test_the_speech_parser_makes_the_choice_the_key_makes(config, lang, kind, text, choice):
+    from ivr.voice.speech_steps import SpeechSteps
+    from tests.integration.test_speech_calls import rec
+
+    steps = SpeechSteps(config, recognizer=lambda *args: None)
+    heard = steps.from_recognition(lang, kind, rec(text), 1)
+    assert (heard.speech.choice, heard.speech.value, heard.speech.decision) == (choice, None, "accept")
+    assert steps.from_recognition(lang, kind, rec(text, 0.2), 1).speech.choice is None  # barely heard: none
+    base = "digits" if kind == "serial" else "number"
+    assert steps.from_recognition(lang, base, rec(text), 1).speech.choice is None  # a question without it
+    other = "number_last" if kind == "serial" else "serial"
+    assert steps.from_recognition(lang, other, rec(text), 1).speech.choice is None  # nor the other choice
+    digits = steps.from_recognition(lang, kind, rec("1 7"), 1).speech
+    assert digits.value == "17" and digits.choice is None
