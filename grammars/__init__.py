@@ -5,10 +5,11 @@ Twilio hints, and parsers for what callers say. It imports nothing else of the p
 """
 from ._lexicon import LANGUAGES, UnknownLanguage
 from .numbers import SEPARATOR, NumberParse, parse_account, parse_number
-from .replies import classify_reply, match_phrase, match_register, match_utility
-from .vosk_grammar import KINDS, build_grammar, grammar_json, hints, phrase_words, vocabulary
+from .replies import classify_reply, match_choice, match_phrase, match_register, match_utility
+from .vosk_grammar import CHOICES, KINDS, build_grammar, grammar_json, hints, phrase_words, vocabulary
 
 __all__ = [
+    "CHOICES",
     "KINDS",
     "LANGUAGES",
     "NumberParse",
@@ -18,6 +19,7 @@ __all__ = [
     "classify_reply",
     "grammar_json",
     "hints",
+    "match_choice",
     "match_phrase",
     "match_register",
     "match_utility",

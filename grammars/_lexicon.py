@@ -97,6 +97,8 @@ class Pack:
     negators: frozenset[str] = frozenset()
     utilities: dict[tuple[str, ...], str] = field(default_factory=dict)
     registers: dict[tuple[str, ...], str] = field(default_factory=dict)
+    # choices a number question also takes by name ("all meters", "last reading")
+    choices: dict[tuple[str, ...], str] = field(default_factory=dict)
     # "… and a half" phrases ("с половиной", "și jumătate") as tuples of keys
     halves: dict[tuple[str, ...], str] = field(default_factory=dict)
     # key of a spelling that sounds like another -> key of the spelling recognisers get
@@ -191,6 +193,7 @@ def load(lang: str) -> Pack:
     pack.negators = frozenset(key(w, lang) for w in replies.get("negators", []))
     _phrases(pack, raw["utilities"], pack.utilities, where)
     _phrases(pack, raw["registers"], pack.registers, where)
+    _phrases(pack, raw.get("choices", {}), pack.choices, where)
     _same_sound(pack, raw.get("same_sound", []), where)
     return pack
 
@@ -200,7 +203,7 @@ def meanings(pack: Pack, keys: tuple[str, ...]) -> set:
     reply's, a utility's, a register's, an "… and a half"."""
     found = {pack.words[keys[0]]} if len(keys) == 1 and keys[0] in pack.words else set()
     for name, table in (("reply", pack.replies), ("utility", pack.utilities), ("register", pack.registers),
-                        ("half", pack.halves)):
+                        ("choice", pack.choices), ("half", pack.halves)):
         if keys in table:
             found.add((name, table[keys]))
     return found

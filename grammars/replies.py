@@ -1,4 +1,5 @@
-"""Short non-numeric answers: yes/no/repeat/operator, utility names, day/night registers."""
+"""Short non-numeric answers: yes/no/repeat/operator, utility names, day/night registers, and the
+choices a number question also takes by name ("all meters", "last reading")."""
 from __future__ import annotations
 
 from ._lexicon import check_language, find_phrases, key, load, tokenize
@@ -70,3 +71,10 @@ def match_phrase(text: str, lang: str, phrases) -> str | None:
     found = {p for _, _, label in find_phrases([key(t, lang) for t in tokenize(text, lang)],
                                                {k: frozenset(v) for k, v in table.items()}) for p in label}
     return found.pop() if len(found) == 1 else None
+
+
+def match_choice(text: str, lang: str, choices) -> str | None:
+    """The one of ``choices`` (labels of the pack's ``choices``: "all_meters", "last_reading") named
+    in ``text``; None if none, or several, are heard."""
+    table = {k: label for k, label in load(check_language(lang)).choices.items() if label in choices}
+    return _unique(text, lang, table) if table else None

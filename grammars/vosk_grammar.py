@@ -11,6 +11,8 @@ and the confidence policy asks again. The parser still understands every spellin
 
 The number grammars (digits, number) also hold the word for an operator in its forms ("operator",
 "оператора"): a caller may ask for a person at any question. The menu grammars hold every reply.
+Two number grammars also hold a choice by name (``CHOICES``): ``serial`` (a meter's serial digits,
+or "all meters" in turn) and ``number_last`` (a reading, or "last reading" for a caller offered it).
 """
 from __future__ import annotations
 
@@ -19,7 +21,10 @@ import json
 
 from ._lexicon import UNK, Pack, check_language, key, load, normalize, tokenize
 
-KINDS: tuple[str, ...] = ("digits", "number", "yes_no", "menu")
+KINDS: tuple[str, ...] = ("digits", "number", "yes_no", "menu", "serial", "number_last")
+# The grammars that add choices said by name (the pack's ``choices``) to a number grammar's words.
+CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {"serial": ("digits", ("all_meters",)),
+                                                   "number_last": ("number", ("last_reading",))}
 
 # An account number: digits one by one, and the words for a dash (or the decimal point, which a
 # keypad's "*" stands for too).
@@ -71,6 +76,9 @@ def _items_cached(lang: str, kind: str) -> tuple[str, ...]:
         items = pack.surface(*_NUMBER_SECTIONS) + operator_words(lang)
     elif kind == "yes_no":
         items = _reply_phrases(pack)
+    elif kind in CHOICES:
+        base, labels = CHOICES[kind]
+        items = list(_items_cached(lang, base)) + _phrases(pack, pack.raw.get("choices", {}), labels)
     elif kind == "menu":
         # A menu is answered by its keys' digits or by name; yes/no words have no place in it,
         # and would be confused with digit words ("да" with "два", "nu" with "unu").

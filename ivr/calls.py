@@ -61,8 +61,18 @@ Render = Callable[..., str]
 Apology = Callable[[str], str]
 # (call state, the question being answered) -> a recognised speech answer (``speech_steps.Heard``)
 # or None. Called only for a question that listens for speech (``Ask.speech``: the grammar kind,
-# ``Ask.phrases``: the names it offers), so a transport knows what to recognise from the question.
+# ``Ask.phrases``: the names it offers), so a transport knows what to recognise from the question;
+# and for a question that records (``Ask.expect == RECORDS``): then a ``Recorded``, nothing recognised.
 Listen = Callable[[CallState, dialog.Ask], object]
+RECORDS = dialog.RECORDS  # a question whose answer is a recording kept for operators, not recognised
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The audio of an answer to a question that records (None: it could not be fetched now; the
+    recording's status callback may still bring it, ``recording_status``)."""
+
+    audio: bytes | None
 
 
 def load_state(call: Call) -> CallState | None:
@@ -250,7 +260,7 @@ def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq
         return TurnAnswer(call.last_twiml or apology(call.language or "en"), False)
     current = call.seq == seq and state.step.value == step
     ask = _question(session, config, call, state) if current else None
-    heard = listen(state, ask) if ask is not None and ask.speech is not None else None
+    heard = listen(state, ask) if ask is not None and (ask.speech is not None or ask.expect == RECORDS) else None
     # The transport is read with the claim: a call moved to the record transport meanwhile (its
     # stream refused) gets this turn's question recorded, not streamed to nobody.
     claimed = session.execute(
@@ -262,7 +272,10 @@ def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq
         session.refresh(call)
         return TurnAnswer(call.last_twiml or apology(call.language or "en"), False)
     event = keys
-    if heard is not None:
+    if isinstance(heard, Recorded):
+        event = dialog.Event("recording", speech=keep_recording(session, config, call, step, seq, heard,
+                                                                recording_sid=recording_sid))
+    elif heard is not None:
         event = dialog.Event("speech", speech=keep_utterance(session, config, call, step, seq, heard,
                                                              recording_sid=recording_sid))
     return TurnAnswer(_advance(session, config, call, state, step, event, seq, render, claimed.speech_transport),
@@ -532,6 +545,22 @@ def keep_utterance(session: Session, config: Config, call: Call, step: str, seq:
     session.add(utterance)
     session.flush()
     return dataclasses.replace(heard.speech, utterance_id=utterance.id)
+
+
+def keep_recording(session: Session, config: Config, call: Call, step: str, seq: int, recorded: Recorded, *,
+                   recording_sid: str | None = None) -> dialog.SpeechInput:
+    """Store the audio of an answer to a question that records, like a spoken answer's (the
+    recordings folder, an ``Utterance`` row: kept as long, erased alike), with nothing recognised.
+    Nothing to keep (no audio, no recording to fetch later): no row."""
+    audio_path = (store_audio_or_none(config.recordings_dir, call.call_sid, f"{seq:03d}-{step}.wav", recorded.audio)
+                  if recorded.audio else None)
+    if audio_path is None and recording_sid is None:
+        return dialog.SpeechInput(text="", decision="retry")
+    utterance = Utterance(call_id=call.id, step=step, engine="record", recording_sid=recording_sid,
+                          audio_path=audio_path, transcript=None, words=[], alternatives=[], candidates=[])
+    session.add(utterance)
+    session.flush()
+    return dialog.SpeechInput(text="", utterance_id=utterance.id)
 
 
 def current_question(session: Session, config: Config, call: Call) -> dialog.Ask | None:

@@ -75,6 +75,9 @@ class SampleRecords:
     def find_account_by_serial(self, region_id, typed):
         return None
 
+    def asks_org_name(self, region_id):
+        return False  # a household's path: the account is a person's
+
     def judge_value(self, meter_id, register, value):
         return ValueVerdict("accepted")
 

@@ -149,6 +149,10 @@ class SqlRecords:
         # Two meters with the same digits cannot be told apart on a keypad: not found, like an account.
         return _account_info(found[0].account) if len(found) == 1 else None
 
+    def asks_org_name(self, region_id: int) -> bool:
+        region = self.session.get(Region, region_id)
+        return bool(region is not None and region.ask_org_name)
+
     def meter(self, meter_id: int) -> Meter:
         """A meter of the call's account (``call_meter``), read once per turn."""
         if meter_id not in self._meters:

@@ -27,10 +27,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-# Questions in the order a call asks them (a reminder call we placed starts at "reminder", then goes
-# to the meter); the dashboard's funnel follows this order, and bit i of a mask is QUESTIONS[i].
-QUESTIONS = ("reminder", "language", "region", "offer_account", "account", "meter", "register", "value", "confirm")
+# The questions counted: bit i of a mask is QUESTIONS[i]. A new question is appended, never put in
+# between (the bits of calls already counted keep their meaning): a company's meter by its serial and
+# the organisation's name came later.
+QUESTIONS = ("reminder", "language", "region", "offer_account", "account", "meter", "register", "value", "confirm",
+             "meter_serial", "org_name")
 BIT = {question: 1 << i for i, question in enumerate(QUESTIONS)}
+# The same questions in the order a call asks them (a reminder call we placed starts at "reminder",
+# then goes to the meter): the dashboard's funnel follows this order.
+FUNNEL = ("reminder", "language", "region", "offer_account", "account", "org_name", "meter", "meter_serial",
+          "register", "value", "confirm")
 # How a caller answered a question, as the phone line logs it in the step's event (``ivr.calls``).
 KEYPAD, SPEECH = "digits", "speech"
 MASKS = ("questions_reached", "questions_passed", "questions_left")

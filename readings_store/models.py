@@ -135,6 +135,9 @@ class Region(Base):
     names: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
     # Caller ID prefixes (E.164, e.g. "+37322") that place a caller in this region.
     phone_prefixes: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+    # A caller identified for a company account is asked to say the organisation's name (recorded
+    # for operators, nothing decided on it).
+    ask_org_name: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     accounts: Mapped[list[Account]] = relationship(back_populates="region")
@@ -317,7 +320,7 @@ class Utterance(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"), index=True)
     step: Mapped[str] = mapped_column(String(32))
-    engine: Mapped[str] = mapped_column(String(16))  # vosk, twilio, keypad
+    engine: Mapped[str] = mapped_column(String(16))  # vosk, twilio, keypad; record: kept, not recognised (org_name)
     recording_sid: Mapped[str | None] = mapped_column(String(64))
     audio_path: Mapped[str | None] = mapped_column(String(500))
     # When the audio file was deleted (kept no longer than needed, or erased); audio_path is then None.

@@ -39,7 +39,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TIME = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
 _NONE = ("", "none", "-")
 SETTINGS = ("code", "name", "names", "menu_key", "timezone", "work_days", "work_start", "work_end", "hours",
-            "operator_number", "phone_prefixes", "windows")
+            "operator_number", "phone_prefixes", "windows", "ask_org_name")
+_YES = ("yes", "on", "true", "1")
+_NO = ("no", "off", "false", "0", "")
 
 
 class RegionError(ValueError):
@@ -98,6 +100,7 @@ def describe(region: Region) -> dict:
         "operator_number": region.operator_number,
         "phone_prefixes": list(region.phone_prefixes or []),
         "windows": window_map(region),
+        "ask_org_name": bool(region.ask_org_name),
     }
 
 
@@ -175,6 +178,18 @@ def parse_operator_number(value) -> str | None:
     if number is None:
         raise RegionError(f"operator number {text!r} is not a valid phone number in E.164 form (like +37322123456)")
     return number
+
+
+def parse_flag(value, what: str) -> bool:
+    """A yes/no setting: a bool, or text "yes"/"no" (also on/off, true/false, 1/0)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value if value is not None else "").strip().lower()
+    if text in _YES:
+        return True
+    if text in _NO:
+        return False
+    raise RegionError(f"{what} is yes or no, got {value!r}")
 
 
 def parse_prefix(value) -> str:
@@ -314,6 +329,8 @@ def _check(session: Session, region: Region | None, settings: dict) -> _Checked:
             holder = next((r for r in others if prefix in (r.phone_prefixes or [])), None)
             if holder:
                 raise RegionError(f"phone prefix {prefix} is already used by region {_label(holder)}")
+    if "ask_org_name" in settings:
+        values["ask_org_name"] = parse_flag(settings["ask_org_name"], "asking a company's caller for the organisation's name")
     names = parse_names(settings["names"]) if "names" in settings else None
     windows = parse_windows(settings["windows"]) if "windows" in settings else None
     return _Checked(values, names, windows)

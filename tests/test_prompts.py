@@ -295,7 +295,7 @@ def test_the_hours_read_as_a_sentence_in_every_language(lang):
 # --- what callers are told where speech is on ----------------------------------------------------
 
 import grammars  # noqa: E402
-from ivr.dialog.engine import SPEECH_KINDS  # noqa: E402
+from ivr.dialog.engine import LAST_READING, LAST_READING_KIND, SPEECH_KINDS, WALK  # noqa: E402
 from ivr.prompt_paths import BUDGET_SECONDS, PATHS, total, walk  # noqa: E402
 from ivr.prompts import speaking_seconds  # noqa: E402
 
@@ -305,7 +305,11 @@ SPEECH_QUESTIONS = {
     "ask_account": "account", "ask_meter": "meter", "ask_register": "register", "ask_value": "value",
     "ask_value_register": "value", "ask_confirm": "confirm", "next_finish": "next",
     "ask_confirm_account": "confirm_account", "ask_meter_serial": "meter_serial",
+    "last_reading_offer": "value",
 }
+# A question whose grammar depends on the call: the value question of a caller offered the last
+# reading hears "last reading" too (the prompt that offers it says so).
+KIND_OF_PROMPT = {"last_reading_offer": LAST_READING_KIND}
 DIGIT_BY_DIGIT = {"ru": "по одной цифре", "uk": "по одній цифрі", "ro": "cifră cu cifră", "en": "digit by digit"}
 QUOTED = re.compile(r"«([^»]+)»|'([^']+)'")
 
@@ -331,7 +335,7 @@ def test_speech_prompts_name_words_the_question_hears(lang):
     (in the grammar, for the Vosk languages) and the parser understands as the prompt means it."""
     pack = grammars._lexicon.load(lang)
     for key, step in SPEECH_QUESTIONS.items():
-        kind = SPEECH_KINDS[step]
+        kind = KIND_OF_PROMPT.get(key, SPEECH_KINDS[step])
         heard = set(grammars.build_grammar(lang, kind))
         for word in quoted(PROMPTS.text(lang, f"{key}.speech")):
             assert word in heard or lang == "ro", (key, word)  # ro: Twilio, not limited to a grammar
@@ -345,6 +349,12 @@ def test_speech_prompts_name_words_the_question_hears(lang):
         yes, no = quoted(PROMPTS.text(lang, f"{key}.speech"))
         assert (grammars.classify_reply(yes, lang), grammars.classify_reply(no, lang)) == ("yes", "no")
     assert [grammars.classify_reply(w, lang) for w in quoted(PROMPTS.text(lang, "reminder_call.speech"))] == ["yes"]
+    # The company's choices by name: parsed into the choice the key makes, and said only where speech is on.
+    (walk,) = quoted(PROMPTS.text(lang, "ask_meter_serial.speech"))
+    assert grammars.match_choice(walk, lang, grammars.CHOICES[SPEECH_KINDS["meter_serial"]][1]) == WALK
+    (last,) = quoted(PROMPTS.text(lang, "last_reading_offer.speech"))
+    assert grammars.match_choice(last, lang, grammars.CHOICES[LAST_READING_KIND][1]) == LAST_READING
+    assert grammars.parse_account(walk, lang).best is None and grammars.parse_number(last, lang).best is None
     day, night = quoted(PROMPTS.text(lang, "ask_register.speech"))
     assert (grammars.match_register(day, lang), grammars.match_register(night, lang)) == ("day", "night")
 

@@ -29,6 +29,8 @@ def _setting_options(func):
         click.option("--window", "windows", multiple=True, metavar="UTILITY=START-END",
                      help="Submission days for a utility (or all, water), like electricity=15-end or "
                           "cold_water=20-25; =none removes it. Repeatable."),
+        click.option("--org-name", "ask_org_name", metavar="yes|no",
+                     help="Ask a company's caller to say the organisation's name (recorded for operators)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -38,7 +40,8 @@ def _setting_options(func):
 def _settings(kw: dict) -> dict:
     """The settings given on the command line, as the region service takes them."""
     settings = {k: v for k, v in kw.items()
-                if v is not None and k in ("name", "menu_key", "timezone", "work_days", "hours", "operator_number")}
+                if v is not None and k in ("name", "menu_key", "timezone", "work_days", "hours", "operator_number",
+                                                "ask_org_name")}
     names = {lang: kw[f"name_{lang}"] for lang in LANGUAGES if kw.get(f"name_{lang}") is not None}
     if names:
         settings["names"] = names
@@ -61,7 +64,8 @@ def _apply(action):
 
 @click.group("regions")
 def regions() -> None:
-    """Regions: names per language, menu key, hours, operator, submission windows, caller ID prefixes."""
+    """Regions: names per language, menu key, hours, operator, submission windows, caller ID prefixes,
+    whether a company's caller is asked for the organisation's name."""
 
 
 @regions.command("list")
@@ -79,7 +83,7 @@ def list_cmd() -> None:
         click.echo("no regions yet: import accounts (ivr import) or add one with `ivr regions add CODE --name NAME`")
         return
     header = ("KEY", "CODE", "NAME", "NAMES", "TIMEZONE", "DAYS", "HOURS", "OPERATOR", "PREFIXES", "WINDOWS",
-              "ACCOUNTS")
+              "ORG NAME", "ACCOUNTS")
     table = [header]
     for d, accounts in rows:
         table.append((
@@ -93,6 +97,7 @@ def list_cmd() -> None:
             d["operator_number"] or "-",
             ",".join(d["phone_prefixes"]) or "-",
             "; ".join(f"{u}={w}" for u, w in d["windows"].items()) or "-",
+            "yes" if d["ask_org_name"] else "no",
             str(accounts),
         ))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]

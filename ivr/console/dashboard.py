@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from grammars.plural import english
 from readings_store import rules, service
-from readings_store.call_figures import QUESTIONS
+from readings_store.call_figures import FUNNEL, QUESTIONS
 from readings_store.models import UTILITIES, Account, Call, Meter, Reading, Region, ReviewTask
 
 from . import labels
@@ -154,7 +154,7 @@ def funnel(counts: CallCounts) -> list[dict]:
     reached, passed = counts.reached(), counts.passed()
     return [{"code": q, "label": labels.label(q, "step"), "value": reached[q],
              "inner": passed[q], "note": f"reached, {passed[q]} passed"}
-            for q in QUESTIONS if reached[q]]
+            for q in FUNNEL if reached[q]]
 
 
 def answers_by_language(counts: CallCounts) -> list[dict]:

@@ -82,6 +82,7 @@ class RegionForm(ConsoleForm):
     window_hot_water = StringField("Window: hot water", validators=[Length(max=16)])
     window_gas = StringField("Window: gas", validators=[Length(max=16)])
     window_heat = StringField("Window: heating", validators=[Length(max=16)])
+    ask_org_name = BooleanField("Ask a company's caller to say the organisation's name (recorded for operators)")
 
 
 class RemoveRegionForm(ConsoleForm):

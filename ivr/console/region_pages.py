@@ -43,6 +43,7 @@ def _fill(form: RegionForm, region: Region) -> None:
     form.phone_prefixes.data = ", ".join(current["phone_prefixes"])
     for utility in WINDOW_FIELDS:
         getattr(form, f"window_{utility}").data = current["windows"].get(utility, "")
+    form.ask_org_name.data = current["ask_org_name"]
 
 
 def _settings(form: RegionForm) -> dict:
@@ -59,6 +60,7 @@ def _settings(form: RegionForm) -> dict:
         "operator_number": form.operator_number.data,
         "phone_prefixes": form.phone_prefixes.data or "",
         "windows": {utility: getattr(form, f"window_{utility}").data for utility in WINDOW_FIELDS},
+        "ask_org_name": bool(form.ask_org_name.data),
     }
 
 

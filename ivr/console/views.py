@@ -340,6 +340,17 @@ def spoken_answers(task: ReviewTask) -> list[dict]:
             for i in ids if i in found]
 
 
+def _org_name(call: Call | None) -> dict | None:
+    """The organisation's name the call's caller recorded, and whether it can be played; None if
+    the call recorded none."""
+    found = recordings.org_names(g.db, [call.id]).get(call.id) if call is not None else None
+    return _playable(found) if found is not None else None
+
+
+def _playable(utterance: Utterance) -> dict:
+    return {"utterance": utterance, "playable": bool(utterance.audio_path and _recording_path(utterance.audio_path))}
+
+
 def accept_refused(reading: Reading | None) -> str | None:
     """Why accepting the value as it is would be refused without an override, if it would."""
     if reading is None or reading.status != "pending_review":
@@ -383,6 +394,7 @@ def _task_context(task: ReviewTask) -> dict:
         "reject_form": RejectForm(prefix="reject"), "link_form": link_form, "close_form": CloseForm(prefix="close"),
         "tries": tries(reading) if reading is not None else [],
         "answers": spoken_answers(task),
+        "org_name": _org_name(call),
         "accept_problem": accept_refused(reading),
         "audio_exists": bool(utterance and utterance.audio_path and _recording_path(utterance.audio_path)),
         # When the call's recordings go (None while an item of the call is open) and after how long.
@@ -555,8 +567,11 @@ def account(account_id: int):
     operators = {o.id: o.username for o in g.db.scalars(select(Operator))}
     calls = g.db.scalars(select(Call).where(Call.account_id == acc.id).order_by(Call.started_at.desc())
                          .limit(10)).all()
+    # The organisation's name each call recorded, beside the readings it gave (and in its call's line).
+    names = {call_id: _playable(u) for call_id, u in recordings.org_names(
+        g.db, [r.call_id for rows in readings.values() for r in rows] + [c.id for c in calls]).items()}
     return render_template("console/account.html", account=acc, readings=readings, operators=operators,
-                           calls=calls, tz=acc.region.timezone)
+                           calls=calls, tz=acc.region.timezone, org_names=names)
 
 
 # --- dashboard -------------------------------------------------------------------------------------

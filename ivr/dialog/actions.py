@@ -43,11 +43,16 @@ class Say:
     lang: str | None = None  # speak in another language than the call's (language menu)
 
 
+# ``Ask.expect`` of a question whose answer is a recording kept for operators, not recognised.
+RECORDS = "record"
+
+
 @dataclass(frozen=True)
 class Ask:
     """Say the prompts while listening; the answer comes back as an event for ``step``.
 
-    ``expect`` is "choice" (one key), "number" (keys until #) or "yes_no" (1/2); ``speech`` names
+    ``expect`` is "choice" (one key), "number" (keys until #), "yes_no" (1/2) or "record" (the
+    caller speaks after a tone and the audio is kept, not recognised; keys still answer); ``speech`` names
     the grammar kind to listen with when the call's language has a speech engine, or None;
     ``phrases`` are names only this question offers (regions), heard beside the kind's words.
     """

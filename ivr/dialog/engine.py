@@ -28,11 +28,17 @@ takes at most ``MAX_TURNS`` turns (a round of all meters in turn adds some, up t
 
 A meter whose submission window is closed is introduced by when the window a reading given now
 counts in opens and closes. A caller on file for the account is told once, at a value question,
-the key that says the register's last accepted reading (``LAST_READING_KEY``); for anyone else it
-is a value like any other. A company account, or one with more than ``MENU_METERS`` meters, picks a
+the key that says the register's last accepted reading (``LAST_READING_KEY``, or "last reading"
+said where speech is on); for anyone else it is a value like any other. A company account, or one with more than ``MENU_METERS`` meters, picks a
 meter by the last digits of its serial (``meter_serial``) or takes all meters still without a
-reading this period in turn (``WALK_KEY``), with one summary at the end; a company's caller may
-give a meter's serial number instead of the account number.
+reading this period in turn (``WALK_KEY``, or "all meters" said), with one summary at the end; a
+company's caller may give a meter's serial number instead of the account number.
+
+Where the region asks for it (``Records.asks_org_name``), a caller identified for a company account
+is asked once to say the organisation's name after the tone (``org_name``): an ``Ask`` that
+``expect``s a recording, which the transport keeps like a spoken answer (nothing is recognised or
+decided on it; any answer, or none, goes on to the meters). A caller who has not heard that spoken
+answers are recorded hears it first.
 """
 from __future__ import annotations
 
@@ -40,7 +46,7 @@ import copy
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from .actions import Ask, Day, Digits, Hangup, Say, Term, Transfer
+from .actions import RECORDS, Ask, Day, Digits, Hangup, Say, Term, Transfer
 from .effects import NoteRefusal, ReportFailedIdentification, SaveReading
 from .ports import AccountInfo, Records
 from .state import AccountRef, CallState, Decision, MeterRef, Outcome, Step
@@ -50,7 +56,7 @@ NUMBER_STEPS = ("account", "meter_serial", "value")
 # The grammar each question listens with when the call's language has a speech engine; a
 # transport learns it from the question asked (``Ask.speech``), through the turn service.
 SPEECH_KINDS = {"reminder": "yes_no", "region": "menu", "offer_account": "yes_no", "account": "digits",
-                "confirm_account": "yes_no", "meter": "menu", "meter_serial": "digits", "register": "menu",
+                "confirm_account": "yes_no", "meter": "menu", "meter_serial": "serial", "register": "menu",
                 "value": "number", "confirm": "yes_no", "next": "menu"}
 # The key that leaves a region assumed from the caller ID for the region menu (1 continues).
 CHANGE_REGION_KEY = "9"
@@ -67,9 +73,15 @@ MAX_SERIAL_KEYS = 30
 # More active meters than a one-key menu names: the account's meters are picked by their serials.
 MENU_METERS = 9
 # At the value question, alone: a caller on file hears the meter's last accepted reading (offered once).
+# Where speech is on, saying so ("last reading") does the same: the value question of a caller
+# offered it listens with LAST_READING_KIND (a number, or that choice).
 LAST_READING_KEY = "8"
-# At the serial question, alone: all meters in turn; at a value question of that walk: skip the meter.
+LAST_READING = "last_reading"
+LAST_READING_KIND = "number_last"
+# At the serial question, alone: all meters in turn (or said: "all meters"); at a value question of
+# that walk: skip the meter.
 WALK_KEY = "*"
+WALK = "all_meters"
 # Turns a walk allows per register it asks for (value, read-back, and one more), beyond MAX_TURNS,
 # up to MAX_EXTRA_TURNS in all: a caller starting walk after walk still meets an end.
 WALK_TURNS_PER_REGISTER = 3
@@ -91,13 +103,14 @@ class SpeechInput:
     utility: str | None = None  # a utility named in a menu answer ("gas")
     register: str | None = None  # day | night, named in a menu answer
     phrase: str | None = None  # one of the question's own phrases (a region's name), as offered
+    choice: str | None = None  # a choice named at a number question: all_meters | last_reading
     decision: str = "accept"  # accept | confirm | retry | review
     utterance_id: int | None = None
 
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # digits | speech | timeout
+    kind: str  # digits | speech | timeout | recording (a question that records: ``speech`` names its audio)
     digits: str = ""
     speech: SpeechInput | None = None
 
@@ -146,7 +159,7 @@ def _need(value: T | None, what: str) -> T:
 
 def start(records: Records, *, call_sid: str, caller: str | None, language: str, max_tries: int = 3,
           may_record: bool = False) -> Turn:
-    state = CallState(call_sid=call_sid, caller=caller, lang=language, max_tries=max_tries)
+    state = CallState(call_sid=call_sid, caller=caller, lang=language, max_tries=max_tries, notice_said=may_record)
     ask = _ask_language(records, state)
     if records.operator_hours(_operator_region(records, state)) is not None:
         # Said once, in the welcome: 0 reaches a person at any question.
@@ -167,7 +180,8 @@ def start_reminder(records: Records, *, call_sid: str, callee: str, language: st
                    max_tries: int = 3, may_record: bool = False) -> Turn:
     """A reminder call answered by a person: the account is known, the question is whether to give
     its readings now. An account gone or closed since the call was queued ends the call politely."""
-    state = CallState(call_sid=call_sid, caller=callee, lang=language, max_tries=max_tries, step=Step.REMINDER)
+    state = CallState(call_sid=call_sid, caller=callee, lang=language, max_tries=max_tries, step=Step.REMINDER,
+                      notice_said=may_record)
     account = records.account(account_id)
     if account is None or not account.active:
         state.step, state.outcome = Step.ENDED, Outcome.NO_READING
@@ -590,7 +604,15 @@ def _use_account(records: Records, state: CallState, account: AccountRef) -> Tur
     if not state.meters:
         return _give_up(records, state, reason="no_meters")
     info = records.account(account.id)
-    state.by_serial = len(state.meters) > MENU_METERS or (info is not None and info.kind == "company")
+    company = info is not None and info.kind == "company"
+    state.by_serial = len(state.meters) > MENU_METERS or company
+    if company and records.asks_org_name(account.region_id):
+        return _ask_for_org_name(records, state)
+    return _to_meters(records, state)
+
+
+def _to_meters(records: Records, state: CallState) -> Turn:
+    """The identified account's meters: its one meter, else the meter question."""
     if len(state.meters) == 1:
         return _use_meter(records, state, 0)
     return _enter(records, state, _meter_step(state))
@@ -598,6 +620,28 @@ def _use_account(records: Records, state: CallState, account: AccountRef) -> Tur
 
 def _meter_step(state: CallState) -> str:
     return "meter_serial" if state.by_serial else "meter"
+
+
+# --- the organisation's name -------------------------------------------------------------------
+
+def _ask_for_org_name(records: Records, state: CallState) -> Turn:
+    """The organisation's name, recorded: told first that spoken answers are recorded, unless the
+    caller heard it already (a line where nothing else is recorded, keypad only, says it here)."""
+    turn = _enter(records, state, "org_name")
+    if state.notice_said:
+        return turn
+    state.notice_said = True
+    return Turn(turn.state, [Say("recording_notice"), *turn.actions])
+
+
+def _ask_org_name(records: Records, state: CallState) -> Ask:
+    return Ask("org_name", (Say("ask_org_name"),), expect=RECORDS)
+
+
+def _on_org_name(records: Records, state: CallState, event: Event) -> Turn:
+    """Whatever came (the recording, keys, silence, a recording that failed), on to the meters:
+    nothing is decided on the name, an operator only listens to it."""
+    return _to_meters(records, state)
 
 
 # --- meter and register ------------------------------------------------------------------------
@@ -686,8 +730,16 @@ def _meter_named(meter: MeterRef) -> Say:
     return Say("meter_named_no_tail", {"utility": Term(f"utility_{meter.utility}")})
 
 
+def _chose(event: Event, key: str, choice: str) -> bool:
+    """The key alone, or the choice named by speech (heard well enough to be a choice at all)."""
+    if event.kind == "digits":
+        return event.digits.rstrip("#") == key
+    speech = event.speech
+    return bool(event.kind == "speech" and speech and speech.choice == choice and speech.decision != "retry")
+
+
 def _on_meter_serial(records: Records, state: CallState, event: Event) -> Turn:
-    if event.kind == "digits" and event.digits.rstrip("#") == WALK_KEY:
+    if _chose(event, WALK_KEY, WALK):
         return _start_walk(records, state)
     speech = event.speech
     typed = _typed_number(event, MAX_SERIAL_KEYS)
@@ -753,7 +805,7 @@ def _ask_value(records: Records, state: CallState) -> Ask:
     if state.register in ("day", "night"):
         key, params["register"] = "ask_value_register", Term(f"register_{state.register}")
     return Ask("value", (Say(key, params),), expect="number", max_digits=MAX_VALUE_KEYS,
-               speech=SPEECH_KINDS["value"])
+               speech=LAST_READING_KIND if state.last_offered else SPEECH_KINDS["value"])
 
 
 def _offer_last_reading(records: Records, state: CallState, ask: Ask) -> Ask:
@@ -765,7 +817,8 @@ def _offer_last_reading(records: Records, state: CallState, ask: Ask) -> Ask:
     if records.last_reading(meter.id, register) is None:
         return ask
     state.last_offered = True
-    return replace(ask, prompts=(*ask.prompts, Say("last_reading_offer")))
+    return replace(ask, prompts=(*ask.prompts, Say("last_reading_offer")),
+                   speech=LAST_READING_KIND if ask.speech else None)
 
 
 def _on_file(records: Records, state: CallState) -> bool:
@@ -773,9 +826,9 @@ def _on_file(records: Records, state: CallState) -> bool:
 
 
 def _asks_last_reading(records: Records, state: CallState, event: Event) -> bool:
-    """The key alone, typed by a caller on file who was offered it, for a meter and register whose
-    last reading was not said yet (after that, or for anyone else, it is the value 8)."""
-    if not (event.kind == "digits" and event.digits.rstrip("#") == LAST_READING_KEY and state.last_offered):
+    """The key alone (or "last reading" said), from a caller on file who was offered it, for a meter
+    and register whose last reading was not said yet (after that, or for anyone else, it is the value 8)."""
+    if not (state.last_offered and _chose(event, LAST_READING_KEY, LAST_READING)):
         return False
     return (_meter(state).id, _need(state.register, "register")) not in state.last_heard and _on_file(records, state)
 
@@ -925,6 +978,7 @@ _ASKERS = {
     "offer_account": _ask_offer,
     "account": _ask_account,
     "confirm_account": _ask_confirm_account,
+    "org_name": _ask_org_name,
     "meter": _ask_meter,
     "meter_serial": _ask_meter_serial,
     "register": _ask_register,
@@ -953,6 +1007,7 @@ _HANDLERS = {
     "offer_account": _on_offer,
     "account": _on_account,
     "confirm_account": _on_confirm_account,
+    "org_name": _on_org_name,
     "meter": _on_meter,
     "meter_serial": _on_meter_serial,
     "register": _on_register,

@@ -120,6 +120,9 @@ class Records(Protocol):
         """The active company account in the region with exactly one active meter whose serial's
         digits are ``typed`` (a company caller identifies by a meter), else None."""
 
+    def asks_org_name(self, region_id: int) -> bool:
+        """Whether the region asks a company's caller to say the organisation's name (recorded)."""
+
     def judge_value(self, meter_id: int, register: str, value: str) -> ValueVerdict:
         """The intake policy's verdict on ``value`` given by this call for the meter and register,
         now (``readings_store.intake``). Judging a value the call already gave again counts nothing

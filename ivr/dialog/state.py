@@ -21,6 +21,7 @@ class Step(str, Enum):
     REGION_ASSUMED = "region_assumed"
     OFFER_ACCOUNT = "offer_account"
     ACCOUNT = "account"
+    ORG_NAME = "org_name"  # a company's caller says the organisation's name, recorded (nothing recognised)
     METER = "meter"
     METER_SERIAL = "meter_serial"  # a company's meter, by the last digits of its serial (or all in turn)
     REGISTER = "register"
@@ -153,6 +154,7 @@ class CallState:
     walk_from: int = 0  # readings saved before the walk began
     walk_skipped: int = 0
     extra_turns: int = 0  # turns allowed beyond MAX_TURNS: a walk through many meters takes many
+    notice_said: bool = False  # the caller heard that spoken answers are recorded
     outcome: Outcome | None = None
     end_reason: str | None = None  # "<step>:<reason>" for a transferred, gave_up or hung_up call
 
@@ -176,7 +178,7 @@ class CallState:
             "windows_told": list(self.windows_told), "last_offered": self.last_offered,
             "last_heard": [[m, r] for m, r in self.last_heard], "by_serial": self.by_serial,
             "walk": list(self.walk) if self.walk is not None else None, "walk_from": self.walk_from,
-            "walk_skipped": self.walk_skipped, "extra_turns": self.extra_turns,
+            "walk_skipped": self.walk_skipped, "extra_turns": self.extra_turns, "notice_said": self.notice_said,
             "outcome": self.outcome.value if self.outcome else None,
             "end_reason": self.end_reason,
         }
@@ -212,7 +214,7 @@ class CallState:
                 by_serial=bool(data.get("by_serial", False)),
                 walk=[int(i) for i in data["walk"]] if data.get("walk") is not None else None,
                 walk_from=int(data.get("walk_from", 0)), walk_skipped=int(data.get("walk_skipped", 0)),
-                extra_turns=int(data.get("extra_turns", 0)),
+                extra_turns=int(data.get("extra_turns", 0)), notice_said=bool(data.get("notice_said", False)),
                 outcome=outcome, end_reason=end_reason,
             )
         except (KeyError, TypeError, AttributeError) as exc:

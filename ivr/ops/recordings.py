@@ -1,6 +1,7 @@
 """Callers' recordings on disk: where a stored one is, and deleting them when they are no longer
 needed (``IVR_RECORDINGS_KEEP_DAYS``, the rule in ``readings_store.retention``) or when a caller's
-number is erased (``ivr privacy erase``).
+number is erased (``ivr privacy erase``). The organisation's name a company's caller recorded is one
+of them (an ``Utterance`` of the ``org_name`` question): kept, deleted and erased alike.
 
 A file is deleted before the transaction that records its deletion commits: if the commit fails,
 the next run finds the utterance still pointing at it and finishes the job, so a recording is never
@@ -14,11 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from readings_store import retention
 from readings_store.models import Call, Utterance, utcnow
 from readings_store.service import audit
+
+from ivr.dialog.state import Step
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,17 @@ def recording_file(root: Path, stored: str) -> Path | None:
     if not candidate.is_relative_to(root):
         return None
     return candidate
+
+
+def org_names(session: Session, call_ids) -> dict[int, Utterance]:
+    """The organisation's name each of the calls recorded (its last), by call id: the recording may
+    be gone since (``audio_path`` None)."""
+    ids = sorted({i for i in call_ids if i is not None})
+    if not ids:
+        return {}
+    rows = session.scalars(select(Utterance).where(Utterance.call_id.in_(ids), Utterance.step == Step.ORG_NAME.value)
+                           .order_by(Utterance.id))
+    return {u.call_id: u for u in rows}
 
 
 def delete_audio(root: Path, utterances: Iterable[Utterance], now: dt.datetime) -> int:

@@ -34,14 +34,15 @@ RECOGNITION_SECONDS = Histogram("ivr_recognition_duration_seconds", "Time to dec
 MENU_KINDS = ("menu", "yes_no")
 # Replies any question takes: asking to hear it again, or for a person.
 MENU_ANYWHERE = (None, "repeat", "operator")
-# The grammar kind of the account number, read with its separators; the keypad types each as "*".
-ACCOUNT_KIND = "digits"
+# The grammar kinds of numbers read digit by digit with their separators (an account number, a
+# meter's serial); the keypad types each separator as "*".
+ACCOUNT_KINDS = ("digits", "serial")
 KEYPAD_SEPARATOR = "*"
 
 
 def _parse(text: str, lang: str, kind: str) -> grammars.NumberParse:
-    """The number in an answer: an account number with its dashes, or a number."""
-    return (grammars.parse_account if kind == ACCOUNT_KIND else grammars.parse_number)(text, lang)
+    """The number in an answer: an account number (or serial) with its dashes, or a number."""
+    return (grammars.parse_account if kind in ACCOUNT_KINDS else grammars.parse_number)(text, lang)
 
 
 @dataclass
@@ -120,6 +121,17 @@ class SpeechSteps:
         return fetch_recording(url, account_sid=self.config.twilio_account_sid,
                                auth_token=self.config.twilio_auth_token, budget=self.config.recording_fetch_budget,
                                allowed=prefixes, max_bytes=self.config.recording_max_bytes)
+
+    def audio_of(self, url: str) -> bytes | None:
+        """A recording's audio, fetched as a spoken answer's is; None when it cannot be fetched now."""
+        try:
+            with timed_fetch():
+                return self.fetch(url)
+        except RecordingUnavailable as exc:
+            log.warning("recording %s not fetched: %s", url[-40:], exc)
+        except Exception as exc:  # noqa: BLE001 - a recording not fetched is one without audio, never a 500
+            log.error("recording %s not fetched: unexpected %s: %s", url[-40:], exc.__class__.__name__, exc)
+        return None
 
     def from_recording(self, lang: str, kind: str, url: str, attempt: int, phrases: tuple[str, ...] = ()) -> Heard:
         """A recorded answer, recognised. One that cannot be used (not fetched in time, not
@@ -200,7 +212,11 @@ class SpeechSteps:
         utility = grammars.match_utility(text, lang) if kind == "menu" else None
         register = grammars.match_register(text, lang) if kind == "menu" else None
         phrase = grammars.match_phrase(text, lang, phrases) if kind == "menu" and phrases else None
-        understood = parsed.best is not None or intent or utility or register or phrase
+        # A number question that also takes a choice by name ("all meters", "last reading").
+        choice = grammars.match_choice(text, lang, grammars.CHOICES[kind][1]) if kind in grammars.CHOICES else None
+        if choice and parsed.best is None:
+            parsed = dataclasses.replace(parsed, unknown=())  # the choice's words are no unknown digits
+        understood = parsed.best is not None or intent or utility or register or phrase or choice
         heard = understood or no_choice
         if understood and kind in MENU_KINDS and min_conf < self.thresholds.review:
             # A menu choice barely heard is no choice: the menu steps act on it directly (a
@@ -208,8 +224,9 @@ class SpeechSteps:
             parsed = dataclasses.replace(parsed, best=None)
             intent = utility = register = phrase = None
             understood = False
-        elif intent and min_conf < self.thresholds.review:
-            intent = None  # nor is a barely heard "operator" among digits a request for a person
+        elif (intent or choice) and min_conf < self.thresholds.review:
+            # nor is a barely heard "operator" among digits a request for a person, or a choice by name one
+            intent = choice = None
             understood = parsed.best is not None
         decision = confidence.decide(
             min_word_confidence=min_conf if heard else 0.0,
@@ -221,10 +238,10 @@ class SpeechSteps:
             thresholds=self.thresholds,
         ).value
         value = parsed.best
-        if value and kind == ACCOUNT_KIND:
+        if value and kind in ACCOUNT_KINDS:
             value = value.replace(grammars.SEPARATOR, KEYPAD_SEPARATOR)  # as the keypad types it
         speech = SpeechInput(text=text, value=value, intent=intent, utility=utility, register=register,
-                             phrase=phrase, decision=decision)
+                             phrase=phrase, choice=choice, decision=decision)
         return Heard(speech=speech, engine="", transcript=text, candidates=list(parsed.candidates),
                      confidence=min_conf)
 

@@ -7,7 +7,7 @@ import grammars
 from twilio.twiml.voice_response import Gather, Start, VoiceResponse
 
 from ivr.config import RECORD_TRANSPORT, Config
-from ivr.dialog.actions import Ask, Hangup, Say, Transfer
+from ivr.dialog.actions import RECORDS, Ask, Hangup, Say, Transfer
 from ivr.prompts import Prompts
 
 # Seconds of silence before a Gather gives up: a menu answer comes quickly, a long number less so.
@@ -22,6 +22,11 @@ RECORD_SILENCE_SECONDS = 2
 # a number step, the rest of the number is gathered next (``rest_of_number``); ``#`` alone ends
 # a spoken answer.
 RECORD_FINISH_KEYS = "0123456789*#"
+# A question that records (the organisation's name): after the tone, up to this long, ended by
+# silence or by # (keys during the prompt still answer, 0 reaching a person); on either transport.
+RECORDING_MAX_SECONDS = 15
+RECORDING_SILENCE_SECONDS = 3
+RECORDING_FINISH_KEY = "#"
 # Speech steps heard over a Media Stream: the keypad Gather waits this long after the prompt, so a
 # spoken answer (cut at 15 s by the media endpoint) is heard and moves the call on before it fires.
 STREAM_GATHER_TIMEOUT = 20
@@ -91,6 +96,9 @@ class TwimlRenderer:
 
     def _ask(self, response: VoiceResponse, ask: Ask, lang: str, seq: int, streaming: bool) -> None:
         action = self.url_for_step(ask.step, seq)
+        if ask.expect == RECORDS:
+            self._record(response, ask, lang, action)
+            return
         engine = self.engine_for(lang) if ask.speech else "off"
         options = dict(input="dtmf", action=action, method="POST")
         if ask.expect == "number":
@@ -120,6 +128,20 @@ class TwimlRenderer:
                             finish_on_key=RECORD_FINISH_KEYS, recording_status_callback=self.recording_callback,
                             recording_status_callback_method="POST")
         # Reached only when nothing came back (no keys, no speech): report the silence ourselves.
+        response.redirect(action + "&timeout=1", method="POST")
+
+    def _record(self, response: VoiceResponse, ask: Ask, lang: str, action: str) -> None:
+        """A question whose answer is kept as a recording, not recognised: the prompt in a keypad
+        ``<Gather>`` (a key answers at once), then ``<Record>`` after a tone, whatever the transport."""
+        gather = Gather(input="dtmf", action=action, method="POST", num_digits=1, timeout=SPEECH_GATHER_TIMEOUT)
+        for say in ask.prompts:
+            self._speak(gather, say, lang)
+        response.append(gather)
+        response.record(action=action, method="POST", max_length=RECORDING_MAX_SECONDS,
+                        timeout=RECORDING_SILENCE_SECONDS, play_beep=True, trim="trim-silence",
+                        finish_on_key=RECORDING_FINISH_KEY, recording_status_callback=self.recording_callback,
+                        recording_status_callback_method="POST")
+        # Reached when nothing was recorded (Twilio posts no empty recording): on, as after silence.
         response.redirect(action + "&timeout=1", method="POST")
 
     def rest_of_number(self, action: str) -> str:

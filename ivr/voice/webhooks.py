@@ -161,12 +161,18 @@ def _carries_speech() -> bool:
 
 def _hear(state: dialog.CallState, ask: dialog.Ask):
     """The speech answer this request carries (a ``Heard``) to ``ask``, a question that listens
-    for speech, or None for keys and silence. Called by the turn service before the turn is
+    for speech (a question that records: its audio, a ``calls.Recorded``), or None for keys and silence. Called by the turn service before the turn is
     claimed: a slow recognition holds no lock."""
     if request.args.get("timeout") == "1":
         return None
     attempt = state.tries + 1
     speech = ivr().speech
+    if ask.expect == calls.RECORDS:
+        # Kept for operators, not recognised (the organisation's name): only its audio is fetched.
+        url = request.form.get("RecordingUrl")
+        if url and request.form.get("Digits", "#") in ("", "#", "hangup"):
+            return calls.Recorded(speech.audio_of(url))
+        return None
     if request.form.get("SpeechResult") is not None and not request.form.get("Digits"):
         return speech.from_twilio(state.lang, ask.speech, request.form["SpeechResult"], request.form.get("Confidence"),
                                   attempt, ask.phrases)

@@ -2,6 +2,8 @@
 bad input shown with its reason and nothing changed; operators get 403; CSRF required."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -37,6 +39,9 @@ def _form(page: str, **changes) -> dict:
     data = {m.group(1): m.group(2) for m in re.finditer(r'<input[^>]*name="(region-[a-z_]+)"[^>]*value="([^"]*)"', page)}
     for name in re.findall(r'<input[^>]*name="(region-[a-z_]+)"', page):
         data.setdefault(name, "")
+    for tag in re.findall(r'<input[^>]*type="checkbox"[^>]*>', page):  # sent only when ticked
+        if " checked" not in tag:
+            data.pop(re.search(r'name="([^"]+)"', tag).group(1), None)
     data.update({f"region-{k}": v for k, v in changes.items()})
     data["csrf_token"] = csrf_from(page)
     return data
@@ -73,7 +78,7 @@ def test_admin_edits_every_setting(ac, regions, db):
     data = _form(page, code="CHIS", name="Chisinau", name_ro="Chișinău", name_ru="Кишинёв", name_uk="Кишинів",
                  name_en="", menu_key="12", timezone="Europe/Kyiv", work_days="123456", work_start="07:00",
                  work_end="19:30", operator_number="+37322 555 666", phone_prefixes="+37322, +373221",
-                 window_all="25-5", window_electricity="", window_gas="1-end")
+                 window_all="25-5", window_electricity="", window_gas="1-end", ask_org_name="y")
     response = ac.post(f"/console/admin/regions/{regions.id}", data=data)
     assert response.status_code == 302, response.get_data(as_text=True)
     assert "Region CHIS saved." in ac.get(response.headers["Location"]).get_data(as_text=True)
@@ -83,9 +88,21 @@ def test_admin_edits_every_setting(ac, regions, db):
         "menu_key": 12, "timezone": "Europe/Kyiv", "work_days": "123456", "work_start": "07:00", "work_end": "19:30",
         "operator_number": "+37322555666", "phone_prefixes": ["+37322", "+373221"],
         "windows": {"all": "25-5", "cold_water": "20-25", "gas": "1-end", "hot_water": "20-25"},
+        "ask_org_name": True,
     }
     event = db.scalars(select(AuditEvent).where(AuditEvent.action == "region.update")).one()
     assert event.actor_kind == "operator" and event.actor_name == "ada" and event.after["code"] == "CHIS"
+    # Ticked, it is shown ticked; sent unticked, it is off again.
+    page = ac.get(f"/console/admin/regions/{regions.id}").get_data(as_text=True)
+    assert re.search(r'<input[^>]*checked[^>]*name="region-ask_org_name"|<input[^>]*name="region-ask_org_name"[^>]*checked',
+                     page)
+    assert ac.post(f"/console/admin/regions/{regions.id}", data=_form(page)).status_code == 302
+    db.expire_all()
+    assert db.get(Region, regions.id).ask_org_name  # the form sent it ticked, as shown
+    data = {k: v for k, v in _form(page).items() if k != "region-ask_org_name"}
+    assert ac.post(f"/console/admin/regions/{regions.id}", data=data).status_code == 302
+    db.expire_all()
+    assert not db.get(Region, regions.id).ask_org_name
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -44,6 +44,7 @@ class FakeRecords:
     read: set = field(default_factory=set)  # meter ids with a reading this period
     last: dict = field(default_factory=dict)  # (meter id, register) -> LastReading
     serials: dict = field(default_factory=dict)  # (region id, serial digits) -> AccountInfo (companies)
+    org_name_regions: set = field(default_factory=set)  # regions that ask a company's caller its name
 
     def regions(self):
         return list(self.regions_list)
@@ -77,6 +78,9 @@ class FakeRecords:
 
     def find_account_by_serial(self, region_id, typed):
         return self.serials.get((region_id, typed))
+
+    def asks_org_name(self, region_id):
+        return region_id in self.org_name_regions
 
     def judge_value(self, meter_id, register, value):
         """The intake policy in miniature: lower than ``previous`` is refused and counted; past the

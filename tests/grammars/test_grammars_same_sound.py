@@ -9,13 +9,15 @@ import unicodedata
 
 import pytest
 
+import grammars
+
 from grammars import (
     LANGUAGES, build_grammar, classify_reply, hints, match_register, match_utility,
     parse_number, vocabulary,
 )
 from grammars._lexicon import _same_sound, load
 
-KINDS = ("digits", "number", "yes_no", "menu")
+KINDS = grammars.KINDS  # every grammar a question listens with
 
 # Spellings of one sound, written out here rather than taken from the packs.
 HOMOPHONES = {

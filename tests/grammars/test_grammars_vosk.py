@@ -3,6 +3,8 @@ import json
 import unicodedata
 
 import pytest
+
+import grammars
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +14,7 @@ from grammars import (
 )
 from grammars._lexicon import load
 
-KINDS = ("digits", "number", "yes_no", "menu")
+KINDS = grammars.KINDS  # every grammar a question listens with
 NUMBER_SECTIONS = ("digits", "teens", "tens", "hundreds", "hundred", "thousand", "million",
                    "one_before_scale", "connectors", "decimal_point", "integer_part",
                    "fraction_and", "fraction", "repeat_next")

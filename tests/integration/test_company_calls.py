@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from ivr.records import SqlRecords
 from readings_store import clock, service
-from readings_store.models import Call, Meter, Reading, utcnow
+from readings_store.models import Account, AccountPhone, Call, Meter, Reading, utcnow
 from tests import factories as f
 
 AT = dt.datetime(2026, 3, 15, 10, 0, tzinfo=dt.timezone.utc)
@@ -136,3 +136,67 @@ def test_a_two_tariff_meter_with_one_tariff_given_is_still_to_read(db, line, con
     db.commit()
     read = SqlRecords(db, config, Call(call_sid="CAx", from_number=None)).read_this_period(company.id)
     assert read == {m.id for m in line["meters"][:35]}
+
+
+# --- the company's choices said, where speech is on -------------------------------------------------
+
+def _spoken(call, text: str):
+    return call._follow(call.last.gather["action"], {"SpeechResult": text, "Confidence": "0.95"})  # noqa: SLF001
+
+
+@pytest.fixture
+def twilio_speech(config):
+    config.speech_engines = {"ro": "twilio", "ru": "off", "uk": "off", "en": "off"}
+    return config
+
+
+def test_all_meters_said_walks_like_the_star(db, line, phone, twilio_speech):
+    company = db.scalars(select(Account).where(Account.number == "500005")).one()
+    company.phones.append(AccountPhone(phone=KNOWN))
+    db.commit()
+    call = phone(caller=KNOWN)
+    call.start()
+    p = call.press("1")  # Romanian: heard by Twilio's recogniser
+    p = call.press("1")
+    assert "dtmf speech" in p.gather["input"]
+    assert any("spuneți «toate contoarele» sau apăsați steluța" in t for t in p.texts)
+    p = _spoken(call, "Toate contoarele.")
+    assert any(t.startswith("5 contoare fără indici") for t in p.texts), p.texts
+
+
+def test_last_reading_said_by_a_caller_on_file(db, line, phone, twilio_speech):
+    call = phone(caller=KNOWN)
+    call.start()
+    call.press("1")
+    p = call.press("1")  # the household account on file: its meter's value, with the offer
+    assert any("spuneți «ultimii indici» sau apăsați 8" in t for t in p.texts), p.texts
+    p = _spoken(call, "ultimii indici")
+    assert any(t.startswith("Ultimii indici acceptați") for t in p.texts), p.texts
+    assert not phone_readings(db)
+
+
+def test_the_keypad_wording_names_no_words(db, line, phone):
+    call, p = company_call(phone)  # English: no speech engine here
+    assert any("For all meters in turn, press star." in t for t in p.texts)
+    assert not any("all meters'" in t for t in p.texts)
+
+
+@pytest.mark.parametrize("lang, kind, text, choice", [
+    ("en", "serial", "all meters", "all_meters"), ("ru", "serial", "все счетчики", "all_meters"),
+    ("uk", "serial", "всі лічильники", "all_meters"), ("en", "number_last", "last reading", "last_reading"),
+    ("ru", "number_last", "последние показания", "last_reading"), ("uk", "number_last", "останні показання", "last_reading"),
+])
+def test_the_speech_parser_makes_the_choice_the_key_makes(config, lang, kind, text, choice):
+    from ivr.voice.speech_steps import SpeechSteps
+    from tests.integration.test_speech_calls import rec
+
+    steps = SpeechSteps(config, recognizer=lambda *args: None)
+    heard = steps.from_recognition(lang, kind, rec(text), 1)
+    assert (heard.speech.choice, heard.speech.value, heard.speech.decision) == (choice, None, "accept")
+    assert steps.from_recognition(lang, kind, rec(text, 0.2), 1).speech.choice is None  # barely heard: none
+    base = "digits" if kind == "serial" else "number"
+    assert steps.from_recognition(lang, base, rec(text), 1).speech.choice is None  # a question without it
+    other = "number_last" if kind == "serial" else "serial"
+    assert steps.from_recognition(lang, other, rec(text), 1).speech.choice is None  # nor the other choice
+    digits = steps.from_recognition(lang, kind, rec("1 7"), 1).speech
+    assert digits.value == "17" and digits.choice is None

@@ -38,7 +38,7 @@ def test_every_setting_is_applied_and_audited(db, chi):
         names={"ro": "Chișinău", "ru": "Кишинёв", "uk": "Кишинів", "en": "Chisinau"},
         menu_key=" 12 ", timezone="Europe/Chisinau", work_days="5, 1,2", hours="07:30-16:00",
         operator_number="+373 22 123 456", phone_prefixes="+37322, +373 23",
-        windows={"water": "20-25", "electricity": "15-end", "all": "25-5"},
+        windows={"water": "20-25", "electricity": "15-end", "all": "25-5"}, ask_org_name="yes",
     )
     db.commit()
     db.expire_all()
@@ -49,9 +49,24 @@ def test_every_setting_is_applied_and_audited(db, chi):
         "menu_key": 12, "timezone": "Europe/Chisinau", "work_days": "125", "work_start": "07:30",
         "work_end": "16:00", "operator_number": "+37322123456", "phone_prefixes": ["+37322", "+37323"],
         "windows": {"all": "25-5", "cold_water": "20-25", "electricity": "15-end", "hot_water": "20-25"},
+        "ask_org_name": True,
     }
     audit = db.scalars(select(AuditEvent).where(AuditEvent.action == "region.update")).one()
     assert audit.before["menu_key"] == 1 and audit.after["menu_key"] == 12
+    assert audit.before["ask_org_name"] is False and audit.after["ask_org_name"] is True
+
+
+@pytest.mark.parametrize("text, value", [("no", False), ("off", False), ("YES", True), ("on", True), (True, True)])
+def test_the_organisation_name_setting_is_yes_or_no(db, chi, text, value):
+    update_region(db, chi, ask_org_name=text)
+    assert chi.ask_org_name is value
+
+
+def test_a_bad_organisation_name_setting_changes_nothing(db, chi):
+    with pytest.raises(RegionError, match="organisation's name is yes or no"):
+        update_region(db, chi, ask_org_name="maybe", menu_key="5")
+    db.rollback()
+    assert chi.menu_key == 1 and not chi.ask_org_name
 
 
 def test_names_and_windows_are_merged_and_removed_one_by_one(db, chi):
