@@ -16,7 +16,7 @@ from sqlalchemy import and_, func, or_, select
 from wtforms.fields.choices import SelectChoice
 
 from grammars.plural import english
-from readings_store import phones, retention, service
+from readings_store import day_counts, phones, retention, service
 from readings_store.export import csv_safe
 from readings_store.models import (
     UTILITIES, Account, AccountPhone, AuditEvent, Call, Meter, Operator, Reading, Region, ReviewTask,
@@ -643,6 +643,7 @@ class DashboardFigures:
         _, self.end = day_bounds(self.last, self.zone)
         self.scope = stats.Scope(self.start, self.end, region_id)
         self.lang = operator_language()
+        self._folded = False
 
     @functools.cached_property
     def regions(self) -> dict[int, Region]:
@@ -665,8 +666,16 @@ class DashboardFigures:
             return period
         return stats.default_period(self.covered, self.windows, self.now)
 
+    def _day_counts(self) -> None:
+        """Before the calls' and readings' figures are summed from the day counts, their changes are
+        folded if many have piled up (``readings_store.day_counts``): once per request."""
+        if not self._folded:
+            self._folded = True
+            day_counts.fold_if_many(self.db)
+
     @functools.cached_property
     def calls(self) -> stats.CallCounts:
+        self._day_counts()
         return stats.call_counts(self.db, self.scope)
 
     @functools.cached_property
@@ -682,6 +691,7 @@ class DashboardFigures:
 
     @functools.cached_property
     def hours(self) -> list[tuple[str, int]]:
+        self._day_counts()
         return stats.calls_per_hour(self.db, self.scope, self.zone)
 
     @functools.cached_property
@@ -699,11 +709,8 @@ class DashboardFigures:
 
     @functools.cached_property
     def readings_counted(self) -> list[tuple]:
-        readings = select(Reading.status, Reading.channel, func.count()).where(
-            Reading.received_at >= self.start, Reading.received_at < self.end)
-        if self.region_id is not None:
-            readings = readings.join(Meter).join(Account).where(Account.region_id == self.region_id)
-        return self.db.execute(readings.group_by(Reading.status, Reading.channel)).all()
+        self._day_counts()
+        return stats.readings_received(self.db, self.scope)
 
     @functools.cached_property
     def readings(self) -> list[dict]:
