@@ -458,7 +458,11 @@ class ValueRefusal(Base):
     anything about a value, so nobody can search for a customer's previous reading by trying values."""
 
     __tablename__ = "value_refusals"
-    __table_args__ = (Index("ix_value_refusals_account_period", "account_id", "period"),)
+    __table_args__ = (
+        Index("ix_value_refusals_account_period", "account_id", "period"),
+        # The dashboard's accounts that reached the limit: a period's refusals by account, from the index alone.
+        Index("ix_value_refusals_created_account", "created_at", "account_id", "period"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
@@ -481,6 +485,8 @@ class ReviewTask(Base):
         Index("ix_review_tasks_status_created", "status", "created_at"),
         # The queue's counts of open items by reason and kind, under any of its filters, from the index alone.
         Index("ix_review_tasks_status_reason", "status", "reason", "kind", "region_id", "utility", "created_at"),
+        # The dashboard's items each operator handled in a period, from the index alone.
+        Index("ix_review_tasks_resolved", "resolved_at", "resolved_by", "resolution"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # reading | identification

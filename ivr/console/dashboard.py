@@ -20,7 +20,7 @@ from grammars.plural import english
 from readings_store import day_counts, rules, service
 from readings_store.call_figures import COUNTS, QUESTIONS
 from readings_store.models import (UTILITIES, Account, Call, CallDay, Meter, Reading, ReadingDay, Region,
-                                   ReviewTask)
+                                   ReviewTask, SubmissionWindow)
 
 from . import labels
 
@@ -268,8 +268,11 @@ def queue_age(session: Session, now: dt.datetime, region_id: int | None) -> list
 # --- readings against the submission windows ------------------------------------------------------
 
 def windows(session: Session, regions: list[Region]) -> dict[tuple[int, str], tuple[int, int] | None]:
-    """Each region's submission window per utility, as the phone line applies them."""
-    return {(r.id, u): service.window_for(session, r.id, u) for r in regions for u in UTILITIES}
+    """Each region's submission window per utility, as the phone line applies them (one statement)."""
+    of_region: dict[int, list[SubmissionWindow]] = {r.id: [] for r in regions}
+    for window in session.scalars(select(SubmissionWindow).where(SubmissionWindow.region_id.in_(of_region))):
+        of_region[window.region_id].append(window)
+    return {(r.id, u): service.choose_window(of_region[r.id], u) for r in regions for u in UTILITIES}
 
 
 def default_period(regions: list[Region], windows_of: dict, now: dt.datetime) -> str:

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, tuple_
 from wtforms.fields.choices import SelectChoice
 
 from grammars.plural import english
@@ -222,7 +222,8 @@ def queue():
         names = {r.id: region_name(r) for r in g.db.scalars(select(Region))}
         zone_name = page_zone()
         zone = ZoneInfo(zone_name)
-        rows = [{"item": t.id, "received": t.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+        # "received" as strftime("%Y-%m-%d %H:%M:%S") writes it, in a third of the time.
+        rows = [{"item": t.id, "received": t.created_at.astimezone(zone).isoformat(" ", "seconds")[:19],
                  "zone": zone_name, "kind": labels.label(t.kind, "kind"), "reason": labels.label(t.reason),
                  "region": names.get(t.region_id, "-"),
                  "utility": labels.label(t.utility, "utility") if t.utility else "",
@@ -581,14 +582,20 @@ def probing(end: dt.datetime, region_id: int | None) -> list[dict]:
              .order_by(func.count().desc(), ValueRefusal.account_id).limit(PROBING_ROWS))
     if region_id is not None:
         query = query.join(Account, Account.id == ValueRefusal.account_id).where(Account.region_id == region_id)
-    out = []
-    for account_id, period, count, last in db.execute(query).all():
-        callers = db.scalars(select(ValueRefusal.caller).where(ValueRefusal.account_id == account_id,
-                                                               ValueRefusal.period == period)
-                             .order_by(ValueRefusal.id)).all()
-        out.append({"account": db.get(Account, account_id), "period": period, "count": count, "last": last,
-                    "callers": _callers(callers)})
-    return out
+    found = db.execute(query).all()
+    if not found:
+        return []
+    # Their callers and accounts in two statements, not two per row.
+    callers: dict[tuple[int, str], list] = {}
+    for account_id, period, caller in db.execute(
+            select(ValueRefusal.account_id, ValueRefusal.period, ValueRefusal.caller)
+            .where(tuple_(ValueRefusal.account_id, ValueRefusal.period).in_([(a, p) for a, p, *_ in found]))
+            .order_by(ValueRefusal.id)):
+        callers.setdefault((account_id, period), []).append(caller)
+    accounts = {a.id: a for a in db.scalars(select(Account).where(Account.id.in_({a for a, *_ in found})))}
+    return [{"account": accounts[account_id], "period": period, "count": count, "last": last,
+             "callers": _callers(callers.get((account_id, period), []))}
+            for account_id, period, count, last in found]
 
 
 def _period(args, zone: str, now: dt.datetime) -> tuple[dt.date, dt.date]:

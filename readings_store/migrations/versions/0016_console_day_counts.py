@@ -1,5 +1,5 @@
 """call_days, reading_days: the dashboard's counts per UTC day, kept by triggers as calls and
-readings change; calls: an index of those without an outcome yet
+readings change; indexes: calls without an outcome yet, refusals and resolved review items by time
 
 Revision ID: 0016_console
 Revises: 0015_volume
@@ -28,6 +28,12 @@ HOURS = tuple(f"hour_{h:02d}" for h in range(24))
 REACHED = tuple(f"reached_{q}" for q in QUESTIONS)
 PASSED = tuple(f"passed_{q}" for q in QUESTIONS)
 CALL_COLUMNS = ("calls", *COUNTS, *REACHED, *PASSED)
+# The dashboard's refusals of a period by account, and review items resolved in a period, read from
+# the indexes alone.
+INDEXES = (
+    ("ix_value_refusals_created_account", "value_refusals", ["created_at", "account_id", "period"]),
+    ("ix_review_tasks_resolved", "review_tasks", ["resolved_at", "resolved_by", "resolution"]),
+)
 # A call's columns whose change changes what it adds to call_days.
 CALL_CHANGES = ("started_at", "region_id", "language", "outcome", *FIGURES)
 
@@ -147,6 +153,8 @@ def upgrade() -> None:
                          sa.Column('outcome', sa.String(length=32), nullable=False)], HOURS + CALL_COLUMNS)
     _table('reading_days', [sa.Column('status', sa.String(length=16), nullable=False),
                             sa.Column('channel', sa.String(length=16), nullable=False)], ('n',))
+    for name, table, columns in INDEXES:
+        op.create_index(name, table, columns, unique=False)
     op.create_index('ix_calls_unsettled', 'calls', ['started_at', 'region_id', 'language', 'outcome', *FIGURES], unique=False,
                     sqlite_where=sa.text('outcome IS NULL'), postgresql_where=sa.text('outcome IS NULL'))
     # What the rows already there add up to, one row per day and key.
@@ -165,6 +173,8 @@ def downgrade() -> None:
     for statement in _drop_triggers(op.get_bind().dialect.name):
         op.execute(statement)
     op.drop_index('ix_calls_unsettled', table_name='calls')
+    for name, table, _columns in INDEXES:
+        op.drop_index(name, table_name=table)
     for name in ('call_days', 'reading_days'):
         op.drop_index(f'ix_{name}_unfolded', table_name=name)
         op.drop_index(f'ix_{name}_day', table_name=name)
