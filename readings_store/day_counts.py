@@ -72,7 +72,7 @@ def fold(session: Session) -> None:
     summed nor deleted, and is folded next time); SQLite has one writer at a time, so its
     statements see the same rows."""
     postgresql = session.get_bind().dialect.name == "postgresql"
-    for table, key, columns in (("call_days", CALL_KEY, CALL_COLUMNS), ("reading_days", READING_KEY, ("n",))):
+    for table, key, columns in (("call_days", CALL_KEY, CALL_COLUMNS + HOURS), ("reading_days", READING_KEY, ("n",))):
         names = ", ".join((*key, "folded", *columns))
         sums = ", ".join((*key, "TRUE", *(f"sum({c})" for c in columns)))
         group = f"GROUP BY {', '.join(key)} HAVING sum({columns[0]}) <> 0"
