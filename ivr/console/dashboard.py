@@ -2,10 +2,14 @@
 readings per region against each region's submission window, the review queue's age, and how
 callers answer (speech or keypad, re-asks) per language. Plain queries over a session, no Flask.
 
-Every figure is counted by the database (GROUP BY over the calls, whose figures each call's turns
-kept as they logged their steps, ``readings_store.call_figures``; and over indexes of readings and
-review items), so the page costs a few aggregate queries however many calls the period holds, and
-no row is loaded into Python: at most one row per region, language and outcome.
+Every figure is counted by the database, and no row is loaded into Python: at most one row per
+region, language and outcome (per day for the hours). The calls' figures (which each call's turns
+kept as they logged their steps, ``readings_store.call_figures``) and the readings received are
+summed over the period's whole UTC days from the day counts the database keeps
+(``readings_store.day_counts``: a few thousand rows for a month, however many calls it had), and
+over the hours at either end from indexes of the calls and readings themselves; accounts and
+review items are counted from indexes. So the page costs a few aggregate queries, and a month
+costs little more than a day.
 """
 from __future__ import annotations
 
@@ -36,12 +40,6 @@ class Scope:
     start: dt.datetime
     end: dt.datetime
     region_id: int | None = None
-
-    def where(self) -> list:
-        clauses = [Call.started_at >= self.start, Call.started_at < self.end]
-        if self.region_id is not None:
-            clauses.append(Call.region_id == self.region_id)
-        return clauses
 
 
 # --- calls ----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from grammars.plural import english
 from readings_store import day_counts, phones, retention, service
 from readings_store.export import csv_safe
 from readings_store.models import (
-    UTILITIES, Account, AccountPhone, AuditEvent, Call, Meter, Operator, Reading, Region, ReviewTask,
+    UTILITIES, Account, AccountPhone, AuditEvent, Call, Operator, Reading, Region, ReviewTask,
     Utterance, ValueRefusal, utcnow)
 
 from ivr.ops import recordings
