@@ -585,12 +585,13 @@ def probing(end: dt.datetime, region_id: int | None) -> list[dict]:
     found = db.execute(query).all()
     if not found:
         return []
-    # Their callers and accounts in two statements, not two per row.
+    # Their callers (each once, in order of first refusal) and accounts in two statements, not two per row.
     callers: dict[tuple[int, str], list] = {}
-    for account_id, period, caller in db.execute(
-            select(ValueRefusal.account_id, ValueRefusal.period, ValueRefusal.caller)
+    first = func.min(ValueRefusal.id)
+    for account_id, period, caller, _first in db.execute(
+            select(ValueRefusal.account_id, ValueRefusal.period, ValueRefusal.caller, first)
             .where(tuple_(ValueRefusal.account_id, ValueRefusal.period).in_([(a, p) for a, p, *_ in found]))
-            .order_by(ValueRefusal.id)):
+            .group_by(ValueRefusal.account_id, ValueRefusal.period, ValueRefusal.caller).order_by(first)):
         callers.setdefault((account_id, period), []).append(caller)
     accounts = {a.id: a for a in db.scalars(select(Account).where(Account.id.in_({a for a, *_ in found})))}
     return [{"account": accounts[account_id], "period": period, "count": count, "last": last,
