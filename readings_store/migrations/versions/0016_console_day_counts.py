@@ -38,14 +38,16 @@ INDEXES = (
 CALL_CHANGES = ("started_at", "region_id", "language", "outcome", *FIGURES)
 
 
+# SQLite keeps UTC times as text, "YYYY-MM-DD HH:MM:SS.ffffff" (older rows may end in "+00"):
+# the day is its first 10 characters, the hour characters 12 and 13.
 def _day(column: str, dialect: str) -> str:
-    return f"({column} AT TIME ZONE 'UTC')::date" if dialect == "postgresql" else f"date({column})"
+    return f"({column} AT TIME ZONE 'UTC')::date" if dialect == "postgresql" else f"substr({column}, 1, 10)"
 
 
 def _hour(column: str, dialect: str) -> str:
     if dialect == "postgresql":
         return f"CAST(extract(hour FROM {column} AT TIME ZONE 'UTC') AS integer)"
-    return f"CAST(strftime('%H', {column}) AS INTEGER)"
+    return f"CAST(substr({column}, 12, 2) AS INTEGER)"
 
 
 def _call_values(x: str, sign: str, dialect: str) -> list[str]:
