@@ -13,6 +13,8 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     Time,
     UniqueConstraint,
@@ -28,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
-from . import call_figures, clock
+from . import call_figures, clock, day_counts
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -226,6 +229,10 @@ class Call(Base):
         Index("ix_calls_figures", "started_at", "region_id", "language", "outcome", *call_figures.COLUMNS),
         # An account's latest calls (its console page).
         Index("ix_calls_account_started", "account_id", "started_at"),
+        # The calls without an outcome yet, which ``CallDay`` does not count: the dashboard counts
+        # them (a few live calls) from this index alone (it names the outcome, always NULL, for that).
+        Index("ix_calls_unsettled", "started_at", "region_id", "language", "outcome", *call_figures.COLUMNS,
+              sqlite_where=text("outcome IS NULL"), postgresql_where=text("outcome IS NULL")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
@@ -356,6 +363,39 @@ class RecordCount(Base):
     n: Mapped[int] = mapped_column(BigInteger)
 
 
+def _day_counts_table(name: str, key: list[Column], counted: tuple[str, ...]) -> Table:
+    unfolded = text("NOT folded")
+    return Table(
+        name, Base.metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+        Column("day", Date, nullable=False),
+        *key,
+        Column("folded", Boolean, nullable=False, server_default=false()),
+        *(Column(c, Integer, nullable=False) for c in counted),
+        Index(f"ix_{name}_day", "day", *(c.name for c in key)),
+        Index(f"ix_{name}_unfolded", "day", sqlite_where=unfolded, postgresql_where=unfolded),
+    )
+
+
+class CallDay(Base):
+    """The calls with an outcome, per UTC day they started on, region, language and outcome: how
+    many, per UTC hour, their steps' counts and per question how many reached and passed it
+    (``readings_store.day_counts``). Rows of +1 or -1 changes appended by triggers (migration
+    0017_day_counts) as calls change, folded now and then: sum them, never read one."""
+
+    __table__ = _day_counts_table("call_days", [Column("region_id", Integer), Column("language", String(8)),
+                                                Column("outcome", String(32), nullable=False)],
+                                  day_counts.HOURS + day_counts.CALL_COLUMNS)
+
+
+class ReadingDay(Base):
+    """The readings per UTC day they were received on, status and channel: how many
+    (``readings_store.day_counts``), as changes appended by triggers: sum them."""
+
+    __table__ = _day_counts_table("reading_days", [Column("status", String(16), nullable=False),
+                                                   Column("channel", String(16), nullable=False)], ("n",))
+
+
 class ExportBatch(Base):
     __tablename__ = "export_batches"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -421,7 +461,11 @@ class ValueRefusal(Base):
     anything about a value, so nobody can search for a customer's previous reading by trying values."""
 
     __tablename__ = "value_refusals"
-    __table_args__ = (Index("ix_value_refusals_account_period", "account_id", "period"),)
+    __table_args__ = (
+        Index("ix_value_refusals_account_period", "account_id", "period"),
+        # The dashboard's accounts that reached the limit: a period's refusals by account, from the index alone.
+        Index("ix_value_refusals_created_account", "created_at", "account_id", "period"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     meter_id: Mapped[int] = mapped_column(ForeignKey("meters.id"))
@@ -444,6 +488,8 @@ class ReviewTask(Base):
         Index("ix_review_tasks_status_created", "status", "created_at"),
         # The queue's counts of open items by reason and kind, under any of its filters, from the index alone.
         Index("ix_review_tasks_status_reason", "status", "reason", "kind", "region_id", "utility", "created_at"),
+        # The dashboard's items each operator handled in a period, from the index alone.
+        Index("ix_review_tasks_resolved", "resolved_at", "resolved_by", "resolution"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # reading | identification

@@ -80,7 +80,13 @@ def in_working_hours(region: Region, now: dt.datetime | None = None) -> bool:
 
 
 def window_for(session: Session, region_id: int, utility: str) -> tuple[int, int] | None:
-    windows = session.scalars(select(SubmissionWindow).where(SubmissionWindow.region_id == region_id)).all()
+    return choose_window(session.scalars(select(SubmissionWindow).where(SubmissionWindow.region_id == region_id)).all(),
+                         utility)
+
+
+def choose_window(windows, utility: str) -> tuple[int, int] | None:
+    """Of a region's submission windows, the one for ``utility``: its own, else the region's for
+    every utility; None when neither is set."""
     specific = [w for w in windows if w.utility == utility]
     chosen = specific or [w for w in windows if w.utility is None]
     return (chosen[0].start_day, chosen[0].end_day) if chosen else None

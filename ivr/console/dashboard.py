@@ -2,10 +2,14 @@
 readings per region against each region's submission window, the review queue's age, and how
 callers answer (speech or keypad, re-asks) per language. Plain queries over a session, no Flask.
 
-Every figure is counted by the database (GROUP BY over the calls, whose figures each call's turns
-kept as they logged their steps, ``readings_store.call_figures``; and over indexes of readings and
-review items), so the page costs a few aggregate queries however many calls the period holds, and
-no row is loaded into Python: at most one row per region, language and outcome.
+Every figure is counted by the database, and no row is loaded into Python: at most one row per
+region, language and outcome (per day for the hours). The calls' figures (which each call's turns
+kept as they logged their steps, ``readings_store.call_figures``) and the readings received are
+summed over the period's whole UTC days from the day counts the database keeps
+(``readings_store.day_counts``: a few thousand rows for a month, however many calls it had), and
+over the hours at either end from indexes of the calls and readings themselves; accounts and
+review items are counted from indexes. So the page costs a few aggregate queries, and a month
+costs little more than a day.
 """
 from __future__ import annotations
 
@@ -13,13 +17,14 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, select, true
+from sqlalchemy import and_, case, func, select, true, union_all
 from sqlalchemy.orm import Session
 
 from grammars.plural import english
-from readings_store import rules, service
-from readings_store.call_figures import FUNNEL, QUESTIONS
-from readings_store.models import UTILITIES, Account, Call, Meter, Reading, Region, ReviewTask
+from readings_store import day_counts, rules, service
+from readings_store.call_figures import COUNTS, FUNNEL, QUESTIONS
+from readings_store.models import (UTILITIES, Account, Call, CallDay, Meter, Reading, ReadingDay, Region,
+                                   ReviewTask, SubmissionWindow)
 
 from . import labels
 
@@ -36,23 +41,16 @@ class Scope:
     end: dt.datetime
     region_id: int | None = None
 
-    def where(self) -> list:
-        clauses = [Call.started_at >= self.start, Call.started_at < self.end]
-        if self.region_id is not None:
-            clauses.append(Call.region_id == self.region_id)
-        return clauses
-
 
 # --- calls ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class CallCounts:
-    """The calls of a scope counted in one statement, by region, language and outcome, from the
-    figures each call's turns kept (``readings_store.call_figures``), read from ``ix_calls_figures``
-    alone. ``rows``: region_id, language, outcome, calls, then the steps' counts (speech, keypad,
-    asked, reasked, logged), then per question the sums of its bit in the calls' masks: reached,
-    passed, and passed or left (a question left for something that is not a question counts as
-    passed if the call completed)."""
+    """The calls of a scope counted by region, language and outcome. ``rows``: region_id, language,
+    outcome, calls, then the steps' counts (speech, keypad, asked, reasked, logged), then per
+    question (``QUESTIONS``) the calls that reached it, then the calls that passed it (a question
+    left for something that is not a question counts as passed if the call completed). A key may
+    come in several rows (counted per day and from the calls themselves): every figure sums them."""
 
     rows: list[tuple]
 
@@ -62,20 +60,17 @@ class CallCounts:
             out[outcome] = out.get(outcome, 0) + calls
         return out
 
-    def _bits(self, mask: int, row: tuple) -> list[int]:
-        first = 9 + mask * len(QUESTIONS)
-        return [int(row[first + i] or 0) >> i for i in range(len(QUESTIONS))]  # a sum of bit i, over 2**i
+    def _questions(self, first: int) -> dict[str, int]:
+        totals = [sum(row[first + i] for row in self.rows) for i in range(len(QUESTIONS))]
+        return dict(zip(QUESTIONS, totals))
 
     def reached(self) -> dict[str, int]:
         """Per question, the calls that reached it."""
-        totals = [sum(column) for column in zip(*(self._bits(0, row) for row in self.rows))] or [0] * len(QUESTIONS)
-        return dict(zip(QUESTIONS, totals))
+        return self._questions(9)
 
     def passed(self) -> dict[str, int]:
         """Per question, the calls that passed it."""
-        totals = [sum(column) for column in zip(*(self._bits(2 if row[2] == "completed" else 1, row)
-                                                   for row in self.rows))] or [0] * len(QUESTIONS)
-        return dict(zip(QUESTIONS, totals))
+        return self._questions(9 + len(QUESTIONS))
 
     def answers(self) -> dict[str | None, tuple[int, int, int, int]]:
         """Per call language with steps logged: speech, keypad, asked, reasked."""
@@ -86,22 +81,57 @@ class CallCounts:
                 continue  # calls without steps answered nothing
             total = out.setdefault(language, [0, 0, 0, 0])
             for i, n in enumerate(counts):
-                total[i] += int(n or 0)
+                total[i] += n
         return {language: (total[0], total[1], total[2], total[3]) for language, total in out.items()}
 
 
-def call_counts(session: Session, scope: Scope) -> CallCounts:
-    # Sums of "mask & 2**i" (one operation per row and question): the cheapest form on both databases.
-    def bits(mask) -> list:
-        return [func.sum(mask.op("&")(1 << i)) for i in range(len(QUESTIONS))]
+def _parts(scope: Scope) -> tuple[tuple[dt.date, dt.date] | None, list]:
+    """How a scope is counted: its whole UTC days from the day counts (None: none), and the
+    conditions on calls counted from the calls themselves: the hours at either end, and the calls
+    of the whole days still without an outcome (which the day counts do not hold yet)."""
+    days = day_counts.whole_days(scope.start, scope.end)
+    region = [Call.region_id == scope.region_id] if scope.region_id is not None else []
+    if days is None:
+        return None, [and_(Call.started_at >= scope.start, Call.started_at < scope.end, *region)]
+    first, last = (day_counts.midnight(d) for d in days)
+    calls = [and_(Call.started_at >= first, Call.started_at < last, Call.outcome.is_(None), *region)]
+    if scope.start < first:
+        calls.append(and_(Call.started_at >= scope.start, Call.started_at < first, *region))
+    if last < scope.end:
+        calls.append(and_(Call.started_at >= last, Call.started_at < scope.end, *region))
+    return days, calls
 
-    query = (select(Call.region_id, Call.language, Call.outcome, func.count(),
-                    func.sum(Call.answers_speech), func.sum(Call.answers_keypad), func.sum(Call.questions_asked),
-                    func.sum(Call.questions_reasked), func.sum(Call.steps_logged),
-                    *bits(Call.questions_reached), *bits(Call.questions_passed),
-                    *bits(Call.questions_passed.op("|")(Call.questions_left)))
-             .where(*scope.where()).group_by(Call.region_id, Call.language, Call.outcome))
-    return CallCounts([tuple(row) for row in session.execute(query)])
+
+def _days_where(days: tuple[dt.date, dt.date], scope: Scope) -> list:
+    clauses = [CallDay.day >= days[0], CallDay.day < days[1]]
+    if scope.region_id is not None:
+        clauses.append(CallDay.region_id == scope.region_id)
+    return clauses
+
+
+def call_counts(session: Session, scope: Scope) -> CallCounts:
+    """Sums over the scope's whole UTC days (``CallDay``: a row per day, region, language and
+    outcome), and over the calls of the hours at either end and those of the days without an
+    outcome yet, read from their indexes (``ix_calls_figures``, ``ix_calls_unsettled``): one statement."""
+    days, calls = _parts(scope)
+    key = (Call.region_id, Call.language, Call.outcome)
+    passed = case((Call.outcome == "completed", Call.questions_passed.op("|")(Call.questions_left)),
+                  else_=Call.questions_passed)
+
+    def bit(mask, i: int):
+        return func.sum(mask.op(">>")(i).op("&")(1))
+
+    direct = [*key, func.count(), *(func.sum(getattr(Call, c)) for c in COUNTS),
+              *(bit(Call.questions_reached, i) for i in range(len(QUESTIONS))),
+              *(bit(passed, i) for i in range(len(QUESTIONS)))]
+    parts = [select(*direct).where(where).group_by(*key) for where in calls]
+    if days is not None:
+        day_key = (CallDay.region_id, CallDay.language, CallDay.outcome)
+        parts.append(select(*day_key, *(func.sum(getattr(CallDay, c)) for c in day_counts.CALL_COLUMNS))
+                     .where(*_days_where(days, scope)).group_by(*day_key))
+    query = parts[0] if len(parts) == 1 else union_all(*parts)
+    return CallCounts([(region_id, language, outcome, *(int(n or 0) for n in counts))
+                       for region_id, language, outcome, *counts in session.execute(query)])
 
 
 def outcomes(counts: CallCounts) -> list[dict]:
@@ -120,9 +150,21 @@ def _utc_hour(session: Session):
 
 
 def calls_per_hour(session: Session, scope: Scope, zone: str) -> list[tuple[str, int]]:
-    """Calls started in each hour of the period, hours labelled in ``zone``."""
+    """Calls started in each hour of the period, hours labelled in ``zone``: the whole UTC days'
+    from ``CallDay`` (a column per UTC hour), the rest from the calls, as ``call_counts``."""
+    days, calls = _parts(scope)
     hour = _utc_hour(session).label("hour")
-    counts = dict(session.execute(select(hour, func.count()).where(*scope.where()).group_by(hour)).all())
+    counts: dict[str, int] = {}
+    parts = [select(hour, func.count()).where(where).group_by(hour) for where in calls]
+    for name, n in session.execute(parts[0] if len(parts) == 1 else union_all(*parts)):
+        counts[name] = counts.get(name, 0) + n
+    if days is not None:
+        query = (select(CallDay.day, *(func.sum(getattr(CallDay, h)) for h in day_counts.HOURS))
+                 .where(*_days_where(days, scope)).group_by(CallDay.day))
+        for day, *per_hour in session.execute(query):
+            for h, n in enumerate(per_hour):
+                name = f"{day.isoformat()} {h:02d}"
+                counts[name] = counts.get(name, 0) + int(n or 0)
     tz = ZoneInfo(zone)
     out = []
     moment = scope.start.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
@@ -172,6 +214,37 @@ def answers_by_language(counts: CallCounts) -> list[dict]:
     return out
 
 
+# --- readings received ----------------------------------------------------------------------------
+
+def readings_received(session: Session, scope: Scope) -> list[tuple[str, str, int]]:
+    """Readings received in the scope's period, by status and channel (sorted; none with 0). For
+    all regions the whole UTC days are summed from ``ReadingDay`` and the hours at either end
+    counted from ``ix_readings_received``; for one region they are counted through the meters'
+    accounts."""
+    if scope.region_id is not None:
+        query = (select(Reading.status, Reading.channel, func.count())
+                 .join(Meter).join(Account).where(Account.region_id == scope.region_id,
+                                                  Reading.received_at >= scope.start, Reading.received_at < scope.end)
+                 .group_by(Reading.status, Reading.channel))
+        return sorted((status, channel, n) for status, channel, n in session.execute(query) if n)
+    days = day_counts.whole_days(scope.start, scope.end)
+    ranges = [(scope.start, scope.end)]
+    parts = []
+    if days is not None:
+        first, last = (day_counts.midnight(d) for d in days)
+        ranges = [(start, end) for start, end in ((scope.start, first), (last, scope.end)) if start < end]
+        parts.append(select(ReadingDay.status, ReadingDay.channel, func.sum(ReadingDay.n))
+                     .where(ReadingDay.day >= days[0], ReadingDay.day < days[1])
+                     .group_by(ReadingDay.status, ReadingDay.channel))
+    parts += [select(Reading.status, Reading.channel, func.count())
+              .where(Reading.received_at >= start, Reading.received_at < end)
+              .group_by(Reading.status, Reading.channel) for start, end in ranges]
+    counts: dict[tuple[str, str], int] = {}
+    for status, channel, n in session.execute(parts[0] if len(parts) == 1 else union_all(*parts)):
+        counts[(status, channel)] = counts.get((status, channel), 0) + int(n or 0)
+    return sorted((status, channel, n) for (status, channel), n in counts.items() if n)
+
+
 # --- the review queue -----------------------------------------------------------------------------
 
 def queue_age(session: Session, now: dt.datetime, region_id: int | None) -> list[dict]:
@@ -193,8 +266,11 @@ def queue_age(session: Session, now: dt.datetime, region_id: int | None) -> list
 # --- readings against the submission windows ------------------------------------------------------
 
 def windows(session: Session, regions: list[Region]) -> dict[tuple[int, str], tuple[int, int] | None]:
-    """Each region's submission window per utility, as the phone line applies them."""
-    return {(r.id, u): service.window_for(session, r.id, u) for r in regions for u in UTILITIES}
+    """Each region's submission window per utility, as the phone line applies them (one statement)."""
+    of_region: dict[int, list[SubmissionWindow]] = {r.id: [] for r in regions}
+    for window in session.scalars(select(SubmissionWindow).where(SubmissionWindow.region_id.in_(of_region))):
+        of_region[window.region_id].append(window)
+    return {(r.id, u): service.choose_window(of_region[r.id], u) for r in regions for u in UTILITIES}
 
 
 def default_period(regions: list[Region], windows_of: dict, now: dt.datetime) -> str:

@@ -12,14 +12,14 @@ from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, tuple_
 from wtforms.fields.choices import SelectChoice
 
 from grammars.plural import english
-from readings_store import phones, retention, service
+from readings_store import day_counts, phones, retention, service
 from readings_store.export import csv_safe
 from readings_store.models import (
-    UTILITIES, Account, AccountPhone, AuditEvent, Call, Meter, Operator, Reading, Region, ReviewTask,
+    UTILITIES, Account, AccountPhone, AuditEvent, Call, Operator, Reading, Region, ReviewTask,
     Utterance, ValueRefusal, utcnow)
 
 from ivr.ops import recordings
@@ -222,7 +222,8 @@ def queue():
         names = {r.id: region_name(r) for r in g.db.scalars(select(Region))}
         zone_name = page_zone()
         zone = ZoneInfo(zone_name)
-        rows = [{"item": t.id, "received": t.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+        # "received" as strftime("%Y-%m-%d %H:%M:%S") writes it, in about half the time.
+        rows = [{"item": t.id, "received": t.created_at.astimezone(zone).isoformat(" ", "seconds")[:19],
                  "zone": zone_name, "kind": labels.label(t.kind, "kind"), "reason": labels.label(t.reason),
                  "region": names.get(t.region_id, "-"),
                  "utility": labels.label(t.utility, "utility") if t.utility else "",
@@ -596,14 +597,21 @@ def probing(end: dt.datetime, region_id: int | None) -> list[dict]:
              .order_by(func.count().desc(), ValueRefusal.account_id).limit(PROBING_ROWS))
     if region_id is not None:
         query = query.join(Account, Account.id == ValueRefusal.account_id).where(Account.region_id == region_id)
-    out = []
-    for account_id, period, count, last in db.execute(query).all():
-        callers = db.scalars(select(ValueRefusal.caller).where(ValueRefusal.account_id == account_id,
-                                                               ValueRefusal.period == period)
-                             .order_by(ValueRefusal.id)).all()
-        out.append({"account": db.get(Account, account_id), "period": period, "count": count, "last": last,
-                    "callers": _callers(callers)})
-    return out
+    found = db.execute(query).all()
+    if not found:
+        return []
+    # Their callers (each once, in order of first refusal) and accounts in two statements, not two per row.
+    callers: dict[tuple[int, str], list] = {}
+    first = func.min(ValueRefusal.id)
+    for account_id, period, caller, _first in db.execute(
+            select(ValueRefusal.account_id, ValueRefusal.period, ValueRefusal.caller, first)
+            .where(tuple_(ValueRefusal.account_id, ValueRefusal.period).in_([(a, p) for a, p, *_ in found]))
+            .group_by(ValueRefusal.account_id, ValueRefusal.period, ValueRefusal.caller).order_by(first)):
+        callers.setdefault((account_id, period), []).append(caller)
+    accounts = {a.id: a for a in db.scalars(select(Account).where(Account.id.in_({a for a, *_ in found})))}
+    return [{"account": accounts[account_id], "period": period, "count": count, "last": last,
+             "callers": _callers(callers.get((account_id, period), []))}
+            for account_id, period, count, last in found]
 
 
 def _period(args, zone: str, now: dt.datetime) -> tuple[dt.date, dt.date]:
@@ -658,6 +666,7 @@ class DashboardFigures:
         _, self.end = day_bounds(self.last, self.zone)
         self.scope = stats.Scope(self.start, self.end, region_id)
         self.lang = operator_language()
+        self._folded = False
 
     @functools.cached_property
     def regions(self) -> dict[int, Region]:
@@ -680,8 +689,16 @@ class DashboardFigures:
             return period
         return stats.default_period(self.covered, self.windows, self.now)
 
+    def _day_counts(self) -> None:
+        """Before the calls' and readings' figures are summed from the day counts, their changes are
+        folded if many have piled up (``readings_store.day_counts``): once per request."""
+        if not self._folded:
+            self._folded = True
+            day_counts.fold_if_many(self.db)
+
     @functools.cached_property
     def calls(self) -> stats.CallCounts:
+        self._day_counts()
         return stats.call_counts(self.db, self.scope)
 
     @functools.cached_property
@@ -697,6 +714,7 @@ class DashboardFigures:
 
     @functools.cached_property
     def hours(self) -> list[tuple[str, int]]:
+        self._day_counts()
         return stats.calls_per_hour(self.db, self.scope, self.zone)
 
     @functools.cached_property
@@ -714,11 +732,8 @@ class DashboardFigures:
 
     @functools.cached_property
     def readings_counted(self) -> list[tuple]:
-        readings = select(Reading.status, Reading.channel, func.count()).where(
-            Reading.received_at >= self.start, Reading.received_at < self.end)
-        if self.region_id is not None:
-            readings = readings.join(Meter).join(Account).where(Account.region_id == self.region_id)
-        return self.db.execute(readings.group_by(Reading.status, Reading.channel)).all()
+        self._day_counts()
+        return stats.readings_received(self.db, self.scope)
 
     @functools.cached_property
     def readings(self) -> list[dict]:

@@ -21,6 +21,9 @@ from tests.console.test_dashboard_month import _call_steps
 pytestmark = pytest.mark.db
 
 AT = dt.datetime(2026, 11, 3, 9, 0, tzinfo=dt.timezone.utc)
+# What later revisions add to those tables (0017_day_counts: the day counts and their indexes).
+LATER = ("call_days", "reading_days", "ix_calls_unsettled", "ix_review_tasks_resolved",
+         "ix_value_refusals_created_account")
 
 
 def test_migration_counts_each_calls_steps_as_its_turns_would_and_goes_back(empty_database_url):
@@ -57,7 +60,8 @@ def test_migration_counts_each_calls_steps_as_its_turns_would_and_goes_back(empt
     assert any(figures["questions_left"] for figures in got.values())  # the outcome-dependent pass is counted
     assert got[17] == dict.fromkeys(call_figures.COLUMNS, 0)
     assert [d for d in diffs if any(name in repr(d) for name in ("calls", "readings", "record_counts",
-                                                                  "accounts", "review_tasks"))] == []
+                                                                  "accounts", "review_tasks"))
+            and not any(name in repr(d) for name in LATER)] == []
     command.downgrade(alembic_config(url), "0014")
     assert not set(call_figures.COLUMNS) & {c["name"] for c in inspect(engine).get_columns("calls")}
     assert "ix_readings_received" not in {i["name"] for i in inspect(engine).get_indexes("readings")}
