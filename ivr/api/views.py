@@ -71,11 +71,13 @@ def list_readings():
     check_in_view(filters.region, filters.utility)
     limit = parse_limit(args.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)
     after = cursor_after("readings", args.get("cursor"), filters.key())
-    items, more = export.list_readings(g.db, filters, after_id=after, limit=limit)
-    cursor = next_cursor("readings", more, items[-1]["id"] if items else None, filters.key())
+    documents, last_id, more = export.list_readings(g.db, filters, after_id=after, limit=limit)
+    cursor = next_cursor("readings", more, last_id, filters.key())
     if fmt == "csv":
-        return _csv_response(export.READING_FIELDS, items, "readings.csv", headers=_page_headers(cursor))
-    return json_response({"items": items, "next_cursor": cursor, "limit": limit}, headers=_page_headers(cursor))
+        return _csv_response(export.READING_FIELDS, export.reading_items(documents), "readings.csv",
+                             headers=_page_headers(cursor))
+    return json_response({"items": documents, "next_cursor": cursor, "limit": limit}, headers=_page_headers(cursor),
+                         documents="items")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,19 +96,20 @@ def _batch_response(batch, fmt: str, status: int = 200) -> Response:
     def readings():
         session = sessions()
         try:
-            yield from export.batch_readings(session, batch.id)
+            yield from export.batch_documents(session, batch.id)
         finally:
             session.close()
 
     if fmt == "csv":
-        return _csv_response(export.READING_FIELDS, readings(), f"export-{batch.id}.csv", status, headers)
+        return _csv_response(export.READING_FIELDS, export.reading_items(readings()), f"export-{batch.id}.csv",
+                             status, headers)
 
     def document():
         head = json.dumps(summary, ensure_ascii=False, separators=(",", ":"))
         yield head[:-1] + ',"readings":['
         chunk, first = [], True
-        for item in readings():
-            chunk.append(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
+        for text in readings():
+            chunk.append(text)
             if len(chunk) >= 1000:
                 yield ("" if first else ",") + ",".join(chunk)
                 chunk, first = [], False
