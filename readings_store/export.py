@@ -135,19 +135,6 @@ def _sql(text: str):
     return literal_column("'" + text.replace("'", "''") + "'", String())
 
 
-def _json_string(dialect: str, expr):
-    """The JSON text of a text expression, escaped as ``json.dumps(ensure_ascii=False)`` escapes
-    (``"`` and ``\\`` with a backslash; BS, TAB, LF, FF, CR as ``\\b \\t \\n \\f \\r``; other control
-    characters as ``\\u00xx``; everything else as is), ``null`` for NULL."""
-    if dialect == "sqlite":
-        return func.json_quote(expr)
-    return func.coalesce(cast(func.to_json(expr), Text()), _sql("null"))
-
-
-def _json_number(expr):
-    return func.coalesce(cast(expr, Text()), _sql("null"))
-
-
 def _value_text(dialect: str):
     """``decimal_text`` of a reading's value, in SQL: exact, without trailing zeros."""
     if dialect == "sqlite":  # stored as the text of ``format(Decimal, "f")``
@@ -172,10 +159,9 @@ def _time_text(dialect: str, column):
                      else_=func.substr(stored, 12))
         return case((standard, func.substr(stored, 1, 10) + _sql("T") + clock + _sql("Z")),
                     else_=getattr(func, _SQLITE_TIME_FUNCTION)(stored))
-    utc = func.timezone(_sql("UTC"), type_coerce(column, DateTime(timezone=True)))
-    whole = func.date_trunc(_sql("second"), utc) == utc
-    return func.to_char(utc, case((whole, _sql('YYYY-MM-DD"T"HH24:MI:SS"Z"')),
-                                  else_=_sql('YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))
+    # At the offset 0 (arithmetic: no time zone to look up for each row); whole seconds lose ".000000".
+    utc = func.timezone(literal_column("INTERVAL '0'"), type_coerce(column, DateTime(timezone=True)))
+    return func.replace(func.to_char(utc, _sql('YYYY-MM-DD"T"HH24:MI:SS.US"Z"')), _sql(".000000Z"), _sql("Z"))
 
 
 def _reading_document(dialect: str, status: str | None = None):
@@ -183,42 +169,55 @@ def _reading_document(dialect: str, status: str | None = None):
     ``json.dumps(item, ensure_ascii=False, separators=(",", ":"))`` with the fields of
     ``READING_FIELDS`` in their order, byte for byte. ``status`` replaces the reading's own (an
     export batch reports the status its readings were exported with). Python then only joins
-    texts: building, converting and encoding 330,000 rows one by one in Python was most of a pull."""
-    def string(expr):
-        return _json_string(dialect, expr)
+    texts: building, converting and encoding 330,000 rows one by one in Python was most of a pull.
 
-    values = {
-        "id": _json_number(Reading.id),
-        "account_number": string(Account.number),
-        "region_code": string(Region.code),
-        "meter_serial": string(Meter.serial),
-        "utility": string(Meter.utility),
-        "register": string(Reading.register),
-        "value": string(_value_text(dialect)),
-        "period": string(Reading.period),
-        "taken_at": string(_time_text(dialect, Reading.taken_at)),
-        "received_at": string(_time_text(dialect, Reading.received_at)),
-        "channel": string(Reading.channel),
-        "status": _sql(json.dumps(status)) if status is not None else string(Reading.status),
-        "supersedes": _json_number(Reading.supersedes_id),
-        "export_batch": _json_number(Reading.export_batch_id),
+    SQLite's ``json_object`` writes compact JSON as Python does. PostgreSQL's JSON builders put
+    spaces around ``:`` and ``,``, so there the text is concatenated, each string escaped by
+    ``to_json`` (``"`` and ``\\`` with a backslash; BS, TAB, LF, FF, CR as ``\\b \\t \\n \\f \\r``,
+    other control characters as ``\\u00xx``, everything else as is: what Python does)."""
+    numbers = {"id": Reading.id, "supersedes": Reading.supersedes_id, "export_batch": Reading.export_batch_id}
+    strings = {
+        "account_number": Account.number, "region_code": Region.code, "meter_serial": Meter.serial,
+        "utility": Meter.utility, "register": Reading.register, "value": _value_text(dialect),
+        "period": Reading.period, "taken_at": _time_text(dialect, Reading.taken_at),
+        "received_at": _time_text(dialect, Reading.received_at), "channel": Reading.channel,
+        "status": Reading.status if status is None else cast(_sql(status), Text()),
     }
-    document = None
-    for i, field in enumerate(READING_FIELDS):
-        part = _sql(("{" if i == 0 else ",") + json.dumps(field) + ":") + values[field]
-        document = part if document is None else document + part
-    return document + _sql("}")
+    if dialect == "sqlite":
+        return func.json_object(*(e for f in READING_FIELDS for e in (_sql(f), numbers.get(f, strings.get(f)))),
+                                type_=String())
+    # ``to_json`` escapes a string, and costs as much as the rest of the row: only rows with a
+    # character to escape in one of the stored texts take it (the value and the times are made of
+    # digits, "-", ":", ".", "T" and "Z"; for every other text, JSON is the text in quotes).
+    stored = [f for f in READING_FIELDS if f in strings and f not in ("value", "taken_at", "received_at")
+              and not (f == "status" and status is not None)]
+    needs_escaping = func.concat(*(strings[f] for f in stored)).op("~")(_sql('[\\x01-\\x1f"\\\\]'))
+
+    def text(escape: bool):
+        document = None
+        for i, field in enumerate(READING_FIELDS):
+            key = ("{" if i == 0 else ",") + json.dumps(field) + ":"
+            if field in numbers:
+                part = _sql(key) + func.coalesce(cast(numbers[field], Text()), _sql("null"))
+            elif escape and field in stored:
+                part = _sql(key) + cast(func.to_json(strings[field]), Text())
+            else:
+                part = _sql(key + '"') + strings[field] + _sql('"')
+            document = part if document is None else document + part
+        return document + _sql("}")
+
+    return case((needs_escaping, text(escape=True)), else_=text(escape=False))
 
 
 def _documents_select(session: Session, status: str | None = None):
-    """SELECT reading id, its JSON document (``_reading_document``), joined to what it names."""
+    """SELECT the JSON document of readings (``_reading_document``), joined to what it names."""
     connection = session.connection()
     dialect = connection.dialect.name
     if dialect == "sqlite":
         connection.connection.dbapi_connection.create_function(_SQLITE_TIME_FUNCTION, 1, _sqlite_time,
                                                                deterministic=True)
     return (
-        select(Reading.id, _reading_document(dialect, status))
+        select(_reading_document(dialect, status)).select_from(Reading)
         .join(Meter, Reading.meter_id == Meter.id)
         .join(Account, Meter.account_id == Account.id)
         .join(Region, Account.region_id == Region.id)
@@ -301,10 +300,11 @@ def list_readings(session: Session, filters: ReadingFilter, *, after_id: int = 0
     """One page in id order after ``after_id``: the readings as JSON texts (``_reading_document``),
     the last one's id, and whether more rows follow."""
     query = filters.apply(_documents_select(session)).where(Reading.id > after_id).order_by(Reading.id)
-    rows = session.connection().execute(query.limit(limit + 1)).all()  # Core rows: no ORM loading
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return [row[1] for row in rows], (rows[-1][0] if rows else None), more
+    # The driver's strings as they come: no ORM loading, no Row objects.
+    documents = session.connection().execute(query.limit(limit + 1)).scalars().all()
+    more = len(documents) > limit
+    documents = documents[:limit]
+    return documents, (json.loads(documents[-1])["id"] if documents else None), more
 
 
 def reading_items(documents: Iterable[str]) -> Iterator[dict]:
@@ -420,8 +420,7 @@ def batch_documents(session: Session, batch_id: int, *, chunk: int = STREAM_CHUN
     )
     result = session.connection().execute(stmt)
     try:
-        for row in result:
-            yield row[1]
+        yield from result.scalars()
     finally:
         result.close()
 

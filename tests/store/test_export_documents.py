@@ -41,7 +41,8 @@ def readings(db):
     made = []
     values = ["1250.50", "100", "100.000", "0", "0.000", "12.0345", "999999.9", "1E+2", "0.5"]
     times = [dt.datetime(2025, 1, 20, 9, tzinfo=UTC), dt.datetime(2025, 1, 20, 9, 0, 0, 123456, tzinfo=UTC),
-             dt.datetime(2025, 1, 20, 9, 0, 0, 100, tzinfo=UTC), dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC)]
+             dt.datetime(2025, 1, 20, 9, 0, 0, 100, tzinfo=UTC), dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC),
+             dt.datetime(2025, 2, 1, 0, 0, 0, 120000, tzinfo=UTC)]
     for i in range(0, len(AWKWARD), 8):
         chunk = AWKWARD[i:i + 8]
         account = f.account(db, region, number=f"{i}{chunk}", holder=chunk)
