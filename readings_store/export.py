@@ -10,7 +10,7 @@
   gaps (``_next_batch_id``): exporters number their batches one at a time.
 * ``missing_meters``: active meters without an accepted or pending reading in a period, with how
   many periods in a row they have gone without (billing: averages up to 3, norms after that).
-* CSV rendering with spreadsheet-formula neutralisation.
+* CSV rendering with spreadsheet-formula neutralisation (``csv_rows``).
 """
 from __future__ import annotations
 
@@ -164,17 +164,10 @@ def _time_text(dialect: str, column):
     return func.replace(func.to_char(utc, _sql('YYYY-MM-DD"T"HH24:MI:SS.US"Z"')), _sql(".000000Z"), _sql("Z"))
 
 
-def _reading_document(dialect: str, status: str | None = None):
-    """A reading as the API gives it, as one JSON text built by the database: the text of
-    ``json.dumps(item, ensure_ascii=False, separators=(",", ":"))`` with the fields of
-    ``READING_FIELDS`` in their order, byte for byte. ``status`` replaces the reading's own (an
-    export batch reports the status its readings were exported with). Python then only joins
-    texts: building, converting and encoding 330,000 rows one by one in Python was most of a pull.
-
-    SQLite's ``json_object`` writes compact JSON as Python does. PostgreSQL's JSON builders put
-    spaces around ``:`` and ``,``, so there the text is concatenated, each string escaped by
-    ``to_json`` (``"`` and ``\\`` with a backslash; BS, TAB, LF, FF, CR as ``\\b \\t \\n \\f \\r``,
-    other control characters as ``\\u00xx``, everything else as is: what Python does)."""
+def _reading_fields(dialect: str, status: str | None = None) -> tuple[dict, dict]:
+    """The fields of ``READING_FIELDS`` as SQL, as the API gives them: (numbers, texts). The value
+    is ``decimal_text`` and the times ``iso``, in SQL. ``status`` replaces the reading's own (an
+    export batch reports the status its readings were exported with)."""
     numbers = {"id": Reading.id, "supersedes": Reading.supersedes_id, "export_batch": Reading.export_batch_id}
     strings = {
         "account_number": Account.number, "region_code": Region.code, "meter_serial": Meter.serial,
@@ -183,6 +176,21 @@ def _reading_document(dialect: str, status: str | None = None):
         "received_at": _time_text(dialect, Reading.received_at), "channel": Reading.channel,
         "status": Reading.status if status is None else cast(_sql(status), Text()),
     }
+    return numbers, strings
+
+
+def _reading_document(dialect: str, status: str | None = None):
+    """A reading as the API gives it, as one JSON text built by the database: the text of
+    ``json.dumps(item, ensure_ascii=False, separators=(",", ":"))`` with the fields of
+    ``READING_FIELDS`` in their order, byte for byte (``status`` as in ``_reading_fields``). Python
+    then only joins texts: building, converting and encoding 330,000 rows one by one in Python was
+    most of a pull.
+
+    SQLite's ``json_object`` writes compact JSON as Python does. PostgreSQL's JSON builders put
+    spaces around ``:`` and ``,``, so there the text is concatenated, each string escaped by
+    ``to_json`` (``"`` and ``\\`` with a backslash; BS, TAB, LF, FF, CR as ``\\b \\t \\n \\f \\r``,
+    other control characters as ``\\u00xx``, everything else as is: what Python does)."""
+    numbers, strings = _reading_fields(dialect, status)
     if dialect == "sqlite":
         return func.json_object(*(e for f in READING_FIELDS for e in (_sql(f), numbers.get(f, strings.get(f)))),
                                 type_=String())
@@ -209,15 +217,22 @@ def _reading_document(dialect: str, status: str | None = None):
     return case((needs_escaping, text(escape=True)), else_=text(escape=False))
 
 
-def _documents_select(session: Session, status: str | None = None):
-    """SELECT the JSON document of readings (``_reading_document``), joined to what it names."""
+def _readings_select(session: Session, *, rows: bool = False, status: str | None = None):
+    """SELECT readings joined to what they name: each as its JSON text (``_reading_document``),
+    or, with ``rows``, as the fields of ``READING_FIELDS`` in columns (``_reading_fields``: for CSV,
+    the same texts without JSON)."""
     connection = session.connection()
     dialect = connection.dialect.name
     if dialect == "sqlite":
         connection.connection.dbapi_connection.create_function(_SQLITE_TIME_FUNCTION, 1, _sqlite_time,
                                                                deterministic=True)
+    if rows:
+        numbers, strings = _reading_fields(dialect, status)
+        query = select(*(numbers[f] if f in numbers else strings[f] for f in READING_FIELDS))
+    else:
+        query = select(_reading_document(dialect, status))
     return (
-        select(_reading_document(dialect, status)).select_from(Reading)
+        query.select_from(Reading)
         .join(Meter, Reading.meter_id == Meter.id)
         .join(Account, Meter.account_id == Account.id)
         .join(Region, Account.region_id == Region.id)
@@ -248,15 +263,16 @@ def csv_safe(value) -> str:
     return text
 
 
-def csv_lines(fields: Sequence[str], items: Iterable[dict]) -> Iterator[str]:
-    """CSV text in chunks: the header, then one chunk per 1000 rows."""
+def csv_rows(fields: Sequence[str], rows: Iterable[Sequence]) -> Iterator[str]:
+    """CSV text of rows (values in the order of ``fields``) in chunks: the header, then one chunk
+    per 1000 rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(fields)
+    text = [f in _CSV_TEXT_FIELDS for f in fields]
     count = 0
-    for item in items:
-        writer.writerow([csv_safe(item[f]) if f in _CSV_TEXT_FIELDS else ("" if item[f] is None else item[f])
-                         for f in fields])
+    for row in rows:
+        writer.writerow([csv_safe(v) if t else ("" if v is None else v) for v, t in zip(row, text)])
         count += 1
         if count % 1000 == 0:
             yield buffer.getvalue()
@@ -295,21 +311,19 @@ class ReadingFilter:
         return query
 
 
-def list_readings(session: Session, filters: ReadingFilter, *, after_id: int = 0,
-                  limit: int = 500) -> tuple[list[str], int | None, bool]:
+def list_readings(session: Session, filters: ReadingFilter, *, after_id: int = 0, limit: int = 500,
+                  rows: bool = False) -> tuple[list, int | None, bool]:
     """One page in id order after ``after_id``: the readings as JSON texts (``_reading_document``),
-    the last one's id, and whether more rows follow."""
-    query = filters.apply(_documents_select(session)).where(Reading.id > after_id).order_by(Reading.id)
-    # The driver's strings as they come: no ORM loading, no Row objects.
-    documents = session.connection().execute(query.limit(limit + 1)).scalars().all()
-    more = len(documents) > limit
-    documents = documents[:limit]
-    return documents, (json.loads(documents[-1])["id"] if documents else None), more
-
-
-def reading_items(documents: Iterable[str]) -> Iterator[dict]:
-    """The readings of ``list_readings`` or ``batch_documents`` as dicts (for CSV and the CLI)."""
-    return map(json.loads, documents)
+    or with ``rows`` as rows of ``READING_FIELDS``; the last one's id; whether more rows follow."""
+    query = filters.apply(_readings_select(session, rows=rows)).where(Reading.id > after_id).order_by(Reading.id)
+    result = session.connection().execute(query.limit(limit + 1))
+    # The driver's values as they come: no ORM loading, and for texts no Row objects.
+    items = list(result.tuples()) if rows else result.scalars().all()
+    more = len(items) > limit
+    items = items[:limit]
+    if not items:
+        return items, None, more
+    return items, items[-1][0] if rows else json.loads(items[-1])["id"], more
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,28 +420,29 @@ def get_batch(session: Session, batch_id: int) -> ExportBatch | None:
     return session.get(ExportBatch, batch_id)
 
 
-def batch_documents(session: Session, batch_id: int, *, chunk: int = STREAM_CHUNK) -> Iterator[str]:
-    """The readings of a batch, in id order, as they were exported, as JSON texts
-    (``_reading_document``). Fields of a reading never change after it is stored, except its
-    status: the batch reports the status it was exported with ("accepted"), so re-reading a batch
-    gives the same content every time.
+def batch_documents(session: Session, batch_id: int, *, chunk: int = STREAM_CHUNK,
+                    rows: bool = False) -> Iterator:
+    """The readings of a batch, in id order, as they were exported: JSON texts
+    (``_reading_document``), or with ``rows`` rows of ``READING_FIELDS``. Fields of a reading
+    never change after it is stored, except its status: the batch reports the status it was
+    exported with ("accepted"), so re-reading a batch gives the same content every time.
 
     One query, streamed (a server-side cursor on PostgreSQL, ``chunk`` rows at a time): paging
     with ``id > last`` would rescan the batch's index entries for every chunk."""
     stmt = (
-        _documents_select(session, status="accepted").where(Reading.export_batch_id == batch_id)
+        _readings_select(session, rows=rows, status="accepted").where(Reading.export_batch_id == batch_id)
         .order_by(Reading.id).execution_options(stream_results=True, yield_per=chunk)
     )
     result = session.connection().execute(stmt)
     try:
-        yield from result.scalars()
+        yield from (result.tuples() if rows else result.scalars())
     finally:
         result.close()
 
 
 def batch_readings(session: Session, batch_id: int, *, chunk: int = STREAM_CHUNK) -> Iterator[dict]:
     """``batch_documents`` as dicts."""
-    return reading_items(batch_documents(session, batch_id, chunk=chunk))
+    return (dict(zip(READING_FIELDS, row)) for row in batch_documents(session, batch_id, chunk=chunk, rows=True))
 
 
 def acknowledge(session: Session, batch_id: int) -> ExportBatch | None:
