@@ -2,7 +2,6 @@
 that answers unknown paths and wrong methods under /api/v1/ with problem documents."""
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
 from flask import Response, current_app, g, request, url_for
@@ -19,6 +18,7 @@ from .common import (
     cursor_after,
     json_body,
     json_response,
+    json_text,
     negotiate,
     next_cursor,
     parse_filter,
@@ -104,7 +104,7 @@ def _batch_response(batch, fmt: str, status: int = 200) -> Response:
         return _csv_response(export.READING_FIELDS, readings(rows=True), f"export-{batch.id}.csv", status, headers)
 
     def document():
-        head = json.dumps(summary, ensure_ascii=False, separators=(",", ":"))
+        head = json_text(summary)
         yield head[:-1] + ',"readings":['
         chunk, first = [], True
         for text in readings():
