@@ -10,19 +10,34 @@
   gaps (``_next_batch_id``): exporters number their batches one at a time.
 * ``missing_meters``: active meters without an accepted or pending reading in a period, with how
   many periods in a row they have gone without (billing: averages up to 3, norms after that).
-* CSV rendering with spreadsheet-formula neutralisation.
+* CSV rendering with spreadsheet-formula neutralisation (``csv_rows``).
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import io
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
-from sqlalchemy import DateTime, Numeric, String, exists, func, select, type_coerce, update
+from sqlalchemy import (
+    DateTime,
+    Numeric,
+    String,
+    Text,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    literal_column,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from .models import READING_STATUSES, UTILITIES, Account, ExportBatch, Meter, Reading, Region, utcnow
@@ -115,74 +130,121 @@ def decimal_text(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def _reading_columns(dialect: str):
-    """The columns of a reading as the API gives it. The value and the two times come as the
-    driver hands them (``type_coerce``: no conversion per row by the ORM's types), and are turned
-    into the API's text by ``_converters`` for that database: a pull of 330,000 readings spent most
-    of its time converting values and times to Python objects and back to text."""
-    if dialect == "sqlite":  # stored as text: exact decimals, and "YYYY-MM-DD HH:MM:SS.ffffff" in UTC
-        value, taken, received = (type_coerce(c, String()) for c in
-                                  (Reading.value, Reading.taken_at, Reading.received_at))
-    else:
-        value = type_coerce(Reading.value, Numeric(18, 4, asdecimal=True))
-        taken, received = (type_coerce(c, DateTime(timezone=True)) for c in (Reading.taken_at, Reading.received_at))
-    return (
-        Reading.id, Account.number, Region.code, Meter.serial, Meter.utility, Reading.register, value,
-        Reading.period, taken, received, Reading.channel, Reading.status,
-        Reading.supersedes_id, Reading.export_batch_id,
-    )
+def _sql(text: str):
+    """A constant of the statement, written into it (keys and formats, never data)."""
+    return literal_column("'" + text.replace("'", "''") + "'", String())
 
 
-def _sqlite_value(text: str) -> str:
-    """``decimal_text`` of a value as SQLite stores it (``format(Decimal, "f")``)."""
-    return text.rstrip("0").rstrip(".") if "." in text else text
+def _value_text(dialect: str):
+    """``decimal_text`` of a reading's value, in SQL: exact, without trailing zeros."""
+    if dialect == "sqlite":  # stored as the text of ``format(Decimal, "f")``
+        value = type_coerce(Reading.value, String())
+        return case((func.instr(value, _sql(".")) > 0, func.rtrim(func.rtrim(value, _sql("0")), _sql("."))),
+                    else_=value)
+    return cast(func.trim_scale(type_coerce(Reading.value, Numeric())), Text())
 
 
-def _sqlite_time(text: str | None) -> str | None:
-    """``iso`` of a time as SQLite stores it (UTC, "YYYY-MM-DD HH:MM:SS.ffffff"), by slicing."""
-    if text is None:
-        return None
-    if len(text) != 26 or text[10] != " " or text[19] != ".":  # not as SQLAlchemy writes it: parse it
-        parsed = dt.datetime.fromisoformat(text)
-        return iso(parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc))
-    if text.endswith(".000000"):
-        return f"{text[:10]}T{text[11:19]}Z"
-    return f"{text[:10]}T{text[11:]}Z"
+# SQLite: a time not stored as SQLAlchemy writes it is read by ``_sqlite_time`` (Python), as a
+# function of the connection.
+_SQLITE_TIME_FUNCTION = "ivr_api_time"
 
 
-def _converters(dialect: str):
-    """(value, time) -> API text, for the columns ``_reading_columns`` gives on ``dialect``."""
+def _time_text(dialect: str, column):
+    """``iso`` of a time, in SQL: UTC, ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z``."""
+    if dialect == "sqlite":  # stored as "YYYY-MM-DD HH:MM:SS.ffffff" in UTC: sliced
+        stored = type_coerce(column, String())
+        standard = and_(func.length(stored) == 26, func.substr(stored, 11, 1) == _sql(" "),
+                        func.substr(stored, 20, 1) == _sql("."))
+        clock = case((func.substr(stored, 20) == _sql(".000000"), func.substr(stored, 12, 8)),
+                     else_=func.substr(stored, 12))
+        return case((standard, func.substr(stored, 1, 10) + _sql("T") + clock + _sql("Z")),
+                    else_=getattr(func, _SQLITE_TIME_FUNCTION)(stored))
+    # At the offset 0 (arithmetic: no time zone to look up for each row); whole seconds lose ".000000".
+    utc = func.timezone(literal_column("INTERVAL '0'"), type_coerce(column, DateTime(timezone=True)))
+    return func.replace(func.to_char(utc, _sql('YYYY-MM-DD"T"HH24:MI:SS.US"Z"')), _sql(".000000Z"), _sql("Z"))
+
+
+def _reading_fields(dialect: str, status: str | None = None) -> tuple[dict, dict]:
+    """The fields of ``READING_FIELDS`` as SQL, as the API gives them: (numbers, texts). The value
+    is ``decimal_text`` and the times ``iso``, in SQL. ``status`` replaces the reading's own (an
+    export batch reports the status its readings were exported with)."""
+    numbers = {"id": Reading.id, "supersedes": Reading.supersedes_id, "export_batch": Reading.export_batch_id}
+    strings = {
+        "account_number": Account.number, "region_code": Region.code, "meter_serial": Meter.serial,
+        "utility": Meter.utility, "register": Reading.register, "value": _value_text(dialect),
+        "period": Reading.period, "taken_at": _time_text(dialect, Reading.taken_at),
+        "received_at": _time_text(dialect, Reading.received_at), "channel": Reading.channel,
+        "status": Reading.status if status is None else cast(_sql(status), Text()),
+    }
+    return numbers, strings
+
+
+def _reading_document(dialect: str, status: str | None = None):
+    """A reading as the API gives it, as one JSON text built by the database: the text of
+    ``json.dumps(item, ensure_ascii=False, separators=(",", ":"))`` with the fields of
+    ``READING_FIELDS`` in their order, byte for byte (``status`` as in ``_reading_fields``). Python
+    then only joins texts: building, converting and encoding 330,000 rows one by one in Python was
+    most of a pull.
+
+    SQLite's ``json_object`` writes compact JSON as Python does. PostgreSQL's JSON builders put
+    spaces around ``:`` and ``,``, so there the text is concatenated, each string escaped by
+    ``to_json`` (``"`` and ``\\`` with a backslash; BS, TAB, LF, FF, CR as ``\\b \\t \\n \\f \\r``,
+    other control characters as ``\\u00xx``, everything else as is: what Python does)."""
+    numbers, strings = _reading_fields(dialect, status)
     if dialect == "sqlite":
-        return _sqlite_value, _sqlite_time
-    return decimal_text, iso
+        return func.json_object(*(e for f in READING_FIELDS for e in (_sql(f), numbers.get(f, strings.get(f)))),
+                                type_=String())
+    # ``to_json`` escapes a string, and costs as much as the rest of the row: only rows with a
+    # character to escape in one of the stored texts take it (the value and the times are made of
+    # digits, "-", ":", ".", "T" and "Z"; for every other text, JSON is the text in quotes).
+    stored = [f for f in READING_FIELDS if f in strings and f not in ("value", "taken_at", "received_at")
+              and not (f == "status" and status is not None)]
+    needs_escaping = func.concat(*(strings[f] for f in stored)).op("~")(_sql('[\\x01-\\x1f"\\\\]'))
+
+    def text(escape: bool):
+        document = None
+        for i, field in enumerate(READING_FIELDS):
+            key = ("{" if i == 0 else ",") + json.dumps(field) + ":"
+            if field in numbers:
+                part = _sql(key) + func.coalesce(cast(numbers[field], Text()), _sql("null"))
+            elif escape and field in stored:
+                part = _sql(key) + cast(func.to_json(strings[field]), Text())
+            else:
+                part = _sql(key + '"') + strings[field] + _sql('"')
+            document = part if document is None else document + part
+        return document + _sql("}")
+
+    return case((needs_escaping, text(escape=True)), else_=text(escape=False))
 
 
-def _reading_select(dialect: str):
+def _readings_select(session: Session, *, rows: bool = False, status: str | None = None):
+    """SELECT readings joined to what they name: each as its JSON text (``_reading_document``),
+    or, with ``rows``, as the fields of ``READING_FIELDS`` in columns (``_reading_fields``: for CSV,
+    the same texts without JSON)."""
+    connection = session.connection()
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        connection.connection.dbapi_connection.create_function(_SQLITE_TIME_FUNCTION, 1, _sqlite_time,
+                                                               deterministic=True)
+    if rows:
+        numbers, strings = _reading_fields(dialect, status)
+        query = select(*(numbers[f] if f in numbers else strings[f] for f in READING_FIELDS))
+    else:
+        query = select(_reading_document(dialect, status))
     return (
-        select(*_reading_columns(dialect))
+        query.select_from(Reading)
         .join(Meter, Reading.meter_id == Meter.id)
         .join(Account, Meter.account_id == Account.id)
         .join(Region, Account.region_id == Region.id)
     )
 
 
-def _item(row, value, time, status: str | None = None) -> dict:
-    return {
-        "id": row[0],
-        "account_number": row[1],
-        "region_code": row[2],
-        "meter_serial": row[3],
-        "utility": row[4],
-        "register": row[5],
-        "value": value(row[6]),
-        "period": row[7],
-        "taken_at": time(row[8]),
-        "received_at": time(row[9]),
-        "channel": row[10],
-        "status": status or row[11],
-        "supersedes": row[12],
-        "export_batch": row[13],
-    }
+def _sqlite_time(text: str | None) -> str | None:
+    """``iso`` of a time as SQLite stores it, when it is not in the form SQLAlchemy writes."""
+    if text is None:
+        return None
+    parsed = dt.datetime.fromisoformat(text)
+    return iso(parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc))
 
 
 # A spreadsheet starts a formula at = + - @ (or tab/CR before one), and some read the fullwidth
@@ -201,15 +263,16 @@ def csv_safe(value) -> str:
     return text
 
 
-def csv_lines(fields: Sequence[str], items: Iterable[dict]) -> Iterator[str]:
-    """CSV text in chunks: the header, then one chunk per 1000 rows."""
+def csv_rows(fields: Sequence[str], rows: Iterable[Sequence]) -> Iterator[str]:
+    """CSV text of rows (values in the order of ``fields``) in chunks: the header, then one chunk
+    per 1000 rows."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(fields)
+    text = [f in _CSV_TEXT_FIELDS for f in fields]
     count = 0
-    for item in items:
-        writer.writerow([csv_safe(item[f]) if f in _CSV_TEXT_FIELDS else ("" if item[f] is None else item[f])
-                         for f in fields])
+    for row in rows:
+        writer.writerow([csv_safe(v) if t else ("" if v is None else v) for v, t in zip(row, text)])
         count += 1
         if count % 1000 == 0:
             yield buffer.getvalue()
@@ -248,13 +311,19 @@ class ReadingFilter:
         return query
 
 
-def list_readings(session: Session, filters: ReadingFilter, *, after_id: int = 0, limit: int = 500) -> tuple[list[dict], bool]:
-    """One page in id order after ``after_id``; also whether more rows follow."""
-    dialect = session.get_bind().dialect.name
-    query = filters.apply(_reading_select(dialect)).where(Reading.id > after_id).order_by(Reading.id).limit(limit + 1)
-    rows = session.connection().execute(query).all()  # Core rows: no ORM loading overhead
-    value, time = _converters(dialect)
-    return [_item(r, value, time) for r in rows[:limit]], len(rows) > limit
+def list_readings(session: Session, filters: ReadingFilter, *, after_id: int = 0, limit: int = 500,
+                  rows: bool = False) -> tuple[list, int | None, bool]:
+    """One page in id order after ``after_id``: the readings as JSON texts (``_reading_document``),
+    or with ``rows`` as rows of ``READING_FIELDS``; the last one's id; whether more rows follow."""
+    query = filters.apply(_readings_select(session, rows=rows)).where(Reading.id > after_id).order_by(Reading.id)
+    result = session.connection().execute(query.limit(limit + 1))
+    # The driver's values as they come: no ORM loading, and for texts no Row objects.
+    items = list(result.tuples()) if rows else result.scalars().all()
+    more = len(items) > limit
+    items = items[:limit]
+    if not items:
+        return items, None, more
+    return items, items[-1][0] if rows else json.loads(items[-1])["id"], more
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,25 +420,29 @@ def get_batch(session: Session, batch_id: int) -> ExportBatch | None:
     return session.get(ExportBatch, batch_id)
 
 
-def batch_readings(session: Session, batch_id: int, *, chunk: int = STREAM_CHUNK) -> Iterator[dict]:
-    """The readings of a batch, in id order, as they were exported. Fields of a reading never
-    change after it is stored, except its status: the batch reports the status it was exported
-    with ("accepted"), so re-reading a batch gives the same content every time.
+def batch_documents(session: Session, batch_id: int, *, chunk: int = STREAM_CHUNK,
+                    rows: bool = False) -> Iterator:
+    """The readings of a batch, in id order, as they were exported: JSON texts
+    (``_reading_document``), or with ``rows`` rows of ``READING_FIELDS``. Fields of a reading
+    never change after it is stored, except its status: the batch reports the status it was
+    exported with ("accepted"), so re-reading a batch gives the same content every time.
 
     One query, streamed (a server-side cursor on PostgreSQL, ``chunk`` rows at a time): paging
     with ``id > last`` would rescan the batch's index entries for every chunk."""
-    dialect = session.get_bind().dialect.name
     stmt = (
-        _reading_select(dialect).where(Reading.export_batch_id == batch_id).order_by(Reading.id)
-        .execution_options(stream_results=True, yield_per=chunk)
+        _readings_select(session, rows=rows, status="accepted").where(Reading.export_batch_id == batch_id)
+        .order_by(Reading.id).execution_options(stream_results=True, yield_per=chunk)
     )
-    value, time = _converters(dialect)
     result = session.connection().execute(stmt)
     try:
-        for row in result:
-            yield _item(row, value, time, status="accepted")
+        yield from (result.tuples() if rows else result.scalars())
     finally:
         result.close()
+
+
+def batch_readings(session: Session, batch_id: int, *, chunk: int = STREAM_CHUNK) -> Iterator[dict]:
+    """``batch_documents`` as dicts."""
+    return (dict(zip(READING_FIELDS, row)) for row in batch_documents(session, batch_id, chunk=chunk, rows=True))
 
 
 def acknowledge(session: Session, batch_id: int) -> ExportBatch | None:

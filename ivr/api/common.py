@@ -18,8 +18,20 @@ def services():
     return current_app.extensions["ivr"]
 
 
-def json_response(data, status: int = 200, headers: dict | None = None) -> Response:
-    response = Response(json.dumps(data, ensure_ascii=False, separators=(",", ":")), status=status, mimetype=JSON)
+def json_text(data) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_response(data, status: int = 200, headers: dict | None = None, *, documents: str | None = None) -> Response:
+    """``data`` as compact JSON. ``documents`` names the first key of ``data``, whose value is a
+    list of JSON texts already (the database renders readings): they are joined, not encoded again."""
+    if documents is None:
+        body = json_text(data)
+    else:
+        assert next(iter(data)) == documents
+        rest = {key: value for key, value in data.items() if key != documents}
+        body = f"{{{json_text(documents)}:[{','.join(data[documents])}]" + ("," + json_text(rest)[1:] if rest else "}")
+    response = Response(body, status=status, mimetype=JSON)
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response

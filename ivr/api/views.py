@@ -2,7 +2,6 @@
 that answers unknown paths and wrong methods under /api/v1/ with problem documents."""
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
 from flask import Response, current_app, g, request, url_for
@@ -19,6 +18,7 @@ from .common import (
     cursor_after,
     json_body,
     json_response,
+    json_text,
     negotiate,
     next_cursor,
     parse_filter,
@@ -34,8 +34,9 @@ MAX_BATCH_LIMIT = 1_000_000
 EXPORT_RETRY_SECONDS = 2
 
 
-def _csv_response(fields, items, filename: str, status: int = 200, headers: dict | None = None) -> Response:
-    response = Response(export.csv_lines(fields, items), status=status, mimetype=CSV)
+def _csv_response(fields, rows, filename: str, status: int = 200, headers: dict | None = None) -> Response:
+    """CSV of ``rows`` (values in the order of ``fields``)."""
+    response = Response(export.csv_rows(fields, rows), status=status, mimetype=CSV)
     response.headers["Content-Type"] = "text/csv; charset=utf-8"
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     for key, value in (headers or {}).items():
@@ -71,11 +72,12 @@ def list_readings():
     check_in_view(filters.region, filters.utility)
     limit = parse_limit(args.get("limit"), DEFAULT_LIMIT, MAX_LIMIT)
     after = cursor_after("readings", args.get("cursor"), filters.key())
-    items, more = export.list_readings(g.db, filters, after_id=after, limit=limit)
-    cursor = next_cursor("readings", more, items[-1]["id"] if items else None, filters.key())
+    items, last_id, more = export.list_readings(g.db, filters, after_id=after, limit=limit, rows=fmt == "csv")
+    cursor = next_cursor("readings", more, last_id, filters.key())
     if fmt == "csv":
         return _csv_response(export.READING_FIELDS, items, "readings.csv", headers=_page_headers(cursor))
-    return json_response({"items": items, "next_cursor": cursor, "limit": limit}, headers=_page_headers(cursor))
+    return json_response({"items": items, "next_cursor": cursor, "limit": limit}, headers=_page_headers(cursor),
+                         documents="items")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,22 +93,22 @@ def _batch_response(batch, fmt: str, status: int = 200) -> Response:
     if status == 201:
         headers["Location"] = url_for("api.get_export", batch_id=batch.id)
 
-    def readings():
+    def readings(rows: bool = False):
         session = sessions()
         try:
-            yield from export.batch_readings(session, batch.id)
+            yield from export.batch_documents(session, batch.id, rows=rows)
         finally:
             session.close()
 
     if fmt == "csv":
-        return _csv_response(export.READING_FIELDS, readings(), f"export-{batch.id}.csv", status, headers)
+        return _csv_response(export.READING_FIELDS, readings(rows=True), f"export-{batch.id}.csv", status, headers)
 
     def document():
-        head = json.dumps(summary, ensure_ascii=False, separators=(",", ":"))
+        head = json_text(summary)
         yield head[:-1] + ',"readings":['
         chunk, first = [], True
-        for item in readings():
-            chunk.append(json.dumps(item, ensure_ascii=False, separators=(",", ":")))
+        for text in readings():
+            chunk.append(text)
             if len(chunk) >= 1000:
                 yield ("" if first else ",") + ",".join(chunk)
                 chunk, first = [], False
@@ -232,8 +234,8 @@ def missing():
     items, more = export.missing_meters(g.db, filters, after_id=after, limit=limit)
     cursor = next_cursor("missing", more, items[-1]["meter_id"] if items else None, filters.key())
     if fmt == "csv":
-        return _csv_response(export.MISSING_FIELDS, items, f"missing-{filters.period}.csv",
-                             headers=_page_headers(cursor))
+        rows = ([item[f] for f in export.MISSING_FIELDS] for item in items)
+        return _csv_response(export.MISSING_FIELDS, rows, f"missing-{filters.period}.csv", headers=_page_headers(cursor))
     return json_response({"period": filters.period, "items": items, "next_cursor": cursor, "limit": limit},
                          headers=_page_headers(cursor))
 

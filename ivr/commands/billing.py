@@ -112,7 +112,7 @@ def _write_batch(session, batch, fmt: str, output: Path | None) -> None:
 
     def chunks():
         if fmt == "csv":
-            yield from export.csv_lines(export.READING_FIELDS, export.batch_readings(session, batch.id))
+            yield from export.csv_rows(export.READING_FIELDS, export.batch_documents(session, batch.id, rows=True))
             return
         head = json.dumps(export.batch_summary(batch), ensure_ascii=False)
         yield head[:-1] + ', "readings": [\n'
