@@ -128,8 +128,24 @@ def phone(client):
     return make
 
 
+# The longest tests (`make test` prints the slowest), longest first, started before the rest: pytest-xdist hands tests out in
+# collection order, and these, collected last, used to leave one worker running alone at the end.
+LONG_FIRST = ("tests/test_caller_model.py::test_callers_keep_every_invariant", "tests/api/test_api_readme.py",
+              "tests/test_readme_regions.py", "tests/api/test_api_schemathesis.py", "tests/speech/test_stream_turn_bench.py",
+              "tests/grammars/test_grammars_oracle.py", "tests/ops/test_preload.py", "tests/ops/test_metrics_archive.py",
+              "tests/ops/test_webhook_bench.py", "tests/ops/test_metrics_bench.py", "tests/ops/test_concurrency_bench.py",
+              "tests/api/test_billing_bench.py", "tests/ops/test_check.py", "tests/integration/test_stream_faults.py",
+              "tests/speech/test_speech_models.py", "tests/speech/test_speech_accuracy.py", "tests/ops/test_gunicorn.py",
+              "tests/ops/test_overload.py", "tests/ops/test_metrics_gunicorn.py")
+
+
 def pytest_collection_modifyitems(items):
-    """Mark every test that touches the database, so CI can rerun just those on PostgreSQL (-m db)."""
+    """Mark every test that touches the database, so CI can rerun just those on PostgreSQL (-m db);
+    put the longest first."""
     for item in items:
         if "database_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.db)
+    def rank(item) -> int:  # stable sort: the rest keep their order
+        return next((i for i, prefix in enumerate(LONG_FIRST) if item.nodeid.startswith(prefix)), len(LONG_FIRST))
+
+    items.sort(key=rank)
