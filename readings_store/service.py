@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from . import rules
@@ -37,16 +37,24 @@ def accounts_by_key(session: Session, typed: str, *, region_id: int | None = Non
     """The accounts whose number is typed as ``typed`` on a keypad (``keypad_key``), in the region
     ``region_id`` or in any; the lowest ids first, at most ``limit``. ``any_separators``: also
     those whose digits match whatever separators either has (an operator's search)."""
-    key = keypad_key(typed or "")
-    if not key:
+    match = key_match(typed, any_separators=any_separators)
+    if match is None:
         return []
-    match = Account.keypad_key == key
-    if any_separators:
-        match = or_(match, func.replace(Account.keypad_key, "*", "") == key.replace("*", ""))
     query = select(Account).where(match)
     if region_id is not None:
         query = query.where(Account.region_id == region_id)
     return list(session.scalars(query.order_by(Account.id).limit(limit)))
+
+
+def key_match(typed: str | None, *, any_separators: bool = False):
+    """The condition on ``Account`` of ``accounts_by_key`` (None: nothing typed matches any)."""
+    key = keypad_key(typed or "")
+    if not key:
+        return None
+    match = Account.keypad_key == key
+    if any_separators:
+        match = or_(match, func.replace(Account.keypad_key, "*", "") == key.replace("*", ""))
+    return match
 
 
 def find_account(session: Session, region_id: int | None, typed: str) -> Account | None:
@@ -81,15 +89,30 @@ def in_working_hours(region: Region, now: dt.datetime | None = None) -> bool:
 
 def window_for(session: Session, region_id: int, utility: str) -> tuple[int, int] | None:
     windows = session.scalars(select(SubmissionWindow).where(SubmissionWindow.region_id == region_id)).all()
+    return _chosen_window(windows, utility)
+
+
+def _chosen_window(windows, utility: str) -> tuple[int, int] | None:
+    """(start day, end day) of the window for ``utility`` among a region's windows: its own, else
+    the region's window for every utility, else None."""
     specific = [w for w in windows if w.utility == utility]
     chosen = specific or [w for w in windows if w.utility is None]
     return (chosen[0].start_day, chosen[0].end_day) if chosen else None
 
 
+def region_window(session: Session, region: Region, utility: str) -> tuple[int, int] | None:
+    """``window_for`` the region, from its ``windows`` when they were loaded with it in this
+    transaction (the phone line loads a meter with its account, region and windows in one query),
+    else read now."""
+    if "windows" not in inspect(region).unloaded:
+        return _chosen_window(region.windows, utility)
+    return window_for(session, region.id, utility)
+
+
 def period_for(session: Session, meter: Meter, now: dt.datetime) -> rules.PeriodDecision:
     """The billing period a reading of ``meter`` taken at ``now`` goes into (region time, window)."""
     region = meter.account.region
-    return rules.billing_period(region_now(region, now).date(), window_for(session, region.id, meter.utility))
+    return rules.billing_period(region_now(region, now).date(), region_window(session, region, meter.utility))
 
 
 def history_time(region: Region, window: tuple[int, int] | None, now: dt.datetime,
@@ -133,6 +156,7 @@ def store_reading(
     given_from: str | None = None,
     trusted: bool | None = None,
     judged: Judged | None = None,
+    claimed: bool = False,
 ) -> Reading:
     """Store a reading in its billing period; a newer one supersedes the older in that period
     (``supersede_previous``). What may be stored, and with which status, is for the intake policy
@@ -141,9 +165,10 @@ def store_reading(
     Idempotent on ``idempotency_key``: a repeated webhook gets the reading stored the first time.
     The caller commits (the phone line commits before it says "saved"). ``judged``: what the
     intake policy read for this value in the same transaction (under the account's lock), so as
-    not to read it again.
+    not to read it again. ``claimed``: the caller holds a claim that no repeat can take (the phone
+    line's turn), so the key is not looked for first; its unique index still refuses a repeat.
     """
-    if idempotency_key:
+    if idempotency_key and not claimed:
         existing = session.scalars(select(Reading).where(Reading.idempotency_key == idempotency_key)).first()
         if existing:
             return existing
