@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, inspect, or_, select
+from sqlalchemy import delete, func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import rules
@@ -177,14 +177,14 @@ def store_reading(
     if judged is not None and judged.status == status:
         decision = judged.decision
         target_id = judged.supersedes_id if status == "accepted" else None
-        replaced = list(session.scalars(select(Reading).where(Reading.id.in_(judged.replaces)).order_by(Reading.id))) \
-            if judged.replaces else []
+        replaced = list(judged.replaces)
     else:
         decision = judged.decision if judged is not None else period_for(session, meter, now)
         # What it supersedes is read before it is written: the INSERT then carries ``supersedes_id``
         # (no UPDATE after it), and the readings it replaces cannot include itself.
-        target, replaced = supersession(session, meter.id, register, decision.period, status)
+        target, rows = supersession(session, meter.id, register, decision.period, status)
         target_id = target.id if target is not None and status == "accepted" else None
+        replaced = [r.id for r in rows]
     reading = Reading(
         meter_id=meter.id,
         register=register,
@@ -272,20 +272,18 @@ def supersede_previous(session: Session, reading: Reading) -> None:
     target = supersede_target(session, reading.meter_id, reading.register, reading.period, reading.id) \
         if reading.status == "accepted" else None
     reading.supersedes_id = target.id if target is not None else None
-    _supersede(session, replaced_by(session, reading.meter_id, reading.register, reading.period, reading.status,
-                                    reading.id), reading.received_at)
+    _supersede(session, [r.id for r in replaced_by(session, reading.meter_id, reading.register, reading.period,
+                                                   reading.status, reading.id)], reading.received_at)
 
 
-def _supersede(session: Session, replaced: list[Reading], at: dt.datetime) -> None:
-    """``replaced`` end superseded at ``at``, their open review tasks closed."""
-    for old in replaced:
-        old.status = "superseded"
-        for task in session.scalars(
-            select(ReviewTask).where(ReviewTask.reading_id == old.id, ReviewTask.status == "open")
-        ):
-            task.status = "done"
-            task.resolution = "superseded"
-            task.resolved_at = at
+def _supersede(session: Session, replaced: list[int], at: dt.datetime) -> None:
+    """The readings ``replaced`` (ids) end superseded at ``at``, their open review tasks closed: two
+    UPDATEs, whatever their number (the session's copies of them are updated too)."""
+    if not replaced:
+        return
+    session.execute(update(Reading).where(Reading.id.in_(replaced)).values(status="superseded"))
+    session.execute(update(ReviewTask).where(ReviewTask.reading_id.in_(replaced), ReviewTask.status == "open")
+                    .values(status="done", resolution="superseded", resolved_at=at))
 
 
 def record_refusal(session: Session, meter: Meter, register: str, value: str, code: str, *,
