@@ -33,7 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Callable, cast
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -389,7 +389,7 @@ def write_steps(session: Session, call: Call) -> None:
     if call.steps:
         call.steps = []  # before the INSERT, which flushes the call's row with it
     if held:
-        session.execute(insert(CallStep.__table__), [
+        session.execute(insert(cast(Table, CallStep.__table__)), [
             {**step, "call_id": call.id, "at": dt.datetime.fromisoformat(step["at"])} for step in held])
 
 
