@@ -365,8 +365,10 @@ def persist_effects(session: Session, call: Call, effects: list, records: SqlRec
 
 
 def _log_step(call: Call, step: str, event: dict, actions: list, *, at: dt.datetime | None = None) -> None:
-    """One row for the turn that took ``call.seq - 1`` (0: the call's opening), in the turn's
-    transaction: a turn writes its own step, never the call's whole history again."""
+    """Log the step of the turn that took ``call.seq - 1`` (0: the call's opening), in the turn's
+    transaction: held on the call's row (``Call.steps``, a few small entries; the turn writes the
+    row anyway), and written as ``call_steps`` rows with all the call's steps by one INSERT in the
+    turn that ends the dialog (else by ``_end``: the status callback or the sweep)."""
     now = at or utcnow()
     session = Session.object_session(call)
     if session is None:  # pragma: no cover - a turn's call is always its session's
