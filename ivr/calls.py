@@ -33,7 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Callable, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, func, insert, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -165,6 +165,10 @@ def open_call(session: Session, config: Config, *, call_sid: str, caller: str | 
     body = render(turn.actions, turn.state.lang, call.seq, transport=call.speech_transport,
                   stream_token=issue_stream_token(config, call))
     call.state, call.last_twiml, call.last_activity_at = turn.state.to_json(), body, utcnow()
+    # The opening's step counted in the figures the INSERT writes (its row needs the call's id).
+    next_ = _next_of(turn.actions)
+    call_figures.add_step(call, "incoming", next_, None)
+    call.steps = [_step(call, "incoming", next_, {"from": "known" if caller else "withheld"}, call.last_activity_at)]
     session.add(call)
     try:
         session.flush()
@@ -174,7 +178,8 @@ def open_call(session: Session, config: Config, *, call_sid: str, caller: str | 
         if existing is None:
             raise  # another constraint: a programming error
         return existing.last_twiml or apology(existing.language or "en")
-    _log_step(call, "incoming", {"from": "known" if caller else "withheld"}, turn.actions, at=call.last_activity_at)
+    if turn.state.over:
+        write_steps(session, call)
     session.commit()
     return body
 
@@ -353,6 +358,8 @@ def persist_effects(session: Session, call: Call, effects: list, records: SqlRec
                 trusted=verdict.trusted if verdict is not None and verdict.judged is not None
                 else intake.is_trusted(session, meter, source),
                 judged=verdict.judged if verdict is not None else None,
+                # A turn's save is made once: the turn is claimed (``_claim``), its key is its turn's.
+                claimed=records is not None,
             )
             service.forget_read_back(session, call.id, meter.id, effect.register, effect.value)
         elif isinstance(effect, dialog.NoteRefusal):
@@ -371,21 +378,49 @@ def persist_effects(session: Session, call: Call, effects: list, records: SqlRec
 
 
 def _log_step(call: Call, step: str, event: dict, actions: list, *, at: dt.datetime | None = None) -> None:
-    """One row for the turn that took ``call.seq - 1`` (0: the call's opening), in the turn's
-    transaction: a turn writes its own step, never the call's whole history again."""
-    asked = [a.step for a in actions if isinstance(a, dialog.Ask)]
+    """Log the step of the turn that took ``call.seq - 1`` (0: the call's opening), in the turn's
+    transaction: held on the call's row (``Call.steps``, a few small entries; the turn writes the
+    row anyway), and written as ``call_steps`` rows with all the call's steps by one INSERT in the
+    turn that ends the dialog (else by ``_end``: the status callback or the sweep)."""
     now = at or utcnow()
     session = Session.object_session(call)
     if session is None:  # pragma: no cover - a turn's call is always its session's
         raise RuntimeError(f"call {call.call_sid} is not in a session")
-    next_ = asked[0] if asked else type(actions[-1]).__name__.lower()
-    session.add(CallStep(
-        call_id=call.id, seq=call.seq - 1, at=now, step=step, next=next_, kind=event.get("kind"),
-        keys=event.get("keys"), decision=event.get("decision"),
-        detail=event.get("from", event.get("answered_by")), language=call.language, region_id=call.region_id))
+    next_ = _next_of(actions)
+    # Held on the call's row (the turn writes it anyway) until the call ends: then all its steps
+    # are written as rows by one INSERT (``write_steps``).
+    call.steps = [*(call.steps or []), _step(call, step, next_, event, now)]
     # The dashboard's figures of the call, in the row the turn writes anyway.
     call_figures.add_step(call, step, next_, event.get("kind"))
     call.last_activity_at = now
+    if call.outcome is not None:
+        write_steps(session, call)
+
+
+def write_steps(session: Session, call: Call) -> None:
+    """Write the steps the call's row holds as ``call_steps`` rows, by one INSERT, in the caller's
+    transaction (the call has ended: no turn adds a step any more)."""
+    held = [step for step in call.steps or [] if isinstance(step, dict) and "seq" in step]
+    if call.steps:
+        call.steps = []  # before the INSERT, which flushes the call's row with it
+    if held:
+        session.execute(insert(cast(Table, CallStep.__table__)), [
+            {**step, "call_id": call.id, "at": dt.datetime.fromisoformat(step["at"])} for step in held])
+
+
+def _next_of(actions: list) -> str:
+    """What a turn's step led to: the question asked, else the last action (transfer, hang-up)."""
+    asked = [a.step for a in actions if isinstance(a, dialog.Ask)]
+    return asked[0] if asked else type(actions[-1]).__name__.lower()
+
+
+def _step(call: Call, step: str, next_: str, event: dict, at: dt.datetime) -> dict:
+    """The ``CallStep`` of the turn that took ``call.seq - 1`` (0: the call's opening), as the
+    call's row holds it until the call ends."""
+    return {"seq": call.seq - 1, "at": at.isoformat(), "step": step, "next": next_, "kind": event.get("kind"),
+            "keys": event.get("keys"), "decision": event.get("decision"),
+            "detail": event.get("from", event.get("answered_by")), "language": call.language,
+            "region_id": call.region_id}
 
 
 def use_record_transport(session: Session, call_sid: str, *, only_if_streaming: bool = False) -> Call | None:
@@ -429,18 +464,25 @@ def speech_question(session: Session, config: Config, call: Call | None,
 def end_call(session: Session, *, call_sid: str, status: str, duration: str | None) -> bool:
     """Twilio's status callback; False for an unknown call. A call over before its dialog ended
     is ``hung_up`` at the step it was at."""
-    call = find_call(session, call_sid)
+    # Written and read back by one statement (``UPDATE ... RETURNING``); what the end writes
+    # besides (an outcome for a call still in its dialog, a receipt) follows in the same transaction.
+    values: dict = {"twilio_status": status[:32]}
+    final = values["twilio_status"] in FINAL_STATUSES
+    if final:
+        values["ended_at"] = func.coalesce(Call.ended_at, utcnow())
+        # ASCII digits that fit the INTEGER column; anything else ("²", 20 digits) is ignored.
+        if duration and duration.isascii() and duration.isdigit() and len(duration) <= 9:
+            values["duration_seconds"] = int(duration)
+    call = session.scalars(update(Call).where(Call.call_sid == call_sid).values(**values).returning(Call)
+                           .execution_options(synchronize_session=False, populate_existing=True)).first()
     if call is None:
         if sms_store.record_call_status(session, call_sid, status):  # a reminder call nobody answered
             session.commit()
             return True
         log.warning("status callback for unknown call %s", call_sid)
+        session.rollback()
         return False
-    call.twilio_status = status[:32]
-    if call.twilio_status in FINAL_STATUSES:
-        # ASCII digits that fit the INTEGER column; anything else ("²", 20 digits) is ignored.
-        if duration and duration.isascii() and duration.isdigit() and len(duration) <= 9:
-            call.duration_seconds = int(duration)
+    if final:
         _end(session, call, utcnow(), "hung_up")
     session.commit()
     return True
@@ -458,6 +500,7 @@ def _end(session: Session, call: Call, at: dt.datetime, reason: str) -> None:
         if state is not None:
             state.outcome, state.end_reason = Outcome.HUNG_UP, call.end_reason
             call.state = state.to_json()
+    write_steps(session, call)
     # A receipt by SMS, written with the call's end and sent later (``ivr sms send-pending``).
     sms_store.queue_receipt(session, call, call.language or "en")
 

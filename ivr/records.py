@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import exists, inspect, literal, select
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from readings_store import regions as region_settings
 from readings_store import intake, rules, service
-from readings_store.models import DEFAULT_TIMEZONE, DEFAULT_WORK_HOURS, Account, Call, Meter, Reading, Region, utcnow
+from readings_store.models import (
+    DEFAULT_TIMEZONE,
+    DEFAULT_WORK_HOURS,
+    Account,
+    AccountPhone,
+    Call,
+    Meter,
+    Reading,
+    Region,
+    utcnow,
+)
 
 from .config import Config
 from .dialog.actions import Hours
@@ -53,61 +63,144 @@ def call_meter(session: Session, call: Call, meter_id: int) -> Meter:
     return meter
 
 
+def _on_file_column(phone: str | None):
+    """Whether ``phone`` is on file for the account of the row, as a column of the query that
+    loads the account (``intake.on_file`` in the same statement)."""
+    if not phone:
+        return literal(False)
+    return exists(select(AccountPhone.id).where(AccountPhone.account_id == Account.id, AccountPhone.phone == phone))
+
+
 class SqlRecords:
+    """The port for one turn, and what the turn has read: each account and meter is read once, with
+    its region, the region's submission windows and whether the caller is on file for the account,
+    by one statement (a value's meter also takes the account's lock with it), and the menu's
+    regions once. Nothing is kept from one turn to the next: a turn reads the records as they are."""
+
     def __init__(self, session: Session, config: Config, call: Call):
         self.session = session
         self.config = config
         self.call = call
-        # The meters read in this turn: the session's identity map holds its objects weakly, so
-        # the meter judged would be read again to store its reading.
+        # Held strongly: the session's identity map holds its objects weakly.
+        self._accounts: dict[int, Account] = {}
         self._meters: dict[int, Meter] = {}
+        self._on_file: dict[int, bool] = {}  # by account id, for ``call.from_number``
+        self._menu: list[Region] | None = None
+        self._for_phone: dict[str | None, list[AccountInfo]] = {}
         # The verdicts given in this turn, by (meter id, register, value): storing the value reads
         # nothing the verdict has read already.
         self._verdicts: dict[tuple[int, str, str], intake.Verdict] = {}
 
+    # --- what the turn has read ---------------------------------------------------------------
+
+    def _keep(self, account: Account, on_file: bool) -> Account:
+        self._accounts[account.id] = account
+        self._on_file[account.id] = bool(on_file)
+        if "meters" not in inspect(account).unloaded:
+            for meter in account.meters:
+                self._meters.setdefault(meter.id, meter)
+        return account
+
+    def _account_query(self):
+        """Accounts with their region and its windows, their meters, and whether the caller is on file."""
+        return (select(Account, _on_file_column(self.call.from_number))
+                .options(joinedload(Account.region).joinedload(Region.windows), joinedload(Account.meters)))
+
+    def _account(self, account_id: int) -> Account | None:
+        if account_id not in self._accounts:
+            row = self.session.execute(self._account_query().where(Account.id == account_id)).unique().first()
+            if row is None:
+                return None
+            self._keep(row[0], row[1])
+        return self._accounts[account_id]
+
+    def _meter(self, meter_id: int, *, lock: bool = False) -> Meter:
+        """A meter with its account, region and windows (any account's: the turn may be identifying
+        it). ``lock``: the account's intake lock is taken by the same statement (``intake.judge``
+        then takes it no more); on SQLite the claim of the turn holds the database's write lock."""
+        meter = self._meters.get(meter_id)
+        if meter is not None and not (lock and self._needs_lock(meter.account_id)):
+            return meter
+        query = (select(Meter, _on_file_column(self.call.from_number))
+                 .join(Meter.account).join(Account.region).outerjoin(Region.windows)
+                 .options(contains_eager(Meter.account).contains_eager(Account.region).contains_eager(Region.windows))
+                 .where(Meter.id == meter_id))
+        if lock and self._needs_lock(None):
+            query = query.with_for_update(key_share=True, of=Account)
+        row = self.session.execute(query.execution_options(populate_existing=True)).unique().first()
+        if row is None:
+            raise LookupError(f"no meter {meter_id}")
+        meter = row[0]
+        self._meters[meter_id] = meter
+        self._keep(meter.account, row[1])
+        if lock and self._needs_lock(None):
+            intake.note_account_lock(self.session, meter.account_id)
+        return meter
+
+    def _needs_lock(self, account_id: int | None) -> bool:
+        """Whether loading a meter to judge a value must take its account's lock (PostgreSQL)."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            return False
+        return account_id is None or account_id not in intake.locked_accounts(self.session)
+
+    def _menu_regions(self) -> list[Region]:
+        if self._menu is None:
+            self._menu = list(self.session.scalars(select(Region).where(Region.menu_key.is_not(None))
+                                                   .order_by(Region.menu_key)))
+        return self._menu
+
+    # --- the port -----------------------------------------------------------------------------
+
     def regions(self) -> list[RegionInfo]:
-        rows = self.session.scalars(select(Region).where(Region.menu_key.is_not(None)).order_by(Region.menu_key))
-        return [_region_info(r) for r in rows]
+        return [_region_info(r) for r in self._menu_regions()]
 
     def region_for_caller(self, phone: str | None) -> RegionInfo | None:
-        found = region_settings.region_for_caller(self.session, phone)
+        found = region_settings.region_among(self._menu_regions(), phone)
         return _region_info(found[0]) if found else None
 
     def accounts_for_phone(self, phone: str | None) -> list[AccountInfo]:
-        return [_account_info(a) for a in service.accounts_for_phone(self.session, phone)]
+        if phone not in self._for_phone:
+            self._for_phone[phone] = [_account_info(a) for a in service.accounts_for_phone(self.session, phone)]
+        return self._for_phone[phone]
 
     def find_account(self, region_id: int, typed: str) -> AccountInfo | None:
-        account = service.find_account(self.session, region_id, typed)
-        return _account_info(account) if account is not None else None
+        match = service.key_match(typed)
+        if match is None:
+            return None
+        rows = self.session.execute(self._account_query().where(match, Account.region_id == region_id)
+                                    .order_by(Account.id).limit(2)).unique().all()
+        if len(rows) != 1:
+            return None  # two accounts typed alike cannot be told apart on a keypad (``service.find_account``)
+        return _account_info(self._keep(*rows[0]))
 
     def account(self, account_id: int) -> AccountInfo | None:
-        account = self.session.get(Account, account_id)
+        account = self._account(account_id)
         return _account_info(account) if account is not None else None
 
     def meters(self, account_id: int) -> list[MeterInfo]:
-        rows = self.session.scalars(select(Meter).where(Meter.account_id == account_id, Meter.active.is_(True))
-                                    .order_by(Meter.id))
+        account = self._account(account_id)
+        rows = [m for m in account.meters if m.active] if account is not None else []
         return [MeterInfo(id=m.id, utility=m.utility, serial_tail=serial_tail(m.serial), registers=m.register_names,
                           serial_digits=serial_digits(m.serial))
-                for m in rows]
+                for m in sorted(rows, key=lambda m: m.id)]
 
     def _any_meter(self, meter_id: int) -> Meter:
         """A meter of the account the turn is identifying (``Call.account_id`` is set after the turn)."""
-        meter = self.session.get(Meter, meter_id)
-        if meter is None:
-            raise LookupError(f"no meter {meter_id}")
-        return meter
+        return self._meter(meter_id)
 
     def window(self, meter_id: int) -> Window:
         meter = self._any_meter(meter_id)
+        region = meter.account.region
         # ``service.period_for`` with the region's window read once: it also gives the dates.
-        days = service.window_for(self.session, meter.account.region_id, meter.utility)
-        decision = rules.billing_period(service.region_now(meter.account.region, utcnow()).date(), days)
+        days = service.region_window(self.session, region, meter.utility)
+        decision = rules.billing_period(service.region_now(region, utcnow()).date(), days)
         opens, closes = rules.window_dates(decision.period, days)
         return Window(decision.in_window, opens, closes)
 
     def read_this_period(self, account_id: int) -> set[int]:
-        account = self.session.get(Account, account_id)
+        account = self._account(account_id)
+        if account is None:
+            return set()
         now = utcnow()
         meters = {m.id: m for m in account.meters if m.active}
         periods = {i: service.period_for(self.session, m, now).period for i, m in meters.items()}
@@ -123,11 +216,13 @@ class SqlRecords:
         return {i for i, registers in given.items() if set(meters[i].register_names) <= registers}
 
     def on_file(self, account_id: int, phone: str | None) -> bool:
+        if phone == self.call.from_number and self._account(account_id) is not None:
+            return self._on_file[account_id]
         return intake.on_file(self.session, account_id, phone)
 
     def last_reading(self, meter_id: int, register: str) -> LastReading | None:
         meter = self._any_meter(meter_id)
-        if not intake.on_file(self.session, meter.account_id, self.call.from_number):
+        if not self.on_file(meter.account_id, self.call.from_number):
             return None  # said to the account's own numbers only, whatever the dialog asks
         now = utcnow()
         reading = self.session.scalars(select(Reading).where(
@@ -153,11 +248,12 @@ class SqlRecords:
         region = self.session.get(Region, region_id)
         return bool(region is not None and region.ask_org_name)
 
-    def meter(self, meter_id: int) -> Meter:
-        """A meter of the call's account (``call_meter``), read once per turn."""
-        if meter_id not in self._meters:
-            self._meters[meter_id] = call_meter(self.session, self.call, meter_id)
-        return self._meters[meter_id]
+    def meter(self, meter_id: int, *, lock: bool = False) -> Meter:
+        """A meter of the call's account (as ``call_meter``), read once per turn."""
+        meter = self._meter(meter_id, lock=lock)
+        if meter.account_id != self.call.account_id:
+            raise LookupError(f"meter {meter_id} is not on the call's account")
+        return meter
 
     def verdict(self, meter_id: int, register: str, value: str) -> intake.Verdict | None:
         """The verdict ``judge_value`` gave this value in this turn, if it did."""
@@ -168,8 +264,9 @@ class SqlRecords:
         return intake.Source(channel, phone=self.call.from_number, call_id=self.call.id)
 
     def judge_value(self, meter_id: int, register: str, value: str) -> ValueVerdict:
-        verdict = intake.judge(self.session, self.meter(meter_id), register, value, self.source(), self.config,
-                               now=utcnow())
+        meter = self.meter(meter_id, lock=True)
+        verdict = intake.judge(self.session, meter, register, value, self.source(), self.config, now=utcnow(),
+                               on_file=self._on_file[meter.account_id])
         self._verdicts[(meter_id, register, value)] = verdict
         return ValueVerdict(verdict.outcome, verdict.code, quiet=verdict.quiet, reveals=verdict.reveals)
 

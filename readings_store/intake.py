@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from . import rules
 from .models import CHANNELS, TRUSTED_CHANNELS, Account, AccountPhone, Meter, Reading, ValueRefusal, utcnow
-from .service import Judged, period_for, record_refusal, replaced_by, store_reading, supersession
+from .service import Judged, period_for, record_refusal, store_reading
 
 # Where a person gives the value and is answered at once: what they are told is counted.
 PUBLIC_CHANNELS = frozenset({"phone_keypad", "phone_speech", "sms"})
@@ -141,6 +141,8 @@ def lock_account(session: Session, account_id: int) -> None:
     ... FOR NO KEY UPDATE`` on the account row (rows referring to it can still be written). SQLite
     has no row locks and takes its write lock at a transaction's first write, which would come after
     the count: a write that changes nothing takes it now (as ``BEGIN IMMEDIATE`` would)."""
+    if account_id in locked_accounts(session):
+        return  # locked by the statement that loaded it (``note_account_lock``)
     if session.get_bind().dialect.name == "sqlite":
         if _holds_write_lock(session):
             return  # this transaction has written already: SQLite's one write lock is ours
@@ -159,6 +161,25 @@ def note_write_lock(session: Session) -> None:
     session.info[_WRITE_LOCK] = session.get_transaction()
 
 
+_ACCOUNT_LOCKS = "intake.account_locks"
+
+
+def note_account_lock(session: Session, account_id: int) -> None:
+    """Say that the session's transaction holds the account's lock already (taken by the query
+    that loaded it, ``FOR NO KEY UPDATE OF accounts``), so that ``lock_account`` takes it no more."""
+    transaction = session.get_transaction()
+    held = session.info.get(_ACCOUNT_LOCKS)
+    if held is None or held[0] is not transaction:
+        held = session.info[_ACCOUNT_LOCKS] = (transaction, set())
+    held[1].add(account_id)
+
+
+def locked_accounts(session: Session) -> set[int]:
+    held = session.info.get(_ACCOUNT_LOCKS)
+    transaction = session.get_transaction()
+    return held[1] if held is not None and transaction is not None and held[0] is transaction else set()
+
+
 def _holds_write_lock(session: Session) -> bool:
     transaction = session.get_transaction()
     return transaction is not None and session.info.get(_WRITE_LOCK) is transaction
@@ -170,14 +191,19 @@ def count_refusals(session: Session, account_id: int, period: str, *,
     meter id, register, value): that value, given again in the same call, is not counted again —
     repeating it tells nothing new, and it is how a value read back is judged once more when the
     caller confirms it."""
-    query = select(func.count()).select_from(ValueRefusal).where(
+    return session.scalar(_refusals_query(account_id, period, repeat)) or 0
+
+
+def _refusals_query(account_id: int, period: str, repeat: tuple[int, int, str, str] | None):
+    """The query of ``count_refusals``."""
+    query = select(func.count().label("n")).select_from(ValueRefusal).where(
         ValueRefusal.account_id == account_id, ValueRefusal.period == period)
     if repeat is not None:
         call_id, meter_id, register, value = repeat
         # IS DISTINCT FROM: a row of no call (a text) is always counted, never lost to a NULL.
         query = query.where(or_(ValueRefusal.call_id.is_distinct_from(call_id), ValueRefusal.meter_id != meter_id,
                                 ValueRefusal.register != register, ValueRefusal.value != value[:32]))
-    return session.scalar(query) or 0
+    return query
 
 
 def on_file(session: Session, account_id: int, phone: str | None) -> bool:
@@ -195,11 +221,54 @@ def baseline(session: Session, meter_id: int, register: str, period: str, now: d
     """The reading a new value of this meter, register and period is judged against: the newest
     (taken by ``now``) from a trusted source that billing has received, or that is accepted and of
     another period (an unexported reading of this period is one the new value replaces)."""
-    return session.scalars(select(Reading).where(
+    return session.scalars(baseline_query(meter_id, register, period, now)).first()
+
+
+def baseline_query(meter_id: int, register: str, period: str, now: dt.datetime):
+    """The query of ``baseline``."""
+    return select(Reading).where(
         Reading.meter_id == meter_id, Reading.register == register, Reading.trusted.is_(True),
         Reading.taken_at <= now,
         or_(Reading.export_batch_id.is_not(None), and_(Reading.status == "accepted", Reading.period != period)),
-    ).order_by(Reading.taken_at.desc(), Reading.id.desc()).limit(1)).first()
+    ).order_by(Reading.taken_at.desc(), Reading.id.desc()).limit(1)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What judging a value reads (``_facts``)."""
+
+    baseline: Reading | None
+    exported: Reading | None  # the reading ``supersedes`` names (``service.supersede_target``)
+    replaced: list[Reading]  # the accepted and pending readings of the period (``service.replaced_by``)
+    refusals: int  # ``count_refusals``
+
+
+def _facts(session: Session, meter: Meter, register: str, period: str, now: dt.datetime,
+           repeat: tuple[int, int, str, str] | None) -> _Facts:
+    """The readings and the count a value of this meter, register and period is judged by, read by
+    one statement: the account's answers counted in the period (``count_refusals``), joined to
+    the readings of the period that an accepted value names or replaces (``service.supersession``)
+    and the ``baseline`` (the newest row of its kind); told apart in Python."""
+    meter_id = meter.id
+    counted = _refusals_query(meter.account_id, period, repeat).subquery()
+    newest = (baseline_query(meter_id, register, period, now).with_only_columns(Reading.id).correlate(None)
+              .scalar_subquery())
+    found = session.execute(select(counted.c.n, Reading).select_from(counted).outerjoin(Reading, and_(
+        Reading.meter_id == meter_id, Reading.register == register,
+        or_(and_(Reading.period == period,
+                 or_(Reading.export_batch_id.is_not(None), Reading.status.in_(("accepted", "pending_review")))),
+            Reading.id == newest))).order_by(Reading.id)
+        # The rows as they are now, not as this session last saw them.
+        .execution_options(populate_existing=True)).all()
+    refusals = found[0][0] if found else 0
+    rows = [r for _, r in found if r is not None]
+    bases = [r for r in rows if r.trusted and r.taken_at <= now
+             and (r.export_batch_id is not None or (r.status == "accepted" and r.period != period))]
+    own = [r for r in rows if r.period == period]
+    exported = [r for r in own if r.export_batch_id is not None]
+    return _Facts(max(bases, key=lambda r: (r.taken_at, r.id)) if bases else None,
+                  max(exported, key=lambda r: (r.export_batch_id, r.id)) if exported else None,
+                  [r for r in own if r.status in ("accepted", "pending_review")], refusals or 0)
 
 
 def _against_baseline(meter: Meter, value: Decimal, base: Reading | None, policy: Policy,
@@ -225,11 +294,13 @@ def _refused(problem: rules.Rejection, **kwargs) -> Verdict:
 
 
 def judge(session: Session, meter: Meter, register: str, value: str | Decimal, source: Source, policy: Policy, *,
-          now: dt.datetime | None = None, lock: bool = True) -> Verdict:
+          now: dt.datetime | None = None, lock: bool = True, on_file: bool | None = None) -> Verdict:
     """The verdict on ``value`` (as the person gave it, or a Decimal) for the meter and register,
     given by ``source`` at ``now``; see the module's rules. Takes the account's write lock
     (``lock_account``; ``lock=False`` only for a preview that stores nothing) and writes nothing
-    else: the caller stores what the verdict says (``take``, or the phone line's turn) and commits."""
+    else: the caller stores what the verdict says (``take``, or the phone line's turn) and commits.
+    ``on_file``: whether ``source.phone`` is on file for the account, when the caller has read it
+    in this transaction already (``is_trusted``)."""
     now = now or utcnow()
     typed = value if isinstance(value, str) else format(value, "f")
     parsed = rules.parse_value(value) if isinstance(value, str) else value
@@ -247,26 +318,27 @@ def judge(session: Session, meter: Meter, register: str, value: str | Decimal, s
         lock_account(session, meter.account_id)
     decision = period_for(session, meter, now)
     period = decision.period
-    trusted = is_trusted(session, meter, source)
-    base = baseline(session, meter.id, register, period, now)
+    trusted = source.channel in TRUSTED_CHANNELS or on_file if on_file is not None \
+        else is_trusted(session, meter, source)
+    repeat = (source.call_id, meter.id, register, typed) if source.call_id is not None else None
+    facts_read = _facts(session, meter, register, period, now, repeat)
+    base, exported, replaced = facts_read.baseline, facts_read.exported, facts_read.replaced
     facts = {"value": parsed, "period": period, "in_window": decision.in_window, "trusted": trusted,
              "baseline_id": base.id if base else None}
 
     def review(code: str, detail: str, reveals: bool) -> Verdict:
         # Kept for an operator: stored pending, it replaces only the pending readings of the period.
-        pending = replaced_by(session, meter.id, register, period, "pending_review")
+        pending = [r for r in replaced if r.status == "pending_review"]
         return Verdict(REVIEW, code, detail, reveals=reveals, replaces=tuple(r.id for r in pending), **facts)
 
     problem = _against_baseline(meter, parsed, base, policy, now)
     if source.public and (problem is None or problem.code in REVEALING):
-        repeat = (source.call_id, meter.id, register, typed) if source.call_id is not None else None
-        if count_refusals(session, meter.account_id, period, repeat=repeat) >= policy.probe_limit:
+        if facts_read.refusals >= policy.probe_limit:
             # Past the limit, whatever the value: the same answer, and an operator decides.
             return review(REPEATED_REFUSALS, "too many values answered for this account in this period", False)
     if problem:
         return _refused(problem, reveals=source.public and problem.code in REVEALING, **facts)
 
-    exported, replaced = supersession(session, meter.id, register, period, "accepted")
     if not trusted:
         if exported is not None:
             return review(REPLACES_EXPORTED, f"billing has reading {exported.id} of this period", source.public)

@@ -244,8 +244,9 @@ class Call(Base):
     region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"))
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     state: Mapped[dict] = mapped_column(JSON, default=dict)
-    # No longer written: each turn's step is a ``CallStep`` row (``Call.logged_steps``). Kept so
-    # rows and code of older versions still load; the migration that made the rows emptied it.
+    # The steps the turns of a call in progress have logged (``CallStep`` columns, ``at`` in ISO
+    # form), held on the row each turn writes anyway and written as ``call_steps`` rows by one
+    # INSERT when the call ends (``Call.steps_so_far`` shows both meanwhile).
     steps: Mapped[list] = mapped_column(JSON, default=list)
     # Sequence number of the webhook expected next; a repeated request replays last_twiml.
     seq: Mapped[int] = mapped_column(Integer, default=0)
@@ -282,6 +283,15 @@ class Call(Base):
     account: Mapped[Account | None] = relationship()
     utterances: Mapped[list[Utterance]] = relationship(back_populates="call", order_by="Utterance.id")
     logged_steps: Mapped[list[CallStep]] = relationship(order_by="CallStep.seq", viewonly=True)
+
+    @property
+    def steps_so_far(self) -> list[CallStep]:
+        """The call's logged steps: its ``call_steps`` rows, then those its row still holds (a call
+        in progress), as rows not added to any session."""
+        held = [CallStep(call_id=self.id, **{**step, "at": dt.datetime.fromisoformat(step["at"])})
+                for step in self.steps or []
+                if isinstance(step, dict) and "seq" in step]
+        return [*self.logged_steps, *held]
 
 
 class CallStep(Base):

@@ -473,7 +473,13 @@ def region_for_caller(session: Session, phone: str | None) -> tuple[Region, str]
     in the phone menu; None when the caller ID says nothing about it."""
     if not phone:
         return None
-    regions = list(session.scalars(select(Region).where(Region.menu_key.is_not(None))))
+    return region_among(list(session.scalars(select(Region).where(Region.menu_key.is_not(None)))), phone)
+
+
+def region_among(regions: list[Region], phone: str | None) -> tuple[Region, str] | None:
+    """``region_for_caller`` among ``regions`` (the menu's, read by the caller)."""
+    if not phone:
+        return None
     region = region_by_prefix(regions, phone)
     if region is not None:
         return region, "prefix"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import rules
@@ -37,16 +37,24 @@ def accounts_by_key(session: Session, typed: str, *, region_id: int | None = Non
     """The accounts whose number is typed as ``typed`` on a keypad (``keypad_key``), in the region
     ``region_id`` or in any; the lowest ids first, at most ``limit``. ``any_separators``: also
     those whose digits match whatever separators either has (an operator's search)."""
-    key = keypad_key(typed or "")
-    if not key:
+    match = key_match(typed, any_separators=any_separators)
+    if match is None:
         return []
-    match = Account.keypad_key == key
-    if any_separators:
-        match = or_(match, func.replace(Account.keypad_key, "*", "") == key.replace("*", ""))
     query = select(Account).where(match)
     if region_id is not None:
         query = query.where(Account.region_id == region_id)
     return list(session.scalars(query.order_by(Account.id).limit(limit)))
+
+
+def key_match(typed: str | None, *, any_separators: bool = False):
+    """The condition on ``Account`` of ``accounts_by_key`` (None: nothing typed matches any)."""
+    key = keypad_key(typed or "")
+    if not key:
+        return None
+    match = Account.keypad_key == key
+    if any_separators:
+        match = or_(match, func.replace(Account.keypad_key, "*", "") == key.replace("*", ""))
+    return match
 
 
 def find_account(session: Session, region_id: int | None, typed: str) -> Account | None:
@@ -92,10 +100,19 @@ def choose_window(windows, utility: str) -> tuple[int, int] | None:
     return (chosen[0].start_day, chosen[0].end_day) if chosen else None
 
 
+def region_window(session: Session, region: Region, utility: str) -> tuple[int, int] | None:
+    """``window_for`` the region, from its ``windows`` when they were loaded with it in this
+    transaction (the phone line loads a meter with its account, region and windows in one query),
+    else read now."""
+    if "windows" not in inspect(region).unloaded:
+        return choose_window(region.windows, utility)
+    return window_for(session, region.id, utility)
+
+
 def period_for(session: Session, meter: Meter, now: dt.datetime) -> rules.PeriodDecision:
     """The billing period a reading of ``meter`` taken at ``now`` goes into (region time, window)."""
     region = meter.account.region
-    return rules.billing_period(region_now(region, now).date(), window_for(session, region.id, meter.utility))
+    return rules.billing_period(region_now(region, now).date(), region_window(session, region, meter.utility))
 
 
 def history_time(region: Region, window: tuple[int, int] | None, now: dt.datetime,
@@ -139,6 +156,7 @@ def store_reading(
     given_from: str | None = None,
     trusted: bool | None = None,
     judged: Judged | None = None,
+    claimed: bool = False,
 ) -> Reading:
     """Store a reading in its billing period; a newer one supersedes the older in that period
     (``supersede_previous``). What may be stored, and with which status, is for the intake policy
@@ -147,9 +165,10 @@ def store_reading(
     Idempotent on ``idempotency_key``: a repeated webhook gets the reading stored the first time.
     The caller commits (the phone line commits before it says "saved"). ``judged``: what the
     intake policy read for this value in the same transaction (under the account's lock), so as
-    not to read it again.
+    not to read it again. ``claimed``: the caller holds a claim that no repeat can take (the phone
+    line's turn), so the key is not looked for first; its unique index still refuses a repeat.
     """
-    if idempotency_key:
+    if idempotency_key and not claimed:
         existing = session.scalars(select(Reading).where(Reading.idempotency_key == idempotency_key)).first()
         if existing:
             return existing
@@ -158,14 +177,14 @@ def store_reading(
     if judged is not None and judged.status == status:
         decision = judged.decision
         target_id = judged.supersedes_id if status == "accepted" else None
-        replaced = list(session.scalars(select(Reading).where(Reading.id.in_(judged.replaces)).order_by(Reading.id))) \
-            if judged.replaces else []
+        replaced = list(judged.replaces)
     else:
         decision = judged.decision if judged is not None else period_for(session, meter, now)
         # What it supersedes is read before it is written: the INSERT then carries ``supersedes_id``
         # (no UPDATE after it), and the readings it replaces cannot include itself.
-        target, replaced = supersession(session, meter.id, register, decision.period, status)
+        target, rows = supersession(session, meter.id, register, decision.period, status)
         target_id = target.id if target is not None and status == "accepted" else None
+        replaced = [r.id for r in rows]
     reading = Reading(
         meter_id=meter.id,
         register=register,
@@ -253,20 +272,18 @@ def supersede_previous(session: Session, reading: Reading) -> None:
     target = supersede_target(session, reading.meter_id, reading.register, reading.period, reading.id) \
         if reading.status == "accepted" else None
     reading.supersedes_id = target.id if target is not None else None
-    _supersede(session, replaced_by(session, reading.meter_id, reading.register, reading.period, reading.status,
-                                    reading.id), reading.received_at)
+    _supersede(session, [r.id for r in replaced_by(session, reading.meter_id, reading.register, reading.period,
+                                                   reading.status, reading.id)], reading.received_at)
 
 
-def _supersede(session: Session, replaced: list[Reading], at: dt.datetime) -> None:
-    """``replaced`` end superseded at ``at``, their open review tasks closed."""
-    for old in replaced:
-        old.status = "superseded"
-        for task in session.scalars(
-            select(ReviewTask).where(ReviewTask.reading_id == old.id, ReviewTask.status == "open")
-        ):
-            task.status = "done"
-            task.resolution = "superseded"
-            task.resolved_at = at
+def _supersede(session: Session, replaced: list[int], at: dt.datetime) -> None:
+    """The readings ``replaced`` (ids) end superseded at ``at``, their open review tasks closed: two
+    UPDATEs, whatever their number (the session's copies of them are updated too)."""
+    if not replaced:
+        return
+    session.execute(update(Reading).where(Reading.id.in_(replaced)).values(status="superseded"))
+    session.execute(update(ReviewTask).where(ReviewTask.reading_id.in_(replaced), ReviewTask.status == "open")
+                    .values(status="done", resolution="superseded", resolved_at=at))
 
 
 def record_refusal(session: Session, meter: Meter, register: str, value: str, code: str, *,

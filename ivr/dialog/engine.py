@@ -341,11 +341,20 @@ def _operator_region(records: Records, state: CallState) -> int | None:
     for ref in (state.account, state.offered):
         if ref is not None:
             return ref.region_id
-    known = records.accounts_for_phone(state.caller)
-    if known:
-        return known[0].region_id
+    known = _caller_account(records, state)
+    if known is not None:
+        return known.region_id
     guess = records.region_for_caller(state.caller)
     return guess.id if guess is not None else None
+
+
+def _caller_account(records: Records, state: CallState) -> AccountRef | None:
+    """The first account the caller's number is on file for: read once in a call (at its opening)
+    and kept in its state, so that the turns after it do not read it again."""
+    if not state.looked_up:
+        known = records.accounts_for_phone(state.caller)
+        state.caller_account, state.looked_up = (_account_ref(known[0]) if known else None), True
+    return state.caller_account
 
 
 def _operator(records: Records, state: CallState) -> Turn:
@@ -393,9 +402,9 @@ def _on_language(records: Records, state: CallState, event: Event) -> Turn:
 
 
 def _after_language(records: Records, state: CallState) -> Turn:
-    offered = records.accounts_for_phone(state.caller)
-    if offered:
-        state.offered = _account_ref(offered[0])
+    offered = _caller_account(records, state)
+    if offered is not None:
+        state.offered = offered
         return _enter(records, state, "offer_account")
     return _to_region_or_account(records, state)
 

@@ -129,6 +129,9 @@ class CallState:
     seq: int = 0  # turns taken; names the idempotency key of a write made in a turn
     region_id: int | None = None
     offered: AccountRef | None = None  # the account the caller ID suggests, while offered
+    # The first account the caller's number is on file for, read once, at the opening (``looked_up``)
+    caller_account: AccountRef | None = None
+    looked_up: bool = False
     account: AccountRef | None = None
     meters: list[MeterRef] = field(default_factory=list)
     meter: int | None = None  # index into meters
@@ -167,6 +170,8 @@ class CallState:
             "call_sid": self.call_sid, "caller": self.caller, "lang": self.lang, "max_tries": self.max_tries,
             "step": self.step.value, "tries": self.tries, "seq": self.seq, "region_id": self.region_id,
             "offered": self.offered.to_json() if self.offered else None,
+            "caller_account": self.caller_account.to_json() if self.caller_account else None,
+            "looked_up": self.looked_up,
             "account": self.account.to_json() if self.account else None,
             "meters": [m.to_json() for m in self.meters], "meter": self.meter, "register": self.register,
             "value": self.value, "decision": self.decision.value, "reason": self.reason,
@@ -198,6 +203,8 @@ class CallState:
                 max_tries=int(data.get("max_tries", 3)), step=step, tries=int(data.get("tries", 0)),
                 seq=int(data.get("seq", 0)), region_id=data.get("region_id"),
                 offered=AccountRef.from_json(data.get("offered")), account=AccountRef.from_json(data.get("account")),
+                caller_account=AccountRef.from_json(data.get("caller_account")),
+                looked_up=bool(data.get("looked_up", False)),
                 meters=[MeterRef.from_json(m) for m in data.get("meters") or []], meter=data.get("meter"),
                 register=data.get("register"), value=data.get("value"),
                 decision=Decision(data.get("decision") or data.get("status") or Decision.ACCEPTED.value),

@@ -14,15 +14,17 @@ from readings_store.models import Account, AccountPhone, Meter
 from readings_store.service import keypad_key
 from tests import factories as f
 
-# The whole call below: six webhooks of the dialog and the status callback. Each turn is claimed
-# and loaded by one statement and written by one UPDATE and its step row; the rest is what the
-# dialog reads (regions, the caller's accounts, the account, its meters, a value's verdict twice)
-# and writes (the reading, the read-back counted then forgotten, the receipt). At the account and
-# at each value question the dialog also reads the meter's submission window (is it closed?) and
-# whether the caller is on file (may they hear the last reading?), and the opening writes the
-# call's dashboard figures after inserting its row.
-STATEMENT_BUDGET = 50  # 48 on SQLite; PostgreSQL adds the account row lock of each verdict
-COMMIT_BUDGET = 8
+# The whole call below: six webhooks of the dialog and the status callback, 24 statements on SQLite
+# and PostgreSQL. Each turn is claimed and loaded by one statement (UPDATE ... RETURNING) and
+# written by one UPDATE of the call (its step held on the row until the call ends, when one INSERT
+# writes the call's steps). The opening reads the caller's accounts (kept in the call's state) and
+# the menu's regions, and inserts the call; the language turn reads the regions; the account turn
+# reads the account with its meters, region, windows and whether the caller is on file, by one
+# query; each value turn reads the meter the same way (on PostgreSQL taking the account's lock in
+# that statement) and the verdict's readings and count by one more, and writes the read-back
+# (counted, then forgotten when saved) or the reading; the status callback is one UPDATE ... RETURNING.
+STATEMENT_BUDGET = 24
+COMMIT_BUDGET = 7
 
 
 def _load_accounts(db, region, count: int) -> None:

@@ -75,6 +75,24 @@ def test_a_whole_call_through_the_service(db, config, meter):
     assert db.scalars(select(ValueRefusal)).all() == []
 
 
+def test_a_call_in_progress_holds_its_steps_on_its_row_and_writes_them_when_it_ends(db, config, meter):
+    _open(db, config)
+    _turn(db, config, "language", 1, "4")
+    _turn(db, config, "account", 2, "100001#")
+    call = _call(db)
+    # Held on the row the turns write anyway; the console sees them all the same.
+    assert call.logged_steps == [] and [s["step"] for s in call.steps] == ["incoming", "language", "account"]
+    assert [(s.seq, s.step, s.next) for s in call.steps_so_far] == [
+        (0, "incoming", "language"), (1, "language", "account"), (2, "account", "value")]
+    # The caller hangs up: the status callback writes them as rows, by one INSERT.
+    assert calls.end_call(db, call_sid=SID, status="completed", duration="40")
+    call = _call(db)
+    assert call.steps == [] and (call.outcome, call.end_reason) == ("hung_up", "value:hung_up")
+    assert [(s.seq, s.step, s.next, s.kind) for s in call.logged_steps] == [
+        (0, "incoming", "language", None), (1, "language", "account", "digits"), (2, "account", "value", "digits")]
+    assert call_figures.of_steps((s.step, s.next, s.kind) for s in call.logged_steps)["steps_logged"] == 3
+
+
 def test_each_turn_counts_its_step_in_the_calls_dashboard_figures(db, config, meter):
     _open(db, config)
     _turn(db, config, "language", 1, "4")

@@ -54,6 +54,9 @@ def test_an_idle_call_without_a_reported_end_is_ended_as_at_a_hang_up(db, record
     assert ended.ended_at == quiet_since  # when it was last heard
     assert (ended.outcome, ended.end_reason) == ("hung_up", "next:no_status")
     assert ended.state["outcome"] == "hung_up"
+    # The steps the call's row held are written as rows when the sweep ends it.
+    assert ended.steps == [] and [s.step for s in ended.logged_steps] == [
+        "incoming", "language", "region", "account", "value", "confirm"]
     [receipt] = receipts(db)
     assert (receipt.to_number, receipt.status) == (MOBILE, "pending")
     # Again, or Twilio's report arriving after all: nothing twice.
