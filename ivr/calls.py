@@ -377,11 +377,17 @@ def persist_effects(session: Session, call: Call, effects: list, records: SqlRec
             raise TypeError(f"unknown effect {effect!r}")
 
 
+# Steps a call's row holds at most: a usual call (about 6 steps) writes them all by one INSERT at its
+# end; a long one writes them every HELD_STEPS turns, so a turn's UPDATE stays small.
+HELD_STEPS = 8
+
+
 def _log_step(call: Call, step: str, event: dict, actions: list, *, at: dt.datetime | None = None) -> None:
     """Log the step of the turn that took ``call.seq - 1`` (0: the call's opening), in the turn's
     transaction: held on the call's row (``Call.steps``, a few small entries; the turn writes the
-    row anyway), and written as ``call_steps`` rows with all the call's steps by one INSERT in the
-    turn that ends the dialog (else by ``_end``: the status callback or the sweep)."""
+    row anyway), and written as ``call_steps`` rows with the steps held by one INSERT in the turn
+    that ends the dialog (else by ``_end``: the status callback or the sweep), or once
+    ``HELD_STEPS`` are held, so that what a turn writes does not grow with the call's length."""
     now = at or utcnow()
     session = Session.object_session(call)
     if session is None:  # pragma: no cover - a turn's call is always its session's
@@ -393,13 +399,13 @@ def _log_step(call: Call, step: str, event: dict, actions: list, *, at: dt.datet
     # The dashboard's figures of the call, in the row the turn writes anyway.
     call_figures.add_step(call, step, next_, event.get("kind"))
     call.last_activity_at = now
-    if call.outcome is not None:
+    if call.outcome is not None or len(call.steps) >= HELD_STEPS:
         write_steps(session, call)
 
 
 def write_steps(session: Session, call: Call) -> None:
     """Write the steps the call's row holds as ``call_steps`` rows, by one INSERT, in the caller's
-    transaction (the call has ended: no turn adds a step any more)."""
+    transaction."""
     held = [step for step in call.steps or [] if isinstance(step, dict) and "seq" in step]
     if call.steps:
         call.steps = []  # before the INSERT, which flushes the call's row with it

@@ -93,6 +93,22 @@ def test_a_call_in_progress_holds_its_steps_on_its_row_and_writes_them_when_it_e
     assert call_figures.of_steps((s.step, s.next, s.kind) for s in call.logged_steps)["steps_logged"] == 3
 
 
+def test_a_long_call_holds_a_bounded_number_of_steps_and_logs_every_one(db, config, meter):
+    """What a turn writes does not grow with the call: the row holds at most HELD_STEPS steps."""
+    _open(db, config)
+    _turn(db, config, "language", 1, "4")
+    seq, held = 2, []
+    for n in range(5):  # 5 readings in a row: 4 turns each
+        for step, keys in (("account", "100001#"), ("value", f"{1500 + n}#"), ("confirm", "1"), ("next", "2")):
+            _turn(db, config, step, seq, keys)
+            seq += 1
+            held.append(len(_call(db).steps))
+    assert max(held) < calls.HELD_STEPS and len(held) > calls.HELD_STEPS
+    assert calls.end_call(db, call_sid=SID, status="completed", duration="300")
+    call = _call(db)
+    assert call.steps == [] and [s.seq for s in call.logged_steps] == list(range(seq))
+
+
 def test_each_turn_counts_its_step_in_the_calls_dashboard_figures(db, config, meter):
     _open(db, config)
     _turn(db, config, "language", 1, "4")
