@@ -11,7 +11,8 @@ with Core executemany. Then ``--calls`` calls are made ``--runs`` times (medians
   account, value, confirmation, finish, status callback: 7 signed webhooks) through the app, in
   process (Flask's test client); the CPU is the server's (thread CPU time inside the WSGI app);
 * lean floor: the same turns by minimal hand-written SQL (claim, the reads the turn needs, one
-  UPDATE and a step row, a TwiML string) on the same database, without Flask or the ORM;
+  UPDATE holding the step, the steps' rows by one INSERT at the end, a TwiML string) on the same
+  database, without Flask or the ORM;
 * hello: 7 requests to a Flask app that answers "hello", through the same test client.
 
 Each line gives statements, commits and server CPU per call (ms), and the ratio to the floor.
@@ -115,83 +116,90 @@ def product_call(client, n: int) -> None:
 
 
 def lean_call(engine, n: int, counter: Counter, postgres: bool) -> None:
-    """The same seven webhooks by hand: what any implementation must read and write."""
+    """The same seven webhooks by hand: what any implementation must read and write, in the
+    product's shape (a turn's step held on the call's row, all of them written by one INSERT when
+    the call ends; an account with its meter by one query; a value's baseline and count by one)."""
     sid = f"CB{n:031x}"
     twiml = '<?xml version="1.0" encoding="UTF-8"?><Response><Gather action="/voice/step/{}?seq={}">' \
             '<Say>{}</Say></Gather></Response>'
     now = dt.datetime.now(dt.timezone.utc)
     started = time.thread_time()
+    steps: list[dict] = []
 
-    def step(conn, call_id, seq, name):
-        conn.execute(text("INSERT INTO call_steps (call_id, seq, at, step) VALUES (:c, :s, :at, :st)"),
-                     {"c": call_id, "s": seq, "at": now, "st": name})
+    def step(seq, name):
+        steps.append({"seq": seq, "at": now.isoformat(), "step": name})
 
     def claim(conn, seq):
         return conn.execute(text("UPDATE calls SET seq = seq + 1 WHERE call_sid = :sid AND seq = :seq "
-                                 "RETURNING id, state"), {"sid": sid, "seq": seq}).first()
+                                 "RETURNING id, state, steps"), {"sid": sid, "seq": seq}).first()
 
     def write(conn, call_id, state, body, **columns):
         sets = "".join(f", {k} = :{k}" for k in columns)
-        conn.execute(text(f"UPDATE calls SET state = :state, last_twiml = :body, last_activity_at = :at{sets} "
-                          "WHERE id = :id"), {"state": json.dumps(state), "body": body, "at": now, "id": call_id,
-                                              **columns})
+        conn.execute(text(f"UPDATE calls SET state = :state, steps = :steps, last_twiml = :body, "
+                          f"last_activity_at = :at{sets} WHERE id = :id"),
+                     {"state": json.dumps(state), "steps": json.dumps(steps), "body": body, "at": now, "id": call_id,
+                      **columns})
 
     with engine.begin() as conn:  # incoming
         conn.execute(text("SELECT a.id FROM accounts a JOIN account_phones p ON p.account_id = a.id "
                           "WHERE p.phone = :p"), {"p": "+447700900123"}).all()
         conn.execute(text("SELECT id, name FROM regions WHERE menu_key IS NOT NULL ORDER BY menu_key")).all()
         state = {"step": "language", "seq": 0}
+        step(0, "incoming")
         call_id = conn.execute(text("INSERT INTO calls (call_sid, seq, state, steps, last_twiml, started_at) "
-                                    "VALUES (:sid, 1, :st, '[]', :body, :at) RETURNING id"),
-                               {"sid": sid, "st": json.dumps(state), "body": twiml.format("language", 1, "hi"),
-                                "at": now}).scalar()
-        step(conn, call_id, 0, "incoming")
+                                    "VALUES (:sid, 1, :st, :steps, :body, :at) RETURNING id"),
+                               {"sid": sid, "st": json.dumps(state), "steps": json.dumps(steps),
+                                "body": twiml.format("language", 1, "hi"), "at": now}).scalar()
     with engine.begin() as conn:  # language
         row = claim(conn, 1)
         state = json.loads(row.state) if isinstance(row.state, str) else row.state
         regions = conn.execute(text("SELECT id FROM regions WHERE menu_key IS NOT NULL")).all()
         state.update(step="account", lang="en", region_id=regions[0].id)
+        step(1, "language")
         write(conn, call_id, state, twiml.format("account", 2, "account?"), region_id=regions[0].id)
-        step(conn, call_id, 1, "language")
     with engine.begin() as conn:  # account
         claim(conn, 2)
-        account = conn.execute(text("SELECT id, active FROM accounts WHERE region_id = :r AND keypad_key = :k "
-                                    "LIMIT 2"), {"r": regions[0].id, "k": TARGET}).first()
-        meter = conn.execute(text("SELECT id, serial, digits FROM meters WHERE account_id = :a AND active"),
-                             {"a": account.id}).first()
-        state.update(step="value", account=account.id, meters=[meter.id])
+        account = conn.execute(text("SELECT a.id, a.active, m.id AS meter_id, m.serial, m.digits FROM accounts a "
+                                    "JOIN meters m ON m.account_id = a.id AND m.active "
+                                    "WHERE a.region_id = :r AND a.keypad_key = :k LIMIT 2"),
+                               {"r": regions[0].id, "k": TARGET}).first()
+        state.update(step="value", account=account.id, meters=[account.meter_id])
+        step(2, "account")
         write(conn, call_id, state, twiml.format("value", 3, "value?"), account_id=account.id)
-        step(conn, call_id, 2, "account")
     value = 1100 + n % 100
     for seq, name in ((3, "value"), (4, "confirm")):
         with engine.begin() as conn:
             claim(conn, seq)
             if postgres:
                 conn.execute(text("SELECT id FROM accounts WHERE id = :a FOR NO KEY UPDATE"), {"a": account.id})
-            base = conn.execute(text("SELECT id, value, taken_at FROM readings WHERE meter_id = :m AND trusted "
-                                     "ORDER BY taken_at DESC LIMIT 1"), {"m": meter.id}).first()
-            conn.execute(text("SELECT count(*) FROM value_refusals WHERE account_id = :a"), {"a": account.id}).scalar()
+            base = conn.execute(text("SELECT r.value, (SELECT count(*) FROM value_refusals WHERE account_id = :a) "
+                                     "AS answers FROM readings r WHERE r.meter_id = :m AND r.trusted "
+                                     "ORDER BY r.taken_at DESC LIMIT 1"),
+                                {"a": account.id, "m": account.meter_id}).first()
             assert base is not None and value >= Decimal(str(base.value))
             if name == "value":
                 conn.execute(text("INSERT INTO value_refusals (account_id, meter_id, register, period, value, code, "
                                   "call_id, created_at) VALUES (:a, :m, 'total', '2026-01', :v, 'not_confirmed', "
-                                  ":c, :at)"), {"a": account.id, "m": meter.id, "v": str(value), "c": call_id,
+                                  ":c, :at)"), {"a": account.id, "m": account.meter_id, "v": str(value), "c": call_id,
                                                 "at": now})
             else:
                 conn.execute(text("INSERT INTO readings (meter_id, register, value, period, taken_at, received_at, "
                                   "channel, status, trusted, out_of_window, call_id) VALUES (:m, 'total', :v, '2026-01', :at, :at, "
                                   "'phone_keypad', 'accepted', false, false, :c)"),
-                             {"m": meter.id, "v": value, "at": now, "c": call_id})
+                             {"m": account.meter_id, "v": value, "at": now, "c": call_id})
                 conn.execute(text("DELETE FROM value_refusals WHERE call_id = :c AND code = 'not_confirmed'"),
                              {"c": call_id})
             state.update(step=name)
+            step(seq, name)
             write(conn, call_id, state, twiml.format(name, seq + 1, "saved"))
-            step(conn, call_id, seq, name)
-    with engine.begin() as conn:  # finish
+    with engine.begin() as conn:  # finish: the call's steps as rows, by one INSERT
         claim(conn, 5)
         state.update(step="ended", outcome="completed")
+        step(5, "next")
+        conn.execute(text("INSERT INTO call_steps (call_id, seq, at, step) VALUES (:c, :seq, :at, :step)"),
+                     [{**s, "c": call_id, "at": now} for s in steps])
+        steps.clear()
         write(conn, call_id, state, twiml.format("ended", 6, "goodbye"), outcome="completed")
-        step(conn, call_id, 5, "next")
     with engine.begin() as conn:  # status callback
         conn.execute(text("UPDATE calls SET twilio_status = 'completed', ended_at = :at WHERE call_sid = :sid"),
                      {"at": now, "sid": sid})

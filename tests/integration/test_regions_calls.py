@@ -91,7 +91,7 @@ def test_region_list_shows_every_setting(imported, regions_cli):
     assert result.exit_code == 0
     lines = result.output.splitlines()
     assert lines[0].split() == ["KEY", "CODE", "NAME", "NAMES", "TIMEZONE", "DAYS", "HOURS", "OPERATOR", "PREFIXES",
-                                "WINDOWS", "ACCOUNTS"]
+                                "WINDOWS", "ORG", "NAME", "ACCOUNTS"]
     assert lines[1].startswith("1    ORH   Orhei") and "ru=Орхей; uk=Оргіїв" in lines[1]
     assert "all=1-end" in lines[1] and "08:00-17:00" in lines[1] and lines[1].endswith("2")
 
@@ -252,7 +252,7 @@ def test_cli_add_set_and_remove(imported, db, regions_cli):
         "code": "UNG", "name": "Ungheni", "names": {"ru": "Унгены"}, "menu_key": 3, "timezone": "Europe/Chisinau",
         "work_days": "123456", "work_start": "09:00", "work_end": "18:00", "operator_number": "+37323612345",
         "phone_prefixes": ["+373236"],
-        "windows": {"cold_water": "20-25", "electricity": "15-end", "hot_water": "20-25"},
+        "windows": {"cold_water": "20-25", "electricity": "15-end", "hot_water": "20-25"}, "ask_org_name": False,
     }
     bad = regions_cli("add", "CAL", "--menu-key", "3")
     assert bad.exit_code == 1 and "menu key 3 is already used by region UNG (Ungheni)" in bad.output
