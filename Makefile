@@ -30,10 +30,11 @@ run: $(VENV)/.installed
 system-packages:
 	bash scripts/install-system-packages
 
-# The whole suite on the embedded SQLite default; then the database tests again on PostgreSQL
-# when IVR_TEST_DATABASE_URL points at one (CI sets it).
+# The whole suite on the embedded SQLite default (IVR_TEST_DATABASE_URL emptied for it: the tests
+# read it to choose PostgreSQL); then the database tests again on PostgreSQL when
+# IVR_TEST_DATABASE_URL points at one (CI sets it).
 test: $(VENV)/.installed-test system-packages
-	$(BIN)/pytest -n auto --durations=15
+	IVR_TEST_DATABASE_URL= $(BIN)/pytest -n auto --durations=15
 	@if [ -n "$$IVR_TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$IVR_TEST_DATABASE_URL): database tests =="; \
 		$(BIN)/pytest -n auto -m "db and not speech and not browser"; \

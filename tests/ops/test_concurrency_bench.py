@@ -9,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+# The benchmark on the database the suite tests: rerun on PostgreSQL by `make test` (-m db).
+pytestmark = pytest.mark.db
 
 
 def test_bench_prints_each_level(tmp_path):
