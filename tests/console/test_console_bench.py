@@ -2,23 +2,17 @@
 and CSV, and prints each one's time, SQL statements and memory (figures are not asserted)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
+import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmark_run import run_benchmark
+
+# The benchmark on the database the suite tests: rerun on PostgreSQL by `make test` (-m db).
+pytestmark = pytest.mark.db
 
 
 def test_bench_prints_every_console_page_with_its_statements(tmp_path):
     args = ["--calls", "300", "--tasks", "120", "--accounts", "40", "--runs", "1"]
-    if os.environ.get("IVR_TEST_DATABASE_URL"):
-        args += ["--database-url", os.environ["IVR_TEST_DATABASE_URL"]]
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "console_bench.py"), *args],
-                         capture_output=True, text=True, timeout=600, cwd=ROOT,
-                         env={**os.environ, "IVR_DATA_DIR": str(tmp_path)})
-    assert run.returncode == 0, run.stderr[-3000:]
-    out = run.stdout
+    out = run_benchmark("console_bench.py", args, tmp_path)
     assert "300 calls" in out and "120 review items" in out and "load average" in out
     rows = [line.split() for line in out.splitlines() if line.startswith(("dashboard", "queue", "item page",
                                                                           "lookup", "account page"))]
