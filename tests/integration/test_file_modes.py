@@ -45,6 +45,8 @@ def test_sqlite_database_and_data_dir_are_private(tmp_path, open_umask):
             side = db_path.with_name(db_path.name + extra)
             if side.exists():
                 assert mode(side) == 0o600, extra
+        # The file writers queue on (``SqliteWriteLock``) exists once anything was written.
+        assert mode(db_path.with_name(db_path.name + ".writelock")) == 0o600
     engine.dispose()
     other = tmp_path / "fresh"
     ensure_dev_auth_token(other)
