@@ -17,7 +17,8 @@ def test_bench_pulls_and_exports_every_reading(tmp_path):
     out = run_benchmark("billing_bench.py", args, tmp_path)
     lines = out.splitlines()
     assert any(": 40 accepted readings inserted in " in line for line in lines), out
-    for label in ("pull (GET /readings", "raw ", "export CSV", "export JSON", "  re-read it, text/csv",
+    for label in ("pull (GET /readings", "  the same, each page's JSON decoded", "raw ", "export CSV", "export JSON",
+                  "  re-read it, text/csv",
                   "  re-read it, application/json"):
         assert any(line.startswith(label) for line in lines), (label, out)
-    assert any(line.startswith("pull / raw: ") for line in lines), out
+    assert any(line.startswith("pull / raw: ") and "with the client's JSON decoding" in line for line in lines), out
