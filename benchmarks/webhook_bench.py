@@ -16,6 +16,10 @@ with Core executemany. Then ``--calls`` calls are made ``--runs`` times (medians
 * hello: 7 requests to a Flask app that answers "hello", through the same test client.
 
 Each line gives statements, commits and server CPU per call (ms), and the ratio to the floor.
+With ``--parts``, a last run of the product's calls prints where its server CPU goes (CPU per call
+in the turn's parts: claiming a turn, judging values, flushing and committing, storing effects,
+rendering TwiML, opening a call, the status callback; the rest is Flask, the signature check and
+the other reads), each part counted once even when it calls another.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -79,6 +84,7 @@ class Counter:
     """Statements and commits on an engine, and the server's CPU time."""
 
     def __init__(self, engine):
+        self.engine = engine
         self.statements = self.commits = 0
         self.cpu = 0.0
         event.listen(engine, "before_cursor_execute", self._statement)
@@ -206,6 +212,64 @@ def lean_call(engine, n: int, counter: Counter, postgres: bool) -> None:
     counter.cpu += time.thread_time() - started
 
 
+# (label, module or class, function): the parts ``--parts`` times, outermost first.
+PARTS = (
+    ("opening a call (incoming)", "ivr.calls", "open_call"),
+    ("status callback", "ivr.calls", "end_call"),
+    ("claiming a turn", "ivr.calls", "_claim"),
+    ("judging a value", "ivr.records:SqlRecords", "judge_value"),
+    ("storing effects", "ivr.calls", "persist_effects"),
+    ("flush and commit", "sqlalchemy.orm:Session", "commit"),
+    ("rendering TwiML", "ivr.voice.twiml:TwimlRenderer", "render"),
+)
+
+
+def product_parts(app, engine, calls: int, first: int) -> None:
+    """Time the product's calls once more with its parts wrapped (``PARTS``), and print them."""
+    import functools
+    import importlib
+
+    spent: dict[str, float] = dict.fromkeys([label for label, _, _ in PARTS], 0.0)
+    inside = threading.local()
+    undo = []
+    for label, where, name in PARTS:
+        module_name, _, class_name = where.partition(":")
+        owner = importlib.import_module(module_name)
+        owner = getattr(owner, class_name) if class_name else owner
+        original = getattr(owner, name)
+
+        def timed(*args, _original=original, _label=label, **kwargs):
+            if getattr(inside, "part", None):
+                return _original(*args, **kwargs)  # counted in the part that called it
+            inside.part, started = _label, time.thread_time()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                spent[_label] += time.thread_time() - started
+                inside.part = None
+
+        setattr(owner, name, functools.wraps(original)(timed))
+        undo.append((owner, name, original))
+    counter = Counter(engine)
+    inner = app.wsgi_app
+    counter.wrap(app)
+    try:
+        client = app.test_client()
+        for n in range(calls):
+            product_call(client, first + n)
+    finally:
+        app.wsgi_app = inner
+        for owner, name, original in undo:
+            setattr(owner, name, original)
+        event.remove(counter.engine, "before_cursor_execute", counter._statement)
+        event.remove(counter.engine, "commit", counter._commit)
+    total = counter.cpu * 1000 / calls
+    print(f"where the product's server CPU goes ({calls} calls, one run, parts wrapped): {total:.1f} ms per call")
+    for label, seconds in [*spent.items(), ("the rest (Flask, signature, other reads)",
+                                            counter.cpu - sum(spent.values()))]:
+        print(f"  {label:<44}{seconds * 1000 / calls:>7.2f} ms  {100 * seconds / counter.cpu:>5.1f} %")
+
+
 def hello_app():
     app = Flask("hello")
 
@@ -284,6 +348,8 @@ def run(url: str, data_dir: str, args, *, postgres: bool) -> None:
         commits = statistics.median(r[1] for r in results)
         cpu = statistics.median(r[2] for r in results)
         print(f"{name:<16}{statements:>11.1f}{commits:>9.1f}{cpu:>9.1f}{cpu / floor:>9.2f}")
+    if args.parts:
+        product_parts(app, engine, args.calls, (args.runs + 2) * args.calls)
     engine.dispose()
 
 
@@ -293,6 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--accounts", type=int, default=213_000)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--parts", action="store_true", help="then print where the product's server CPU goes")
     args = parser.parse_args(argv)
     if args.accounts < 1 or args.calls < 1 or args.runs < 1:
         parser.error("--accounts, --calls and --runs must be at least 1")

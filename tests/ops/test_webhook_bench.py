@@ -12,7 +12,7 @@ pytestmark = pytest.mark.db
 
 
 def test_bench_prints_the_product_the_floor_and_hello(tmp_path):
-    args = ["--accounts", "200", "--calls", "3", "--runs", "1"]
+    args = ["--accounts", "200", "--calls", "3", "--runs", "1", "--parts"]
     out = run_benchmark("webhook_bench.py", args, tmp_path)
     rows = {line[:16].strip(): line[16:].split() for line in out.splitlines()
             if line.startswith(("product", "lean floor", "flask hello"))}
@@ -20,3 +20,9 @@ def test_bench_prints_the_product_the_floor_and_hello(tmp_path):
     assert float(rows["product"][1]) == float(rows["lean floor"][1]) == 7.0  # commits: one per webhook
     assert 0 < float(rows["lean floor"][0]) <= float(rows["product"][0])
     assert float(rows["flask hello"][0]) == 0
+    # --parts: each part of the turn, and the rest, with its share of the product's CPU.
+    assert "where the product's server CPU goes (3 calls, one run, parts wrapped)" in out, out
+    for part in ("claiming a turn", "judging a value", "flush and commit", "rendering TwiML",
+                 "the rest (Flask, signature, other reads)"):
+        line = next((line for line in out.splitlines() if line.strip().startswith(part)), None)
+        assert line is not None and line.rstrip().endswith("%"), (part, out)
