@@ -93,10 +93,11 @@ def timed(fn):
     return time.perf_counter() - start, result
 
 
-def pull_all(client, headers) -> tuple[float, int]:
-    """Every page, as a billing client pulls them: (seconds spent getting the pages' bytes, readings).
-    The next page's cursor is read from ``X-Next-Cursor``; each page is then parsed to count its
-    readings, outside the time (the client's own JSON decoding is printed on its own line)."""
+def pull_all(client, headers, *, client_decodes: bool = False) -> tuple[float, int]:
+    """Every page, as a billing client pulls them, the next page named by ``X-Next-Cursor``:
+    (seconds, readings). The seconds are those spent getting the pages' bytes, and with
+    ``client_decodes`` also decoding each page's JSON (``json.loads``) as it comes; otherwise the
+    pages are decoded outside the time, to count their readings."""
     count, cursor, seconds = 0, None, 0.0
     while True:
         query = {"limit": 5000}
@@ -105,29 +106,16 @@ def pull_all(client, headers) -> tuple[float, int]:
         started = time.perf_counter()
         resp = client.get("/api/v1/readings", query_string=query, headers=headers)
         data = resp.get_data()
+        body = json.loads(data) if client_decodes else None
         seconds += time.perf_counter() - started
         assert resp.status_code == 200, data[:300]
-        body = json.loads(data)
+        if body is None:
+            body = json.loads(data)
         count += len(body["items"])
         cursor = resp.headers.get("X-Next-Cursor")
         assert cursor == body["next_cursor"]
         if not cursor:
             return seconds, count
-
-
-def pull_and_parse(client, headers) -> int:
-    """The same pull, each page's JSON decoded by the client as it comes (``json.loads``)."""
-    count, cursor = 0, None
-    while True:
-        query = {"limit": 5000}
-        if cursor:
-            query["cursor"] = cursor
-        resp = client.get("/api/v1/readings", query_string=query, headers=headers)
-        body = json.loads(resp.get_data())
-        count += len(body["items"])
-        cursor = body["next_cursor"]
-        if not cursor:
-            return count
 
 
 def export_once(client, headers, accept: str) -> tuple[int, int, int]:
@@ -200,7 +188,7 @@ def run(url: str, data_dir: str, args, *, postgres: bool) -> None:
         seconds, count = pull_all(client, headers)
         assert count == total, (count, total)
         pulls.append(seconds)
-        seconds, count = timed(lambda: pull_and_parse(client, headers))
+        seconds, count = pull_all(client, headers, client_decodes=True)
         assert count == total, (count, total)
         parsed.append(seconds)
     results["pull (GET /readings, 5000/page)"] = pulls

@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
+import importlib
 import json
 import os
 import statistics
@@ -95,6 +97,11 @@ class Counter:
 
     def _commit(self, *args):
         self.commits += 1
+
+    def stop(self) -> None:
+        """Stop counting statements and commits."""
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+        event.remove(self.engine, "commit", self._commit)
 
     def wrap(self, app):
         inner = app.wsgi_app
@@ -226,9 +233,6 @@ PARTS = (
 
 def product_parts(app, engine, calls: int, first: int) -> None:
     """Time the product's calls once more with its parts wrapped (``PARTS``), and print them."""
-    import functools
-    import importlib
-
     spent: dict[str, float] = dict.fromkeys([label for label, _, _ in PARTS], 0.0)
     inside = threading.local()
     undo = []
@@ -261,8 +265,7 @@ def product_parts(app, engine, calls: int, first: int) -> None:
         app.wsgi_app = inner
         for owner, name, original in undo:
             setattr(owner, name, original)
-        event.remove(counter.engine, "before_cursor_execute", counter._statement)
-        event.remove(counter.engine, "commit", counter._commit)
+        counter.stop()
     total = counter.cpu * 1000 / calls
     print(f"where the product's server CPU goes ({calls} calls, one run, parts wrapped): {total:.1f} ms per call")
     for label, seconds in [*spent.items(), ("the rest (Flask, signature, other reads)",
@@ -306,8 +309,7 @@ def run(url: str, data_dir: str, args, *, postgres: bool) -> None:
 
     def fresh() -> Counter:
         for old in counters:
-            event.remove(engine, "before_cursor_execute", old._statement)
-            event.remove(engine, "commit", old._commit)
+            old.stop()
         counters[:] = [Counter(engine)]
         return counters[0]
 

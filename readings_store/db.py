@@ -22,10 +22,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def make_engine(url: str, **kwargs) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
-        if path and path != ":memory:" and not path.startswith("file:"):
+        on_disk = bool(path) and path != ":memory:" and not path.startswith("file:")
+        if on_disk:
             create_private_file(Path(path))
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}, **kwargs)
-        if path and path != ":memory:" and not path.startswith("file:"):
+        if on_disk:
             SqliteWriteLock(engine, Path(path))
 
         @event.listens_for(engine, "connect")
