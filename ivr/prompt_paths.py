@@ -62,7 +62,7 @@ class SampleRecords:
     def window(self, meter_id):
         return Window(True, dt.date(2026, 3, 20), dt.date(2026, 4, 5))  # open: the common path says nothing of it
 
-    def read_this_period(self, account_id):
+    def given_this_period(self, account_id):
         return set()
 
     def on_file(self, account_id, phone):

@@ -87,6 +87,7 @@ class SqlRecords:
         self._on_file: dict[int, bool] = {}  # by account id, for ``call.from_number``
         self._menu: list[Region] | None = None
         self._for_phone: dict[str | None, list[AccountInfo]] = {}
+        self._given: dict[int, set[tuple[int, str]]] = {}  # by account id
         # The verdicts given in this turn, by (meter id, register, value): storing the value reads
         # nothing the verdict has read already.
         self._verdicts: dict[tuple[int, str, str], intake.Verdict] = {}
@@ -197,7 +198,12 @@ class SqlRecords:
         opens, closes = rules.window_dates(decision.period, days)
         return Window(decision.in_window, opens, closes)
 
-    def read_this_period(self, account_id: int) -> set[int]:
+    def given_this_period(self, account_id: int) -> set[tuple[int, str]]:
+        if account_id not in self._given:
+            self._given[account_id] = self._given_this_period(account_id)
+        return self._given[account_id]
+
+    def _given_this_period(self, account_id: int) -> set[tuple[int, str]]:
         account = self._account(account_id)
         if account is None:
             return set()
@@ -208,12 +214,7 @@ class SqlRecords:
             return set()
         rows = self.session.execute(select(Reading.meter_id, Reading.register, Reading.period).where(
             Reading.meter_id.in_(periods), Reading.status.in_(("accepted", "pending_review"))).distinct())
-        given: dict[int, set[str]] = {}
-        for meter_id, register, period in rows:
-            if periods[meter_id] == period:
-                given.setdefault(meter_id, set()).add(register)
-        # A two-tariff meter with one tariff given is still to read.
-        return {i for i, registers in given.items() if set(meters[i].register_names) <= registers}
+        return {(meter_id, register) for meter_id, register, period in rows if periods[meter_id] == period}
 
     def on_file(self, account_id: int, phone: str | None) -> bool:
         if phone == self.call.from_number and self._account(account_id) is not None:

@@ -687,14 +687,29 @@ def _use_meter(records: Records, state: CallState, index: int) -> Turn:
     notice = _window_notice(records, state, meter)
     # The tariff is asked only when there is a choice: a one-register meter, or a two-tariff one
     # with one register still to give in this call, goes straight to the value. A walk through the
-    # meters takes every register in turn (the confirmation goes on to the next one).
-    left = [r for r in meter.registers if (meter.id, r) not in state.done] or list(meter.registers)
+    # meters takes in turn every register without a reading this period (the confirmation goes on
+    # to the next one).
+    if state.walk is not None:  # (all given meanwhile, by someone else: asked again from the first)
+        left = _still_to_give(records, state, meter) or list(meter.registers)
+    else:
+        left = [r for r in meter.registers if (meter.id, r) not in state.done] or list(meter.registers)
     if len(left) == 1 or state.walk is not None:
         state.register = left[0]
         turn = _enter(records, state, "value")
     else:
         turn = _enter(records, state, "register")
     return Turn(turn.state, [*notice, *turn.actions])
+
+
+def _still_to_give(records: Records, state: CallState, meter: MeterRef) -> list[str]:
+    """The meter's registers given neither in this call nor earlier for the period a reading given
+    now counts in: a caller who gave the night reading yesterday and the day one now is not asked
+    for the night one again (choosing the meter and its tariff still lets them correct it)."""
+    left = [r for r in meter.registers if (meter.id, r) not in state.done]
+    if not left:
+        return left  # read nothing more: the usual one-register meter's confirmation
+    given = records.given_this_period(_need(state.account, "account").id)
+    return [r for r in left if (meter.id, r) not in given]
 
 
 def _window_notice(records: Records, state: CallState, meter: MeterRef) -> list[Say]:
@@ -774,15 +789,16 @@ def _on_meter_serial(records: Records, state: CallState, event: Event) -> Turn:
 def _start_walk(records: Records, state: CallState) -> Turn:
     """All meters in turn: every meter still without a reading this period (none given in this
     call either), each named, its registers asked one after another, one summary at the end."""
-    read = records.read_this_period(_need(state.account, "account").id)
-    todo = [i for i, m in enumerate(state.meters)
-            if m.id not in read and any((m.id, r) not in state.done for r in m.registers)]
+    given = records.given_this_period(_need(state.account, "account").id)
+    to_give = [[r for r in m.registers if (m.id, r) not in state.done and (m.id, r) not in given]
+               for m in state.meters]
+    todo = [i for i, registers in enumerate(to_give) if registers]
     if not todo:
         turn = _enter(records, state, "next")
         return Turn(turn.state, [Say("walk_none"), *turn.actions])
     state.walk, state.walk_from, state.walk_skipped = todo[1:], state.saved, 0
     state.extra_turns = min(MAX_EXTRA_TURNS, state.extra_turns + WALK_TURNS_PER_REGISTER * sum(
-        len(state.meters[i].registers) for i in todo))
+        len(to_give[i]) for i in todo))
     turn = _use_meter(records, state, todo[0])
     return Turn(turn.state, [Say("walk_start", {"count": len(todo)}), _meter_named(state.meters[todo[0]]),
                              *turn.actions])
@@ -938,9 +954,9 @@ def _on_confirm(records: Records, state: CallState, event: Event) -> Turn:
         said = Say("saved")
     else:
         said = Say("will_be_checked" if verdict.quiet else "saved_for_review")
-    remaining = [r for r in meter.registers if (meter.id, r) not in state.done]
+    remaining = _still_to_give(records, state, meter)
     if remaining:
-        # Two-tariff meter: go straight on to the other register.
+        # Two-tariff meter: go straight on to the other register, unless it has its reading.
         state.register = remaining[0]
         turn = _enter(records, state, "value")
         return Turn(turn.state, [said, *turn.actions])

@@ -105,9 +105,9 @@ class Records(Protocol):
     def window(self, meter_id: int) -> Window:
         """The submission window a reading of the meter given now counts in."""
 
-    def read_this_period(self, account_id: int) -> set[int]:
-        """The account's meters that already have a reading (accepted or kept for review) of every
-        register for the period a reading given now counts in."""
+    def given_this_period(self, account_id: int) -> set[tuple[int, str]]:
+        """(meter id, register) of the account's active meters that already have a reading
+        (accepted or kept for review) for the period a reading given now counts in."""
 
     def on_file(self, account_id: int, phone: str | None) -> bool:
         """Whether ``phone`` is one of the account's numbers on file."""

@@ -41,7 +41,8 @@ class FakeRecords:
     hours: Hours | None = Hours("12345", "08:00", "17:00")  # None: no operator line at all
     operator_regions: list = field(default_factory=list)  # the regions operators were looked up for
     windows: dict = field(default_factory=dict)  # meter id -> Window (absent: open, this month)
-    read: set = field(default_factory=set)  # meter ids with a reading this period
+    read: set = field(default_factory=set)  # meter ids with a reading of every register this period
+    given: set = field(default_factory=set)  # (meter id, register) with a reading this period
     last: dict = field(default_factory=dict)  # (meter id, register) -> LastReading
     serials: dict = field(default_factory=dict)  # (region id, serial digits) -> AccountInfo (companies)
     org_name_regions: set = field(default_factory=set)  # regions that ask a company's caller its name
@@ -67,8 +68,10 @@ class FakeRecords:
     def window(self, meter_id):
         return self.windows.get(meter_id, Window(True, dt.date(2026, 3, 1), dt.date(2026, 3, 31)))
 
-    def read_this_period(self, account_id):
-        return {m.id for m in self.meters(account_id)} & self.read
+    def given_this_period(self, account_id):
+        meters = self.meters(account_id)
+        return {(m.id, r) for m in meters if m.id in self.read for r in m.registers} | \
+            {(m.id, r) for m in meters for r in m.registers if (m.id, r) in self.given}
 
     def on_file(self, account_id, phone):
         return any(a.id == account_id for a in self.phones.get(phone, [])) if phone else False
@@ -239,6 +242,45 @@ def test_separator_account_two_meters_and_two_registers():
     c(keys("1"))
     assert [(m, reg, v) for m, reg, v, *_ in r.saved] == [(110, "night", "700"), (110, "day", "800"), (111, "total", "900")]
     assert len({s[5] for s in r.saved}) == 3  # a distinct idempotency key per write
+
+
+def test_a_tariff_given_earlier_this_period_is_not_asked_for_again():
+    """Night was given in an earlier call: the caller picks the day tariff, and after it the robot
+    goes on to what next, not to the night reading again."""
+    r = FakeRecords(given={(110, "night")})
+    c = Caller(r)
+    c(keys("1")); c(keys("1"))
+    c(keys("12*34#"))
+    assert asked(c(keys("1"))) == "register"  # still offered: the caller may be correcting night
+    c(keys("1"))
+    c(keys("800#"))
+    t = c(keys("1"))
+    assert "saved" in said(t) and asked(t) == "next"
+    assert [(m, reg, v) for m, reg, v, *_ in r.saved] == [(110, "day", "800")]
+
+
+def test_correcting_a_tariff_given_earlier_does_not_ask_for_the_other_given_one():
+    r = FakeRecords(read={110})  # both tariffs given earlier this period
+    c = Caller(r)
+    c(keys("1")); c(keys("1"))
+    c(keys("12*34#"))
+    c(keys("1"))
+    c(keys("2"))  # night, corrected
+    c(keys("750#"))
+    t = c(keys("1"))
+    assert asked(t) == "next" and [(m, reg, v) for m, reg, v, *_ in r.saved] == [(110, "night", "750")]
+
+
+def test_the_other_tariff_without_a_reading_this_period_follows_at_once():
+    r = FakeRecords(given={(111, "total")})  # another meter's reading changes nothing here
+    c = Caller(r)
+    c(keys("1")); c(keys("1"))
+    c(keys("12*34#"))
+    c(keys("1"))
+    c(keys("1"))
+    c(keys("800#"))
+    t = c(keys("1"))
+    assert asked(t) == "value" and c.state.register == "night"
 
 
 def test_another_account_from_next_menu():

@@ -83,6 +83,27 @@ def test_all_in_turn_walks_the_meters_without_a_reading_with_a_skip_and_one_summ
     assert said(turn).count("walk_summary") == 1 and "saved_count" not in said(turn)
 
 
+def test_all_in_turn_asks_a_two_tariff_meter_only_for_the_tariff_without_a_reading():
+    two = [MeterInfo(3100, "electricity", "0100", ("day", "night"), serial_digits="770100"),
+           MeterInfo(3101, "electricity", "0101", ("day", "night"), serial_digits="770101")]
+    rec = records(read={m.id for m in METERS}, given={(3100, "day")})
+    rec.meter_table[30] = [*METERS, *two]
+    call = company_call(rec)
+    turn = call(keys("*"))
+    assert turn.actions[0] == Say("walk_start", {"count": 2})
+    assert asked(turn) == "value" and call.state.meter == 40 and call.state.register == "night"
+    call(keys("600#"))
+    turn = call(keys("1"))  # on to the next meter, not to 3100's day reading
+    assert "meter_named" in said(turn) and call.state.meter == 41 and call.state.register == "day"
+    call(keys("700#"))
+    turn = call(keys("1"))
+    assert asked(turn) == "value" and call.state.register == "night"
+    call(keys("800#"))
+    turn = call(keys("1"))
+    assert Say("walk_summary", {"count": 3, "skipped": 0}) in turn.actions
+    assert [(m, reg) for m, reg, *_ in rec.saved] == [(3100, "night"), (3101, "day"), (3101, "night")]
+
+
 def test_all_in_turn_with_every_meter_read_says_so():
     call = company_call(records(read={m.id for m in METERS}))
     turn = call(keys("*"))

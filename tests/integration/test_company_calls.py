@@ -128,14 +128,14 @@ def test_the_records_port_says_the_last_reading_to_the_accounts_numbers_only(db,
         assert (last.value if last else None) == expected
 
 
-def test_a_two_tariff_meter_with_one_tariff_given_is_still_to_read(db, line, config):
+def test_a_two_tariff_meter_with_one_tariff_given_has_that_tariff_given(db, line, config):
     company = line["meters"][0].account
     two = f.meter(db, company, serial="CO-DN0001", registers=2, previous=50, decimals=0)
     db.add(Reading(meter_id=two.id, register="day", value=Decimal(60), period=service.period_for(db, two, utcnow()).period,
                    channel="api", status="accepted"))
     db.commit()
-    read = SqlRecords(db, config, Call(call_sid="CAx", from_number=None)).read_this_period(company.id)
-    assert read == {m.id for m in line["meters"][:35]}
+    given = SqlRecords(db, config, Call(call_sid="CAx", from_number=None)).given_this_period(company.id)
+    assert given == {(m.id, "total") for m in line["meters"][:35]} | {(two.id, "day")}
 
 
 # --- the company's choices said, where speech is on -------------------------------------------------

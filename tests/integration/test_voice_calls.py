@@ -101,6 +101,29 @@ def test_known_caller_two_register_and_several_meters(db, records, phone):
     ]
 
 
+def test_a_tariff_given_in_an_earlier_call_is_not_asked_for_again(db, records, phone):
+    """Night in one call, day in the next: after the day reading the robot asks what next."""
+    first = phone(caller="+37369111222", call_sid="CA" + "1" * 32)
+    first.start()
+    first.press("4"); first.press("1"); first.press("1")
+    first.press("2")  # night
+    first.press("5050#")
+    p = first.press("1")
+    assert any("day reading" in t for t in p.texts)
+    first.hang_up()
+    second = phone(caller="+37369111222", call_sid="CA" + "2" * 32)
+    second.start()
+    second.press("4"); second.press("1"); second.press("1")
+    p = second.press("1")  # day: still offered, the caller may as well be correcting the night one
+    assert any("day reading" in t for t in p.texts)
+    second.press("5100#")
+    p = second.press("1")
+    assert not any("night reading" in t for t in p.texts)
+    assert any("press 3" in t.lower() for t in p.texts)  # what next
+    assert stored(db) == [("EL000777", "night", "5050", "accepted", "phone_keypad"),
+                          ("EL000777", "day", "5100", "accepted", "phone_keypad")]
+
+
 def test_gather_twiml_shape(db, records, phone):
     call = phone(caller="+442079460000")
     p = call.start()
