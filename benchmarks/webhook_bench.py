@@ -12,10 +12,14 @@ with Core executemany. Then ``--calls`` calls are made ``--runs`` times (medians
   process (Flask's test client); the CPU is the server's (thread CPU time inside the WSGI app);
 * lean floor: the same turns by minimal hand-written SQL (claim, the reads the turn needs, one
   UPDATE holding the step, the steps' rows by one INSERT at the end, a TwiML string) on the same
-  database, without Flask or the ORM;
+  database, without Flask or the ORM (``LeanLine``, called in process);
+* lean webhooks: the same ``LeanLine`` served as the product serves its turns: signed form posts
+  through Flask's test client, the signature checked by the ``twilio`` library's
+  ``RequestValidator``, TwiML built with the library: what the fixed stack costs at the least;
 * hello: 7 requests to a Flask app that answers "hello", through the same test client.
 
-Each line gives statements, commits and server CPU per call (ms), and the ratio to the floor.
+Each line gives statements, commits and server CPU per call (ms), and the ratio to the floor; a
+last line gives the product's ratio to the lean webhooks.
 With ``--parts``, a last run of the product's calls prints where its server CPU goes (CPU per call
 in the turn's parts: claiming a turn, judging values, flushing and committing, storing effects,
 rendering TwiML, opening a call, the status callback; the rest is Flask, the signature check and
@@ -40,8 +44,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from flask import Flask  # noqa: E402
+from flask import Flask, Response, abort, request  # noqa: E402
 from sqlalchemy import event, insert, select, text  # noqa: E402
+from twilio.request_validator import RequestValidator  # noqa: E402
+from twilio.twiml.voice_response import Gather, VoiceResponse  # noqa: E402
 
 from ivr.app import create_app  # noqa: E402
 from ivr.config import load_config  # noqa: E402
@@ -128,95 +134,196 @@ def product_call(client, n: int) -> None:
     call.hang_up()
 
 
-def lean_call(engine, n: int, counter: Counter, postgres: bool) -> None:
-    """The same seven webhooks by hand: what any implementation must read and write, in the
-    product's shape (a turn's step held on the call's row, all of them written by one INSERT when
-    the call ends; an account with its meter by one query; a value's baseline and count by one)."""
-    sid = f"CB{n:031x}"
-    twiml = '<?xml version="1.0" encoding="UTF-8"?><Response><Gather action="/voice/step/{}?seq={}">' \
-            '<Say>{}</Say></Gather></Response>'
-    now = dt.datetime.now(dt.timezone.utc)
-    started = time.thread_time()
-    steps: list[dict] = []
+GATHER = ('<?xml version="1.0" encoding="UTF-8"?><Response><Gather action="/voice/step/{}?seq={}">'
+          '<Say>{}</Say></Gather></Response>')
 
-    def step(seq, name):
+
+def string_twiml(step: str, seq: int, words: str) -> str:
+    return GATHER.format(step, seq, words)
+
+
+def library_twiml(step: str, seq: int, words: str) -> str:
+    """The same answer built with the ``twilio`` library, as the product builds its TwiML."""
+    response = VoiceResponse()
+    gather = Gather(input="dtmf", action=f"/voice/step/{step}?seq={seq}", method="POST", finish_on_key="#")
+    gather.say(words, language="en-US")
+    response.append(gather)
+    return str(response)
+
+
+class LeanLine:
+    """The seven webhooks of the product's keypad call by minimal hand-written SQL: what any
+    implementation must read and write, in the product's shape (a turn claimed by one UPDATE that
+    returns the call's state, a turn's step held on the call's row, all of them written by one
+    INSERT when the call ends; an account with its meter by one query; a value's baseline and
+    count by one). Each webhook reads what it needs from the database, so the same handlers serve
+    the in-process floor and the Flask one (``lean_app``); ``render`` makes the TwiML."""
+
+    def __init__(self, engine, postgres: bool, render=string_twiml):
+        self.engine, self.postgres, self.render = engine, postgres, render
+
+    @staticmethod
+    def _json(value):
+        return json.loads(value) if isinstance(value, str) else value
+
+    def _claim(self, conn, sid: str, seq: int):
+        row = conn.execute(text("UPDATE calls SET seq = seq + 1 WHERE call_sid = :sid AND seq = :seq "
+                                "RETURNING id, state, steps"), {"sid": sid, "seq": seq}).first()
+        return row.id, self._json(row.state), self._json(row.steps)
+
+    @staticmethod
+    def _step(steps: list, seq: int, name: str, now: dt.datetime) -> None:
         steps.append({"seq": seq, "at": now.isoformat(), "step": name})
 
-    def claim(conn, seq):
-        return conn.execute(text("UPDATE calls SET seq = seq + 1 WHERE call_sid = :sid AND seq = :seq "
-                                 "RETURNING id, state, steps"), {"sid": sid, "seq": seq}).first()
-
-    def write(conn, call_id, state, body, **columns):
+    @staticmethod
+    def _write(conn, call_id, state, steps, body, now, **columns):
         sets = "".join(f", {k} = :{k}" for k in columns)
         conn.execute(text(f"UPDATE calls SET state = :state, steps = :steps, last_twiml = :body, "
                           f"last_activity_at = :at{sets} WHERE id = :id"),
                      {"state": json.dumps(state), "steps": json.dumps(steps), "body": body, "at": now, "id": call_id,
                       **columns})
 
-    with engine.begin() as conn:  # incoming
-        conn.execute(text("SELECT a.id FROM accounts a JOIN account_phones p ON p.account_id = a.id "
-                          "WHERE p.phone = :p"), {"p": "+447700900123"}).all()
-        conn.execute(text("SELECT id, name FROM regions WHERE menu_key IS NOT NULL ORDER BY menu_key")).all()
-        state = {"step": "language", "seq": 0}
-        step(0, "incoming")
-        call_id = conn.execute(text("INSERT INTO calls (call_sid, seq, state, steps, last_twiml, started_at) "
-                                    "VALUES (:sid, 1, :st, :steps, :body, :at) RETURNING id"),
-                               {"sid": sid, "st": json.dumps(state), "steps": json.dumps(steps),
-                                "body": twiml.format("language", 1, "hi"), "at": now}).scalar()
-    with engine.begin() as conn:  # language
-        row = claim(conn, 1)
-        state = json.loads(row.state) if isinstance(row.state, str) else row.state
-        regions = conn.execute(text("SELECT id FROM regions WHERE menu_key IS NOT NULL")).all()
-        state.update(step="account", lang="en", region_id=regions[0].id)
-        step(1, "language")
-        write(conn, call_id, state, twiml.format("account", 2, "account?"), region_id=regions[0].id)
-    with engine.begin() as conn:  # account
-        claim(conn, 2)
-        account = conn.execute(text("SELECT a.id, a.active, m.id AS meter_id, m.serial, m.digits FROM accounts a "
-                                    "JOIN meters m ON m.account_id = a.id AND m.active "
-                                    "WHERE a.region_id = :r AND a.keypad_key = :k LIMIT 2"),
-                               {"r": regions[0].id, "k": TARGET}).first()
-        state.update(step="value", account=account.id, meters=[account.meter_id])
-        step(2, "account")
-        write(conn, call_id, state, twiml.format("value", 3, "value?"), account_id=account.id)
-    value = 1100 + n % 100
-    for seq, name in ((3, "value"), (4, "confirm")):
-        with engine.begin() as conn:
-            claim(conn, seq)
-            if postgres:
-                conn.execute(text("SELECT id FROM accounts WHERE id = :a FOR NO KEY UPDATE"), {"a": account.id})
-            base = conn.execute(text("SELECT r.value, (SELECT count(*) FROM value_refusals WHERE account_id = :a) "
-                                     "AS answers FROM readings r WHERE r.meter_id = :m AND r.trusted "
-                                     "ORDER BY r.taken_at DESC LIMIT 1"),
-                                {"a": account.id, "m": account.meter_id}).first()
-            assert base is not None and value >= Decimal(str(base.value))
-            if name == "value":
-                conn.execute(text("INSERT INTO value_refusals (account_id, meter_id, register, period, value, code, "
-                                  "call_id, created_at) VALUES (:a, :m, 'total', '2026-01', :v, 'not_confirmed', "
-                                  ":c, :at)"), {"a": account.id, "m": account.meter_id, "v": str(value), "c": call_id,
-                                                "at": now})
-            else:
-                conn.execute(text("INSERT INTO readings (meter_id, register, value, period, taken_at, received_at, "
-                                  "channel, status, trusted, out_of_window, call_id) VALUES (:m, 'total', :v, '2026-01', :at, :at, "
-                                  "'phone_keypad', 'accepted', false, false, :c)"),
-                             {"m": account.meter_id, "v": value, "at": now, "c": call_id})
-                conn.execute(text("DELETE FROM value_refusals WHERE call_id = :c AND code = 'not_confirmed'"),
-                             {"c": call_id})
-            state.update(step=name)
-            step(seq, name)
-            write(conn, call_id, state, twiml.format(name, seq + 1, "saved"))
-    with engine.begin() as conn:  # finish: the call's steps as rows, by one INSERT
-        claim(conn, 5)
-        state.update(step="ended", outcome="completed")
-        step(5, "next")
-        conn.execute(text("INSERT INTO call_steps (call_id, seq, at, step) VALUES (:c, :seq, :at, :step)"),
-                     [{**s, "c": call_id, "at": now} for s in steps])
-        steps.clear()
-        write(conn, call_id, state, twiml.format("ended", 6, "goodbye"), outcome="completed")
-    with engine.begin() as conn:  # status callback
-        conn.execute(text("UPDATE calls SET twilio_status = 'completed', ended_at = :at WHERE call_sid = :sid"),
-                     {"at": now, "sid": sid})
+    def incoming(self, sid: str, caller: str) -> str:
+        now = dt.datetime.now(dt.timezone.utc)
+        with self.engine.begin() as conn:
+            conn.execute(text("SELECT a.id FROM accounts a JOIN account_phones p ON p.account_id = a.id "
+                              "WHERE p.phone = :p"), {"p": caller}).all()
+            conn.execute(text("SELECT id, name FROM regions WHERE menu_key IS NOT NULL ORDER BY menu_key")).all()
+            steps: list[dict] = []
+            self._step(steps, 0, "incoming", now)
+            body = self.render("language", 1, "hi")
+            conn.execute(text("INSERT INTO calls (call_sid, seq, state, steps, last_twiml, started_at) "
+                              "VALUES (:sid, 1, :st, :steps, :body, :at)"),
+                         {"sid": sid, "st": json.dumps({"step": "language"}), "steps": json.dumps(steps), "body": body,
+                          "at": now})
+        return body
+
+    def turn(self, sid: str, name: str, seq: int, digits: str) -> str:
+        now = dt.datetime.now(dt.timezone.utc)
+        with self.engine.begin() as conn:
+            call_id, state, steps = self._claim(conn, sid, seq)
+            columns: dict = {}
+            if name == "language":
+                regions = conn.execute(text("SELECT id FROM regions WHERE menu_key IS NOT NULL")).all()
+                state.update(step="account", lang="en", region_id=regions[0].id)
+                columns["region_id"], next_, words = regions[0].id, "account", "account?"
+            elif name == "account":
+                account = conn.execute(text("SELECT a.id, a.active, m.id AS meter_id, m.serial, m.digits FROM accounts a "
+                                            "JOIN meters m ON m.account_id = a.id AND m.active "
+                                            "WHERE a.region_id = :r AND a.keypad_key = :k LIMIT 2"),
+                                       {"r": state["region_id"], "k": digits.rstrip("#")}).first()
+                state.update(step="value", account=account.id, meter=account.meter_id)
+                columns["account_id"], next_, words = account.id, "value", "value?"
+            elif name in ("value", "confirm"):
+                account_id, meter_id = state["account"], state["meter"]
+                value = state["value"] if name == "confirm" else digits.rstrip("#")
+                if self.postgres:
+                    conn.execute(text("SELECT id FROM accounts WHERE id = :a FOR NO KEY UPDATE"), {"a": account_id})
+                base = conn.execute(text("SELECT r.value, (SELECT count(*) FROM value_refusals WHERE account_id = :a) "
+                                         "AS answers FROM readings r WHERE r.meter_id = :m AND r.trusted "
+                                         "ORDER BY r.taken_at DESC LIMIT 1"), {"a": account_id, "m": meter_id}).first()
+                assert base is not None and Decimal(value) >= Decimal(str(base.value))
+                if name == "value":
+                    conn.execute(text("INSERT INTO value_refusals (account_id, meter_id, register, period, value, "
+                                      "code, call_id, created_at) VALUES (:a, :m, 'total', '2026-01', :v, "
+                                      "'not_confirmed', :c, :at)"),
+                                 {"a": account_id, "m": meter_id, "v": value, "c": call_id, "at": now})
+                    state.update(step="confirm", value=value)
+                    next_, words = "confirm", f"That's {value}. Press 1."
+                else:
+                    conn.execute(text("INSERT INTO readings (meter_id, register, value, period, taken_at, received_at, "
+                                      "channel, status, trusted, out_of_window, call_id) VALUES (:m, 'total', :v, "
+                                      "'2026-01', :at, :at, 'phone_keypad', 'accepted', false, false, :c)"),
+                                 {"m": meter_id, "v": int(value), "at": now, "c": call_id})
+                    conn.execute(text("DELETE FROM value_refusals WHERE call_id = :c AND code = 'not_confirmed'"),
+                                 {"c": call_id})
+                    state.update(step="next")
+                    next_, words = "next", "Reading saved."
+            else:  # finish: the call's steps as rows, by one INSERT
+                state.update(step="ended", outcome="completed")
+                self._step(steps, seq, name, now)
+                conn.execute(text("INSERT INTO call_steps (call_id, seq, at, step) VALUES (:c, :seq, :at, :step)"),
+                             [{**s, "c": call_id, "at": now} for s in steps])
+                steps = []
+                body = self.render("ended", seq + 1, "goodbye")
+                self._write(conn, call_id, state, steps, body, now, outcome="completed")
+                return body
+            self._step(steps, seq, name, now)
+            body = self.render(next_, seq + 1, words)
+            self._write(conn, call_id, state, steps, body, now, **columns)
+        return body
+
+    def status(self, sid: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(text("UPDATE calls SET twilio_status = 'completed', ended_at = :at WHERE call_sid = :sid"),
+                         {"at": dt.datetime.now(dt.timezone.utc), "sid": sid})
+
+
+# The lean call's webhooks after the opening: (step, keys pressed); the value is that of the product's call.
+def lean_turns(n: int) -> list[tuple[str, str]]:
+    return [("language", "4"), ("account", f"{TARGET}#"), ("value", f"{1100 + n % 100}#"), ("confirm", "1"),
+            ("next", "3")]
+
+
+def lean_call(line: LeanLine, n: int, counter: Counter) -> None:
+    """The seven webhooks by hand, in process: no Flask, no signature check, TwiML as a string."""
+    sid = f"CB{n:031x}"
+    started = time.thread_time()
+    line.incoming(sid, "+447700900123")
+    for seq, (name, keys) in enumerate(lean_turns(n), start=1):
+        line.turn(sid, name, seq, keys)
+    line.status(sid)
     counter.cpu += time.thread_time() - started
+
+
+def lean_app(line: LeanLine) -> Flask:
+    """The lean line served as webhooks: Flask routes, Twilio's signature checked by the ``twilio``
+    library's ``RequestValidator`` (as the product does), TwiML built with the library."""
+    app = Flask("lean")
+    validator = RequestValidator(TOKEN)
+
+    def form() -> dict:
+        if not validator.validate(request.url, request.form, request.headers.get("X-Twilio-Signature", "")):
+            abort(403)
+        return request.form
+
+    def xml(body: str) -> Response:
+        return Response(body, mimetype="text/xml")
+
+    @app.post("/voice/incoming")
+    def incoming():
+        data = form()
+        return xml(line.incoming(data["CallSid"], data["From"]))
+
+    @app.post("/voice/step/<name>")
+    def step(name):
+        data = form()
+        return xml(line.turn(data["CallSid"], name, int(request.args["seq"]), data.get("Digits", "")))
+
+    @app.post("/voice/status")
+    def status():
+        line.status(form()["CallSid"])
+        return "", 204
+
+    return app
+
+
+def lean_webhooks_call(client, n: int) -> None:
+    """The lean line's seven webhooks posted as Twilio posts them: signed forms."""
+    sid = f"CW{n:031x}"
+    signer = RequestValidator(TOKEN)
+
+    def post(path: str, **params) -> None:
+        params = {"CallSid": sid, "AccountSid": "AC" + "0" * 32, "From": "+447700900123", "To": "+37322000000",
+                  **params}
+        signature = signer.compute_signature("http://localhost" + path, params)
+        response = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
+        assert response.status_code in (200, 204), response.status_code
+
+    post("/voice/incoming", CallStatus="ringing")
+    for seq, (name, keys) in enumerate(lean_turns(n), start=1):
+        post(f"/voice/step/{name}?seq={seq}", Digits=keys)
+    post("/voice/status", CallStatus="completed", CallDuration="40")
 
 
 # (label, module or class, function): the parts ``--parts`` times, outermost first.
@@ -322,10 +429,24 @@ def run(url: str, data_dir: str, args, *, postgres: bool) -> None:
             product_call(client, (run_no + 1) * args.calls + n)
         return counter
 
+    line = LeanLine(engine, postgres)
+
     def lean(run_no: int) -> Counter:
         counter = fresh()
         for n in range(args.calls):
-            lean_call(engine, (run_no + 1) * args.calls + n, counter, postgres)
+            lean_call(line, (run_no + 1) * args.calls + n, counter)
+        return counter
+
+    lean_web = lean_app(LeanLine(engine, postgres, render=library_twiml))
+    lean_web_wsgi = lean_web.wsgi_app
+
+    def lean_webhooks(run_no: int) -> Counter:
+        counter = fresh()
+        lean_web.wsgi_app = lean_web_wsgi
+        counter.wrap(lean_web)
+        client = lean_web.test_client()
+        for n in range(args.calls):
+            lean_webhooks_call(client, (run_no + 1) * args.calls + n)
         return counter
 
     def hi(run_no: int) -> Counter:
@@ -340,8 +461,10 @@ def run(url: str, data_dir: str, args, *, postgres: bool) -> None:
     app_wsgi, hello_wsgi = app.wsgi_app, hello.wsgi_app
     product(-1)  # warm up (imports, prompts, first connections)
     lean(-1)
+    lean_webhooks(-1)
     rows["product"] = measure("product", args.calls, args.runs, product)
     rows["lean floor"] = measure("lean", args.calls, args.runs, lean)
+    rows["lean webhooks"] = measure("lean webhooks", args.calls, args.runs, lean_webhooks)
     rows["flask hello"] = measure("hello", args.calls, args.runs, hi)
     floor = statistics.median(r[2] for r in rows["lean floor"])
     print(f"{'per keypad call':<16}{'statements':>11}{'commits':>9}{'CPU ms':>9}{'x floor':>9}")
@@ -350,6 +473,9 @@ def run(url: str, data_dir: str, args, *, postgres: bool) -> None:
         commits = statistics.median(r[1] for r in results)
         cpu = statistics.median(r[2] for r in results)
         print(f"{name:<16}{statements:>11.1f}{commits:>9.1f}{cpu:>9.1f}{cpu / floor:>9.2f}")
+    medians = {name: statistics.median(r[2] for r in results) for name, results in rows.items()}
+    print(f"product / lean webhooks (the floor with Flask, the signature check and the twilio library's "
+          f"TwiML): {medians['product'] / medians['lean webhooks']:.2f}x")
     if args.parts:
         product_parts(app, engine, args.calls, (args.runs + 2) * args.calls)
     engine.dispose()
