@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import errno
+import functools
 import hashlib
 import hmac
 import os
@@ -33,7 +34,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Callable, cast
 
-from sqlalchemy import Table, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -287,14 +288,19 @@ def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq
                       True)
 
 
+# The statements every turn runs are built once, with bind parameters: building a statement and
+# its cache key costs more than running it.
+_CLAIM = (update(Call).where(Call.call_sid == bindparam("claimed_sid"), Call.seq == bindparam("claimed_seq"))
+          .values(seq=Call.seq + 1).returning(Call)
+          .execution_options(synchronize_session=False, populate_existing=True))
+
+
 def _claim(session: Session, call_sid: str, seq: int) -> Call | None:
     """Claim the turn ``seq`` and load the call, in one statement: ``UPDATE ... SET seq = seq + 1
     WHERE call_sid = ? AND seq = ? RETURNING *``. None: no such call, or the turn was taken
     before (a retried webhook, two workers racing). The claim holds the row (PostgreSQL) or the
     database's write lock (SQLite) until the turn commits or rolls back."""
-    call = session.scalars(
-        update(Call).where(Call.call_sid == call_sid, Call.seq == seq).values(seq=seq + 1).returning(Call)
-        .execution_options(synchronize_session=False, populate_existing=True)).first()
+    call = session.scalars(_CLAIM, {"claimed_sid": call_sid, "claimed_seq": seq}).first()
     if call is not None:
         intake.note_write_lock(session)
     return call
@@ -472,15 +478,12 @@ def end_call(session: Session, *, call_sid: str, status: str, duration: str | No
     is ``hung_up`` at the step it was at."""
     # Written and read back by one statement (``UPDATE ... RETURNING``); what the end writes
     # besides (an outcome for a call still in its dialog, a receipt) follows in the same transaction.
-    values: dict = {"twilio_status": status[:32]}
-    final = values["twilio_status"] in FINAL_STATUSES
-    if final:
-        values["ended_at"] = func.coalesce(Call.ended_at, utcnow())
-        # ASCII digits that fit the INTEGER column; anything else ("²", 20 digits) is ignored.
-        if duration and duration.isascii() and duration.isdigit() and len(duration) <= 9:
-            values["duration_seconds"] = int(duration)
-    call = session.scalars(update(Call).where(Call.call_sid == call_sid).values(**values).returning(Call)
-                           .execution_options(synchronize_session=False, populate_existing=True)).first()
+    params: dict = {"ended_sid": call_sid, "new_status": status[:32], "ended_now": utcnow()}
+    final = params["new_status"] in FINAL_STATUSES
+    # ASCII digits that fit the INTEGER column; anything else ("²", 20 digits) is ignored.
+    if final and duration and duration.isascii() and duration.isdigit() and len(duration) <= 9:
+        params["new_duration"] = int(duration)
+    call = session.scalars(_end_statement(final, "new_duration" in params), params).first()
     if call is None:
         if sms_store.record_call_status(session, call_sid, status):  # a reminder call nobody answered
             session.commit()
@@ -492,6 +495,19 @@ def end_call(session: Session, *, call_sid: str, status: str, duration: str | No
         _end(session, call, utcnow(), "hung_up")
     session.commit()
     return True
+
+
+@functools.cache
+def _end_statement(final: bool, duration: bool):
+    """``end_call``'s UPDATE ... RETURNING: the status; for a final one the end time (kept if set)
+    and, with ``duration``, Twilio's duration."""
+    values: dict = {"twilio_status": bindparam("new_status")}
+    if final:
+        values["ended_at"] = func.coalesce(Call.ended_at, bindparam("ended_now", type_=Call.ended_at.type))
+        if duration:
+            values["duration_seconds"] = bindparam("new_duration")
+    return (update(Call).where(Call.call_sid == bindparam("ended_sid")).values(**values).returning(Call)
+            .execution_options(synchronize_session=False, populate_existing=True))
 
 
 def _end(session: Session, call: Call, at: dt.datetime, reason: str) -> None:

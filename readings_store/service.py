@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, inspect, or_, select, update
+from sqlalchemy import bindparam, delete, func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import rules
@@ -64,18 +64,21 @@ def find_account(session: Session, region_id: int | None, typed: str) -> Account
     return matches[0] if len(matches) == 1 else None
 
 
+# Built once, with bind parameters: every call's opening and every value a turn saves run these,
+# and building a statement and its cache key costs more than running it.
+_ACCOUNTS_FOR_PHONE = (select(Account).join(AccountPhone)
+                       .where(AccountPhone.phone == bindparam("phone"), Account.active.is_(True))
+                       .order_by(Account.id).limit(5))
+_FORGET_READ_BACK = delete(ValueRefusal).where(
+    ValueRefusal.call_id == bindparam("call_id"), ValueRefusal.meter_id == bindparam("meter_id"),
+    ValueRefusal.register == bindparam("register"), ValueRefusal.value == bindparam("value"),
+    ValueRefusal.code == "not_confirmed").execution_options(synchronize_session=False)
+
+
 def accounts_for_phone(session: Session, phone: str | None) -> list[Account]:
     if not phone:
         return []
-    return list(
-        session.scalars(
-            select(Account)
-            .join(AccountPhone)
-            .where(AccountPhone.phone == phone, Account.active.is_(True))
-            .order_by(Account.id)
-            .limit(5)
-        )
-    )
+    return list(session.scalars(_ACCOUNTS_FOR_PHONE, {"phone": phone}))
 
 
 def region_now(region: Region, now: dt.datetime | None = None) -> dt.datetime:
@@ -299,9 +302,8 @@ def record_refusal(session: Session, meter: Meter, register: str, value: str, co
 
 def forget_read_back(session: Session, call_id: int, meter_id: int, register: str, value: str) -> None:
     """A value read back to the caller and then saved in the same call no longer counts."""
-    session.execute(delete(ValueRefusal).where(
-        ValueRefusal.call_id == call_id, ValueRefusal.meter_id == meter_id, ValueRefusal.register == register,
-        ValueRefusal.value == value, ValueRefusal.code == "not_confirmed").execution_options(synchronize_session=False))
+    session.execute(_FORGET_READ_BACK, {"call_id": call_id, "meter_id": meter_id, "register": register,
+                                        "value": value})
 
 
 def refusals(session: Session, account_id: int, period: str) -> list[ValueRefusal]:
