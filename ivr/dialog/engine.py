@@ -787,8 +787,9 @@ def _on_meter_serial(records: Records, state: CallState, event: Event) -> Turn:
 
 
 def _start_walk(records: Records, state: CallState) -> Turn:
-    """All meters in turn: every meter still without a reading this period (none given in this
-    call either), each named, its registers asked one after another, one summary at the end."""
+    """All meters in turn: every meter with a register still without a reading this period (none
+    given in this call either), each named, those registers asked one after another, one summary
+    at the end."""
     given = records.given_this_period(_need(state.account, "account").id)
     to_give = [[r for r in m.registers if (m.id, r) not in state.done and (m.id, r) not in given]
                for m in state.meters]
