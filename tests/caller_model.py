@@ -29,7 +29,8 @@ After every turn and every call, the invariants:
 6. no prompt says something untrue for what happened: why an answer is asked again (keys that are
    no number, speech not understood, silence, an account not found), the value and account digits
    read back, the last digits a meter is named by, the tariff question only when there is a
-   choice, the operators' hours (checked against the region's hours at those times), the hint
+   choice, a two-tariff meter's other tariff asked right after one is stored exactly when it has
+   no reading of that period yet (from this call or an earlier one), the operators' hours (checked against the region's hours at those times), the hint
    about 0 once and only where an operator answers.
 
 Speech is recognised by ``FakeRecogniser`` (a fake standing in for Vosk and Twilio: it hears
@@ -965,6 +966,9 @@ class CallRun:
         self.check("operator_hint" not in keys, "the hint about 0 was said again")
         self._follow_walk(step, how, digits, keys)
         self._check_says(step, seq, how, digits, spoken, keys, said)
+        if step == "confirm" and not self.over and any(k in keys for k in ("saved", "will_be_checked",
+                                                                           "saved_for_review")):
+            self._check_other_tariff(seq, keys)
         if "walk_summary" in keys or "walk_none" in keys or self.over:
             self.walking = None
         if not asked_person:  # (a request for a person answered no question)
@@ -1295,6 +1299,27 @@ class CallRun:
                 return
         if self.over and (stored or isinstance(self.actions[-1], dialog.Transfer)):
             self.kept_at_end = seq  # left at its read-back when the call ended: kept for review
+
+    def _check_other_tariff(self, seq: int, keys: list[str]) -> None:
+        """After a two-tariff meter's value is stored, the other tariff is asked at once exactly when
+        it has no reading of that period yet (stored before this call, or in it)."""
+        meter, register = self.meter, self.register
+        if meter is None or meter.registers != 2 or register not in ("day", "night"):
+            return
+        other = "night" if register == "day" else "day"
+        with self.world.sessions() as db:
+            saved = db.scalars(select(Reading).where(Reading.idempotency_key == f"{self.sid}:{seq}")).first()
+            if saved is None:
+                return
+            given = db.scalars(select(Reading.id).where(
+                Reading.meter_id == saved.meter_id, Reading.register == other, Reading.period == saved.period,
+                Reading.status.in_(("accepted", "pending_review")))).first() is not None
+        asked = self.step == "value" and "meter_named" not in keys and \
+            self.ask.prompts[0].params.get("register") == dialog.Term(f"register_{other}")
+        self.check(asked != given, f"meter {meter.serial}: {register} stored, and the {other} tariff "
+                                   f"{'asked again though it has a' if asked else 'not asked though it has no'} "
+                                   f"reading this period")
+        self.stats["other_tariff_asked" if asked else "other_tariff_given"] += 1
 
     def _check_window(self, say: dialog.Say) -> None:
         """'Readings are not taken now; the next period is from ... to ...': true of the region's
