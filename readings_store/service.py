@@ -75,6 +75,16 @@ _FORGET_READ_BACK = delete(ValueRefusal).where(
     ValueRefusal.code == "not_confirmed").execution_options(synchronize_session=False)
 
 
+# ``_supersede``'s two UPDATEs. With the ids a parameter, the ORM cannot evaluate the criteria in
+# Python to update the session's copies: "fetch" updates them from the ids the UPDATE returns.
+_SUPERSEDE_READINGS = (update(Reading).where(Reading.id.in_(bindparam("replaced", expanding=True)))
+                       .values(status="superseded").execution_options(synchronize_session="fetch"))
+_CLOSE_REPLACED_TASKS = (update(ReviewTask).where(ReviewTask.reading_id.in_(bindparam("replaced", expanding=True)),
+                                                  ReviewTask.status == "open")
+                         .values(status="done", resolution="superseded", resolved_at=bindparam("at"))
+                         .execution_options(synchronize_session="fetch"))
+
+
 def accounts_for_phone(session: Session, phone: str | None) -> list[Account]:
     if not phone:
         return []
@@ -284,9 +294,8 @@ def _supersede(session: Session, replaced: list[int], at: dt.datetime) -> None:
     UPDATEs, whatever their number (the session's copies of them are updated too)."""
     if not replaced:
         return
-    session.execute(update(Reading).where(Reading.id.in_(replaced)).values(status="superseded"))
-    session.execute(update(ReviewTask).where(ReviewTask.reading_id.in_(replaced), ReviewTask.status == "open")
-                    .values(status="done", resolution="superseded", resolved_at=at))
+    session.execute(_SUPERSEDE_READINGS, {"replaced": replaced})
+    session.execute(_CLOSE_REPLACED_TASKS, {"replaced": replaced, "at": at})
 
 
 def record_refusal(session: Session, meter: Meter, register: str, value: str, code: str, *,
