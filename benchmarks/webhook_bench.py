@@ -380,6 +380,12 @@ def product_parts(app, engine, calls: int, first: int) -> None:
         print(f"  {label:<44}{seconds * 1000 / calls:>7.2f} ms  {100 * seconds / counter.cpu:>5.1f} %")
 
 
+def hello_call(client, n: int) -> None:
+    """Seven requests to Flask "hello", as many as a keypad call's webhooks."""
+    for _ in range(7):
+        client.post("/hello")
+
+
 def hello_app():
     app = Flask("hello")
 
@@ -420,13 +426,16 @@ def run(url: str, data_dir: str, args, *, postgres: bool) -> None:
         counters[:] = [Counter(engine)]
         return counters[0]
 
-    def product(run_no: int) -> Counter:
+    originals: dict[int, object] = {}
+
+    def served(flask_app, one_call, run_no: int) -> Counter:
+        """A run of ``args.calls`` calls through a Flask app's test client, its server CPU counted."""
         counter = fresh()
-        app.wsgi_app = app_wsgi
-        counter.wrap(app)
-        client = app.test_client()
+        flask_app.wsgi_app = originals.setdefault(id(flask_app), flask_app.wsgi_app)
+        counter.wrap(flask_app)
+        client = flask_app.test_client()
         for n in range(args.calls):
-            product_call(client, (run_no + 1) * args.calls + n)
+            one_call(client, (run_no + 1) * args.calls + n)
         return counter
 
     line = LeanLine(engine, postgres)
@@ -437,28 +446,10 @@ def run(url: str, data_dir: str, args, *, postgres: bool) -> None:
             lean_call(line, (run_no + 1) * args.calls + n, counter)
         return counter
 
-    lean_web = lean_app(LeanLine(engine, postgres, render=library_twiml))
-    lean_web_wsgi = lean_web.wsgi_app
-
-    def lean_webhooks(run_no: int) -> Counter:
-        counter = fresh()
-        lean_web.wsgi_app = lean_web_wsgi
-        counter.wrap(lean_web)
-        client = lean_web.test_client()
-        for n in range(args.calls):
-            lean_webhooks_call(client, (run_no + 1) * args.calls + n)
-        return counter
-
-    def hi(run_no: int) -> Counter:
-        counter = fresh()
-        hello.wsgi_app = hello_wsgi
-        counter.wrap(hello)
-        client = hello.test_client()
-        for _ in range(args.calls * 7):
-            client.post("/hello")
-        return counter
-
-    app_wsgi, hello_wsgi = app.wsgi_app, hello.wsgi_app
+    product = functools.partial(served, app, product_call)
+    lean_webhooks = functools.partial(served, lean_app(LeanLine(engine, postgres, render=library_twiml)),
+                                      lean_webhooks_call)
+    hi = functools.partial(served, hello, hello_call)
     product(-1)  # warm up (imports, prompts, first connections)
     lean(-1)
     lean_webhooks(-1)
