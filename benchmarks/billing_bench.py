@@ -16,6 +16,8 @@ each (median reported):
 * export JSON: the same with JSON;
 * raw: the same rows as the pull by the driver alone (SQLite ``fetchall``, PostgreSQL ``COPY ... TO
   STDOUT``), and the pull's ratio to it;
+* rename: a region's code changed and changed back (``regions.update_region``, what ``ivr regions set
+  R0 --code X0`` does): on PostgreSQL that rewrites the export heads of the region's readings;
 * after each export, re-reading the batch (``GET /api/v1/exports/{id}``: rendering alone);
 between export runs the batch is undone (export_batch_id set back to NULL, then VACUUM on PostgreSQL).
 """
@@ -39,6 +41,7 @@ from sqlalchemy import delete, func, insert, select, text, update  # noqa: E402
 from ivr.api import tokens  # noqa: E402
 from ivr.app import create_app  # noqa: E402
 from ivr.config import load_config  # noqa: E402
+from readings_store import regions  # noqa: E402
 from readings_store.db import make_engine, make_session_factory, scratch_postgres_database, upgrade  # noqa: E402
 from readings_store.models import Account, ExportBatch, Meter, Reading, Region  # noqa: E402
 
@@ -131,6 +134,17 @@ def reread(client, headers, batch_id: int, accept: str) -> int:
     return int(resp.headers["X-Export-Count"]), len(resp.get_data())
 
 
+def rename_region(engine, old: str, new: str) -> int:
+    """``ivr regions set OLD --code NEW``'s work, committed: on PostgreSQL the triggers rewrite the
+    export heads of the region's readings (migration 0018). Returns how many readings it has."""
+    with make_session_factory(engine)() as db:
+        region = db.scalars(select(Region).where(Region.code == old)).one()
+        regions.update_region(db, region, code=new)
+        db.commit()
+        return db.scalar(select(func.count()).select_from(Reading).join(Meter).join(Account)
+                         .where(Account.region_id == region.id))
+
+
 def undo_exports(engine) -> None:
     """Put every reading back to "not exported" (and, on PostgreSQL, vacuum the dead row versions
     this leaves, which a real store, exporting each reading once, would not have)."""
@@ -199,6 +213,12 @@ def run(url: str, data_dir: str, args, *, postgres: bool) -> None:
         assert count == total, (count, total)
         raws.append(seconds)
     results["raw COPY ... TO STDOUT (same rows)" if postgres else "raw fetchall (same rows)"] = raws
+    renames = []
+    for run in range(args.runs):
+        seconds, in_region = timed(lambda: rename_region(engine, *(("R0", "X0"), ("X0", "R0"))[run % 2]))
+        renames.append(seconds)
+        undo_exports(engine)  # vacuums
+    results[f"rename a region's code ({in_region:,} readings)"] = renames
     for label, accept in (("export CSV (POST /exports)", "text/csv"), ("export JSON (POST /exports)", "application/json")):
         runs, rereads = [], []
         for _ in range(args.runs):

@@ -179,6 +179,11 @@ def _reading_fields(dialect: str, status: str | None = None) -> tuple[dict, dict
     return numbers, strings
 
 
+# PostgreSQL: a reading's JSON text from ``,"account_number":`` to its channel, kept by the database
+# as the reading or what it names changes (migration 0018): a page then needs no join.
+_EXPORT_HEAD = literal_column("readings.export_head", Text())
+
+
 def _reading_document(dialect: str, status: str | None = None):
     """A reading as the API gives it, as one JSON text built by the database: the text of
     ``json.dumps(item, ensure_ascii=False, separators=(",", ":"))`` with the fields of
@@ -186,41 +191,27 @@ def _reading_document(dialect: str, status: str | None = None):
     then only joins texts: building, converting and encoding 330,000 rows one by one in Python was
     most of a pull.
 
-    SQLite's ``json_object`` writes compact JSON as Python does. PostgreSQL's JSON builders put
-    spaces around ``:`` and ``,``, so there the text is concatenated, each string escaped by
-    ``to_json`` (``"`` and ``\\`` with a backslash; BS, TAB, LF, FF, CR as ``\\b \\t \\n \\f \\r``,
-    other control characters as ``\\u00xx``, everything else as is: what Python does)."""
+    SQLite's ``json_object`` writes compact JSON as Python does, from the reading joined to its
+    meter, account and region. On PostgreSQL the fields from the account number to the channel
+    are the reading's ``export_head`` (written by the database, its rule in migration 0018: a
+    change to those fields needs a migration that replaces ``readings_export_head``); the id and
+    the fields that change over a reading's life are added here."""
     numbers, strings = _reading_fields(dialect, status)
     if dialect == "sqlite":
         return func.json_object(*(e for f in READING_FIELDS for e in (_sql(f), numbers.get(f, strings.get(f)))),
                                 type_=String())
-    # ``to_json`` escapes a string, and costs as much as the rest of the row: only rows with a
-    # character to escape in one of the stored texts take it (the value and the times are made of
-    # digits, "-", ":", ".", "T" and "Z"; for every other text, JSON is the text in quotes).
-    stored = [f for f in READING_FIELDS if f in strings and f not in ("value", "taken_at", "received_at")
-              and not (f == "status" and status is not None)]
-    needs_escaping = func.concat(*(strings[f] for f in stored)).op("~")(_sql('[\\x01-\\x1f"\\\\]'))
-
-    def text(escape: bool):
-        document = None
-        for i, field in enumerate(READING_FIELDS):
-            key = ("{" if i == 0 else ",") + json.dumps(field) + ":"
-            if field in numbers:
-                part = _sql(key) + func.coalesce(cast(numbers[field], Text()), _sql("null"))
-            elif escape and field in stored:
-                part = _sql(key) + cast(func.to_json(strings[field]), Text())
-            else:
-                part = _sql(key + '"') + strings[field] + _sql('"')
-            document = part if document is None else document + part
-        return document + _sql("}")
-
-    return case((needs_escaping, text(escape=True)), else_=text(escape=False))
+    # Status is one of READING_STATUSES and the others are numbers: nothing to escape.
+    return (_sql('{"id":') + cast(Reading.id, Text()) + _EXPORT_HEAD + _sql(',"status":"') + strings["status"]
+            + _sql('","supersedes":') + func.coalesce(cast(Reading.supersedes_id, Text()), _sql("null"))
+            + _sql(',"export_batch":') + func.coalesce(cast(Reading.export_batch_id, Text()), _sql("null"))
+            + _sql("}"))
 
 
-def _readings_select(session: Session, *, rows: bool = False, status: str | None = None):
-    """SELECT readings joined to what they name: each as its JSON text (``_reading_document``),
-    or, with ``rows``, as the fields of ``READING_FIELDS`` in columns (``_reading_fields``: for CSV,
-    the same texts without JSON)."""
+def _readings_select(session: Session, *, rows: bool = False, status: str | None = None, joined: bool = False):
+    """SELECT readings, each as its JSON text (``_reading_document``), or, with ``rows``, as the
+    fields of ``READING_FIELDS`` in columns (``_reading_fields``: for CSV, the same texts without
+    JSON). Joined to their meters, accounts and regions when the fields need it or ``joined`` (for
+    conditions on them)."""
     connection = session.connection()
     dialect = connection.dialect.name
     if dialect == "sqlite":
@@ -231,12 +222,11 @@ def _readings_select(session: Session, *, rows: bool = False, status: str | None
         query = select(*(numbers[f] if f in numbers else strings[f] for f in READING_FIELDS))
     else:
         query = select(_reading_document(dialect, status))
-    return (
-        query.select_from(Reading)
-        .join(Meter, Reading.meter_id == Meter.id)
-        .join(Account, Meter.account_id == Account.id)
-        .join(Region, Account.region_id == Region.id)
-    )
+    query = query.select_from(Reading)
+    if rows or joined or dialect == "sqlite":
+        query = (query.join(Meter, Reading.meter_id == Meter.id).join(Account, Meter.account_id == Account.id)
+                 .join(Region, Account.region_id == Region.id))
+    return query
 
 
 def _sqlite_time(text: str | None) -> str | None:
@@ -297,6 +287,11 @@ class ReadingFilter:
         key = {"status": list(self.statuses), "region": self.region, "utility": self.utility, "period": self.period}
         return {**key, "view": self.view.key} if self.view is not None and self.view.limited else key
 
+    @property
+    def names_others(self) -> bool:
+        """Whether the conditions are on the readings' meters, accounts or regions."""
+        return (self.view is not None and self.view.limited) or self.region is not None or self.utility is not None
+
     def apply(self, query, *, statuses: bool = True):
         if statuses:
             query = query.where(Reading.status.in_(self.statuses))
@@ -315,7 +310,8 @@ def list_readings(session: Session, filters: ReadingFilter, *, after_id: int = 0
                   rows: bool = False) -> tuple[list, int | None, bool]:
     """One page in id order after ``after_id``: the readings as JSON texts (``_reading_document``),
     or with ``rows`` as rows of ``READING_FIELDS``; the last one's id; whether more rows follow."""
-    query = filters.apply(_readings_select(session, rows=rows)).where(Reading.id > after_id).order_by(Reading.id)
+    query = _readings_select(session, rows=rows, joined=filters.names_others)
+    query = filters.apply(query).where(Reading.id > after_id).order_by(Reading.id)
     result = session.connection().execute(query.limit(limit + 1))
     # The driver's values as they come: no ORM loading, and for texts no Row objects.
     items = list(result.tuples()) if rows else result.scalars().all()

@@ -425,6 +425,9 @@ def _trusted_by_channel(context) -> bool:
 
 
 class Reading(Base):
+    # On PostgreSQL the table also has ``export_head``, the billing JSON text of the fields that name
+    # the reading's account, region and meter and its own fixed fields, written only by the database's
+    # triggers (migration 0018) and read only by ``readings_store.export``: not mapped here.
     __tablename__ = "readings"
     __table_args__ = (
         Index("ix_readings_meter_register", "meter_id", "register", "period"),

@@ -1,5 +1,5 @@
 """``benchmarks/billing_bench.py`` on tiny input: it loads readings, pulls them through the API,
-fetches the same rows by the driver alone, exports them as CSV and JSON, and prints the medians
+fetches the same rows by the driver alone, renames a region, exports them as CSV and JSON, and prints the medians
 and the pull's ratio to the raw fetch (the figures are not asserted, only that every step ran
 and every reading was pulled and exported)."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ def test_bench_pulls_and_exports_every_reading(tmp_path):
     lines = out.splitlines()
     assert any(": 40 accepted readings inserted in " in line for line in lines), out
     for label in ("pull (GET /readings", "  the same, each page's JSON decoded", "raw ", "export CSV", "export JSON",
-                  "  re-read it, text/csv",
+                  "rename a region's code (", "  re-read it, text/csv",
                   "  re-read it, application/json"):
         assert any(line.startswith(label) for line in lines), (label, out)
     assert any(line.startswith("pull / raw: ") and "with the client's JSON decoding" in line for line in lines), out

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import text
 
-from readings_store import export
+from readings_store import export, importer, regions
 from readings_store.models import Reading
 from tests import factories as f
 
@@ -99,3 +99,45 @@ def test_sqlite_times_not_written_by_sqlalchemy_read_as_utc(db, readings, stored
     db.commit()
     documents, _, _ = export.list_readings(db, export.ReadingFilter(), limit=1)
     assert json.loads(documents[0])["taken_at"] == shown
+
+
+def test_a_page_names_the_account_region_and_meter_as_they_are_now(db, readings):
+    """On PostgreSQL the account, region and meter fields are kept on each reading by triggers
+    (migration 0018): a change to any of them, by the ORM, by SQL, or by an import, shows in the
+    next page and batch, and a reading stored by plain SQL has them too."""
+    meter = readings[0].meter
+    account = meter.account
+    regions.update_region(db, account.region, code="R-2", hours="08:00-17:00")  # the factory's are never open
+    meter.serial, meter.utility = 'S"new\\', "water"
+    db.commit()
+    db.execute(text("UPDATE accounts SET number = :n WHERE id = :id"), {"n": "7\u2028", "id": readings[-1].meter.account.id})
+    db.execute(text("UPDATE readings SET value = 7.25, register = 'night', period = '2025-02', channel = 'sms', "
+                    "taken_at = received_at WHERE id = :id"), {"id": readings[1].id})
+    plain = f.meter(db, f.account(db, account.region, number="555"), serial="PLAIN-1")
+    db.add(Reading(meter_id=plain.id, register="total", value=Decimal(9), period="2025-01", channel="api",
+                   status="accepted"))
+    db.commit()
+    row = {"region_code": "R-2", "account_number": "555", "holder_name": "X", "kind": "person", "phone": "",
+           "meter_serial": "PLAIN-1", "utility": "gas", "registers": "1", "digits": "6", "decimals": "0"}
+    report = importer.import_rows(db, [(2, row)])
+    assert report.meters_updated == 1, report
+    stored = db.execute(text("INSERT INTO readings (meter_id, register, value, period, out_of_window, taken_at, "
+                             "received_at, channel, status, trusted) VALUES (:m, 'total', 3, '2025-03', false, "
+                             ":t, :t, 'api', 'accepted', true) RETURNING id"),
+                        {"m": meter.id, "t": dt.datetime(2025, 3, 2, 1, 2, 3, 4, tzinfo=UTC)}).scalar_one()
+    db.commit()
+    db.expire_all()
+    everything = sorted(db.query(Reading).all(), key=lambda r: r.id)
+    assert stored == everything[-1].id
+    assert {r.meter.utility for r in everything} >= {"water", "gas", "electricity"}
+    filters = export.ReadingFilter(statuses=("accepted", "superseded"))
+    documents, _, _ = export.list_readings(db, filters, limit=len(everything))
+    assert documents == [reference(r) for r in everything]
+    chosen = export.ReadingFilter(statuses=("accepted", "superseded"), region="R-2", utility="water")
+    documents, _, _ = export.list_readings(db, chosen, limit=len(everything))
+    assert documents == [reference(r) for r in everything if r.meter.utility == "water"] != []
+    batch = export.create_batch(db)
+    db.commit()
+    db.expire_all()
+    exported = [r for r in everything if r.status == "accepted"]
+    assert list(export.batch_documents(db, batch.id)) == [reference(r, "accepted") for r in exported]
