@@ -19,6 +19,8 @@ each (median reported):
 * rename: a region's code changed and changed back (``regions.update_region``, what ``ivr regions set
   R0 --code X0`` does): on PostgreSQL that rewrites the export heads of the region's readings;
 * after each export, re-reading the batch (``GET /api/v1/exports/{id}``: rendering alone);
+* for the pulls, exports and re-reads, "peak +MB": the most this process's peak RSS grew during one
+  run (Linux), the bodies read chunk by chunk and dropped as a client on the network would;
 between export runs the batch is undone (export_batch_id set back to NULL, then VACUUM on PostgreSQL).
 """
 from __future__ import annotations
@@ -41,6 +43,7 @@ from sqlalchemy import delete, func, insert, select, text, update  # noqa: E402
 from ivr.api import tokens  # noqa: E402
 from ivr.app import create_app  # noqa: E402
 from ivr.config import load_config  # noqa: E402
+from peak_memory import PeakGrowth, largest  # noqa: E402
 from readings_store import regions  # noqa: E402
 from readings_store.db import make_engine, make_session_factory, scratch_postgres_database, upgrade  # noqa: E402
 from readings_store.models import Account, ExportBatch, Meter, Reading, Region  # noqa: E402
@@ -90,10 +93,15 @@ def fill(engine, n_readings: int, per_meter: int = 3) -> None:
             conn.execute(insert(Reading), batch)
 
 
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
+def timed(fn, grown: list | None = None):
+    """(seconds, what ``fn`` returns); with ``grown``, the peak memory growth is appended to it."""
+    with PeakGrowth() as peak:
+        start = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - start
+    if grown is not None:
+        grown.append(peak)
+    return seconds, result
 
 
 def pull_all(client, headers, *, client_decodes: bool = False) -> tuple[float, int]:
@@ -121,17 +129,25 @@ def pull_all(client, headers, *, client_decodes: bool = False) -> tuple[float, i
             return seconds, count
 
 
+def consumed(resp) -> int:
+    """The size of a streamed body, read chunk by chunk as a client on the network would (nothing
+    kept, so the process's memory is the server's)."""
+    try:
+        return sum(len(chunk) for chunk in resp.response)
+    finally:
+        resp.close()
+
+
 def export_once(client, headers, accept: str) -> tuple[int, int, int]:
-    resp = client.post("/api/v1/exports", headers={**headers, "Accept": accept})
+    resp = client.post("/api/v1/exports", headers={**headers, "Accept": accept}, buffered=False)
     assert resp.status_code == 201, resp.status_code
-    data = resp.get_data()  # consumes the streamed body
-    return int(resp.headers["X-Export-Count"]), len(data), int(resp.headers["X-Export-Batch-Id"])
+    return int(resp.headers["X-Export-Count"]), consumed(resp), int(resp.headers["X-Export-Batch-Id"])
 
 
 def reread(client, headers, batch_id: int, accept: str) -> int:
-    resp = client.get(f"/api/v1/exports/{batch_id}", headers={**headers, "Accept": accept})
+    resp = client.get(f"/api/v1/exports/{batch_id}", headers={**headers, "Accept": accept}, buffered=False)
     assert resp.status_code == 200
-    return int(resp.headers["X-Export-Count"]), len(resp.get_data())
+    return int(resp.headers["X-Export-Count"]), consumed(resp)
 
 
 def rename_region(engine, old: str, new: str) -> int:
@@ -195,46 +211,48 @@ def run(url: str, data_dir: str, args, *, postgres: bool) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     client = app.test_client()
 
-    results = {}
-    pulls = []
-    parsed = []
+    results = {}  # label -> (seconds of each run, the peak memory growth of each run or None)
+    pulls, parsed, pulls_grown = [], [], []
     for _ in range(args.runs):
-        seconds, count = pull_all(client, headers)
+        with PeakGrowth() as peak:
+            seconds, count = pull_all(client, headers)
+        pulls_grown.append(peak)
         assert count == total, (count, total)
         pulls.append(seconds)
         seconds, count = pull_all(client, headers, client_decodes=True)
         assert count == total, (count, total)
         parsed.append(seconds)
-    results["pull (GET /readings, 5000/page)"] = pulls
-    results["  the same, each page's JSON decoded by the client"] = parsed
+    results["pull (GET /readings, 5000/page)"] = pulls, pulls_grown
+    results["  the same, each page's JSON decoded by the client"] = parsed, None
     raws = []
     for _ in range(args.runs):
         seconds, count = timed(lambda: raw_fetch(engine, postgres))
         assert count == total, (count, total)
         raws.append(seconds)
-    results["raw COPY ... TO STDOUT (same rows)" if postgres else "raw fetchall (same rows)"] = raws
+    results["raw COPY ... TO STDOUT (same rows)" if postgres else "raw fetchall (same rows)"] = raws, None
     renames = []
     for run in range(args.runs):
         seconds, in_region = timed(lambda: rename_region(engine, *(("R0", "X0"), ("X0", "R0"))[run % 2]))
         renames.append(seconds)
         undo_exports(engine)  # vacuums
-    results[f"rename a region's code ({in_region:,} readings)"] = renames
+    results[f"rename a region's code ({in_region:,} readings)"] = renames, None
     for label, accept in (("export CSV (POST /exports)", "text/csv"), ("export JSON (POST /exports)", "application/json")):
-        runs, rereads = [], []
+        runs, rereads, runs_grown, rereads_grown = [], [], [], []
         for _ in range(args.runs):
             undo_exports(engine)
-            seconds, (count, size, batch_id) = timed(lambda: export_once(client, headers, accept))
+            seconds, (count, size, batch_id) = timed(lambda: export_once(client, headers, accept), runs_grown)
             assert count == total, (count, total)
             runs.append(seconds)
-            seconds, (count, _) = timed(lambda: reread(client, headers, batch_id, accept))
+            seconds, (count, _) = timed(lambda: reread(client, headers, batch_id, accept), rereads_grown)
             assert count == total
             rereads.append(seconds)
-        results[f"{label}, {size / 1e6:.0f} MB"] = runs
-        results[f"  re-read it, {accept} (GET /exports/{{id}})"] = rereads
-    print(f"{'operation':<52} {'median s':>9} {'readings/s':>11}   runs (s)")
-    for label, runs in results.items():
+        results[f"{label}, {size / 1e6:.0f} MB"] = runs, runs_grown
+        results[f"  re-read it, {accept} (GET /exports/{{id}})"] = rereads, rereads_grown
+    print(f"{'operation':<52} {'median s':>9} {'readings/s':>11} {'peak +MB':>9}   runs (s)")
+    for label, (runs, grown) in results.items():
         med = statistics.median(runs)
-        print(f"{label:<52} {med:>9.2f} {total / med:>11,.0f}   {', '.join(f'{r:.2f}' for r in runs)}")
+        memory = largest(grown) if grown is not None else ""
+        print(f"{label:<52} {med:>9.2f} {total / med:>11,.0f} {memory:>9}   {', '.join(f'{r:.2f}' for r in runs)}")
     raw = statistics.median(raws)
     print(f"pull / raw: {statistics.median(pulls) / raw:.2f}x (goal: at most 3x); with the client's JSON decoding "
           f"{statistics.median(parsed) / raw:.2f}x")

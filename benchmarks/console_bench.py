@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import event, func, select  # noqa: E402
 
+from peak_memory import PeakGrowth, largest  # noqa: E402
 from readings_store import clock, day_counts  # noqa: E402
 from readings_store.db import make_engine, make_session_factory, scratch_postgres_database, upgrade  # noqa: E402
 
@@ -53,27 +54,6 @@ def main(argv: list[str] | None = None) -> None:
             folder = stack.enter_context(tempfile.TemporaryDirectory())
             url = f"sqlite:///{folder}/bench.sqlite3"
         run(url, args)
-
-
-def _kb(field: str) -> int | None:
-    """A ``/proc/self/status`` figure in kB (None off Linux)."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")  # resets VmHWM (the peak RSS) to the current RSS
-        return True
-    except OSError:
-        return False
 
 
 def pages(db, query: str) -> list[tuple[str, str]]:
@@ -146,18 +126,15 @@ def run(url: str, args) -> None:
         times, grown, cpu = [], [], []
         for _ in range(args.runs):
             statements.clear()
-            peak_known = _reset_peak()
-            before = _kb("VmRSS")
-            start, start_cpu = time.perf_counter(), time.process_time()
-            response = client.get(path)
-            times.append(time.perf_counter() - start)
-            cpu.append(time.process_time() - start_cpu)
-            after = _kb("VmHWM")
-            if peak_known and before is not None and after is not None:
-                grown.append((after - before) / 1024)
+            with PeakGrowth() as peak:
+                start, start_cpu = time.perf_counter(), time.process_time()
+                response = client.get(path)
+                times.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - start_cpu)
+            grown.append(peak)
             if response.status_code not in (200, 302):
                 raise SystemExit(f"{path} answered {response.status_code}")
-        memory = f"{max(grown):8.1f}" if grown else "       ?"
+        memory = largest(grown)
         print(f"{name:<{width}}  {statistics.median(times):8.3f}   {', '.join(f'{t:.3f}' for t in times):<18} "
               f"{len(statements):4d}  {memory}  {statistics.median(cpu):5.3f}")
     load = os.getloadavg()

@@ -21,4 +21,5 @@ def test_bench_pulls_and_exports_every_reading(tmp_path):
                   "rename a region's code (", "  re-read it, text/csv",
                   "  re-read it, application/json"):
         assert any(line.startswith(label) for line in lines), (label, out)
+    assert lines[1].startswith("operation") and "peak +MB" in lines[1], out
     assert any(line.startswith("pull / raw: ") and "with the client's JSON decoding" in line for line in lines), out
