@@ -223,10 +223,13 @@ def _readings_select(session: Session, *, rows: bool = False, status: str | None
     else:
         query = select(_reading_document(dialect, status))
     query = query.select_from(Reading)
-    if rows or joined or dialect == "sqlite":
-        query = (query.join(Meter, Reading.meter_id == Meter.id).join(Account, Meter.account_id == Account.id)
-                 .join(Region, Account.region_id == Region.id))
-    return query
+    return _join_names(query) if rows or joined or dialect == "sqlite" else query
+
+
+def _join_names(query):
+    """``query`` on readings joined to the meters, accounts and regions they name."""
+    return (query.join(Meter, Reading.meter_id == Meter.id).join(Account, Meter.account_id == Account.id)
+            .join(Region, Account.region_id == Region.id))
 
 
 def _sqlite_time(text: str | None) -> str | None:
@@ -373,11 +376,10 @@ def create_batch(session: Session, *, region: str | None = None, period: str | N
     session.flush()
     filters = ReadingFilter(region=region, period=period)
     candidates = select(Reading.id).where(Reading.export_batch_id.is_(None), Reading.status == "accepted")
+    candidates = filters.apply(candidates, statuses=False)
     narrowed = view is not None and view.narrows
-    if region is not None or period is not None or narrowed:
-        candidates = candidates.join(Meter, Reading.meter_id == Meter.id).join(Account, Meter.account_id == Account.id)
-        candidates = candidates.join(Region, Account.region_id == Region.id)
-        candidates = filters.apply(candidates, statuses=False)
+    if filters.names_others or narrowed:
+        candidates = _join_names(candidates)
     if narrowed:
         candidates = candidates.where(view.export_clause())
     candidates = candidates.order_by(Reading.id)
