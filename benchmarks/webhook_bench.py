@@ -333,6 +333,7 @@ PARTS = (
     ("claiming a turn", "ivr.calls", "_claim"),
     ("judging a value", "ivr.records:SqlRecords", "judge_value"),
     ("storing effects", "ivr.calls", "persist_effects"),
+    ("writing the turn (its call row and steps)", "ivr.calls", "_write_turn"),
     ("flush and commit", "sqlalchemy.orm:Session", "commit"),
     ("rendering TwiML", "ivr.voice.twiml:TwimlRenderer", "render"),
 )

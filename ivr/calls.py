@@ -226,6 +226,8 @@ def answer_reminder_call(session: Session, config: Config, *, token: str, call_s
     call.last_twiml = body
     row.status = "answered"
     _log_step(call, "reminder", {"answered_by": (answered_by or "unknown")[:32]}, turn.actions)
+    if _steps_due(call):
+        write_steps(session, call)
     session.commit()
     return body
 
@@ -289,21 +291,25 @@ def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq
 
 
 # The statements every turn runs are built once, with bind parameters: building a statement and
-# its cache key costs more than running it.
-_CLAIM = (update(Call).where(Call.call_sid == bindparam("claimed_sid"), Call.seq == bindparam("claimed_seq"))
-          .values(seq=Call.seq + 1).returning(Call)
-          .execution_options(synchronize_session=False, populate_existing=True))
+# its cache key costs more than running it. They are Core statements on the calls table: the ORM's
+# loading and flushing of the call cost more CPU than the statements themselves (README, the
+# webhook benchmark).
+_CALLS = cast(Table, Call.__table__)
+_CLAIM = (update(_CALLS).where(_CALLS.c.call_sid == bindparam("claimed_sid"), _CALLS.c.seq == bindparam("claimed_seq"))
+          .values(seq=_CALLS.c.seq + 1).returning(*_CALLS.c))
 
 
 def _claim(session: Session, call_sid: str, seq: int) -> Call | None:
     """Claim the turn ``seq`` and load the call, in one statement: ``UPDATE ... SET seq = seq + 1
     WHERE call_sid = ? AND seq = ? RETURNING *``. None: no such call, or the turn was taken
     before (a retried webhook, two workers racing). The claim holds the row (PostgreSQL) or the
-    database's write lock (SQLite) until the turn commits or rolls back."""
-    call = session.scalars(_CLAIM, {"claimed_sid": call_sid, "claimed_seq": seq}).first()
-    if call is not None:
-        intake.note_write_lock(session)
-    return call
+    database's write lock (SQLite) until the turn commits or rolls back. The call is not in the
+    session: the turn writes it by one UPDATE (``_write_turn``)."""
+    row = session.execute(_CLAIM, {"claimed_sid": call_sid, "claimed_seq": seq}).first()
+    if row is None:
+        return None
+    intake.note_write_lock(session)
+    return Call(**row._mapping)
 
 
 def _not_taken(session: Session, call_sid: str, apology: Apology) -> TurnAnswer:
@@ -330,9 +336,28 @@ def _advance(session: Session, config: Config, call: Call, state: CallState, ste
     call.last_twiml = body
     _log_step(call, step, {"kind": event.kind, "keys": len(event.digits),
                            "decision": event.speech.decision if event.speech else None}, turn.actions)
+    _write_turn(session, call)
     # Commit before answering: the caller hears "saved" only for a reading that is stored.
     session.commit()
     return body
+
+
+# What a turn writes to its call's row (its seq is written by the claim).
+_TURN_COLUMNS = ("state", "steps", "language", "account_id", "region_id", "outcome", "end_reason", "last_twiml",
+                 "last_activity_at", *call_figures.COLUMNS)
+_WRITE_TURN = (update(_CALLS).where(_CALLS.c.id == bindparam("turn_call_id"))
+               .values({name: bindparam(f"new_{name}") for name in _TURN_COLUMNS}))
+
+
+def _write_turn(session: Session, call: Call) -> None:
+    """Write the turn's changes to the call's row (with its held steps as ``call_steps`` rows when
+    they are due, ``_log_step``), in the turn's transaction."""
+    held = _take_held_steps(call) if _steps_due(call) else []
+    if call in session:  # read by the ORM (a spoken answer's turn): the commit must not write it again
+        session.expunge(call)
+    session.execute(_WRITE_TURN, {"turn_call_id": call.id, **{f"new_{name}": getattr(call, name)
+                                                               for name in _TURN_COLUMNS}})
+    _insert_steps(session, call, held)
 
 
 def _write_state(call: Call, state: CallState) -> None:
@@ -389,15 +414,13 @@ HELD_STEPS = 8
 
 
 def _log_step(call: Call, step: str, event: dict, actions: list, *, at: dt.datetime | None = None) -> None:
-    """Log the step of the turn that took ``call.seq - 1`` (0: the call's opening), in the turn's
-    transaction: held on the call's row (``Call.steps``, a few small entries; the turn writes the
-    row anyway), and written as ``call_steps`` rows with the steps held by one INSERT in the turn
-    that ends the dialog (else by ``_end``: the status callback or the sweep), or once
-    ``HELD_STEPS`` are held, so that what a turn writes does not grow with the call's length."""
+    """Log the step of the turn that took ``call.seq - 1`` (0: the call's opening) on the call:
+    held on its row (``Call.steps``, a few small entries; the turn writes the row anyway). The
+    caller writes the steps held as ``call_steps`` rows by one INSERT when they are due
+    (``_steps_due``: the turn that ends the dialog, else ``_end``: the status callback or the
+    sweep; or once ``HELD_STEPS`` are held), so that what a turn writes does not grow with the
+    call's length."""
     now = at or utcnow()
-    session = Session.object_session(call)
-    if session is None:  # pragma: no cover - a turn's call is always its session's
-        raise RuntimeError(f"call {call.call_sid} is not in a session")
     next_ = _next_of(actions)
     # Held on the call's row (the turn writes it anyway) until the call ends: then all its steps
     # are written as rows by one INSERT (``write_steps``).
@@ -405,16 +428,29 @@ def _log_step(call: Call, step: str, event: dict, actions: list, *, at: dt.datet
     # The dashboard's figures of the call, in the row the turn writes anyway.
     call_figures.add_step(call, step, next_, event.get("kind"))
     call.last_activity_at = now
-    if call.outcome is not None or len(call.steps) >= HELD_STEPS:
-        write_steps(session, call)
+
+
+def _steps_due(call: Call) -> bool:
+    """Whether the steps the call's row holds are to be written as rows now: the dialog ended, or
+    ``HELD_STEPS`` are held."""
+    return call.outcome is not None or len(call.steps or []) >= HELD_STEPS
 
 
 def write_steps(session: Session, call: Call) -> None:
     """Write the steps the call's row holds as ``call_steps`` rows, by one INSERT, in the caller's
-    transaction."""
+    transaction (the call's row is flushed with it, by the ORM)."""
+    _insert_steps(session, call, _take_held_steps(call))
+
+
+def _take_held_steps(call: Call) -> list[dict]:
+    """The steps the call's row holds, which it then no longer holds."""
     held = [step for step in call.steps or [] if isinstance(step, dict) and "seq" in step]
     if call.steps:
-        call.steps = []  # before the INSERT, which flushes the call's row with it
+        call.steps = []
+    return held
+
+
+def _insert_steps(session: Session, call: Call, held: list[dict]) -> None:
     if held:
         session.execute(insert(cast(Table, CallStep.__table__)), [
             {**step, "call_id": call.id, "at": dt.datetime.fromisoformat(step["at"])} for step in held])
