@@ -66,6 +66,7 @@ Apology = Callable[[str], str]
 # and for a question that records (``Ask.expect == RECORDS``): then a ``Recorded``, nothing recognised.
 Listen = Callable[[CallState, dialog.Ask], object]
 RECORDS = dialog.RECORDS  # a question whose answer is a recording kept for operators, not recognised
+_CALLS = cast(Table, Call.__table__)
 
 
 @dataclass(frozen=True)
@@ -154,15 +155,21 @@ def bind_stream(session: Session, config: Config, call_sid: str, token: str | No
     return "the call's stream token was used before"
 
 
+# What the opening of a call writes: its row (the rest of its columns take their defaults).
+_INSERT_CALL = insert(_CALLS).returning(_CALLS.c.id)
+_OPEN_COLUMNS = ("call_sid", "from_number", "caller_country", "language", "seq", "state", "steps", "last_twiml",
+                 "last_activity_at", "stream_token_hash", *call_figures.COLUMNS)
+
+
 def open_call(session: Session, config: Config, *, call_sid: str, caller: str | None, country: str | None,
               language: str, render: Render, apology: Apology) -> str:
     """The first answer of a call; a repeated ``incoming`` request gets the answer it got before
     (the CallSid is unique: its row is not looked for first, the INSERT of a repeat fails)."""
     call = Call(call_sid=call_sid, from_number=caller, caller_country=country, language=language, seq=1, steps=[])
-    # The row is inserted once, with its first state and answer (the opening reads no id of it).
-    with session.no_autoflush:
-        turn = dialog.start(SqlRecords(session, config, call), call_sid=call_sid, caller=caller, language=language,
-                            max_tries=config.max_tries, may_record=config.may_record())
+    # The row is inserted once, with its first state and answer (the opening reads no id of it),
+    # by a Core INSERT: the call is not in the session.
+    turn = dialog.start(SqlRecords(session, config, call), call_sid=call_sid, caller=caller, language=language,
+                        max_tries=config.max_tries, may_record=config.may_record())
     body = render(turn.actions, turn.state.lang, call.seq, transport=call.speech_transport,
                   stream_token=issue_stream_token(config, call))
     call.state, call.last_twiml, call.last_activity_at = turn.state.to_json(), body, utcnow()
@@ -170,17 +177,16 @@ def open_call(session: Session, config: Config, *, call_sid: str, caller: str | 
     next_ = _next_of(turn.actions)
     call_figures.add_step(call, "incoming", next_, None)
     call.steps = [_step(call, "incoming", next_, {"from": "known" if caller else "withheld"}, call.last_activity_at)]
-    session.add(call)
+    held = _take_held_steps(call) if turn.state.over else []  # a call over at once: its step as a row
     try:
-        session.flush()
+        call.id = session.execute(_INSERT_CALL, {name: getattr(call, name) for name in _OPEN_COLUMNS}).scalar_one()
     except IntegrityError:
         session.rollback()
         existing = find_call(session, call_sid)
         if existing is None:
             raise  # another constraint: a programming error
         return existing.last_twiml or apology(existing.language or "en")
-    if turn.state.over:
-        write_steps(session, call)
+    _insert_steps(session, call, held)
     session.commit()
     return body
 
@@ -294,7 +300,6 @@ def take_turn(session: Session, config: Config, *, call_sid: str, step: str, seq
 # its cache key costs more than running it. They are Core statements on the calls table: the ORM's
 # loading and flushing of the call cost more CPU than the statements themselves (README, the
 # webhook benchmark).
-_CALLS = cast(Table, Call.__table__)
 _CLAIM = (update(_CALLS).where(_CALLS.c.call_sid == bindparam("claimed_sid"), _CALLS.c.seq == bindparam("claimed_seq"))
           .values(seq=_CALLS.c.seq + 1).returning(*_CALLS.c))
 
@@ -519,7 +524,8 @@ def end_call(session: Session, *, call_sid: str, status: str, duration: str | No
     # ASCII digits that fit the INTEGER column; anything else ("²", 20 digits) is ignored.
     if final and duration and duration.isascii() and duration.isdigit() and len(duration) <= 9:
         params["new_duration"] = int(duration)
-    call = session.scalars(_end_statement(final, "new_duration" in params), params).first()
+    row = session.execute(_end_statement(final, "new_duration" in params), params).first()
+    call = Call(**row._mapping) if row is not None else None
     if call is None:
         if sms_store.record_call_status(session, call_sid, status):  # a reminder call nobody answered
             session.commit()
@@ -539,26 +545,39 @@ def _end_statement(final: bool, duration: bool):
     and, with ``duration``, Twilio's duration."""
     values: dict = {"twilio_status": bindparam("new_status")}
     if final:
-        values["ended_at"] = func.coalesce(Call.ended_at, bindparam("ended_now", type_=Call.ended_at.type))
+        values["ended_at"] = func.coalesce(_CALLS.c.ended_at, bindparam("ended_now", type_=_CALLS.c.ended_at.type))
         if duration:
             values["duration_seconds"] = bindparam("new_duration")
-    return (update(Call).where(Call.call_sid == bindparam("ended_sid")).values(**values).returning(Call)
-            .execution_options(synchronize_session=False, populate_existing=True))
+    return update(_CALLS).where(_CALLS.c.call_sid == bindparam("ended_sid")).values(**values).returning(*_CALLS.c)
+
+
+# What the end of a call writes to its row besides what ``end_call``'s statement wrote.
+_END_COLUMNS = ("ended_at", "outcome", "end_reason", "state", "steps")
+_WRITE_END = (update(_CALLS).where(_CALLS.c.id == bindparam("ended_call_id"))
+              .values({name: bindparam(f"new_{name}") for name in _END_COLUMNS}))
 
 
 def _end(session: Session, call: Call, at: dt.datetime, reason: str) -> None:
     """What the end of a call writes, in the caller's transaction: its end time, an outcome
     (``hung_up`` at the step it was at, ``reason`` after the step, if the dialog had not ended),
-    and the receipt by SMS."""
-    call.ended_at = call.ended_at or at
-    if not call.outcome:
-        state = load_state(call)
-        step = state.step.value if state else "start"
-        call.outcome, call.end_reason = Outcome.HUNG_UP.value, f"{step}:{reason}"
-        if state is not None:
-            state.outcome, state.end_reason = Outcome.HUNG_UP, call.end_reason
-            call.state = state.to_json()
-    write_steps(session, call)
+    the steps its row still holds, and the receipt by SMS. The call's row is written by one Core
+    UPDATE, and only when the end changes it (a call whose dialog ended, ended by ``end_call``,
+    needs none)."""
+    held = _take_held_steps(call)
+    if call.ended_at is None or not call.outcome or held:
+        call.ended_at = call.ended_at or at
+        if not call.outcome:
+            state = load_state(call)
+            step = state.step.value if state else "start"
+            call.outcome, call.end_reason = Outcome.HUNG_UP.value, f"{step}:{reason}"
+            if state is not None:
+                state.outcome, state.end_reason = Outcome.HUNG_UP, call.end_reason
+                call.state = state.to_json()
+        if call in session:  # read by the ORM (the sweep): the commit must not write it again
+            session.expunge(call)
+        session.execute(_WRITE_END, {"ended_call_id": call.id, **{f"new_{name}": getattr(call, name)
+                                                                   for name in _END_COLUMNS}})
+    _insert_steps(session, call, held)
     # A receipt by SMS, written with the call's end and sent later (``ivr sms send-pending``).
     sms_store.queue_receipt(session, call, call.language or "en")
 
