@@ -31,7 +31,11 @@ After every turn and every call, the invariants:
    read back, the last digits a meter is named by, the tariff question only when there is a
    choice, a two-tariff meter's other tariff asked right after one is stored exactly when it has
    no reading of that period yet (from this call or an earlier one), the operators' hours (checked against the region's hours at those times), the hint
-   about 0 once and only where an operator answers.
+   about 0 once and only where an operator answers;
+7. after every turn that wrote its call (a turn taken, the end of a call), the call's row holds
+   every column as the turn left the call: the turn writes the row by one Core UPDATE of the
+   columns it names (``calls._write_turn``, ``calls._end``), so a column a turn changes but does
+   not name would be lost.
 
 Speech is recognised by ``FakeRecogniser`` (a fake standing in for Vosk and Twilio: it hears
 what the caller said with the confidence the caller's line allows, and gives out only words of
@@ -337,7 +341,29 @@ class World:
         # the last accepted value of each (serial, register): the baseline a value is judged by
         self.baseline = {(m.serial, r): Decimal(m.previous) for a in ACCOUNTS for m in a.meters
                          for r in m.register_names}
+        # The call of each turn that wrote it, as the turn left it, by CallSid (invariant 7).
+        self.written: dict[str, dict] = {}
         self._build()
+
+    @contextlib.contextmanager
+    def recording_call_writes(self):
+        """Keep what each turn's call held when the turn wrote it (``calls._write_turn``,
+        ``calls._end``: their callers look them up in the module at each call)."""
+        originals = {name: getattr(calls, name) for name in ("_write_turn", "_end")}
+
+        def recording(original):
+            def wrapped(session, call, *args):
+                original(session, call, *args)
+                self.written[call.call_sid] = {column.key: getattr(call, column.key) for column in Call.__table__.c}
+            return wrapped
+
+        for name, original in originals.items():
+            setattr(calls, name, recording(original))
+        try:
+            yield
+        finally:
+            for name, original in originals.items():
+                setattr(calls, name, original)
 
     def _build(self) -> None:
         taken = START - dt.timedelta(days=20)
@@ -511,7 +537,18 @@ class CallRun:
     def keys_said(self, actions=None) -> list[str]:
         return [s.key for s in self.says(actions)]
 
+    def _check_row(self) -> None:
+        """7. the call's row as the last turn that wrote it left the call."""
+        left = self.world.written.pop(self.sid, None)
+        if left is None:
+            return
+        with self.world.sessions() as db:
+            row = db.execute(select(Call.__table__).where(Call.__table__.c.call_sid == self.sid)).one()._asdict()
+        differ = sorted(name for name, value in left.items() if row[name] != value)
+        self.check(not differ, f"the call's row is not as its turn left the call: {differ}")
+
     def _answered(self, actions: list, body: str, did: str, step: str, taken: bool = True) -> None:
+        self._check_row()
         self.actions, self.body = actions, body
         self.turns.append(Turn(step, did, self.keys_said(actions), taken))
         last = actions[-1]
@@ -1371,6 +1408,7 @@ class CallRun:
     # --- the checks of a whole call ---------------------------------------------------------------------------
 
     def _check_call(self) -> None:
+        self._check_row()
         w = self.world
         with w.sessions() as db:
             call = calls.find_call(db, self.sid)
@@ -1469,7 +1507,7 @@ def run(calls_wanted: int, seed: int, workdir: Path, *, on_call=None) -> Report:
     stats: Counter = Counter()
     turns = 0
     started = time.perf_counter()
-    with pinned(world.clock):
+    with pinned(world.clock), world.recording_call_writes():
         for number in range(calls_wanted):
             world.clock.now += dt.timedelta(minutes=rng.randint(1, 240))
             call = CallRun(world, rng, number, persona(rng))
