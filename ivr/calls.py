@@ -350,18 +350,30 @@ def _advance(session: Session, config: Config, call: Call, state: CallState, ste
 # What a turn writes to its call's row (its seq is written by the claim).
 _TURN_COLUMNS = ("state", "steps", "language", "account_id", "region_id", "outcome", "end_reason", "last_twiml",
                  "last_activity_at", *call_figures.COLUMNS)
-_WRITE_TURN = (update(_CALLS).where(_CALLS.c.id == bindparam("turn_call_id"))
-               .values({name: bindparam(f"new_{name}") for name in _TURN_COLUMNS}))
+
+
+@functools.cache
+def _update_of(columns: tuple[str, ...]):
+    """The UPDATE of ``columns`` of one call's row (``call_id``; values ``new_<column>``)."""
+    return (update(_CALLS).where(_CALLS.c.id == bindparam("call_id"))
+            .values({name: bindparam(f"new_{name}") for name in columns}))
+
+
+def _write_call(session: Session, call: Call, columns: tuple[str, ...]) -> None:
+    """Write ``columns`` of the call to its row, by one UPDATE, in the caller's transaction. A call
+    read through the ORM (a spoken answer's turn, the sweep) leaves the session first, so that
+    the commit does not write it again."""
+    if call in session:
+        session.expunge(call)
+    session.execute(_update_of(columns), {"call_id": call.id, **{f"new_{name}": getattr(call, name)
+                                                                 for name in columns}})
 
 
 def _write_turn(session: Session, call: Call) -> None:
     """Write the turn's changes to the call's row (with its held steps as ``call_steps`` rows when
     they are due, ``_log_step``), in the turn's transaction."""
     held = _take_held_steps(call) if _steps_due(call) else []
-    if call in session:  # read by the ORM (a spoken answer's turn): the commit must not write it again
-        session.expunge(call)
-    session.execute(_WRITE_TURN, {"turn_call_id": call.id, **{f"new_{name}": getattr(call, name)
-                                                               for name in _TURN_COLUMNS}})
+    _write_call(session, call, _TURN_COLUMNS)
     _insert_steps(session, call, held)
 
 
@@ -525,14 +537,14 @@ def end_call(session: Session, *, call_sid: str, status: str, duration: str | No
     if final and duration and duration.isascii() and duration.isdigit() and len(duration) <= 9:
         params["new_duration"] = int(duration)
     row = session.execute(_end_statement(final, "new_duration" in params), params).first()
-    call = Call(**row._mapping) if row is not None else None
-    if call is None:
+    if row is None:
         if sms_store.record_call_status(session, call_sid, status):  # a reminder call nobody answered
             session.commit()
             return True
         log.warning("status callback for unknown call %s", call_sid)
         session.rollback()
         return False
+    call = Call(**row._mapping)  # outside the session: ``_end`` writes what it changes
     if final:
         _end(session, call, utcnow(), "hung_up")
     session.commit()
@@ -553,8 +565,6 @@ def _end_statement(final: bool, duration: bool):
 
 # What the end of a call writes to its row besides what ``end_call``'s statement wrote.
 _END_COLUMNS = ("ended_at", "outcome", "end_reason", "state", "steps")
-_WRITE_END = (update(_CALLS).where(_CALLS.c.id == bindparam("ended_call_id"))
-              .values({name: bindparam(f"new_{name}") for name in _END_COLUMNS}))
 
 
 def _end(session: Session, call: Call, at: dt.datetime, reason: str) -> None:
@@ -573,10 +583,7 @@ def _end(session: Session, call: Call, at: dt.datetime, reason: str) -> None:
             if state is not None:
                 state.outcome, state.end_reason = Outcome.HUNG_UP, call.end_reason
                 call.state = state.to_json()
-        if call in session:  # read by the ORM (the sweep): the commit must not write it again
-            session.expunge(call)
-        session.execute(_WRITE_END, {"ended_call_id": call.id, **{f"new_{name}": getattr(call, name)
-                                                                   for name in _END_COLUMNS}})
+        _write_call(session, call, _END_COLUMNS)
     _insert_steps(session, call, held)
     # A receipt by SMS, written with the call's end and sent later (``ivr sms send-pending``).
     sms_store.queue_receipt(session, call, call.language or "en")
