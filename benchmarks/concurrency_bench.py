@@ -29,6 +29,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,9 +46,17 @@ from webhook_bench import TOKEN, fill  # noqa: E402
 FALLBACK_MARK = "technical problem"
 
 
+@dataclass(frozen=True)
+class Server:
+    base: str  # the URL it answers on
+    pid: int  # gunicorn's master (its workers are its children)
+
+
 @contextmanager
-def gunicorn(database_url: str, data_dir: Path, log_path: Path):
-    """The repository's gunicorn.conf.py on a socket this process holds (no port race)."""
+def gunicorn(database_url: str, data_dir: Path, log_path: Path, app: str | None = None):
+    """The repository's gunicorn.conf.py on a socket this process holds (no port race), serving
+    the product, or ``app`` (``module:variable`` of ``benchmarks/``), which must answer
+    ``GET /healthz``."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -59,7 +68,8 @@ def gunicorn(database_url: str, data_dir: Path, log_path: Path):
                IVR_SPEECH_ENGINES='{"ro": "off", "ru": "off", "uk": "off", "en": "off"}')
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                                 "--bind", f"fd://{sock.fileno()}", "--access-logfile", "/dev/null"],
+                                 "--bind", f"fd://{sock.fileno()}", "--access-logfile", "/dev/null",
+                                 *(["--pythonpath", str(ROOT / "benchmarks"), app] if app else [])],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
@@ -73,7 +83,7 @@ def gunicorn(database_url: str, data_dir: Path, log_path: Path):
             if proc.poll() is not None or time.monotonic() > until:
                 raise SystemExit(f"gunicorn did not start; its log:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield base
+        yield Server(base, proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -178,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.runs} runs per level, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
         print(f"{'callers':>7} | {'calls/s':>7} | {'median':>8} | {'p99':>8} | {'slowest':>8} | fallbacks | failures")
         n = 0
-        with gunicorn(url, Path(tmp) / "data", Path(tmp) / "gunicorn.log") as base:
+        with gunicorn(url, Path(tmp) / "data", Path(tmp) / "gunicorn.log") as server:
+            base = server.base
             level(base, 1, 1, n)  # warm every worker up
             n += 10
             for callers in levels:
