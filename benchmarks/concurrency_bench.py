@@ -53,10 +53,10 @@ class Server:
 
 
 @contextmanager
-def gunicorn(database_url: str, data_dir: Path, log_path: Path, app: str | None = None):
+def gunicorn(database_url: str, data_dir: Path, log_path: Path, app: str | None = None, options: tuple[str, ...] = ()):
     """The repository's gunicorn.conf.py on a socket this process holds (no port race), serving
     the product, or ``app`` (``module:variable`` of ``benchmarks/``), which must answer
-    ``GET /healthz``."""
+    ``GET /healthz``; ``options``: gunicorn's, over the file's."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -69,7 +69,7 @@ def gunicorn(database_url: str, data_dir: Path, log_path: Path, app: str | None 
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
                                  "--bind", f"fd://{sock.fileno()}", "--access-logfile", "/dev/null",
-                                 *(["--pythonpath", str(ROOT / "benchmarks"), app] if app else [])],
+                                 *options, *(["--pythonpath", str(ROOT / "benchmarks"), app] if app else [])],
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:

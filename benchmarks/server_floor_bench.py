@@ -5,7 +5,8 @@
 The repository's gunicorn.conf.py (its workers, threads, worker class and JSON logs) serves a Flask
 app that answers every POST with a fixed TwiML (``app``, below) instead of the product, through
 ``concurrency_bench.gunicorn``. ``--clients`` keep-alive clients each post ``--requests``
-Twilio-like forms, all at once. Printed for each run and as medians of ``--runs``: the workers'
+Twilio-like forms, all at once. Workers are not restarted after ``max_requests`` here
+(``--max-requests 0``), so that each worker's CPU counter covers the whole benchmark. Printed for each run and as medians of ``--runs``: the workers'
 CPU per request (read from /proc) and the requests per second. ``webhook_bench.py``'s Flask
 "hello" is the app alone, in process; this is what the server adds to every webhook of any app
 under it, before the app's own work.
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"server floor: the repository's gunicorn.conf.py serving a fixed TwiML, {args.clients} clients x "
               f"{args.requests} requests, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
         with gunicorn("sqlite://", Path(tmp) / "data", Path(tmp) / "gunicorn.log",
-                      app="server_floor_bench:app") as server:
+                      app="server_floor_bench:app", options=("--max-requests", "0")) as server:
             runs = [one_run(server.base, server.pid, args.clients, args.requests) for _ in range(args.runs)]
     for n, (cpu, rate) in enumerate(runs, 1):
         print(f"run {n}: workers' CPU {cpu:.2f} ms per request, {rate:.0f} requests/s")
