@@ -439,8 +439,6 @@ def _log_step(call: Call, step: str, event: dict, actions: list, *, at: dt.datet
     call's length."""
     now = at or utcnow()
     next_ = _next_of(actions)
-    # Held on the call's row (the turn writes it anyway) until the call ends: then all its steps
-    # are written as rows by one INSERT (``write_steps``).
     call.steps = [*(call.steps or []), _step(call, step, next_, event, now)]
     # The dashboard's figures of the call, in the row the turn writes anyway.
     call_figures.add_step(call, step, next_, event.get("kind"))
