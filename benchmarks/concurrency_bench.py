@@ -9,15 +9,24 @@ each with a meter and last period's reading). For each level of ``--concurrency`
 callers each make ``--calls`` scripted keypad calls back to back with no think time (opening,
 language, account, value, confirmation, finish, status callback: 7 signed webhooks per call, each
 caller on an account of its own). Every webhook is timed from the client; printed per level: calls
-per second, webhook latency median / p99 / slowest, and how many webhooks were answered by the
-overload fallback (``IVR_QUEUE_WAIT``) or failed.
+per second, webhook latency median / p99 / slowest, how many webhooks were answered by the
+overload fallback (``IVR_QUEUE_WAIT``) or failed, the CPU per webhook of the callers (this
+process), of the server (gunicorn's master and workers, restarted ones included) and of PostgreSQL
+(its processes on this machine; 0 on SQLite, whose work is the server's), and how busy that kept
+the cores.
 
-The client runs on the same machine (threads in this process, a few ms of CPU per webhook), so
-the figures are those of a server sharing its cores with its callers: a lower bound of capacity.
+The callers reach the app as Twilio does in production, through nginx (deploy/nginx-ivr.conf):
+over a shared set of keep-alive connections of which at most 16 stay open idle
+(``ProxyConnections``, ``--client proxy``). ``--client per-caller`` gives each caller a
+connection of its own for the whole run instead (a ``requests.Session``, as every figure measured
+before the proxy model was), which pins each caller to one worker however busy it is.
+The callers run on the same machine (threads in this process), so the figures are those of a
+server sharing its cores with its callers: a lower bound of capacity.
 """
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import signal
 import socket
@@ -31,6 +40,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+from urllib.parse import urlencode, urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,6 +55,34 @@ from webhook_bench import TOKEN, fill  # noqa: E402
 
 # The overload fallback's first words (the "technical_problem" prompt in English).
 FALLBACK_MARK = "technical problem"
+
+
+def processes_cpu(chosen: Callable[[int, str, int], bool]) -> float:
+    """CPU seconds (user and system) used so far by the processes ``chosen(pid, name, parent pid)``
+    picks, with their children that ended and were waited for (a restarted gunicorn worker in its
+    master's figures, a closed connection's backend in the PostgreSQL server's): Linux /proc."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat.rsplit(")", 1)[1].split()
+        if chosen(int(entry), name, int(fields[1])):
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(master: int) -> float:
+    """``processes_cpu`` of a gunicorn master and its workers, those restarted included."""
+    return processes_cpu(lambda pid, name, parent: master in (pid, parent))
+
+
+def postgres_cpu() -> float:
+    """``processes_cpu`` of the PostgreSQL server on this machine (every database's backends)."""
+    return processes_cpu(lambda pid, name, parent: name == "postgres")
 
 
 @dataclass(frozen=True)
@@ -93,13 +132,82 @@ def gunicorn(database_url: str, data_dir: Path, log_path: Path, app: str | None 
         sock.close()
 
 
+# Idle keep-alive connections to the app that deploy/nginx-ivr.conf keeps (``keepalive 16``).
+PROXY_KEEPALIVE = 16
+
+
+class ProxyConnections:
+    """The callers' way to the app as it is in production (deploy/nginx-ivr.conf: Twilio reaches
+    nginx, nginx reaches gunicorn): a webhook goes over whichever keep-alive connection is idle
+    (the last one freed first), or over a new one when none is; at most ``PROXY_KEEPALIVE`` stay
+    open idle. A worker that answers sooner frees its connections sooner and so gets more of the
+    webhooks, and new connections go to whichever worker accepts them first; a connection held
+    by one caller for the whole run would instead pin it to one worker, however busy."""
+
+    def __init__(self, base: str, keepalive: int = PROXY_KEEPALIVE):
+        parts = urlsplit(base)
+        self.host, self.port, self.keepalive = parts.hostname, parts.port, keepalive
+        self.lock = threading.Lock()
+        self.idle: list[http.client.HTTPConnection] = []
+
+    def post(self, url: str, params: dict, headers: dict) -> tuple[int, str]:
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        body = urlencode(params)
+        headers = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+        while True:
+            with self.lock:
+                connection = self.idle.pop() if self.idle else None
+            reused = connection is not None
+            connection = connection or http.client.HTTPConnection(self.host, self.port, timeout=60)
+            try:
+                connection.request("POST", path, body, headers)
+                response = connection.getresponse()
+                answer = response.status, response.read().decode()
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()
+                if reused and isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+                    continue  # the app closed an idle connection (its keep-alive timeout): as nginx, retry
+                return 599, str(exc)
+            with self.lock:
+                if len(self.idle) < self.keepalive and not response.will_close:
+                    self.idle.append(connection)
+                    connection = None
+            if connection is not None:
+                connection.close()
+            return answer
+
+    def close(self) -> None:
+        with self.lock:
+            for connection in self.idle:
+                connection.close()
+            self.idle.clear()
+
+
 class Timings:
-    def __init__(self) -> None:
+    def __init__(self, client: str, base: str) -> None:
         self.lock = threading.Lock()
         self.latencies: list[float] = []
         self.fallbacks = self.failures = self.calls = 0
+        self.proxy = ProxyConnections(base) if client == "proxy" else None
+
+    def _count(self, started: float, status: int, body: str) -> None:
+        elapsed = time.monotonic() - started
+        with self.lock:
+            self.latencies.append(elapsed)
+            if status not in (200, 204):  # the status callback answers 204
+                self.failures += 1
+            elif FALLBACK_MARK in body:
+                self.fallbacks += 1
 
     def transport(self) -> Transport:
+        """A caller's HTTP client, which times each webhook: with ``--client proxy`` (the default)
+        the callers share ``ProxyConnections``; with ``--client per-caller`` each has a
+        ``requests.Session`` of its own, one keep-alive connection pinned to one worker for the
+        whole run."""
+        return self._proxied(self.proxy) if self.proxy is not None else self._per_caller()
+
+    def _per_caller(self) -> Transport:
         session = requests.Session()
 
         def post(url: str, params: dict, headers: dict) -> tuple[int, str]:
@@ -109,13 +217,16 @@ class Timings:
                 status, body = response.status_code, response.text
             except requests.RequestException as exc:
                 status, body = 599, str(exc)
-            elapsed = time.monotonic() - started
-            with self.lock:
-                self.latencies.append(elapsed)
-                if status not in (200, 204):  # the status callback answers 204
-                    self.failures += 1
-                elif FALLBACK_MARK in body:
-                    self.fallbacks += 1
+            self._count(started, status, body)
+            return status, body
+
+        return Transport(post)
+
+    def _proxied(self, proxy: ProxyConnections) -> Transport:
+        def post(url: str, params: dict, headers: dict) -> tuple[int, str]:
+            started = time.monotonic()
+            status, body = proxy.post(url, params, headers)
+            self._count(started, status, body)
             return status, body
 
         return Transport(post)
@@ -137,24 +248,38 @@ def one_call(base: str, account: str, n: int, timings: Timings, transport: Trans
         timings.calls += 1
 
 
-def level(base: str, callers: int, calls: int, first: int) -> dict:
-    timings = Timings()
+# Whose CPU ``level`` reports, per webhook.
+CPU_PARTS = ("callers", "server", "database")
+
+
+def level(server: Server, callers: int, calls: int, first: int, client: str, postgres: bool) -> dict:
+    """One run of ``callers`` callers; with the CPU per webhook of the callers (this process), of
+    the server (gunicorn's processes) and of PostgreSQL (its processes; 0 on SQLite, whose work
+    is the server's), all on the same cores."""
+    timings = Timings(client, server.base)
 
     def caller(i: int) -> None:
         transport = timings.transport()
         account = f"9{i:07d}"  # fill()'s accounts: one per caller
         for k in range(calls):
-            one_call(base, account, first + i * calls + k, timings, transport)
+            one_call(server.base, account, first + i * calls + k, timings, transport)
 
+    cpu = (time.process_time(), server_cpu(server.pid), postgres_cpu() if postgres else 0.0)
     started = time.monotonic()
     with ThreadPoolExecutor(callers) as pool:
         list(pool.map(caller, range(callers)))
     wall = time.monotonic() - started
+    if timings.proxy is not None:
+        timings.proxy.close()
+    used = [after - before for before, after in zip(cpu, (time.process_time(), server_cpu(server.pid),
+                                                           postgres_cpu() if postgres else 0.0))]
     ordered = sorted(timings.latencies)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return {"callers": callers, "calls": timings.calls, "webhooks": len(ordered), "calls_per_s": timings.calls / wall,
             "median": statistics.median(ordered), "p99": p99, "slowest": ordered[-1],
-            "fallbacks": timings.fallbacks, "failures": timings.failures}
+            "fallbacks": timings.fallbacks, "failures": timings.failures,
+            **{f"{part}_ms": seconds * 1000 / len(ordered) for part, seconds in zip(CPU_PARTS, used)},
+            "busy": sum(used) / (wall * (os.cpu_count() or 1))}
 
 
 @contextmanager
@@ -174,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", default="5,25,50,100,200", help="levels, comma-separated")
     parser.add_argument("--calls", type=int, default=3, help="calls per caller at each level")
     parser.add_argument("--runs", type=int, default=3, help="runs of each level (medians printed)")
+    parser.add_argument("--client", choices=("proxy", "per-caller"), default="proxy",
+                        help="how the callers reach the app (Timings.transport)")
     args = parser.parse_args(argv)
     levels = [int(n) for n in args.concurrency.split(",")]
     if max(levels) > args.accounts - 1:
@@ -186,23 +313,27 @@ def main(argv: list[str] | None = None) -> int:
         dialect = "PostgreSQL" if args.database_url else "SQLite"
         print(f"concurrency bench: {dialect}, {args.accounts} accounts, {args.calls} calls per caller, "
               f"{args.runs} runs per level, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
-        print(f"{'callers':>7} | {'calls/s':>7} | {'median':>8} | {'p99':>8} | {'slowest':>8} | fallbacks | failures")
+        print(f"{'callers':>7} | {'calls/s':>7} | {'median':>8} | {'p99':>8} | {'slowest':>8} | fallbacks | failures "
+              f"| CPU ms per webhook: callers / server / database | cores busy")
         n = 0
         with gunicorn(url, Path(tmp) / "data", Path(tmp) / "gunicorn.log") as server:
-            base = server.base
-            level(base, 1, 1, n)  # warm every worker up
+            postgres = bool(args.database_url)
+            level(server, 1, 1, n, args.client, postgres)  # warm every worker up
             n += 10
             for callers in levels:
                 runs = []
                 for _ in range(args.runs):
-                    runs.append(level(base, callers, args.calls, n))
+                    runs.append(level(server, callers, args.calls, n, args.client, postgres))
                     n += callers * args.calls
                 med = {key: statistics.median(r[key] for r in runs)
-                       for key in ("calls_per_s", "median", "p99", "slowest")}
+                       for key in ("calls_per_s", "median", "p99", "slowest", "busy",
+                                   *(f"{part}_ms" for part in CPU_PARTS))}
                 fallbacks = sum(r["fallbacks"] for r in runs)
                 failures = sum(r["failures"] for r in runs)
                 print(f"{callers:>7} | {med['calls_per_s']:>7.1f} | {med['median'] * 1000:>6.0f} ms | "
-                      f"{med['p99'] * 1000:>6.0f} ms | {med['slowest'] * 1000:>6.0f} ms | {fallbacks:>9} | {failures:>8}",
+                      f"{med['p99'] * 1000:>6.0f} ms | {med['slowest'] * 1000:>6.0f} ms | {fallbacks:>9} | {failures:>8} | "
+                      f"{med['callers_ms']:>27.2f} / {med['server_ms']:>6.2f} / {med['database_ms']:>8.2f} | "
+                      f"{med['busy']:>10.0%}",
                       flush=True)
         print(f"load after: {os.getloadavg()[0]:.1f}")
     return 0

@@ -44,17 +44,9 @@ def healthz() -> str:
 
 def _workers_cpu(master: int) -> float:
     """CPU seconds (user and system) used so far by the children of ``master``."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        if int(fields[1]) == master:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    from concurrency_bench import processes_cpu
+
+    return processes_cpu(lambda pid, name, parent: parent == master)
 
 
 def one_run(base: str, master: int, clients: int, requests_each: int) -> tuple[float, float]:
