@@ -46,6 +46,7 @@ from readings_store import service
 from readings_store.models import ConsoleSession, LoginAttempt, Operator, utcnow
 
 from ..logsafe import safe_logger
+from ..twilio_routes import SMS_PREFIX, VOICE_PREFIX
 
 from .blueprint import bp
 from .forms import LoginForm, LogoutForm
@@ -56,6 +57,8 @@ MAX_FAILURES = 5  # per user name and source address
 MAX_FAILURES_PER_ADDRESS = 20  # per source address, whatever the names
 MAX_FAILURES_PER_NAME = 50  # per user name, from every address together
 LOCK_MINUTES = 15
+# Twilio's requests: no cookie session (``RequestAwareSessionInterface``).
+TWILIO_PREFIXES = (VOICE_PREFIX + "/", SMS_PREFIX + "/")
 # The server-side session's last activity is written at most this often (one UPDATE a minute, not
 # one per request); the exact time of the last request travels in the signed cookie.
 SEEN_EVERY_SECONDS = 60
@@ -161,10 +164,17 @@ def _end_server_session(moment: dt.datetime) -> None:
 
 class RequestAwareSessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie session, marked ``Secure`` whenever the request itself came over
-    https (with ``IVR_TRUST_PROXY``, ProxyFix has already applied ``X-Forwarded-Proto``)."""
+    https (with ``IVR_TRUST_PROXY``, ProxyFix has already applied ``X-Forwarded-Proto``); and
+    none at all for Twilio's webhooks, which are signed, not logged in: reading and signing a
+    cookie nobody sends cost every webhook CPU (a read-only null session, never a cookie)."""
 
     def get_cookie_secure(self, app) -> bool:
         return bool(super().get_cookie_secure(app) or (has_request_context() and request.is_secure))
+
+    def open_session(self, app, request):
+        if request.path.startswith(TWILIO_PREFIXES):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 @bp.record_once
