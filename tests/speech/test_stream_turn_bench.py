@@ -57,3 +57,13 @@ def test_bench_loads_both_patterns_and_times_the_transport():
         assert section in out, section
     for pattern in ("instep", "realistic"):
         assert re.search(rf"^\s+{pattern}\s+\|\s+2 \| nbest0\s+\|", out, re.M), pattern
+
+
+def test_bench_tries_each_decoding_search():
+    out = _bench("--only", "search")
+    assert "== 6. decoding search settings" in out
+    # Each variant got a line: its CPU and its digit error rate over the 2 answers.
+    rows = re.findall(r"^  (.+?)\s+([0-9.]+)\s+[0-9.]+% \((\d+)/(\d+)\)$", out, re.M)
+    assert [name for name, *_ in rows] == ["the model's own", "beam 7", "max-active 1000",
+                                           "beam 5, max-active 500, lattice-beam 1"], out
+    assert all(float(cpu) > 0 and int(words) > 0 for _, cpu, _, words in rows), out
