@@ -20,14 +20,18 @@ over a shared set of keep-alive connections of which at most 16 stay open idle
 (``ProxyConnections``, ``--client proxy``). ``--client per-caller`` gives each caller a
 connection of its own for the whole run instead (a ``requests.Session``, as every figure measured
 before the proxy model was), which pins each caller to one worker however busy it is.
+``--nginx`` puts a real nginx (on PATH) in front of gunicorn with the deployment's proxying
+(``NGINX_CONF``, no TLS) to check that model: the callers then reach nginx.
 The callers run on the same machine (threads in this process), so the figures are those of a
 server sharing its cores with its callers: a lower bound of capacity.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -184,6 +188,61 @@ class ProxyConnections:
             self.idle.clear()
 
 
+# deploy/nginx-ivr.conf's proxying of the app, without TLS (the Host header with its port: the
+# callers sign http://127.0.0.1:<port>/...).
+NGINX_CONF = """daemon off; worker_processes auto; pid {folder}/nginx.pid; error_log {folder}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {folder}/body; proxy_temp_path {folder}/proxy;
+    upstream ivr_app {{ server 127.0.0.1:{app_port}; keepalive {keepalive}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://ivr_app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_connect_timeout 3s;
+            proxy_read_timeout 15s;
+        }}
+    }}
+}}
+"""
+
+
+@contextmanager
+def behind_nginx(server: Server, folder: Path):
+    """``server`` behind nginx (``NGINX_CONF``), as deploy/nginx-ivr.conf puts it: the same
+    server, answering at nginx's address (nginx's own CPU is not counted in the figures)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "nginx.conf").write_text(NGINX_CONF.format(folder=folder, app_port=urlsplit(server.base).port,
+                                                         keepalive=PROXY_KEEPALIVE, port=port))
+    proc = subprocess.Popen(["nginx", "-p", str(folder), "-c", str(folder / "nginx.conf")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        until = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(base + "/healthz", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > until:
+                log = folder / "error.log"
+                raise SystemExit(f"nginx did not start: {log.read_text()[-2000:] if log.exists() else 'no log'}")
+            time.sleep(0.1)
+        yield Server(base, server.pid)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 class Timings:
     def __init__(self, client: str, base: str) -> None:
         self.lock = threading.Lock()
@@ -301,7 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of each level (medians printed)")
     parser.add_argument("--client", choices=("proxy", "per-caller"), default="proxy",
                         help="how the callers reach the app (Timings.transport)")
+    parser.add_argument("--nginx", action="store_true",
+                        help="put nginx (on PATH) in front of gunicorn as deploy/nginx-ivr.conf does, without TLS")
     args = parser.parse_args(argv)
+    if args.nginx and not shutil.which("nginx"):
+        parser.error("--nginx needs nginx on PATH (Debian: apt-get install nginx-light)")
     levels = [int(n) for n in args.concurrency.split(",")]
     if max(levels) > args.accounts - 1:
         parser.error("--accounts must exceed the highest concurrency (a caller per account)")
@@ -316,7 +379,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'callers':>7} | {'calls/s':>7} | {'median':>8} | {'p99':>8} | {'slowest':>8} | fallbacks | failures "
               f"| CPU ms per webhook: callers / server / database | cores busy")
         n = 0
-        with gunicorn(url, Path(tmp) / "data", Path(tmp) / "gunicorn.log") as server:
+        with contextlib.ExitStack() as stack:
+            server = stack.enter_context(gunicorn(url, Path(tmp) / "data", Path(tmp) / "gunicorn.log"))
+            if args.nginx:
+                server = stack.enter_context(behind_nginx(server, Path(tmp) / "nginx"))
             postgres = bool(args.database_url)
             level(server, 1, 1, n, args.client, postgres)  # warm every worker up
             n += 10

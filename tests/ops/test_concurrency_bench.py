@@ -1,15 +1,20 @@
 """``benchmarks/concurrency_bench.py`` on tiny input: gunicorn with the repository's config serves
 concurrent scripted calls, through the callers' way to the app modelled on the deployment's nginx
-or over a connection of each caller's own, and each level's line is printed with the CPU per
+or over a connection of each caller's own (and behind a real nginx where one is installed), and
+each level's line is printed with the CPU per
 webhook of the callers, the server and the database (figures are not asserted; only that every
 call got through without an error)."""
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 
-from tests.benchmark_run import run_benchmark
+from tests.benchmark_run import ROOT, run_benchmark
 
 # The benchmark on the database the suite tests: rerun on PostgreSQL by `make test` (-m db).
 pytestmark = pytest.mark.db
@@ -29,3 +34,18 @@ def test_bench_prints_each_level(tmp_path, client):
     # The callers and the server used CPU (the server's is counted in clock ticks of 10 ms: the
     # 21 webhooks of three calls use several; the database's own is counted only on PostgreSQL).
     assert all(float(row[3]) > 0 for row in rows) and float(rows[1][4]) > 0, out
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed (apt-get install nginx-light)")
+def test_bench_behind_nginx(tmp_path):
+    args = ["--accounts", "20", "--concurrency", "3", "--calls", "1", "--runs", "1", "--client", "per-caller",
+            "--nginx"]
+    rows = ROW.findall(run_benchmark("concurrency_bench.py", args, tmp_path))
+    assert [row[:3] for row in rows] == [("3", "0", "0")], rows
+
+
+def test_nginx_asked_for_but_not_installed_is_refused(tmp_path):
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "concurrency_bench.py"), "--nginx"],
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "PATH": str(tmp_path)})
+    assert run.returncode == 2
+    assert "--nginx needs nginx on PATH" in run.stderr
