@@ -1,9 +1,8 @@
 """``benchmarks/concurrency_bench.py`` on tiny input: gunicorn with the repository's config serves
 concurrent scripted calls, through the callers' way to the app modelled on the deployment's nginx
 or over a connection of each caller's own (and behind a real nginx where one is installed), and
-each level's line is printed with the CPU per
-webhook of the callers, the server and the database (figures are not asserted; only that every
-call got through without an error)."""
+each level's line is printed with the CPU per webhook of the callers, the server and the database
+(figures are not asserted; only that every call got through without an error)."""
 from __future__ import annotations
 
 import os
