@@ -95,6 +95,21 @@ class Server:
     pid: int  # gunicorn's master (its workers are its children)
 
 
+def _await_health(base: str, proc: subprocess.Popen, seconds: float, failure: Callable[[], str]) -> None:
+    """Wait until ``GET base/healthz`` answers 200; ``failure()`` says why not, when ``proc`` exits
+    or ``seconds`` pass first."""
+    until = time.monotonic() + seconds
+    while True:
+        try:
+            if requests.get(base + "/healthz", timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None or time.monotonic() > until:
+            raise SystemExit(failure())
+        time.sleep(0.1)
+
+
 @contextmanager
 def gunicorn(database_url: str, data_dir: Path, log_path: Path, app: str | None = None, options: tuple[str, ...] = ()):
     """The repository's gunicorn.conf.py on a socket this process holds (no port race), serving
@@ -116,16 +131,7 @@ def gunicorn(database_url: str, data_dir: Path, log_path: Path, app: str | None 
                                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
-        until = time.monotonic() + 180
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None or time.monotonic() > until:
-                raise SystemExit(f"gunicorn did not start; its log:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+        _await_health(base, proc, 180, lambda: f"gunicorn did not start; its log:\n{log_path.read_text()[-3000:]}")
         yield Server(base, proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -225,18 +231,10 @@ def behind_nginx(server: Server, folder: Path):
     proc = subprocess.Popen(["nginx", "-p", str(folder), "-c", str(folder / "nginx.conf")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+    log = folder / "error.log"
     try:
-        until = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(base + "/healthz", timeout=5).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None or time.monotonic() > until:
-                log = folder / "error.log"
-                raise SystemExit(f"nginx did not start: {log.read_text()[-2000:] if log.exists() else 'no log'}")
-            time.sleep(0.1)
+        _await_health(base, proc, 30,
+                      lambda: f"nginx did not start: {log.read_text()[-2000:] if log.exists() else 'no log'}")
         yield Server(base, server.pid)
     finally:
         proc.terminate()
