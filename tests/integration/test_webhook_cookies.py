@@ -1,4 +1,4 @@
-"""Twilio's webhooks open no cookie session: their answers never set a cookie, whatever cookie
+"""Twilio's webhooks (calls and texts) open no cookie session: their answers never set a cookie, whatever cookie
 the request carries, and an operator's console session sent along is left as it was (reading and
 re-signing a session cookie on every webhook cost CPU for nothing: Twilio keeps no cookies)."""
 from __future__ import annotations
@@ -9,6 +9,7 @@ from ivr.voice.simulator import SimulatedCall, Transport
 from tests import factories as f
 from tests.conftest import AUTH_TOKEN
 from tests.console.helpers import login, make_operator
+from tests.sms.test_sms_readings import post_sms
 
 
 def test_webhooks_set_no_cookie_and_leave_the_console_session_alone(client, db):
@@ -43,3 +44,14 @@ def test_webhooks_set_no_cookie_and_leave_the_console_session_alone(client, db):
     assert client.get_cookie("session").value == cookie
     page = client.get("/console/", follow_redirects=True)
     assert page.status_code == 200 and page.request.path != "/console/login", page.request.path
+
+
+def test_a_text_sets_no_cookie_either(client, db):
+    make_operator(db)
+    db.commit()
+    assert login(client).status_code == 302
+    cookie = client.get_cookie("session").value
+    answer = post_sms(client, "HELP")
+    assert answer.status_code == 200 and answer.mimetype == "application/xml", answer.data
+    assert "Set-Cookie" not in answer.headers and "Cookie" not in answer.headers.get("Vary", "")
+    assert client.get_cookie("session").value == cookie
