@@ -1,6 +1,7 @@
-"""Twilio's webhooks (calls and texts) open no cookie session: their answers never set a cookie, whatever cookie
-the request carries, and an operator's console session sent along is left as it was (reading and
-re-signing a session cookie on every webhook cost CPU for nothing: Twilio keeps no cookies)."""
+"""Twilio's webhooks (calls and texts) open no cookie session: their answers never set a cookie,
+whatever cookie the request carries, and an operator's console session sent along is left as it
+was (reading and re-signing a session cookie on every webhook cost CPU for nothing: Twilio keeps
+no cookies)."""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
