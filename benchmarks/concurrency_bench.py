@@ -321,15 +321,17 @@ def level(server: Server, callers: int, calls: int, first: int, client: str, pos
         for k in range(calls):
             one_call(server.base, account, first + i * calls + k, timings, transport)
 
-    cpu = (time.process_time(), server_cpu(server.pid), postgres_cpu() if postgres else 0.0)
+    def cpu_so_far() -> tuple[float, ...]:  # in the order of CPU_PARTS
+        return time.process_time(), server_cpu(server.pid), postgres_cpu() if postgres else 0.0
+
+    before = cpu_so_far()
     started = time.monotonic()
     with ThreadPoolExecutor(callers) as pool:
         list(pool.map(caller, range(callers)))
     wall = time.monotonic() - started
     if timings.proxy is not None:
         timings.proxy.close()
-    used = [after - before for before, after in zip(cpu, (time.process_time(), server_cpu(server.pid),
-                                                           postgres_cpu() if postgres else 0.0))]
+    used = [after - earlier for earlier, after in zip(before, cpu_so_far())]
     ordered = sorted(timings.latencies)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return {"callers": callers, "calls": timings.calls, "webhooks": len(ordered), "calls_per_s": timings.calls / wall,
