@@ -17,7 +17,8 @@ costs the same CPU as upsampling to 16 kHz first and recognises as well (see doc
    pre-roll, then every following frame.
 3. *Speech*: the first interim hypothesis with a grammar word sets ``speech_started`` (barge-in).
 4. *End of the answer*: ``trailing_silence_ms`` of audio below the voice threshold after a
-   recognised word, or, on a line too noisy for the energy rule, ``stall_ms`` of "voiced" audio
+   recognised word (of a silence, only the first ``decoded_silence_ms`` are decoded at once: the
+   rest only if the caller speaks again, so the silence that ends an answer costs little), or, on a line too noisy for the energy rule, ``stall_ms`` of "voiced" audio
    without any change of the decoder's hypothesis, or ``max_utterance_s`` since onset. Vosk's own endpoints (the
    model's ``conf/model.conf`` rules, 0.5 s of trailing silence after a complete grammar path for
    the small models) only split the answer into segments that are joined, as the batch
@@ -115,6 +116,10 @@ class StreamSettings:
     """How answers are cut out of the caller's audio."""
 
     trailing_silence_ms: int = 600  # silence after the last word that ends the answer
+    # Of a silence within an answer, only this much is decoded at once; the rest is held and
+    # decoded only if the caller speaks again. The silence that ends the answer is not decoded
+    # beyond it: the decoder needs a few frames after the last word, not 600 ms of nothing.
+    decoded_silence_ms: int = 200
     sample_rate: int = 8000  # rate fed to Vosk: 8000 (as received) or 16000 (upsampled here)
     pre_roll_ms: int = 300  # audio kept from before the voice onset (soft first consonants)
     max_utterance_s: float = 15.0  # an answer is cut after this long
@@ -128,6 +133,8 @@ class StreamSettings:
             raise ValueError(f"stream sample rate must be 8000 or 16000, not {self.sample_rate}")
         if not 100 <= self.trailing_silence_ms <= 5000:
             raise ValueError(f"trailing silence must be 100..5000 ms, not {self.trailing_silence_ms}")
+        if not 0 <= self.decoded_silence_ms <= 5000:
+            raise ValueError(f"decoded silence must be 0..5000 ms, not {self.decoded_silence_ms}")
         if not 0 <= self.pre_roll_ms <= 2000:
             raise ValueError(f"pre-roll must be 0..2000 ms, not {self.pre_roll_ms}")
         if not 1.0 <= self.max_utterance_s <= 120.0:
@@ -206,6 +213,7 @@ class StreamingUtterance:
         self._segments: list[_Segment] = []
         self._audio: list[bytes] = []
         self._pending: list[bytes] = []  # frames not yet given to the decoder
+        self._held: list[bytes] = []  # silence past ``decoded_silence_ms``: decoded if voice comes back
         self._ratecv_state = None
         self.onset = False
         self.speech_started = False
@@ -257,11 +265,16 @@ class StreamingUtterance:
                 self._start()
             return False
         self._audio.append(frame)
-        self._pending.append(frame)
         self._frames_since_onset += 1
         self._silent_frames = 0 if voiced else self._silent_frames + 1
         if voiced:
             self._stall_frames += 1  # reset whenever the decoder's hypothesis changes
+            self._pending.extend(self._held)  # a pause within the answer is decoded as it was
+            self._held.clear()
+        if self._silent_frames * FRAME_MS > self.settings.decoded_silence_ms:
+            self._held.append(frame)
+        else:
+            self._pending.append(frame)
         # The end rules are checked only once the decoder has caught up (so "words heard" is
         # current): on every frame once silence has been long enough, else every 60 ms.
         silence_ms = self._silent_frames * FRAME_MS

@@ -48,7 +48,7 @@ def test_ulaw_table_matches_g711_for_every_code(monkeypatch):
 
 @pytest.mark.parametrize("kwargs", [dict(sample_rate=11025), dict(trailing_silence_ms=50),
                                     dict(max_utterance_s=0.5), dict(stall_ms=100), dict(max_alternatives=-1),
-                                    dict(pre_roll_ms=5000)])
+                                    dict(pre_roll_ms=5000), dict(decoded_silence_ms=-20)])
 def test_settings_refuse_bad_values(kwargs):
     with pytest.raises(ValueError):
         StreamSettings(**kwargs)
@@ -108,6 +108,44 @@ def test_two_answers_and_pause_within_an_answer(ko_model, ko_grammar):
     second_part_starts = (300 + 81 * 20 + 900) / 1000 - 0.3  # seconds into the answer's audio (after pre-roll)
     assert words[0].end < second_part_starts < words[-1].start
     assert len(joined[0][1].audio) > 2 * len(part)
+
+
+def _decoded_bytes(monkeypatch) -> list[int]:
+    """Bytes the real recogniser is given, per chunk (the decoder is wrapped, not faked)."""
+    fed: list[int] = []
+    accept = stream_mod.StreamingRecognizer._accept
+
+    def counting(self, chunk):
+        fed.append(len(chunk))
+        return accept(self, chunk)
+
+    monkeypatch.setattr(stream_mod.StreamingRecognizer, "_accept", counting)
+    return fed
+
+
+@pytest.mark.parametrize("decoded_ms", [200, 600])
+def test_the_silence_ending_an_answer_is_decoded_only_so_far(monkeypatch, ko_model, ko_grammar, decoded_ms):
+    fed = _decoded_bytes(monkeypatch)
+    settings = StreamSettings(trailing_silence_ms=600, decoded_silence_ms=decoded_ms)
+    pcm = _phone(silence(300) + read_pcm8k(KO_357) + silence(1500))
+    done, _ = _run(lambda prev: StreamingUtterance(ko_model, ko_grammar, settings), pcm)
+    assert len(done) == 1 and done[0][1].result.words
+    # The answer keeps all its audio (operators hear the silence); of the 600 ms of silence that
+    # ended it, the decoder heard the first ``decoded_ms``.
+    held = (600 - decoded_ms) // 20 * FRAME_BYTES
+    assert sum(fed) == len(done[0][1].audio) - held
+
+
+def test_a_pause_within_an_answer_is_decoded_whole(monkeypatch, ko_model, ko_grammar):
+    fed = _decoded_bytes(monkeypatch)
+    part = read_pcm8k(KO_357)
+    pcm = _phone(silence(300) + part + silence(900) + part + silence(1800))
+    settings = StreamSettings(trailing_silence_ms=1500, decoded_silence_ms=200)
+    done, _ = _run(lambda prev: StreamingUtterance(ko_model, ko_grammar, settings), pcm)
+    assert len(done) == 1
+    # Everything but the ending silence's undecoded 1.3 s: the 1.34 s pause went to the decoder
+    # when the caller spoke again, so the words keep their times (see the test above).
+    assert sum(fed) == len(done[0][1].audio) - (1500 - 200) // 20 * FRAME_BYTES
 
 
 def test_retarget_sets_the_grammar_at_the_voice_onset(ko_model):
