@@ -36,9 +36,13 @@ the digit grammar, feature dither off (reproducible), one model for every sectio
    (``conf/model.conf``: beam, max-active, lattice-beam) and with narrower ones
    (``SEARCH_VARIANTS``): CPU per second of audio and digit error rate, to see whether a cheaper
    search would let a core hear more streams.
+7. ``silence``: the answer pipeline (n-best 3 and 0) with each ``StreamSettings.decoded_silence_ms``
+   of ``SILENCE_VARIANTS`` (how much of a silence after a word is decoded at once; 600 decodes the
+   whole 600 ms that ends an answer, as before 4 December 2026): CPU per second of audio on the
+   answers of section 2, and digit error rate.
 
     .venv/bin/python benchmarks/stream_turn_bench.py [--answers 40] [--repeats 3] [--streams 100]
-        [--only rate,cpu,latency,record,load,transport,search] [--trailing-ms 600]
+        [--only rate,cpu,latency,record,load,transport,search,silence] [--trailing-ms 600]
         [--twilio-recording-delay 0] [--record-404-every 0]
         [--load-pattern instep,realistic] [--load-variants transport,nbest3,nbest0]
         [--questions 4] [--prompt-s 4] [--reply-s 1.5] [--stagger-s S] [--seed 1]
@@ -71,7 +75,7 @@ import vosk  # noqa: E402
 
 from ivr.voice.media_server import Handlers, MediaServer, Question  # noqa: E402
 from speech.models import deterministic_view  # noqa: E402
-from speech.recognizer import StreamingRecognizer  # noqa: E402
+from speech.recognizer import DEFAULT_ALTERNATIVES, StreamingRecognizer  # noqa: E402
 from speech.stream import StreamingUtterance, StreamSettings, pcm16_to_ulaw, ulaw_to_pcm16  # noqa: E402
 from tests.stream_harness import (Recorder, new_call_sid, play_stream, read_pcm8k, silence,  # noqa: E402
                                   voiced_span_ends)
@@ -292,6 +296,35 @@ def bench_search(view: Path, items, repeats):
                     words += len(spoken)
             runs.append((cpu() - c0) / secs)
         print(f"  {name:42s} {statistics.median(runs):.4f}    {errors / words:.1%} ({errors}/{words})", flush=True)
+
+
+# --- 7. how much of a silence is decoded ------------------------------------------------------------
+
+SILENCE_VARIANTS = (600, 300, 200, 100, 0)  # ms; the product's default is StreamSettings().decoded_silence_ms
+
+
+def bench_silence(model, items, repeats):
+    stream = phone(b"".join(silence(300) + pcm + silence(1200) for _, pcm in items))
+    secs = len(stream) / 16000
+    print(f"\n== 7. silence decoded after a word (the answer pipeline, trailing silence 600 ms; {secs:.0f} s of "
+          f"answers with 0.3 s before and 1.2 s after each, 60 ms chunks, one thread, CPU median of {repeats}; "
+          f"{load()}); default {StreamSettings().decoded_silence_ms} ms")
+    print(f"  {'n-best':>6} {'decoded silence':>16}  CPU s/s   digit error rate")
+    for alternatives in (DEFAULT_ALTERNATIVES, 0):
+        for decoded_ms in SILENCE_VARIANTS:
+            settings = StreamSettings(max_alternatives=alternatives, decoded_silence_ms=decoded_ms)
+            errors = words = 0
+            for spoken, pcm in items:
+                got = run_utterances(model, phone(silence(300) + pcm + silence(1200)), settings)
+                errors += edit_distance(spoken, " ".join(x.text for x in got).split())
+                words += len(spoken)
+            runs = []
+            for _ in range(repeats):
+                c0 = cpu()
+                run_utterances(model, stream, settings, frame=960)
+                runs.append((cpu() - c0) / secs)
+            print(f"  {alternatives:>6} {decoded_ms:>13} ms  {statistics.median(runs):.4f}    "
+                  f"{errors / words:.1%} ({errors}/{words})", flush=True)
 
 
 # --- the server against real-time streams (sections 3 and 4) ---------------------------------------
@@ -868,7 +901,7 @@ def _choices(allowed):
     return parse
 
 
-SECTIONS = ("rate", "cpu", "latency", "record", "load", "transport", "search")
+SECTIONS = ("rate", "cpu", "latency", "record", "load", "transport", "search", "silence")
 
 
 def isolated_environment(folder: Path) -> None:
@@ -948,6 +981,8 @@ def main(argv=None):
         bench_transport(items, max(args.streams), args.repeats)
     if "search" in only:
         bench_search(view, items, args.repeats)
+    if "silence" in only:
+        bench_silence(model, items, args.repeats)
 
 
 if __name__ == "__main__":

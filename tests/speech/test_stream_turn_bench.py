@@ -67,3 +67,11 @@ def test_bench_tries_each_decoding_search():
     assert [name for name, *_ in rows] == ["the model's own", "beam 7", "max-active 1000",
                                            "beam 5, max-active 500, lattice-beam 1"], out
     assert all(float(cpu) > 0 and int(words) > 0 for _, cpu, _, words in rows), out
+
+
+def test_bench_tries_each_decoded_silence():
+    out = _bench("--only", "silence")
+    assert "== 7. silence decoded after a word" in out
+    rows = re.findall(r"^\s+(\d) +(\d+) ms  ([0-9.]+)\s+[0-9.]+% \((\d+)/(\d+)\)$", out, re.M)
+    assert [(int(n), int(ms)) for n, ms, *_ in rows] == [(n, ms) for n in (3, 0) for ms in (600, 300, 200, 100, 0)], out
+    assert all(float(cpu) > 0 and int(words) > 0 for *_, cpu, _, words in rows), out
