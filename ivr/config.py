@@ -286,6 +286,9 @@ class Config:
     call_rate_per_second: float = 0.2  # `ivr sms send-pending` places at most this many reminder calls a second
     stream_trailing_silence_ms: int = 600  # media endpoint: silence after the last word that ends an answer
     stream_alternatives: int = 3  # media endpoint: n-best list per answer (0 halves recognition CPU)
+    # media endpoint: of a silence after a word, how much Vosk decodes at once (the rest only if
+    # the caller speaks again), so the silence that ends an answer costs little
+    stream_decoded_silence_ms: int = 200
     media_host: str = "127.0.0.1"  # `ivr media-server` listens here...
     media_port: int = 8765  # ...on this port (wss://<public host>/voice/stream behind the proxy)
     media_handlers: str = "ivr.voice.stream_line:handlers"  # module:factory returning ivr.voice.media_server.Handlers
@@ -532,6 +535,7 @@ def load_config(**overrides) -> Config:
         call_rate_per_second=_env_number("CALL_RATE_PER_SECOND", 0.2, float, low=0.01, high=10.0),
         stream_trailing_silence_ms=_env_number("STREAM_TRAILING_SILENCE_MS", 600, low=100, high=5000),
         stream_alternatives=_env_number("STREAM_ALTERNATIVES", 3, low=0, high=10),
+        stream_decoded_silence_ms=_env_number("STREAM_DECODED_SILENCE_MS", 200, low=0, high=5000),
         media_host=_env("MEDIA_HOST") or "127.0.0.1",
         media_port=_env_number("MEDIA_PORT", 8765, low=0, high=65535),
         media_handlers=_env("MEDIA_HANDLERS") or "ivr.voice.stream_line:handlers",

@@ -770,7 +770,8 @@ def _guarded(callback, stats: StreamStats, *args) -> None:
 def settings_from_config(config) -> StreamSettings:
     """``StreamSettings`` from ``ivr.config.Config``."""
     return StreamSettings(trailing_silence_ms=config.stream_trailing_silence_ms,
-                          max_alternatives=config.stream_alternatives)
+                          max_alternatives=config.stream_alternatives,
+                          decoded_silence_ms=config.stream_decoded_silence_ms)
 
 
 def max_streams_from_config(config, workers: int | None = None) -> int:

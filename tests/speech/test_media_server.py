@@ -493,6 +493,10 @@ def not_handlers_factory(config):
       "IVR_STREAM_TRAILING_SILENCE_MS": "20"}, "IVR_STREAM_TRAILING_SILENCE_MS must be an integer from 100 to 5000"),
     ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:fake_handlers_factory",
       "IVR_STREAM_ALTERNATIVES": "many"}, "IVR_STREAM_ALTERNATIVES must be an integer"),
+    ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:fake_handlers_factory",
+      "IVR_STREAM_DECODED_SILENCE_MS": "-20"}, "IVR_STREAM_DECODED_SILENCE_MS must be an integer from 0 to 5000"),
+    ({"IVR_MEDIA_HANDLERS": "tests.speech.test_media_server:fake_handlers_factory",
+      "IVR_STREAM_DECODED_SILENCE_MS": "0.2s"}, "IVR_STREAM_DECODED_SILENCE_MS must be an integer"),
     ({"IVR_MEDIA_MAX_STREAMS": "-1"}, "IVR_MEDIA_MAX_STREAMS must be an integer from 0"),
     ({"IVR_MEDIA_MAX_STREAMS": "lots"}, "IVR_MEDIA_MAX_STREAMS must be an integer"),
     ({"IVR_MEDIA_SHED_AFTER_MS": "50"}, "IVR_MEDIA_SHED_AFTER_MS must be 0 (never) or from 100 to 60000"),
@@ -506,7 +510,7 @@ def test_media_server_command_refuses_bad_settings(env, message, monkeypatch, tm
     monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("IVR_TWILIO_AUTH_TOKEN", TOKEN)
     for key in ("IVR_MEDIA_HANDLERS", "IVR_STREAM_TRAILING_SILENCE_MS", "IVR_STREAM_ALTERNATIVES",
-                "IVR_MEDIA_MAX_STREAMS", "IVR_MEDIA_SHED_AFTER_MS"):
+                "IVR_STREAM_DECODED_SILENCE_MS", "IVR_MEDIA_MAX_STREAMS", "IVR_MEDIA_SHED_AFTER_MS"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -522,10 +526,14 @@ def test_media_server_settings_come_from_the_configuration(monkeypatch, tmp_path
     monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("IVR_STREAM_TRAILING_SILENCE_MS", "900")
     monkeypatch.setenv("IVR_STREAM_ALTERNATIVES", "0")
+    monkeypatch.setenv("IVR_STREAM_DECODED_SILENCE_MS", "600")
     monkeypatch.setenv("IVR_MEDIA_PORT", "9001")
     config = load_config()
     settings = settings_from_config(config)
-    assert (settings.trailing_silence_ms, settings.max_alternatives, config.media_port) == (900, 0, 9001)
+    assert (settings.trailing_silence_ms, settings.max_alternatives, settings.decoded_silence_ms,
+            config.media_port) == (900, 0, 600, 9001)
+    monkeypatch.delenv("IVR_STREAM_DECODED_SILENCE_MS")
+    assert settings_from_config(load_config()).decoded_silence_ms == StreamSettings().decoded_silence_ms == 200
     handlers = load_handlers("tests.speech.test_media_server:fake_handlers_factory", config)
     assert handlers.questions("CA" + "0" * 32) is None
 
