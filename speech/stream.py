@@ -17,13 +17,14 @@ costs the same CPU as upsampling to 16 kHz first and recognises as well (see doc
    pre-roll, then every following frame.
 3. *Speech*: the first interim hypothesis with a grammar word sets ``speech_started`` (barge-in).
 4. *End of the answer*: ``trailing_silence_ms`` of audio below the voice threshold after a
-   recognised word (of a silence, only the first ``decoded_silence_ms`` are decoded at once: the
-   rest only if the caller speaks again, so the silence that ends an answer costs little), or, on a line too noisy for the energy rule, ``stall_ms`` of "voiced" audio
-   without any change of the decoder's hypothesis, or ``max_utterance_s`` since onset. Vosk's own endpoints (the
-   model's ``conf/model.conf`` rules, 0.5 s of trailing silence after a complete grammar path for
-   the small models) only split the answer into segments that are joined, as the batch
-   recogniser does: the installed Vosk (0.3.45) has no per-recogniser endpointer setting, and a
-   caller pausing between digit groups must still give one answer.
+   recognised word, or, on a line too noisy for the energy rule, ``stall_ms`` of "voiced" audio
+   without any change of the decoder's hypothesis, or ``max_utterance_s`` since onset. Of a
+   silence, only the first ``decoded_silence_ms`` are decoded at once, the rest only if the
+   caller speaks again: the silence that ends an answer costs little decoding. Vosk's own
+   endpoints (the model's ``conf/model.conf`` rules, 0.5 s of trailing silence after a complete
+   grammar path for the small models) only split the answer into segments that are joined, as
+   the batch recogniser does: the installed Vosk (0.3.45) has no per-recogniser endpointer
+   setting, and a caller pausing between digit groups must still give one answer.
 5. A burst of voice in which the decoder found no grammar word (a cough, a door, line noise,
    out-of-grammar talk) ends with the same silence rule but yields nothing: the detector goes
    back to idle and the audio is dropped.
