@@ -810,22 +810,6 @@ def flask_transport_app():
     return app
 
 
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and its live children (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total, pids = 0.0, [pid]
-    while pids:
-        p = pids.pop()
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{p}/task").iterdir():
-                pids += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
-
-
 async def play_only(url: str, audio: bytes, n_streams: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "a.raw"
@@ -858,6 +842,8 @@ def bench_transport(items, n_streams, repeats):
         except ImportError:
             continue
         import socket
+
+        from concurrency_bench import server_cpu  # gunicorn's master and workers, from /proc
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -866,9 +852,9 @@ def bench_transport(items, n_streams, repeats):
                                      "benchmarks.stream_turn_bench:flask_transport_app()"], cwd=ROOT)
         try:
             time.sleep(3)
-            c0 = _tree_cpu(gunicorn.pid)
+            c0 = server_cpu(gunicorn.pid)
             sent = asyncio.run(play_only(f"ws://127.0.0.1:{port}/voice/stream", audio, n_streams))
-            flask_cpu.append((_tree_cpu(gunicorn.pid) - c0) / secs)
+            flask_cpu.append((server_cpu(gunicorn.pid) - c0) / secs)
             refused += sum(1 for v in sent.values() if v["status"])
         finally:
             gunicorn.terminate()
