@@ -12,11 +12,12 @@ dependency, ``speech_accuracy.PocketsphinxRecognizer``) standing in for the deco
 Each English recording of the samples (``speech_accuracy.SAMPLES``: ``manifest.csv``; CI and
 ``IVR_TEST_SPEECH_SAMPLES`` point it at ``../shared/speech-samples``) goes through μ-law at 8 kHz
 with 0.5 s of silence before and 1.5 s after it. The product's voice detector
-(``speech.stream.EnergyDetector``, with the endpoint's onset rule: two voiced frames of three)
-finds the onset and the last voiced frame; the audio from the pre-roll (300 ms before the onset)
-to ``--tails`` ms after the last voiced frame is recognised with the English digits grammar,
-parsed as an account number (``grammars.parse_account``) and compared with what was said. For
-each tail it prints the answers right, and against the longest tail the answers lost and won.
+(``speech.stream.EnergyDetector``, with the endpoint's onset rule: ``ONSET_VOICED`` voiced frames
+of ``ONSET_FRAMES``) finds the onset and the last voiced frame; the audio from the pre-roll
+(300 ms before the onset) to ``--tails`` ms after the last voiced frame is recognised with the
+English digits grammar, parsed as an account number (``grammars.parse_account``) and compared with
+what was said. For each tail it prints the answers right, and against the first tail the answers
+lost and won.
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import speech_accuracy as sa  # noqa: E402
 from grammars import build_grammar, parse_account  # noqa: E402
-from speech.stream import (FRAME_BYTES, FRAME_MS, EnergyDetector, StreamSettings, audioop,  # noqa: E402
-                           pcm16_to_ulaw, pcm_to_wav, ulaw_to_pcm16)
+from speech.stream import (FRAME_BYTES, FRAME_MS, ONSET_FRAMES, ONSET_VOICED, EnergyDetector,  # noqa: E402
+                           StreamSettings, audioop, pcm16_to_ulaw, pcm_to_wav, ulaw_to_pcm16)
 
 RATE = 8000
 BYTES_PER_MS = RATE * 2 // 1000
@@ -51,12 +52,12 @@ def as_the_endpoint_hears(path: Path) -> bytes:
 def onset_and_last_voice(audio: bytes, settings: StreamSettings) -> tuple[int, int] | None:
     """(byte offset of the voice onset, byte offset just after the last voiced frame), or None."""
     detector = EnergyDetector(settings.voice_margin_db, settings.voice_min_dbfs)
-    recent: deque[bool] = deque(maxlen=3)
+    recent: deque[bool] = deque(maxlen=ONSET_FRAMES)
     onset = last = None
     for pos in range(0, len(audio) - FRAME_BYTES + 1, FRAME_BYTES):
         voiced = detector.voiced(audio[pos:pos + FRAME_BYTES])
         recent.append(voiced)
-        if onset is None and sum(recent) >= 2:
+        if onset is None and sum(recent) >= ONSET_VOICED:
             onset = pos + FRAME_BYTES
         if voiced:
             last = pos + FRAME_BYTES

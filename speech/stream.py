@@ -60,6 +60,8 @@ except ImportError:  # Python >= 3.13 without the audioop-lts backport
 ULAW_RATE = 8000
 FRAME_MS = 20  # Twilio sends one 20 ms frame (160 μ-law bytes) per media message
 FRAME_BYTES = ULAW_RATE * FRAME_MS // 1000 * 2  # the same frame as 16-bit PCM: 320 bytes
+# Voice onset: this many voiced frames among the last few (one loud click is not a voice).
+ONSET_VOICED, ONSET_FRAMES = 2, 3
 
 
 def _ulaw_table() -> list[int]:
@@ -200,7 +202,7 @@ class StreamingUtterance:
         # The previous answer's detector carries the line's noise floor over to the next one.
         self.detector = detector or EnergyDetector(settings.voice_margin_db, settings.voice_min_dbfs)
         self._pre_roll: deque[bytes] = deque(maxlen=max(1, settings.pre_roll_ms // FRAME_MS))
-        self._recent: deque[bool] = deque(maxlen=3)
+        self._recent: deque[bool] = deque(maxlen=ONSET_FRAMES)
         self._remainder = b""
         self.speech_starts = 0  # bursts in which a grammar word was heard (one per answer, plus dropped ones)
         self._reset()
@@ -262,7 +264,7 @@ class StreamingUtterance:
             self.last_voice_at = self._clock()
         if not self.onset:
             self._pre_roll.append(frame)
-            if sum(self._recent) >= 2:
+            if sum(self._recent) >= ONSET_VOICED:
                 self._start()
             return False
         self._audio.append(frame)
