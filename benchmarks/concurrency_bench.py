@@ -8,7 +8,10 @@ on a scratch database filled as ``benchmarks/webhook_bench.py`` fills it (``--ac
 each with a meter and last period's reading). For each level of ``--concurrency``, that many
 callers each make ``--calls`` scripted keypad calls back to back with no think time (opening,
 language, account, value, confirmation, finish, status callback: 7 signed webhooks per call, each
-caller on an account of its own). Every webhook is timed from the client; printed per level: calls
+caller on an account of its own). The callers of a level start at random moments within about
+one call's length (``--arrivals staggered``, the default: as people dial, each on their own) or
+all at once (``--arrivals together``: they then go through the script in step, in waves). Every
+webhook is timed from the client (staggered: those sent while every caller is calling); printed per level: calls
 per second, webhook latency median / p99 / slowest, how many webhooks were answered by the
 overload fallback (``IVR_QUEUE_WAIT``) or failed, the CPU per webhook of the callers (this
 process), of the server (gunicorn's master and workers, restarted ones included) and of PostgreSQL
@@ -31,6 +34,7 @@ import argparse
 import contextlib
 import http.client
 import os
+import random
 import shutil
 import signal
 import socket
@@ -244,14 +248,14 @@ def behind_nginx(server: Server, folder: Path):
 class Timings:
     def __init__(self, client: str, base: str) -> None:
         self.lock = threading.Lock()
-        self.latencies: list[float] = []
+        self.latencies: list[tuple[float, float]] = []  # (when it was sent, how long it took), monotonic s
         self.fallbacks = self.failures = self.calls = 0
         self.proxy = ProxyConnections(base) if client == "proxy" else None
 
     def _count(self, started: float, status: int, body: str) -> None:
         elapsed = time.monotonic() - started
         with self.lock:
-            self.latencies.append(elapsed)
+            self.latencies.append((started, elapsed))
             if status not in (200, 204):  # the status callback answers 204
                 self.failures += 1
             elif FALLBACK_MARK in body:
@@ -305,21 +309,52 @@ def one_call(base: str, account: str, n: int, timings: Timings, transport: Trans
         timings.calls += 1
 
 
+WEBHOOKS_PER_CALL = 7  # one_call's
+WARM_CALLERS = 16  # twice the threads of gunicorn.conf.py on 2 cores
+
 # Whose CPU ``level`` reports, per webhook.
 CPU_PARTS = ("callers", "server", "database")
 
 
-def level(server: Server, callers: int, calls: int, first: int, client: str, postgres: bool) -> dict:
+def while_all_call(latencies: list[tuple[float, float]], started_at: list[float],
+                   finished_at: list[float]) -> tuple[list[float], float]:
+    """(the latencies of the webhooks sent while every caller was calling: after the last caller
+    started and before the first one finished, how long that lasted in seconds)."""
+    opens, closes = max(started_at), min(finished_at)
+    return [elapsed for sent, elapsed in latencies if opens <= sent < closes], max(closes - opens, 0.0)
+
+
+# How long one call lasts at a level, per caller, to spread the callers' starts over (``level``):
+# 7 webhooks, each waiting for every other caller's, at about 400 webhooks a second on 2 cores.
+CALL_SECONDS_PER_CALLER = 7 / 400
+
+
+def level(server: Server, callers: int, calls: int, first: int, client: str, postgres: bool,
+          arrivals: str = "staggered") -> dict:
     """One run of ``callers`` callers; with the CPU per webhook of the callers (this process), of
     the server (gunicorn's processes) and of PostgreSQL (its processes; 0 on SQLite, whose work
-    is the server's), all on the same cores."""
+    is the server's), all on the same cores.
+
+    ``arrivals``: ``together``, every caller starts its first call at once; ``staggered``, each
+    starts at a random moment within about one call's length (``CALL_SECONDS_PER_CALLER``), as
+    callers who dial independently do, and only the webhooks sent while every caller is calling
+    (after the last one started, before the first one finished) are timed and counted in calls
+    per second. Callers who start together go through the script in step, the whole run long, so
+    that the load comes in waves of the same question (measured: README, concurrency)."""
     timings = Timings(client, server.base)
+    spread = callers * CALL_SECONDS_PER_CALLER if arrivals == "staggered" else 0.0
+    rng = random.Random(first)
+    delays = [rng.uniform(0, spread) for _ in range(callers)]
+    started_at, finished_at = [0.0] * callers, [0.0] * callers
 
     def caller(i: int) -> None:
+        time.sleep(delays[i])
+        started_at[i] = time.monotonic()
         transport = timings.transport()
         account = f"9{i:07d}"  # fill()'s accounts: one per caller
         for k in range(calls):
             one_call(server.base, account, first + i * calls + k, timings, transport)
+        finished_at[i] = time.monotonic()
 
     def cpu_so_far() -> tuple[float, ...]:  # in the order of CPU_PARTS
         return time.process_time(), server_cpu(server.pid), postgres_cpu() if postgres else 0.0
@@ -332,12 +367,18 @@ def level(server: Server, callers: int, calls: int, first: int, client: str, pos
     if timings.proxy is not None:
         timings.proxy.close()
     used = [after - earlier for earlier, after in zip(before, cpu_so_far())]
-    ordered = sorted(timings.latencies)
+    calls_per_s = timings.calls / wall
+    timed = [elapsed for _, elapsed in timings.latencies]
+    if spread:
+        steady, seconds = while_all_call(timings.latencies, started_at, finished_at)
+        if steady:  # else no moment had every caller calling (a tiny level): every webhook is timed
+            timed, calls_per_s = steady, len(steady) / WEBHOOKS_PER_CALL / seconds
+    ordered = sorted(timed)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return {"callers": callers, "calls": timings.calls, "webhooks": len(ordered), "calls_per_s": timings.calls / wall,
+    return {"callers": callers, "calls": timings.calls, "webhooks": len(timings.latencies), "calls_per_s": calls_per_s,
             "median": statistics.median(ordered), "p99": p99, "slowest": ordered[-1],
             "fallbacks": timings.fallbacks, "failures": timings.failures,
-            **{f"{part}_ms": seconds * 1000 / len(ordered) for part, seconds in zip(CPU_PARTS, used)},
+            **{f"{part}_ms": seconds * 1000 / len(timings.latencies) for part, seconds in zip(CPU_PARTS, used)},
             "busy": sum(used) / (wall * (os.cpu_count() or 1))}
 
 
@@ -360,13 +401,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of each level (medians printed)")
     parser.add_argument("--client", choices=("proxy", "per-caller"), default="proxy",
                         help="how the callers reach the app (Timings.transport)")
+    parser.add_argument("--arrivals", choices=("staggered", "together"), default="staggered",
+                        help="how the callers of a level start their first call (``level``)")
     parser.add_argument("--nginx", action="store_true",
                         help="put nginx (on PATH) in front of gunicorn as deploy/nginx-ivr.conf does, without TLS")
     args = parser.parse_args(argv)
     if args.nginx and not shutil.which("nginx"):
         parser.error("--nginx needs nginx on PATH (Debian: apt-get install nginx-light)")
     levels = [int(n) for n in args.concurrency.split(",")]
-    if max(levels) > args.accounts - 1:
+    if max(*levels, WARM_CALLERS) > args.accounts - 1:
         parser.error("--accounts must exceed the highest concurrency (a caller per account)")
     with database(args.database_url) as url, tempfile.TemporaryDirectory() as tmp:
         upgrade(url)
@@ -375,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
         dialect = "PostgreSQL" if args.database_url else "SQLite"
         print(f"concurrency bench: {dialect}, {args.accounts} accounts, {args.calls} calls per caller, "
-              f"{args.runs} runs per level, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+              f"{args.runs} runs per level, callers starting {args.arrivals}, {os.cpu_count()} cores, "
+              f"load {os.getloadavg()[0]:.1f}")
         print(f"{'callers':>7} | {'calls/s':>7} | {'median':>8} | {'p99':>8} | {'slowest':>8} | fallbacks | failures "
               f"| CPU ms per webhook: callers / server / database | cores busy")
         n = 0
@@ -384,12 +428,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.nginx:
                 server = stack.enter_context(behind_nginx(server, Path(tmp) / "nginx"))
             postgres = bool(args.database_url)
-            level(server, 1, 1, n, args.client, postgres)  # warm every worker up
-            n += 10
+            # Every worker and thread warm (its connection, its compiled statements) before timing.
+            level(server, WARM_CALLERS, 1, n, args.client, postgres, "together")
+            n += WARM_CALLERS
             for callers in levels:
                 runs = []
                 for _ in range(args.runs):
-                    runs.append(level(server, callers, args.calls, n, args.client, postgres))
+                    runs.append(level(server, callers, args.calls, n, args.client, postgres, args.arrivals))
                     n += callers * args.calls
                 med = {key: statistics.median(r[key] for r in runs)
                        for key in ("calls_per_s", "median", "p99", "slowest", "busy",

@@ -48,3 +48,21 @@ def test_nginx_asked_for_but_not_installed_is_refused(tmp_path):
                          capture_output=True, text=True, timeout=60, env={**os.environ, "PATH": str(tmp_path)})
     assert run.returncode == 2
     assert "--nginx needs nginx on PATH" in run.stderr
+
+
+def test_bench_with_callers_starting_together(tmp_path):
+    args = ["--accounts", "20", "--concurrency", "3", "--calls", "1", "--runs", "1", "--arrivals", "together"]
+    out = run_benchmark("concurrency_bench.py", args, tmp_path)
+    assert "callers starting together" in out
+    assert [row[:3] for row in ROW.findall(out)] == [("3", "0", "0")], out
+
+
+def test_only_webhooks_sent_while_every_caller_calls_are_timed():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from concurrency_bench import while_all_call
+
+    # Three callers: the last starts at 2.0, the first finishes at 5.0.
+    latencies = [(0.5, 0.1), (1.9, 0.2), (2.0, 0.3), (4.9, 0.4), (5.0, 0.5), (6.0, 0.6)]
+    assert while_all_call(latencies, [0.0, 1.0, 2.0], [5.0, 7.0, 6.5]) == ([0.3, 0.4], 3.0)
+    # No moment with every caller calling: nothing, and no time.
+    assert while_all_call(latencies, [0.0, 3.0], [1.0, 4.0]) == ([], 0.0)
