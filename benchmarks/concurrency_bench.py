@@ -11,8 +11,8 @@ language, account, value, confirmation, finish, status callback: 7 signed webhoo
 caller on an account of its own). The callers of a level start at random moments within about
 one call's length (``--arrivals staggered``, the default: as people dial, each on their own) or
 all at once (``--arrivals together``: they then go through the script in step, in waves). Every
-webhook is timed from the client (staggered: those sent while every caller is calling); printed per level: calls
-per second, webhook latency median / p99 / slowest, how many webhooks were answered by the
+webhook is timed from the client (staggered: those sent while every caller is calling); printed
+per level: calls per second, webhook latency median / p99 / slowest, how many webhooks were answered by the
 overload fallback (``IVR_QUEUE_WAIT``) or failed, the CPU per webhook of the callers (this
 process), of the server (gunicorn's master and workers, restarted ones included) and of PostgreSQL
 (its processes on this machine; 0 on SQLite, whose work is the server's), and how busy that kept
@@ -325,8 +325,8 @@ def while_all_call(latencies: list[tuple[float, float]], started_at: list[float]
 
 
 # How long one call lasts at a level, per caller, to spread the callers' starts over (``level``):
-# 7 webhooks, each waiting for every other caller's, at about 400 webhooks a second on 2 cores.
-CALL_SECONDS_PER_CALLER = 7 / 400
+# its webhooks, each waiting for every other caller's, at about 400 webhooks a second on 2 cores.
+CALL_SECONDS_PER_CALLER = WEBHOOKS_PER_CALL / 400
 
 
 def level(server: Server, callers: int, calls: int, first: int, client: str, postgres: bool,
