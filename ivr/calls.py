@@ -37,7 +37,7 @@ from typing import Callable, cast
 from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, configure_mappers
 
 from readings_store import call_figures, intake, service
 from readings_store import sms as sms_store
@@ -317,7 +317,7 @@ def _claim(session: Session, call_sid: str, seq: int) -> Call | None:
     return _call_of(row)
 
 
-_NEW_CALL = cast(Callable[[], Call], Call.__mapper__.class_manager.new_instance)
+_CALL_MAPPER = Call.__mapper__
 
 
 def _call_of(row) -> Call:
@@ -325,7 +325,11 @@ def _call_of(row) -> Call:
     object's ``__dict__``: ``Call(**row)`` sets each of the 30 columns through the ORM's attribute
     events, which cost more than the statement's result (62-71 µs against 3 per claim, measured in
     process). What the turn then changes is set as usual."""
-    call = _NEW_CALL()
+    if not _CALL_MAPPER.configured:
+        # As the ORM's constructor would: a worker's first turn may come before any query has
+        # configured the mappers, and another thread may be configuring them now (this waits).
+        configure_mappers()
+    call = cast(Call, _CALL_MAPPER.class_manager.new_instance())
     call.__dict__.update(row._mapping)
     return call
 

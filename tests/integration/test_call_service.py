@@ -3,6 +3,10 @@ transaction; a repeated turn changes nothing; an old state row goes on; the stat
 a call that was not over."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, select, text
@@ -368,3 +372,32 @@ def test_migration_0009_adds_the_call_transport_and_goes_back(empty_database_url
     with engine.connect() as conn:
         assert conn.execute(text("SELECT call_sid FROM calls")).scalar_one() == SID
     engine.dispose()
+
+
+# What a freshly forked worker whose first request is a turn runs: nothing has configured the ORM's
+# mappers yet when the claim's row becomes the call (``calls._call_of``).
+_FIRST_TURN_OF_A_PROCESS = """
+import sys
+from sqlalchemy.orm import Session
+from ivr import calls, dialog
+from ivr.config import load_config
+from readings_store.db import make_engine
+from readings_store.models import Call
+assert not Call.__mapper__.configured, "something configured the mappers before the turn"
+config = load_config(database_url=sys.argv[1], twilio_auth_token="t", secret_key="s")
+with Session(make_engine(sys.argv[1])) as session:
+    answer = calls.take_turn(session, config, call_sid=sys.argv[2], step="language", seq=1,
+                             keys=dialog.Event("digits", digits="4"), render=lambda actions, lang, seq, **kw: f"{lang}|{seq}",
+                             apology=lambda lang: "apology")
+print(answer.body, answer.taken)
+"""
+
+
+def test_a_fresh_process_takes_a_turn_before_anything_configured_the_orm(db, config, meter, tmp_path):
+    _open(db, config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")} | {"IVR_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", _FIRST_TURN_OF_A_PROCESS, config.database_url, SID],
+                          capture_output=True, text=True, env=env, cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["en|2", "True"]
+    assert _call(db).seq == 2 and _call(db).language == "en"
