@@ -323,7 +323,7 @@ _CALL_MAPPER = Call.__mapper__
 def _call_of(row) -> Call:
     """The call a ``RETURNING *`` row holds, outside the session. Its values go straight into the
     object's ``__dict__``: ``Call(**row)`` sets each of the 30 columns through the ORM's attribute
-    events, which cost more than the statement's result (62-71 µs against 3 per claim, measured in
+    events, which cost more than the statement's result (61-71 µs against 3 per claim, measured in
     process). What the turn then changes is set as usual."""
     if not _CALL_MAPPER.configured:
         # As the ORM's constructor would: a worker's first turn may come before any query has
