@@ -383,7 +383,7 @@ from ivr import calls, dialog
 from ivr.config import load_config
 from readings_store.db import make_engine
 from readings_store.models import Call
-assert not Call.__mapper__.configured, "something configured the mappers before the turn"
+assert not Call.__mapper__.configured, "an import configured the mappers: this test needs another way to be first"
 config = load_config(database_url=sys.argv[1], twilio_auth_token="t", secret_key="s")
 with Session(make_engine(sys.argv[1])) as session:
     answer = calls.take_turn(session, config, call_sid=sys.argv[2], step="language", seq=1,
