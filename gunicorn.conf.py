@@ -20,7 +20,7 @@ a HUP.
 import multiprocessing
 import os
 
-from ivr.config import data_folder, log_format
+from ivr.config import access_log, data_folder, log_format
 from ivr.ops.logs import gunicorn_logconfig
 
 wsgi_app = "ivr.app:create_app(preload_models=True)"
@@ -48,7 +48,9 @@ keepalive = 5  # behind nginx, which reuses upstream connections
 max_requests = 5000
 max_requests_jitter = 500
 
-accesslog = "-"
+# A line per request unless IVR_ACCESS_LOG=no (nginx in front logs the same requests; the line
+# costs 2-6 % of a webhook's server CPU, README). The logger class skips it when this is None.
+accesslog = "-" if access_log() else None
 errorlog = "-"
 # The TLS proxy on the same host is trusted for X-Forwarded-*; the app's own handling of those
 # headers is IVR_TRUST_PROXY.
@@ -56,6 +58,7 @@ forwarded_allow_ips = "127.0.0.1,::1"
 
 # gunicorn's own lines and the app's, one JSON object per line unless IVR_LOG_FORMAT=text.
 logconfig_dict = gunicorn_logconfig(log_format() or "json")
+logger_class = "ivr.ops.logs.GunicornLogger"
 
 # Prometheus metrics from every worker, summed at /metrics: each process writes its values to
 # files in this folder, which must be set before the app is loaded and is emptied at each start.

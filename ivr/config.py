@@ -208,6 +208,12 @@ def log_format() -> str | None:
     return raw
 
 
+def access_log() -> bool:
+    """IVR_ACCESS_LOG: whether gunicorn logs a line per request (default yes). Read on its own,
+    by gunicorn.conf.py, before the app is loaded."""
+    return _env_bool("ACCESS_LOG", True)
+
+
 def _metrics_allow() -> tuple:
     """IVR_METRICS_ALLOW: comma-separated networks (CIDR, or single addresses) that may read
     /metrics without the token; "none" for nobody (token only). Default: this host (loopback)."""
@@ -303,6 +309,8 @@ class Config:
     metrics_allow: tuple = DEFAULT_METRICS_ALLOW
     # "json" or "text"; None: the server's own default (json under gunicorn, text for `ivr serve`).
     log_format: str | None = None
+    # gunicorn's line per request (nginx in front logs the same requests).
+    access_log: bool = True
     # Public wss:// URL of the media endpoint (…/voice/stream) Twilio streams the caller's audio to.
     media_url: str | None = None
     # How Vosk languages hear a spoken answer: "stream" (Media Streams, recognised while spoken)
@@ -544,6 +552,7 @@ def load_config(**overrides) -> Config:
         metrics_token=_metrics_token(),
         metrics_allow=_metrics_allow(),
         log_format=log_format(),
+        access_log=access_log(),
         media_url=(media_url := _media_url()),
         speech_transport=_speech_transport(media_url),
         call_idle_minutes=_env_number("CALL_IDLE_MINUTES", 60, low=5, high=24 * 60),

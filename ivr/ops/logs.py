@@ -22,6 +22,8 @@ import re
 import sys
 from datetime import datetime, timezone
 
+from gunicorn import glogging
+
 from ivr.logsafe import escape
 
 CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
@@ -128,6 +130,16 @@ def configure(fmt: str, *, level: int = logging.INFO, stream=None) -> logging.Ha
     root.addHandler(handler)
     root.setLevel(level)
     return handler
+
+
+class GunicornLogger(glogging.Logger):
+    """gunicorn's logger, with its access line only when ``accesslog`` is set: given a
+    ``logconfig_dict``, gunicorn builds and logs that line for every request whatever ``accesslog``
+    says (gunicorn.conf.py sets it from ``IVR_ACCESS_LOG``)."""
+
+    def access(self, resp, req, environ, request_time):
+        if self.cfg.accesslog:
+            super().access(resp, req, environ, request_time)
 
 
 def gunicorn_logconfig(fmt: str) -> dict:

@@ -1,6 +1,7 @@
 """The repository's gunicorn.conf.py serving real signed webhooks with two workers."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -96,3 +97,23 @@ def test_workers_replaced_every_two_requests_serve_whole_calls(database_url, tmp
         assert first_workers - set(children(proc.pid)), "no worker was replaced"
     db.expire_all()
     assert sorted(str(r.value) for r in db.scalars(select(Reading).where(Reading.call_id.is_not(None)))) == ["1500"] * 4
+
+
+def test_no_access_lines_with_ivr_access_log_off(database_url, tmp_path, db):
+    """IVR_ACCESS_LOG=no: gunicorn writes no line per request (by default it does,
+    ``tests/ops/test_metrics_gunicorn.py``); its own lines and the app's are still written."""
+    region = f.region(db)
+    f.meter(db, f.account(db, region, number="100001"), previous=1000)
+    db.commit()
+    log_path = tmp_path / "gunicorn.log"
+    env = server_env(database_url, tmp_path) | {"IVR_ACCESS_LOG": "no"}
+    with gunicorn_server(env, log_path, "--workers", "1", ready=lambda proc: len(children(proc.pid)) == 1) as (base, _):
+        call = SimulatedCall(base, AUTH_TOKEN, connection_per_request(), caller="+442079460000")
+        call.start()
+        assert call.press("4").gather is not None
+        assert requests.post(base + "/voice/incoming", data={"CallSid": "CA" + "d" * 32}, timeout=5).status_code == 403
+        assert call.hang_up() == 204
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    loggers = {r["logger"] for r in records}
+    assert "gunicorn.error" in loggers and "ivr.twilio_webhooks" in loggers  # the refused webhook
+    assert "gunicorn.access" not in loggers

@@ -98,6 +98,7 @@ def test_allow_setting(monkeypatch, tmp_path, raw, expected):
     ("IVR_METRICS_ALLOW", "everyone"),
     ("IVR_METRICS_TOKEN", "short"),
     ("IVR_LOG_FORMAT", "xml"),
+    ("IVR_ACCESS_LOG", "maybe"),
 ])
 def test_bad_settings_stop_start_up(monkeypatch, tmp_path, name, raw):
     monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path))
