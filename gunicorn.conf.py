@@ -49,7 +49,8 @@ max_requests = 5000
 max_requests_jitter = 500
 
 # A line per request unless IVR_ACCESS_LOG=no (nginx in front logs the same requests; the line
-# costs a few per cent of a webhook's server CPU, README: Logs). The logger class skips it when this is None.
+# costs a few per cent of a webhook's server CPU, README: Logs). The logger class skips it when
+# this is None.
 accesslog = "-" if access_log() else None
 errorlog = "-"
 # The TLS proxy on the same host is trusted for X-Forwarded-*; the app's own handling of those

@@ -12,8 +12,8 @@ caller on an account of its own). The callers of a level start at random moments
 one call's length (``--arrivals staggered``, the default: as people dial, each on their own) or
 all at once (``--arrivals together``: they then go through the script in step, in waves). Every
 webhook is timed from the client (staggered: those sent while every caller is calling); printed
-per level: calls per second, webhook latency median / p99 / slowest, how many webhooks were answered by the
-overload fallback (``IVR_QUEUE_WAIT``) or failed, the CPU per webhook of the callers (this
+per level: calls per second, webhook latency median / p99 / slowest, how many webhooks were
+answered by the overload fallback (``IVR_QUEUE_WAIT``) or failed, the CPU per webhook of the callers (this
 process), of the server (gunicorn's master and workers, restarted ones included) and of PostgreSQL
 (its processes on this machine; 0 on SQLite, whose work is the server's), and how busy that kept
 the cores.
