@@ -123,8 +123,12 @@ class Counter:
 
 
 def product_call(client, n: int) -> None:
-    call = SimulatedCall("http://localhost", TOKEN, flask_transport(client), caller="+447700900123",
-                         call_sid=f"CA{n:032x}")
+    scripted_call("http://localhost", TOKEN, flask_transport(client), n)
+
+
+def scripted_call(base: str, token: str, transport, n: int) -> None:
+    """The scripted keypad call ``n`` (it saves a reading) to the app at ``base``."""
+    call = SimulatedCall(base, token, transport, caller="+447700900123", call_sid=f"CA{n:032x}")
     call.start()
     call.press("4")
     call.press(f"{TARGET}#")

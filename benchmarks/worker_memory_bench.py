@@ -101,16 +101,17 @@ def prepare(folder: Path, model: Path) -> str:
     return url
 
 
-def speech_call(base: str, recording_base: str) -> bool:
-    """One call whose account number is spoken: True if the recording reached recognition."""
+def speech_call(base: str, recording_base: str, transport=None, n: int = 0) -> bool:
+    """One call whose account number is spoken: True if the recording reached recognition.
+    ``n`` numbers the call and its recording (``transport``: default a connection of its own)."""
     from ivr.voice.simulator import SimulatedCall, http_transport
 
-    call = SimulatedCall(base, AUTH_TOKEN, http_transport(), caller="+442079460000")
+    call = SimulatedCall(base, AUTH_TOKEN, transport or http_transport(), caller="+442079460000",
+                         **({"call_sid": f"CA{n:032x}"} if n else {}))
     call.start()
     call.press("4")  # English: the account question is recorded for Vosk
     action = call.last.gather["action"]
-    status, body = call.post(action, {"RecordingUrl": recording_base + "RE" + "0" * 32,
-                                      "RecordingSid": "RE" + "0" * 32})
+    status, body = call.post(action, {"RecordingUrl": recording_base + f"RE{n:032x}", "RecordingSid": f"RE{n:032x}"})
     call.hang_up()
     return status == 200 and "<Response>" in body
 
