@@ -20,15 +20,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-
-import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,9 +37,10 @@ from worker_memory_bench import (  # noqa: E402
     AudioServer,
     children,
     default_model,
-    free_port,
     memory,
     speech_call,
+    start_server,
+    stop_server,
     vosk_utterances,
 )
 
@@ -62,29 +59,6 @@ def prepare(folder: Path, model: Path, accounts: int) -> str:
     (folder / "models").mkdir()
     os.symlink(model.resolve(), folder / "models" / "en")
     return url
-
-
-def serve(url: str, folder: Path) -> tuple[subprocess.Popen, str, int]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
-    env.update(IVR_DATABASE_URL=url, IVR_DATA_DIR=str(folder), IVR_MODELS_DIR=str(folder / "models"),
-               IVR_TWILIO_AUTH_TOKEN=AUTH_TOKEN, IVR_SECRET_KEY="benchmark-secret", IVR_ACCESS_LOG="no",
-               IVR_SPEECH_ENGINES='{"en": "vosk", "ru": "off", "uk": "off", "ro": "off"}')
-    log = open(folder / "gunicorn.log", "a")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
-                             "--workers", "1", "--max-requests", "0", "--bind", f"127.0.0.1:{port}"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"gunicorn did not start; see {folder / 'gunicorn.log'}")
-        try:
-            if requests.get(base + "/healthz", timeout=5).status_code == 200 and len(children(proc.pid)) == 1:
-                return proc, base, children(proc.pid)[0]
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -108,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="ivr-growth-") as tmp:
         folder = Path(tmp)
         url = prepare(folder, model, args.accounts)
-        proc, base, worker = serve(url, folder)
+        proc, base = start_server(url, folder, ROOT / "gunicorn.conf.py", 1, "--max-requests", "0",
+                                  "--access-logfile", "/dev/null", recordings=audio.base)
+        worker = children(proc.pid)[0]
         print(f"# model {model}; 1 worker (pid {worker}), {args.clients} clients, "
               f"{args.speech_share:.0%} of calls spoken; load {os.getloadavg()[0]:.1f}", flush=True)
         numbers = itertools.count(1)
@@ -155,11 +131,7 @@ def main(argv: list[str] | None = None) -> None:
             samples.append((done["webhooks"], memory(worker)))
             replaced = children(proc.pid) != [worker]
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
         if errors:
             raise SystemExit(f"stopped: {errors[0]} (see the server's log in {folder})")
         recognised = vosk_utterances(url)

@@ -117,6 +117,9 @@ def speech_call(base: str, recording_base: str, transport=None, n: int = 0) -> b
 
 
 def vosk_utterances(url: str) -> int:
+    """Spoken answers that Vosk heard: its utterances whose recording was fetched and kept and that
+    got a transcript (one not fetched, e.g. from a URL outside IVR_RECORDING_URL_PREFIXES, is also
+    an utterance of engine "vosk", without audio or words)."""
     from sqlalchemy import func, select
 
     from readings_store.db import make_engine
@@ -125,35 +128,55 @@ def vosk_utterances(url: str) -> int:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return conn.scalar(select(func.count()).select_from(Utterance).where(Utterance.engine == "vosk"))
+            return conn.scalar(select(func.count()).select_from(Utterance).where(
+                Utterance.engine == "vosk", Utterance.audio_path.is_not(None), Utterance.transcript != ""))
     finally:
         engine.dispose()
 
 
-def run_once(url: str, folder: Path, config_file: Path, workers: int, audio: AudioServer, calls: int) -> dict:
+def start_server(url: str, folder: Path, config_file: Path, workers: int, *options: str,
+                 recordings: str = "") -> tuple[subprocess.Popen, str]:
+    """gunicorn with ``config_file`` and ``workers`` (more command-line ``options``) on the database
+    ``url``, the Vosk model of ``folder/models`` as the only speech language ("en"), recordings
+    fetched from ``recordings``; (process, base URL) once it answers and every worker is up. Its
+    log goes to ``folder/gunicorn.log``."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
     env.update(IVR_DATABASE_URL=url, IVR_DATA_DIR=str(folder), IVR_MODELS_DIR=str(folder / "models"),
                IVR_TWILIO_AUTH_TOKEN=AUTH_TOKEN, IVR_SECRET_KEY="benchmark-secret",
-               IVR_RECORDING_URL_PREFIXES=audio.base,
+               IVR_RECORDING_URL_PREFIXES=recordings,
                IVR_SPEECH_ENGINES='{"en": "vosk", "ru": "off", "uk": "off", "ro": "off"}')
-    log = open(folder / "gunicorn.log", "a")
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(config_file), "--workers", str(workers),
-                             "--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(folder / "gunicorn.log", "a") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(config_file), "--workers", str(workers),
+                                 "--bind", f"127.0.0.1:{port}", *options],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_server(proc)
+            raise RuntimeError(f"gunicorn did not start; see {folder / 'gunicorn.log'}")
+        try:
+            up = requests.get(base + "/healthz", timeout=5).status_code == 200
+        except requests.RequestException:  # not listening yet, or busy loading
+            up = False
+        if up and len(children(proc.pid)) == workers:
+            return proc, base
+        time.sleep(0.2)
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start; see {folder / 'gunicorn.log'}")
-            try:
-                up = requests.get(base + "/healthz", timeout=5).status_code == 200
-            except requests.RequestException:  # not listening yet, or busy loading
-                up = False
-            if up and len(children(proc.pid)) == workers:
-                break
-            time.sleep(0.2)
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def run_once(url: str, folder: Path, config_file: Path, workers: int, audio: AudioServer, calls: int) -> dict:
+    proc, base = start_server(url, folder, config_file, workers, "--access-logfile", "/dev/null",
+                              recordings=audio.base)
+    try:
         # Every worker must have booted (and, without preloading, loaded its model): wait until
         # their memory stops growing.
         previous = None
@@ -181,12 +204,7 @@ def run_once(url: str, folder: Path, config_file: Path, workers: int, audio: Aud
         master = memory(proc.pid)
         per_worker = [memory(p) for p in children(proc.pid)]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_server(proc)
     return {"master": master, "workers": per_worker,
             "total_pss": master["pss"] + sum(w["pss"] for w in per_worker)}
 
